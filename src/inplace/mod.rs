@@ -1,0 +1,1 @@
+//! In-place update state machine.

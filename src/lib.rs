@@ -1,0 +1,8 @@
+//! gamedeploy: a GameDeployment operator with crash-safe in-place updates.
+//!
+//! - [`api`]: the custom resources (GameDeployment, HookTemplate, HookRun) and their CRDs.
+//! - [`inplace`]: the pure per-pod in-place update state machine; where a pod's state changes.
+//! - [`names`]: labels, annotations and condition types users and scripts rely on.
+pub mod api;
+pub mod inplace;
+pub mod names;
