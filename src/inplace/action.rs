@@ -1,0 +1,196 @@
+//! What the machine asks the controller to do. Actions are data: the pure core decides, the
+//! controller executes. Each [`Action::WritePod`] is exactly one API write, which is what the
+//! write budget counts.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::record::{Record, encode};
+use crate::names;
+
+/// Which endpoint a pod write goes to. `pods/status` may change the status and the metadata
+/// (labels, annotations) but not the spec; the main resource may change spec and metadata
+/// but not the status. So a condition flip and its checkpoint travel together through
+/// `pods/status`, and an image patch and its checkpoint through the main resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Endpoint {
+    Pod,
+    PodStatus,
+}
+
+/// The `InPlaceUpdateReady` condition to set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionWrite {
+    pub ready: bool,
+    pub reason: String,
+    pub message: String,
+    pub last_transition_time: Timestamp,
+}
+
+/// One write to the pod: a checkpoint plus the side effect it describes, atomically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodWrite {
+    pub endpoint: Endpoint,
+    /// The machine after this write; `None` only when the write just consumes a refused force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Record>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<ConditionWrite>,
+    /// Container name to new image (pod endpoint only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Other annotations; `None` removes the key (the consumed force request).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, Option<String>>,
+    /// The pod resourceVersion the decision was made on: a stale cache gets a 409, not a
+    /// wrong write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precondition: Option<String>,
+}
+
+impl PodWrite {
+    pub fn new(endpoint: Endpoint, precondition: Option<String>) -> Self {
+        PodWrite {
+            endpoint,
+            checkpoint: None,
+            condition: None,
+            images: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            precondition,
+        }
+    }
+
+    /// The strategic merge patch body for this write (containers merge by `name`,
+    /// conditions by `type`, as kube-apiserver does for Pods).
+    pub fn to_patch(&self) -> Value {
+        let mut metadata = Map::new();
+        if let Some(rv) = &self.precondition {
+            metadata.insert("resourceVersion".into(), json!(rv));
+        }
+        if !self.labels.is_empty() {
+            metadata.insert("labels".into(), json!(self.labels));
+        }
+        let mut annotations: Map<String, Value> = self
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_ref().map_or(Value::Null, |v| json!(v))))
+            .collect();
+        if let Some(r) = &self.checkpoint {
+            annotations.insert(names::ANNOTATION_STATE.into(), json!(encode(r)));
+        }
+        if !annotations.is_empty() {
+            metadata.insert("annotations".into(), Value::Object(annotations));
+        }
+        let mut patch = Map::new();
+        patch.insert("metadata".into(), Value::Object(metadata));
+        if !self.images.is_empty() {
+            let containers: Vec<Value> =
+                self.images.iter().map(|(name, image)| json!({"name": name, "image": image})).collect();
+            patch.insert("spec".into(), json!({ "containers": containers }));
+        }
+        if let Some(c) = &self.condition {
+            patch.insert(
+                "status".into(),
+                json!({"conditions": [{
+                    "type": names::CONDITION_INPLACE_READY,
+                    "status": if c.ready { "True" } else { "False" },
+                    "reason": c.reason,
+                    "message": c.message,
+                    "lastTransitionTime": c.last_transition_time.to_string(),
+                }]}),
+            );
+        }
+        Value::Object(patch)
+    }
+}
+
+/// Severity of an event, as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// The HookRun that gates a pod's update (preInplaceUpdateStrategy).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookRunRequest {
+    pub name: String,
+    pub template: String,
+    /// Arguments the original passes: PodName, PodNamespace, PodIP, HostIP,
+    /// PodContainer[i], ModifiedContainer[i].
+    pub args: BTreeMap<String, String>,
+}
+
+/// Something for the controller to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    /// One API write to the pod.
+    WritePod(PodWrite),
+    /// Create the HookRun; an `AlreadyExists` answer means it is already there and is fine.
+    CreateHookRun(HookRunRequest),
+    /// Record an event on the pod.
+    Event { r#type: EventType, reason: String, message: String },
+}
+
+impl Action {
+    pub fn event(r#type: EventType, reason: &str, message: impl Into<String>) -> Self {
+        Action::Event { r#type, reason: reason.to_string(), message: message.into() }
+    }
+
+    pub fn as_write(&self) -> Option<&PodWrite> {
+        match self {
+            Action::WritePod(w) => Some(w),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inplace::state::State;
+
+    #[test]
+    fn status_patch_carries_condition_and_checkpoint() {
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut r = Record::start("gd-2", t);
+        r.state = State::Unready;
+        let mut w = PodWrite::new(Endpoint::PodStatus, Some("7".into()));
+        w.checkpoint = Some(r.clone());
+        w.condition = Some(ConditionWrite {
+            ready: false,
+            reason: "StartInPlaceUpdate".into(),
+            message: "m".into(),
+            last_transition_time: t,
+        });
+        w.annotations.insert(names::ANNOTATION_FORCE.into(), None);
+        let p = w.to_patch();
+        assert_eq!(p["metadata"]["resourceVersion"], "7");
+        assert_eq!(p["metadata"]["annotations"][names::ANNOTATION_FORCE], Value::Null);
+        assert_eq!(p["metadata"]["annotations"][names::ANNOTATION_STATE], json!(encode(&r)));
+        assert_eq!(p["status"]["conditions"][0]["type"], "InPlaceUpdateReady");
+        assert_eq!(p["status"]["conditions"][0]["status"], "False");
+        assert!(p.get("spec").is_none());
+    }
+
+    #[test]
+    fn pod_patch_merges_containers_by_name() {
+        let mut w = PodWrite::new(Endpoint::Pod, None);
+        w.images.insert("python".into(), "python:latest".into());
+        w.labels.insert(names::LABEL_REVISION.into(), "gd-2".into());
+        let p = w.to_patch();
+        assert_eq!(p["spec"]["containers"], json!([{"name": "python", "image": "python:latest"}]));
+        assert_eq!(p["metadata"]["labels"][names::LABEL_REVISION], "gd-2");
+        assert!(p["metadata"].get("resourceVersion").is_none());
+    }
+}

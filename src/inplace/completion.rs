@@ -1,0 +1,175 @@
+//! Has kubelet finished replacing the changed containers? Decided from what kubelet reports,
+//! per container, against the snapshot taken when the images were patched.
+//!
+//! The anchors (the Go original and OpenKruise) wait for the `imageID` to change, so a new tag
+//! that resolves to the same digest never completes. Here the evidence is a *new container
+//! instance*: a different `containerID` (kubelet restarts a container whenever its spec image
+//! string changes, same digest or not), running, ready, and started no earlier than the patch.
+
+use jiff::Timestamp;
+
+use super::observe::ContainerView;
+use super::record::ContainerSnapshot;
+
+/// Waiting reasons that mean the image will not arrive without a change: `ErrImagePull` alone
+/// is retried by kubelet and is not final, `ImagePullBackOff` is the retry failing again.
+const PULL_FAILURES: &[&str] = &["ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"];
+
+/// Where one changed container stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Kubelet has not touched it yet.
+    Untouched,
+    /// Being replaced, or the new instance is not ready yet.
+    Restarting,
+    /// A new instance runs and is ready.
+    Done,
+    /// It will not get there on its own.
+    Failed { trigger: Failure, detail: String },
+}
+
+/// Why a container failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    ImagePull,
+    CrashLoop,
+}
+
+/// Progress of one changed container.
+pub fn progress(
+    before: &ContainerSnapshot,
+    now: Option<&ContainerView>,
+    patched_at: Option<Timestamp>,
+) -> Progress {
+    let Some(now) = now else {
+        // Kubelet drops and re-adds a status while it recreates a container.
+        return Progress::Restarting;
+    };
+    if let Some(reason) = now.waiting_reason.as_deref() {
+        if PULL_FAILURES.contains(&reason) {
+            return Progress::Failed {
+                trigger: Failure::ImagePull,
+                detail: format!("image {} cannot be pulled: {reason}", now.image),
+            };
+        }
+        if reason == "CrashLoopBackOff" && now.restart_count > before.restart_count {
+            return Progress::Failed {
+                trigger: Failure::CrashLoop,
+                detail: format!(
+                    "container crash-loops on the new image (restartCount {})",
+                    now.restart_count
+                ),
+            };
+        }
+    }
+    let new_instance = match (&before.container_id, &before.image_id) {
+        (Some(old), _) => now.container_id.as_ref().is_some_and(|id| id != old),
+        // Records migrated from the Go operator carry only the old digest.
+        (None, Some(old_digest)) => now.image_id.as_ref().is_some_and(|d| d != old_digest),
+        // The container had no status when patched: any running instance is new.
+        (None, None) => now.container_id.is_some(),
+    };
+    let started_after_patch = match (now.started_at, patched_at) {
+        (Some(started), Some(patched)) => started >= patched,
+        _ => true,
+    };
+    if new_instance && now.running && now.ready && started_after_patch {
+        Progress::Done
+    } else if !new_instance && now.running && now.waiting_reason.is_none() {
+        Progress::Untouched
+    } else {
+        Progress::Restarting
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(id: &str) -> ContainerSnapshot {
+        ContainerSnapshot {
+            container_id: Some(id.into()),
+            image_id: Some("sha256:old".into()),
+            restart_count: 0,
+        }
+    }
+
+    fn running(id: &str, image_id: &str, ready: bool) -> ContainerView {
+        ContainerView {
+            image: "python:latest".into(),
+            image_id: Some(image_id.into()),
+            container_id: Some(id.into()),
+            restart_count: 1,
+            ready,
+            running: true,
+            started_at: Some("2026-01-01T00:01:00Z".parse().unwrap()),
+            waiting_reason: None,
+        }
+    }
+
+    fn t(s: &str) -> Option<Timestamp> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn same_container_is_untouched() {
+        let c = running("c1", "sha256:old", true);
+        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:00:30Z")), Progress::Untouched);
+    }
+
+    #[test]
+    fn new_ready_instance_is_done_even_with_the_same_digest() {
+        let c = running("c2", "sha256:old", true);
+        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:00:30Z")), Progress::Done);
+    }
+
+    #[test]
+    fn new_instance_not_ready_is_restarting() {
+        let c = running("c2", "sha256:new", false);
+        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:00:30Z")), Progress::Restarting);
+    }
+
+    #[test]
+    fn instance_started_before_the_patch_does_not_count() {
+        let c = running("c2", "sha256:new", true);
+        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:02:00Z")), Progress::Restarting);
+    }
+
+    #[test]
+    fn missing_status_is_restarting() {
+        assert_eq!(progress(&snap("c1"), None, None), Progress::Restarting);
+    }
+
+    #[test]
+    fn pull_backoff_fails_but_first_pull_error_does_not() {
+        let mut c = running("", "", false);
+        c.running = false;
+        c.container_id = None;
+        c.waiting_reason = Some("ErrImagePull".into());
+        assert_eq!(progress(&snap("c1"), Some(&c), None), Progress::Restarting);
+        c.waiting_reason = Some("ImagePullBackOff".into());
+        assert!(matches!(
+            progress(&snap("c1"), Some(&c), None),
+            Progress::Failed { trigger: Failure::ImagePull, .. }
+        ));
+    }
+
+    #[test]
+    fn crash_loop_after_the_patch_fails() {
+        let mut c = running("c2", "sha256:new", false);
+        c.running = false;
+        c.waiting_reason = Some("CrashLoopBackOff".into());
+        c.restart_count = 3;
+        assert!(matches!(
+            progress(&snap("c1"), Some(&c), None),
+            Progress::Failed { trigger: Failure::CrashLoop, .. }
+        ));
+    }
+
+    #[test]
+    fn legacy_snapshot_uses_the_digest() {
+        let before = ContainerSnapshot { container_id: None, image_id: Some("sha256:old".into()), restart_count: 0 };
+        assert_eq!(progress(&before, Some(&running("c1", "sha256:old", true)), None), Progress::Untouched);
+        assert_eq!(progress(&before, Some(&running("c1", "sha256:new", true)), None), Progress::Done);
+    }
+}

@@ -1,0 +1,801 @@
+//! **Where a pod's in-place update state changes.** [`advance`] is a pure function from what
+//! the operator observes (pod, target revision, strategy, hook result, clock) to the next
+//! state and the actions that get it there. It keeps no memory between calls: everything it
+//! needs is in the pod (the state annotation and what kubelet reports), which is what makes
+//! an operator restart resume exactly where the last one stopped.
+//!
+//! One call takes as many transitions as it can without new information and stops at the
+//! first write, because the next decision needs to see that write come back through the
+//! watch. That is also why a checkpoint always travels in the same write as its side effect.
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::action::{Action, ConditionWrite, Endpoint, EventType, HookRunRequest, PodWrite};
+use super::completion::{Failure, Progress, progress};
+use super::observe::PodView;
+use super::record::{ContainerSnapshot, Decoded, Record, decode};
+use super::state::{State, Trigger};
+use super::table::{Node, WriteKind, table};
+use crate::names;
+
+/// What the GameDeployment wants this pod to become.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// The revision (ControllerRevision name) written to the pod's revision label.
+    pub revision: String,
+    /// Image per container name, for every container of the template.
+    pub images: BTreeMap<String, String>,
+    /// Template labels to set on the pod with the image patch.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Template annotations to set on the pod with the image patch.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The parts of `updateStrategy` the machine obeys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Policy {
+    #[serde(default)]
+    pub grace_period_seconds: i64,
+    /// Per-pod deadline from selection; `None` means no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_seconds: Option<i64>,
+    /// preInplaceUpdateStrategy hook template, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_template: Option<String>,
+}
+
+/// Phase of the pod's HookRun, as observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
+pub enum HookPhase {
+    Pending,
+    Running,
+    Successful,
+    Failed,
+    Error,
+    Inconclusive,
+}
+
+/// Everything one decision looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub pod: &'a PodView,
+    pub target: &'a Target,
+    pub policy: &'a Policy,
+    /// Phase of the HookRun named in the pod's record, `None` if it is not in the cache.
+    pub hook: Option<HookPhase>,
+    /// The scheduler allows a new update to start on this pod now (budget and partition).
+    /// Machines already running advance regardless.
+    pub selected: bool,
+    pub now: Timestamp,
+}
+
+/// One edge taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: Node,
+    pub to: State,
+    pub trigger: Trigger,
+}
+
+/// The result of one decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub transitions: Vec<Transition>,
+    /// Current state after the transitions (`None`: no machine on this pod).
+    pub state: Option<State>,
+    pub actions: Vec<Action>,
+    /// When to look again even if nothing changes (grace end, deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<Timestamp>,
+}
+
+impl Outcome {
+    /// Writes this decision costs.
+    pub fn writes(&self) -> impl Iterator<Item = &PodWrite> {
+        self.actions.iter().filter_map(Action::as_write)
+    }
+
+    /// Whether the pod is unavailable because of this machine (for maxUnavailable).
+    pub fn holds_pod_unavailable(&self) -> bool {
+        matches!(
+            self.state,
+            Some(
+                State::Unready
+                    | State::GracefulWait
+                    | State::ImagePatched
+                    | State::Restarting
+                    | State::Failed
+            )
+        )
+    }
+}
+
+/// Guards against a defect looping forever; real chains are at most a handful of edges.
+const MAX_TRANSITIONS: usize = 16;
+
+/// Decides the next step of one pod's in-place update.
+pub fn advance(input: &Input) -> Outcome {
+    let mut run = Run::new(input);
+    if input.pod.deleting {
+        return run.finish();
+    }
+    run.load();
+    if run.state != Some(State::Unknown) {
+        run.derive();
+        run.force();
+        while !run.stopped && run.transitions.len() < MAX_TRANSITIONS && run.decide() {
+            run.derive();
+        }
+    }
+    run.finish()
+}
+
+struct Run<'a> {
+    input: &'a Input<'a>,
+    state: Option<State>,
+    record: Option<Record>,
+    transitions: Vec<Transition>,
+    actions: Vec<Action>,
+    /// A write went out: stop until it is observed.
+    stopped: bool,
+    /// A force request is present and must be removed by this run's write.
+    consume_force: bool,
+}
+
+impl<'a> Run<'a> {
+    fn new(input: &'a Input<'a>) -> Self {
+        Run {
+            input,
+            state: None,
+            record: None,
+            transitions: Vec::new(),
+            actions: Vec::new(),
+            stopped: false,
+            consume_force: false,
+        }
+    }
+
+    fn pod(&self) -> &'a PodView {
+        self.input.pod
+    }
+
+    fn now(&self) -> Timestamp {
+        self.input.now
+    }
+
+    fn target(&self) -> &'a Target {
+        self.input.target
+    }
+
+    fn at_target_revision(&self) -> bool {
+        self.pod().revision.as_deref() == Some(self.target().revision.as_str())
+    }
+
+    fn event(&mut self, r#type: EventType, reason: &str, message: String) {
+        self.actions.push(Action::event(r#type, reason, message));
+    }
+
+    // ----- reading ----------------------------------------------------------------------
+
+    fn load(&mut self) {
+        match decode(&self.pod().annotations) {
+            Decoded::Missing => {}
+            Decoded::Valid(r) => {
+                self.state = Some(r.state);
+                self.record = Some(r);
+            }
+            Decoded::Unsupported { version } => {
+                self.state = Some(State::Unknown);
+                self.event(
+                    EventType::Warning,
+                    "UnsupportedInPlaceUpdateState",
+                    format!(
+                        "{} has version {version}, newer than this operator understands ({}); \
+                         the pod is left alone: upgrade the operator, or delete the annotation \
+                         to start over",
+                        names::ANNOTATION_STATE,
+                        super::record::RECORD_VERSION
+                    ),
+                );
+            }
+            Decoded::Corrupt { error } => {
+                self.state = Some(State::Unknown);
+                self.corrupt(&error);
+            }
+        }
+    }
+
+    /// An unreadable record on a pod that is being updated (or held unready) becomes an
+    /// explicit failure a user can retry; on a pod at rest it is only reported.
+    fn corrupt(&mut self, error: &str) {
+        let message = format!(
+            "annotation {} is unreadable ({error}); force Pending with annotation {} to retry the update",
+            names::ANNOTATION_STATE,
+            names::ANNOTATION_FORCE
+        );
+        self.event(EventType::Warning, "InvalidInPlaceUpdateState", message.clone());
+        let needs_attention =
+            self.pod().is_marked_unready() || (self.input.selected && !self.at_target_revision());
+        if !needs_attention {
+            return;
+        }
+        let mut r = Record::start(&self.target().revision, self.now());
+        r.unready_since = self.pod().is_marked_unready().then(|| self.now());
+        self.record = Some(r);
+        self.fail(Trigger::CorruptState, "CorruptState", message);
+    }
+
+    /// Transitions that only record what the watch shows; they never write.
+    fn derive(&mut self) {
+        loop {
+            let next = match self.state {
+                Some(State::Unready) if self.pod().is_marked_unready() => {
+                    Some((State::GracefulWait, Trigger::UnreadyObserved))
+                }
+                Some(State::ImagePatched)
+                    if self.record.as_ref().is_some_and(|r| {
+                        r.revision == self.target().revision
+                            && matches!(self.container_progress(r), Overall::Restarting)
+                    }) =>
+                {
+                    Some((State::Restarting, Trigger::RestartObserved))
+                }
+                _ => None,
+            };
+            match next {
+                Some((to, trigger)) => self.go(to, trigger),
+                None => return,
+            }
+        }
+    }
+
+    // ----- forcing ----------------------------------------------------------------------
+
+    fn force(&mut self) {
+        let Some(raw) = self.pod().annotations.get(names::ANNOTATION_FORCE) else {
+            return;
+        };
+        self.consume_force = true;
+        let Ok(table) = table() else { return };
+        let requested = raw.trim().parse::<State>();
+        let refusal = match (self.state, requested) {
+            (_, Err(_)) => format!(
+                "{}={raw:?} is not a state; states are {}",
+                names::ANNOTATION_FORCE,
+                <State as strum::IntoEnumIterator>::iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            (None, Ok(to)) => format!("cannot force {to}: no in-place update has run on this pod"),
+            (Some(from), Ok(to)) if table.forcible(from, to) => {
+                self.forced(from, to);
+                return;
+            }
+            (Some(from), Ok(to)) => {
+                let allowed: Vec<String> = table.forcible_from(from).iter().map(|s| s.to_string()).collect();
+                format!(
+                    "cannot force {from} -> {to}: not a forcible transition; from {from} you may force {}",
+                    if allowed.is_empty() { "nothing".to_string() } else { allowed.join(", ") }
+                )
+            }
+        };
+        self.event(EventType::Warning, "InPlaceUpdateForceRefused", refusal);
+    }
+
+    fn forced(&mut self, from: State, to: State) {
+        self.event(
+            EventType::Normal,
+            "InPlaceUpdateForced",
+            format!("{from} -> {to} forced by annotation {}", names::ANNOTATION_FORCE),
+        );
+        match to {
+            State::Pending => {
+                let old = self.record.take();
+                let mut r = Record::start(&self.target().revision, self.now());
+                if let Some(old) = old {
+                    r.attempt = old.attempt + 1;
+                    if old.revision == r.revision {
+                        // A retry keeps what was learnt before the first patch, so completion
+                        // is still judged against the containers that existed before it.
+                        r.containers = old.containers;
+                        r.patched_at = old.patched_at;
+                    }
+                    if self.pod().is_marked_unready() {
+                        r.unready_since = old.unready_since;
+                    }
+                }
+                self.record = Some(r);
+                self.go(State::Pending, Trigger::Forced);
+            }
+            State::Unready => self.make_unready(Trigger::Forced, false),
+            State::ImagePatched => self.patch_images(Trigger::Forced),
+            State::Ready => self.complete(Trigger::Forced, "forced by annotation".into()),
+            State::Abandoned => self.restore_readiness(State::Abandoned, Trigger::Forced, "Abandoned"),
+            // The table lists no other forcible targets; `go` would report a defect.
+            other => self.go(other, Trigger::Forced),
+        }
+    }
+
+    // ----- deciding ---------------------------------------------------------------------
+
+    /// Takes at most one transition; returns whether to keep going.
+    fn decide(&mut self) -> bool {
+        let Some(state) = self.state else {
+            return self.maybe_start();
+        };
+        match state {
+            State::Ready | State::Abandoned => self.maybe_start(),
+            State::Unknown => false,
+            State::Pending => {
+                self.start_update();
+                !self.stopped
+            }
+            _ => self.in_flight(state),
+        }
+    }
+
+    fn maybe_start(&mut self) -> bool {
+        if !self.input.selected || self.at_target_revision() {
+            return false;
+        }
+        if let Some(r) = &self.record
+            && r.state == State::Abandoned
+            && r.revision == self.target().revision
+        {
+            return false;
+        }
+        self.record = Some(Record::start(&self.target().revision, self.now()));
+        self.go(State::Pending, Trigger::Selected);
+        true
+    }
+
+    fn changed_containers(&self) -> BTreeMap<String, String> {
+        let spec = &self.pod().spec_images;
+        self.target()
+            .images
+            .iter()
+            .filter(|(name, image)| spec.get(*name) != Some(*image))
+            .map(|(n, i)| (n.clone(), i.clone()))
+            .collect()
+    }
+
+    fn start_update(&mut self) {
+        let retry_has_snapshot = self.record.as_ref().is_some_and(|r| !r.containers.is_empty());
+        if self.changed_containers().is_empty() && !retry_has_snapshot {
+            self.metadata_only();
+        } else if let Some(template) = self.input.policy.hook_template.clone() {
+            self.start_hook(&template);
+        } else {
+            self.make_unready(Trigger::NoHook, true);
+        }
+    }
+
+    fn in_flight(&mut self, state: State) -> bool {
+        let Some(record) = self.record.clone() else {
+            return false;
+        };
+        if record.revision != self.target().revision {
+            return self.retarget(state);
+        }
+        if let Some(deadline) = self.deadline(&record)
+            && self.now() >= deadline
+            && state != State::Failed
+        {
+            let waited = self.now().duration_since(record.started_at).as_secs();
+            self.fail(
+                Trigger::DeadlineExceeded,
+                "DeadlineExceeded",
+                format!("in-place update to {} not complete after {waited}s in {state}", record.revision),
+            );
+            return false;
+        }
+        match state {
+            State::HookCheck => self.hook_check(&record),
+            State::Unready => {
+                // The record is visible but the condition is not False: someone restored it.
+                self.make_unready(Trigger::ReadinessRestored, false);
+                false
+            }
+            State::GracefulWait => {
+                if !self.pod().is_marked_unready() {
+                    self.make_unready(Trigger::ReadinessRestored, false);
+                } else if self.grace_end(&record).is_none_or(|end| self.now() >= end) {
+                    self.patch_images(Trigger::GraceElapsed);
+                }
+                false
+            }
+            State::ImagePatched | State::Restarting => {
+                match self.container_progress(&record) {
+                    Overall::Failed(trigger, detail) => {
+                        let reason = if trigger == Trigger::CrashLoop { "CrashLoop" } else { "ImagePullFailed" };
+                        self.fail(trigger, reason, detail);
+                    }
+                    Overall::Done => self.complete(Trigger::Completed, "every changed container restarted".into()),
+                    Overall::Restarting | Overall::Untouched => {}
+                }
+                false
+            }
+            State::Failed => {
+                if record.patched_at.is_some() && matches!(self.container_progress(&record), Overall::Done) {
+                    self.complete(Trigger::Completed, "containers recovered".into());
+                }
+                false
+            }
+            State::Pending | State::Ready | State::Abandoned | State::Unknown => false,
+        }
+    }
+
+    /// The target is no longer the record's revision.
+    fn retarget(&mut self, state: State) -> bool {
+        if self.at_target_revision() {
+            // Back to the pod's own revision before any image was written: nothing to undo
+            // but readiness.
+            self.restore_readiness(State::Ready, Trigger::RolledBack, "RolledBack");
+            return false;
+        }
+        let unready = self.pod().is_marked_unready();
+        let old = self.record.take();
+        let mut r = Record::start(&self.target().revision, self.now());
+        if unready && state != State::HookCheck {
+            // The pod stays out of endpoints; the grace keeps counting from when it left.
+            r.state = State::Unready;
+            r.unready_since = old.and_then(|o| o.unready_since).or(Some(self.now()));
+            self.record = Some(r);
+            self.go(State::GracefulWait, Trigger::Retargeted);
+        } else {
+            self.record = Some(r);
+            self.go(State::Pending, Trigger::Retargeted);
+        }
+        true
+    }
+
+    fn hook_check(&mut self, record: &Record) -> bool {
+        match self.input.hook {
+            Some(HookPhase::Successful) => {
+                self.make_unready(Trigger::HookSucceeded, false);
+            }
+            Some(phase @ (HookPhase::Failed | HookPhase::Error | HookPhase::Inconclusive)) => {
+                let reason = format!("Hook{phase}");
+                if record.reason.as_deref() != Some(reason.as_str()) {
+                    let message = format!(
+                        "preInplaceUpdate HookRun {} is {phase}; the pod waits here. Force Pending \
+                         to run the hook again, Unready to bypass it, or Abandoned to give up",
+                        record.hook_run.as_deref().unwrap_or("?")
+                    );
+                    let mut r = record.clone();
+                    r.reason = Some(reason);
+                    r.message = Some(message.clone());
+                    self.record = Some(r);
+                    self.event(EventType::Warning, "FailedPreInplaceHook", message);
+                    self.go(State::HookCheck, Trigger::HookFailed);
+                    self.write_checkpoint(Endpoint::Pod, None);
+                }
+            }
+            Some(HookPhase::Pending | HookPhase::Running) => {}
+            None => {
+                // Not in the cache: created by a run that crashed, or lost. Creation is
+                // idempotent (AlreadyExists is success), so ask again.
+                if let Some(req) = self.hook_request(record) {
+                    self.actions.push(Action::CreateHookRun(req));
+                }
+            }
+        }
+        false
+    }
+
+    // ----- moves with writes --------------------------------------------------------------
+
+    fn metadata_only(&mut self) {
+        let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
+        w.labels = self.revision_labels();
+        w.annotations = self.target().annotations.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        if let Some(r) = self.record.as_mut() {
+            r.patched_at = Some(self.input.now);
+        }
+        self.go(State::Ready, Trigger::MetadataOnly);
+        self.emit(w);
+        self.event(
+            EventType::Normal,
+            "SuccessfulUpdatePodInPlace",
+            format!("revision {}: only metadata changed, no container restarted", self.target().revision),
+        );
+    }
+
+    fn start_hook(&mut self, template: &str) {
+        let Some(mut r) = self.record.clone() else { return };
+        let mut name = format!("preinplace-{}-{}-{}", r.revision, self.pod().instance_id(), template);
+        if r.attempt > 0 {
+            name.push_str(&format!(".{}", r.attempt));
+        }
+        r.hook_run = Some(name);
+        self.record = Some(r.clone());
+        self.go(State::HookCheck, Trigger::HookConfigured);
+        self.write_checkpoint(Endpoint::Pod, None);
+        if let Some(req) = self.hook_request(&r) {
+            self.actions.push(Action::CreateHookRun(req));
+        }
+    }
+
+    fn hook_request(&self, r: &Record) -> Option<HookRunRequest> {
+        let template = self.input.policy.hook_template.clone()?;
+        let pod = self.pod();
+        let mut args = BTreeMap::new();
+        args.insert("PodName".to_string(), pod.name.clone());
+        args.insert("PodNamespace".to_string(), pod.namespace.clone());
+        args.insert("PodIP".to_string(), pod.pod_ip.clone().unwrap_or_default());
+        args.insert("HostIP".to_string(), pod.host_ip.clone().unwrap_or_default());
+        for (i, name) in pod.spec_images.keys().enumerate() {
+            args.insert(format!("PodContainer[{i}]"), name.clone());
+        }
+        for (i, name) in self.changed_containers().keys().enumerate() {
+            args.insert(format!("ModifiedContainer[{i}]"), name.clone());
+        }
+        Some(HookRunRequest { name: r.hook_run.clone()?, template, args })
+    }
+
+    /// Writes `InPlaceUpdateReady=False` with the checkpoint. `keep_since` carries the
+    /// original unready time when the pod has been continuously unready.
+    fn make_unready(&mut self, trigger: Trigger, keep_since: bool) {
+        let now = self.now();
+        let marked = self.pod().is_marked_unready();
+        let Some(r) = self.record.as_mut() else { return };
+        let since = match r.unready_since {
+            Some(t) if marked && (keep_since || trigger == Trigger::Forced) => t,
+            _ => now,
+        };
+        r.unready_since = Some(since);
+        r.reason = None;
+        r.message = None;
+        let grace = self.input.policy.grace_period_seconds;
+        let message = format!(
+            "in-place update to revision {}: out of Service endpoints for {grace}s before containers restart",
+            self.target().revision
+        );
+        self.go(State::Unready, trigger);
+        self.write_checkpoint(
+            Endpoint::PodStatus,
+            Some(ConditionWrite {
+                ready: false,
+                reason: "StartInPlaceUpdate".into(),
+                message,
+                last_transition_time: since,
+            }),
+        );
+    }
+
+    fn patch_images(&mut self, trigger: Trigger) {
+        let changed = self.changed_containers();
+        let now = self.now();
+        let pod = self.pod();
+        let waited = self
+            .record
+            .as_ref()
+            .and_then(|r| r.unready_since)
+            .map(|t| now.duration_since(t).as_secs())
+            .unwrap_or(0);
+        let Some(r) = self.record.as_mut() else { return };
+        let mut snapshot: BTreeMap<String, ContainerSnapshot> = BTreeMap::new();
+        for name in changed.keys() {
+            let before = pod.containers.get(name).map(|c| ContainerSnapshot {
+                container_id: c.container_id.clone(),
+                image_id: c.image_id.clone(),
+                restart_count: c.restart_count,
+            });
+            snapshot.insert(name.clone(), before.unwrap_or_default());
+        }
+        // A retry of the same revision keeps the snapshot of containers patched earlier.
+        for (name, old) in std::mem::take(&mut r.containers) {
+            snapshot.entry(name.clone()).or_insert(old);
+            if let Some(img) = self.input.target.images.get(&name) {
+                r.images.entry(name).or_insert_with(|| img.clone());
+            }
+        }
+        r.images.extend(changed.clone());
+        r.containers = snapshot;
+        r.patched_at = Some(now);
+        let summary: Vec<String> = changed.iter().map(|(n, i)| format!("{n}={i}")).collect();
+        let mut w = PodWrite::new(Endpoint::Pod, pod.resource_version.clone());
+        w.images = changed;
+        w.labels = self.revision_labels();
+        w.annotations = self.target().annotations.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        self.go(State::ImagePatched, trigger);
+        self.emit(w);
+        self.event(
+            EventType::Normal,
+            "SuccessfulUpdatePodInPlace",
+            format!(
+                "revision {}: set {} after {waited}s out of endpoints",
+                self.target().revision,
+                if summary.is_empty() { "no image".to_string() } else { summary.join(", ") }
+            ),
+        );
+    }
+
+    fn complete(&mut self, trigger: Trigger, why: String) {
+        let revision = self.record.as_ref().map(|r| r.revision.clone()).unwrap_or_default();
+        self.restore_readiness(State::Ready, trigger, "InPlaceUpdateReady");
+        self.event(
+            EventType::Normal,
+            "InPlaceUpdateReady",
+            format!("pod runs revision {revision} and is back in Service endpoints ({why})"),
+        );
+    }
+
+    /// Ends the machine with `InPlaceUpdateReady=True`.
+    fn restore_readiness(&mut self, to: State, trigger: Trigger, reason: &str) {
+        let now = self.now();
+        let revision = self.pod().revision.clone().unwrap_or_default();
+        if let Some(r) = self.record.as_mut() {
+            if trigger == Trigger::RolledBack {
+                r.revision = revision;
+            }
+            r.reason = (to != State::Ready || trigger == Trigger::RolledBack).then(|| reason.to_string());
+            r.message = None;
+        }
+        self.go(to, trigger);
+        self.write_checkpoint(
+            Endpoint::PodStatus,
+            Some(ConditionWrite {
+                ready: true,
+                reason: reason.to_string(),
+                message: format!("in-place update {to}"),
+                last_transition_time: now,
+            }),
+        );
+    }
+
+    fn fail(&mut self, trigger: Trigger, reason: &str, message: String) {
+        if let Some(r) = self.record.as_mut() {
+            r.reason = Some(reason.to_string());
+            r.message = Some(message.clone());
+        }
+        self.event(EventType::Warning, "FailedUpdatePodInPlace", message);
+        self.go(State::Failed, trigger);
+        self.write_checkpoint(Endpoint::Pod, None);
+    }
+
+    // ----- helpers ------------------------------------------------------------------------
+
+    fn revision_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.target().labels.clone();
+        labels.insert(names::LABEL_REVISION.to_string(), self.target().revision.clone());
+        labels
+    }
+
+    fn grace_end(&self, r: &Record) -> Option<Timestamp> {
+        let grace = SignedDuration::from_secs(self.input.policy.grace_period_seconds.max(0));
+        r.unready_since.and_then(|t| t.checked_add(grace).ok())
+    }
+
+    fn deadline(&self, r: &Record) -> Option<Timestamp> {
+        let secs = self.input.policy.deadline_seconds?;
+        r.started_at.checked_add(SignedDuration::from_secs(secs.max(0))).ok()
+    }
+
+    fn container_progress(&self, r: &Record) -> Overall {
+        let mut overall = Overall::Done;
+        let mut any_touched = false;
+        for (name, before) in &r.containers {
+            match progress(before, self.pod().containers.get(name), r.patched_at) {
+                Progress::Failed { trigger, detail } => {
+                    let t = match trigger {
+                        Failure::ImagePull => Trigger::ImagePullFailed,
+                        Failure::CrashLoop => Trigger::CrashLoop,
+                    };
+                    return Overall::Failed(t, format!("container {name}: {detail}"));
+                }
+                Progress::Done => any_touched = true,
+                Progress::Restarting => {
+                    any_touched = true;
+                    overall = Overall::Restarting;
+                }
+                Progress::Untouched => {
+                    if overall == Overall::Done {
+                        overall = Overall::Untouched;
+                    }
+                }
+            }
+        }
+        if overall == Overall::Untouched && any_touched {
+            Overall::Restarting
+        } else {
+            overall
+        }
+    }
+
+    /// Records a transition, refusing (loudly, without panicking) one the table lacks.
+    fn go(&mut self, to: State, trigger: Trigger) {
+        let from = self.state.map_or(Node::Start, Node::State);
+        let listed = table().ok().and_then(|t| t.edge(from, to, trigger)).is_some();
+        if !listed {
+            tracing::error!(?from, %to, %trigger, "transition missing from states/transitions.yaml");
+            self.event(
+                EventType::Warning,
+                "UntabledTransition",
+                format!("operator defect: {from:?} -> {to} on {trigger} is not in the transition table; not taken"),
+            );
+            self.stopped = true;
+            return;
+        }
+        self.transitions.push(Transition { from, to, trigger });
+        self.state = Some(to);
+        if let Some(r) = self.record.as_mut()
+            && to.is_persisted()
+        {
+            r.state = to;
+        }
+    }
+
+    fn write_checkpoint(&mut self, endpoint: Endpoint, condition: Option<ConditionWrite>) {
+        let mut w = PodWrite::new(endpoint, self.pod().resource_version.clone());
+        w.condition = condition;
+        self.emit(w);
+    }
+
+    /// Emits a write carrying the current checkpoint; a write ends the run.
+    fn emit(&mut self, mut w: PodWrite) {
+        if self.stopped {
+            return;
+        }
+        w.checkpoint = self.record.clone();
+        if std::mem::take(&mut self.consume_force) {
+            w.annotations.insert(names::ANNOTATION_FORCE.to_string(), None);
+        }
+        self.actions.push(Action::WritePod(w));
+        self.stopped = true;
+    }
+
+    fn finish(mut self) -> Outcome {
+        if self.consume_force {
+            // The request was refused, or changed nothing: remove it so it is not re-read.
+            let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
+            w.annotations.insert(names::ANNOTATION_FORCE.to_string(), None);
+            self.actions.push(Action::WritePod(w));
+        }
+        let wake_at = self.wake_at();
+        debug_assert!(self.check_writes_match_table());
+        Outcome { transitions: self.transitions, state: self.state, actions: self.actions, wake_at }
+    }
+
+    fn wake_at(&self) -> Option<Timestamp> {
+        let r = self.record.as_ref()?;
+        let state = self.state?;
+        let mut times = Vec::new();
+        if state == State::GracefulWait {
+            times.extend(self.grace_end(r));
+        }
+        if !state.is_terminal() && state != State::Unknown {
+            times.extend(self.deadline(r));
+        }
+        times.into_iter().filter(|t| *t > self.now()).min()
+    }
+
+    /// The last transition's write matches the table's write kind.
+    fn check_writes_match_table(&self) -> bool {
+        let Some(last) = self.transitions.last() else { return true };
+        let Ok(t) = table() else { return true };
+        let Some(edge) = t.edge(last.from, last.to, last.trigger) else { return true };
+        let written = self.actions.iter().filter_map(Action::as_write).find(|w| w.checkpoint.is_some());
+        match (edge.write, written) {
+            (WriteKind::None, None) => true,
+            (WriteKind::Pod, Some(w)) => w.endpoint == Endpoint::Pod,
+            (WriteKind::Status, Some(w)) => w.endpoint == Endpoint::PodStatus,
+            _ => false,
+        }
+    }
+}
+
+/// Progress of all changed containers together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Overall {
+    Untouched,
+    Restarting,
+    Done,
+    Failed(Trigger, String),
+}

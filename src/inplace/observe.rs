@@ -1,0 +1,205 @@
+//! What the machine looks at: a small, owned view of a Pod, taken from the watch cache. Keeping
+//! it separate from `k8s_openapi::Pod` lets fixtures describe pods in a few lines and keeps the
+//! machine independent of API plumbing.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
+
+use crate::names;
+
+/// One container's status, as kubelet reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerView {
+    #[serde(default)]
+    pub image: String,
+    #[serde(default, rename = "imageID", skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, rename = "containerID", skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(default)]
+    pub restart_count: i32,
+    #[serde(default)]
+    pub ready: bool,
+    /// `state.running` is set.
+    #[serde(default)]
+    pub running: bool,
+    /// `state.running.startedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Timestamp>,
+    /// `state.waiting.reason`, e.g. `ImagePullBackOff`, `CrashLoopBackOff`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
+}
+
+/// The parts of a pod the machine decides on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodView {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_version: Option<String>,
+    /// Label `controller-revision-hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.containers[*].image` by container name.
+    #[serde(default)]
+    pub spec_images: BTreeMap<String, String>,
+    /// `status.containerStatuses` by container name.
+    #[serde(default)]
+    pub containers: BTreeMap<String, ContainerView>,
+    /// Status of the pod condition `InPlaceUpdateReady`; `None` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_place_ready: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// `metadata.deletionTimestamp` is set: the machine never writes to a dying pod.
+    #[serde(default)]
+    pub deleting: bool,
+}
+
+impl PodView {
+    /// Extracts the view from a pod as stored by the API server.
+    pub fn from_pod(pod: &Pod) -> Self {
+        let meta = &pod.metadata;
+        let labels: BTreeMap<String, String> = meta.labels.clone().unwrap_or_default();
+        let status = pod.status.as_ref();
+        let containers = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .map(|cs| {
+                cs.iter()
+                    .map(|c| {
+                        let running = c.state.as_ref().and_then(|s| s.running.as_ref());
+                        let waiting = c.state.as_ref().and_then(|s| s.waiting.as_ref());
+                        let view = ContainerView {
+                            image: c.image.clone(),
+                            image_id: non_empty(&c.image_id),
+                            container_id: c.container_id.as_ref().filter(|s| !s.is_empty()).cloned(),
+                            restart_count: c.restart_count,
+                            ready: c.ready,
+                            running: running.is_some(),
+                            started_at: running.and_then(|r| r.started_at.as_ref()).map(|t| t.0),
+                            waiting_reason: waiting.and_then(|w| w.reason.clone()),
+                        };
+                        (c.name.clone(), view)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let in_place_ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == names::CONDITION_INPLACE_READY))
+            .map(|c| c.status == "True");
+        PodView {
+            name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            resource_version: meta.resource_version.clone(),
+            revision: labels.get(names::LABEL_REVISION).cloned(),
+            labels,
+            annotations: meta.annotations.clone().unwrap_or_default(),
+            spec_images: pod
+                .spec
+                .as_ref()
+                .map(|s| {
+                    s.containers
+                        .iter()
+                        .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            containers,
+            in_place_ready,
+            pod_ip: status.and_then(|s| s.pod_ip.clone()),
+            host_ip: status.and_then(|s| s.host_ip.clone()),
+            deleting: meta.deletion_timestamp.is_some(),
+        }
+    }
+
+    /// The instance id the original operator gives every pod (label, else the name suffix).
+    pub fn instance_id(&self) -> &str {
+        self.labels
+            .get(names::LABEL_INSTANCE_ID)
+            .map(String::as_str)
+            .unwrap_or_else(|| self.name.rsplit('-').next().unwrap_or(&self.name))
+    }
+
+    /// `InPlaceUpdateReady` is explicitly False.
+    pub fn is_marked_unready(&self) -> bool {
+        self.in_place_ready == Some(false)
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_real_pod() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "test-gamedeployment-49m5l", "namespace": "default", "resourceVersion": "42",
+                "labels": {"controller-revision-hash": "gd-1",
+                           "tkex.bkbcs.tencent.com/gamedeployment-instance-id": "49m5l"},
+                "annotations": {"a": "b"}
+            },
+            "spec": {"containers": [{"name": "python", "image": "python:3.9"}]},
+            "status": {
+                "podIP": "10.0.0.7", "hostIP": "192.0.2.1",
+                "conditions": [{"type": "Ready", "status": "True"},
+                               {"type": "InPlaceUpdateReady", "status": "False"}],
+                "containerStatuses": [{
+                    "name": "python", "image": "python:3.9", "imageID": "sha256:aa",
+                    "containerID": "containerd://c1", "restartCount": 2, "ready": true,
+                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+                }]
+            }
+        }))
+        .unwrap();
+        let v = PodView::from_pod(&pod);
+        assert_eq!(v.revision.as_deref(), Some("gd-1"));
+        assert_eq!(v.instance_id(), "49m5l");
+        assert_eq!(v.spec_images["python"], "python:3.9");
+        assert!(v.is_marked_unready());
+        let c = &v.containers["python"];
+        assert_eq!((c.restart_count, c.ready, c.running), (2, true, true));
+        assert_eq!(c.container_id.as_deref(), Some("containerd://c1"));
+        assert_eq!(c.started_at, Some("2026-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(v.pod_ip.as_deref(), Some("10.0.0.7"));
+    }
+
+    #[test]
+    fn a_bare_pod_gives_an_empty_view() {
+        let v = PodView::from_pod(&Pod::default());
+        assert_eq!(v, PodView::default());
+        assert_eq!(v.in_place_ready, None);
+    }
+
+    #[test]
+    fn waiting_reason_is_read() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p-abcde"},
+            "status": {"containerStatuses": [{"name": "c", "image": "x", "imageID": "", "restartCount": 0,
+                "ready": false, "state": {"waiting": {"reason": "ImagePullBackOff"}}}]}
+        }))
+        .unwrap();
+        let v = PodView::from_pod(&pod);
+        assert_eq!(v.containers["c"].waiting_reason.as_deref(), Some("ImagePullBackOff"));
+        assert_eq!(v.containers["c"].image_id, None);
+        assert_eq!(v.instance_id(), "abcde");
+    }
+}

@@ -1,0 +1,133 @@
+//! The names of the machine: its states and the triggers that move it. These names are a
+//! contract: they appear in the pod annotation, in `kubectl annotate` force requests and in
+//! `states/transitions.yaml`.
+
+use serde::{Deserialize, Serialize};
+use strum::{Display, EnumIter, EnumString, IntoStaticStr};
+
+/// Where one pod's in-place update stands.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
+)]
+pub enum State {
+    /// Chosen for update; nothing written yet. Lives only in memory.
+    Pending,
+    /// Waiting for the preInplaceUpdateStrategy HookRun to succeed. Persisted.
+    HookCheck,
+    /// `InPlaceUpdateReady=False` written; not yet seen back from the watch. Persisted.
+    Unready,
+    /// Unready observed; waiting out `gracePeriodSeconds` from the durable `unreadySince`.
+    /// Derived from a persisted `Unready` plus the observed condition.
+    GracefulWait,
+    /// New images (and template metadata, revision label) written to the pod. Persisted.
+    ImagePatched,
+    /// Kubelet is replacing the changed containers. Derived from container statuses.
+    Restarting,
+    /// Every changed container runs a new instance and is ready; `InPlaceUpdateReady=True`.
+    /// Persisted.
+    Ready,
+    /// The update did not complete (pull failure, crash loop, deadline, unreadable state).
+    /// Persisted; counts as unavailable; left by a new revision, by a force, or by recovery.
+    Failed,
+    /// A user abandoned the update; readiness restored, the pod is not retried for this
+    /// revision unless forced back to `Pending`. Persisted.
+    Abandoned,
+    /// The state annotation could not be read (garbage or a version from a newer operator).
+    /// Derived; never written.
+    Unknown,
+}
+
+impl State {
+    /// States written into the pod annotation (the others are derived or in memory).
+    pub fn is_persisted(self) -> bool {
+        matches!(
+            self,
+            State::HookCheck
+                | State::Unready
+                | State::ImagePatched
+                | State::Ready
+                | State::Failed
+                | State::Abandoned
+        )
+    }
+
+    /// States in which the machine has nothing left to do for its revision.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, State::Ready | State::Failed | State::Abandoned)
+    }
+
+    /// Whether the pod's images have possibly been patched in this state.
+    pub fn images_patched(self) -> bool {
+        matches!(self, State::ImagePatched | State::Restarting | State::Ready)
+    }
+}
+
+/// Why the machine moved.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    EnumIter,
+    IntoStaticStr,
+)]
+pub enum Trigger {
+    /// The scheduler picked the pod for the update revision.
+    Selected,
+    /// Only template metadata changed: one pod write, no restart, no readiness flip.
+    MetadataOnly,
+    /// A preInplaceUpdateStrategy hook is configured.
+    HookConfigured,
+    /// No hook is configured.
+    NoHook,
+    /// The HookRun reached `Successful`.
+    HookSucceeded,
+    /// The HookRun reached `Failed`, `Error` or `Inconclusive`.
+    HookFailed,
+    /// The watch shows `InPlaceUpdateReady=False`.
+    UnreadyObserved,
+    /// Someone set `InPlaceUpdateReady` back while we needed it False; reassert it and
+    /// restart the grace period, since Services may have re-added the pod.
+    ReadinessRestored,
+    /// `gracePeriodSeconds` have passed since `unreadySince`.
+    GraceElapsed,
+    /// A changed container is being replaced by kubelet.
+    RestartObserved,
+    /// Every changed container runs a new, ready instance.
+    Completed,
+    /// A changed container cannot pull its image.
+    ImagePullFailed,
+    /// A changed container crash-loops.
+    CrashLoop,
+    /// The per-pod deadline passed.
+    DeadlineExceeded,
+    /// The target revision changed (new revision, or rollback after images were patched).
+    Retargeted,
+    /// The target went back to the pod's revision before any image was patched.
+    RolledBack,
+    /// A user forced this transition with the force annotation.
+    Forced,
+    /// The state annotation is garbage.
+    CorruptState,
+}
