@@ -4,9 +4,9 @@
 //! The anchors (the Go original and OpenKruise) wait for the `imageID` to change, so a new tag
 //! that resolves to the same digest never completes. Here the evidence is a *new container
 //! instance*: a different `containerID` (kubelet restarts a container whenever its spec image
-//! string changes, same digest or not), running, ready, and started no earlier than the patch.
-
-use jiff::Timestamp;
+//! string changes, same digest or not), running and ready. The snapshot comes from the pod
+//! version the patch was preconditioned on, so an instance that differs from it was started
+//! after that version; kubelet starts instances from the newest spec it has.
 
 use super::observe::ContainerView;
 use super::record::ContainerSnapshot;
@@ -36,11 +36,7 @@ pub enum Failure {
 }
 
 /// Progress of one changed container.
-pub fn progress(
-    before: &ContainerSnapshot,
-    now: Option<&ContainerView>,
-    patched_at: Option<Timestamp>,
-) -> Progress {
+pub fn progress(before: &ContainerSnapshot, now: Option<&ContainerView>) -> Progress {
     let Some(now) = now else {
         // Kubelet drops and re-adds a status while it recreates a container.
         return Progress::Restarting;
@@ -69,11 +65,7 @@ pub fn progress(
         // The container had no status when patched: any running instance is new.
         (None, None) => now.container_id.is_some(),
     };
-    let started_after_patch = match (now.started_at, patched_at) {
-        (Some(started), Some(patched)) => started >= patched,
-        _ => true,
-    };
-    if new_instance && now.running && now.ready && started_after_patch {
+    if new_instance && now.running && now.ready {
         Progress::Done
     } else if !new_instance && now.running && now.waiting_reason.is_none() {
         Progress::Untouched
@@ -107,37 +99,27 @@ mod tests {
         }
     }
 
-    fn t(s: &str) -> Option<Timestamp> {
-        Some(s.parse().unwrap())
-    }
-
     #[test]
     fn same_container_is_untouched() {
         let c = running("c1", "sha256:old", true);
-        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:00:30Z")), Progress::Untouched);
+        assert_eq!(progress(&snap("c1"), Some(&c)), Progress::Untouched);
     }
 
     #[test]
     fn new_ready_instance_is_done_even_with_the_same_digest() {
         let c = running("c2", "sha256:old", true);
-        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:00:30Z")), Progress::Done);
+        assert_eq!(progress(&snap("c1"), Some(&c)), Progress::Done);
     }
 
     #[test]
     fn new_instance_not_ready_is_restarting() {
         let c = running("c2", "sha256:new", false);
-        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:00:30Z")), Progress::Restarting);
-    }
-
-    #[test]
-    fn instance_started_before_the_patch_does_not_count() {
-        let c = running("c2", "sha256:new", true);
-        assert_eq!(progress(&snap("c1"), Some(&c), t("2026-01-01T00:02:00Z")), Progress::Restarting);
+        assert_eq!(progress(&snap("c1"), Some(&c)), Progress::Restarting);
     }
 
     #[test]
     fn missing_status_is_restarting() {
-        assert_eq!(progress(&snap("c1"), None, None), Progress::Restarting);
+        assert_eq!(progress(&snap("c1"), None), Progress::Restarting);
     }
 
     #[test]
@@ -146,10 +128,10 @@ mod tests {
         c.running = false;
         c.container_id = None;
         c.waiting_reason = Some("ErrImagePull".into());
-        assert_eq!(progress(&snap("c1"), Some(&c), None), Progress::Restarting);
+        assert_eq!(progress(&snap("c1"), Some(&c)), Progress::Restarting);
         c.waiting_reason = Some("ImagePullBackOff".into());
         assert!(matches!(
-            progress(&snap("c1"), Some(&c), None),
+            progress(&snap("c1"), Some(&c)),
             Progress::Failed { trigger: Failure::ImagePull, .. }
         ));
     }
@@ -161,7 +143,7 @@ mod tests {
         c.waiting_reason = Some("CrashLoopBackOff".into());
         c.restart_count = 3;
         assert!(matches!(
-            progress(&snap("c1"), Some(&c), None),
+            progress(&snap("c1"), Some(&c)),
             Progress::Failed { trigger: Failure::CrashLoop, .. }
         ));
     }
@@ -169,7 +151,7 @@ mod tests {
     #[test]
     fn legacy_snapshot_uses_the_digest() {
         let before = ContainerSnapshot { container_id: None, image_id: Some("sha256:old".into()), restart_count: 0 };
-        assert_eq!(progress(&before, Some(&running("c1", "sha256:old", true)), None), Progress::Untouched);
-        assert_eq!(progress(&before, Some(&running("c1", "sha256:new", true)), None), Progress::Done);
+        assert_eq!(progress(&before, Some(&running("c1", "sha256:old", true))), Progress::Untouched);
+        assert_eq!(progress(&before, Some(&running("c1", "sha256:new", true))), Progress::Done);
     }
 }

@@ -242,8 +242,8 @@ impl<'a> Run<'a> {
                 }
                 Some(State::ImagePatched)
                     if self.record.as_ref().is_some_and(|r| {
-                        r.revision == self.target().revision
-                            && matches!(self.container_progress(r), Overall::Restarting)
+                        !r.containers.is_empty()
+                            && !matches!(self.container_progress(r), Overall::Untouched)
                     }) =>
                 {
                     Some((State::Restarting, Trigger::RestartObserved))
@@ -383,9 +383,11 @@ impl<'a> Run<'a> {
         if record.revision != self.target().revision {
             return self.retarget(state);
         }
+        // In Unready the condition was overwritten: reassert first; the deadline is checked
+        // from GracefulWait on the next decision.
         if let Some(deadline) = self.deadline(&record)
             && self.now() >= deadline
-            && state != State::Failed
+            && !matches!(state, State::Failed | State::Unready)
         {
             let waited = self.now().duration_since(record.started_at).as_secs();
             self.fail(
@@ -442,6 +444,12 @@ impl<'a> Run<'a> {
         let unready = self.pod().is_marked_unready();
         let old = self.record.take();
         let mut r = Record::start(&self.target().revision, self.now());
+        if let Some(old) = &old {
+            // Containers still restarting for the superseded revision are judged against
+            // their original instance if the new revision leaves their image alone.
+            r.containers = old.containers.clone();
+            r.patched_at = old.patched_at;
+        }
         if unready && state != State::HookCheck {
             // The pod stays out of endpoints; the grace keeps counting from when it left.
             r.state = State::Unready;
@@ -682,7 +690,7 @@ impl<'a> Run<'a> {
         let mut overall = Overall::Done;
         let mut any_touched = false;
         for (name, before) in &r.containers {
-            match progress(before, self.pod().containers.get(name), r.patched_at) {
+            match progress(before, self.pod().containers.get(name)) {
                 Progress::Failed { trigger, detail } => {
                     let t = match trigger {
                         Failure::ImagePull => Trigger::ImagePullFailed,
