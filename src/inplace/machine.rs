@@ -301,9 +301,15 @@ impl<'a> Run<'a> {
                 if let Some(old) = old {
                     r.attempt = old.attempt + 1;
                     if old.revision == r.revision {
-                        // A retry keeps what was learnt before the first patch, so completion
-                        // is still judged against the containers that existed before it.
+                        // A retry keeps the instances from before the first patch, so completion
+                        // is still judged against them, but counts crashes from now on: a
+                        // crash loop that already failed the last attempt does not fail this one.
                         r.containers = old.containers;
+                        for (name, snap) in r.containers.iter_mut() {
+                            if let Some(c) = self.input.pod.containers.get(name) {
+                                snap.restart_count = c.restart_count;
+                            }
+                        }
                         r.patched_at = old.patched_at;
                     }
                     if self.pod().is_marked_unready() {
@@ -417,6 +423,9 @@ impl<'a> Run<'a> {
                     Overall::Failed(trigger, detail) => {
                         let reason = if trigger == Trigger::CrashLoop { "CrashLoop" } else { "ImagePullFailed" };
                         self.fail(trigger, reason, detail);
+                    }
+                    Overall::Done if record.containers.is_empty() => {
+                        self.complete(Trigger::Completed, "no container needed a restart".into())
                     }
                     Overall::Done => self.complete(Trigger::Completed, "every changed container restarted".into()),
                     Overall::Restarting | Overall::Untouched => {}
@@ -617,11 +626,18 @@ impl<'a> Run<'a> {
         self.event(
             EventType::Normal,
             "SuccessfulUpdatePodInPlace",
-            format!(
-                "revision {}: set {} after {waited}s out of endpoints",
-                self.target().revision,
-                if summary.is_empty() { "no image".to_string() } else { summary.join(", ") }
-            ),
+            if summary.is_empty() {
+                format!(
+                    "revision {}: images already in the spec; waiting for containers after {waited}s out of endpoints",
+                    self.target().revision
+                )
+            } else {
+                format!(
+                    "revision {}: set {} after {waited}s out of endpoints",
+                    self.target().revision,
+                    summary.join(", ")
+                )
+            },
         );
     }
 

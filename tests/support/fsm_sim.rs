@@ -620,7 +620,11 @@ impl Sim {
             // No action to lose: the crash hits the next decision instead.
             self.crash = crash;
         }
-        let news = !out.actions.is_empty() || executed.is_some() || out.state != self.last_state;
+        let derived_only = out
+            .transitions
+            .iter()
+            .all(|t| matches!(t.trigger, Trigger::UnreadyObserved | Trigger::RestartObserved));
+        let news = !out.actions.is_empty() || executed.is_some() || out.state != self.last_state || !derived_only;
         if news && (!out.transitions.is_empty() || !out.actions.is_empty()) {
             self.last_state = out.state;
             self.entries.push(Entry {
