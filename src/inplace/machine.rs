@@ -823,3 +823,85 @@ enum Overall {
     Done,
     Failed(Trigger, String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inplace::observe::ContainerView;
+
+    fn t(s: u64) -> Timestamp {
+        Timestamp::from_second(1_767_225_600 + s as i64).unwrap()
+    }
+
+    fn pod() -> PodView {
+        let mut p = PodView { name: "gd-abcde".into(), resource_version: Some("5".into()), ..Default::default() };
+        p.revision = Some("r1".into());
+        p.spec_images.insert("app".into(), "app:1".into());
+        p.containers.insert(
+            "app".into(),
+            ContainerView {
+                image: "app:1".into(),
+                container_id: Some("c1".into()),
+                running: true,
+                ready: true,
+                ..Default::default()
+            },
+        );
+        p.in_place_ready = Some(true);
+        p
+    }
+
+    fn target() -> Target {
+        Target { revision: "r2".into(), images: [("app".to_string(), "app:2".to_string())].into(), ..Default::default() }
+    }
+
+    fn decide(pod: &PodView, selected: bool, now: Timestamp) -> Outcome {
+        let policy = Policy { grace_period_seconds: 30, ..Default::default() };
+        advance(&Input { pod, target: &target(), policy: &policy, hook: None, selected, now })
+    }
+
+    #[test]
+    fn an_unselected_pod_gets_no_machine() {
+        let out = decide(&pod(), false, t(0));
+        assert_eq!(out.state, None);
+        assert!(out.actions.is_empty());
+    }
+
+    #[test]
+    fn a_dying_pod_is_never_written() {
+        let mut p = pod();
+        p.deleting = true;
+        p.annotations.insert(names::ANNOTATION_FORCE.into(), "Ready".into());
+        assert!(decide(&p, true, t(0)).actions.is_empty());
+    }
+
+    #[test]
+    fn grace_wakes_exactly_when_due_and_not_before() {
+        let first = decide(&pod(), true, t(0));
+        let write = first.writes().next().expect("unready write").clone();
+        assert_eq!(write.endpoint, Endpoint::PodStatus);
+        let mut p = pod();
+        p.in_place_ready = Some(false);
+        p.annotations.insert(names::ANNOTATION_STATE.into(), super::super::record::encode(&write.checkpoint.unwrap()));
+        let waiting = decide(&p, true, t(29));
+        assert_eq!(waiting.state, Some(State::GracefulWait));
+        assert_eq!(waiting.wake_at, Some(t(30)));
+        assert_eq!(waiting.writes().count(), 0);
+        let due = decide(&p, true, t(30));
+        assert_eq!(due.state, Some(State::ImagePatched));
+        let patch = due.writes().next().unwrap();
+        assert_eq!(patch.images["app"], "app:2");
+        assert_eq!(patch.labels[names::LABEL_REVISION], "r2");
+        assert_eq!(patch.precondition.as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn holding_unavailable_matches_the_states_that_hold_the_condition_false() {
+        let mut o = decide(&pod(), true, t(0));
+        assert!(o.holds_pod_unavailable());
+        o.state = Some(State::Ready);
+        assert!(!o.holds_pod_unavailable());
+        o.state = Some(State::HookCheck);
+        assert!(!o.holds_pod_unavailable(), "a pod waiting for its hook still serves");
+    }
+}
