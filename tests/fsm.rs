@@ -13,7 +13,11 @@ use gamedeploy::inplace::{State, Trigger};
 use sim::{Crash, Sim, load};
 
 fn fixture(name: &str) -> sim::Fixture {
-    load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/fsm").join(name))
+    load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/fsm")
+            .join(name),
+    )
 }
 
 #[test]
@@ -21,8 +25,16 @@ fn fixtures_trace_as_snapshotted_and_cover_the_table() {
     let exercised: Mutex<BTreeSet<(Node, State, Trigger)>> = Mutex::new(BTreeSet::new());
     insta::glob!(env!("CARGO_MANIFEST_DIR"), "fixtures/fsm/*.yaml", |path| {
         let trace = Sim::new(load(path)).run();
-        assert!(trace.violations.is_empty(), "{}: {:#?}", path.display(), trace.violations);
-        exercised.lock().unwrap().extend(trace.edges.iter().copied());
+        assert!(
+            trace.violations.is_empty(),
+            "{}: {:#?}",
+            path.display(),
+            trace.violations
+        );
+        exercised
+            .lock()
+            .unwrap()
+            .extend(trace.edges.iter().copied());
         insta::with_settings!({ info => &trace.name, omit_expression => true }, {
             insta::assert_yaml_snapshot!(trace);
         });
@@ -35,16 +47,26 @@ fn fixtures_trace_as_snapshotted_and_cover_the_table() {
         .filter(|e| !exercised.contains(&(e.from, e.to, e.trigger)))
         .map(|e| format!("{:?} -> {} ({})", e.from, e.to, e.trigger))
         .collect();
-    assert!(missing.is_empty(), "table edges no fixture exercises: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "table edges no fixture exercises: {missing:#?}"
+    );
 }
 
 #[test]
 fn happy_path_costs_three_pod_writes_with_or_without_grace() {
     for name in ["seed-grace-30.yaml", "grace-0.yaml"] {
         let trace = Sim::new(fixture(name)).run();
-        assert!(trace.violations.is_empty(), "{name}: {:#?}", trace.violations);
+        assert!(
+            trace.violations.is_empty(),
+            "{name}: {:#?}",
+            trace.violations
+        );
         assert_eq!(trace.end.state, Some(State::Ready), "{name}");
-        assert_eq!(trace.end.pod_writes, 3, "{name}: the write budget is 3 pod writes");
+        assert_eq!(
+            trace.end.pod_writes, 3,
+            "{name}: the write budget is 3 pod writes"
+        );
         assert_eq!(trace.end.restarts.values().sum::<i32>(), 1, "{name}");
     }
 }
@@ -60,7 +82,11 @@ fn hook_path_costs_one_more_write() {
 /// each container restarted the same number of times.
 #[test]
 fn a_crash_at_any_write_converges_to_the_same_pod() {
-    for name in ["seed-grace-30.yaml", "hook-success.yaml", "image-pull-failure.yaml"] {
+    for name in [
+        "seed-grace-30.yaml",
+        "hook-success.yaml",
+        "image-pull-failure.yaml",
+    ] {
         let base = Sim::new(fixture(name)).run();
         assert!(base.violations.is_empty(), "{name}: {:#?}", base.violations);
         for n in 1..=base.end.pod_writes {
@@ -72,7 +98,10 @@ fn a_crash_at_any_write_converges_to_the_same_pod() {
                 assert_eq!(t.end.images, base.end.images, "{ctx}");
                 assert_eq!(t.end.revision, base.end.revision, "{ctx}");
                 assert_eq!(t.end.in_place_ready, base.end.in_place_ready, "{ctx}");
-                assert_eq!(t.end.restarts, base.end.restarts, "{ctx}: a container restarted twice");
+                assert_eq!(
+                    t.end.restarts, base.end.restarts,
+                    "{ctx}: a container restarted twice"
+                );
                 assert_eq!(t.end.hook_runs_created, base.end.hook_runs_created, "{ctx}");
             }
         }

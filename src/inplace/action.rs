@@ -92,8 +92,11 @@ impl PodWrite {
         let mut patch = Map::new();
         patch.insert("metadata".into(), Value::Object(metadata));
         if !self.images.is_empty() {
-            let containers: Vec<Value> =
-                self.images.iter().map(|(name, image)| json!({"name": name, "image": image})).collect();
+            let containers: Vec<Value> = self
+                .images
+                .iter()
+                .map(|(name, image)| json!({"name": name, "image": image}))
+                .collect();
             patch.insert("spec".into(), json!({ "containers": containers }));
         }
         if let Some(c) = &self.condition {
@@ -134,22 +137,30 @@ pub struct HookRunRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Action {
-    /// One API write to the pod.
-    WritePod(PodWrite),
+    /// One API write to the pod (boxed: it carries the whole checkpoint).
+    WritePod(Box<PodWrite>),
     /// Create the HookRun; an `AlreadyExists` answer means it is already there and is fine.
     CreateHookRun(HookRunRequest),
     /// Record an event on the pod.
-    Event { r#type: EventType, reason: String, message: String },
+    Event {
+        r#type: EventType,
+        reason: String,
+        message: String,
+    },
 }
 
 impl Action {
     pub fn event(r#type: EventType, reason: &str, message: impl Into<String>) -> Self {
-        Action::Event { r#type, reason: reason.to_string(), message: message.into() }
+        Action::Event {
+            r#type,
+            reason: reason.to_string(),
+            message: message.into(),
+        }
     }
 
     pub fn as_write(&self) -> Option<&PodWrite> {
         match self {
-            Action::WritePod(w) => Some(w),
+            Action::WritePod(w) => Some(w.as_ref()),
             _ => None,
         }
     }
@@ -176,8 +187,14 @@ mod tests {
         w.annotations.insert(names::ANNOTATION_FORCE.into(), None);
         let p = w.to_patch();
         assert_eq!(p["metadata"]["resourceVersion"], "7");
-        assert_eq!(p["metadata"]["annotations"][names::ANNOTATION_FORCE], Value::Null);
-        assert_eq!(p["metadata"]["annotations"][names::ANNOTATION_STATE], json!(encode(&r)));
+        assert_eq!(
+            p["metadata"]["annotations"][names::ANNOTATION_FORCE],
+            Value::Null
+        );
+        assert_eq!(
+            p["metadata"]["annotations"][names::ANNOTATION_STATE],
+            json!(encode(&r))
+        );
         assert_eq!(p["status"]["conditions"][0]["type"], "InPlaceUpdateReady");
         assert_eq!(p["status"]["conditions"][0]["status"], "False");
         assert!(p.get("spec").is_none());
@@ -189,7 +206,10 @@ mod tests {
         w.images.insert("python".into(), "python:latest".into());
         w.labels.insert(names::LABEL_REVISION.into(), "gd-2".into());
         let p = w.to_patch();
-        assert_eq!(p["spec"]["containers"], json!([{"name": "python", "image": "python:latest"}]));
+        assert_eq!(
+            p["spec"]["containers"],
+            json!([{"name": "python", "image": "python:latest"}])
+        );
         assert_eq!(p["metadata"]["labels"][names::LABEL_REVISION], "gd-2");
         assert!(p["metadata"].get("resourceVersion").is_none());
     }

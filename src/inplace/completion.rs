@@ -132,7 +132,10 @@ mod tests {
         c.waiting_reason = Some("ImagePullBackOff".into());
         assert!(matches!(
             progress(&snap("c1"), Some(&c)),
-            Progress::Failed { trigger: Failure::ImagePull, .. }
+            Progress::Failed {
+                trigger: Failure::ImagePull,
+                ..
+            }
         ));
     }
 
@@ -144,14 +147,27 @@ mod tests {
         c.restart_count = 3;
         assert!(matches!(
             progress(&snap("c1"), Some(&c)),
-            Progress::Failed { trigger: Failure::CrashLoop, .. }
+            Progress::Failed {
+                trigger: Failure::CrashLoop,
+                ..
+            }
         ));
     }
 
     #[test]
     fn legacy_snapshot_uses_the_digest() {
-        let before = ContainerSnapshot { container_id: None, image_id: Some("sha256:old".into()), restart_count: 0 };
-        assert_eq!(progress(&before, Some(&running("c1", "sha256:old", true))), Progress::Untouched);
-        assert_eq!(progress(&before, Some(&running("c1", "sha256:new", true))), Progress::Done);
+        let before = ContainerSnapshot {
+            container_id: None,
+            image_id: Some("sha256:old".into()),
+            restart_count: 0,
+        };
+        assert_eq!(
+            progress(&before, Some(&running("c1", "sha256:old", true))),
+            Progress::Untouched
+        );
+        assert_eq!(
+            progress(&before, Some(&running("c1", "sha256:new", true))),
+            Progress::Done
+        );
     }
 }

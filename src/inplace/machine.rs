@@ -221,7 +221,11 @@ impl<'a> Run<'a> {
             names::ANNOTATION_STATE,
             names::ANNOTATION_FORCE
         );
-        self.event(EventType::Warning, "InvalidInPlaceUpdateState", message.clone());
+        self.event(
+            EventType::Warning,
+            "InvalidInPlaceUpdateState",
+            message.clone(),
+        );
         let needs_attention =
             self.pod().is_marked_unready() || (self.input.selected && !self.at_target_revision());
         if !needs_attention {
@@ -270,7 +274,10 @@ impl<'a> Run<'a> {
             (_, Err(_)) => format!(
                 "{}={raw:?} is not a state; states are {}",
                 names::ANNOTATION_FORCE,
-                <State as strum::IntoEnumIterator>::iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")
+                <State as strum::IntoEnumIterator>::iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             (None, Ok(to)) => format!("cannot force {to}: no in-place update has run on this pod"),
             (Some(from), Ok(to)) if table.forcible(from, to) => {
@@ -278,10 +285,18 @@ impl<'a> Run<'a> {
                 return;
             }
             (Some(from), Ok(to)) => {
-                let allowed: Vec<String> = table.forcible_from(from).iter().map(|s| s.to_string()).collect();
+                let allowed: Vec<String> = table
+                    .forcible_from(from)
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 format!(
                     "cannot force {from} -> {to}: not a forcible transition; from {from} you may force {}",
-                    if allowed.is_empty() { "nothing".to_string() } else { allowed.join(", ") }
+                    if allowed.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
                 )
             }
         };
@@ -292,7 +307,10 @@ impl<'a> Run<'a> {
         self.event(
             EventType::Normal,
             "InPlaceUpdateForced",
-            format!("{from} -> {to} forced by annotation {}", names::ANNOTATION_FORCE),
+            format!(
+                "{from} -> {to} forced by annotation {}",
+                names::ANNOTATION_FORCE
+            ),
         );
         match to {
             State::Pending => {
@@ -322,7 +340,9 @@ impl<'a> Run<'a> {
             State::Unready => self.make_unready(Trigger::Forced, false),
             State::ImagePatched => self.patch_images(Trigger::Forced),
             State::Ready => self.complete(Trigger::Forced, "forced by annotation".into()),
-            State::Abandoned => self.restore_readiness(State::Abandoned, Trigger::Forced, "Abandoned"),
+            State::Abandoned => {
+                self.restore_readiness(State::Abandoned, Trigger::Forced, "Abandoned")
+            }
             // The table lists no other forcible targets; `go` would report a defect.
             other => self.go(other, Trigger::Forced),
         }
@@ -372,7 +392,10 @@ impl<'a> Run<'a> {
     }
 
     fn start_update(&mut self) {
-        let retry_has_snapshot = self.record.as_ref().is_some_and(|r| !r.containers.is_empty());
+        let retry_has_snapshot = self
+            .record
+            .as_ref()
+            .is_some_and(|r| !r.containers.is_empty());
         if self.changed_containers().is_empty() && !retry_has_snapshot {
             self.metadata_only();
         } else if let Some(template) = self.input.policy.hook_template.clone() {
@@ -399,7 +422,10 @@ impl<'a> Run<'a> {
             self.fail(
                 Trigger::DeadlineExceeded,
                 "DeadlineExceeded",
-                format!("in-place update to {} not complete after {waited}s in {state}", record.revision),
+                format!(
+                    "in-place update to {} not complete after {waited}s in {state}",
+                    record.revision
+                ),
             );
             return false;
         }
@@ -421,19 +447,28 @@ impl<'a> Run<'a> {
             State::ImagePatched | State::Restarting => {
                 match self.container_progress(&record) {
                     Overall::Failed(trigger, detail) => {
-                        let reason = if trigger == Trigger::CrashLoop { "CrashLoop" } else { "ImagePullFailed" };
+                        let reason = if trigger == Trigger::CrashLoop {
+                            "CrashLoop"
+                        } else {
+                            "ImagePullFailed"
+                        };
                         self.fail(trigger, reason, detail);
                     }
                     Overall::Done if record.containers.is_empty() => {
                         self.complete(Trigger::Completed, "no container needed a restart".into())
                     }
-                    Overall::Done => self.complete(Trigger::Completed, "every changed container restarted".into()),
+                    Overall::Done => self.complete(
+                        Trigger::Completed,
+                        "every changed container restarted".into(),
+                    ),
                     Overall::Restarting | Overall::Untouched => {}
                 }
                 false
             }
             State::Failed => {
-                if record.patched_at.is_some() && matches!(self.container_progress(&record), Overall::Done) {
+                if record.patched_at.is_some()
+                    && matches!(self.container_progress(&record), Overall::Done)
+                {
                     self.complete(Trigger::Completed, "containers recovered".into());
                 }
                 false
@@ -511,7 +546,12 @@ impl<'a> Run<'a> {
     fn metadata_only(&mut self) {
         let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
         w.labels = self.revision_labels();
-        w.annotations = self.target().annotations.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        w.annotations = self
+            .target()
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
         if let Some(r) = self.record.as_mut() {
             r.patched_at = Some(self.input.now);
         }
@@ -520,13 +560,23 @@ impl<'a> Run<'a> {
         self.event(
             EventType::Normal,
             "SuccessfulUpdatePodInPlace",
-            format!("revision {}: only metadata changed, no container restarted", self.target().revision),
+            format!(
+                "revision {}: only metadata changed, no container restarted",
+                self.target().revision
+            ),
         );
     }
 
     fn start_hook(&mut self, template: &str) {
-        let Some(mut r) = self.record.clone() else { return };
-        let mut name = format!("preinplace-{}-{}-{}", r.revision, self.pod().instance_id(), template);
+        let Some(mut r) = self.record.clone() else {
+            return;
+        };
+        let mut name = format!(
+            "preinplace-{}-{}-{}",
+            r.revision,
+            self.pod().instance_id(),
+            template
+        );
         if r.attempt > 0 {
             name.push_str(&format!(".{}", r.attempt));
         }
@@ -546,14 +596,21 @@ impl<'a> Run<'a> {
         args.insert("PodName".to_string(), pod.name.clone());
         args.insert("PodNamespace".to_string(), pod.namespace.clone());
         args.insert("PodIP".to_string(), pod.pod_ip.clone().unwrap_or_default());
-        args.insert("HostIP".to_string(), pod.host_ip.clone().unwrap_or_default());
+        args.insert(
+            "HostIP".to_string(),
+            pod.host_ip.clone().unwrap_or_default(),
+        );
         for (i, name) in pod.spec_images.keys().enumerate() {
             args.insert(format!("PodContainer[{i}]"), name.clone());
         }
         for (i, name) in self.changed_containers().keys().enumerate() {
             args.insert(format!("ModifiedContainer[{i}]"), name.clone());
         }
-        Some(HookRunRequest { name: r.hook_run.clone()?, template, args })
+        Some(HookRunRequest {
+            name: r.hook_run.clone()?,
+            template,
+            args,
+        })
     }
 
     /// Writes `InPlaceUpdateReady=False` with the checkpoint. `keep_since` carries the
@@ -561,7 +618,9 @@ impl<'a> Run<'a> {
     fn make_unready(&mut self, trigger: Trigger, keep_since: bool) {
         let now = self.now();
         let marked = self.pod().is_marked_unready();
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         let since = match r.unready_since {
             Some(t) if marked && (keep_since || trigger == Trigger::Forced) => t,
             _ => now,
@@ -596,7 +655,9 @@ impl<'a> Run<'a> {
             .and_then(|r| r.unready_since)
             .map(|t| now.duration_since(t).as_secs())
             .unwrap_or(0);
-        let Some(r) = self.record.as_mut() else { return };
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
         let mut snapshot: BTreeMap<String, ContainerSnapshot> = BTreeMap::new();
         for name in changed.keys() {
             let before = pod.containers.get(name).map(|c| ContainerSnapshot {
@@ -620,7 +681,12 @@ impl<'a> Run<'a> {
         let mut w = PodWrite::new(Endpoint::Pod, pod.resource_version.clone());
         w.images = changed;
         w.labels = self.revision_labels();
-        w.annotations = self.target().annotations.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        w.annotations = self
+            .target()
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
         self.go(State::ImagePatched, trigger);
         self.emit(w);
         self.event(
@@ -642,7 +708,11 @@ impl<'a> Run<'a> {
     }
 
     fn complete(&mut self, trigger: Trigger, why: String) {
-        let revision = self.record.as_ref().map(|r| r.revision.clone()).unwrap_or_default();
+        let revision = self
+            .record
+            .as_ref()
+            .map(|r| r.revision.clone())
+            .unwrap_or_default();
         self.restore_readiness(State::Ready, trigger, "InPlaceUpdateReady");
         self.event(
             EventType::Normal,
@@ -659,7 +729,8 @@ impl<'a> Run<'a> {
             if trigger == Trigger::RolledBack {
                 r.revision = revision;
             }
-            r.reason = (to != State::Ready || trigger == Trigger::RolledBack).then(|| reason.to_string());
+            r.reason =
+                (to != State::Ready || trigger == Trigger::RolledBack).then(|| reason.to_string());
             r.message = None;
         }
         self.go(to, trigger);
@@ -688,7 +759,10 @@ impl<'a> Run<'a> {
 
     fn revision_labels(&self) -> BTreeMap<String, String> {
         let mut labels = self.target().labels.clone();
-        labels.insert(names::LABEL_REVISION.to_string(), self.target().revision.clone());
+        labels.insert(
+            names::LABEL_REVISION.to_string(),
+            self.target().revision.clone(),
+        );
         labels
     }
 
@@ -699,7 +773,9 @@ impl<'a> Run<'a> {
 
     fn deadline(&self, r: &Record) -> Option<Timestamp> {
         let secs = self.input.policy.deadline_seconds?;
-        r.started_at.checked_add(SignedDuration::from_secs(secs.max(0))).ok()
+        r.started_at
+            .checked_add(SignedDuration::from_secs(secs.max(0)))
+            .ok()
     }
 
     fn container_progress(&self, r: &Record) -> Overall {
@@ -736,7 +812,10 @@ impl<'a> Run<'a> {
     /// Records a transition, refusing (loudly, without panicking) one the table lacks.
     fn go(&mut self, to: State, trigger: Trigger) {
         let from = self.state.map_or(Node::Start, Node::State);
-        let listed = table().ok().and_then(|t| t.edge(from, to, trigger)).is_some();
+        let listed = table()
+            .ok()
+            .and_then(|t| t.edge(from, to, trigger))
+            .is_some();
         if !listed {
             tracing::error!(?from, %to, %trigger, "transition missing from states/transitions.yaml");
             self.event(
@@ -769,9 +848,10 @@ impl<'a> Run<'a> {
         }
         w.checkpoint = self.record.clone();
         if std::mem::take(&mut self.consume_force) {
-            w.annotations.insert(names::ANNOTATION_FORCE.to_string(), None);
+            w.annotations
+                .insert(names::ANNOTATION_FORCE.to_string(), None);
         }
-        self.actions.push(Action::WritePod(w));
+        self.actions.push(Action::WritePod(Box::new(w)));
         self.stopped = true;
     }
 
@@ -779,12 +859,18 @@ impl<'a> Run<'a> {
         if self.consume_force {
             // The request was refused, or changed nothing: remove it so it is not re-read.
             let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
-            w.annotations.insert(names::ANNOTATION_FORCE.to_string(), None);
-            self.actions.push(Action::WritePod(w));
+            w.annotations
+                .insert(names::ANNOTATION_FORCE.to_string(), None);
+            self.actions.push(Action::WritePod(Box::new(w)));
         }
         let wake_at = self.wake_at();
         debug_assert!(self.check_writes_match_table());
-        Outcome { transitions: self.transitions, state: self.state, actions: self.actions, wake_at }
+        Outcome {
+            transitions: self.transitions,
+            state: self.state,
+            actions: self.actions,
+            wake_at,
+        }
     }
 
     fn wake_at(&self) -> Option<Timestamp> {
@@ -802,10 +888,18 @@ impl<'a> Run<'a> {
 
     /// The last transition's write matches the table's write kind.
     fn check_writes_match_table(&self) -> bool {
-        let Some(last) = self.transitions.last() else { return true };
+        let Some(last) = self.transitions.last() else {
+            return true;
+        };
         let Ok(t) = table() else { return true };
-        let Some(edge) = t.edge(last.from, last.to, last.trigger) else { return true };
-        let written = self.actions.iter().filter_map(Action::as_write).find(|w| w.checkpoint.is_some());
+        let Some(edge) = t.edge(last.from, last.to, last.trigger) else {
+            return true;
+        };
+        let written = self
+            .actions
+            .iter()
+            .filter_map(Action::as_write)
+            .find(|w| w.checkpoint.is_some());
         match (edge.write, written) {
             (WriteKind::None, None) => true,
             (WriteKind::Pod, Some(w)) => w.endpoint == Endpoint::Pod,
@@ -834,7 +928,11 @@ mod tests {
     }
 
     fn pod() -> PodView {
-        let mut p = PodView { name: "gd-abcde".into(), resource_version: Some("5".into()), ..Default::default() };
+        let mut p = PodView {
+            name: "gd-abcde".into(),
+            resource_version: Some("5".into()),
+            ..Default::default()
+        };
         p.revision = Some("r1".into());
         p.spec_images.insert("app".into(), "app:1".into());
         p.containers.insert(
@@ -852,12 +950,26 @@ mod tests {
     }
 
     fn target() -> Target {
-        Target { revision: "r2".into(), images: [("app".to_string(), "app:2".to_string())].into(), ..Default::default() }
+        Target {
+            revision: "r2".into(),
+            images: [("app".to_string(), "app:2".to_string())].into(),
+            ..Default::default()
+        }
     }
 
     fn decide(pod: &PodView, selected: bool, now: Timestamp) -> Outcome {
-        let policy = Policy { grace_period_seconds: 30, ..Default::default() };
-        advance(&Input { pod, target: &target(), policy: &policy, hook: None, selected, now })
+        let policy = Policy {
+            grace_period_seconds: 30,
+            ..Default::default()
+        };
+        advance(&Input {
+            pod,
+            target: &target(),
+            policy: &policy,
+            hook: None,
+            selected,
+            now,
+        })
     }
 
     #[test]
@@ -871,7 +983,8 @@ mod tests {
     fn a_dying_pod_is_never_written() {
         let mut p = pod();
         p.deleting = true;
-        p.annotations.insert(names::ANNOTATION_FORCE.into(), "Ready".into());
+        p.annotations
+            .insert(names::ANNOTATION_FORCE.into(), "Ready".into());
         assert!(decide(&p, true, t(0)).actions.is_empty());
     }
 
@@ -882,7 +995,10 @@ mod tests {
         assert_eq!(write.endpoint, Endpoint::PodStatus);
         let mut p = pod();
         p.in_place_ready = Some(false);
-        p.annotations.insert(names::ANNOTATION_STATE.into(), super::super::record::encode(&write.checkpoint.unwrap()));
+        p.annotations.insert(
+            names::ANNOTATION_STATE.into(),
+            super::super::record::encode(&write.checkpoint.unwrap()),
+        );
         let waiting = decide(&p, true, t(29));
         assert_eq!(waiting.state, Some(State::GracefulWait));
         assert_eq!(waiting.wake_at, Some(t(30)));
@@ -902,6 +1018,9 @@ mod tests {
         o.state = Some(State::Ready);
         assert!(!o.holds_pod_unavailable());
         o.state = Some(State::HookCheck);
-        assert!(!o.holds_pod_unavailable(), "a pod waiting for its hook still serves");
+        assert!(
+            !o.holds_pod_unavailable(),
+            "a pod waiting for its hook still serves"
+        );
     }
 }

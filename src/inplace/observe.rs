@@ -18,7 +18,11 @@ pub struct ContainerView {
     pub image: String,
     #[serde(default, rename = "imageID", skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
-    #[serde(default, rename = "containerID", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "containerID",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub container_id: Option<String>,
     #[serde(default)]
     pub restart_count: i32,
@@ -85,7 +89,11 @@ impl PodView {
                         let view = ContainerView {
                             image: c.image.clone(),
                             image_id: non_empty(&c.image_id),
-                            container_id: c.container_id.as_ref().filter(|s| !s.is_empty()).cloned(),
+                            container_id: c
+                                .container_id
+                                .as_ref()
+                                .filter(|s| !s.is_empty())
+                                .cloned(),
                             restart_count: c.restart_count,
                             ready: c.ready,
                             running: running.is_some(),
@@ -99,7 +107,10 @@ impl PodView {
             .unwrap_or_default();
         let in_place_ready = status
             .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| cs.iter().find(|c| c.type_ == names::CONDITION_INPLACE_READY))
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.type_ == names::CONDITION_INPLACE_READY)
+            })
             .map(|c| c.status == "True");
         PodView {
             name: meta.name.clone().unwrap_or_default(),
@@ -198,7 +209,10 @@ mod tests {
         }))
         .unwrap();
         let v = PodView::from_pod(&pod);
-        assert_eq!(v.containers["c"].waiting_reason.as_deref(), Some("ImagePullBackOff"));
+        assert_eq!(
+            v.containers["c"].waiting_reason.as_deref(),
+            Some("ImagePullBackOff")
+        );
         assert_eq!(v.containers["c"].image_id, None);
         assert_eq!(v.instance_id(), "abcde");
     }

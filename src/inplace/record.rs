@@ -128,26 +128,38 @@ pub fn decode(annotations: &BTreeMap<String, String>) -> Decoded {
 fn decode_value(raw: &str) -> Decoded {
     let value: serde_json::Value = match serde_json::from_str(raw) {
         Ok(v) => v,
-        Err(e) => return Decoded::Corrupt { error: format!("not JSON: {e}") },
+        Err(e) => {
+            return Decoded::Corrupt {
+                error: format!("not JSON: {e}"),
+            };
+        }
     };
     let Some(version) = value.get("version") else {
-        return Decoded::Corrupt { error: "no \"version\" field".into() };
+        return Decoded::Corrupt {
+            error: "no \"version\" field".into(),
+        };
     };
     let Some(version) = version.as_u64().and_then(|v| u32::try_from(v).ok()) else {
-        return Decoded::Corrupt { error: format!("\"version\" is not a number: {version}") };
+        return Decoded::Corrupt {
+            error: format!("\"version\" is not a number: {version}"),
+        };
     };
     if version > RECORD_VERSION {
         return Decoded::Unsupported { version };
     }
     if version == 0 {
-        return Decoded::Corrupt { error: "version 0 was never written".into() };
+        return Decoded::Corrupt {
+            error: "version 0 was never written".into(),
+        };
     }
     match serde_json::from_value::<Record>(value) {
         Ok(r) if !r.state.is_persisted() => Decoded::Corrupt {
             error: format!("state {} is never persisted", r.state),
         },
         Ok(r) => Decoded::Valid(r),
-        Err(e) => Decoded::Corrupt { error: e.to_string() },
+        Err(e) => Decoded::Corrupt {
+            error: e.to_string(),
+        },
     }
 }
 
@@ -179,7 +191,11 @@ struct LegacyGrace {
 fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
     let legacy: LegacyState = match serde_json::from_str(raw) {
         Ok(l) => l,
-        Err(e) => return Decoded::Corrupt { error: format!("legacy {LEGACY_STATE_ANNOTATION}: {e}") },
+        Err(e) => {
+            return Decoded::Corrupt {
+                error: format!("legacy {LEGACY_STATE_ANNOTATION}: {e}"),
+            };
+        }
     };
     let mut record = Record::start(&legacy.revision, legacy.update_timestamp);
     record.unready_since = Some(legacy.update_timestamp);
@@ -189,7 +205,9 @@ fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
             let g: LegacyGrace = match serde_json::from_str(g) {
                 Ok(g) => g,
                 Err(e) => {
-                    return Decoded::Corrupt { error: format!("legacy {LEGACY_GRACE_ANNOTATION}: {e}") };
+                    return Decoded::Corrupt {
+                        error: format!("legacy {LEGACY_GRACE_ANNOTATION}: {e}"),
+                    };
                 }
             };
             record.state = State::Unready;
@@ -204,7 +222,14 @@ fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
                 .last_container_statuses
                 .into_iter()
                 .map(|(name, c)| {
-                    (name, ContainerSnapshot { container_id: None, image_id: c.image_id, restart_count: 0 })
+                    (
+                        name,
+                        ContainerSnapshot {
+                            container_id: None,
+                            image_id: c.image_id,
+                            restart_count: 0,
+                        },
+                    )
                 })
                 .collect();
         }
@@ -217,7 +242,10 @@ mod tests {
     use super::*;
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn sample() -> Record {
@@ -228,7 +256,11 @@ mod tests {
         r.patched_at = Some("2026-01-01T00:00:31Z".parse().unwrap());
         r.containers.insert(
             "python".into(),
-            ContainerSnapshot { container_id: Some("c1".into()), image_id: Some("sha256:1".into()), restart_count: 0 },
+            ContainerSnapshot {
+                container_id: Some("c1".into()),
+                image_id: Some("sha256:1".into()),
+                restart_count: 0,
+            },
         );
         r
     }
@@ -243,9 +275,18 @@ mod tests {
     #[test]
     fn encoding_is_stable_camel_case_json() {
         let json = encode(&sample());
-        assert!(json.starts_with("{\"version\":1,\"state\":\"ImagePatched\",\"revision\":\"gd-abc\""), "{json}");
-        assert!(json.contains("\"unreadySince\":\"2026-01-01T00:00:01Z\""), "{json}");
-        assert!(!json.contains("hookRun"), "empty fields are omitted: {json}");
+        assert!(
+            json.starts_with("{\"version\":1,\"state\":\"ImagePatched\",\"revision\":\"gd-abc\""),
+            "{json}"
+        );
+        assert!(
+            json.contains("\"unreadySince\":\"2026-01-01T00:00:01Z\""),
+            "{json}"
+        );
+        assert!(
+            !json.contains("hookRun"),
+            "empty fields are omitted: {json}"
+        );
     }
 
     #[test]
@@ -255,38 +296,69 @@ mod tests {
 
     #[test]
     fn newer_versions_are_left_alone() {
-        let a = ann(&[(crate::names::ANNOTATION_STATE, r#"{"version":7,"state":"Warp"}"#)]);
+        let a = ann(&[(
+            crate::names::ANNOTATION_STATE,
+            r#"{"version":7,"state":"Warp"}"#,
+        )]);
         assert_eq!(decode(&a), Decoded::Unsupported { version: 7 });
     }
 
     #[test]
     fn garbage_is_corrupt_not_a_panic() {
-        for raw in ["", "{", "null", "[]", "42", r#"{"version":"one"}"#, r#"{"version":1}"#,
+        for raw in [
+            "",
+            "{",
+            "null",
+            "[]",
+            "42",
+            r#"{"version":"one"}"#,
+            r#"{"version":1}"#,
             r#"{"version":1,"state":"Banana","revision":"x","startedAt":"2026-01-01T00:00:00Z"}"#,
             r#"{"version":1,"state":"Pending","revision":"x","startedAt":"2026-01-01T00:00:00Z"}"#,
-            r#"{"version":0}"#, "\u{0}\u{ffff}"]
-        {
+            r#"{"version":0}"#,
+            "\u{0}\u{ffff}",
+        ] {
             let a = ann(&[(crate::names::ANNOTATION_STATE, raw)]);
-            assert!(matches!(decode(&a), Decoded::Corrupt { .. }), "{raw:?} -> {:?}", decode(&a));
+            assert!(
+                matches!(decode(&a), Decoded::Corrupt { .. }),
+                "{raw:?} -> {:?}",
+                decode(&a)
+            );
         }
     }
 
     #[test]
     fn legacy_grace_is_resumed_as_unready() {
         let a = ann(&[
-            (LEGACY_STATE_ANNOTATION, r#"{"revision":"gd-2","updateTimestamp":"2026-01-01T00:00:00Z","lastContainerStatuses":{"python":{"imageID":"sha256:1"}}}"#),
-            (LEGACY_GRACE_ANNOTATION, r#"{"revision":"gd-2","containerImages":{"python":"python:latest"},"graceSeconds":30}"#),
+            (
+                LEGACY_STATE_ANNOTATION,
+                r#"{"revision":"gd-2","updateTimestamp":"2026-01-01T00:00:00Z","lastContainerStatuses":{"python":{"imageID":"sha256:1"}}}"#,
+            ),
+            (
+                LEGACY_GRACE_ANNOTATION,
+                r#"{"revision":"gd-2","containerImages":{"python":"python:latest"},"graceSeconds":30}"#,
+            ),
         ]);
-        let Decoded::Valid(r) = decode(&a) else { panic!("{:?}", decode(&a)) };
+        let Decoded::Valid(r) = decode(&a) else {
+            panic!("{:?}", decode(&a))
+        };
         assert_eq!(r.state, State::Unready);
-        assert_eq!(r.unready_since, Some("2026-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(
+            r.unready_since,
+            Some("2026-01-01T00:00:00Z".parse().unwrap())
+        );
         assert_eq!(r.images["python"], "python:latest");
     }
 
     #[test]
     fn legacy_patched_is_resumed_as_image_patched() {
-        let a = ann(&[(LEGACY_STATE_ANNOTATION, r#"{"revision":"gd-2","updateTimestamp":"2026-01-01T00:00:00Z","lastContainerStatuses":{"python":{"imageID":"sha256:1"}}}"#)]);
-        let Decoded::Valid(r) = decode(&a) else { panic!() };
+        let a = ann(&[(
+            LEGACY_STATE_ANNOTATION,
+            r#"{"revision":"gd-2","updateTimestamp":"2026-01-01T00:00:00Z","lastContainerStatuses":{"python":{"imageID":"sha256:1"}}}"#,
+        )]);
+        let Decoded::Valid(r) = decode(&a) else {
+            panic!()
+        };
         assert_eq!(r.state, State::ImagePatched);
         assert_eq!(r.containers["python"].image_id.as_deref(), Some("sha256:1"));
     }

@@ -104,7 +104,8 @@ pub enum TableError {
 impl Table {
     /// Parses and checks a table.
     pub fn parse(source: &str) -> Result<Self, TableError> {
-        let t: Table = serde_saphyr::from_str(source).map_err(|e| TableError::Parse(e.to_string()))?;
+        let t: Table =
+            serde_saphyr::from_str(source).map_err(|e| TableError::Parse(e.to_string()))?;
         t.check()?;
         Ok(t)
     }
@@ -160,7 +161,9 @@ impl Table {
 
     /// The edge `from -> to` on `trigger`, if the table has it.
     pub fn edge(&self, from: Node, to: State, trigger: Trigger) -> Option<&Edge> {
-        self.transitions.iter().find(|e| e.from == from && e.to == to && e.trigger == trigger)
+        self.transitions
+            .iter()
+            .find(|e| e.from == from && e.to == to && e.trigger == trigger)
     }
 
     /// Whether a user may force `from -> to`.
@@ -181,17 +184,25 @@ impl Table {
     pub fn mermaid(&self) -> String {
         let mut out = String::from("stateDiagram-v2\n");
         for row in &self.states {
-            let tag = if row.persisted { "persisted" } else { "derived" };
+            let tag = if row.persisted {
+                "persisted"
+            } else {
+                "derived"
+            };
             let _ = writeln!(out, "    {}: {} ({tag})", row.name, row.name);
         }
         for e in &self.transitions {
             let mut label = e.trigger.to_string();
             if e.write != WriteKind::None {
-                let _ = write!(label, " / write {}", match e.write {
-                    WriteKind::Pod => "pod",
-                    WriteKind::Status => "pods/status",
-                    WriteKind::None => "",
-                });
+                let _ = write!(
+                    label,
+                    " / write {}",
+                    match e.write {
+                        WriteKind::Pod => "pod",
+                        WriteKind::Status => "pods/status",
+                        WriteKind::None => "",
+                    }
+                );
             }
             let _ = writeln!(out, "    {} --> {}: {label}", e.from.label(), e.to);
         }
@@ -200,7 +211,9 @@ impl Table {
 
     /// Renders the table as Markdown rows.
     pub fn markdown(&self) -> String {
-        let mut out = String::from("| from | to | trigger | write | other actions | forcible |\n|---|---|---|---|---|---|\n");
+        let mut out = String::from(
+            "| from | to | trigger | write | other actions | forcible |\n|---|---|---|---|---|---|\n",
+        );
         for e in &self.transitions {
             let _ = writeln!(
                 out,
@@ -233,15 +246,27 @@ mod tests {
         let t = table().expect("states/transitions.yaml");
         assert!(t.forcible(State::GracefulWait, State::ImagePatched));
         assert!(!t.forcible(State::Ready, State::GracefulWait));
-        assert!(t.edge(Node::Start, State::Pending, Trigger::Selected).is_some());
+        assert!(
+            t.edge(Node::Start, State::Pending, Trigger::Selected)
+                .is_some()
+        );
     }
 
     #[test]
     fn a_broken_table_is_an_error_not_a_panic() {
-        assert!(matches!(Table::parse("states: ["), Err(TableError::Parse(_))));
-        assert!(matches!(Table::parse("states: []\ntransitions: []"), Err(TableError::Inconsistent(_))));
+        assert!(matches!(
+            Table::parse("states: ["),
+            Err(TableError::Parse(_))
+        ));
+        assert!(matches!(
+            Table::parse("states: []\ntransitions: []"),
+            Err(TableError::Inconsistent(_))
+        ));
         let dup = SOURCE.to_string()
             + "  - {from: Pending, to: Unready, trigger: NoHook, write: status, why: dup}\n";
-        assert!(matches!(Table::parse(&dup), Err(TableError::Inconsistent(_))));
+        assert!(matches!(
+            Table::parse(&dup),
+            Err(TableError::Inconsistent(_))
+        ));
     }
 }

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gamedeploy::inplace::table::Node;
 use gamedeploy::inplace::{
-    Action, ContainerView, Endpoint, HookPhase, Input, Outcome, Policy, PodView, PodWrite, State,
-    Target, Trigger, advance, decode, Decoded,
+    Action, ContainerView, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, Policy,
+    State, Target, Trigger, advance, decode,
 };
 use gamedeploy::names;
 use jiff::{SignedDuration, Timestamp};
@@ -264,7 +264,10 @@ impl Sim {
             statuses.insert(name.clone(), ContainerView::default());
         }
         let mut labels = BTreeMap::new();
-        labels.insert(names::LABEL_REVISION.to_string(), fixture.pod.revision.clone());
+        labels.insert(
+            names::LABEL_REVISION.to_string(),
+            fixture.pod.revision.clone(),
+        );
         let pod = PodView {
             name: fixture.pod.name.clone(),
             namespace: "default".into(),
@@ -329,7 +332,9 @@ impl Sim {
             .get(image)
             .and_then(|s| s.same_digest_as.clone())
             .unwrap_or_else(|| image.to_string());
-        let h = base.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let h = base.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
         format!("sha256:{:016x}", h)
     }
 
@@ -400,26 +405,42 @@ impl Sim {
             if c.image != spec_image {
                 c.image = spec_image.clone();
                 c.phase = Phase::Starting { until: now + start };
-                log.push(format!("{name}: spec image is now {spec_image}; killing the running instance"));
+                log.push(format!(
+                    "{name}: spec image is now {spec_image}; killing the running instance"
+                ));
             }
             match c.phase.clone() {
                 Phase::Starting { until } if now >= until => match fail.as_deref() {
                     Some("ImagePullBackOff") => {
-                        c.phase = Phase::BackOff { reason: "ImagePullBackOff".into(), retry_at: now + 10 };
+                        c.phase = Phase::BackOff {
+                            reason: "ImagePullBackOff".into(),
+                            retry_at: now + 10,
+                        };
                         log.push(format!("{name}: cannot pull {}: ImagePullBackOff", c.image));
                     }
                     Some(_) => {
                         c.instance += 1;
                         c.restarts += 1;
-                        c.phase = Phase::BackOff { reason: "CrashLoopBackOff".into(), retry_at: now + 10 };
-                        log.push(format!("{name}: instance {} crashed: CrashLoopBackOff", c.instance));
+                        c.phase = Phase::BackOff {
+                            reason: "CrashLoopBackOff".into(),
+                            retry_at: now + 10,
+                        };
+                        log.push(format!(
+                            "{name}: instance {} crashed: CrashLoopBackOff",
+                            c.instance
+                        ));
                     }
                     None => {
                         c.instance += 1;
                         c.restarts += 1;
                         c.started_at = now;
-                        c.phase = Phase::Running { ready_at: now + ready };
-                        log.push(format!("{name}: instance {} running {} (restartCount {})", c.instance, c.image, c.restarts));
+                        c.phase = Phase::Running {
+                            ready_at: now + ready,
+                        };
+                        log.push(format!(
+                            "{name}: instance {} running {} (restartCount {})",
+                            c.instance, c.image, c.restarts
+                        ));
                     }
                 },
                 Phase::BackOff { retry_at, .. } if now >= retry_at => {
@@ -462,7 +483,9 @@ impl Sim {
             self.kubelet_paused = p;
         }
         if let Some(f) = &step.force {
-            self.pod.annotations.insert(names::ANNOTATION_FORCE.into(), f.clone());
+            self.pod
+                .annotations
+                .insert(names::ANNOTATION_FORCE.into(), f.clone());
             self.bump();
         }
         if let Some(a) = &step.annotate {
@@ -496,12 +519,16 @@ impl Sim {
         if let Some(rv) = &w.precondition
             && Some(rv) != self.pod.resource_version.as_ref()
         {
-            return Err(format!("409 Conflict: resourceVersion {rv} is stale (now {})", self.rv));
+            return Err(format!(
+                "409 Conflict: resourceVersion {rv} is stale (now {})",
+                self.rv
+            ));
         }
         self.previous_pod = self.pod.clone();
         if !w.images.is_empty() {
             if w.endpoint != Endpoint::Pod {
-                self.violations.push("images written through pods/status".into());
+                self.violations
+                    .push("images written through pods/status".into());
             }
             // Invariant 3: images change only after gracePeriodSeconds unready.
             let grace = self.fixture.policy.grace_period_seconds.max(0) as u64;
@@ -518,14 +545,18 @@ impl Sim {
             for (c, image) in &w.images {
                 let old = self.pod.spec_images.get(c);
                 if old.is_some_and(|o| o == image) {
-                    self.violations.push(format!("t={}: container {c} patched to the image it has", self.now));
+                    self.violations.push(format!(
+                        "t={}: container {c} patched to the image it has",
+                        self.now
+                    ));
                 }
                 self.pod.spec_images.insert(c.clone(), image.clone());
             }
         }
         if let Some(c) = &w.condition {
             if w.endpoint != Endpoint::PodStatus {
-                self.violations.push("condition written through the pod endpoint".into());
+                self.violations
+                    .push("condition written through the pod endpoint".into());
             }
             self.set_condition(c.ready);
         }
@@ -540,28 +571,46 @@ impl Sim {
             };
         }
         if let Some(r) = &w.checkpoint {
-            self.pod.annotations.insert(names::ANNOTATION_STATE.into(), gamedeploy::inplace::encode(r));
+            self.pod.annotations.insert(
+                names::ANNOTATION_STATE.into(),
+                gamedeploy::inplace::encode(r),
+            );
         }
         self.bump();
         Ok(())
     }
 
     fn reconcile(&mut self) -> bool {
-        let view = if std::mem::take(&mut self.stale) { self.previous_pod.clone() } else { self.pod.clone() };
+        let view = if std::mem::take(&mut self.stale) {
+            self.previous_pod.clone()
+        } else {
+            self.pod.clone()
+        };
         let target = self.target.clone();
         let policy = self.fixture.policy.clone();
         let record_hook = match decode(&view.annotations) {
             Decoded::Valid(r) => r.hook_run,
             _ => None,
         };
-        let hook = record_hook.as_ref().and_then(|n| self.hook_runs.get(n).copied());
-        let input = Input { pod: &view, target: &target, policy: &policy, hook, selected: self.selected, now: self.ts(self.now) };
+        let hook = record_hook
+            .as_ref()
+            .and_then(|n| self.hook_runs.get(n).copied());
+        let input = Input {
+            pod: &view,
+            target: &target,
+            policy: &policy,
+            hook,
+            selected: self.selected,
+            now: self.ts(self.now),
+        };
         let out: Outcome = advance(&input);
         for tr in &out.transitions {
             self.edges.insert((tr.from, tr.to, tr.trigger));
         }
         for a in &out.actions {
-            if let Action::Event { reason, message, .. } = a
+            if let Action::Event {
+                reason, message, ..
+            } = a
                 && reason == "UntabledTransition"
             {
                 self.violations.push(message.clone());
@@ -615,16 +664,23 @@ impl Sim {
                 Action::Event { .. } => {}
             }
         }
-        let crashed = executed.as_deref().is_some_and(|e| e.starts_with("operator crashed"));
+        let crashed = executed
+            .as_deref()
+            .is_some_and(|e| e.starts_with("operator crashed"));
         if crash.is_some() && executed.is_none() {
             // No action to lose: the crash hits the next decision instead.
             self.crash = crash;
         }
-        let derived_only = out
-            .transitions
-            .iter()
-            .all(|t| matches!(t.trigger, Trigger::UnreadyObserved | Trigger::RestartObserved));
-        let news = !out.actions.is_empty() || executed.is_some() || out.state != self.last_state || !derived_only;
+        let derived_only = out.transitions.iter().all(|t| {
+            matches!(
+                t.trigger,
+                Trigger::UnreadyObserved | Trigger::RestartObserved
+            )
+        });
+        let news = !out.actions.is_empty()
+            || executed.is_some()
+            || out.state != self.last_state
+            || !derived_only;
         if news && (!out.transitions.is_empty() || !out.actions.is_empty()) {
             self.last_state = out.state;
             self.entries.push(Entry {
@@ -639,12 +695,16 @@ impl Sim {
                         .collect(),
                     state: out.state,
                     actions: out.actions.clone(),
-                    wake_at: out.wake_at.map(|w| Self::fmt_t(w.duration_since(self.epoch).as_secs() as u64)),
+                    wake_at: out
+                        .wake_at
+                        .map(|w| Self::fmt_t(w.duration_since(self.epoch).as_secs() as u64)),
                     executed,
                 }),
             });
         }
-        self.wake = out.wake_at.map(|w| w.duration_since(self.epoch).as_secs() as u64);
+        self.wake = out
+            .wake_at
+            .map(|w| w.duration_since(self.epoch).as_secs() as u64);
         // A restarted operator lists everything and decides again at once.
         changed || crashed
     }
@@ -658,26 +718,46 @@ impl Sim {
             // Everything due now: steps, kubelet, then decisions until quiet.
             while let Some(s) = steps.next_if(|s| s.at <= self.now) {
                 self.apply_step(&s);
-                self.entries.push(Entry { t: Self::fmt_t(self.now), step: Some(s), kubelet: None, decision: None });
+                self.entries.push(Entry {
+                    t: Self::fmt_t(self.now),
+                    step: Some(s),
+                    kubelet: None,
+                    decision: None,
+                });
             }
             for line in self.kubelet() {
-                self.entries.push(Entry { t: Self::fmt_t(self.now), step: None, kubelet: Some(line), decision: None });
+                self.entries.push(Entry {
+                    t: Self::fmt_t(self.now),
+                    step: None,
+                    kubelet: Some(line),
+                    decision: None,
+                });
             }
             let mut rounds = 0;
             while self.reconcile() && rounds < 20 {
                 rounds += 1;
                 for line in self.kubelet() {
-                    self.entries.push(Entry { t: Self::fmt_t(self.now), step: None, kubelet: Some(line), decision: None });
+                    self.entries.push(Entry {
+                        t: Self::fmt_t(self.now),
+                        step: None,
+                        kubelet: Some(line),
+                        decision: None,
+                    });
                 }
             }
             if rounds >= 20 {
-                self.violations.push(format!("t={}: decisions did not settle", self.now));
+                self.violations
+                    .push(format!("t={}: decisions did not settle", self.now));
             }
-            let next = [steps.peek().map(|s| s.at), self.next_kubelet_time(), self.wake]
-                .into_iter()
-                .flatten()
-                .filter(|t| *t > self.now)
-                .min();
+            let next = [
+                steps.peek().map(|s| s.at),
+                self.next_kubelet_time(),
+                self.wake,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > self.now)
+            .min();
             match next {
                 Some(t) if t <= until => self.now = t,
                 _ => break,
@@ -693,14 +773,24 @@ impl Sim {
             revision: self.pod.revision.clone(),
             images: self.pod.spec_images.clone(),
             in_place_ready: self.pod.in_place_ready,
-            restarts: self.containers.iter().map(|(n, c)| (n.clone(), c.restarts)).collect(),
+            restarts: self
+                .containers
+                .iter()
+                .map(|(n, c)| (n.clone(), c.restarts))
+                .collect(),
             pod_writes: self.writes,
             hook_runs_created: self.hook_runs.keys().cloned().collect(),
         };
         if let Some(e) = &self.fixture.expect {
             check_expect(e, &end, &mut self.violations);
         }
-        Trace { name: self.fixture.name.clone(), entries: self.entries, end, edges: self.edges, violations: self.violations }
+        Trace {
+            name: self.fixture.name.clone(),
+            entries: self.entries,
+            end,
+            edges: self.edges,
+            violations: self.violations,
+        }
     }
 }
 
@@ -718,22 +808,52 @@ fn check_expect(e: &Expect, end: &Final, v: &mut Vec<String>) {
         }
     };
     if let Some(s) = e.state {
-        check("state", end.state == Some(s), format!("{s:?}"), format!("{:?}", end.state));
+        check(
+            "state",
+            end.state == Some(s),
+            format!("{s:?}"),
+            format!("{:?}", end.state),
+        );
     }
     if let Some(i) = &e.images {
-        check("images", &end.images == i, format!("{i:?}"), format!("{:?}", end.images));
+        check(
+            "images",
+            &end.images == i,
+            format!("{i:?}"),
+            format!("{:?}", end.images),
+        );
     }
     if let Some(r) = &e.revision {
-        check("revision", end.revision.as_ref() == Some(r), r.clone(), format!("{:?}", end.revision));
+        check(
+            "revision",
+            end.revision.as_ref() == Some(r),
+            r.clone(),
+            format!("{:?}", end.revision),
+        );
     }
     if let Some(r) = e.in_place_ready {
-        check("inPlaceReady", end.in_place_ready == Some(r), r.to_string(), format!("{:?}", end.in_place_ready));
+        check(
+            "inPlaceReady",
+            end.in_place_ready == Some(r),
+            r.to_string(),
+            format!("{:?}", end.in_place_ready),
+        );
     }
     if let Some(r) = &e.restarts {
-        check("restarts", &end.restarts == r, format!("{r:?}"), format!("{:?}", end.restarts));
+        check(
+            "restarts",
+            &end.restarts == r,
+            format!("{r:?}"),
+            format!("{:?}", end.restarts),
+        );
     }
     if let Some(w) = e.pod_writes {
-        check("pod writes", end.pod_writes == w, w.to_string(), end.pod_writes.to_string());
+        check(
+            "pod writes",
+            end.pod_writes == w,
+            w.to_string(),
+            end.pod_writes.to_string(),
+        );
     }
 }
 
