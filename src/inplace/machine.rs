@@ -544,14 +544,7 @@ impl<'a> Run<'a> {
     // ----- moves with writes --------------------------------------------------------------
 
     fn metadata_only(&mut self) {
-        let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
-        w.labels = self.revision_labels();
-        w.annotations = self
-            .target()
-            .annotations
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
+        let w = self.template_write();
         if let Some(r) = self.record.as_mut() {
             r.patched_at = Some(self.input.now);
         }
@@ -678,15 +671,8 @@ impl<'a> Run<'a> {
         r.containers = snapshot;
         r.patched_at = Some(now);
         let summary: Vec<String> = changed.iter().map(|(n, i)| format!("{n}={i}")).collect();
-        let mut w = PodWrite::new(Endpoint::Pod, pod.resource_version.clone());
+        let mut w = self.template_write();
         w.images = changed;
-        w.labels = self.revision_labels();
-        w.annotations = self
-            .target()
-            .annotations
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
         self.go(State::ImagePatched, trigger);
         self.emit(w);
         self.event(
@@ -757,13 +743,22 @@ impl<'a> Run<'a> {
 
     // ----- helpers ------------------------------------------------------------------------
 
-    fn revision_labels(&self) -> BTreeMap<String, String> {
-        let mut labels = self.target().labels.clone();
-        labels.insert(
+    /// A pod write moving the pod's metadata to the target template: revision label,
+    /// template labels and annotations.
+    fn template_write(&self) -> PodWrite {
+        let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
+        w.labels = self.target().labels.clone();
+        w.labels.insert(
             names::LABEL_REVISION.to_string(),
             self.target().revision.clone(),
         );
-        labels
+        w.annotations = self
+            .target()
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        w
     }
 
     fn grace_end(&self, r: &Record) -> Option<Timestamp> {
