@@ -1,0 +1,737 @@
+//! `GameDeployment` (`tkex.tencent.com/v1alpha1`): spec, status and the effective-default accessors
+//! the controller reads instead of repeating the defaults.
+//!
+//! Field names and JSON shapes follow the Go `bcs-gamedeployment-operator` so that existing
+//! objects and scripts keep working. The one addition is
+//! `updateStrategy.inPlaceUpdateStrategy.deadlineSeconds`.
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use super::hook::{HookPhase, HookStep};
+use super::schema;
+
+/// Replicas when `spec.replicas` is unset (the original's `+kubebuilder:default=1`).
+pub const DEFAULT_REPLICAS: i32 = 1;
+/// Pods kept on old revisions when `updateStrategy.partition` is unset.
+pub const DEFAULT_PARTITION: i32 = 0;
+/// The original operator's `DefaultGameDeploymentMaxUnavailable` (its README says 25%; the code wins).
+pub const DEFAULT_MAX_UNAVAILABLE: &str = "20%";
+/// Extra pods during an update when `updateStrategy.maxSurge` is unset.
+pub const DEFAULT_MAX_SURGE: i32 = 0;
+/// Seconds between marking a pod unready and swapping its images.
+pub const DEFAULT_GRACE_PERIOD_SECONDS: i32 = 0;
+/// Non-live ControllerRevisions kept when `revisionHistoryLimit` is unset.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+
+/// The template labels must carry every `matchLabels` entry, or the operator would create pods it
+/// cannot see and keep creating more.
+const RULE_SELECTOR_MATCHES_TEMPLATE: &str = "!has(self.selector.matchLabels) || (has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k]))";
+const RULE_SELECTOR_NOT_EMPTY: &str = "(has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)";
+
+// Int-or-string values are tested for string-ness with `string(x) == x`, which under CEL's
+// heterogeneous equality holds exactly for strings. `type(x) == string` would read better but
+// kube-cel (used by the tests to evaluate these rules) cannot evaluate `type()`.
+
+/// A non-negative int, or a percentage such as "20%".
+macro_rules! int_or_percent_rule {
+    ($f:literal) => {
+        concat!(
+            "!has(self.",
+            $f,
+            ") || (string(self.",
+            $f,
+            ") == self.",
+            $f,
+            " ? self.",
+            $f,
+            ".matches('^[0-9]+%$') : self.",
+            $f,
+            " >= 0)"
+        )
+    };
+}
+
+/// A zero budget, written either as 0 or as a zero percentage.
+macro_rules! is_zero {
+    ($f:literal) => {
+        concat!(
+            "(string(self.",
+            $f,
+            ") == self.",
+            $f,
+            " ? self.",
+            $f,
+            ".matches('^0+%$') : self.",
+            $f,
+            " == 0)"
+        )
+    };
+}
+
+/// Absent fields are treated as their defaults (maxUnavailable "20%", maxSurge 0), which is what
+/// the apiserver fills in before CEL runs.
+const RULE_BUDGET_NOT_BOTH_ZERO: &str = concat!(
+    "!has(self.maxUnavailable) || !",
+    is_zero!("maxUnavailable"),
+    " || (has(self.maxSurge) && !",
+    is_zero!("maxSurge"),
+    ")"
+);
+
+/// Desired state of a GameDeployment.
+// Several printer columns share `type_ = "integer"`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "tkex.tencent.com",
+    version = "v1alpha1",
+    kind = "GameDeployment",
+    plural = "gamedeployments",
+    singular = "gamedeployment",
+    shortname = "gd",
+    namespaced,
+    status = "GameDeploymentStatus",
+    derive = "PartialEq",
+    doc = "A set of interchangeable game-server pods updated by rolling, in-place or hot-patch updates.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.labelSelector"
+    ),
+    printcolumn(
+        name = "DESIRED",
+        type_ = "integer",
+        json_path = ".spec.replicas",
+        description = "Desired pods"
+    ),
+    printcolumn(
+        name = "UPDATED",
+        type_ = "integer",
+        json_path = ".status.updatedReplicas",
+        description = "Pods on the update revision"
+    ),
+    printcolumn(
+        name = "UPDATED_READY",
+        type_ = "integer",
+        json_path = ".status.updatedReadyReplicas",
+        description = "Ready pods on the update revision"
+    ),
+    printcolumn(
+        name = "READY",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "Ready pods"
+    ),
+    printcolumn(
+        name = "TOTAL",
+        type_ = "integer",
+        json_path = ".status.replicas",
+        description = "Pods owned, including those waiting on a pre-delete hook"
+    ),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new(RULE_SELECTOR_NOT_EMPTY).field_path(".selector").message("spec.selector is empty and would match no pods: set spec.selector.matchLabels to labels of spec.template.metadata.labels"))]
+#[x_kube(validation = Rule::new(RULE_SELECTOR_MATCHES_TEMPLATE).field_path(".selector").message("spec.selector.matchLabels must be a subset of spec.template.metadata.labels (same keys and values), or the pods created would not be selected"))]
+#[serde(rename_all = "camelCase")]
+pub struct GameDeploymentSpec {
+    /// Desired number of pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0), extend("default" = DEFAULT_REPLICAS))]
+    pub replicas: Option<i32>,
+
+    #[schemars(schema_with = "schema::label_selector")]
+    pub selector: LabelSelector,
+
+    #[schemars(schema_with = "schema::pod_template")]
+    pub template: PodTemplateSpec,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale_strategy: Option<ScaleStrategy>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
+    pub update_strategy: Option<UpdateStrategy>,
+
+    /// Hook that must succeed before a pod is deleted (scale-down, podsToDelete, rolling update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_delete_update_strategy: Option<HookUpdateStrategy>,
+
+    /// Hook that must succeed before a pod is updated in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_inplace_update_strategy: Option<HookUpdateStrategy>,
+
+    /// Hook run after a pod was updated in place; it gates nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_inplace_update_strategy: Option<HookUpdateStrategy>,
+
+    /// Old ControllerRevisions kept for rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0), extend("default" = DEFAULT_REVISION_HISTORY_LIMIT))]
+    pub revision_history_limit: Option<i32>,
+
+    /// Seconds a pod must be ready before it counts as available.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_ready_seconds: Option<i32>,
+}
+
+/// How scaling picks pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleStrategy {
+    /// Pods to delete first (still gated by the pre-delete hook); replacements are created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods_to_delete: Vec<String>,
+}
+
+/// How pods are moved to a new template revision.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum UpdateStrategyType {
+    /// Delete old pods and create new ones.
+    #[default]
+    RollingUpdate,
+    /// Swap container images in the existing pods, with a readiness-gate flip and grace period.
+    InplaceUpdate,
+    /// Swap images without restarting containers (needs the BCS-customised kubelet).
+    HotPatchUpdate,
+}
+
+/// Update policy. Defaulted to `{}` so that its own defaults apply when it is omitted.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(int_or_percent_rule!("partition")).field_path(".partition").message("updateStrategy.partition must be a non-negative integer or a percentage such as \"10%\""))]
+#[x_kube(validation = Rule::new(int_or_percent_rule!("maxUnavailable")).field_path(".maxUnavailable").message("updateStrategy.maxUnavailable must be a non-negative integer or a percentage such as \"20%\""))]
+#[x_kube(validation = Rule::new(int_or_percent_rule!("maxSurge")).field_path(".maxSurge").message("updateStrategy.maxSurge must be a non-negative integer or a percentage such as \"25%\""))]
+#[x_kube(validation = Rule::new(RULE_BUDGET_NOT_BOTH_ZERO).field_path(".maxUnavailable").message("updateStrategy.maxUnavailable and maxSurge are both zero, so no pod could ever be updated: make one of them positive"))]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStrategy {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "RollingUpdate"))]
+    pub type_: Option<UpdateStrategyType>,
+
+    /// Pods (or percentage of replicas, rounded up) kept on old revisions. Ignored while canary steps exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_PARTITION))]
+    pub partition: Option<IntOrString>,
+
+    /// Pods that may be unavailable at once during an update (integer or percentage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_MAX_UNAVAILABLE))]
+    pub max_unavailable: Option<IntOrString>,
+
+    /// Extra pods created during an update (integer or percentage, rounded up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_MAX_SURGE))]
+    pub max_surge: Option<IntOrString>,
+
+    /// Stops pod updates; scaling continues. The operator owns this flag while canary pauses exist.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = {}))]
+    pub in_place_update_strategy: Option<InPlaceUpdateStrategy>,
+
+    /// Automatic step-by-step canary; replaces `partition` while steps remain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStrategy>,
+}
+
+/// Timing of one in-place update.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.deadlineSeconds) || self.deadlineSeconds > (has(self.gracePeriodSeconds) ? self.gracePeriodSeconds : 0)").field_path(".deadlineSeconds").message("inPlaceUpdateStrategy.deadlineSeconds must be greater than gracePeriodSeconds: the deadline starts when the pod is chosen and has to cover the grace period plus the image swap"))]
+#[serde(rename_all = "camelCase")]
+pub struct InPlaceUpdateStrategy {
+    /// Seconds between marking the pod unready and swapping its images, so traffic can drain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0), extend("default" = DEFAULT_GRACE_PERIOD_SECONDS))]
+    pub grace_period_seconds: Option<i32>,
+
+    /// gamedeploy extension: seconds, counted from when the pod is chosen, after which its in-place
+    /// update is marked Failed. Unset means no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub deadline_seconds: Option<i32>,
+}
+
+/// Ordered canary steps.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStrategy {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<CanaryStep>,
+}
+
+/// One canary step: move the partition, pause, or run a hook.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Pods kept on the old revision once this step is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub partition: Option<i32>,
+
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<CanaryPause>,
+
+    /// HookRun that must succeed to pass this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookStep>,
+}
+
+/// A canary pause: timed, or until the user sets `paused: false`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryPause {
+    /// Seconds to wait; unset waits for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub duration: Option<i32>,
+}
+
+/// A hook gate around pod deletion or in-place update.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookUpdateStrategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook: Option<HookStep>,
+
+    /// Set to true to re-run completed, unsuccessful hooks; the operator resets it to false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
+}
+
+/// Observed state, written by the operator through the status subresource.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GameDeploymentStatus {
+    /// Generation last acted on.
+    #[serde(default)]
+    pub observed_generation: i64,
+    /// Owned active pods, including pods waiting on a pre-delete hook.
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// Pods labelled with `updateRevision`.
+    #[serde(default)]
+    pub updated_replicas: i32,
+    #[serde(default)]
+    pub updated_ready_replicas: i32,
+    /// Revision the template currently hashes to.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub update_revision: String,
+    /// Oldest revision a pod still runs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub current_revision: String,
+    /// Bumped on ControllerRevision name collisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_count: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<GameDeploymentCondition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pause_conditions: Vec<PauseCondition>,
+    /// Selector in string form, for the scale subresource (HPA).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label_selector: String,
+    /// Canary step in progress; equal to the step count when all are done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step_index: Option<i32>,
+    /// Hash of the canary steps; a change restarts them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub current_step_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<CanaryStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_delete_hook_condition: Vec<HookCondition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_inplace_hook_condition: Vec<HookCondition>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_inplace_hook_condition: Vec<HookCondition>,
+}
+
+/// A condition on the GameDeployment (types `FailedScale`, `FailedUpdate`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GameDeploymentCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// When `status` last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<Time>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// Why updates are paused.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PauseReason {
+    /// A canary pause step was reached.
+    PausedByCanaryPauseStep,
+    /// A canary hook step did not succeed.
+    PausedByStepBasedHook,
+}
+
+/// A reason updates are paused, and since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PauseCondition {
+    pub reason: PauseReason,
+    /// When the pause began; timed canary pauses count from here.
+    pub start_time: Time,
+}
+
+/// Canary progress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStatus {
+    /// Stable revision the canary started from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revision: String,
+    /// Recorded for compatibility; the original never read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_start_time: Option<Time>,
+    /// HookRun of the current hook step.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub current_step_hook_run: String,
+}
+
+/// A pod waiting on a hook, and the hook's last phase.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookCondition {
+    pub pod_name: String,
+    /// When the hook was started for this pod.
+    pub start_time: Time,
+    pub phase: HookPhase,
+}
+
+/// Integer, or percentage of `total`, from an IntOrString budget field.
+fn scaled(
+    value: &IntOrString,
+    total: i32,
+    round_up: bool,
+    field: &'static str,
+) -> Result<i32, ApiError> {
+    let invalid = || ApiError::InvalidIntOrPercent {
+        field,
+        value: match value {
+            IntOrString::Int(i) => i.to_string(),
+            IntOrString::String(s) => s.clone(),
+        },
+    };
+    match value {
+        IntOrString::Int(i) if *i >= 0 => Ok(*i),
+        IntOrString::Int(_) => Err(invalid()),
+        IntOrString::String(s) => {
+            let digits = s.strip_suffix('%').ok_or_else(invalid)?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid());
+            }
+            let percent: i64 = digits.parse().map_err(|_| invalid())?;
+            let product = i64::from(total.max(0)) * percent;
+            let scaled = if round_up {
+                (product + 99) / 100
+            } else {
+                product / 100
+            };
+            i32::try_from(scaled).map_err(|_| invalid())
+        }
+    }
+}
+
+impl GameDeploymentSpec {
+    /// Desired pods, with the schema default.
+    pub fn replicas(&self) -> i32 {
+        self.replicas.unwrap_or(DEFAULT_REPLICAS)
+    }
+
+    /// Update strategy type, with the schema default (the original fails every update on an
+    /// empty type; we never see one).
+    pub fn update_strategy_type(&self) -> UpdateStrategyType {
+        self.update_strategy
+            .as_ref()
+            .and_then(|u| u.type_.clone())
+            .unwrap_or_default()
+    }
+
+    /// Whether the user (or a canary pause) stopped pod updates.
+    pub fn paused(&self) -> bool {
+        self.update_strategy.as_ref().is_some_and(|u| u.paused)
+    }
+
+    /// Pods to keep on old revisions for `replicas`; percentages round up.
+    pub fn partition(&self, replicas: i32) -> Result<i32, ApiError> {
+        match self
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.partition.as_ref())
+        {
+            Some(p) => scaled(p, replicas, true, "partition"),
+            None => Ok(DEFAULT_PARTITION),
+        }
+    }
+
+    /// Extra pods allowed during an update for `replicas`; percentages round up.
+    pub fn max_surge(&self, replicas: i32) -> Result<i32, ApiError> {
+        match self
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.max_surge.as_ref())
+        {
+            Some(s) => scaled(s, replicas, true, "maxSurge"),
+            None => Ok(DEFAULT_MAX_SURGE),
+        }
+    }
+
+    /// Pods that may be unavailable at once for `replicas`. Percentages round up, or down when
+    /// `maxSurge` is positive, as in the original.
+    pub fn max_unavailable(&self, replicas: i32) -> Result<i32, ApiError> {
+        let round_up = self.max_surge(replicas)? == 0;
+        let default = IntOrString::String(DEFAULT_MAX_UNAVAILABLE.to_owned());
+        let value = self
+            .update_strategy
+            .as_ref()
+            .and_then(|u| u.max_unavailable.as_ref())
+            .unwrap_or(&default);
+        scaled(value, replicas, round_up, "maxUnavailable")
+    }
+
+    /// Seconds between marking a pod unready and swapping its images.
+    pub fn grace_period_seconds(&self) -> i32 {
+        self.in_place_update_strategy()
+            .and_then(|s| s.grace_period_seconds)
+            .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS)
+    }
+
+    /// Per-pod deadline for one in-place update, if any.
+    pub fn deadline_seconds(&self) -> Option<i32> {
+        self.in_place_update_strategy()
+            .and_then(|s| s.deadline_seconds)
+    }
+
+    /// Canary steps; empty when the canary is not used.
+    pub fn canary_steps(&self) -> &[CanaryStep] {
+        self.update_strategy
+            .as_ref()
+            .and_then(|u| u.canary.as_ref())
+            .map_or(&[], |c| c.steps.as_slice())
+    }
+
+    /// ControllerRevisions kept beyond the live ones.
+    pub fn revision_history_limit(&self) -> i32 {
+        self.revision_history_limit
+            .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+    }
+
+    /// Seconds a pod must be ready before it is available.
+    pub fn min_ready_seconds(&self) -> i32 {
+        self.min_ready_seconds.unwrap_or(0)
+    }
+
+    fn in_place_update_strategy(&self) -> Option<&InPlaceUpdateStrategy> {
+        self.update_strategy
+            .as_ref()
+            .and_then(|u| u.in_place_update_strategy.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_strategy(u: UpdateStrategy) -> GameDeploymentSpec {
+        GameDeploymentSpec {
+            update_strategy: Some(u),
+            ..Default::default()
+        }
+    }
+
+    fn s(v: &str) -> IntOrString {
+        IntOrString::String(v.to_owned())
+    }
+
+    #[test]
+    fn unset_fields_read_as_the_schema_defaults() {
+        let spec = GameDeploymentSpec::default();
+        assert_eq!(spec.replicas(), 1);
+        assert_eq!(
+            spec.update_strategy_type(),
+            UpdateStrategyType::RollingUpdate
+        );
+        assert_eq!(spec.partition(8).unwrap(), 0);
+        assert_eq!(spec.max_surge(8).unwrap(), 0);
+        // 20% of 8 = 1.6, rounded up because maxSurge is 0.
+        assert_eq!(spec.max_unavailable(8).unwrap(), 2);
+        assert_eq!(spec.grace_period_seconds(), 0);
+        assert_eq!(spec.deadline_seconds(), None);
+        assert_eq!(spec.revision_history_limit(), 10);
+        assert_eq!(spec.min_ready_seconds(), 0);
+        assert!(!spec.paused());
+        assert!(spec.canary_steps().is_empty());
+    }
+
+    #[test]
+    fn set_fields_win_over_defaults() {
+        let spec = GameDeploymentSpec {
+            replicas: Some(8),
+            revision_history_limit: Some(3),
+            min_ready_seconds: Some(5),
+            ..with_strategy(UpdateStrategy {
+                type_: Some(UpdateStrategyType::InplaceUpdate),
+                partition: Some(IntOrString::Int(3)),
+                paused: true,
+                in_place_update_strategy: Some(InPlaceUpdateStrategy {
+                    grace_period_seconds: Some(30),
+                    deadline_seconds: Some(600),
+                }),
+                canary: Some(CanaryStrategy {
+                    steps: vec![CanaryStep {
+                        partition: Some(4),
+                        ..Default::default()
+                    }],
+                }),
+                ..Default::default()
+            })
+        };
+        assert_eq!(spec.replicas(), 8);
+        assert_eq!(
+            spec.update_strategy_type(),
+            UpdateStrategyType::InplaceUpdate
+        );
+        assert_eq!(spec.partition(8).unwrap(), 3);
+        assert_eq!(spec.grace_period_seconds(), 30);
+        assert_eq!(spec.deadline_seconds(), Some(600));
+        assert_eq!(spec.revision_history_limit(), 3);
+        assert_eq!(spec.min_ready_seconds(), 5);
+        assert!(spec.paused());
+        assert_eq!(spec.canary_steps().len(), 1);
+    }
+
+    #[test]
+    fn percentages_round_up_except_max_unavailable_with_surge() {
+        let spec = with_strategy(UpdateStrategy {
+            partition: Some(s("25%")),
+            max_unavailable: Some(s("25%")),
+            max_surge: Some(s("10%")),
+            ..Default::default()
+        });
+        // 25% of 10 = 2.5 → 3; 10% of 10 = 1; maxUnavailable rounds down to 2 because surge > 0.
+        assert_eq!(spec.partition(10).unwrap(), 3);
+        assert_eq!(spec.max_surge(10).unwrap(), 1);
+        assert_eq!(spec.max_unavailable(10).unwrap(), 2);
+
+        let no_surge = with_strategy(UpdateStrategy {
+            max_unavailable: Some(s("25%")),
+            ..Default::default()
+        });
+        assert_eq!(no_surge.max_unavailable(10).unwrap(), 3);
+        assert_eq!(no_surge.max_unavailable(0).unwrap(), 0);
+    }
+
+    #[test]
+    fn malformed_budgets_name_the_field_and_the_fix() {
+        for (value, field) in [
+            (s("20"), "maxUnavailable"),
+            (s("%"), "maxUnavailable"),
+            (s("-5%"), "maxUnavailable"),
+            (s("abc%"), "maxUnavailable"),
+            (IntOrString::Int(-1), "maxUnavailable"),
+        ] {
+            let spec = with_strategy(UpdateStrategy {
+                max_unavailable: Some(value.clone()),
+                ..Default::default()
+            });
+            let err = spec.max_unavailable(10).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(field), "{msg}");
+            assert!(msg.contains("percentage"), "{msg}");
+            assert!(
+                matches!(err, ApiError::InvalidIntOrPercent { field: f, .. } if f == field),
+                "{value:?}"
+            );
+        }
+        let bad_partition = with_strategy(UpdateStrategy {
+            partition: Some(s("1e3%")),
+            ..Default::default()
+        });
+        assert!(bad_partition.partition(4).is_err());
+    }
+
+    #[test]
+    fn spec_serializes_with_the_original_json_names() {
+        let spec = GameDeploymentSpec {
+            replicas: Some(2),
+            scale_strategy: Some(ScaleStrategy {
+                pods_to_delete: vec!["a".into()],
+            }),
+            pre_delete_update_strategy: Some(HookUpdateStrategy {
+                hook: None,
+                retry: true,
+            }),
+            ..with_strategy(UpdateStrategy {
+                type_: Some(UpdateStrategyType::HotPatchUpdate),
+                max_surge: Some(IntOrString::Int(1)),
+                in_place_update_strategy: Some(InPlaceUpdateStrategy {
+                    grace_period_seconds: Some(1),
+                    deadline_seconds: None,
+                }),
+                ..Default::default()
+            })
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["scaleStrategy"]["podsToDelete"][0], "a");
+        assert_eq!(json["updateStrategy"]["type"], "HotPatchUpdate");
+        assert_eq!(json["updateStrategy"]["maxSurge"], 1);
+        assert_eq!(
+            json["updateStrategy"]["inPlaceUpdateStrategy"]["gracePeriodSeconds"],
+            1
+        );
+        assert_eq!(json["preDeleteUpdateStrategy"]["retry"], true);
+        let back: GameDeploymentSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+    }
+
+    #[test]
+    fn status_reads_an_object_written_by_the_original_operator() {
+        let status: GameDeploymentStatus = serde_json::from_value(serde_json::json!({
+            "observedGeneration": 4,
+            "replicas": 8, "readyReplicas": 7, "availableReplicas": 7,
+            "updatedReplicas": 5, "updatedReadyReplicas": 4,
+            "updateRevision": "test-gamedeployment-7d9f", "collisionCount": 0,
+            "labelSelector": "app=test-gamedeployment",
+            "currentStepIndex": 1, "currentStepHash": "3b1f",
+            "canary": {"revision": "test-gamedeployment-5c6b", "currentStepHookRun": "canary-x-1-t"},
+            "pauseConditions": [{"reason": "PausedByCanaryPauseStep", "startTime": "2024-05-01T10:00:00Z"}],
+            "preDeleteHookCondition": [{"podName": "p-abcde", "startTime": "2024-05-01T10:00:00Z", "phase": "Running"}],
+            "conditions": [{"type": "FailedUpdate", "status": "True", "reason": "x", "message": "y"}]
+        }))
+        .unwrap();
+        assert_eq!(status.updated_ready_replicas, 4);
+        assert_eq!(
+            status.pause_conditions[0].reason,
+            PauseReason::PausedByCanaryPauseStep
+        );
+        assert_eq!(
+            status.pre_delete_hook_condition[0].phase,
+            HookPhase::Running
+        );
+        assert_eq!(status.canary.unwrap().current_step_hook_run, "canary-x-1-t");
+        assert_eq!(status.conditions[0].type_, "FailedUpdate");
+    }
+}
