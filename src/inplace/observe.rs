@@ -71,6 +71,23 @@ pub struct PodView {
     /// `metadata.deletionTimestamp` is set: the machine never writes to a dying pod.
     #[serde(default)]
     pub deleting: bool,
+    /// `metadata.uid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// `spec.nodeName`; unscheduled pods sort first in the active-pods order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// `status.phase` (`Pending`, `Running`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The pod condition `Ready` is True.
+    #[serde(default)]
+    pub ready: bool,
+    /// When `Ready` last became True (its lastTransitionTime), for minReadySeconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_since: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<Timestamp>,
 }
 
 impl PodView {
@@ -105,13 +122,13 @@ impl PodView {
                     .collect()
             })
             .unwrap_or_default();
-        let in_place_ready = status
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.type_ == names::CONDITION_INPLACE_READY)
-            })
-            .map(|c| c.status == "True");
+        let condition = |type_: &str| {
+            status
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+        };
+        let in_place_ready = condition(names::CONDITION_INPLACE_READY).map(|c| c.status == "True");
+        let ready = condition("Ready").filter(|c| c.status == "True");
         PodView {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
@@ -134,7 +151,24 @@ impl PodView {
             pod_ip: status.and_then(|s| s.pod_ip.clone()),
             host_ip: status.and_then(|s| s.host_ip.clone()),
             deleting: meta.deletion_timestamp.is_some(),
+            uid: meta.uid.clone(),
+            node_name: pod.spec.as_ref().and_then(|s| s.node_name.clone()),
+            phase: status.and_then(|s| s.phase.clone()),
+            ready: ready.is_some(),
+            ready_since: ready
+                .and_then(|c| c.last_transition_time.as_ref())
+                .map(|t| t.0),
+            created_at: meta.creation_timestamp.as_ref().map(|t| t.0),
         }
+    }
+
+    /// Highest restart count among the containers.
+    pub fn max_restarts(&self) -> i32 {
+        self.containers
+            .values()
+            .map(|c| c.restart_count)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The instance id the original operator gives every pod (label, else the name suffix).
@@ -164,14 +198,15 @@ mod tests {
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {
                 "name": "test-gamedeployment-49m5l", "namespace": "default", "resourceVersion": "42",
+                "uid": "u-1", "creationTimestamp": "2026-01-01T00:00:00Z",
                 "labels": {"controller-revision-hash": "gd-1",
                            "tkex.bkbcs.tencent.com/gamedeployment-instance-id": "49m5l"},
                 "annotations": {"a": "b"}
             },
-            "spec": {"containers": [{"name": "python", "image": "python:3.9"}]},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "python", "image": "python:3.9"}]},
             "status": {
-                "podIP": "10.0.0.7", "hostIP": "192.0.2.1",
-                "conditions": [{"type": "Ready", "status": "True"},
+                "phase": "Running", "podIP": "10.0.0.7", "hostIP": "192.0.2.1",
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:00:05Z"},
                                {"type": "InPlaceUpdateReady", "status": "False"}],
                 "containerStatuses": [{
                     "name": "python", "image": "python:3.9", "imageID": "sha256:aa",
@@ -191,6 +226,14 @@ mod tests {
         assert_eq!(c.container_id.as_deref(), Some("containerd://c1"));
         assert_eq!(c.started_at, Some("2026-01-01T00:00:00Z".parse().unwrap()));
         assert_eq!(v.pod_ip.as_deref(), Some("10.0.0.7"));
+        assert_eq!(
+            (v.uid.as_deref(), v.node_name.as_deref(), v.phase.as_deref()),
+            (Some("u-1"), Some("node-1"), Some("Running"))
+        );
+        assert!(v.ready);
+        assert_eq!(v.ready_since, Some("2026-01-01T00:00:05Z".parse().unwrap()));
+        assert_eq!(v.created_at, Some("2026-01-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(v.max_restarts(), 2);
     }
 
     #[test]

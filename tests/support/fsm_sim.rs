@@ -281,6 +281,7 @@ impl Sim {
             pod_ip: Some("10.0.0.7".into()),
             host_ip: Some("192.0.2.10".into()),
             deleting: false,
+            ..Default::default()
         };
         let unready_since = (pod.in_place_ready == Some(false)).then_some(0);
         let mut sim = Sim {

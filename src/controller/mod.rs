@@ -1,0 +1,8 @@
+//! The GameDeployment controller's pure planning: which pods an update may touch now, in which
+//! order, and what the status says. Shaped observe → plan → act: everything here is a function
+//! of observed objects and a clock, returning decisions; the runtime edge executes them.
+//!
+//! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
+//! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
+pub mod order;
+pub mod rollout;

@@ -1,0 +1,227 @@
+//! Which pods move to the update revision now: `partition` decides which pods may ever move,
+//! `maxUnavailable` how many may be out of service at once. Pure: the controller passes what it
+//! observed and gets names back; the in-place state machine does the rest per pod.
+
+use std::collections::BTreeSet;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::order::sort_active;
+use crate::inplace::PodView;
+
+/// The numbers an update obeys, already resolved from the spec (percentages applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub replicas: i32,
+    /// Pods kept on old revisions.
+    pub partition: i32,
+    pub max_unavailable: i32,
+    pub min_ready_seconds: i64,
+}
+
+/// The rollout decision.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RolloutPlan {
+    /// Pods that should run the update revision (in update order), including those already
+    /// being moved. Pods with a machine that are *not* listed are retargeted to their own
+    /// revision (their update is called off).
+    pub targets: Vec<String>,
+    /// Of `targets`, the pods whose update may start now.
+    pub may_start: BTreeSet<String>,
+    /// Pods unavailable now, and the most that may be.
+    pub unavailable: i32,
+    pub budget: i32,
+}
+
+/// Whether a pod counts as available for the update budget: Running, Ready for
+/// `minReadySeconds`, and not held unready by an in-place update.
+pub fn is_available(pod: &PodView, min_ready_seconds: i64, now: Timestamp) -> bool {
+    let ready_long_enough = match pod.ready_since {
+        Some(since) => since
+            .checked_add(SignedDuration::from_secs(min_ready_seconds))
+            .is_ok_and(|t| t <= now),
+        None => min_ready_seconds == 0,
+    };
+    pod.phase.as_deref() == Some("Running")
+        && pod.ready
+        && ready_long_enough
+        && !pod.is_marked_unready()
+        && !pod.deleting
+}
+
+/// Plans which pods move to `update_revision`. `in_flight` names the pods whose in-place machine
+/// is working towards the update revision: they keep their place and their share of the budget
+/// even while they still serve (a pod waiting for its hook will go unready without asking again).
+pub fn plan(
+    pods: &[PodView],
+    update_revision: &str,
+    in_flight: &BTreeSet<String>,
+    limits: Limits,
+    now: Timestamp,
+) -> RolloutPlan {
+    let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).collect();
+    let updated = live
+        .iter()
+        .filter(|p| p.revision.as_deref() == Some(update_revision))
+        .count() as i32;
+    let mut candidates: Vec<&PodView> = live
+        .iter()
+        .copied()
+        .filter(|p| p.revision.as_deref() != Some(update_revision))
+        .collect();
+    sort_active(&mut candidates);
+    // In-flight pods first, so a pod being updated is never swapped for another mid-way.
+    candidates.sort_by_key(|p| !in_flight.contains(&p.name));
+
+    let partition = limits.partition.clamp(0, limits.replicas.max(0));
+    let room = (limits.replicas - partition - updated).max(0);
+    let movable = (candidates.len() as i32 - partition).max(0);
+    let count = room.min(movable) as usize;
+    let targets: Vec<&PodView> = candidates.into_iter().take(count).collect();
+
+    let budget = limits.max_unavailable.max(0) + (live.len() as i32 - limits.replicas).max(0);
+    let counts_unavailable = |p: &PodView| {
+        !is_available(p, limits.min_ready_seconds, now) || in_flight.contains(&p.name)
+    };
+    let mut unavailable = live.iter().filter(|p| counts_unavailable(p)).count() as i32;
+    let mut may_start = BTreeSet::new();
+    for p in &targets {
+        if counts_unavailable(p) {
+            // Already out of service (or already counted): moving it costs nothing more.
+            may_start.insert(p.name.clone());
+        } else if unavailable < budget {
+            unavailable += 1;
+            may_start.insert(p.name.clone());
+        }
+    }
+    RolloutPlan {
+        targets: targets.iter().map(|p| p.name.clone()).collect(),
+        may_start,
+        unavailable,
+        budget,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2026-01-01T01:00:00Z".parse().unwrap()
+    }
+
+    fn pod(name: &str, rev: &str) -> PodView {
+        PodView {
+            name: name.into(),
+            revision: Some(rev.into()),
+            node_name: Some("n".into()),
+            phase: Some("Running".into()),
+            ready: true,
+            ready_since: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+            in_place_ready: Some(true),
+            ..Default::default()
+        }
+    }
+
+    fn limits(replicas: i32, partition: i32, max_unavailable: i32) -> Limits {
+        Limits {
+            replicas,
+            partition,
+            max_unavailable,
+            min_ready_seconds: 0,
+        }
+    }
+
+    fn seed() -> Vec<PodView> {
+        [
+            "49m5l", "57rrt", "7wr7h", "cbk77", "n58hm", "n8ld6", "r78df", "wzxm7",
+        ]
+        .iter()
+        .map(|s| pod(&format!("test-gamedeployment-{s}"), "r1"))
+        .collect()
+    }
+
+    #[test]
+    fn the_seed_moves_five_of_eight_two_at_a_time() {
+        // 8 pods, partition 3, maxUnavailable 20% of 8 = 1.6 rounded up = 2.
+        let p = plan(&seed(), "r2", &BTreeSet::new(), limits(8, 3, 2), now());
+        assert_eq!(p.targets.len(), 5);
+        assert_eq!(p.may_start.len(), 2);
+        assert_eq!(p.budget, 2);
+        // Name order among equals: the last three by name stay old.
+        assert!(
+            !p.targets
+                .iter()
+                .any(|n| n.ends_with("r78df") || n.ends_with("wzxm7") || n.ends_with("n8ld6"))
+        );
+    }
+
+    #[test]
+    fn in_flight_pods_keep_their_slot_and_block_others() {
+        let mut pods = seed();
+        for p in pods.iter_mut().take(2) {
+            p.in_place_ready = Some(false);
+        }
+        let in_flight: BTreeSet<String> = pods.iter().take(2).map(|p| p.name.clone()).collect();
+        let p = plan(&pods, "r2", &in_flight, limits(8, 3, 2), now());
+        assert_eq!(p.unavailable, 2);
+        assert_eq!(
+            p.may_start, in_flight,
+            "no third pod may start while two are out"
+        );
+    }
+
+    #[test]
+    fn never_more_than_replicas_minus_partition_on_the_update_revision() {
+        let mut pods = seed();
+        for p in pods.iter_mut().take(5) {
+            p.revision = Some("r2".into());
+        }
+        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 3, 8), now());
+        assert!(p.targets.is_empty());
+        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 0, 8), now());
+        assert_eq!(p.targets.len(), 3);
+        assert_eq!(p.may_start.len(), 3);
+    }
+
+    #[test]
+    fn raising_the_partition_calls_off_updates_not_yet_begun() {
+        let p = plan(&seed(), "r2", &BTreeSet::new(), limits(8, 8, 2), now());
+        assert!(p.targets.is_empty());
+        let p = plan(&seed(), "r2", &BTreeSet::new(), limits(8, 20, 2), now());
+        assert!(
+            p.targets.is_empty(),
+            "a partition above replicas is clamped"
+        );
+    }
+
+    #[test]
+    fn unavailable_pods_go_first_and_cost_nothing() {
+        let mut pods = seed();
+        pods[7].ready = false;
+        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 0, 1), now());
+        assert_eq!(p.targets[0], pods[7].name);
+        assert!(p.may_start.contains(&pods[7].name));
+        assert_eq!(
+            p.may_start.len(),
+            1,
+            "the budget of 1 is already used by the unready pod"
+        );
+    }
+
+    #[test]
+    fn min_ready_seconds_delays_availability() {
+        let mut pods = seed();
+        pods[0].ready_since = Some("2026-01-01T00:59:50Z".parse().unwrap());
+        assert!(!is_available(&pods[0], 30, now()));
+        assert!(is_available(&pods[1], 30, now()));
+    }
+
+    #[test]
+    fn surge_pods_widen_the_budget() {
+        let mut pods = seed();
+        pods.push(pod("test-gamedeployment-surge", "r2"));
+        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 0, 1), now());
+        assert_eq!(p.budget, 2);
+    }
+}
