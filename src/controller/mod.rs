@@ -4,5 +4,7 @@
 //!
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
+//! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod order;
 pub mod rollout;
+pub mod status;

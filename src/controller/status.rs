@@ -1,0 +1,281 @@
+//! The GameDeployment status as a pure function of what was observed. Conditions are computed
+//! here and written with the rest of the status (the Go original returned before writing them,
+//! so they never reached the API).
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::rollout::is_available;
+use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
+use crate::inplace::PodView;
+
+/// Condition types this operator sets.
+pub const FAILED_SCALE: &str = "FailedScale";
+pub const FAILED_UPDATE: &str = "FailedUpdate";
+pub const PROGRESSING: &str = "Progressing";
+
+/// Something that went wrong during this reconcile, reported as a condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `FailedScale` or `FailedUpdate`.
+    pub condition: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+/// What the status is computed from.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    pub generation: Option<i64>,
+    /// Owned pods, including those being deleted.
+    pub pods: &'a [PodView],
+    pub replicas: i32,
+    pub partition: i32,
+    pub paused: bool,
+    pub update_revision: &'a str,
+    /// Revision names, oldest first (by ControllerRevision `revision` number).
+    pub revisions: &'a [String],
+    pub collision_count: Option<i32>,
+    pub label_selector: String,
+    pub min_ready_seconds: i64,
+    pub problems: &'a [Problem],
+    pub previous: Option<&'a GameDeploymentStatus>,
+    pub now: Timestamp,
+}
+
+/// Computes the status to write.
+pub fn compute(o: &Observed) -> GameDeploymentStatus {
+    let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).collect();
+    let on_update = |p: &&&PodView| p.revision.as_deref() == Some(o.update_revision);
+    let updated: Vec<&&PodView> = active.iter().filter(on_update).collect();
+    let current_revision = o
+        .revisions
+        .iter()
+        .find(|r| {
+            active
+                .iter()
+                .any(|p| p.revision.as_deref() == Some(r.as_str()))
+        })
+        .cloned()
+        .unwrap_or_else(|| o.update_revision.to_string());
+    let mut status = o.previous.cloned().unwrap_or_default();
+    status.observed_generation = o.generation.unwrap_or(status.observed_generation);
+    status.replicas = active.len() as i32;
+    status.ready_replicas = active.iter().filter(|p| p.ready).count() as i32;
+    status.available_replicas = active
+        .iter()
+        .filter(|p| is_available(p, o.min_ready_seconds, o.now))
+        .count() as i32;
+    status.updated_replicas = updated.len() as i32;
+    status.updated_ready_replicas = updated.iter().filter(|p| p.ready).count() as i32;
+    status.update_revision = o.update_revision.to_string();
+    status.current_revision = current_revision;
+    status.collision_count = o.collision_count;
+    status.label_selector = o.label_selector.clone();
+
+    let previous = o
+        .previous
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let mut conditions = Vec::new();
+    for kind in [FAILED_SCALE, FAILED_UPDATE] {
+        let mine: Vec<&Problem> = o.problems.iter().filter(|p| p.condition == kind).collect();
+        if let Some(first) = mine.first() {
+            let message = mine
+                .iter()
+                .map(|p| p.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            conditions.push(condition(
+                previous,
+                kind,
+                "True",
+                &first.reason,
+                message,
+                o.now,
+            ));
+        }
+    }
+    let target = (o.replicas - o.partition.clamp(0, o.replicas.max(0))).max(0);
+    let (reason, message) = if o.paused {
+        ("Paused", "updates are paused".to_string())
+    } else if status.updated_replicas < target
+        || status.updated_ready_replicas < status.updated_replicas
+    {
+        (
+            "Updating",
+            format!(
+                "{} of {target} pods updated, {} ready",
+                status.updated_replicas, status.updated_ready_replicas
+            ),
+        )
+    } else if target < o.replicas {
+        (
+            "PartitionReached",
+            format!(
+                "{target} pods updated; partition keeps {} on older revisions",
+                o.replicas - target
+            ),
+        )
+    } else {
+        (
+            "Complete",
+            format!("all {} pods run revision {}", o.replicas, o.update_revision),
+        )
+    };
+    conditions.push(condition(
+        previous,
+        PROGRESSING,
+        "True",
+        reason,
+        message,
+        o.now,
+    ));
+    status.conditions = conditions;
+    status
+}
+
+/// A condition, keeping the previous transition time while its status does not change.
+fn condition(
+    previous: &[GameDeploymentCondition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: Timestamp,
+) -> GameDeploymentCondition {
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .and_then(|c| c.last_transition_time.clone())
+        .unwrap_or(Time(now));
+    GameDeploymentCondition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        last_transition_time: Some(since),
+        reason: reason.to_string(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn pod(name: &str, rev: &str, ready: bool) -> PodView {
+        PodView {
+            name: name.into(),
+            revision: Some(rev.into()),
+            phase: Some("Running".into()),
+            ready,
+            ready_since: Some(t("2026-01-01T00:00:00Z")),
+            ..Default::default()
+        }
+    }
+
+    fn observed<'a>(
+        pods: &'a [PodView],
+        problems: &'a [Problem],
+        revisions: &'a [String],
+    ) -> Observed<'a> {
+        Observed {
+            generation: Some(3),
+            pods,
+            replicas: 8,
+            partition: 3,
+            paused: false,
+            update_revision: "r2",
+            revisions,
+            collision_count: None,
+            label_selector: "app=test-gamedeployment".into(),
+            min_ready_seconds: 0,
+            problems,
+            previous: None,
+            now: t("2026-01-01T00:10:00Z"),
+        }
+    }
+
+    #[test]
+    fn the_seed_after_the_canary() {
+        let mut pods: Vec<PodView> = (0..5).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
+        pods.extend((5..8).map(|i| pod(&format!("p{i}"), "r1", true)));
+        let revs = vec!["r1".to_string(), "r2".to_string()];
+        let s = compute(&observed(&pods, &[], &revs));
+        assert_eq!(
+            (
+                s.replicas,
+                s.ready_replicas,
+                s.updated_replicas,
+                s.updated_ready_replicas
+            ),
+            (8, 8, 5, 5)
+        );
+        assert_eq!(
+            s.current_revision, "r1",
+            "the oldest revision a pod still runs"
+        );
+        assert_eq!(s.observed_generation, 3);
+        assert_eq!(s.label_selector, "app=test-gamedeployment");
+        let progressing = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == PROGRESSING)
+            .unwrap();
+        assert_eq!(progressing.reason, "PartitionReached");
+    }
+
+    #[test]
+    fn failures_become_conditions_and_keep_their_transition_time() {
+        let pods = vec![pod("p0", "r2", false)];
+        let revs = vec!["r2".to_string()];
+        let problems = vec![
+            Problem {
+                condition: FAILED_UPDATE,
+                reason: "InPlaceUpdateFailed".into(),
+                message: "p0: ImagePullBackOff".into(),
+            },
+            Problem {
+                condition: FAILED_UPDATE,
+                reason: "InPlaceUpdateFailed".into(),
+                message: "p1: CrashLoop".into(),
+            },
+        ];
+        let first = compute(&observed(&pods, &problems, &revs));
+        let failed = first
+            .conditions
+            .iter()
+            .find(|c| c.type_ == FAILED_UPDATE)
+            .unwrap();
+        assert_eq!(failed.message, "p0: ImagePullBackOff; p1: CrashLoop");
+        let mut later = observed(&pods, &problems, &revs);
+        later.now = t("2026-01-01T01:00:00Z");
+        later.previous = Some(&first);
+        let second = compute(&later);
+        let again = second
+            .conditions
+            .iter()
+            .find(|c| c.type_ == FAILED_UPDATE)
+            .unwrap();
+        assert_eq!(again.last_transition_time, failed.last_transition_time);
+        let cleared = compute(&Observed {
+            problems: &[],
+            previous: Some(&second),
+            ..later
+        });
+        assert!(!cleared.conditions.iter().any(|c| c.type_ == FAILED_UPDATE));
+    }
+
+    #[test]
+    fn terminating_pods_are_not_counted() {
+        let mut pods = vec![pod("p0", "r2", true), pod("p1", "r2", true)];
+        pods[1].deleting = true;
+        let revs = vec!["r2".to_string()];
+        let s = compute(&observed(&pods, &[], &revs));
+        assert_eq!(s.replicas, 1);
+        assert_eq!(s.current_revision, "r2");
+    }
+}
