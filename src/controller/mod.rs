@@ -3,8 +3,10 @@
 //! of observed objects and a clock, returning decisions; the runtime edge executes them.
 //!
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
+//! - [`revision`]: template revision names and the in-place eligibility check.
 //! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
 //! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod order;
+pub mod revision;
 pub mod rollout;
 pub mod status;
