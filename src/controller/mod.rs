@@ -5,8 +5,10 @@
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
 //! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
+//! - [`scale`]: how many pods to create or delete, and which.
 //! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod order;
 pub mod revision;
 pub mod rollout;
+pub mod scale;
 pub mod status;

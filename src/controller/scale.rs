@@ -1,0 +1,301 @@
+//! How many pods to create or delete, and which: the original's `calculateDiffs` and
+//! `choosePodsToDelete`, as pure functions. Pod names come from an injected source of suffixes
+//! so runs can be replayed.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::order::active_pods;
+use crate::inplace::PodView;
+
+/// Pod annotation: lower cost is deleted first on scale-down (upstream ReplicaSet semantics).
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+/// GameDeployment annotation: `descend` deletes higher pod-deletion-cost first.
+pub const DELETION_COST_SORT: &str = "io.tencent.bcs.dev/pod-deletion-cost-sort-method";
+/// Node annotation: pods on cheaper nodes go first.
+pub const NODE_DELETION_COST: &str = "io.tencent.bcs.dev/node-deletion-cost";
+
+/// A pod to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPod {
+    pub name: String,
+    /// The instance id (the name's random suffix), also a label.
+    pub instance_id: String,
+    /// Revision to create it from.
+    pub revision: String,
+}
+
+/// Inputs of the scale decision.
+#[derive(Debug, Clone)]
+pub struct ScaleInput<'a> {
+    pub name: &'a str,
+    pub pods: &'a [PodView],
+    pub replicas: i32,
+    pub partition: i32,
+    /// Extra pods allowed while an update is in progress.
+    pub max_surge: i32,
+    pub update_revision: &'a str,
+    /// Revision of the old pods to create when the partition keeps some on it.
+    pub current_revision: &'a str,
+    pub pods_to_delete: &'a [String],
+    /// Node name -> node deletion cost.
+    pub node_costs: &'a BTreeMap<String, i64>,
+    /// Sort pod deletion costs descending instead of ascending.
+    pub cost_descending: bool,
+}
+
+/// The scale decision.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ScalePlan {
+    pub create: Vec<NewPod>,
+    /// Pod names to delete, in order.
+    pub delete: Vec<String>,
+}
+
+/// Decides what to create and delete. `suffix` yields candidate 5-character suffixes; names
+/// already taken (by any pod, terminating ones included) are skipped.
+pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan {
+    let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).collect();
+    let mut plan = ScalePlan::default();
+
+    // Pods named in podsToDelete go first; their replacements are created below.
+    let named: BTreeSet<&str> = input.pods_to_delete.iter().map(String::as_str).collect();
+    plan.delete.extend(
+        live.iter()
+            .filter(|p| named.contains(p.name.as_str()))
+            .map(|p| p.name.clone()),
+    );
+    let remaining: Vec<&PodView> = live
+        .iter()
+        .copied()
+        .filter(|p| !named.contains(p.name.as_str()))
+        .collect();
+
+    let old = remaining
+        .iter()
+        .filter(|p| p.revision.as_deref() != Some(input.update_revision))
+        .count() as i32;
+    let updating = old > 0 && input.current_revision != input.update_revision;
+    let surge = if updating {
+        input.max_surge.clamp(0, old)
+    } else {
+        0
+    };
+    let desired = input.replicas.max(0) + surge;
+    let diff = desired - remaining.len() as i32;
+
+    if diff > 0 {
+        let mut taken: BTreeSet<String> = input.pods.iter().map(|p| p.name.clone()).collect();
+        // Keep `partition` pods on the old revision: create old ones first while short of it.
+        let mut old_needed = (input.partition.min(input.replicas) - old).max(0);
+        for _ in 0..diff {
+            let (name, id) = fresh_name(input.name, &mut taken, suffix);
+            let revision = if old_needed > 0 && input.current_revision != input.update_revision {
+                old_needed -= 1;
+                input.current_revision
+            } else {
+                input.update_revision
+            };
+            plan.create.push(NewPod {
+                name,
+                instance_id: id,
+                revision: revision.to_string(),
+            });
+        }
+    } else if diff < 0 {
+        let mut victims = remaining;
+        victims.sort_by(|a, b| deletion_order(a, b, input));
+        plan.delete.extend(
+            victims
+                .iter()
+                .take((-diff) as usize)
+                .map(|p| p.name.clone()),
+        );
+    }
+    plan
+}
+
+fn fresh_name(
+    base: &str,
+    taken: &mut BTreeSet<String>,
+    suffix: &mut dyn FnMut() -> String,
+) -> (String, String) {
+    loop {
+        let id = suffix();
+        let name = format!("{base}-{id}");
+        if taken.insert(name.clone()) {
+            return (name, id);
+        }
+    }
+}
+
+/// Old revisions first, then the active-pods order, then node cost, then pod deletion cost
+/// (pods without a cost last).
+fn deletion_order(a: &PodView, b: &PodView, input: &ScaleInput) -> Ordering {
+    let is_new = |p: &PodView| p.revision.as_deref() == Some(input.update_revision);
+    let node_cost = |p: &PodView| {
+        p.node_name
+            .as_ref()
+            .and_then(|n| input.node_costs.get(n))
+            .copied()
+    };
+    let pod_cost = |p: &PodView| {
+        p.annotations
+            .get(POD_DELETION_COST)
+            .and_then(|c| c.trim().parse::<i64>().ok())
+    };
+    is_new(a)
+        .cmp(&is_new(b))
+        .then_with(|| active_pods(a, b))
+        .then_with(|| missing_last(node_cost(a), node_cost(b), false))
+        .then_with(|| missing_last(pod_cost(a), pod_cost(b), input.cost_descending))
+}
+
+fn missing_last(a: Option<i64>, b: Option<i64>, descending: bool) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) if descending => y.cmp(&x),
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+}
+
+/// Creation batches of 1, 2, 4, ... as the original (and ReplicaSets) use: a failing create
+/// stops the rest, so a bad template costs one failed call, not hundreds.
+pub fn slow_start_batches(total: usize) -> Vec<usize> {
+    let mut batches = Vec::new();
+    let (mut left, mut size) = (total, 1usize);
+    while left > 0 {
+        let n = size.min(left);
+        batches.push(n);
+        left -= n;
+        size *= 2;
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, rev: &str) -> PodView {
+        PodView {
+            name: name.into(),
+            revision: Some(rev.into()),
+            node_name: Some("n1".into()),
+            phase: Some("Running".into()),
+            ready: true,
+            ready_since: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+            ..Default::default()
+        }
+    }
+
+    fn suffixes(list: &[&str]) -> impl FnMut() -> String {
+        let mut it: Vec<String> = list.iter().rev().map(|s| s.to_string()).collect();
+        move || it.pop().expect("enough suffixes")
+    }
+
+    fn input<'a>(
+        pods: &'a [PodView],
+        replicas: i32,
+        costs: &'a BTreeMap<String, i64>,
+    ) -> ScaleInput<'a> {
+        ScaleInput {
+            name: "gd",
+            pods,
+            replicas,
+            partition: 0,
+            max_surge: 0,
+            update_revision: "r2",
+            current_revision: "r2",
+            pods_to_delete: &[],
+            node_costs: costs,
+            cost_descending: false,
+        }
+    }
+
+    #[test]
+    fn creates_with_unique_names() {
+        let pods = vec![pod("gd-aaaaa", "r2")];
+        let costs = BTreeMap::new();
+        let p = plan(
+            &input(&pods, 3, &costs),
+            &mut suffixes(&["aaaaa", "bbbbb", "ccccc"]),
+        );
+        let names: Vec<&str> = p.create.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["gd-bbbbb", "gd-ccccc"], "a taken suffix is skipped");
+        assert_eq!(p.create[0].instance_id, "bbbbb");
+    }
+
+    #[test]
+    fn scale_up_during_a_partitioned_update_creates_old_pods_first() {
+        let pods = vec![pod("gd-a", "r2"), pod("gd-b", "r1")];
+        let costs = BTreeMap::new();
+        let mut i = input(&pods, 5, &costs);
+        i.partition = 3;
+        i.current_revision = "r1";
+        let p = plan(&i, &mut suffixes(&["c", "d", "e"]));
+        let revs: Vec<&str> = p.create.iter().map(|c| c.revision.as_str()).collect();
+        assert_eq!(revs, ["r1", "r1", "r2"]);
+    }
+
+    #[test]
+    fn scale_down_removes_old_revisions_first_then_by_cost() {
+        let mut pods = vec![
+            pod("gd-new1", "r2"),
+            pod("gd-old1", "r1"),
+            pod("gd-new2", "r2"),
+            pod("gd-new3", "r2"),
+        ];
+        pods[2]
+            .annotations
+            .insert(POD_DELETION_COST.into(), "-5".into());
+        pods[3]
+            .annotations
+            .insert(POD_DELETION_COST.into(), "10".into());
+        let costs = BTreeMap::new();
+        let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
+        assert_eq!(p.delete, ["gd-old1", "gd-new2", "gd-new3"]);
+        let mut desc = input(&pods, 2, &costs);
+        desc.cost_descending = true;
+        assert_eq!(
+            plan(&desc, &mut suffixes(&[])).delete,
+            ["gd-old1", "gd-new3"]
+        );
+    }
+
+    #[test]
+    fn pods_to_delete_go_first_and_are_replaced() {
+        let pods = vec![pod("gd-a", "r2"), pod("gd-b", "r2")];
+        let costs = BTreeMap::new();
+        let mut i = input(&pods, 2, &costs);
+        let doomed = vec!["gd-b".to_string(), "gd-not-mine".to_string()];
+        i.pods_to_delete = &doomed;
+        let p = plan(&i, &mut suffixes(&["c"]));
+        assert_eq!(p.delete, ["gd-b"]);
+        assert_eq!(p.create.len(), 1);
+    }
+
+    #[test]
+    fn surge_only_while_updating_and_capped_by_old_pods() {
+        let pods = vec![pod("gd-a", "r1"), pod("gd-b", "r2")];
+        let costs = BTreeMap::new();
+        let mut i = input(&pods, 2, &costs);
+        i.current_revision = "r1";
+        i.max_surge = 5;
+        assert_eq!(
+            plan(&i, &mut suffixes(&["c"])).create.len(),
+            1,
+            "surge capped at 1 old pod"
+        );
+        i.current_revision = "r2";
+        assert!(plan(&i, &mut suffixes(&[])).create.is_empty());
+    }
+
+    #[test]
+    fn batches_double() {
+        assert_eq!(slow_start_batches(0), Vec::<usize>::new());
+        assert_eq!(slow_start_batches(8), [1, 2, 4, 1]);
+    }
+}
