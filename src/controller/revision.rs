@@ -3,10 +3,14 @@
 //! annotations) may change in place; anything else needs a new pod, which the original refused
 //! and we do by recreating the pod (with an event saying why).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
+use serde_json::{Value, json};
 
+use super::pods::Owner;
 use crate::inplace::Target;
 
 /// Kubernetes' `rand.SafeEncodeString` alphabet: no vowels, no look-alike digits.
@@ -34,6 +38,115 @@ pub fn revision_hash(template: &Value, collision_count: Option<i32>) -> String {
 /// The ControllerRevision name for a GameDeployment and hash: `<name>-<hash>`.
 pub fn revision_name(game_deployment: &str, hash: &str) -> String {
     format!("{game_deployment}-{hash}")
+}
+
+/// What a ControllerRevision stores, as the original does: the template, marked to replace.
+pub fn revision_data(template: &Value) -> Value {
+    let mut t = template.clone();
+    if let Some(obj) = t.as_object_mut() {
+        obj.insert("$patch".into(), json!("replace"));
+    }
+    json!({"spec": {"template": t}})
+}
+
+/// The template a ControllerRevision stores, if it holds one.
+pub fn revision_template(rev: &ControllerRevision) -> Option<Value> {
+    let mut t = rev.data.as_ref()?.0.get("spec")?.get("template")?.clone();
+    t.as_object_mut()?.remove("$patch");
+    Some(t)
+}
+
+/// What to do with ControllerRevisions this reconcile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RevisionPlan {
+    /// Name of the update revision.
+    pub update: String,
+    /// The revision to create, when the template is new.
+    pub create: Option<ControllerRevision>,
+    /// The collision count to record in status.
+    pub collision_count: Option<i32>,
+    /// Revisions to delete (beyond the history limit and unused).
+    pub prune: Vec<String>,
+    /// Template by revision name, for every known revision (the new one included).
+    pub templates: BTreeMap<String, Value>,
+    /// Revision names, oldest first.
+    pub order: Vec<String>,
+}
+
+/// Finds or creates the update revision for `template` and prunes old ones, keeping the
+/// revisions pods still use plus `history_limit` others.
+pub fn plan_revisions(
+    owner: &Owner,
+    template: &Value,
+    existing: &[ControllerRevision],
+    collision_count: Option<i32>,
+    in_use: &BTreeSet<String>,
+    history_limit: i32,
+) -> RevisionPlan {
+    let mut sorted: Vec<&ControllerRevision> = existing.iter().collect();
+    sorted.sort_by_key(|r| (r.revision, r.metadata.name.clone()));
+    let templates: BTreeMap<String, Value> = sorted
+        .iter()
+        .filter_map(|r| Some((r.metadata.name.clone()?, revision_template(r)?)))
+        .collect();
+    let mut order: Vec<String> = sorted
+        .iter()
+        .filter_map(|r| r.metadata.name.clone())
+        .collect();
+    let mut plan = RevisionPlan {
+        update: String::new(),
+        create: None,
+        collision_count,
+        prune: Vec::new(),
+        templates,
+        order: Vec::new(),
+    };
+    // A template equal to an existing revision's (a rollback) reuses that revision.
+    if let Some((name, _)) = plan.templates.iter().find(|(_, t)| *t == template) {
+        plan.update = name.clone();
+    } else {
+        let mut count = collision_count;
+        let name = loop {
+            let name = revision_name(&owner.name, &revision_hash(template, count));
+            if !plan.templates.contains_key(&name) && !order.contains(&name) {
+                break name;
+            }
+            // Same name, different template: a hash collision; the count changes the name.
+            count = Some(count.unwrap_or(0) + 1);
+        };
+        plan.collision_count = count;
+        let next = sorted.last().map_or(1, |r| r.revision + 1);
+        plan.create = Some(ControllerRevision {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(owner.namespace.clone()),
+                labels: template
+                    .get("metadata")
+                    .and_then(|m| m.get("labels"))
+                    .and_then(|l| serde_json::from_value(l.clone()).ok()),
+                owner_references: Some(vec![owner.reference()]),
+                ..Default::default()
+            },
+            data: Some(RawExtension(revision_data(template))),
+            revision: next,
+        });
+        plan.templates.insert(name.clone(), template.clone());
+        order.push(name.clone());
+        plan.update = name;
+    }
+    let keep_extra = history_limit.max(0) as usize;
+    let unused: Vec<&String> = order
+        .iter()
+        .filter(|n| **n != plan.update && !in_use.contains(*n))
+        .collect();
+    if unused.len() > keep_extra {
+        plan.prune = unused[..unused.len() - keep_extra]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    }
+    plan.order = order;
+    plan
 }
 
 /// Why a template change needs a new pod.
@@ -149,6 +262,103 @@ mod tests {
         assert_eq!(
             revision_name("test-gamedeployment", &h),
             format!("test-gamedeployment-{h}")
+        );
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            name: "gd".into(),
+            namespace: "default".into(),
+            uid: "u1".into(),
+        }
+    }
+
+    #[test]
+    fn a_new_template_gets_a_revision_and_an_old_one_is_reused() {
+        let first = plan_revisions(
+            &owner(),
+            &template("python:3.9"),
+            &[],
+            None,
+            &BTreeSet::new(),
+            10,
+        );
+        let r1 = first.create.clone().expect("created");
+        assert_eq!(r1.revision, 1);
+        assert_eq!(revision_template(&r1).unwrap(), template("python:3.9"));
+        let second = plan_revisions(
+            &owner(),
+            &template("python:latest"),
+            &[r1.clone()],
+            None,
+            &BTreeSet::new(),
+            10,
+        );
+        let r2 = second.create.clone().expect("created");
+        assert_eq!(r2.revision, 2);
+        assert_eq!(second.order, [first.update.clone(), second.update.clone()]);
+        // Rolling back to the first template reuses its revision.
+        let back = plan_revisions(
+            &owner(),
+            &template("python:3.9"),
+            &[r1, r2],
+            None,
+            &BTreeSet::new(),
+            10,
+        );
+        assert!(back.create.is_none());
+        assert_eq!(back.update, first.update);
+    }
+
+    #[test]
+    fn a_hash_collision_bumps_the_count() {
+        let first = plan_revisions(
+            &owner(),
+            &template("python:3.9"),
+            &[],
+            None,
+            &BTreeSet::new(),
+            10,
+        );
+        let mut squatter = first.create.clone().unwrap();
+        squatter.data = Some(RawExtension(revision_data(&json!({"other": true}))));
+        let p = plan_revisions(
+            &owner(),
+            &template("python:3.9"),
+            &[squatter],
+            None,
+            &BTreeSet::new(),
+            10,
+        );
+        assert_eq!(p.collision_count, Some(1));
+        assert_ne!(p.update, first.update);
+    }
+
+    #[test]
+    fn pruning_keeps_used_revisions_and_the_history_limit() {
+        let mut revs = Vec::new();
+        for i in 0..5 {
+            let p = plan_revisions(
+                &owner(),
+                &template(&format!("img:{i}")),
+                &revs,
+                None,
+                &BTreeSet::new(),
+                10,
+            );
+            revs.push(p.create.unwrap());
+        }
+        let names: Vec<String> = revs
+            .iter()
+            .map(|r| r.metadata.name.clone().unwrap())
+            .collect();
+        let in_use: BTreeSet<String> = [names[0].clone()].into();
+        let p = plan_revisions(&owner(), &template("img:4"), &revs, None, &in_use, 1);
+        assert_eq!(p.update, names[4]);
+        assert_eq!(
+            p.prune,
+            [names[1].clone(), names[2].clone()],
+            "keeps used r0, update r4 and one more"
         );
     }
 
