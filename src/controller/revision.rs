@@ -289,7 +289,7 @@ mod tests {
         let second = plan_revisions(
             &owner(),
             &template("python:latest"),
-            &[r1.clone()],
+            std::slice::from_ref(&r1),
             None,
             &BTreeSet::new(),
             10,
