@@ -4,12 +4,14 @@
 //!
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
+//! - [`plan`]: one reconcile decided: revisions, scale, updates, status (ties the others together).
 //! - [`pods`]: the pods the controller creates.
 //! - [`spec`]: the spec resolved into limits and the in-place policy.
 //! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
 //! - [`scale`]: how many pods to create or delete, and which.
 //! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod order;
+pub mod plan;
 pub mod pods;
 pub mod revision;
 pub mod rollout;
