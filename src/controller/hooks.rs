@@ -1,0 +1,166 @@
+//! Building the preInplaceUpdate HookRun a pod's machine asks for, from the GameDeployment's
+//! HookTemplate, the way the original does: the pod's arguments fill the template's, and a
+//! template argument left without a value is an error the user must fix, not a silent run.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::pods::Owner;
+use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
+use crate::inplace::HookRunRequest;
+
+/// Label marking the kind of hook step, as the original sets it.
+pub const LABEL_HOOKRUN_TYPE: &str = "hookrun-type";
+pub const LABEL_WORKLOAD_REVISION: &str = "workload-revision";
+pub const LABEL_INSTANCE_ID: &str = "instance-id";
+
+/// The argument names the operator supplies; undeclared arguments containing one of them are
+/// passed through (`PodContainer[0]`, ...), as in the original.
+const DEFAULT_ARGS: &[&str] = &[
+    "PodName",
+    "PodNamespace",
+    "PodIP",
+    "HostIP",
+    "PodContainer",
+    "ModifiedContainer",
+];
+
+/// The HookRun cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    #[error(
+        "HookTemplate {template} argument {arg} has no value and the operator does not supply one: give it a value in the template or in preInplaceUpdateStrategy.hook.args"
+    )]
+    MissingArgument { template: String, arg: String },
+}
+
+/// The HookRun for `request`, owned by the GameDeployment.
+pub fn build(
+    owner: &Owner,
+    template: &HookTemplate,
+    request: &HookRunRequest,
+    extra_args: &BTreeMap<String, String>,
+    revision: &str,
+    instance_id: &str,
+) -> Result<HookRun, HookError> {
+    let mut supplied = request.args.clone();
+    supplied.extend(extra_args.clone());
+    let mut args: Vec<Argument> = Vec::new();
+    for a in &template.spec.args {
+        let value = supplied.remove(&a.name).or_else(|| a.value.clone());
+        match value {
+            Some(v) => args.push(Argument {
+                name: a.name.clone(),
+                value: Some(v),
+            }),
+            None => {
+                return Err(HookError::MissingArgument {
+                    template: request.template.clone(),
+                    arg: a.name.clone(),
+                });
+            }
+        }
+    }
+    args.extend(
+        supplied
+            .into_iter()
+            .filter(|(name, _)| DEFAULT_ARGS.iter().any(|d| name.contains(d)))
+            .map(|(name, value)| Argument {
+                name,
+                value: Some(value),
+            }),
+    );
+    let labels = [
+        (
+            LABEL_HOOKRUN_TYPE.to_string(),
+            "pre-inplace-step".to_string(),
+        ),
+        (LABEL_WORKLOAD_REVISION.to_string(), revision.to_string()),
+        (LABEL_INSTANCE_ID.to_string(), instance_id.to_string()),
+    ]
+    .into();
+    Ok(HookRun {
+        metadata: ObjectMeta {
+            name: Some(request.name.clone()),
+            namespace: Some(owner.namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(vec![owner.reference()]),
+            ..Default::default()
+        },
+        spec: HookRunSpec {
+            metrics: template.spec.metrics.clone(),
+            args,
+            terminate: false,
+            policy: template.spec.policy.clone(),
+        },
+        status: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(args: serde_json::Value) -> HookTemplate {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "HookTemplate",
+            "metadata": {"name": "check", "namespace": "default"},
+            "spec": {"args": args, "metrics": [{"name": "m", "provider": {"web": {"url": "http://x/{{ args.PodName }}"}}}]}
+        }))
+        .unwrap()
+    }
+
+    fn request() -> HookRunRequest {
+        HookRunRequest {
+            name: "preinplace-r2-abcde-check".into(),
+            template: "check".into(),
+            args: [
+                ("PodName".to_string(), "gd-abcde".to_string()),
+                ("PodContainer[0]".to_string(), "python".to_string()),
+                ("Unrelated".to_string(), "x".to_string()),
+            ]
+            .into(),
+        }
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            name: "gd".into(),
+            namespace: "default".into(),
+            uid: "u".into(),
+        }
+    }
+
+    #[test]
+    fn arguments_fill_the_template() {
+        let t =
+            template(serde_json::json!([{"name": "PodName"}, {"name": "Port", "value": "8000"}]));
+        let run = build(&owner(), &t, &request(), &BTreeMap::new(), "r2", "abcde").unwrap();
+        let args: BTreeMap<String, Option<String>> = run
+            .spec
+            .args
+            .iter()
+            .map(|a| (a.name.clone(), a.value.clone()))
+            .collect();
+        assert_eq!(args["PodName"].as_deref(), Some("gd-abcde"));
+        assert_eq!(args["Port"].as_deref(), Some("8000"));
+        assert_eq!(args["PodContainer[0]"].as_deref(), Some("python"));
+        assert!(!args.contains_key("Unrelated"));
+        assert_eq!(
+            run.metadata.labels.unwrap()[LABEL_HOOKRUN_TYPE],
+            "pre-inplace-step"
+        );
+        assert_eq!(
+            run.metadata.owner_references.unwrap()[0].kind,
+            "GameDeployment"
+        );
+    }
+
+    #[test]
+    fn a_template_argument_without_value_is_an_error_naming_it() {
+        let t = template(serde_json::json!([{"name": "Token"}]));
+        let e = build(&owner(), &t, &request(), &BTreeMap::new(), "r2", "abcde").unwrap_err();
+        assert!(e.to_string().contains("argument Token has no value"), "{e}");
+    }
+}
