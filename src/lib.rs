@@ -4,9 +4,11 @@
 //! - [`inplace`]: the pure per-pod in-place update state machine; where a pod's state changes.
 //! - [`controller`]: the pure planning of the GameDeployment controller (order, rollout).
 //! - [`clock`]: injected time (system, manual, tokio-virtual).
+//! - [`runtime`]: the IO edge: kube-runtime Controller wiring, plan execution, events.
 //! - [`names`]: labels, annotations and condition types users and scripts rely on.
 pub mod api;
 pub mod clock;
 pub mod controller;
 pub mod inplace;
 pub mod names;
+pub mod runtime;

@@ -1,0 +1,200 @@
+//! The reconcile loop on kube-runtime's `Controller`: GameDeployments are the primary resource;
+//! Pods, ControllerRevisions and HookRuns are watched once each through reflectors whose caches
+//! the reconcile reads (no GETs of pods), and whose events trigger the owning GameDeployment.
+//! A reconcile requeues exactly when a timer in the plan is due (grace end, deadline,
+//! minReadySeconds), never by polling.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::act::{self, Writes};
+use super::events::Events;
+use crate::api::{GameDeployment, HookPhase as ApiHookPhase, HookRun};
+use crate::clock::SharedClock;
+use crate::controller::plan::{self, World};
+use crate::inplace::HookPhase;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub clock: SharedClock,
+    pub events: Events,
+    pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
+    hook_runs: Store<HookRun>,
+    rng: Mutex<fastrand::Rng>,
+    writes: Mutex<Writes>,
+}
+
+impl Context {
+    /// Writes made since start, for budgets and reports.
+    pub fn writes(&self) -> Writes {
+        self.writes.lock().map(|w| *w).unwrap_or_default()
+    }
+
+    fn suffix(&self) -> String {
+        // Pod-name suffixes in the alphabet Kubernetes uses for generated names.
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        (0..5)
+            .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
+            .collect()
+    }
+}
+
+fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
+    obj.meta().owner_references.as_ref().is_some_and(|refs| {
+        refs.iter()
+            .any(|r| r.controller == Some(true) && r.uid == uid)
+    })
+}
+
+fn hook_phase(p: &ApiHookPhase) -> HookPhase {
+    match p {
+        ApiHookPhase::Pending => HookPhase::Pending,
+        ApiHookPhase::Running => HookPhase::Running,
+        ApiHookPhase::Successful => HookPhase::Successful,
+        ApiHookPhase::Failed => HookPhase::Failed,
+        ApiHookPhase::Error => HookPhase::Error,
+        ApiHookPhase::Inconclusive => HookPhase::Inconclusive,
+    }
+}
+
+/// One reconcile: observe from the caches, plan, act.
+pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Action, super::Error> {
+    if gd.meta().deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the pods.
+        return Ok(Action::await_change());
+    }
+    let uid = gd.uid().unwrap_or_default();
+    let ns = gd.namespace().unwrap_or_default();
+    let pods: Vec<Pod> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && owned_by(p.as_ref(), &uid))
+        .map(|p| p.as_ref().clone())
+        .collect();
+    let revisions: Vec<ControllerRevision> = ctx
+        .revisions
+        .state()
+        .iter()
+        .filter(|r| owned_by(r.as_ref(), &uid))
+        .map(|r| r.as_ref().clone())
+        .collect();
+    let hook_runs: BTreeMap<String, HookPhase> = ctx
+        .hook_runs
+        .state()
+        .iter()
+        .filter(|h| owned_by(h.as_ref(), &uid))
+        .filter_map(|h| Some((h.name_any(), hook_phase(h.status.as_ref()?.phase.as_ref()?))))
+        .collect();
+    let now = ctx.clock.now();
+    let node_costs = BTreeMap::new();
+    let world = World {
+        gd: &gd,
+        pods: &pods,
+        revisions: &revisions,
+        hook_runs: &hook_runs,
+        node_costs: &node_costs,
+        now,
+    };
+    let plan = plan::plan(&world, &mut || ctx.suffix());
+    let requeue_at = plan.requeue_at;
+    let writes = act::execute(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
+    if let Ok(mut total) = ctx.writes.lock() {
+        total.pods += writes.pods;
+        total.other += writes.other;
+    }
+    Ok(match requeue_at {
+        Some(t) => {
+            let wait = t.duration_since(now).max(jiff::SignedDuration::ZERO);
+            Action::requeue(Duration::try_from(wait).unwrap_or(Duration::from_secs(1)))
+        }
+        None => Action::await_change(),
+    })
+}
+
+/// Retry a failed reconcile soon; the error is logged with the object's name.
+pub fn error_policy(gd: Arc<GameDeployment>, error: &super::Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(gamedeployment = %gd.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Options for [`run`].
+pub struct Options {
+    /// Seed for pod-name suffixes (a fixed seed replays the same names).
+    pub seed: u64,
+    /// `reportingInstance` of events.
+    pub instance: String,
+    /// GameDeployments reconciled at once.
+    pub concurrency: u16,
+}
+
+/// Runs the operator until `shutdown` resolves; returns the context (write counts).
+pub async fn run(
+    client: kube::Client,
+    clock: SharedClock,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Context> {
+    let cfg = watcher::Config::default();
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(Api::<Pod>::all(client.clone()), cfg.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (revisions, rev_writer) = reflector::store();
+    let rev_stream = reflector::reflector(
+        rev_writer,
+        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (hook_runs, hook_writer) = reflector::store();
+    let hook_stream = reflector::reflector(
+        hook_writer,
+        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let ctx = Arc::new(Context {
+        events: Events::new(client.clone(), clock.clone(), options.instance),
+        client: client.clone(),
+        clock,
+        pods,
+        revisions,
+        hook_runs,
+        rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
+        writes: Mutex::new(Writes::default()),
+    });
+    let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
+    Controller::new(Api::<GameDeployment>::all(client), cfg)
+        .with_config(config)
+        .owns_stream(pod_stream)
+        .owns_stream(rev_stream)
+        .owns_stream(hook_stream)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(gamedeployment = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+            }
+        })
+        .await;
+    ctx
+}
