@@ -3,8 +3,10 @@
 //! - [`api`]: the custom resources (GameDeployment, HookTemplate, HookRun) and their CRDs.
 //! - [`inplace`]: the pure per-pod in-place update state machine; where a pod's state changes.
 //! - [`clock`]: injected time (system, manual, tokio-virtual).
+//! - [`cluster`]: the embedded, in-process Kubernetes API server tests and simulations run against.
 //! - [`names`]: labels, annotations and condition types users and scripts rely on.
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod inplace;
 pub mod names;
