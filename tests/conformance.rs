@@ -776,6 +776,40 @@ async fn pod_graceful_deletion() {
     .await
     .unwrap();
     assert_eq!(api_err(pods.get("p").await).code, 404);
+    // With a finalizer: the zero-grace delete shortens the grace period, the finalizer holds
+    // the pod, and removing it removes the pod (shouldDeleteDuringUpdate).
+    let mut fp = pod("fp", "nginx");
+    fp.metadata.finalizers = Some(vec!["test/hold".into()]);
+    fp.spec.as_mut().unwrap().node_name = Some("node-1".into());
+    pods.create(&PostParams::default(), &fp).await.unwrap();
+    pods.delete("fp", &DeleteParams::default()).await.unwrap();
+    assert_eq!(
+        pods.get("fp")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_grace_period_seconds,
+        Some(30)
+    );
+    pods.delete(
+        "fp",
+        &DeleteParams {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let held = pods.get("fp").await.unwrap();
+    assert_eq!(held.metadata.deletion_grace_period_seconds, Some(0));
+    pods.patch(
+        "fp",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(api_err(pods.get("fp").await).code, 404);
     env.cleanup().await;
 }
 
@@ -1427,5 +1461,60 @@ async fn faults_and_request_accounting() {
     assert_eq!(find("operator", "list"), Some(1));
     assert_eq!(find("operator", "watch"), Some(1));
     assert_eq!(find("conformance", "create"), Some(2));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn kube_finalizer_helper_round_trip() {
+    // kube::runtime::finalizer adds/removes with JSON patches guarded by `test` ops, including
+    // a `test` of null against the absent finalizers list.
+    use kube::runtime::finalizer::{Event as Fin, finalizer};
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    struct Never;
+    let env = env("finalizer").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    leases
+        .create(&PostParams::default(), &lease("a"))
+        .await
+        .unwrap();
+    let cleaned = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run = |obj: Lease| {
+        let leases = leases.clone();
+        let cleaned = cleaned.clone();
+        async move {
+            finalizer(
+                &leases,
+                "gamedeploy.dev/cleanup",
+                Arc::new(obj),
+                |ev| async move {
+                    if let Fin::Cleanup(_) = ev {
+                        cleaned.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Ok::<_, Never>(Action::await_change())
+                },
+            )
+            .await
+        }
+    };
+    run(leases.get("a").await.unwrap()).await.unwrap();
+    let l = leases.get("a").await.unwrap();
+    assert_eq!(
+        l.metadata.finalizers,
+        Some(vec!["gamedeploy.dev/cleanup".to_string()])
+    );
+    run(l).await.unwrap();
+    leases.delete("a", &DeleteParams::default()).await.unwrap();
+    let l = leases.get("a").await.unwrap();
+    assert!(
+        l.metadata.deletion_timestamp.is_some(),
+        "finalizer holds the object"
+    );
+    run(l).await.unwrap();
+    assert!(cleaned.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        leases.get_opt("a").await.unwrap().is_none(),
+        "removed once the finalizer is gone"
+    );
     env.cleanup().await;
 }

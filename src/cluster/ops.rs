@@ -1034,7 +1034,10 @@ pub fn delete(
             .pointer("/metadata/deletionGracePeriodSeconds")
             .and_then(Value::as_i64);
         let deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
-        if grace > 0 && (!deleting || current.is_some_and(|c| grace < c)) {
+        // rest.BeforeDelete: a first graceful delete, or a shorter grace period than the one
+        // pending, moves deletionTimestamp to now+grace (generation bumps on the first).
+        let shorten = deleting && current.is_some_and(|c| grace < c);
+        if (!deleting && grace > 0) || shorten {
             if !deleting {
                 bump_generation(desc, &mut obj);
             }
@@ -1046,12 +1049,10 @@ pub fn delete(
             m.insert("deletionGracePeriodSeconds".into(), json!(grace));
             changed = true;
         }
-        graceful_pending =
-            grace > 0 || current.is_some_and(|c| c > 0) && opts.grace.is_none_or(|g| g > 0);
-        if grace == 0 && current.is_some_and(|c| c > 0) {
-            meta_mut(&mut obj).insert("deletionGracePeriodSeconds".into(), json!(0));
-            graceful_pending = false;
-        }
+        graceful_pending = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0);
     }
     // Finalizers for the propagation policy (deletionFinalizersForGarbageCollection).
     let mut fins = finalizers(&obj);

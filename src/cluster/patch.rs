@@ -105,11 +105,30 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// RFC 6902 JSON patch. Undecodable → 400; failing op (incl. `test`) → 422 as
-/// `endpoints/handlers/patch.go` does.
+/// `endpoints/handlers/patch.go` does. Ops run one by one so `test` can follow
+/// evanphx/json-patch, which kube-apiserver uses: testing `null` against a missing member of an
+/// existing object succeeds (kube's `finalizer()` relies on this to add the first finalizer).
 pub fn json_patch(target: &mut Value, body: &[u8]) -> Result<(), ApiError> {
     let p: json_patch::Patch = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("json: cannot unmarshal patch: {e}")))?;
-    json_patch::patch(target, &p).map_err(|_| ApiError::unprocessable_patch())
+    let mut doc = target.clone();
+    for op in p.0 {
+        if let json_patch::PatchOperation::Test(t) = &op
+            && t.value.is_null()
+        {
+            let path = t.path.as_str();
+            if doc.pointer(path).is_none() {
+                let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+                if doc.pointer(parent).is_some() {
+                    continue;
+                }
+                return Err(ApiError::unprocessable_patch());
+            }
+        }
+        json_patch::patch(&mut doc, &[op]).map_err(|_| ApiError::unprocessable_patch())?;
+    }
+    *target = doc;
+    Ok(())
 }
 
 fn key_of(v: &Value, keys: &[String]) -> Option<Vec<Value>> {
@@ -363,5 +382,29 @@ mod tests {
         assert_eq!(e.code, 422);
         let e = json_patch(&mut v, b"{not json").unwrap_err();
         assert_eq!(e.code, 400);
+        // evanphx semantics: null tests a missing member of an existing object.
+        let mut o = json!({"metadata": {}});
+        json_patch(
+            &mut o,
+            br#"[{"op":"test","path":"/metadata/finalizers","value":null},
+            {"op":"add","path":"/metadata/finalizers","value":["f"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(o["metadata"]["finalizers"], json!(["f"]));
+        assert_eq!(
+            json_patch(&mut o, br#"[{"op":"test","path":"/nope/x","value":null}]"#)
+                .unwrap_err()
+                .code,
+            422
+        );
+        assert_eq!(
+            json_patch(
+                &mut o,
+                br#"[{"op":"test","path":"/metadata/finalizers","value":null}]"#
+            )
+            .unwrap_err()
+            .code,
+            422
+        );
     }
 }
