@@ -1518,3 +1518,75 @@ async fn kube_finalizer_helper_round_trip() {
     );
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn builtin_objects_are_decoded_as_typed() {
+    let env = env("typed").await;
+    let uri = format!("/api/v1/namespaces/{}/pods", env.ns);
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &uri,
+        "application/json",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"bogus": 1, "containers": [{"name": "a", "image": "b", "alsoBogus": true}]}})
+        .to_string()
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert!(
+        v["spec"].get("bogus").is_none(),
+        "unknown fields are dropped: {v}"
+    );
+    assert!(v["spec"]["containers"][0].get("alsoBogus").is_none());
+    let (code, v) = raw(&env.client, "POST", &uri, "application/json",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"}, "spec": {"containers": "nope"}}).to_string().as_bytes()).await;
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{v}"
+    );
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &uri,
+        "application/json",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "q"}, "spec": {}})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn delete_collection_by_label() {
+    let env = env("deletecoll").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    for n in ["a", "b", "c"] {
+        let mut l = lease(n);
+        if n == "c" {
+            l.metadata.labels = Some(BTreeMap::from([("app".to_string(), "other".to_string())]));
+        }
+        leases.create(&PostParams::default(), &l).await.unwrap();
+    }
+    leases
+        .delete_collection(
+            &DeleteParams::default(),
+            &ListParams::default().labels("app=a"),
+        )
+        .await
+        .unwrap();
+    let left: Vec<String> = leases
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|l| l.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, vec!["c"]);
+    env.cleanup().await;
+}

@@ -197,12 +197,34 @@ pub fn write(obj: &mut Value, entries: &[Entry]) {
     }
 }
 
+/// Which part of the object a write may own: the main resource of a kind with a status
+/// subresource does not own `status` (it is reset), a status write owns only `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    NoStatus,
+    StatusOnly,
+}
+
+impl Scope {
+    fn keeps(self, p: &FieldPath) -> bool {
+        let status = p.first().is_some_and(|s| s == "f:status");
+        match self {
+            Scope::All => true,
+            Scope::NoStatus => !status,
+            // Metadata a status write keeps (pods/status keeps labels and annotations).
+            Scope::StatusOnly => status || p.first().is_some_and(|s| s == "f:metadata"),
+        }
+    }
+}
+
 /// Who wrote, for bookkeeping.
 pub struct Writer<'a> {
     pub manager: &'a str,
     pub api_version: &'a str,
     pub time: &'a str,
     pub subresource: Option<&'a str>,
+    pub scope: Scope,
 }
 
 fn entry_mut<'e>(entries: &'e mut Vec<Entry>, w: &Writer<'_>, op: &str) -> &'e mut Entry {
@@ -234,7 +256,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: 
     let after = leaves(new, sem);
     let changed: BTreeSet<FieldPath> = after
         .iter()
-        .filter(|(p, v)| before.get(*p) != Some(*v))
+        .filter(|(p, v)| before.get(*p) != Some(*v) && w.scope.keeps(p))
         .map(|(p, _)| p.clone())
         .collect();
     for e in entries.iter_mut() {
@@ -264,7 +286,8 @@ pub fn record_apply(
 ) -> Result<Vec<FieldPath>, ApiError> {
     let mut entries = read(live);
     let live_leaves = leaves(live, sem);
-    let applied = leaves(config, sem);
+    let mut applied = leaves(config, sem);
+    applied.retain(|p, _| w.scope.keeps(p));
     let mut conflicts: Vec<(String, FieldPath)> = Vec::new();
     for (p, v) in &applied {
         let differs = live_leaves.get(p).is_some_and(|lv| lv != v);

@@ -20,6 +20,7 @@
 //! The conformance suite (`tests/conformance.rs`) runs against this server, or against a real
 //! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
 
+mod builtin;
 mod errors;
 mod faults;
 mod gc;

@@ -297,6 +297,7 @@ fn admit(
             let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
             match containers {
                 None => causes.push(required("spec.containers", "")),
+                Some(cs) if cs.is_empty() => causes.push(required("spec.containers", "")),
                 Some(cs) => {
                     for (i, c) in cs.iter().enumerate() {
                         if sget(c, "/name").is_empty() {
@@ -534,6 +535,7 @@ pub fn create(
     apply: Option<ApplyInfo<'_>>,
 ) -> Result<Value, ApiError> {
     check_type(desc, &mut obj)?;
+    let mut obj = super::builtin::normalize(desc, obj)?;
     let url_ns = if desc.namespaced {
         ns.unwrap_or("")
     } else {
@@ -663,6 +665,11 @@ pub fn create(
         api_version: &av,
         time: &ctx.now,
         subresource: None,
+        scope: if desc.has_status {
+            managed::Scope::NoStatus
+        } else {
+            managed::Scope::All
+        },
     };
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
@@ -704,6 +711,7 @@ pub fn update(
         .get(&desc.gr(), &k)
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
+    let mut new = super::builtin::normalize(desc, new)?;
     let body_name = sget(&new, "/metadata/name").to_string();
     if !body_name.is_empty() && body_name != name {
         return Err(ApiError::bad_request(format!(
@@ -863,6 +871,11 @@ pub fn update(
         api_version: &av,
         time: &ctx.now,
         subresource: sub.name(),
+        scope: match (sub, desc.has_status) {
+            (Sub::Status, _) => managed::Scope::StatusOnly,
+            (Sub::Main, true) => managed::Scope::NoStatus,
+            (Sub::Main, false) => managed::Scope::All,
+        },
     };
     match apply {
         Some(a) => {

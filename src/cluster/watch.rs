@@ -187,8 +187,9 @@ pub fn drop_watches(store: &mut Store, client: Option<&str>) -> usize {
     for t in store.tables.values_mut() {
         t.watchers.retain(|w| {
             if client.is_none_or(|c| c == w.client) {
-                let _ = w.tx.send(WatchMsg::Drop);
-                n += 1;
+                if w.tx.send(WatchMsg::Drop).is_ok() && !w.tx.is_closed() {
+                    n += 1;
+                }
                 false
             } else {
                 true
