@@ -1590,3 +1590,74 @@ async fn delete_collection_by_label() {
     assert_eq!(left, vec!["c"]);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn kube_event_recorder_publishes_and_updates_series() {
+    use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
+    let env = env("recorder").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let l = leases.create(&PostParams::default(), &lease("a")).await.unwrap();
+    let rec = Recorder::new(env.client.clone(), Reporter { controller: "gamedeploy".into(), instance: Some("test".into()) });
+    let ev = KEvent {
+        type_: EventType::Normal,
+        reason: "Updated".into(),
+        note: Some("image patched".into()),
+        action: "Patch".into(),
+        secondary: None,
+    };
+    let oref = kube::Resource::object_ref(&l, &());
+    rec.publish(&ev, &oref).await.unwrap();
+    rec.publish(&ev, &oref).await.unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &env.ns);
+    let list = events.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1, "the repeat updates the series of the same event");
+    let e = &list.items[0];
+    assert_eq!(e.reason.as_deref(), Some("Updated"));
+    assert_eq!(e.regarding.as_ref().unwrap().name.as_deref(), Some("a"));
+    assert_eq!(e.series.as_ref().map(|s| s.count), Some(2));
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn cluster_scoped_nodes() {
+    let env = env("nodes").await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(env.client.clone());
+    let name = format!("{}-node", env.ns);
+    let n = nodes
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"sim": "true"}},
+            "status": {"capacity": {"pods": "110"}}})).unwrap())
+        .await
+        .unwrap();
+    assert!(n.metadata.namespace.is_none());
+    assert_eq!(n.metadata.generation, None, "nodes do not track generation");
+    let (code, _) = raw(&env.client, "GET", &format!("/api/v1/namespaces/{}/nodes/{name}", env.ns), "", b"").await;
+    assert_eq!(code, 404, "cluster-scoped resources are not served under a namespace");
+    assert!(nodes.list(&ListParams::default().labels("sim=true")).await.unwrap().items.iter().any(|n| n.metadata.name.as_deref() == Some(name.as_str())));
+    nodes.delete(&name, &DeleteParams::default()).await.unwrap();
+    env.cleanup().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn injected_latency_is_virtual_time() {
+    if real_cluster().is_some() {
+        eprintln!("skipped on a real cluster: fault injection is an embedded-server feature");
+        return;
+    }
+    let env = env("latency").await;
+    let server = env.server.clone().unwrap();
+    server.set_faults(Some(gamedeploy::cluster::FaultConfig {
+        latency: Duration::from_secs(5),
+        client: Some("conformance".into()),
+        ..Default::default()
+    }));
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let t0 = tokio::time::Instant::now();
+    leases.list(&ListParams::default()).await.unwrap();
+    assert!(t0.elapsed() >= Duration::from_secs(5), "latency applies (on the paused clock)");
+    let other: Api<Lease> = Api::namespaced(server.client_as("someone-else"), &env.ns);
+    let t1 = tokio::time::Instant::now();
+    other.list(&ListParams::default()).await.unwrap();
+    assert!(t1.elapsed() < Duration::from_secs(5), "other clients are not slowed");
+    server.set_faults(None);
+    env.cleanup().await;
+}
