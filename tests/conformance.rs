@@ -1396,9 +1396,65 @@ async fn table_output_uses_printer_columns() {
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(cols, vec!["Name", "Desired", "Ready", "Age"]);
+    assert_eq!(
+        cols,
+        vec!["Name", "Desired", "Ready"],
+        "printer columns replace the default Age column"
+    );
     assert_eq!(v["rows"][0]["cells"][0], "w");
     assert_eq!(v["rows"][0]["cells"][1], 4);
+    assert_eq!(
+        v["rows"][0]["cells"][2],
+        Value::Null,
+        "missing values are null cells"
+    );
+    // Pods get kubectl's columns, computed server-side.
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    pods.create(&PostParams::default(), &pod("p", "nginx"))
+        .await
+        .unwrap();
+    pods.patch_status(
+        "p",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "app", "image": "nginx", "imageID": "", "ready": false, "restartCount": 2,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}),
+        ),
+    )
+    .await
+    .unwrap();
+    let req = http::Request::builder()
+        .uri(format!("/api/v1/namespaces/{}/pods", env.ns))
+        .header(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let v: Value = serde_json::from_slice(
+        &env.client
+            .send(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect_bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let cols: Vec<&str> = v["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(&cols[..5], &["Name", "Ready", "Status", "Restarts", "Age"]);
+    let cells = &v["rows"][0]["cells"];
+    assert_eq!(
+        (cells[1].as_str(), cells[2].as_str(), cells[3].as_str()),
+        (Some("0/1"), Some("CrashLoopBackOff"), Some("2"))
+    );
     env.cleanup().await;
 }
 
@@ -1596,8 +1652,17 @@ async fn kube_event_recorder_publishes_and_updates_series() {
     use kube::runtime::events::{Event as KEvent, EventType, Recorder, Reporter};
     let env = env("recorder").await;
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
-    let l = leases.create(&PostParams::default(), &lease("a")).await.unwrap();
-    let rec = Recorder::new(env.client.clone(), Reporter { controller: "gamedeploy".into(), instance: Some("test".into()) });
+    let l = leases
+        .create(&PostParams::default(), &lease("a"))
+        .await
+        .unwrap();
+    let rec = Recorder::new(
+        env.client.clone(),
+        Reporter {
+            controller: "gamedeploy".into(),
+            instance: Some("test".into()),
+        },
+    );
     let ev = KEvent {
         type_: EventType::Normal,
         reason: "Updated".into(),
@@ -1608,9 +1673,14 @@ async fn kube_event_recorder_publishes_and_updates_series() {
     let oref = kube::Resource::object_ref(&l, &());
     rec.publish(&ev, &oref).await.unwrap();
     rec.publish(&ev, &oref).await.unwrap();
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &env.ns);
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(env.client.clone(), &env.ns);
     let list = events.list(&ListParams::default()).await.unwrap();
-    assert_eq!(list.items.len(), 1, "the repeat updates the series of the same event");
+    assert_eq!(
+        list.items.len(),
+        1,
+        "the repeat updates the series of the same event"
+    );
     let e = &list.items[0];
     assert_eq!(e.reason.as_deref(), Some("Updated"));
     assert_eq!(e.regarding.as_ref().unwrap().name.as_deref(), Some("a"));
@@ -1624,15 +1694,39 @@ async fn cluster_scoped_nodes() {
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(env.client.clone());
     let name = format!("{}-node", env.ns);
     let n = nodes
-        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name, "labels": {"sim": "true"}},
-            "status": {"capacity": {"pods": "110"}}})).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": name, "labels": {"sim": "true"}},
+            "status": {"capacity": {"pods": "110"}}}),
+            )
+            .unwrap(),
+        )
         .await
         .unwrap();
     assert!(n.metadata.namespace.is_none());
     assert_eq!(n.metadata.generation, None, "nodes do not track generation");
-    let (code, _) = raw(&env.client, "GET", &format!("/api/v1/namespaces/{}/nodes/{name}", env.ns), "", b"").await;
-    assert_eq!(code, 404, "cluster-scoped resources are not served under a namespace");
-    assert!(nodes.list(&ListParams::default().labels("sim=true")).await.unwrap().items.iter().any(|n| n.metadata.name.as_deref() == Some(name.as_str())));
+    let (code, _) = raw(
+        &env.client,
+        "GET",
+        &format!("/api/v1/namespaces/{}/nodes/{name}", env.ns),
+        "",
+        b"",
+    )
+    .await;
+    assert_eq!(
+        code, 404,
+        "cluster-scoped resources are not served under a namespace"
+    );
+    assert!(
+        nodes
+            .list(&ListParams::default().labels("sim=true"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some(name.as_str()))
+    );
     nodes.delete(&name, &DeleteParams::default()).await.unwrap();
     env.cleanup().await;
 }
@@ -1653,11 +1747,17 @@ async fn injected_latency_is_virtual_time() {
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
     let t0 = tokio::time::Instant::now();
     leases.list(&ListParams::default()).await.unwrap();
-    assert!(t0.elapsed() >= Duration::from_secs(5), "latency applies (on the paused clock)");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(5),
+        "latency applies (on the paused clock)"
+    );
     let other: Api<Lease> = Api::namespaced(server.client_as("someone-else"), &env.ns);
     let t1 = tokio::time::Instant::now();
     other.list(&ListParams::default()).await.unwrap();
-    assert!(t1.elapsed() < Duration::from_secs(5), "other clients are not slowed");
+    assert!(
+        t1.elapsed() < Duration::from_secs(5),
+        "other clients are not slowed"
+    );
     server.set_faults(None);
     env.cleanup().await;
 }

@@ -248,40 +248,328 @@ fn json_path(obj: &Value, path: &str) -> Value {
     cur.clone()
 }
 
-/// `meta.k8s.io/v1 Table` of objects, with the CRD's printer columns (Name and Age otherwise).
+fn col(name: &str, ty: &str, priority: i64, description: &str) -> Value {
+    json!({"name": name, "type": ty, "format": if name == "Name" { "name" } else { "" }, "description": description, "priority": priority})
+}
+
+/// Rows of kubectl's built-in printers (`pkg/printers/internalversion/printers.go`) for the
+/// kinds a user looks at; others get Name and Age.
+fn builtin_columns(desc: &ResourceDesc) -> Vec<Value> {
+    let name = col(
+        "Name",
+        "string",
+        0,
+        "Name must be unique within a namespace.",
+    );
+    match (desc.group.as_str(), desc.kind.as_str()) {
+        ("", "Pod") => vec![
+            name,
+            col(
+                "Ready",
+                "string",
+                0,
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                0,
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                0,
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
+            col("Age", "string", 0, "CreationTimestamp"),
+            col("IP", "string", 1, "IP address allocated to the pod."),
+            col(
+                "Node",
+                "string",
+                1,
+                "Name of the Node this pod is assigned to.",
+            ),
+            col(
+                "Nominated Node",
+                "string",
+                1,
+                "Name of the Node this pod is nominated to.",
+            ),
+            col(
+                "Readiness Gates",
+                "string",
+                1,
+                "Readiness gates of this pod.",
+            ),
+        ],
+        ("", "Namespace") => vec![
+            name,
+            col("Status", "string", 0, "The status of the namespace"),
+            col("Age", "string", 0, "CreationTimestamp"),
+        ],
+        ("", "Node") => vec![
+            name,
+            col("Status", "string", 0, "The status of the node"),
+            col("Roles", "string", 0, "The roles of the node"),
+            col("Age", "string", 0, "CreationTimestamp"),
+            col(
+                "Version",
+                "string",
+                0,
+                "Kubelet Version reported by the node.",
+            ),
+        ],
+        _ => vec![name, col("Age", "string", 0, "CreationTimestamp")],
+    }
+}
+
+fn s<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+fn none_if_empty(x: &str) -> Value {
+    json!(if x.is_empty() { "<none>" } else { x })
+}
+
+/// kubectl's `printPod`.
+fn pod_cells(o: &Value, now: i64) -> Vec<Value> {
+    let containers = o
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .map(Vec::len)
+        .unwrap_or(0);
+    let statuses = o
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut reason = if s(o, "/status/reason").is_empty() {
+        s(o, "/status/phase").to_string()
+    } else {
+        s(o, "/status/reason").to_string()
+    };
+    let mut restarts = 0;
+    let mut ready = 0;
+    let mut has_running = false;
+    let mut last_restart: Option<i64> = None;
+    for c in statuses.iter().rev() {
+        restarts += c.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+        if let Some(t) = c
+            .pointer("/lastState/terminated/finishedAt")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        {
+            last_restart = Some(last_restart.map_or(t.as_second(), |l: i64| l.max(t.as_second())));
+        }
+        let waiting = s(c, "/state/waiting/reason");
+        let term = c.pointer("/state/terminated");
+        if !waiting.is_empty() {
+            reason = waiting.to_string();
+        } else if let Some(t) = term {
+            let r = s(t, "/reason");
+            reason = if !r.is_empty() {
+                r.to_string()
+            } else if let Some(sig) = t.get("signal").and_then(Value::as_i64).filter(|x| *x != 0) {
+                format!("Signal:{sig}")
+            } else {
+                format!(
+                    "ExitCode:{}",
+                    t.get("exitCode").and_then(Value::as_i64).unwrap_or(0)
+                )
+            };
+        } else if c.get("ready").and_then(Value::as_bool) == Some(true)
+            && c.pointer("/state/running").is_some()
+        {
+            has_running = true;
+            ready += 1;
+        }
+    }
+    let conditions = o
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if reason == "Completed" && has_running {
+        let pod_ready = conditions
+            .iter()
+            .any(|c| s(c, "/type") == "Ready" && s(c, "/status") == "True");
+        reason = if pod_ready {
+            "Running".into()
+        } else {
+            "NotReady".into()
+        };
+    }
+    let phase = s(o, "/status/phase");
+    if o.pointer("/metadata/deletionTimestamp").is_some() {
+        if s(o, "/status/reason") == "NodeLost" {
+            reason = "Unknown".into();
+        } else if phase != "Succeeded" && phase != "Failed" {
+            reason = "Terminating".into();
+        }
+    }
+    let mut restarts_s = restarts.to_string();
+    if let Some(l) = last_restart {
+        restarts_s = format!("{restarts} ({} ago)", human(now - l));
+    }
+    let gates = o
+        .pointer("/spec/readinessGates")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let gates_s = if gates.is_empty() {
+        "<none>".to_string()
+    } else {
+        let ok = gates
+            .iter()
+            .filter(|g| {
+                conditions
+                    .iter()
+                    .any(|c| s(c, "/type") == s(g, "/conditionType") && s(c, "/status") == "True")
+            })
+            .count();
+        format!("{ok}/{}", gates.len())
+    };
+    vec![
+        json!(s(o, "/metadata/name")),
+        json!(format!("{ready}/{containers}")),
+        json!(reason),
+        json!(restarts_s),
+        age(
+            o.pointer("/metadata/creationTimestamp")
+                .unwrap_or(&Value::Null),
+            now,
+        ),
+        none_if_empty(s(o, "/status/podIP")),
+        none_if_empty(s(o, "/spec/nodeName")),
+        none_if_empty(s(o, "/status/nominatedNodeName")),
+        json!(gates_s),
+    ]
+}
+
+fn builtin_cells(desc: &ResourceDesc, o: &Value, now: i64) -> Vec<Value> {
+    let created = age(
+        o.pointer("/metadata/creationTimestamp")
+            .unwrap_or(&Value::Null),
+        now,
+    );
+    let name = json!(s(o, "/metadata/name"));
+    match (desc.group.as_str(), desc.kind.as_str()) {
+        ("", "Pod") => pod_cells(o, now),
+        ("", "Namespace") => vec![name, json!(s(o, "/status/phase")), created],
+        ("", "Node") => {
+            let ready = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| s(c, "/type") == "Ready"))
+                .map(|c| {
+                    if s(c, "/status") == "True" {
+                        "Ready"
+                    } else {
+                        "NotReady"
+                    }
+                })
+                .unwrap_or("Unknown");
+            let mut status = ready.to_string();
+            if o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
+                status.push_str(",SchedulingDisabled");
+            }
+            let roles: Vec<String> = o
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.keys()
+                        .filter_map(|k| {
+                            k.strip_prefix("node-role.kubernetes.io/").map(String::from)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let roles = if roles.is_empty() {
+                "<none>".to_string()
+            } else {
+                roles.join(",")
+            };
+            vec![
+                name,
+                json!(status),
+                json!(roles),
+                created,
+                json!(s(o, "/status/nodeInfo/kubeletVersion")),
+            ]
+        }
+        _ => vec![name, created],
+    }
+}
+
+/// A CRD column cell as apiextensions' `cellForJSONValue` makes it: typed, null when missing or
+/// mistyped, dates as human-readable ages, strings as JSONPath prints them.
+fn crd_cell(ty: &str, v: &Value, now: i64) -> Value {
+    match (ty, v) {
+        (_, Value::Null) => Value::Null,
+        ("integer", Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().map(|f| f as i64))
+            .map_or(Value::Null, |i| json!(i)),
+        ("number", Value::Number(n)) => n.as_f64().map_or(Value::Null, |f| json!(f)),
+        ("boolean", Value::Bool(b)) => json!(b),
+        ("date", Value::String(_)) => match age(v, now) {
+            Value::String(s) if s == "<unknown>" => json!("<invalid>"),
+            other => other,
+        },
+        ("string", Value::String(s)) => json!(s),
+        ("string", other) => json!(other.to_string()),
+        _ => Value::Null,
+    }
+}
+
+/// `meta.k8s.io/v1 Table` of objects: a CRD version's printer columns (an `Age` column when it
+/// declares none, as `serveDefaultColumnsIfEmpty` does), or kubectl's built-in columns.
 pub fn table(desc: &ResourceDesc, objs: &[Value], list_meta: Value, now_secs: i64) -> Value {
-    let mut cols = vec![
-        json!({"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a namespace.", "priority": 0}),
-    ];
-    let custom: Vec<Value> = desc.printer_columns.clone();
-    let has_age_col = custom
-        .iter()
-        .any(|c| c.get("jsonPath").and_then(Value::as_str) == Some(".metadata.creationTimestamp"));
-    for c in &custom {
-        cols.push(json!({
-            "name": c.get("name").cloned().unwrap_or(json!("")),
-            "type": c.get("type").cloned().unwrap_or(json!("string")),
-            "format": c.get("format").cloned().unwrap_or(json!("")),
-            "description": c.get("description").cloned().unwrap_or(json!("")),
-            "priority": c.get("priority").cloned().unwrap_or(json!(0)),
-        }));
-    }
-    if !has_age_col {
-        cols.push(json!({"name": "Age", "type": "date", "format": "", "description": "CreationTimestamp", "priority": 0}));
-    }
+    let custom = desc.schema.is_some() || !desc.printer_columns.is_empty();
+    let printer: Vec<Value> = if desc.printer_columns.is_empty() {
+        vec![
+            json!({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp",
+            "description": "CreationTimestamp is a timestamp representing the server time when this object was created."}),
+        ]
+    } else {
+        desc.printer_columns.clone()
+    };
+    let cols: Vec<Value> = if custom {
+        let mut cols = vec![col(
+            "Name",
+            "string",
+            0,
+            "Name must be unique within a namespace.",
+        )];
+        for c in &printer {
+            let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+            cols.push(json!({
+                "name": c.get("name").cloned().unwrap_or(json!("")),
+                "type": c.get("type").cloned().unwrap_or(json!("string")),
+                "format": c.get("format").cloned().unwrap_or(json!("")),
+                "description": c.get("description").cloned().unwrap_or(json!(format!("Custom resource definition column (in JSONPath format): {path}"))),
+                "priority": c.get("priority").cloned().unwrap_or(json!(0)),
+            }));
+        }
+        cols
+    } else {
+        builtin_columns(desc)
+    };
     let rows: Vec<Value> = objs
         .iter()
         .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
-            for c in &custom {
-                let p = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
-                let v = json_path(o, p);
-                let ty = c.get("type").and_then(Value::as_str).unwrap_or("string");
-                cells.push(if ty == "date" { age(&v, now_secs) } else { v });
-            }
-            if !has_age_col {
-                cells.push(age(o.pointer("/metadata/creationTimestamp").unwrap_or(&Value::Null), now_secs));
-            }
+            let cells = if custom {
+                let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+                for c in &printer {
+                    let p = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+                    let ty = c.get("type").and_then(Value::as_str).unwrap_or("string");
+                    cells.push(crd_cell(ty, &json_path(o, p), now_secs));
+                }
+                cells
+            } else {
+                builtin_cells(desc, o, now_secs)
+            };
             let partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))});
             json!({"cells": cells, "object": partial})
         })
@@ -294,8 +582,12 @@ fn age(ts: &Value, now: i64) -> Value {
     let Some(t) = ts.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok()) else {
         return json!("<unknown>");
     };
-    let d = (now - t.as_second()).max(0);
-    let s = if d < 120 {
+    json!(human(now - t.as_second()))
+}
+
+fn human(d: i64) -> String {
+    let d = d.max(0);
+    if d < 120 {
         format!("{d}s")
     } else if d < 600 {
         format!("{}m{}s", d / 60, d % 60)
@@ -307,6 +599,5 @@ fn age(ts: &Value, now: i64) -> Value {
         format!("{}h", d / 3600)
     } else {
         format!("{}d", d / 86400)
-    };
-    json!(s)
+    }
 }
