@@ -1356,6 +1356,36 @@ async fn events_in_both_groups() {
         "reportingInstance": "x", "action": "Update", "reason": "Updated", "type": "Normal",
         "regarding": {"kind": "Pod", "name": "p", "namespace": env.ns}})).unwrap()).await.unwrap();
     assert!(new.get("e2").await.is_ok());
+    // One storage, two versions: each event is visible through both APIs.
+    let as_core = core.get("e2").await.unwrap();
+    assert_eq!(as_core.involved_object.name.as_deref(), Some("p"));
+    assert_eq!(as_core.reporting_component.as_deref(), Some("gamedeploy"));
+    let listed = new
+        .list(&ListParams::default().fields("regarding.name=p"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2, "both events through events.k8s.io");
+    assert!(listed.items.iter().any(|e| e.note.as_deref() == Some("hi")));
+    let mut w = new
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let mut seen = 0;
+    while seen < 2 {
+        match tokio::time::timeout(WAIT, w.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Added(e) => {
+                assert!(e.regarding.is_some(), "watch objects are converted");
+                seen += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     env.cleanup().await;
 }
 

@@ -11,8 +11,9 @@
 //! - Behaviour follows kube-apiserver where an operator can tell the difference; deviations
 //!   are documented where they live. Notable ones: LIST pages after the first show current
 //!   state (no etcd snapshot); garbage collection and namespace finalization run synchronously
-//!   after the write that triggers them; core/v1 and events.k8s.io/v1 Events are stored
-//!   separately (no conversion between the two).
+//!   after the write that triggers them.
+//! - `events.k8s.io/v1` Events share storage with core `v1` Events and are converted on the
+//!   way in and out, so both APIs see every event.
 //! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
 //!   `deletionGracePeriodSeconds` and keeps the pod until a DELETE with `gracePeriodSeconds=0`
 //!   (what the kubelet sends) or until it was never scheduled, exactly as the real server does.
@@ -21,6 +22,7 @@
 //! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
 
 mod builtin;
+mod convert;
 mod errors;
 mod faults;
 mod gc;
@@ -416,7 +418,11 @@ async fn handle(
     }
     let result = {
         let mut st = lock(&inner.store);
-        let out = dispatch(&mut st, &ctx, verb, &r, &q, &ctype, &body);
+        let out = if is_events_v1(&r.desc) {
+            dispatch_events_v1(&mut st, &ctx, verb, &r, &q, &ctype, &body)
+        } else {
+            dispatch(&mut st, &ctx, verb, &r, &q, &ctype, &body)
+        };
         gc::collect(&mut st, &ctx);
         out
     };
@@ -465,6 +471,23 @@ fn start_watch(
     q: &std::collections::HashMap<String, String>,
     client: &str,
 ) -> ::http::Response<Body> {
+    let events_v1 = is_events_v1(&r.desc);
+    let mut r = r.clone();
+    let mut q = q.clone();
+    if events_v1 {
+        // Watch the core storage with core field names; convert objects on the way out.
+        let core = lock(&inner.store).registry.get("", "v1", "events");
+        if let Some(core) = core {
+            r.desc = core;
+        }
+        if let Some(fs) = q.get("fieldSelector").cloned() {
+            let f = fs
+                .replace("regarding.", "involvedObject.")
+                .replace("reportingController", "reportingComponent");
+            q.insert("fieldSelector".into(), f);
+        }
+    }
+    let (r, q) = (&r, &q);
     let (labels, fields) = match parse_selectors(r, q) {
         Ok(s) => s,
         Err(e) => return error_response(&e),
@@ -500,6 +523,7 @@ fn start_watch(
         send_initial_events: send_initial,
         timeout,
         client: client.to_string(),
+        events_v1,
     };
     let rx = {
         let mut st = lock(&inner.store);
@@ -798,4 +822,95 @@ fn bind(
         201,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
+}
+
+fn is_events_v1(d: &resources::ResourceDesc) -> bool {
+    d.group == "events.k8s.io" && d.plural == "events"
+}
+
+/// `events.k8s.io/v1` served from core `v1` Event storage: convert request bodies in and
+/// responses out, run everything else as the core resource.
+fn dispatch_events_v1(
+    st: &mut Store,
+    ctx: &Ctx,
+    verb: &str,
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+    ctype: &str,
+    body: &[u8],
+) -> Result<(u16, Value), ApiError> {
+    let core = st
+        .registry
+        .get("", "v1", "events")
+        .ok_or_else(|| ApiError::internal("core events resource missing"))?;
+    let ext = r.desc.clone();
+    let cr = ResourceRoute {
+        desc: core.clone(),
+        ..r.clone()
+    };
+    let ns = r.ns.as_deref();
+    let name = r.name.as_deref().unwrap_or("");
+    let to_core = |b: &[u8]| -> Result<Vec<u8>, ApiError> {
+        let mut obj = ops::parse_object(b)?;
+        if obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_none_or(|a| a.is_empty())
+        {
+            obj["apiVersion"] = json!("events.k8s.io/v1");
+        }
+        if obj.get("apiVersion").and_then(Value::as_str) != Some("events.k8s.io/v1") {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({}) does not match the expected API version (events.k8s.io/v1)",
+                obj["apiVersion"]
+            )));
+        }
+        let typed = builtin::normalize(&ext, obj)?;
+        Ok(convert::event_to_core(typed).to_string().into_bytes())
+    };
+    let out = match verb {
+        "create" | "update" => {
+            dispatch(st, ctx, verb, &cr, q, "application/json", &to_core(body)?)?
+        }
+        "patch" if ctype == "application/apply-patch+yaml" => {
+            let config: Value = serde_saphyr::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let converted = convert::event_to_core(config).to_string().into_bytes();
+            dispatch(st, ctx, verb, &cr, q, ctype, &converted)?
+        }
+        "patch" => {
+            let old = ops::get(st, &core, ns, name)?;
+            let ext_old = convert::event_from_core((*old).clone());
+            let patched = ops::patched(&ext, &ext_old, ctype, body)?;
+            let new = to_core(patched.to_string().as_bytes())?;
+            dispatch(st, ctx, "update", &cr, q, "application/json", &new)?
+        }
+        _ => {
+            // Field selectors name events.k8s.io fields; the stored form has core names.
+            let mut q2 = q.clone();
+            if let Some(fs) = q.get("fieldSelector") {
+                let mut f = fs.clone();
+                for (e, c) in [
+                    ("regarding.", "involvedObject."),
+                    ("reportingController", "reportingComponent"),
+                ] {
+                    f = f.replace(e, c);
+                }
+                q2.insert("fieldSelector".into(), f);
+            }
+            dispatch(st, ctx, verb, &cr, &q2, ctype, body)?
+        }
+    };
+    let (code, mut v) = out;
+    if v.get("kind").and_then(Value::as_str) == Some("EventList") {
+        if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+            for it in items.iter_mut() {
+                *it = convert::event_from_core(std::mem::take(it));
+            }
+        }
+        v["apiVersion"] = json!("events.k8s.io/v1");
+    } else if v.get("kind").and_then(Value::as_str) == Some("Event") {
+        v = convert::event_from_core(v);
+    }
+    Ok((code, v))
 }

@@ -247,12 +247,6 @@ fn selectable(desc: &ResourceDesc, field: &str) -> Option<&'static str> {
         (_, "", "events", "reason") => Some("/reason"),
         (_, "", "events", "type") => Some("/type"),
         (_, "", "events", "reportingComponent") => Some("/reportingComponent"),
-        (_, "events.k8s.io", "events", "regarding.kind") => Some("/regarding/kind"),
-        (_, "events.k8s.io", "events", "regarding.name") => Some("/regarding/name"),
-        (_, "events.k8s.io", "events", "regarding.namespace") => Some("/regarding/namespace"),
-        (_, "events.k8s.io", "events", "regarding.uid") => Some("/regarding/uid"),
-        (_, "events.k8s.io", "events", "reason") => Some("/reason"),
-        (_, "events.k8s.io", "events", "type") => Some("/type"),
         _ => None,
     }
 }

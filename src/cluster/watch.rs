@@ -30,10 +30,13 @@ pub struct WatchParams {
     pub send_initial_events: bool,
     pub timeout: Duration,
     pub client: String,
+    /// Serve stored core Events as events.k8s.io/v1.
+    pub events_v1: bool,
 }
 
 struct Filter {
     desc: Arc<ResourceDesc>,
+    events_v1: bool,
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -66,6 +69,16 @@ impl Filter {
     }
 }
 
+impl Filter {
+    fn line(&self, kind: EventType, obj: &Value) -> Bytes {
+        if self.events_v1 {
+            line(kind.as_str(), &super::convert::event_from_core(obj.clone()))
+        } else {
+            line(kind.as_str(), obj)
+        }
+    }
+}
+
 fn line(kind: &str, obj: &Value) -> Bytes {
     let mut s = json!({"type": kind, "object": obj}).to_string();
     s.push('\n');
@@ -92,6 +105,7 @@ pub fn start(
     let (body_tx, body_rx) = mpsc::unbounded_channel::<Bytes>();
     let filter = Filter {
         desc: desc.clone(),
+        events_v1: p.events_v1,
         ns: p.ns.clone(),
         labels: p.labels,
         fields: p.fields,
@@ -138,7 +152,7 @@ pub fn start(
     tokio::spawn(async move {
         let mut last_rv = current_rv;
         for (t, o) in initial {
-            if body_tx.send(line(t.as_str(), &o)).is_err() {
+            if body_tx.send(filter.line(t, &o)).is_err() {
                 return;
             }
         }
@@ -160,7 +174,7 @@ pub fn start(
                     Some(WatchMsg::Event(ev)) => {
                         last_rv = last_rv.max(ev.rv);
                         if let Some((t, o)) = filter.translate(&ev)
-                            && body_tx.send(line(t.as_str(), &o)).is_err()
+                            && body_tx.send(filter.line(t, &o)).is_err()
                         {
                             return;
                         }
