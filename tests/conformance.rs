@@ -1644,6 +1644,62 @@ async fn builtin_objects_are_decoded_as_typed() {
     )
     .await;
     assert_eq!(code, 422, "{v}");
+    // fieldValidation=Strict turns dropped unknown fields into a 400.
+    let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "s"},
+        "spec": {"bogus": 1, "containers": [{"name": "a", "image": "b"}]}})
+    .to_string();
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &format!("{uri}?fieldValidation=Strict"),
+        "application/json",
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field \"spec.bogus\""),
+        "{v}"
+    );
+    // dryRun=All validates and answers without storing.
+    let ok = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "dry"},
+        "spec": {"containers": [{"name": "a", "image": "b"}]}})
+    .to_string();
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &format!("{uri}?dryRun=All"),
+        "application/json",
+        ok.as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(v["metadata"]["name"], "dry");
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    assert!(
+        pods.get_opt("dry").await.unwrap().is_none(),
+        "dry run stores nothing"
+    );
+    install_widgets(&env.client).await;
+    let w =
+        json!({"apiVersion": format!("{GROUP}/v1"), "kind": "Widget", "metadata": {"name": "w"},
+        "spec": {"image": "a", "unknown": 1}})
+        .to_string();
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &format!(
+            "/apis/{GROUP}/v1/namespaces/{}/widgets?fieldValidation=Strict",
+            env.ns
+        ),
+        "application/json",
+        w.as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 400, "{v}");
     env.cleanup().await;
 }
 

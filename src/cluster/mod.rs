@@ -206,17 +206,18 @@ impl ApiServer {
     }
 
     fn ctx(&self, manager: &str, dry_run: bool) -> Ctx {
-        ctx_at(&self.inner.clock, manager, dry_run)
+        ctx_at(&self.inner.clock, manager, dry_run, false)
     }
 }
 
-fn ctx_at(clock: &SharedClock, manager: &str, dry_run: bool) -> Ctx {
+fn ctx_at(clock: &SharedClock, manager: &str, dry_run: bool, strict: bool) -> Ctx {
     let now = clock.now();
     Ctx {
         now: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         now_secs: now.as_second(),
         manager: manager.to_string(),
         dry_run,
+        strict,
     }
 }
 
@@ -412,7 +413,8 @@ async fn handle(
             }
         });
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
-    let ctx = ctx_at(&inner.clock, &manager, dry_run);
+    let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
+    let ctx = ctx_at(&inner.clock, &manager, dry_run, strict);
     if verb == "watch" {
         return start_watch(&inner, &r, &q, &client);
     }

@@ -25,6 +25,65 @@ pub struct Ctx {
     pub now_secs: i64,
     pub manager: String,
     pub dry_run: bool,
+    /// `fieldValidation=Strict`: unknown or duplicate fields are an error instead of dropped.
+    pub strict: bool,
+}
+
+/// Paths present in `before` but gone from `after` (objects only), for strict field validation.
+fn dropped_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match a.get(k) {
+                    Some(av) => dropped_fields(v, av, &p, out),
+                    None if !v.is_null() => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a.iter()).enumerate() {
+                dropped_fields(bv, av, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Decode as the typed built-in or prune to the CRD schema: unknown fields are dropped, or
+/// rejected under `fieldValidation=Strict` (`strict decoding error: unknown field ...`).
+fn decode(ctx: &Ctx, desc: &ResourceDesc, obj: Value) -> Result<Value, ApiError> {
+    let before = ctx.strict.then(|| obj.clone());
+    let out = match (&desc.schema, desc.strategy) {
+        (Some(schema), Strategy::Custom) => {
+            let mut o = obj;
+            schema.prune(&mut o);
+            o
+        }
+        _ => super::builtin::normalize(desc, obj)?,
+    };
+    if let Some(before) = before {
+        let mut gone = Vec::new();
+        dropped_fields(&before, &out, "", &mut gone);
+        if !gone.is_empty() {
+            let list: Vec<String> = gone
+                .iter()
+                .map(|g| format!("unknown field {g:?}"))
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = desc.kind,
+                v = desc.version
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// Which endpoint a write came through.
@@ -535,7 +594,7 @@ pub fn create(
     apply: Option<ApplyInfo<'_>>,
 ) -> Result<Value, ApiError> {
     check_type(desc, &mut obj)?;
-    let mut obj = super::builtin::normalize(desc, obj)?;
+    let mut obj = decode(ctx, desc, obj)?;
     let url_ns = if desc.namespaced {
         ns.unwrap_or("")
     } else {
@@ -711,7 +770,7 @@ pub fn update(
         .get(&desc.gr(), &k)
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
-    let mut new = super::builtin::normalize(desc, new)?;
+    let mut new = decode(ctx, desc, new)?;
     let body_name = sget(&new, "/metadata/name").to_string();
     if !body_name.is_empty() && body_name != name {
         return Err(ApiError::bad_request(format!(
