@@ -1847,3 +1847,56 @@ async fn injected_latency_is_virtual_time() {
     server.set_faults(None);
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn metadata_only_requests() {
+    use kube::core::PartialObjectMeta;
+    let env = env("metadata").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    leases
+        .create(&PostParams::default(), &lease("a"))
+        .await
+        .unwrap();
+    let meta: Api<PartialObjectMeta<Lease>> = Api::namespaced(env.client.clone(), &env.ns);
+    let one = meta.get("a").await.unwrap();
+    assert_eq!(one.metadata.name.as_deref(), Some("a"));
+    let list = meta.list(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let (_, raw_list) = {
+        let req = http::Request::builder()
+            .uri(format!(
+                "/apis/coordination.k8s.io/v1/namespaces/{}/leases",
+                env.ns
+            ))
+            .header(
+                "accept",
+                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+            )
+            .body(kube::client::Body::empty())
+            .unwrap();
+        let resp = env.client.send(req).await.unwrap();
+        let code = resp.status().as_u16();
+        (
+            code,
+            serde_json::from_slice::<Value>(&resp.into_body().collect_bytes().await.unwrap())
+                .unwrap(),
+        )
+    };
+    assert_eq!(raw_list["kind"], "PartialObjectMetadataList");
+    assert!(raw_list["items"][0].get("spec").is_none());
+    let mut w = meta
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    match tokio::time::timeout(WAIT, w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Added(o) => assert_eq!(o.metadata.name.as_deref(), Some("a")),
+        other => panic!("{other:?}"),
+    }
+    env.cleanup().await;
+}

@@ -215,6 +215,27 @@ pub fn group(reg: &Registry, name: &str) -> Option<Value> {
         })
 }
 
+/// Whether the client asked for metadata only (kube's `Api<PartialObjectMeta<K>>`).
+pub fn wants_partial_metadata(accept: &str) -> bool {
+    accept
+        .split(',')
+        .any(|a| a.contains("as=PartialObjectMetadata"))
+}
+
+/// An object or list as `meta.k8s.io/v1` PartialObjectMetadata(List).
+pub fn partial_metadata(v: &Value) -> Value {
+    let one = |o: &Value| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o.get("metadata").cloned().unwrap_or(json!({}))});
+    match v.get("items").and_then(Value::as_array) {
+        Some(items) => json!({
+            "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+            "metadata": v.get("metadata").cloned().unwrap_or(json!({})),
+            "items": items.iter().map(one).collect::<Vec<_>>(),
+        }),
+        None if v.get("kind").and_then(Value::as_str) == Some("Status") => v.clone(),
+        None => one(v),
+    }
+}
+
 /// Whether the client asked for `application/json;as=Table`.
 pub fn wants_table(accept: &str) -> bool {
     accept.split(',').any(|a| a.contains("as=Table"))

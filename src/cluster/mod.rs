@@ -416,7 +416,13 @@ async fn handle(
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
     let ctx = ctx_at(&inner.clock, &manager, dry_run, strict);
     if verb == "watch" {
-        return start_watch(&inner, &r, &q, &client);
+        return start_watch(
+            &inner,
+            &r,
+            &q,
+            &client,
+            http::wants_partial_metadata(&accept),
+        );
     }
     let result = {
         let mut st = lock(&inner.store);
@@ -430,6 +436,11 @@ async fn handle(
     };
     match result {
         Ok((code, v)) => {
+            if http::wants_partial_metadata(&accept)
+                && matches!(verb, "get" | "list" | "patch" | "update" | "create")
+            {
+                return full(code, &http::partial_metadata(&v));
+            }
             if verb == "list" && http::wants_table(&accept) {
                 let items: Vec<Value> = v
                     .get("items")
@@ -472,6 +483,7 @@ fn start_watch(
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
     client: &str,
+    metadata_only: bool,
 ) -> ::http::Response<Body> {
     let events_v1 = is_events_v1(&r.desc);
     let mut r = r.clone();
@@ -526,6 +538,7 @@ fn start_watch(
         timeout,
         client: client.to_string(),
         events_v1,
+        metadata_only,
     };
     let rx = {
         let mut st = lock(&inner.store);

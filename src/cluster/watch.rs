@@ -32,11 +32,14 @@ pub struct WatchParams {
     pub client: String,
     /// Serve stored core Events as events.k8s.io/v1.
     pub events_v1: bool,
+    /// Send `PartialObjectMetadata` objects (metadata watches).
+    pub metadata_only: bool,
 }
 
 struct Filter {
     desc: Arc<ResourceDesc>,
     events_v1: bool,
+    metadata_only: bool,
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -71,7 +74,9 @@ impl Filter {
 
 impl Filter {
     fn line(&self, kind: EventType, obj: &Value) -> Bytes {
-        if self.events_v1 {
+        if self.metadata_only {
+            line(kind.as_str(), &super::http::partial_metadata(obj))
+        } else if self.events_v1 {
             line(kind.as_str(), &super::convert::event_from_core(obj.clone()))
         } else {
             line(kind.as_str(), obj)
@@ -106,6 +111,7 @@ pub fn start(
     let filter = Filter {
         desc: desc.clone(),
         events_v1: p.events_v1,
+        metadata_only: p.metadata_only,
         ns: p.ns.clone(),
         labels: p.labels,
         fields: p.fields,
