@@ -25,6 +25,18 @@ fn owner_uids(o: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether `o`'s owner reference to `uid` sets `blockOwnerDeletion`.
+fn blocks(o: &Value, uid: &str) -> bool {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter().any(|r| {
+                r.get("uid").and_then(Value::as_str) == Some(uid)
+                    && r.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true)
+            })
+        })
+}
+
 fn has_finalizer(o: &Value, f: &str) -> bool {
     o.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -143,9 +155,12 @@ pub fn collect(store: &mut Store, ctx: &Ctx) {
                     .copied()
                     .filter(|i| store.get(&all[*i].0, &all[*i].1).is_some())
                     .collect();
-                if live.is_empty() {
+                // Only dependents with blockOwnerDeletion hold the owner back.
+                let blocking = live.iter().any(|i| blocks(&all[*i].2, &uid));
+                if !blocking {
                     remove_finalizer(store, gr, k, "foregroundDeletion");
-                } else {
+                }
+                {
                     for i in live {
                         let (dgr, dk, d) = &all[i];
                         if d.pointer("/metadata/deletionTimestamp").is_none() {
