@@ -837,6 +837,15 @@ async fn owner_reference_garbage_collection() {
             }
         }
     };
+    // A dependent whose owner does not exist is collected.
+    let ghost = widget("ghost", json!({"image": "a"}));
+    let mut ghost = ghost;
+    ghost.metadata.uid = Some("6a1f2a4e-0000-4000-8000-000000000000".into());
+    leases
+        .create(&PostParams::default(), &child("orphaned-at-birth", &ghost))
+        .await
+        .unwrap();
+    wait_gone("orphaned-at-birth".into()).await;
     // Background.
     let w = api
         .create(&PostParams::default(), &widget("bg", json!({"image": "a"})))

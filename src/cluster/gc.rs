@@ -1,29 +1,18 @@
 //! Garbage collection and namespace finalization, run synchronously after every write that
-//! may need it (the real controllers run asynchronously; their end state is the same):
+//! may need it (the real controllers run asynchronously; their end state is the same). The
+//! store queues exactly the objects to look at, so the cost follows the change, not the
+//! cluster size:
 //! - dependents whose owners are all gone are deleted (background propagation);
 //! - an owner with the `foregroundDeletion` finalizer has its dependents deleted first, and
-//!   the finalizer is removed once none remain;
+//!   the finalizer is removed once no dependent with `blockOwnerDeletion` remains;
 //! - an owner with the `orphan` finalizer has its ownerReferences removed from dependents;
 //! - a terminating namespace has its content deleted, then its `kubernetes` finalizer removed.
-
-use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
 use super::ops::{self, Ctx, DeleteOpts};
 use super::resources::{GroupResource, ResourceDesc, Strategy};
-use super::store::{EventType, ObjKey, Store};
-
-fn owner_uids(o: &Value) -> Vec<String> {
-    o.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use super::store::{EventType, ObjKey, Store, owner_uids};
 
 /// Whether `o`'s owner reference to `uid` sets `blockOwnerDeletion`.
 fn blocks(o: &Value, uid: &str) -> bool {
@@ -57,12 +46,12 @@ fn restore(store: &mut Store, gr: &GroupResource, k: &ObjKey, obj: Value) {
     let grace_done = obj
         .pointer("/metadata/deletionGracePeriodSeconds")
         .is_none_or(|g| g.as_i64() == Some(0));
-    let ns_pending = obj
-        .pointer("/spec/finalizers")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-        && gr.group.is_empty()
-        && gr.resource == "namespaces";
+    let ns_pending = gr.group.is_empty()
+        && gr.resource == "namespaces"
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
     store.put(gr, k.clone(), obj, EventType::Modified);
     if deleting && fins_empty && grace_done && !ns_pending {
         store.remove(gr, k);
@@ -82,96 +71,82 @@ fn remove_finalizer(store: &mut Store, gr: &GroupResource, k: &ObjKey, f: &str) 
     }
 }
 
-/// Run until nothing changes (bounded, so a bug cannot spin forever).
+fn delete(store: &mut Store, ctx: &Ctx, gr: &GroupResource, k: &ObjKey, policy: &str) {
+    if let Some(d) = desc_for(store, gr) {
+        let ns = (!k.0.is_empty()).then_some(k.0.as_str());
+        let opts = DeleteOpts {
+            propagation: Some(policy.into()),
+            ..Default::default()
+        };
+        let _ = ops::delete(store, ctx, &d, ns, &k.1, &opts);
+    }
+}
+
+/// Work through the queue the store filled (bounded, so a bug cannot spin forever).
 pub fn collect(store: &mut Store, ctx: &Ctx) {
-    for _ in 0..64 {
-        if !store.gc_dirty {
+    let mut budget = 1_000_000usize;
+    while let Some((gr, k)) = store.gc_queue.pop_front() {
+        budget = budget.saturating_sub(1);
+        if budget == 0 {
+            store.gc_queue.clear();
             return;
         }
-        store.gc_dirty = false;
-        let existing: HashSet<String> = store.uids.keys().cloned().collect();
-        // Snapshot of every object: (resource, key, object).
-        let all: Vec<(GroupResource, ObjKey, std::sync::Arc<Value>)> = store
-            .tables
-            .iter()
-            .flat_map(|(gr, t)| {
-                t.objects
-                    .iter()
-                    .map(move |(k, o)| (gr.clone(), k.clone(), o.clone()))
-            })
-            .collect();
-        let mut dependents_of: std::collections::HashMap<String, Vec<usize>> =
-            std::collections::HashMap::new();
-        for (i, (_, _, o)) in all.iter().enumerate() {
-            for u in owner_uids(o) {
-                dependents_of.entry(u).or_default().push(i);
+        let Some(o) = store.get(&gr, &k) else {
+            continue;
+        };
+        let uid = o
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let deleting = o.pointer("/metadata/deletionTimestamp").is_some();
+        let owners = owner_uids(&o);
+        if !owners.is_empty() && !deleting && owners.iter().all(|u| !store.uids.contains_key(u)) {
+            delete(store, ctx, &gr, &k, "Background");
+            continue;
+        }
+        if !deleting {
+            continue;
+        }
+        let deps: Vec<(GroupResource, ObjKey)> = store
+            .dependents
+            .get(&uid)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default();
+        if has_finalizer(&o, "orphan") {
+            for (dgr, dk) in &deps {
+                if let Some(d) = store.get(dgr, dk) {
+                    let mut d = (*d).clone();
+                    if let Some(a) = d
+                        .pointer_mut("/metadata/ownerReferences")
+                        .and_then(Value::as_array_mut)
+                    {
+                        a.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
+                    }
+                    store.put(dgr, dk.clone(), d, EventType::Modified);
+                }
+            }
+            remove_finalizer(store, &gr, &k, "orphan");
+        } else if has_finalizer(&o, "foregroundDeletion") {
+            let live: Vec<(GroupResource, ObjKey, std::sync::Arc<Value>)> = deps
+                .iter()
+                .filter_map(|(g, key)| store.get(g, key).map(|d| (g.clone(), key.clone(), d)))
+                .collect();
+            for (dgr, dk, d) in &live {
+                if d.pointer("/metadata/deletionTimestamp").is_none() {
+                    delete(store, ctx, dgr, dk, "Foreground");
+                }
+            }
+            // Only dependents with blockOwnerDeletion hold the owner back.
+            let blocking = live
+                .iter()
+                .any(|(g, key, _)| store.get(g, key).is_some_and(|d| blocks(&d, &uid)));
+            if !blocking {
+                remove_finalizer(store, &gr, &k, "foregroundDeletion");
             }
         }
-        let delete = |store: &mut Store, gr: &GroupResource, k: &ObjKey, policy: &str| {
-            if let Some(d) = desc_for(store, gr) {
-                let ns = (!k.0.is_empty()).then_some(k.0.as_str());
-                let opts = DeleteOpts {
-                    propagation: Some(policy.into()),
-                    ..Default::default()
-                };
-                let _ = ops::delete(store, ctx, &d, ns, &k.1, &opts);
-            }
-        };
-        for (gr, k, o) in &all {
-            let uid = o
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let deleting = o.pointer("/metadata/deletionTimestamp").is_some();
-            // Dangling dependents.
-            let owners = owner_uids(o);
-            if !owners.is_empty() && !deleting && owners.iter().all(|u| !existing.contains(u)) {
-                delete(store, gr, k, "Background");
-                continue;
-            }
-            if !deleting {
-                continue;
-            }
-            let deps = dependents_of.get(&uid).cloned().unwrap_or_default();
-            if has_finalizer(o, "orphan") {
-                for i in &deps {
-                    let (dgr, dk, _) = &all[i.to_owned()];
-                    if let Some(d) = store.get(dgr, dk) {
-                        let mut d = (*d).clone();
-                        if let Some(a) = d
-                            .pointer_mut("/metadata/ownerReferences")
-                            .and_then(Value::as_array_mut)
-                        {
-                            a.retain(|r| r.get("uid").and_then(Value::as_str) != Some(&uid));
-                        }
-                        store.put(dgr, dk.clone(), d, EventType::Modified);
-                    }
-                }
-                remove_finalizer(store, gr, k, "orphan");
-            } else if has_finalizer(o, "foregroundDeletion") {
-                let live: Vec<usize> = deps
-                    .iter()
-                    .copied()
-                    .filter(|i| store.get(&all[*i].0, &all[*i].1).is_some())
-                    .collect();
-                // Only dependents with blockOwnerDeletion hold the owner back.
-                let blocking = live.iter().any(|i| blocks(&all[*i].2, &uid));
-                if !blocking {
-                    remove_finalizer(store, gr, k, "foregroundDeletion");
-                }
-                {
-                    for i in live {
-                        let (dgr, dk, d) = &all[i];
-                        if d.pointer("/metadata/deletionTimestamp").is_none() {
-                            delete(store, dgr, dk, "Foreground");
-                        }
-                    }
-                }
-            }
-            if gr.group.is_empty() && gr.resource == "namespaces" {
-                finalize_namespace(store, ctx, &k.1);
-            }
+        if gr.group.is_empty() && gr.resource == "namespaces" {
+            finalize_namespace(store, ctx, &k.1);
         }
     }
 }
@@ -190,7 +165,13 @@ fn finalize_namespace(store: &mut Store, ctx: &Ctx, ns: &str) {
         let keys: Vec<ObjKey> = store
             .tables
             .get(&gr)
-            .map(|t| t.objects.keys().filter(|k| k.0 == ns).cloned().collect())
+            .map(|t| {
+                t.objects
+                    .range((ns.to_string(), String::new())..)
+                    .take_while(|(k, _)| k.0 == ns)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         for k in keys {
             if let (Some(d), Some(o)) = (desc_for(store, &gr), store.get(&gr, &k))

@@ -746,9 +746,6 @@ pub fn create(
         register_crd(store, &obj);
     }
     let stored = store.put(&desc.gr(), k.clone(), obj, EventType::Added);
-    if stored.pointer("/metadata/ownerReferences").is_some() {
-        store.gc_dirty = true;
-    }
     Ok((*stored).clone())
 }
 

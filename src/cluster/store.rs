@@ -1,7 +1,7 @@
 //! Storage: one table per resource, a global resourceVersion (like etcd's revision), a bounded
 //! per-resource event log for watch resumption, and the registered watchers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -73,8 +73,10 @@ pub struct Store {
     pub history_limit: usize,
     /// uid → (resource, key) for garbage collection lookups.
     pub uids: HashMap<String, (GroupResource, ObjKey)>,
-    /// Set when something happened that the garbage collector must look at.
-    pub gc_dirty: bool,
+    /// owner uid → dependents naming it in their ownerReferences.
+    pub dependents: HashMap<String, BTreeSet<(GroupResource, ObjKey)>>,
+    /// Objects the garbage collector must look at (dangling owners, deletions in progress).
+    pub gc_queue: VecDeque<(GroupResource, ObjKey)>,
 }
 
 impl Store {
@@ -86,7 +88,8 @@ impl Store {
             tables: HashMap::new(),
             history_limit: history_limit.max(1),
             uids: HashMap::new(),
-            gc_dirty: false,
+            dependents: HashMap::new(),
+            gc_queue: VecDeque::new(),
         }
     }
 
@@ -148,37 +151,47 @@ impl Store {
         let obj = Arc::new(obj);
         let limit = self.history_limit;
         let table = self.table(gr);
-        let prev = table.objects.insert(key, obj.clone());
-        // Only changes the garbage collector cares about wake it up: new or changed owner
-        // references, or a deletion in progress.
-        let owners_changed = prev
-            .as_ref()
-            .map(|p| p.pointer("/metadata/ownerReferences"))
-            != Some(obj.pointer("/metadata/ownerReferences"));
-        if (owners_changed && obj.pointer("/metadata/ownerReferences").is_some())
-            || obj.pointer("/metadata/deletionTimestamp").is_some()
-        {
-            table.record(
-                limit,
-                LoggedEvent {
-                    rv,
-                    kind,
-                    obj: obj.clone(),
-                    prev,
-                },
-            );
-            self.gc_dirty = true;
-            return obj;
-        }
+        let prev = table.objects.insert(key.clone(), obj.clone());
         table.record(
             limit,
             LoggedEvent {
                 rv,
                 kind,
                 obj: obj.clone(),
-                prev,
+                prev: prev.clone(),
             },
         );
+        // Garbage-collector bookkeeping: only changed owner references and deletions in
+        // progress need a look.
+        let old_owners = prev.as_deref().map(owner_uids).unwrap_or_default();
+        let new_owners = owner_uids(&obj);
+        if old_owners != new_owners {
+            let entry = (gr.clone(), key.clone());
+            for u in &old_owners {
+                if let Some(set) = self.dependents.get_mut(u) {
+                    set.remove(&entry);
+                    if set.is_empty() {
+                        self.dependents.remove(u);
+                    }
+                }
+                // An owner waiting for its dependents may be free now.
+                if let Some(owner) = self.uids.get(u).cloned() {
+                    self.gc_queue.push_back(owner);
+                }
+            }
+            for u in &new_owners {
+                self.dependents
+                    .entry(u.clone())
+                    .or_default()
+                    .insert(entry.clone());
+            }
+            if !new_owners.is_empty() {
+                self.gc_queue.push_back(entry);
+            }
+        }
+        if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            self.gc_queue.push_back((gr.clone(), key));
+        }
         obj
     }
 
@@ -193,8 +206,34 @@ impl Store {
         }
         if let Some(uid) = last.pointer("/metadata/uid").and_then(Value::as_str) {
             self.uids.remove(uid);
+            // Dependents may now be dangling.
+            if let Some(deps) = self.dependents.get(uid) {
+                self.gc_queue.extend(deps.iter().cloned());
+            }
         }
-        self.gc_dirty = true;
+        let entry = (gr.clone(), key.clone());
+        for u in owner_uids(&last) {
+            if let Some(set) = self.dependents.get_mut(&u) {
+                set.remove(&entry);
+                if set.is_empty() {
+                    self.dependents.remove(&u);
+                }
+            }
+            // A foreground-deleting owner may be waiting for this one.
+            if let Some(owner) = self.uids.get(&u).cloned() {
+                self.gc_queue.push_back(owner);
+            }
+        }
+        // A terminating namespace may be empty now.
+        if !key.0.is_empty() {
+            self.gc_queue.push_back((
+                GroupResource {
+                    group: String::new(),
+                    resource: "namespaces".into(),
+                },
+                (String::new(), key.0.clone()),
+            ));
+        }
         let last = Arc::new(last);
         let limit = self.history_limit;
         let table = self.table(gr);
@@ -210,6 +249,18 @@ impl Store {
         );
         Some(last)
     }
+}
+
+/// The uids an object's ownerReferences name.
+pub fn owner_uids(o: &Value) -> Vec<String> {
+    o.pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.get("uid").and_then(Value::as_str).map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Table {

@@ -164,10 +164,12 @@ pub fn widget(name: &str, spec: Value) -> DynamicObject {
     .expect("widget")
 }
 
+/// A pod no real scheduler picks up (unknown schedulerName), so tests behave the same on a
+/// real cluster: it stays unscheduled unless a test binds it.
 pub fn pod(name: &str, image: &str) -> k8s_openapi::api::core::v1::Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": "web"}},
-        "spec": {"containers": [{"name": "app", "image": image}]}
+        "spec": {"schedulerName": "gamedeploy-conformance-none", "containers": [{"name": "app", "image": image}]}
     }))
     .expect("pod")
 }
