@@ -1909,3 +1909,51 @@ async fn metadata_only_requests() {
     }
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn changes_are_attributed_to_clients() {
+    let env = env("changes").await;
+    let Some(server) = env.server.clone() else {
+        eprintln!("skipped on a real cluster: the change feed is an embedded-server feature");
+        return;
+    };
+    let mut feed = server.changes();
+    let kubelet: Api<Pod> = Api::namespaced(server.client_as("kubelet"), &env.ns);
+    let operator: Api<Pod> = Api::namespaced(server.client_as("operator"), &env.ns);
+    operator
+        .create(&PostParams::default(), &pod("p", "nginx"))
+        .await
+        .unwrap();
+    kubelet
+        .patch_status(
+            "p",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
+        .await
+        .unwrap();
+    operator
+        .delete("p", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let c = tokio::time::timeout(WAIT, feed.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if c.resource == "pods" {
+            got.push((c.client.clone(), c.kind, c.name.clone()));
+        }
+    }
+    use gamedeploy::cluster::EventType::*;
+    assert_eq!(
+        got,
+        vec![
+            ("operator".to_string(), Added, "p".to_string()),
+            ("kubelet".to_string(), Modified, "p".to_string()),
+            ("operator".to_string(), Deleted, "p".to_string()),
+        ]
+    );
+    env.cleanup().await;
+}

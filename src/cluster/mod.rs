@@ -50,6 +50,7 @@ use serde_json::{Value, json};
 
 pub use errors::{ApiError, Cause};
 pub use faults::FaultConfig;
+pub use store::{Change, EventType};
 
 use crate::clock::SharedClock;
 use http::{ResourceRoute, Route};
@@ -198,6 +199,14 @@ impl ApiServer {
     /// must resume from their last resourceVersion.
     pub fn drop_watches(&self, client: Option<&str>) -> usize {
         watch::drop_watches(&mut lock(&self.inner.store), client)
+    }
+
+    /// Every stored change from now on, attributed to the client that caused it (for
+    /// simulation histories). Dropping the receiver unsubscribes.
+    pub fn changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        lock(&self.inner.store).change_subs.push(tx);
+        rx
     }
 
     /// The current global resourceVersion.
@@ -426,11 +435,13 @@ async fn handle(
     }
     let result = {
         let mut st = lock(&inner.store);
+        st.actor = (client.clone(), ctx.now.clone());
         let out = if is_events_v1(&r.desc) {
             dispatch_events_v1(&mut st, &ctx, verb, &r, &q, &ctype, &body)
         } else {
             dispatch(&mut st, &ctx, verb, &r, &q, &ctype, &body)
         };
+        st.actor.0 = "garbage-collector".into();
         gc::collect(&mut st, &ctx);
         out
     };

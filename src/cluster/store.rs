@@ -54,6 +54,23 @@ pub struct WatchSink {
 /// (namespace or "", name)
 pub type ObjKey = (String, String);
 
+/// One stored change, attributed to the client whose request made it (`history[]` of a
+/// simulation report is built from these).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub rv: u64,
+    /// Server clock time of the request (RFC 3339).
+    pub time: String,
+    /// Client identity of the request; `garbage-collector` for GC and namespace cleanup.
+    pub client: String,
+    pub kind: EventType,
+    pub group: String,
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+    pub object: Arc<Value>,
+}
+
 #[derive(Debug, Default)]
 pub struct Table {
     pub objects: BTreeMap<ObjKey, Arc<Value>>,
@@ -77,6 +94,9 @@ pub struct Store {
     pub dependents: HashMap<String, BTreeSet<(GroupResource, ObjKey)>>,
     /// Objects the garbage collector must look at (dangling owners, deletions in progress).
     pub gc_queue: VecDeque<(GroupResource, ObjKey)>,
+    /// Who is writing now, and when (set per request).
+    pub actor: (String, String),
+    pub change_subs: Vec<UnboundedSender<Change>>,
 }
 
 impl Store {
@@ -90,6 +110,8 @@ impl Store {
             uids: HashMap::new(),
             dependents: HashMap::new(),
             gc_queue: VecDeque::new(),
+            actor: (String::new(), String::new()),
+            change_subs: Vec::new(),
         }
     }
 
@@ -152,6 +174,7 @@ impl Store {
         let limit = self.history_limit;
         let table = self.table(gr);
         let prev = table.objects.insert(key.clone(), obj.clone());
+        let is_new = prev.is_none();
         table.record(
             limit,
             LoggedEvent {
@@ -160,6 +183,17 @@ impl Store {
                 obj: obj.clone(),
                 prev: prev.clone(),
             },
+        );
+        self.publish(
+            rv,
+            if is_new {
+                EventType::Added
+            } else {
+                EventType::Modified
+            },
+            gr,
+            &key,
+            &obj,
         );
         // Garbage-collector bookkeeping: only changed owner references and deletions in
         // progress need a look.
@@ -247,7 +281,33 @@ impl Store {
                 prev: Some(old),
             },
         );
+        self.publish(rv, EventType::Deleted, gr, key, &last);
         Some(last)
+    }
+
+    fn publish(
+        &mut self,
+        rv: u64,
+        kind: EventType,
+        gr: &GroupResource,
+        key: &ObjKey,
+        obj: &Arc<Value>,
+    ) {
+        if self.change_subs.is_empty() {
+            return;
+        }
+        let change = Change {
+            rv,
+            time: self.actor.1.clone(),
+            client: self.actor.0.clone(),
+            kind,
+            group: gr.group.clone(),
+            resource: gr.resource.clone(),
+            namespace: key.0.clone(),
+            name: key.1.clone(),
+            object: obj.clone(),
+        };
+        self.change_subs.retain(|s| s.send(change.clone()).is_ok());
     }
 }
 
