@@ -1001,7 +1001,7 @@ async fn watch_too_old_resource_version_is_410() {
             .patch(
                 "a",
                 &PatchParams::default(),
-                &Patch::Merge(json!({"spec": {"leaseDurationSeconds": i}})),
+                &Patch::Merge(json!({"spec": {"leaseDurationSeconds": i + 1}})),
             )
             .await
             .unwrap();
@@ -1210,7 +1210,8 @@ async fn garbage_input_gets_status_errors() {
     let ns = &env.ns;
     let c = &env.client;
     let pods = format!("/api/v1/namespaces/{ns}/pods");
-    let cases: Vec<(&str, String, &str, Vec<u8>, u16)> = vec![
+    let cases: Vec<(&str, String, &str, Vec<u8>, u16)> =
+        vec![
         (
             "POST",
             pods.clone(),
@@ -1273,6 +1274,8 @@ async fn garbage_input_gets_status_errors() {
         ("GET", format!("{pods}?limit=abc"), "", vec![], 400),
         ("GET", format!("{pods}?continue=zz"), "", vec![], 400),
         ("PUT", pods.clone(), "application/json", b"{}".to_vec(), 405),
+        ("POST", pods.clone(), "text/plain", b"hello".to_vec(), 415),
+        ("POST", pods.clone(), "application/yaml", b"metadata: [unclosed".to_vec(), 400),
         (
             "PATCH",
             format!("{pods}/missing"),
@@ -1653,6 +1656,16 @@ async fn builtin_objects_are_decoded_as_typed() {
     )
     .await;
     assert_eq!(code, 422, "{v}");
+    let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: from-yaml\nspec:\n  containers:\n  - name: a\n    image: b\n";
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &uri,
+        "application/yaml",
+        yaml.as_bytes(),
+    )
+    .await;
+    assert_eq!(code, 201, "YAML bodies are accepted: {v}");
     // fieldValidation=Strict turns dropped unknown fields into a 400.
     let body = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "s"},
         "spec": {"bogus": 1, "containers": [{"name": "a", "image": "b"}]}})
@@ -1954,6 +1967,47 @@ async fn changes_are_attributed_to_clients() {
             ("kubelet".to_string(), Modified, "p".to_string()),
             ("operator".to_string(), Deleted, "p".to_string()),
         ]
+    );
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn controller_revisions_and_lease_validation() {
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    let env = env("revisions").await;
+    let revs: Api<ControllerRevision> = Api::namespaced(env.client.clone(), &env.ns);
+    let r: ControllerRevision = serde_json::from_value(json!({
+        "metadata": {"name": "gd-abc", "labels": {"controller-revision-hash": "abc"}},
+        "data": {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "game:1"}]}}}},
+        "revision": 1})).unwrap();
+    let created = revs.create(&PostParams::default(), &r).await.unwrap();
+    assert_eq!(created.revision, 1);
+    // The revision number may move (the controller renumbers on rollback); data may not.
+    let r2 = revs
+        .patch(
+            "gd-abc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"revision": 3})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r2.revision, 3);
+    let e = api_err(
+        revs.patch(
+            "gd-abc",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"other": 1}})),
+        )
+        .await,
+    );
+    assert_eq!(e.code, 422);
+    assert!(e.message.contains("field is immutable"), "{}", e.message);
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let mut l = lease("bad");
+    l.spec.as_mut().unwrap().lease_duration_seconds = Some(0);
+    assert_eq!(
+        api_err(leases.create(&PostParams::default(), &l).await).code,
+        422
     );
     env.cleanup().await;
 }

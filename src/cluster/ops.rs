@@ -12,7 +12,7 @@ use super::managed::{self, Writer};
 use super::patch::{self, ListSemantics};
 use super::resources::{ResourceDesc, Strategy, descriptors_from_crd};
 use super::selectors::{
-    FieldSelector, LabelSelector, labels_of, valid_dns_label, valid_dns_subdomain, valid_label_key,
+    FieldSelector, LabelSelector, valid_dns_label, valid_dns_subdomain, valid_label_key,
     valid_label_value,
 };
 use super::store::{EventType, ObjKey, Store};
@@ -319,18 +319,36 @@ fn pod_qos(obj: &Value) -> &'static str {
 
 /// Everything outside metadata (and status when it has its own endpoint): what a generation
 /// bump compares.
-fn generation_relevant(desc: &ResourceDesc, obj: &Value) -> Value {
-    let mut c = obj.clone();
-    if let Value::Object(m) = &mut c {
-        m.remove("metadata");
-        if desc.has_status {
-            m.remove("status");
-        }
-        if desc.strategy == Strategy::Pod {
-            return m.remove("spec").unwrap_or(Value::Null);
-        }
+fn generation_changed(desc: &ResourceDesc, new: &Value, old: &Value) -> bool {
+    if desc.strategy == Strategy::Pod {
+        return new.get("spec") != old.get("spec");
     }
-    c
+    let skip = |k: &str| k == "metadata" || (desc.has_status && k == "status");
+    differs_except(new, old, skip)
+}
+
+/// Whether two objects differ in any top-level member not skipped (without cloning).
+fn differs_except(a: &Value, b: &Value, skip: impl Fn(&str) -> bool) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => {
+            am.iter().any(|(k, v)| !skip(k) && bm.get(k) != Some(v))
+                || bm.keys().any(|k| !skip(k) && !am.contains_key(k))
+        }
+        _ => a != b,
+    }
+}
+
+/// Equal apart from resourceVersion and managedFields: such a write is a no-op.
+fn same_content(a: &Value, b: &Value) -> bool {
+    if differs_except(a, b, |k| k == "metadata") {
+        return false;
+    }
+    let empty = Value::Object(Map::new());
+    let (am, bm) = (
+        a.get("metadata").unwrap_or(&empty),
+        b.get("metadata").unwrap_or(&empty),
+    );
+    !differs_except(am, bm, |k| k == "resourceVersion" || k == "managedFields")
 }
 
 /// Kind-specific validation and normalisation common to create and update.
@@ -391,6 +409,52 @@ fn admit(
                     "spec.group",
                     obj.pointer("/spec/group").unwrap_or(&Value::Null),
                     "field is immutable",
+                ));
+            }
+        }
+        Strategy::Plain if desc.group == "apps" && desc.plural == "controllerrevisions" => {
+            // ValidateControllerRevision(Update): revision ≥ 0, data immutable.
+            if let Some(r) = obj.get("revision").and_then(Value::as_i64)
+                && r < 0
+            {
+                causes.push(invalid_value(
+                    "revision",
+                    &json!(r),
+                    "must be greater than or equal to 0",
+                ));
+            }
+            if let Some(old) = old
+                && old.get("data") != obj.get("data")
+            {
+                causes.push(invalid_value(
+                    "data",
+                    obj.get("data").unwrap_or(&Value::Null),
+                    "field is immutable",
+                ));
+            }
+        }
+        Strategy::Plain if desc.group == "coordination.k8s.io" => {
+            // ValidateLeaseSpec.
+            for f in ["leaseDurationSeconds"] {
+                if let Some(v) = obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64)
+                    && v <= 0
+                {
+                    causes.push(invalid_value(
+                        &format!("spec.{f}"),
+                        &json!(v),
+                        "must be greater than 0",
+                    ));
+                }
+            }
+            if let Some(v) = obj
+                .pointer("/spec/leaseTransitions")
+                .and_then(Value::as_i64)
+                && v < 0
+            {
+                causes.push(invalid_value(
+                    "spec.leaseTransitions",
+                    &json!(v),
+                    "must be greater than or equal to 0",
                 ));
             }
         }
@@ -493,7 +557,7 @@ pub fn get(
 
 /// Continue token: the last key returned, base64-free JSON is fine since clients treat it as
 /// opaque.
-fn encode_continue(rv: u64, k: &ObjKey) -> String {
+fn encode_continue(rv: u64, k: ObjKey) -> String {
     let raw = json!({"rv": rv, "ns": k.0, "name": k.1}).to_string();
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
@@ -528,6 +592,22 @@ pub fn list(
     ns: Option<&str>,
     opts: &ListOpts,
 ) -> Result<Value, ApiError> {
+    let (md, items) = list_raw(store, desc, ns, opts)?;
+    Ok(json!({
+        "apiVersion": desc.api_version(),
+        "kind": desc.list_kind(),
+        "metadata": md,
+        "items": items.iter().map(|o| (**o).clone()).collect::<Vec<_>>(),
+    }))
+}
+
+/// LIST as (list metadata, shared items), for responses serialized without copying.
+pub fn list_raw(
+    store: &Store,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    opts: &ListOpts,
+) -> Result<(Value, Vec<Arc<Value>>), ApiError> {
     let start = match &opts.cont {
         Some(t) if !t.is_empty() => Some(decode_continue(t).ok_or_else(|| {
             ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
@@ -540,17 +620,27 @@ pub fn list(
         .get(&desc.gr())
         .map(|t| &t.objects)
         .unwrap_or(&empty);
-    let in_scope = |k: &ObjKey| !desc.namespaced || ns.is_none_or(|n| n == k.0);
-    let matches = |o: &Value| opts.labels.matches(&labels_of(o)) && opts.fields.matches(o);
-    let mut items = Vec::new();
+    let selecting = !(opts.labels.is_empty() && opts.fields.is_empty());
+    let range = match (&start, desc.namespaced.then_some(ns).flatten()) {
+        (Some(s), _) => objects.range((
+            std::ops::Bound::Excluded(s.clone()),
+            std::ops::Bound::Unbounded,
+        )),
+        (None, Some(n)) => objects.range((n.to_string(), String::new())..),
+        (None, None) => objects.range::<ObjKey, _>(..),
+    };
+    let mut items: Vec<Arc<Value>> = Vec::new();
+    let mut last_key: Option<&ObjKey> = None;
     let mut next = None;
     let mut remaining = 0usize;
-    let iter = objects
-        .iter()
-        .filter(|(k, _)| start.as_ref().is_none_or(|s| *k > s))
-        .filter(|(k, _)| in_scope(k));
-    for (k, o) in iter {
-        if !matches(o) {
+    for (k, o) in range {
+        if desc.namespaced && ns.is_some_and(|n| n != k.0) {
+            if ns.is_some_and(|n| k.0.as_str() > n) {
+                break;
+            }
+            continue;
+        }
+        if selecting && !(opts.labels.matches_obj(o) && opts.fields.matches(o)) {
             continue;
         }
         if let Some(l) = opts.limit
@@ -558,30 +648,28 @@ pub fn list(
             && items.len() >= l
         {
             if next.is_none() {
-                next = Some(encode_continue(store.rv, &items_last_key(&items)));
+                next = Some(encode_continue(
+                    store.rv,
+                    last_key.cloned().unwrap_or_default(),
+                ));
+                if selecting {
+                    break;
+                }
             }
             remaining += 1;
             continue;
         }
-        items.push((k.clone(), o.clone()));
+        last_key = Some(k);
+        items.push(o.clone());
     }
     let mut md = json!({"resourceVersion": store.rv.to_string()});
     if let Some(n) = next {
         md["continue"] = json!(n);
-        if opts.labels.is_empty() && opts.fields.is_empty() {
+        if !selecting {
             md["remainingItemCount"] = json!(remaining);
         }
     }
-    Ok(json!({
-        "apiVersion": desc.api_version(),
-        "kind": desc.list_kind(),
-        "metadata": md,
-        "items": items.into_iter().map(|(_, o)| (*o).clone()).collect::<Vec<_>>(),
-    }))
-}
-
-fn items_last_key(items: &[(ObjKey, Arc<Value>)]) -> ObjKey {
-    items.last().map(|(k, _)| k.clone()).unwrap_or_default()
+    Ok((md, items))
 }
 
 /// POST.
@@ -913,8 +1001,7 @@ pub fn update(
         new["status"] = st;
     }
     admit(store, desc, &mut new, Some(&old))?;
-    if desc.tracks_generation && generation_relevant(desc, &new) != generation_relevant(desc, &old)
-    {
+    if desc.tracks_generation && generation_changed(desc, &new, &old) {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
@@ -944,15 +1031,7 @@ pub fn update(
         None => managed::record_update(Some(&old), &mut new, &writer, sem(desc)),
     }
     // A write that changes nothing is not persisted (no new resourceVersion, no event).
-    let strip = |v: &Value| {
-        let mut c = v.clone();
-        if let Some(m) = c.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("resourceVersion");
-            m.remove("managedFields");
-        }
-        c
-    };
-    if strip(&new) == strip(&old) {
+    if same_content(&new, &old) {
         return Ok((*old).clone());
     }
     if ctx.dry_run {

@@ -1,8 +1,6 @@
 //! Label and field selectors with the grammar of `k8s.io/apimachinery/pkg/labels` and
 //! `pkg/fields`: `=`, `==`, `!=`, `in`, `notin`, `exists`, `!key`, `gt`/`lt`.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use super::errors::ApiError;
@@ -163,14 +161,28 @@ impl LabelSelector {
         self.reqs.is_empty()
     }
 
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    #[cfg(test)]
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.matches_with(|k| labels.get(k).map(String::as_str))
+    }
+
+    /// Match against an object's `metadata.labels` without copying them.
+    pub fn matches_obj(&self, obj: &Value) -> bool {
+        if self.reqs.is_empty() {
+            return true;
+        }
+        let labels = obj.pointer("/metadata/labels").and_then(Value::as_object);
+        self.matches_with(|k| labels.and_then(|m| m.get(k)).and_then(Value::as_str))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.reqs.iter().all(|(k, op)| {
-            let v = labels.get(k);
+            let v = get(k);
             match op {
-                Op::Eq(x) => v == Some(x),
-                Op::NotEq(x) => v != Some(x),
-                Op::In(xs) => v.is_some_and(|v| xs.contains(v)),
-                Op::NotIn(xs) => v.is_none_or(|v| !xs.contains(v)),
+                Op::Eq(x) => v == Some(x.as_str()),
+                Op::NotEq(x) => v != Some(x.as_str()),
+                Op::In(xs) => v.is_some_and(|v| xs.iter().any(|x| x == v)),
+                Op::NotIn(xs) => v.is_none_or(|v| !xs.iter().any(|x| x == v)),
                 Op::Exists => v.is_some(),
                 Op::DoesNotExist => v.is_none(),
                 Op::Gt(n) => v
@@ -194,18 +206,6 @@ fn parse_set(s: &str, whole: &str) -> Result<Vec<String>, ApiError> {
         .map(|x| x.trim().to_string())
         .filter(|x| !x.is_empty())
         .collect())
-}
-
-/// The labels of an object as a map (non-string values ignored).
-pub fn labels_of(obj: &Value) -> BTreeMap<String, String> {
-    obj.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -300,6 +300,7 @@ impl FieldSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn l(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

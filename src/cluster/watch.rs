@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::errors::ApiError;
 use super::resources::ResourceDesc;
-use super::selectors::{FieldSelector, LabelSelector, labels_of};
+use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{EventType, LoggedEvent, Store, WatchMsg, WatchSink};
 
 /// How often a watch asking for bookmarks gets one (the real server sends them about once a
@@ -51,7 +51,7 @@ impl Filter {
             || self.ns.as_deref().is_none_or(|n| {
                 o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n)
             });
-        ns_ok && self.labels.matches(&labels_of(o)) && self.fields.matches(o)
+        ns_ok && self.labels.matches_obj(o) && self.fields.matches(o)
     }
 
     /// Event as this watcher sees it: objects entering/leaving the selection become
