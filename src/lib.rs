@@ -5,9 +5,11 @@
 //! - [`controller`]: the pure planning of the GameDeployment controller (order, rollout).
 //! - [`clock`]: injected time (system, manual, tokio-virtual).
 //! - [`runtime`]: the IO edge: kube-runtime Controller wiring, plan execution, events.
+//! - [`cluster`]: the embedded, in-process Kubernetes API server tests and simulations run against.
 //! - [`names`]: labels, annotations and condition types users and scripts rely on.
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod controller;
 pub mod inplace;
 pub mod names;

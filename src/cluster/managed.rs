@@ -1,0 +1,417 @@
+//! `metadata.managedFields`: which manager owns which fields, in the `FieldsV1` encoding
+//! (`f:<field>`, `k:<merge key json>`, `v:<set value json>`, `.` for a list element itself).
+//! Update-style writes give the writer the fields it changed; server-side apply gives the
+//! applier exactly the fields of its configuration, reports conflicts with other owners
+//! (409 unless `force`), and removes fields the applier stopped applying that nobody else owns.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Map, Value, json};
+
+use super::errors::ApiError;
+use super::patch::{ListSemantics, ListStrategy};
+
+/// A field path as FieldsV1 segments, e.g. `["f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"]`.
+pub type FieldPath = Vec<String>;
+
+fn key_json(v: &Value, keys: &[String]) -> String {
+    let mut m = Map::new();
+    for k in keys {
+        m.insert(k.clone(), v.get(k).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(m).to_string()
+}
+
+/// Leaf paths (with values) of `v`, skipping metadata the server owns.
+pub fn leaves(v: &Value, sem: ListSemantics<'_>) -> BTreeMap<FieldPath, Value> {
+    let mut out = BTreeMap::new();
+    if let Value::Object(m) = v {
+        for (k, child) in m {
+            match k.as_str() {
+                "apiVersion" | "kind" => continue,
+                "metadata" => {
+                    for mk in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                        if let Some(c) = child.get(mk) {
+                            let mut fp = vec!["f:metadata".to_string()];
+                            let mut names = vec!["metadata".to_string()];
+                            walk(c, mk, &mut fp, &mut names, sem, &mut out);
+                        }
+                    }
+                }
+                _ => walk(child, k, &mut vec![], &mut vec![], sem, &mut out),
+            }
+        }
+    }
+    out
+}
+
+fn walk(
+    v: &Value,
+    name: &str,
+    fp: &mut FieldPath,
+    names: &mut Vec<String>,
+    sem: ListSemantics<'_>,
+    out: &mut BTreeMap<FieldPath, Value>,
+) {
+    fp.push(format!("f:{name}"));
+    names.push(name.to_string());
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, c) in m {
+                walk(c, k, fp, names, sem, out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => match sem.list_strategy(names) {
+            ListStrategy::Map(keys) => {
+                names.push("[]".into());
+                for it in items {
+                    fp.push(format!("k:{}", key_json(it, &keys)));
+                    out.insert(with(fp, "."), Value::Null);
+                    if let Value::Object(im) = it {
+                        for (k, c) in im {
+                            walk(c, k, fp, names, sem, out);
+                        }
+                    }
+                    fp.pop();
+                }
+                names.pop();
+            }
+            ListStrategy::Set => {
+                for it in items {
+                    fp.push(format!("v:{it}"));
+                    out.insert(fp.clone(), it.clone());
+                    fp.pop();
+                }
+            }
+            ListStrategy::Atomic => {
+                out.insert(fp.clone(), v.clone());
+            }
+        },
+        _ => {
+            out.insert(fp.clone(), v.clone());
+        }
+    }
+    fp.pop();
+    names.pop();
+}
+
+fn with(fp: &FieldPath, seg: &str) -> FieldPath {
+    let mut p = fp.clone();
+    p.push(seg.to_string());
+    p
+}
+
+/// Encode a set of paths as a FieldsV1 object.
+pub fn encode(paths: &BTreeSet<FieldPath>) -> Value {
+    let mut root = Map::new();
+    for p in paths {
+        let mut cur = &mut root;
+        for seg in p {
+            let next = cur.entry(seg.clone()).or_insert_with(|| json!({}));
+            let Value::Object(m) = next else { break };
+            cur = m;
+        }
+    }
+    Value::Object(root)
+}
+
+/// Decode FieldsV1 into its leaf paths.
+pub fn decode(v: &Value) -> BTreeSet<FieldPath> {
+    fn rec(v: &Value, prefix: &mut FieldPath, out: &mut BTreeSet<FieldPath>) {
+        if let Value::Object(m) = v {
+            if m.is_empty() && !prefix.is_empty() {
+                out.insert(prefix.clone());
+            }
+            for (k, c) in m {
+                prefix.push(k.clone());
+                rec(c, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    rec(v, &mut vec![], &mut out);
+    out
+}
+
+/// One `managedFields` entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub manager: String,
+    pub operation: String,
+    pub api_version: String,
+    pub time: String,
+    pub subresource: Option<String>,
+    pub fields: BTreeSet<FieldPath>,
+}
+
+pub fn read(obj: &Value) -> Vec<Entry> {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    Entry {
+                        manager: s("manager"),
+                        operation: s("operation"),
+                        api_version: s("apiVersion"),
+                        time: s("time"),
+                        subresource: e
+                            .get("subresource")
+                            .and_then(Value::as_str)
+                            .map(String::from),
+                        fields: e.get("fieldsV1").map(decode).unwrap_or_default(),
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn write(obj: &mut Value, entries: &[Entry]) {
+    let arr: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            let mut m = json!({
+                "manager": e.manager,
+                "operation": e.operation,
+                "apiVersion": e.api_version,
+                "time": e.time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": encode(&e.fields),
+            });
+            if let (Some(s), Value::Object(o)) = (&e.subresource, &mut m) {
+                o.insert("subresource".into(), json!(s));
+            }
+            m
+        })
+        .collect();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if arr.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(arr));
+        }
+    }
+}
+
+/// Which part of the object a write may own: the main resource of a kind with a status
+/// subresource does not own `status` (it is reset), a status write owns only `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    NoStatus,
+    StatusOnly,
+}
+
+impl Scope {
+    fn keeps(self, p: &FieldPath) -> bool {
+        let status = p.first().is_some_and(|s| s == "f:status");
+        match self {
+            Scope::All => true,
+            Scope::NoStatus => !status,
+            // Metadata a status write keeps (pods/status keeps labels and annotations).
+            Scope::StatusOnly => status || p.first().is_some_and(|s| s == "f:metadata"),
+        }
+    }
+}
+
+/// Who wrote, for bookkeeping.
+pub struct Writer<'a> {
+    pub manager: &'a str,
+    pub api_version: &'a str,
+    pub time: &'a str,
+    pub subresource: Option<&'a str>,
+    pub scope: Scope,
+}
+
+fn entry_mut<'e>(entries: &'e mut Vec<Entry>, w: &Writer<'_>, op: &str) -> &'e mut Entry {
+    let pos = entries.iter().position(|e| {
+        e.manager == w.manager && e.operation == op && e.subresource.as_deref() == w.subresource
+    });
+    match pos {
+        Some(p) => &mut entries[p],
+        None => {
+            entries.push(Entry {
+                manager: w.manager.into(),
+                operation: op.into(),
+                api_version: w.api_version.into(),
+                time: w.time.into(),
+                subresource: w.subresource.map(String::from),
+                fields: BTreeSet::new(),
+            });
+            let last = entries.len() - 1;
+            &mut entries[last]
+        }
+    }
+}
+
+/// Record an Update-style write: the writer takes the fields whose values changed; fields
+/// that disappeared are dropped from every owner.
+pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: ListSemantics<'_>) {
+    let mut entries = read(new);
+    let before = old.map(|o| leaves(o, sem)).unwrap_or_default();
+    let after = leaves(new, sem);
+    let changed: BTreeSet<FieldPath> = after
+        .iter()
+        .filter(|(p, v)| before.get(*p) != Some(*v) && w.scope.keeps(p))
+        .map(|(p, _)| p.clone())
+        .collect();
+    for e in entries.iter_mut() {
+        e.fields
+            .retain(|p| after.contains_key(p) && !changed.contains(p));
+    }
+    if !changed.is_empty() {
+        let e = entry_mut(&mut entries, w, "Update");
+        e.fields.extend(changed);
+        e.time = w.time.into();
+        e.api_version = w.api_version.into();
+    }
+    entries.retain(|e| !e.fields.is_empty());
+    write(new, &entries);
+}
+
+/// Server-side apply bookkeeping on the merged object. Returns the paths to remove from the
+/// object (owned before by this applier, no longer applied, owned by no one else), or the
+/// conflict error.
+pub fn record_apply(
+    live: &Value,
+    merged: &mut Value,
+    config: &Value,
+    w: &Writer<'_>,
+    force: bool,
+    sem: ListSemantics<'_>,
+) -> Result<Vec<FieldPath>, ApiError> {
+    let mut entries = read(live);
+    let live_leaves = leaves(live, sem);
+    let mut applied = leaves(config, sem);
+    applied.retain(|p, _| w.scope.keeps(p));
+    let mut conflicts: Vec<(String, FieldPath)> = Vec::new();
+    for (p, v) in &applied {
+        let differs = live_leaves.get(p).is_some_and(|lv| lv != v);
+        if !differs {
+            continue;
+        }
+        for e in &entries {
+            if e.manager != w.manager && e.fields.contains(p) {
+                conflicts.push((e.manager.clone(), p.clone()));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        let causes: Vec<Value> = conflicts
+            .iter()
+            .map(|(m, p)| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {m:?}"), "field": render_path(p)}))
+            .collect();
+        let lines: Vec<String> = conflicts
+            .iter()
+            .map(|(m, p)| format!("conflict with {m:?}: {}", render_path(p)))
+            .collect();
+        let n = conflicts.len();
+        return Err(ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: format!(
+                "Apply failed with {n} conflict{}: {}",
+                if n == 1 { "" } else { "s" },
+                lines.join("\n")
+            ),
+            details: Some(json!({"causes": causes})),
+        });
+    }
+    let applied_set: BTreeSet<FieldPath> = applied.keys().cloned().collect();
+    // Forced (or unchanged) fields move to the applier.
+    for e in entries.iter_mut() {
+        if e.manager != w.manager {
+            e.fields
+                .retain(|p| !(applied_set.contains(p) && live_leaves.get(p) != applied.get(p)));
+        }
+    }
+    let previously: BTreeSet<FieldPath> = entries
+        .iter()
+        .filter(|e| e.manager == w.manager && e.operation == "Apply")
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
+    let others: BTreeSet<FieldPath> = entries
+        .iter()
+        .filter(|e| !(e.manager == w.manager && e.operation == "Apply"))
+        .flat_map(|e| e.fields.iter().cloned())
+        .collect();
+    let removed: Vec<FieldPath> = previously
+        .iter()
+        .filter(|p| !applied_set.contains(*p) && !others.contains(*p))
+        .cloned()
+        .collect();
+    let e = entry_mut(&mut entries, w, "Apply");
+    e.fields = applied_set;
+    e.time = w.time.into();
+    e.api_version = w.api_version.into();
+    entries.retain(|e| !e.fields.is_empty());
+    write(merged, &entries);
+    Ok(removed)
+}
+
+/// `.spec.replicas`-style rendering used in conflict messages.
+pub fn render_path(p: &FieldPath) -> String {
+    let mut s = String::new();
+    for seg in p {
+        if let Some(f) = seg.strip_prefix("f:") {
+            s.push('.');
+            s.push_str(f);
+        } else if let Some(k) = seg.strip_prefix("k:") {
+            s.push('[');
+            s.push_str(k);
+            s.push(']');
+        } else if let Some(v) = seg.strip_prefix("v:") {
+            s.push_str(&format!("[={v}]"));
+        }
+    }
+    s
+}
+
+/// Remove the field at a FieldsV1 path from `obj` (for SSA field removal).
+pub fn remove_path(obj: &mut Value, p: &FieldPath) {
+    let segs: Vec<&String> = p.iter().filter(|s| s.as_str() != ".").collect();
+    let element = p.last().is_some_and(|s| s == ".");
+    fn rec(cur: &mut Value, segs: &[&String], element: bool) {
+        let Some((first, rest)) = segs.split_first() else {
+            return;
+        };
+        let last = rest.is_empty();
+        if let Some(f) = first.strip_prefix("f:") {
+            let Some(m) = cur.as_object_mut() else { return };
+            if last {
+                m.remove(f);
+            } else if let Some(c) = m.get_mut(f) {
+                rec(c, rest, element);
+            }
+        } else if let Some(k) = first.strip_prefix("k:") {
+            let Ok(Value::Object(key)) = serde_json::from_str::<Value>(k) else {
+                return;
+            };
+            let Some(list) = cur.as_array_mut() else {
+                return;
+            };
+            let pos = list
+                .iter()
+                .position(|it| key.iter().all(|(kk, kv)| it.get(kk) == Some(kv)));
+            if let Some(pos) = pos {
+                if last && element {
+                    list.remove(pos);
+                } else if !last {
+                    rec(&mut list[pos], rest, element);
+                }
+            }
+        } else if let Some(v) = first.strip_prefix("v:") {
+            let Ok(val) = serde_json::from_str::<Value>(v) else {
+                return;
+            };
+            if let Some(list) = cur.as_array_mut() {
+                list.retain(|x| *x != val);
+            }
+        }
+    }
+    rec(obj, &segs, element);
+}

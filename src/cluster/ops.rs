@@ -1,0 +1,1488 @@
+//! Object operations with the semantics of kube-apiserver's generic registry
+//! (`staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`) and the per-kind
+//! strategies (`pkg/registry/core/pod/strategy.go`, apiextensions' `customResourceStrategy`).
+//! Everything runs under the store lock, so each request is atomic.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::errors::{ApiError, Cause, forbidden_field, invalid_value, required};
+use super::managed::{self, Writer};
+use super::patch::{self, ListSemantics};
+use super::resources::{ResourceDesc, Strategy, descriptors_from_crd};
+use super::selectors::{
+    FieldSelector, LabelSelector, valid_dns_label, valid_dns_subdomain, valid_label_key,
+    valid_label_value,
+};
+use super::store::{EventType, ObjKey, Store};
+
+/// Per-request facts the operations need.
+pub struct Ctx {
+    /// RFC 3339 time from the server's clock (second precision, like `metav1.Time`).
+    pub now: String,
+    /// `now` as seconds since the epoch, for graceful-deletion arithmetic.
+    pub now_secs: i64,
+    pub manager: String,
+    pub dry_run: bool,
+    /// `fieldValidation=Strict`: unknown or duplicate fields are an error instead of dropped.
+    pub strict: bool,
+}
+
+/// Paths present in `before` but gone from `after` (objects only), for strict field validation.
+fn dropped_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (k, v) in b {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match a.get(k) {
+                    Some(av) => dropped_fields(v, av, &p, out),
+                    None if !v.is_null() => out.push(p),
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            for (i, (bv, av)) in b.iter().zip(a.iter()).enumerate() {
+                dropped_fields(bv, av, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Decode as the typed built-in or prune to the CRD schema: unknown fields are dropped, or
+/// rejected under `fieldValidation=Strict` (`strict decoding error: unknown field ...`).
+fn decode(ctx: &Ctx, desc: &ResourceDesc, obj: Value) -> Result<Value, ApiError> {
+    let before = ctx.strict.then(|| obj.clone());
+    let out = match (&desc.schema, desc.strategy) {
+        (Some(schema), Strategy::Custom) => {
+            let mut o = obj;
+            schema.prune(&mut o);
+            o
+        }
+        _ => super::builtin::normalize(desc, obj)?,
+    };
+    if let Some(before) = before {
+        let mut gone = Vec::new();
+        dropped_fields(&before, &out, "", &mut gone);
+        if !gone.is_empty() {
+            let list: Vec<String> = gone
+                .iter()
+                .map(|g| format!("unknown field {g:?}"))
+                .collect();
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{v}\" cannot be handled as a {kind}: strict decoding error: {}",
+                list.join(", "),
+                kind = desc.kind,
+                v = desc.version
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// Which endpoint a write came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sub {
+    Main,
+    Status,
+}
+
+impl Sub {
+    fn name(self) -> Option<&'static str> {
+        match self {
+            Sub::Main => None,
+            Sub::Status => Some("status"),
+        }
+    }
+}
+
+pub fn key(desc: &ResourceDesc, ns: Option<&str>, name: &str) -> ObjKey {
+    (
+        if desc.namespaced {
+            ns.unwrap_or("").to_string()
+        } else {
+            String::new()
+        },
+        name.to_string(),
+    )
+}
+
+fn meta(obj: &Value) -> &Value {
+    obj.get("metadata").unwrap_or(&Value::Null)
+}
+
+fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        if let Value::Object(m) = obj {
+            m.insert("metadata".into(), json!({}));
+        } else {
+            *obj = json!({"metadata": {}});
+        }
+    }
+    match obj.get_mut("metadata") {
+        Some(Value::Object(m)) => m,
+        _ => unreachable!("metadata was just ensured to be an object"),
+    }
+}
+
+fn sget<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+fn finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn sem(desc: &ResourceDesc) -> ListSemantics<'_> {
+    match &desc.schema {
+        Some(s) => ListSemantics::Schema(s),
+        None => ListSemantics::Builtin,
+    }
+}
+
+/// Parse a request body as a JSON object (400 otherwise, as the decoder does).
+pub fn parse_object(body: &[u8]) -> Result<Value, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized or malformed: {e}"
+        ))
+    })?;
+    if !v.is_object() {
+        return Err(ApiError::bad_request(
+            "the object provided is unrecognized: expected a JSON object",
+        ));
+    }
+    Ok(v)
+}
+
+/// apiVersion/kind must match the endpoint when given; fill them in otherwise.
+fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
+    let av = desc.api_version();
+    let given_av = sget(obj, "/apiVersion").to_string();
+    let given_kind = sget(obj, "/kind").to_string();
+    if !given_av.is_empty() && given_av != av {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({given_av}) does not match the expected API version ({av})"
+        )));
+    }
+    if !given_kind.is_empty() && given_kind != desc.kind {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({given_kind}) does not match the expected kind ({})",
+            desc.kind
+        )));
+    }
+    if let Value::Object(m) = obj {
+        m.insert("apiVersion".into(), json!(av));
+        m.insert("kind".into(), json!(desc.kind));
+    }
+    Ok(())
+}
+
+fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
+    let name = sget(obj, "/metadata/name");
+    let ok = match desc.strategy {
+        Strategy::Namespace => valid_dns_label(name),
+        _ => valid_dns_subdomain(name),
+    };
+    if !name.is_empty() && !ok {
+        causes.push(invalid_value(
+            "metadata.name",
+            &json!(name),
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+        ));
+    }
+    if let Some(labels) = obj.pointer("/metadata/labels") {
+        match labels.as_object() {
+            Some(m) => {
+                for (k, v) in m {
+                    if !valid_label_key(k) {
+                        causes.push(invalid_value("metadata.labels", &json!(k), "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"));
+                    }
+                    match v.as_str() {
+                        Some(s) if valid_label_value(s) => {}
+                        _ => causes.push(invalid_value("metadata.labels", v, "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character")),
+                    }
+                }
+            }
+            None if !labels.is_null() => causes.push(invalid_value(
+                "metadata.labels",
+                labels,
+                "must be a map of strings",
+            )),
+            None => {}
+        }
+    }
+    if let Some(a) = obj.pointer("/metadata/annotations")
+        && !a.is_null()
+        && !a
+            .as_object()
+            .is_some_and(|m| m.values().all(Value::is_string))
+    {
+        causes.push(invalid_value(
+            "metadata.annotations",
+            a,
+            "must be a map of strings",
+        ));
+    }
+}
+
+/// Defaults kube-apiserver applies to every pod it decodes (`pkg/apis/core/v1/defaults.go`),
+/// so stored pods look like real ones and re-sent pods compare equal.
+fn default_pod(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (k, v) in [
+        ("restartPolicy", json!("Always")),
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("securityContext", json!({})),
+        ("enableServiceLinks", json!(true)),
+    ] {
+        spec.entry(k).or_insert(v);
+    }
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let tag = image.rsplit('/').next().unwrap_or("");
+                let latest =
+                    !image.contains('@') && (!tag.contains(':') || tag.ends_with(":latest"));
+                c.entry("imagePullPolicy").or_insert(json!(if latest {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                }));
+                c.entry("terminationMessagePath")
+                    .or_insert(json!("/dev/termination-log"));
+                c.entry("terminationMessagePolicy").or_insert(json!("File"));
+                c.entry("resources").or_insert(json!({}));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.entry("protocol").or_insert(json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `qos.GetPodQOS`, reduced to requests/limits of cpu and memory.
+fn pod_qos(obj: &Value) -> &'static str {
+    let cs: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|l| obj.pointer(&format!("/spec/{l}")).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let res =
+        |c: &Value, kind: &str, r: &str| c.pointer(&format!("/resources/{kind}/{r}")).cloned();
+    let any = cs.iter().any(|c| {
+        ["requests", "limits"]
+            .iter()
+            .any(|k| ["cpu", "memory"].iter().any(|r| res(c, k, r).is_some()))
+    });
+    if !any {
+        return "BestEffort";
+    }
+    let guaranteed = !cs.is_empty()
+        && cs.iter().all(|c| {
+            ["cpu", "memory"].iter().all(|r| {
+                let lim = res(c, "limits", r);
+                let req = res(c, "requests", r).or_else(|| lim.clone());
+                lim.is_some() && lim == req
+            })
+        });
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// Everything outside metadata (and status when it has its own endpoint): what a generation
+/// bump compares.
+fn generation_changed(desc: &ResourceDesc, new: &Value, old: &Value) -> bool {
+    if desc.strategy == Strategy::Pod {
+        return new.get("spec") != old.get("spec");
+    }
+    let skip = |k: &str| k == "metadata" || (desc.has_status && k == "status");
+    differs_except(new, old, skip)
+}
+
+/// Whether two objects differ in any top-level member not skipped (without cloning).
+fn differs_except(a: &Value, b: &Value, skip: impl Fn(&str) -> bool) -> bool {
+    match (a.as_object(), b.as_object()) {
+        (Some(am), Some(bm)) => {
+            am.iter().any(|(k, v)| !skip(k) && bm.get(k) != Some(v))
+                || bm.keys().any(|k| !skip(k) && !am.contains_key(k))
+        }
+        _ => a != b,
+    }
+}
+
+/// Equal apart from resourceVersion and managedFields: such a write is a no-op.
+fn same_content(a: &Value, b: &Value) -> bool {
+    if differs_except(a, b, |k| k == "metadata") {
+        return false;
+    }
+    let empty = Value::Object(Map::new());
+    let (am, bm) = (
+        a.get("metadata").unwrap_or(&empty),
+        b.get("metadata").unwrap_or(&empty),
+    );
+    !differs_except(am, bm, |k| k == "resourceVersion" || k == "managedFields")
+}
+
+/// Kind-specific validation and normalisation common to create and update.
+fn admit(
+    store: &Store,
+    desc: &ResourceDesc,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let mut causes = Vec::new();
+    validate_meta(desc, obj, &mut causes);
+    let name = sget(obj, "/metadata/name").to_string();
+    match desc.strategy {
+        Strategy::Custom => {
+            if let Some(schema) = &desc.schema {
+                schema.prune(obj);
+                schema.default(obj);
+                causes.extend(schema.validate(obj, old));
+            }
+        }
+        Strategy::Pod => {
+            default_pod(obj);
+            let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
+            match containers {
+                None => causes.push(required("spec.containers", "")),
+                Some(cs) if cs.is_empty() => causes.push(required("spec.containers", "")),
+                Some(cs) => {
+                    for (i, c) in cs.iter().enumerate() {
+                        if sget(c, "/name").is_empty() {
+                            causes.push(required(&format!("spec.containers[{i}].name"), ""));
+                        }
+                        if sget(c, "/image").is_empty() {
+                            causes.push(required(&format!("spec.containers[{i}].image"), ""));
+                        }
+                    }
+                }
+            }
+            if let Some(old) = old {
+                pod_update_rules(obj, old, &mut causes);
+            }
+        }
+        Strategy::Crd => {
+            if let Err(errs) = descriptors_from_crd(obj) {
+                for e in errs {
+                    let (field, msg) = e.split_once(": ").unwrap_or(("", e.as_str()));
+                    causes.push(Cause {
+                        reason: "FieldValueInvalid".into(),
+                        message: msg.to_string(),
+                        field: field.to_string(),
+                    });
+                }
+            }
+            if let Some(old) = old
+                && (old.pointer("/spec/group") != obj.pointer("/spec/group")
+                    || old.pointer("/spec/names/plural") != obj.pointer("/spec/names/plural"))
+            {
+                causes.push(invalid_value(
+                    "spec.group",
+                    obj.pointer("/spec/group").unwrap_or(&Value::Null),
+                    "field is immutable",
+                ));
+            }
+        }
+        Strategy::Plain if desc.group == "apps" && desc.plural == "controllerrevisions" => {
+            // ValidateControllerRevision(Update): revision ≥ 0, data immutable.
+            if let Some(r) = obj.get("revision").and_then(Value::as_i64)
+                && r < 0
+            {
+                causes.push(invalid_value(
+                    "revision",
+                    &json!(r),
+                    "must be greater than or equal to 0",
+                ));
+            }
+            if let Some(old) = old
+                && old.get("data") != obj.get("data")
+            {
+                causes.push(invalid_value(
+                    "data",
+                    obj.get("data").unwrap_or(&Value::Null),
+                    "field is immutable",
+                ));
+            }
+        }
+        Strategy::Plain if desc.group == "coordination.k8s.io" => {
+            // ValidateLeaseSpec.
+            for f in ["leaseDurationSeconds"] {
+                if let Some(v) = obj.pointer(&format!("/spec/{f}")).and_then(Value::as_i64)
+                    && v <= 0
+                {
+                    causes.push(invalid_value(
+                        &format!("spec.{f}"),
+                        &json!(v),
+                        "must be greater than 0",
+                    ));
+                }
+            }
+            if let Some(v) = obj
+                .pointer("/spec/leaseTransitions")
+                .and_then(Value::as_i64)
+                && v < 0
+            {
+                causes.push(invalid_value(
+                    "spec.leaseTransitions",
+                    &json!(v),
+                    "must be greater than or equal to 0",
+                ));
+            }
+        }
+        _ => {}
+    }
+    let _ = store;
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(&desc.group, &desc.kind, &name, &causes))
+    }
+}
+
+/// `ValidatePodUpdate`: only images, activeDeadlineSeconds, tolerations and
+/// terminationGracePeriodSeconds may change in a pod spec.
+fn pod_update_rules(new: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    let mask = |v: &Value| -> Value {
+        let mut s = v.get("spec").cloned().unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut s {
+            for k in [
+                "activeDeadlineSeconds",
+                "tolerations",
+                "terminationGracePeriodSeconds",
+                "schedulingGates",
+            ] {
+                m.remove(k);
+            }
+            for l in ["containers", "initContainers"] {
+                if let Some(cs) = m.get_mut(l).and_then(Value::as_array_mut) {
+                    for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+                        c.remove("image");
+                    }
+                }
+            }
+        }
+        s
+    };
+    if mask(new) != mask(old) {
+        causes.push(forbidden_field(
+            "spec",
+            "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+        ));
+    }
+}
+
+/// After a CRD write: (re)register its served versions.
+fn register_crd(store: &mut Store, crd: &Value) {
+    if let Ok((descs, storage)) = descriptors_from_crd(crd) {
+        if let Some(first) = descs.first() {
+            store.registry.remove_resource(&first.group, &first.plural);
+            store.registry.set_preferred(&first.group, &storage);
+        }
+        for d in descs {
+            store.registry.insert(d);
+        }
+    }
+}
+
+/// Status the CRD controllers would publish: names accepted and established.
+fn crd_status(crd: &Value) -> Value {
+    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
+    let stored: Vec<Value> = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "acceptedNames": names,
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "message": "the initial names have been accepted"}
+        ],
+        "storedVersions": stored,
+    })
+}
+
+fn set_crd_condition_times(status: &mut Value, now: &str) {
+    if let Some(cs) = status.get_mut("conditions").and_then(Value::as_array_mut) {
+        for c in cs.iter_mut().filter_map(Value::as_object_mut) {
+            c.insert("lastTransitionTime".into(), json!(now));
+        }
+    }
+}
+
+pub fn get(
+    store: &Store,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Arc<Value>, ApiError> {
+    store
+        .get(&desc.gr(), &key(desc, ns, name))
+        .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))
+}
+
+/// Continue token: the last key returned, base64-free JSON is fine since clients treat it as
+/// opaque.
+fn encode_continue(rv: u64, k: ObjKey) -> String {
+    let raw = json!({"rv": rv, "ns": k.0, "name": k.1}).to_string();
+    raw.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_continue(tok: &str) -> Option<ObjKey> {
+    if !tok.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..tok.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(tok.get(i..i + 2)?, 16).ok())
+        .collect();
+    let v: Value = serde_json::from_slice(&bytes?).ok()?;
+    Some((
+        v.get("ns")?.as_str()?.to_string(),
+        v.get("name")?.as_str()?.to_string(),
+    ))
+}
+
+pub struct ListOpts {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub cont: Option<String>,
+}
+
+/// LIST. Pages continue after the last returned key; the list resourceVersion is the current
+/// global version. Unlike etcd, later pages show the current state rather than a snapshot.
+pub fn list(
+    store: &Store,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    opts: &ListOpts,
+) -> Result<Value, ApiError> {
+    let (md, items) = list_raw(store, desc, ns, opts)?;
+    Ok(json!({
+        "apiVersion": desc.api_version(),
+        "kind": desc.list_kind(),
+        "metadata": md,
+        "items": items.iter().map(|o| (**o).clone()).collect::<Vec<_>>(),
+    }))
+}
+
+/// LIST as (list metadata, shared items), for responses serialized without copying.
+pub fn list_raw(
+    store: &Store,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    opts: &ListOpts,
+) -> Result<(Value, Vec<Arc<Value>>), ApiError> {
+    let start = match &opts.cont {
+        Some(t) if !t.is_empty() => Some(decode_continue(t).ok_or_else(|| {
+            ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+        })?),
+        _ => None,
+    };
+    let empty = Default::default();
+    let objects = store
+        .tables
+        .get(&desc.gr())
+        .map(|t| &t.objects)
+        .unwrap_or(&empty);
+    let selecting = !(opts.labels.is_empty() && opts.fields.is_empty());
+    let range = match (&start, desc.namespaced.then_some(ns).flatten()) {
+        (Some(s), _) => objects.range((
+            std::ops::Bound::Excluded(s.clone()),
+            std::ops::Bound::Unbounded,
+        )),
+        (None, Some(n)) => objects.range((n.to_string(), String::new())..),
+        (None, None) => objects.range::<ObjKey, _>(..),
+    };
+    let mut items: Vec<Arc<Value>> = Vec::new();
+    let mut last_key: Option<&ObjKey> = None;
+    let mut next = None;
+    let mut remaining = 0usize;
+    for (k, o) in range {
+        if desc.namespaced && ns.is_some_and(|n| n != k.0) {
+            if ns.is_some_and(|n| k.0.as_str() > n) {
+                break;
+            }
+            continue;
+        }
+        if selecting && !(opts.labels.matches_obj(o) && opts.fields.matches(o)) {
+            continue;
+        }
+        if let Some(l) = opts.limit
+            && l > 0
+            && items.len() >= l
+        {
+            if next.is_none() {
+                next = Some(encode_continue(
+                    store.rv,
+                    last_key.cloned().unwrap_or_default(),
+                ));
+                if selecting {
+                    break;
+                }
+            }
+            remaining += 1;
+            continue;
+        }
+        last_key = Some(k);
+        items.push(o.clone());
+    }
+    let mut md = json!({"resourceVersion": store.rv.to_string()});
+    if let Some(n) = next {
+        md["continue"] = json!(n);
+        if !selecting {
+            md["remainingItemCount"] = json!(remaining);
+        }
+    }
+    Ok((md, items))
+}
+
+/// POST.
+pub fn create(
+    store: &mut Store,
+    ctx: &Ctx,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    mut obj: Value,
+    apply: Option<ApplyInfo<'_>>,
+) -> Result<Value, ApiError> {
+    check_type(desc, &mut obj)?;
+    let mut obj = decode(ctx, desc, obj)?;
+    let url_ns = if desc.namespaced {
+        ns.unwrap_or("")
+    } else {
+        ""
+    };
+    {
+        let m = meta_mut(&mut obj);
+        let body_ns = m
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        if desc.namespaced {
+            if !body_ns.is_empty() && body_ns != url_ns {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            m.insert("namespace".into(), json!(url_ns));
+        } else {
+            m.remove("namespace");
+        }
+    }
+    let mut name = sget(&obj, "/metadata/name").to_string();
+    if name.is_empty() {
+        let gen_name = sget(&obj, "/metadata/generateName").to_string();
+        if gen_name.is_empty() {
+            return Err(ApiError::invalid(
+                &desc.group,
+                &desc.kind,
+                "",
+                &[required(
+                    "metadata.name",
+                    "name or generateName is required",
+                )],
+            ));
+        }
+        // Retry on the (unlikely) collision rather than failing like the real server may.
+        for _ in 0..8 {
+            name = format!("{gen_name}{}", store.name_suffix());
+            if store.get(&desc.gr(), &key(desc, ns, &name)).is_none() {
+                break;
+            }
+        }
+        meta_mut(&mut obj).insert("name".into(), json!(name));
+    }
+    if desc.namespaced {
+        if url_ns.is_empty() {
+            return Err(ApiError::bad_request(
+                "the server could not find the requested resource: a namespace is required",
+            ));
+        }
+        let nsd = store
+            .registry
+            .get("", "v1", "namespaces")
+            .ok_or_else(|| ApiError::internal("namespaces resource missing"))?;
+        match store.get(&nsd.gr(), &(String::new(), url_ns.to_string())) {
+            None => return Err(ApiError::not_found("", "namespaces", url_ns)),
+            Some(n) if n.pointer("/metadata/deletionTimestamp").is_some() => {
+                return Err(ApiError::forbidden(format!(
+                    "{} \"{name}\" is forbidden: unable to create new content in namespace {url_ns} because it is being terminated",
+                    super::errors::qualified(&desc.group, &desc.plural)
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let k = key(desc, ns, &name);
+    // System fields (rest.BeforeCreate + FillObjectMetaSystemFields).
+    let uid = store.new_uid();
+    {
+        let m = meta_mut(&mut obj);
+        for f in [
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "selfLink",
+        ] {
+            m.remove(f);
+        }
+        m.insert("uid".into(), json!(uid));
+        m.insert("creationTimestamp".into(), json!(ctx.now));
+        if desc.tracks_generation {
+            m.insert("generation".into(), json!(1));
+        }
+    }
+    // Strategy PrepareForCreate.
+    match desc.strategy {
+        Strategy::Pod => {
+            let qos = pod_qos(&obj);
+            obj["status"] = json!({"phase": "Pending", "qosClass": qos});
+        }
+        Strategy::Namespace => {
+            obj["status"] = json!({"phase": "Active"});
+            let fins = obj.pointer("/spec/finalizers").cloned();
+            if fins.is_none() {
+                if !obj.get("spec").is_some_and(Value::is_object) {
+                    obj["spec"] = json!({});
+                }
+                obj["spec"]["finalizers"] = json!(["kubernetes"]);
+            }
+            meta_mut(&mut obj)
+                .entry("labels")
+                .or_insert(json!({}))
+                .as_object_mut()
+                .map(|l| l.insert("kubernetes.io/metadata.name".into(), json!(name)));
+        }
+        Strategy::Crd => {
+            let mut st = crd_status(&obj);
+            set_crd_condition_times(&mut st, &ctx.now);
+            obj["status"] = st;
+        }
+        Strategy::Custom if desc.has_status => {
+            if let Value::Object(m) = &mut obj {
+                m.remove("status");
+            }
+        }
+        _ => {}
+    }
+    admit(store, desc, &mut obj, None)?;
+    if store.get(&desc.gr(), &k).is_some() {
+        return Err(ApiError::already_exists(&desc.group, &desc.plural, &name));
+    }
+    let av = desc.api_version();
+    let writer = Writer {
+        manager: &ctx.manager,
+        api_version: &av,
+        time: &ctx.now,
+        subresource: None,
+        scope: if desc.has_status {
+            managed::Scope::NoStatus
+        } else {
+            managed::Scope::All
+        },
+    };
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    match apply {
+        Some(a) => {
+            managed::record_apply(&json!({}), &mut obj, a.config, &writer, true, sem(desc))?;
+        }
+        None => managed::record_update(None, &mut obj, &writer, sem(desc)),
+    }
+    if ctx.dry_run {
+        return Ok(obj);
+    }
+    if desc.strategy == Strategy::Crd {
+        register_crd(store, &obj);
+    }
+    let stored = store.put(&desc.gr(), k.clone(), obj, EventType::Added);
+    Ok((*stored).clone())
+}
+
+/// The shared update path for PUT, PATCH and subresource writes: `new` is the full desired
+/// object as the client sent (or as the patch produced).
+#[allow(clippy::too_many_arguments)] // mirrors the registry Update signature
+pub fn update(
+    store: &mut Store,
+    ctx: &Ctx,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    name: &str,
+    mut new: Value,
+    sub: Sub,
+    apply: Option<ApplyInfo<'_>>,
+) -> Result<Value, ApiError> {
+    let k = key(desc, ns, name);
+    let old = store
+        .get(&desc.gr(), &k)
+        .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
+    check_type(desc, &mut new)?;
+    let mut new = decode(ctx, desc, new)?;
+    let body_name = sget(&new, "/metadata/name").to_string();
+    if !body_name.is_empty() && body_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({body_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    let body_ns = sget(&new, "/metadata/namespace").to_string();
+    if desc.namespaced && !body_ns.is_empty() && Some(body_ns.as_str()) != ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    // Optimistic concurrency.
+    let old_rv = sget(&old, "/metadata/resourceVersion").to_string();
+    let new_rv = sget(&new, "/metadata/resourceVersion").to_string();
+    if new_rv.is_empty() {
+        if !desc.unconditional_update && apply.is_none() {
+            return Err(ApiError::invalid(
+                &desc.group,
+                &desc.kind,
+                name,
+                &[invalid_value(
+                    "metadata.resourceVersion",
+                    &json!("0x0"),
+                    "must be specified for an update",
+                )],
+            ));
+        }
+    } else if new_rv != old_rv {
+        return Err(ApiError::stale(&desc.group, &desc.plural, name));
+    }
+    // Strategy PrepareForUpdate.
+    match (sub, desc.strategy) {
+        (Sub::Main, _) if desc.has_status => match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Value::Object(m) = &mut new {
+                    m.remove("status");
+                }
+            }
+        },
+        (Sub::Status, Strategy::Pod) => {
+            // podStatusStrategy.PrepareForUpdate: spec, deletionTimestamp and ownerReferences
+            // come from the stored pod; labels, annotations and finalizers from the request.
+            new["spec"] = old.get("spec").cloned().unwrap_or(Value::Null);
+            let m = meta_mut(&mut new);
+            match old.pointer("/metadata/ownerReferences") {
+                Some(o) => m.insert("ownerReferences".into(), o.clone()),
+                None => m.remove("ownerReferences"),
+            };
+            if new
+                .pointer("/status/qosClass")
+                .is_none_or(|q| q.as_str() == Some(""))
+                && let Some(q) = old.pointer("/status/qosClass")
+                && new.get("status").is_some_and(Value::is_object)
+            {
+                new["status"]["qosClass"] = q.clone();
+            }
+        }
+        (Sub::Status, Strategy::Custom) => {
+            // customResourceStatusStrategy: only .status (and managedFields) from the request.
+            let status = new.get("status").cloned();
+            let mf = new.pointer("/metadata/managedFields").cloned();
+            let mut copy = (*old).clone();
+            match status {
+                Some(s) => copy["status"] = s,
+                None => {
+                    if let Value::Object(m) = &mut copy {
+                        m.remove("status");
+                    }
+                }
+            }
+            if let Some(mf) = mf {
+                meta_mut(&mut copy).insert("managedFields".into(), mf);
+            }
+            new = copy;
+        }
+        (Sub::Status, _) => {
+            // ResetObjectMetaForStatus + spec from the stored object.
+            let status = new.get("status").cloned();
+            let mut copy = (*old).clone();
+            if let Some(s) = status {
+                copy["status"] = s;
+            }
+            new = copy;
+        }
+        _ => {}
+    }
+    // System metadata always comes from the stored object.
+    {
+        let om = meta(&old).clone();
+        let m = meta_mut(&mut new);
+        for f in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+            "namespace",
+            "name",
+        ] {
+            match om.get(f) {
+                Some(v) => m.insert(f.into(), v.clone()),
+                None => m.remove(f),
+            };
+        }
+        m.remove("selfLink");
+        if !m.contains_key("managedFields")
+            && let Some(mf) = om.get("managedFields")
+        {
+            m.insert("managedFields".into(), mf.clone());
+        }
+    }
+    // No new finalizers on an object being deleted (ValidateObjectMetaUpdate).
+    if old.pointer("/metadata/deletionTimestamp").is_some() {
+        let before = finalizers(&old);
+        let added: Vec<String> = finalizers(&new)
+            .into_iter()
+            .filter(|f| !before.contains(f))
+            .collect();
+        if !added.is_empty() {
+            return Err(ApiError::invalid(
+                &desc.group,
+                &desc.kind,
+                name,
+                &[forbidden_field(
+                    "metadata.finalizers",
+                    &format!(
+                        "no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                    ),
+                )],
+            ));
+        }
+    }
+    if desc.strategy == Strategy::Crd {
+        let mut st = crd_status(&new);
+        // Keep transition times of conditions that did not change.
+        if let Some(oc) = old.pointer("/status/conditions") {
+            st["conditions"] = oc.clone();
+        } else {
+            set_crd_condition_times(&mut st, &ctx.now);
+        }
+        new["status"] = st;
+    }
+    admit(store, desc, &mut new, Some(&old))?;
+    if desc.tracks_generation && generation_changed(desc, &new, &old) {
+        let g = old
+            .pointer("/metadata/generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(&mut new).insert("generation".into(), json!(g + 1));
+    }
+    let av = desc.api_version();
+    let writer = Writer {
+        manager: &ctx.manager,
+        api_version: &av,
+        time: &ctx.now,
+        subresource: sub.name(),
+        scope: match (sub, desc.has_status) {
+            (Sub::Status, _) => managed::Scope::StatusOnly,
+            (Sub::Main, true) => managed::Scope::NoStatus,
+            (Sub::Main, false) => managed::Scope::All,
+        },
+    };
+    match apply {
+        Some(a) => {
+            let removed =
+                managed::record_apply(&old, &mut new, a.config, &writer, a.force, sem(desc))?;
+            for p in &removed {
+                managed::remove_path(&mut new, p);
+            }
+        }
+        None => managed::record_update(Some(&old), &mut new, &writer, sem(desc)),
+    }
+    // A write that changes nothing is not persisted (no new resourceVersion, no event).
+    if same_content(&new, &old) {
+        return Ok((*old).clone());
+    }
+    if ctx.dry_run {
+        return Ok(new);
+    }
+    if desc.strategy == Strategy::Crd {
+        register_crd(store, &new);
+    }
+    let stored = store.put(&desc.gr(), k.clone(), new, EventType::Modified);
+    // store.Update's shouldDeleteDuringUpdate: deleting, no finalizers left, no grace pending.
+    let grace_done = stored
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .is_none_or(|g| g.as_i64() == Some(0));
+    if stored.pointer("/metadata/deletionTimestamp").is_some()
+        && finalizers(&stored).is_empty()
+        && grace_done
+        && !ns_finalizers_pending(desc, &stored)
+    {
+        return Ok(remove(store, desc, &k).unwrap_or_else(|| (*stored).clone()));
+    }
+    Ok((*stored).clone())
+}
+
+fn ns_finalizers_pending(desc: &ResourceDesc, obj: &Value) -> bool {
+    desc.strategy == Strategy::Namespace
+        && obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+}
+
+/// Final removal; CRD removal also drops its resources and their objects.
+fn remove(store: &mut Store, desc: &ResourceDesc, k: &ObjKey) -> Option<Value> {
+    let gone = store.remove(&desc.gr(), k)?;
+    if desc.strategy == Strategy::Crd {
+        let group = sget(&gone, "/spec/group").to_string();
+        let plural = sget(&gone, "/spec/names/plural").to_string();
+        let gr = super::resources::GroupResource {
+            group: group.clone(),
+            resource: plural.clone(),
+        };
+        let keys: Vec<ObjKey> = store
+            .tables
+            .get(&gr)
+            .map(|t| t.objects.keys().cloned().collect())
+            .unwrap_or_default();
+        for key in keys {
+            store.remove(&gr, &key);
+        }
+        store.registry.remove_resource(&group, &plural);
+    }
+    Some((*gone).clone())
+}
+
+pub struct ApplyInfo<'a> {
+    pub config: &'a Value,
+    pub force: bool,
+}
+
+/// Delete options from the body (kube sends a `DeleteOptions`) and/or the query.
+#[derive(Debug, Default, Clone)]
+pub struct DeleteOpts {
+    pub grace: Option<i64>,
+    pub propagation: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+}
+
+/// DELETE. Returns (object-or-status, still present).
+pub fn delete(
+    store: &mut Store,
+    ctx: &Ctx,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOpts,
+) -> Result<Value, ApiError> {
+    let k = key(desc, ns, name);
+    let old = store
+        .get(&desc.gr(), &k)
+        .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
+    if let Some(u) = &opts.precondition_uid
+        && u != sget(&old, "/metadata/uid")
+    {
+        return Err(ApiError::conflict(
+            &desc.group,
+            &desc.plural,
+            name,
+            &format!(
+                "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
+                sget(&old, "/metadata/uid")
+            ),
+        ));
+    }
+    if let Some(rv) = &opts.precondition_rv
+        && rv != sget(&old, "/metadata/resourceVersion")
+    {
+        return Err(ApiError::conflict(
+            &desc.group,
+            &desc.plural,
+            name,
+            &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                sget(&old, "/metadata/resourceVersion")
+            ),
+        ));
+    }
+    let policy = opts
+        .propagation
+        .clone()
+        .unwrap_or_else(|| "Background".into());
+    if !matches!(policy.as_str(), "Background" | "Foreground" | "Orphan") {
+        return Err(ApiError::invalid(
+            "",
+            "DeleteOptions",
+            "",
+            &[Cause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: {policy:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                ),
+                field: "propagationPolicy".into(),
+            }],
+        ));
+    }
+    let mut obj = (*old).clone();
+    let mut changed = false;
+    // Graceful deletion (pods): rest.BeforeDelete with podStrategy.CheckGracefulDelete.
+    let mut graceful_pending = false;
+    if desc.strategy == Strategy::Pod {
+        let mut grace = opts
+            .grace
+            .or_else(|| {
+                obj.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(0);
+        if sget(&obj, "/spec/nodeName").is_empty() {
+            grace = 0;
+        }
+        if matches!(sget(&obj, "/status/phase"), "Failed" | "Succeeded") {
+            grace = 0;
+        }
+        if grace < 0 {
+            grace = 1;
+        }
+        let current = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        let deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
+        // rest.BeforeDelete: a first graceful delete, or a shorter grace period than the one
+        // pending, moves deletionTimestamp to now+grace (generation bumps on the first).
+        let shorten = deleting && current.is_some_and(|c| grace < c);
+        if (!deleting && grace > 0) || shorten {
+            if !deleting {
+                bump_generation(desc, &mut obj);
+            }
+            let when = jiff::Timestamp::from_second(ctx.now_secs + grace)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_else(|_| ctx.now.clone());
+            let m = meta_mut(&mut obj);
+            m.insert("deletionTimestamp".into(), json!(when));
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            changed = true;
+        }
+        graceful_pending = obj
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .is_some_and(|g| g > 0);
+    }
+    // Finalizers for the propagation policy (deletionFinalizersForGarbageCollection).
+    let mut fins = finalizers(&obj);
+    let had_gc_fin = fins
+        .iter()
+        .any(|f| f == "orphan" || f == "foregroundDeletion");
+    match policy.as_str() {
+        "Orphan" if !fins.iter().any(|f| f == "orphan") => {
+            fins.retain(|f| f != "foregroundDeletion");
+            fins.push("orphan".into());
+        }
+        "Foreground" if !fins.iter().any(|f| f == "foregroundDeletion") => {
+            fins.retain(|f| f != "orphan");
+            fins.push("foregroundDeletion".into());
+        }
+        "Background" if had_gc_fin => fins.retain(|f| f != "orphan" && f != "foregroundDeletion"),
+        _ => {}
+    }
+    if fins != finalizers(&obj) {
+        meta_mut(&mut obj).insert("finalizers".into(), json!(fins));
+        changed = true;
+    }
+    let ns_pending = ns_finalizers_pending(desc, &obj);
+    if !fins.is_empty() || ns_pending {
+        // markAsDeleting.
+        if obj.pointer("/metadata/deletionTimestamp").is_none() {
+            bump_generation(desc, &mut obj);
+            let m = meta_mut(&mut obj);
+            m.insert("deletionTimestamp".into(), json!(ctx.now));
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
+            changed = true;
+        }
+        if desc.strategy == Strategy::Namespace && sget(&obj, "/status/phase") != "Terminating" {
+            obj["status"] = json!({"phase": "Terminating"});
+            changed = true;
+        }
+    }
+    if !fins.is_empty() || graceful_pending || ns_pending {
+        if ctx.dry_run || !changed {
+            return Ok(obj);
+        }
+        let stored = store.put(&desc.gr(), k, obj, EventType::Modified);
+        return Ok((*stored).clone());
+    }
+    if ctx.dry_run {
+        return Ok(obj);
+    }
+    let gone = remove(store, desc, &k).unwrap_or(obj);
+    Ok(json!({
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Success",
+        "details": {
+            "name": name,
+            "group": desc.group,
+            "kind": desc.plural,
+            "uid": sget(&gone, "/metadata/uid"),
+        }
+    }))
+}
+
+fn bump_generation(desc: &ResourceDesc, obj: &mut Value) {
+    if let Some(g) = obj.pointer("/metadata/generation").and_then(Value::as_i64)
+        && g > 0
+        && desc.tracks_generation
+    {
+        meta_mut(obj).insert("generation".into(), json!(g + 1));
+    }
+}
+
+/// `autoscaling/v1 Scale` view of an object with a scale subresource.
+pub fn scale_of(desc: &ResourceDesc, obj: &Value) -> Result<Value, ApiError> {
+    let paths = desc.scale.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            &desc.group,
+            &format!("{}/scale", desc.plural),
+            sget(obj, "/metadata/name"),
+        )
+    })?;
+    let at = |p: &str| obj.pointer(&json_path_to_pointer(p)).cloned();
+    let mut status =
+        json!({"replicas": at(&paths.status_replicas).and_then(|v| v.as_i64()).unwrap_or(0)});
+    if let Some(sel) = paths
+        .label_selector
+        .as_deref()
+        .and_then(&at)
+        .and_then(|v| v.as_str().map(String::from))
+    {
+        status["selector"] = json!(sel);
+    }
+    let m = meta(obj);
+    Ok(json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": m.get("name"),
+            "namespace": m.get("namespace"),
+            "uid": m.get("uid"),
+            "resourceVersion": m.get("resourceVersion"),
+            "creationTimestamp": m.get("creationTimestamp"),
+        },
+        "spec": {"replicas": at(&paths.spec_replicas).and_then(|v| v.as_i64()).unwrap_or(0)},
+        "status": status,
+    }))
+}
+
+/// Write a Scale back: only `spec.replicas` moves into the object, at `specReplicasPath`.
+pub fn apply_scale(desc: &ResourceDesc, obj: &Value, scale: &Value) -> Result<Value, ApiError> {
+    let name = sget(obj, "/metadata/name").to_string();
+    let paths = desc
+        .scale
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, &name))?;
+    let replicas = match scale.pointer("/spec/replicas") {
+        Some(v) => v.as_i64().ok_or_else(|| {
+            ApiError::invalid(
+                "autoscaling",
+                "Scale",
+                &name,
+                &[invalid_value("spec.replicas", v, "must be an integer")],
+            )
+        })?,
+        None => 0,
+    };
+    if replicas < 0 {
+        return Err(ApiError::invalid(
+            "autoscaling",
+            "Scale",
+            &name,
+            &[invalid_value(
+                "spec.replicas",
+                &json!(replicas),
+                "must be greater than or equal to 0",
+            )],
+        ));
+    }
+    let mut new = obj.clone();
+    let rv = sget(scale, "/metadata/resourceVersion");
+    meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
+    set_json_path(&mut new, &paths.spec_replicas, json!(replicas));
+    Ok(new)
+}
+
+/// `.spec.replicas` → `/spec/replicas`.
+fn json_path_to_pointer(p: &str) -> String {
+    p.trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, s| format!("{acc}/{s}"))
+}
+
+fn set_json_path(obj: &mut Value, p: &str, v: Value) {
+    let parts: Vec<&str> = p.trim_start_matches('.').split('.').collect();
+    let mut cur = obj;
+    for (i, part) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let Value::Object(m) = cur else { return };
+        if i == parts.len() - 1 {
+            m.insert((*part).to_string(), v);
+            return;
+        }
+        cur = m.entry((*part).to_string()).or_insert(json!({}));
+    }
+}
+
+/// PATCH body → desired object.
+pub fn patched(
+    desc: &ResourceDesc,
+    old: &Value,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
+    let mut target = old.clone();
+    match content_type {
+        "application/merge-patch+json" => {
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            patch::merge_patch(&mut target, &p);
+        }
+        "application/json-patch+json" => patch::json_patch(&mut target, body)?,
+        "application/strategic-merge-patch+json" => {
+            if desc.strategy == Strategy::Custom {
+                return Err(ApiError::unsupported_media_type(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                ));
+            }
+            let p: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+            if !p.is_object() {
+                return Err(ApiError::bad_request(
+                    "strategic merge patch must be a JSON object",
+                ));
+            }
+            patch::strategic_merge(&mut target, &p, &mut vec![])?;
+        }
+        other => {
+            return Err(ApiError::unsupported_media_type(format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{} (got {other:?})",
+                if desc.strategy == Strategy::Custom {
+                    ""
+                } else {
+                    ", application/strategic-merge-patch+json"
+                }
+            )));
+        }
+    }
+    if !target.is_object() {
+        return Err(ApiError::bad_request("the patch produced a non-object"));
+    }
+    Ok(target)
+}
+
+/// Server-side apply of `config` (already parsed from YAML/JSON).
+#[allow(clippy::too_many_arguments)]
+pub fn apply(
+    store: &mut Store,
+    ctx: &Ctx,
+    desc: &ResourceDesc,
+    ns: Option<&str>,
+    name: &str,
+    config: Value,
+    force: bool,
+    sub: Sub,
+) -> Result<(Value, bool), ApiError> {
+    let mut config = config;
+    check_type(desc, &mut config)?;
+    let cname = sget(&config, "/metadata/name").to_string();
+    if cname != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({cname}) does not match the name on the URL ({name})"
+        )));
+    }
+    let k = key(desc, ns, name);
+    match store.get(&desc.gr(), &k) {
+        None => {
+            if sub != Sub::Main {
+                return Err(ApiError::not_found(&desc.group, &desc.plural, name));
+            }
+            // Create through apply: the applier owns everything it sent.
+            let created = create(
+                store,
+                ctx,
+                desc,
+                ns,
+                config.clone(),
+                Some(ApplyInfo {
+                    config: &config,
+                    force,
+                }),
+            )?;
+            Ok((created, true))
+        }
+        Some(old) => {
+            let mut merged = (*old).clone();
+            let mut cfg = config.clone();
+            if let Some(m) = cfg.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("managedFields");
+            }
+            patch::apply_merge(&mut merged, &cfg, &mut vec![], sem(desc));
+            // A resourceVersion in the configuration is a precondition; otherwise none.
+            if sget(&config, "/metadata/resourceVersion").is_empty() {
+                meta_mut(&mut merged).insert(
+                    "resourceVersion".into(),
+                    json!(sget(&old, "/metadata/resourceVersion")),
+                );
+            }
+            let out = update(
+                store,
+                ctx,
+                desc,
+                ns,
+                name,
+                merged,
+                sub,
+                Some(ApplyInfo {
+                    config: &config,
+                    force,
+                }),
+            )?;
+            Ok((out, false))
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! WATCH: a chunked stream of newline-delimited `{"type": ..., "object": ...}` events, resuming
+//! from a resourceVersion out of the bounded per-resource log (410 Gone as an ERROR event when
+//! it is too old, as the watch cache reports it), bookmarks on request, `sendInitialEvents`
+//! streaming lists ending in an `k8s.io/initial-events-end` bookmark, and a server-side timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::errors::ApiError;
+use super::resources::ResourceDesc;
+use super::selectors::{FieldSelector, LabelSelector};
+use super::store::{EventType, LoggedEvent, Store, WatchMsg, WatchSink};
+
+/// How often a watch asking for bookmarks gets one (the real server sends them about once a
+/// minute).
+pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+/// Without `timeoutSeconds` the real server picks 1800–3600 s; we use the lower bound.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+pub struct WatchParams {
+    pub ns: Option<String>,
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub resource_version: Option<String>,
+    pub bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Duration,
+    pub client: String,
+    /// Serve stored core Events as events.k8s.io/v1.
+    pub events_v1: bool,
+    /// Send `PartialObjectMetadata` objects (metadata watches).
+    pub metadata_only: bool,
+}
+
+struct Filter {
+    desc: Arc<ResourceDesc>,
+    events_v1: bool,
+    metadata_only: bool,
+    ns: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn matches(&self, o: &Value) -> bool {
+        let ns_ok = !self.desc.namespaced
+            || self.ns.as_deref().is_none_or(|n| {
+                o.pointer("/metadata/namespace").and_then(Value::as_str) == Some(n)
+            });
+        ns_ok && self.labels.matches_obj(o) && self.fields.matches(o)
+    }
+
+    /// Event as this watcher sees it: objects entering/leaving the selection become
+    /// ADDED/DELETED.
+    fn translate(&self, ev: &LoggedEvent) -> Option<(EventType, Arc<Value>)> {
+        let now = self.matches(&ev.obj);
+        let before = ev.prev.as_ref().is_some_and(|p| self.matches(p));
+        match ev.kind {
+            EventType::Added => now.then(|| (EventType::Added, ev.obj.clone())),
+            EventType::Deleted => before.then(|| (EventType::Deleted, ev.obj.clone())),
+            EventType::Modified => match (before, now) {
+                (true, true) => Some((EventType::Modified, ev.obj.clone())),
+                (false, true) => Some((EventType::Added, ev.obj.clone())),
+                (true, false) => Some((EventType::Deleted, ev.obj.clone())),
+                (false, false) => None,
+            },
+        }
+    }
+}
+
+impl Filter {
+    fn line(&self, kind: EventType, obj: &Value) -> Bytes {
+        if self.metadata_only {
+            line(kind.as_str(), &super::http::partial_metadata(obj))
+        } else if self.events_v1 {
+            line(kind.as_str(), &super::convert::event_from_core(obj.clone()))
+        } else {
+            line(kind.as_str(), obj)
+        }
+    }
+}
+
+fn line(kind: &str, obj: &Value) -> Bytes {
+    let mut s = json!({"type": kind, "object": obj}).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+fn bookmark(desc: &ResourceDesc, rv: u64, initial_end: bool) -> Bytes {
+    let mut md = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+    if initial_end {
+        md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    line(
+        "BOOKMARK",
+        &json!({"kind": desc.kind, "apiVersion": desc.api_version(), "metadata": md}),
+    )
+}
+
+/// Register a watch and return the receiving end of its body.
+pub fn start(
+    store: &mut Store,
+    desc: Arc<ResourceDesc>,
+    p: WatchParams,
+) -> Result<mpsc::UnboundedReceiver<Bytes>, ApiError> {
+    let (body_tx, body_rx) = mpsc::unbounded_channel::<Bytes>();
+    let filter = Filter {
+        desc: desc.clone(),
+        events_v1: p.events_v1,
+        metadata_only: p.metadata_only,
+        ns: p.ns.clone(),
+        labels: p.labels,
+        fields: p.fields,
+    };
+    let gr = desc.gr();
+    let current_rv = store.rv;
+    let table = store.table(&gr);
+    let rv_param = p.resource_version.as_deref().unwrap_or("");
+    let mut initial: Vec<(EventType, Arc<Value>)> = Vec::new();
+    let from_scratch = rv_param.is_empty() || rv_param == "0" || p.send_initial_events;
+    if from_scratch {
+        for o in table.objects.values() {
+            if filter.matches(o) {
+                initial.push((EventType::Added, o.clone()));
+            }
+        }
+    } else {
+        let n: u64 = rv_param.parse().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {rv_param:?}"))
+        })?;
+        if n < table.compacted_rv {
+            // The watch cache answers 200 and then an ERROR event with a 410 Status.
+            let err = ApiError::gone(format!(
+                "too old resource version: {n} ({})",
+                table.compacted_rv + 1
+            ));
+            let _ = body_tx.send(line("ERROR", &err.to_status()));
+            return Ok(body_rx);
+        }
+        for ev in table.log.iter().filter(|e| e.rv > n) {
+            if let Some(t) = filter.translate(ev) {
+                initial.push(t);
+            }
+        }
+    }
+    let (tx, mut rx) = mpsc::unbounded_channel::<WatchMsg>();
+    table.watchers.push(WatchSink {
+        client: p.client.clone(),
+        tx,
+    });
+    let bookmarks = p.bookmarks;
+    let initial_end = p.send_initial_events;
+    let timeout = p.timeout;
+    tokio::spawn(async move {
+        let mut last_rv = current_rv;
+        for (t, o) in initial {
+            if body_tx.send(filter.line(t, &o)).is_err() {
+                return;
+            }
+        }
+        if initial_end
+            && body_tx
+                .send(bookmark(&filter.desc, current_rv, true))
+                .is_err()
+        {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
+            BOOKMARK_INTERVAL,
+        );
+        loop {
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(WatchMsg::Event(ev)) => {
+                        last_rv = last_rv.max(ev.rv);
+                        if let Some((t, o)) = filter.translate(&ev)
+                            && body_tx.send(filter.line(t, &o)).is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Some(WatchMsg::Drop) | None => return,
+                },
+                _ = tick.tick(), if bookmarks => {
+                    // Everything up to last_rv has been delivered in order.
+                    if body_tx.send(bookmark(&filter.desc, last_rv, false)).is_err() {
+                        return;
+                    }
+                }
+                _ = body_tx.closed() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    });
+    Ok(body_rx)
+}
+
+/// Close open watches (all, or one client's). Returns how many were closed.
+pub fn drop_watches(store: &mut Store, client: Option<&str>) -> usize {
+    let mut n = 0;
+    for t in store.tables.values_mut() {
+        t.watchers.retain(|w| {
+            if client.is_none_or(|c| c == w.client) {
+                if w.tx.send(WatchMsg::Drop).is_ok() && !w.tx.is_closed() {
+                    n += 1;
+                }
+                false
+            } else {
+                true
+            }
+        });
+    }
+    n
+}
