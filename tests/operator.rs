@@ -29,8 +29,38 @@ where
     false
 }
 
-#[tokio::test(start_paused = true)]
-async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_grace() {
+/// A running operator that can be stopped (and replaced by a fresh one).
+struct Operator {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Arc<gamedeploy::runtime::operator::Context>>,
+}
+
+impl Operator {
+    fn start(server: &ApiServer, clock: &SharedClock, seed: u64) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            server.client_as("operator"),
+            clock.clone(),
+            Options {
+                seed,
+                instance: "test".into(),
+                concurrency: 4,
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        Operator { stop, task }
+    }
+
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// The embedded server with the CRDs and the seed's GameDeployment applied.
+async fn seed_cluster() -> (ApiServer, SharedClock, kube::Client) {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(
         "2026-01-01T00:00:00Z".parse().unwrap(),
     ));
@@ -44,21 +74,26 @@ async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_
         serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap();
     let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
     gds.create(&PostParams::default(), &gd).await.unwrap();
+    (server, clock, admin)
+}
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let operator = tokio::spawn(run(
-        server.client_as("operator"),
-        clock.clone(),
-        Options {
-            seed: 7,
-            instance: "test".into(),
-            concurrency: 4,
-        },
-        async {
-            let _ = stopped.await;
-        },
-    ));
+async fn set_image(admin: &kube::Client, image: &str) {
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let patch = serde_json::json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
+    gds.patch(
+        "test-gamedeployment",
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
+    )
+    .await
+    .unwrap();
+}
 
+#[tokio::test(start_paused = true)]
+async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_grace() {
+    let (server, clock, admin) = seed_cluster().await;
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let operator = Operator::start(&server, &clock, 7);
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     assert!(
         wait_for(|| async { pods.list(&ListParams::default()).await.unwrap().items.len() == 8 })
@@ -95,14 +130,7 @@ async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_
         .await
     );
 
-    let patch = serde_json::json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "python:latest"}]);
-    gds.patch(
-        "test-gamedeployment",
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
-    )
-    .await
-    .unwrap();
+    set_image(&admin, "python:latest").await;
     let updated = || async {
         pods.list(&ListParams::default())
             .await
@@ -131,6 +159,74 @@ async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_
     let names_after: Vec<_> = after.iter().map(|p| p.metadata.name.clone()).collect();
     let names_before: Vec<_> = created.iter().map(|p| p.metadata.name.clone()).collect();
     assert_eq!(names_after, names_before, "in place: same pods");
-    let _ = stop.send(());
-    let _ = operator.await;
+    operator.shutdown().await;
+}
+
+/// Seconds since the epoch of a change's server time.
+fn secs(time: &str) -> f64 {
+    let t: jiff::Timestamp = time.parse().unwrap();
+    t.as_millisecond() as f64 / 1000.0
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it() {
+    let (server, clock, admin) = seed_cluster().await;
+    let mut changes = server.changes();
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let first = Operator::start(&server, &clock, 1);
+    assert!(
+        wait_for(|| async { pods.list(&ListParams::default()).await.unwrap().items.len() == 8 })
+            .await
+    );
+    set_image(&admin, "python:latest").await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    first.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let second = Operator::start(&server, &clock, 2);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    second.shutdown().await;
+
+    // From the server's change feed: when each pod went unready, and when its image changed.
+    let mut unready_at = std::collections::BTreeMap::new();
+    let mut patched_at: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut last_image = std::collections::BTreeMap::new();
+    while let Ok(c) = changes.try_recv() {
+        if c.resource != "pods" {
+            continue;
+        }
+        let pod: Pod = serde_json::from_value((*c.object).clone()).unwrap();
+        let unready = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|k| k.type_ == names::CONDITION_INPLACE_READY && k.status == "False")
+            });
+        if unready {
+            unready_at.entry(c.name.clone()).or_insert(secs(&c.time));
+        }
+        let image = pod.spec.as_ref().unwrap().containers[0]
+            .image
+            .clone()
+            .unwrap_or_default();
+        if last_image
+            .insert(c.name.clone(), image.clone())
+            .is_some_and(|old| old != image)
+        {
+            patched_at
+                .entry(c.name.clone())
+                .or_default()
+                .push(secs(&c.time));
+        }
+    }
+    assert_eq!(patched_at.len(), 5, "five pods patched: {patched_at:?}");
+    for (pod, times) in &patched_at {
+        assert_eq!(times.len(), 1, "{pod} patched once");
+        let waited = times[0] - unready_at[pod];
+        assert!(
+            (30.0..31.0).contains(&waited),
+            "{pod}: patched {waited}s after going unready"
+        );
+    }
 }
