@@ -1,7 +1,9 @@
 //! The `gamedeploy` command line: a thin edge over the library.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gamedeploy::inplace::table;
@@ -26,6 +28,16 @@ enum Command {
         #[arg(long, value_enum, default_value_t = StatesFormat::Markdown)]
         format: StatesFormat,
     },
+    /// Run the operator against a cluster found through the usual kube config (KUBECONFIG,
+    /// ~/.kube/config, or the in-cluster service account). Stops cleanly on SIGTERM or Ctrl-C.
+    Run {
+        /// Use this kubeconfig file instead of the usual lookup.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// GameDeployments reconciled at once.
+        #[arg(long, default_value_t = 4)]
+        concurrency: u16,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -38,11 +50,16 @@ enum StatesFormat {
     Yaml,
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let output = match cli.command {
         Command::Crds => gamedeploy::api::crds_yaml().map_err(|e| e.to_string()),
         Command::States { format } => states(format),
+        Command::Run {
+            kubeconfig,
+            concurrency,
+        } => run(kubeconfig, concurrency).await,
     };
     match output {
         Ok(text) => {
@@ -77,4 +94,62 @@ fn states(format: StatesFormat) -> Result<String, String> {
         StatesFormat::Mermaid => t.mermaid(),
         StatesFormat::Yaml => table::SOURCE.to_string(),
     })
+}
+
+async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match &kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("no cluster found ({e}); set KUBECONFIG or pass --kubeconfig"))?,
+    };
+    let client =
+        kube::Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "gamedeploy".into());
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64;
+    tracing::info!(%instance, "gamedeploy operator starting");
+    let options = gamedeploy::runtime::operator::Options {
+        seed,
+        instance,
+        concurrency,
+    };
+    gamedeploy::runtime::operator::run(
+        client,
+        Arc::new(gamedeploy::clock::SystemClock),
+        options,
+        shutdown_signal(),
+    )
+    .await;
+    tracing::info!("gamedeploy operator stopped");
+    Ok(String::new())
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = ctrl_c.await;
 }

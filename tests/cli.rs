@@ -57,3 +57,13 @@ fn bad_usage_is_a_clear_error() {
     assert!(!ok);
     assert!(stderr.contains("invalid value 'png'"), "{stderr}");
 }
+
+#[test]
+fn run_with_an_unreadable_kubeconfig_says_which_file() {
+    let (ok, _, stderr) = run(&["run", "--kubeconfig", "/nonexistent/kubeconfig"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("cannot read kubeconfig /nonexistent/kubeconfig"),
+        "{stderr}"
+    );
+}
