@@ -28,6 +28,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = StatesFormat::Markdown)]
         format: StatesFormat,
     },
+    /// Serve the embedded cluster (API server) over HTTP on loopback and write a kubeconfig
+    /// for it, so kubectl and `gamedeploy run` can connect as to a real cluster.
+    Cluster {
+        /// Address to listen on; keep it on loopback.
+        #[arg(long, default_value = "127.0.0.1:6443")]
+        listen: std::net::SocketAddr,
+        /// Where to write the kubeconfig.
+        #[arg(long, default_value = "gamedeploy-embedded.kubeconfig")]
+        kubeconfig_out: PathBuf,
+        /// Also run the operator inside the same process.
+        #[arg(long)]
+        operator: bool,
+    },
     /// Run the operator against a cluster found through the usual kube config (KUBECONFIG,
     /// ~/.kube/config, or the in-cluster service account). Stops cleanly on SIGTERM or Ctrl-C.
     Run {
@@ -60,6 +73,11 @@ async fn main() -> ExitCode {
             kubeconfig,
             concurrency,
         } => run(kubeconfig, concurrency).await,
+        Command::Cluster {
+            listen,
+            kubeconfig_out,
+            operator,
+        } => cluster(listen, kubeconfig_out, operator).await,
     };
     match output {
         Ok(text) => {
@@ -96,13 +114,65 @@ fn states(format: StatesFormat) -> Result<String, String> {
     })
 }
 
-async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, String> {
+fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
+}
+
+async fn cluster(
+    listen: std::net::SocketAddr,
+    kubeconfig_out: PathBuf,
+    operator: bool,
+) -> Result<String, String> {
+    use gamedeploy::cluster::{ApiServer, serve};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    init_tracing();
+    if !listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {listen}: the embedded cluster has no authentication; use a loopback address"
+        ));
+    }
+    let clock: gamedeploy::clock::SharedClock = Arc::new(gamedeploy::clock::SystemClock);
+    let server = ApiServer::new(clock.clone());
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(server.client_as("setup"));
+    for crd in gamedeploy::api::crds() {
+        crds.create(&Default::default(), &crd)
+            .await
+            .map_err(|e| format!("installing CRDs: {e}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::fs::write(&kubeconfig_out, serve::kubeconfig(addr))
+        .map_err(|e| format!("cannot write {}: {e}", kubeconfig_out.display()))?;
+    eprintln!("embedded cluster listening on http://{addr}");
+    eprintln!("  export KUBECONFIG={}", kubeconfig_out.display());
+    if operator {
+        let options = gamedeploy::runtime::operator::Options {
+            seed: 1,
+            instance: "embedded".into(),
+            concurrency: 4,
+        };
+        tokio::spawn(gamedeploy::runtime::operator::run(
+            server.client_as("operator"),
+            clock,
+            options,
+            shutdown_signal(),
+        ));
+    }
+    serve::serve(server, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, String> {
+    init_tracing();
     let config = match &kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)

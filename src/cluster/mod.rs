@@ -33,6 +33,7 @@ mod patch;
 mod resources;
 mod schema;
 mod selectors;
+pub mod serve;
 mod store;
 mod watch;
 
