@@ -69,6 +69,9 @@ pub struct Plan {
     pub machines: Vec<(String, Outcome)>,
     /// Hot patches to write, by pod name.
     pub hot_patches: Vec<(String, PodWrite)>,
+    /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):
+    /// every pod carries the readiness gate, so without this it would never become Ready.
+    pub release_gates: Vec<(String, PodWrite)>,
     pub notes: Vec<Note>,
     pub status: GameDeploymentStatus,
     /// When to reconcile again even if nothing changes.
@@ -120,6 +123,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         delete: Vec::new(),
         machines: Vec::new(),
         hot_patches: Vec::new(),
+        release_gates: Vec::new(),
         notes: Vec::new(),
         status: GameDeploymentStatus::default(),
         requeue_at: None,
@@ -257,10 +261,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                     ));
                 }
             }
-            UpdateStrategyType::HotPatchUpdate => {
-                if !(may_start && own != update && wants_update) {
-                    continue;
-                }
+            UpdateStrategyType::HotPatchUpdate if may_start && own != update && wants_update => {
                 match &diff {
                     Ok(t) => out
                         .hot_patches
@@ -272,6 +273,10 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                     }),
                 }
             }
+            UpdateStrategyType::HotPatchUpdate => {}
+        }
+        if let Some(w) = release_gate(pod, &out, world.now) {
+            out.release_gates.push((pod.name.clone(), w));
         }
     }
 
@@ -345,6 +350,37 @@ fn step_machine(
     if !outcome.actions.is_empty() || outcome.wake_at.is_some() {
         out.machines.push((pod.name.clone(), outcome));
     }
+}
+
+/// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
+/// needs one. Pods being deleted or written this reconcile are left for the next one.
+fn release_gate(pod: &PodView, out: &Plan, now: Timestamp) -> Option<PodWrite> {
+    if pod.deleting || pod.in_place_ready == Some(true) {
+        return None;
+    }
+    let settled = match inplace::decode(&pod.annotations) {
+        Decoded::Missing => true,
+        Decoded::Valid(r) => matches!(r.state, State::Ready | State::Abandoned),
+        Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => false,
+    };
+    let busy = out.delete.iter().any(|(n, _)| *n == pod.name)
+        || out.hot_patches.iter().any(|(n, _)| *n == pod.name)
+        || out.machines.iter().any(|(n, o)| {
+            *n == pod.name
+                && (o.writes().next().is_some()
+                    || !matches!(o.state, None | Some(State::Ready | State::Abandoned)))
+        });
+    if !settled || busy {
+        return None;
+    }
+    let mut w = PodWrite::new(Endpoint::PodStatus, pod.resource_version.clone());
+    w.condition = Some(inplace::ConditionWrite {
+        ready: true,
+        reason: "NoInPlaceUpdate".into(),
+        message: "no in-place update holds the pod".into(),
+        last_transition_time: now,
+    });
+    Some(w)
 }
 
 /// The target that keeps a pod where it is.
@@ -487,6 +523,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
         delete: Vec::new(),
         machines: Vec::new(),
         hot_patches: Vec::new(),
+        release_gates: Vec::new(),
         notes: vec![Note {
             warning: true,
             reason: "InvalidSpec",
@@ -697,6 +734,39 @@ mod tests {
         assert_eq!(c.reason, "InvalidSpec");
         assert!(c.message.contains("app=other"), "{}", c.message);
         assert!(plan.notes[0].warning);
+    }
+
+    #[test]
+    fn pods_no_update_holds_get_their_readiness_gate_released_once() {
+        let (_, mut pods, revs) = first_sync(&seed());
+        for p in pods.iter_mut() {
+            let conditions = p.status.as_mut().unwrap().conditions.as_mut().unwrap();
+            conditions.retain(|c| c.type_ != "InPlaceUpdateReady");
+        }
+        // One pod's update failed: its gate stays closed.
+        let failed = crate::inplace::Record {
+            state: State::Failed,
+            ..crate::inplace::Record::start("r0", now())
+        };
+        pods[0].metadata.annotations = Some(
+            [(
+                names::ANNOTATION_STATE.to_string(),
+                crate::inplace::encode(&failed),
+            )]
+            .into(),
+        );
+        let plan = plan_with(&seed(), &pods, &revs);
+        assert_eq!(plan.release_gates.len(), 7);
+        let (_, w) = &plan.release_gates[0];
+        assert_eq!(w.endpoint, Endpoint::PodStatus);
+        assert!(w.condition.as_ref().unwrap().ready);
+        assert!(w.checkpoint.is_none());
+        assert!(
+            !plan
+                .release_gates
+                .iter()
+                .any(|(n, _)| Some(n) == pods[0].metadata.name.as_ref())
+        );
     }
 
     #[test]

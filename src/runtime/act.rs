@@ -233,6 +233,16 @@ pub async fn execute(
         }
     }
 
+    for (pod_name, w) in &plan.release_gates {
+        writes.pods += 1;
+        if let Err(e) = write_pod(&pod_api, pod_name, w).await
+            && !is_conflict(&e)
+            && !is_not_found(&e)
+        {
+            tracing::warn!(pod = %pod_name, error = %e, "could not set InPlaceUpdateReady");
+        }
+    }
+
     for note in &plan.notes {
         events
             .emit(&gd_ref, note.warning, note.reason, &note.message)
