@@ -4,7 +4,9 @@
 //! - [`inplace`]: the pure per-pod in-place update state machine; where a pod's state changes.
 //! - [`clock`]: injected time (system, manual, tokio-virtual).
 //! - [`names`]: labels, annotations and condition types users and scripts rely on.
+//! - [`kubelet`]: the simulated kubelet of the embedded cluster (pure runtime core + IO edge).
 pub mod api;
 pub mod clock;
 pub mod inplace;
+pub mod kubelet;
 pub mod names;
