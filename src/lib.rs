@@ -5,8 +5,10 @@
 //! - [`clock`]: injected time (system, manual, tokio-virtual).
 //! - [`names`]: labels, annotations and condition types users and scripts rely on.
 //! - [`kubelet`]: the simulated kubelet of the embedded cluster (pure runtime core + IO edge).
+//! - [`sim`]: scenario files, the simulation report, its kubectl-style tables and invariants.
 pub mod api;
 pub mod clock;
 pub mod inplace;
 pub mod kubelet;
 pub mod names;
+pub mod sim;
