@@ -6,3 +6,4 @@
 //! - [`invariants`]: the state machine's invariants, checked from a report's history.
 pub mod report;
 pub mod scenario;
+pub mod table;

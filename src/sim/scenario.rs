@@ -273,6 +273,23 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
+/// The inverse of [`parse_duration`], exact: `90s` prints as `1m30s`, `0` as `0s`.
+pub fn format_duration(d: Duration) -> String {
+    let (secs, ms) = (d.as_secs(), d.subsec_millis());
+    let parts = [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(ms), "ms"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".into() } else { text }
+}
+
 /// Walks the YAML tree; knows the file for error messages.
 struct Cx<'a> {
     file: &'a Path,
@@ -832,6 +849,13 @@ mod tests {
             "99999999999999999999h",
         ] {
             assert_eq!(d(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_format_back_exactly() {
+        for text in ["0s", "20s", "1m30s", "2h", "1h1s", "1m500ms"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
     }
 
