@@ -1,0 +1,10 @@
+//! `gamedeploy simulate`: the pure parts.
+//!
+//! - [`scenario`]: scenario files, loaded and validated with messages naming file and field.
+//! - [`report`]: the JSON report and its builders from stored objects.
+//! - [`table`]: what `kubectl get pods` / `kubectl get gamedeployment` would print.
+//! - [`invariants`]: the state machine's invariants, checked from a report's history.
+pub mod invariants;
+pub mod report;
+pub mod scenario;
+pub mod table;
