@@ -6,5 +6,6 @@
 //! - [`invariants`]: the state machine's invariants, checked from a report's history.
 pub mod invariants;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod table;

@@ -30,6 +30,9 @@ pub struct Report {
     pub history: Vec<HistoryEntry>,
     pub operator_restarts: u32,
     pub faults_injected: u64,
+    /// Stored changes made by the operator (what `crashOperatorAfterWrites` counts).
+    #[serde(default)]
+    pub operator_writes: u64,
 }
 
 /// A GameDeployment as stored at the end.
