@@ -49,6 +49,9 @@ enum Command {
         /// Also run the operator inside the same process.
         #[arg(long)]
         operator: bool,
+        /// Also run a simulated kubelet node, so pods start and become ready.
+        #[arg(long)]
+        kubelet: bool,
     },
     /// Run the operator against a cluster found through the usual kube config (KUBECONFIG,
     /// ~/.kube/config, or the in-cluster service account). Stops cleanly on SIGTERM or Ctrl-C.
@@ -106,7 +109,8 @@ async fn async_main(cli: Cli) -> ExitCode {
             listen,
             kubeconfig_out,
             operator,
-        } => cluster(listen, kubeconfig_out, operator).await,
+            kubelet,
+        } => cluster(listen, kubeconfig_out, operator, kubelet).await,
     };
     match output {
         Ok(text) => {
@@ -156,6 +160,7 @@ async fn cluster(
     listen: std::net::SocketAddr,
     kubeconfig_out: PathBuf,
     operator: bool,
+    kubelet: bool,
 ) -> Result<String, String> {
     use gamedeploy::cluster::{ApiServer, serve};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -189,8 +194,20 @@ async fn cluster(
         };
         tokio::spawn(gamedeploy::runtime::operator::run(
             server.client_as("operator"),
-            clock,
+            clock.clone(),
             options,
+            shutdown_signal(),
+        ));
+    }
+    if kubelet {
+        let (_config, rx) =
+            tokio::sync::watch::channel(gamedeploy::kubelet::config::KubeletConfig::default());
+        tokio::spawn(gamedeploy::kubelet::node::run(
+            server.client_as("kubelet"),
+            gamedeploy::kubelet::runtime::NodeConfig::default(),
+            clock.clone(),
+            rx,
+            gamedeploy::kubelet::runtime::NodeRuntime::default(),
             shutdown_signal(),
         ));
     }
