@@ -17,6 +17,9 @@
 //! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
 //!   `deletionGracePeriodSeconds` and keeps the pod until a DELETE with `gracePeriodSeconds=0`
 //!   (what the kubelet sends) or until it was never scheduled, exactly as the real server does.
+//! - OpenAPI: `/openapi/v3` and its per-group-version documents are served (see `openapi.rs`),
+//!   built from the registered CRDs and k8s-openapi's built-in schemas; `/openapi/v2` is not
+//!   (kubectl only falls back to it when v3 is missing).
 //!
 //! The conformance suite (`tests/conformance.rs`) runs against this server, or against a real
 //! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
