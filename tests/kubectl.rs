@@ -69,6 +69,21 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
     text
 }
 
+/// Runs kubectl and returns (success, stdout and stderr), for commands expected to fail.
+fn kubectl_result(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
 /// Polls a kubectl command until `done` holds (bounded; never asserts a duration).
 fn eventually(kubeconfig: &Path, args: &[&str], done: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -93,12 +108,48 @@ fn the_seed_commands_work_with_a_real_kubectl() {
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/examples/inplace-update.yaml"
     );
-    // The embedded server does not publish OpenAPI documents yet, so client-side validation is off.
-    let applied = kubectl(kc, &["apply", "--validate=false", "-f", example]);
+    let applied = kubectl(kc, &["apply", "-f", example]);
     assert!(
         applied.contains("gamedeployment.tkex.tencent.com/test-gamedeployment created"),
         "{applied}"
     );
+    let manifest = std::fs::read_to_string(example).unwrap();
+    let dir = cluster.kubeconfig.parent().unwrap();
+    // An unknown field: kubectl finds `fieldValidation` in the OpenAPI v3 document, skips
+    // client-side validation and the server rejects the object as a real cluster does.
+    let typo = dir.join("typo.yaml");
+    std::fs::write(
+        &typo,
+        manifest
+            .replace("name: test-gamedeployment", "name: typo-gamedeployment")
+            .replace("replicas:", "replicaz:"),
+    )
+    .unwrap();
+    let (ok, out) = kubectl_result(kc, &["apply", "-f", typo.to_str().unwrap()]);
+    assert!(!ok, "an unknown field must be rejected: {out}");
+    assert!(
+        out.contains("Error from server (BadRequest)")
+            && out.contains("strict decoding error: unknown field \"spec.replicaz\""),
+        "{out}"
+    );
+    // Applying a changed manifest again computes a patch (JSON merge patch for a custom resource).
+    let changed = dir.join("changed.yaml");
+    assert!(manifest.contains("image: python:3.9"), "example changed?");
+    std::fs::write(
+        &changed,
+        manifest.replace("image: python:3.9", "image: python:3.10"),
+    )
+    .unwrap();
+    let reapplied = kubectl(kc, &["apply", "-f", changed.to_str().unwrap()]);
+    assert!(
+        reapplied.contains("gamedeployment.tkex.tencent.com/test-gamedeployment configured"),
+        "{reapplied}"
+    );
+    let yaml = kubectl(
+        kc,
+        &["get", "gamedeployment", "test-gamedeployment", "-o", "yaml"],
+    );
+    assert!(yaml.contains("image: python:3.10"), "{yaml}");
     let pods = eventually(kc, &["get", "pods"], |o| {
         o.matches("test-gamedeployment-").count() == 8
     });

@@ -20,6 +20,10 @@ pub enum Route {
     Group(String),
     GroupResources(String, String),
     Resource(ResourceRoute),
+    /// `/openapi/v3`: the OpenAPI v3 discovery document.
+    OpenApiV3,
+    /// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`.
+    OpenApiV3Gv(String, String),
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +54,11 @@ pub fn route(reg: &Registry, path: &str) -> Result<Route, ApiError> {
         .collect();
     let (group, version, rest): (String, String, &[&str]) = match parts.as_slice() {
         ["version"] => return Ok(Route::Version),
+        ["openapi", "v3"] => return Ok(Route::OpenApiV3),
+        ["openapi", "v3", "api", v] => return Ok(Route::OpenApiV3Gv(String::new(), v.to_string())),
+        ["openapi", "v3", "apis", g, v] => {
+            return Ok(Route::OpenApiV3Gv(g.to_string(), v.to_string()));
+        }
         ["api"] => return Ok(Route::CoreVersions),
         ["api", "v1"] => return Ok(Route::CoreResources),
         ["apis"] => return Ok(Route::Groups),

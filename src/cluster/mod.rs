@@ -17,6 +17,9 @@
 //! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
 //!   `deletionGracePeriodSeconds` and keeps the pod until a DELETE with `gracePeriodSeconds=0`
 //!   (what the kubelet sends) or until it was never scheduled, exactly as the real server does.
+//! - OpenAPI: `/openapi/v3` and its per-group-version documents are served (see `openapi.rs`),
+//!   built from the registered CRDs and k8s-openapi's built-in schemas; `/openapi/v2` is not
+//!   (kubectl only falls back to it when v3 is missing).
 //!
 //! The conformance suite (`tests/conformance.rs`) runs against this server, or against a real
 //! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
@@ -28,6 +31,7 @@ mod faults;
 mod gc;
 mod http;
 mod managed;
+mod openapi;
 mod ops;
 mod patch;
 mod resources;
@@ -281,6 +285,65 @@ fn full(code: u16, v: &Value) -> ::http::Response<Body> {
     r
 }
 
+/// One group/version's OpenAPI v3 document. As the Kubernetes API docs describe (OpenAPI V3):
+/// the hashed URL from `/openapi/v3` is immutable (`Cache-Control: public, immutable`, expiring
+/// in a year); an obsolete hash is redirected to the current URL.
+fn openapi_gv(
+    reg: &resources::Registry,
+    group: &str,
+    version: &str,
+    asked: Option<&String>,
+) -> ::http::Response<Body> {
+    let Some(doc) = openapi::group_version_doc(reg, group, version) else {
+        return error_response(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    };
+    let current = openapi::hash(&doc);
+    let mut r = full(200, &doc);
+    match asked {
+        Some(h) if *h != current => {
+            let prefix = if group.is_empty() {
+                format!("/openapi/v3/api/{version}")
+            } else {
+                format!("/openapi/v3/apis/{group}/{version}")
+            };
+            *r.body_mut() = Full::new(Bytes::new()).boxed_unsync();
+            *r.status_mut() = ::http::StatusCode::MOVED_PERMANENTLY;
+            if let Ok(loc) = ::http::HeaderValue::from_str(&format!("{prefix}?hash={current}")) {
+                r.headers_mut().insert(::http::header::LOCATION, loc);
+            }
+        }
+        Some(_) => {
+            let expires = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_hours(365 * 24))
+                .unwrap_or(jiff::Timestamp::MAX)
+                .strftime("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
+            let h = r.headers_mut();
+            h.insert(
+                ::http::header::CACHE_CONTROL,
+                ::http::HeaderValue::from_static("public, immutable"),
+            );
+            if let Ok(v) = ::http::HeaderValue::from_str(&expires) {
+                h.insert(::http::header::EXPIRES, v);
+            }
+        }
+        None => {
+            r.headers_mut().insert(
+                ::http::header::CACHE_CONTROL,
+                ::http::HeaderValue::from_static("no-cache, private"),
+            );
+        }
+    }
+    if let Ok(v) = ::http::HeaderValue::from_str(&format!("\"{current}\"")) {
+        r.headers_mut().insert(::http::header::ETAG, v);
+    }
+    r
+}
+
 fn error_response(e: &ApiError) -> ::http::Response<Body> {
     full(e.code, &e.to_status())
 }
@@ -351,6 +414,9 @@ async fn handle(
                 return error_response(&ApiError::method_not_allowed());
             }
             let st = lock(&inner.store);
+            if let Route::OpenApiV3Gv(g, v) = &other {
+                return openapi_gv(&st.registry, g, v, q.get("hash"));
+            }
             let doc = match other {
                 Route::Version => Some(http::version_doc()),
                 Route::CoreVersions => Some(http::core_versions()),
@@ -358,7 +424,8 @@ async fn handle(
                 Route::Groups => Some(http::groups(&st.registry)),
                 Route::Group(g) => http::group(&st.registry, &g),
                 Route::GroupResources(g, v) => Some(http::resource_list(&st.registry, &g, &v)),
-                Route::Resource(_) => None,
+                Route::OpenApiV3 => Some(openapi::discovery(&st.registry)),
+                Route::Resource(_) | Route::OpenApiV3Gv(..) => None,
             };
             return match doc {
                 Some(d) => full(200, &d),

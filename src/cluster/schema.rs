@@ -20,6 +20,11 @@ impl CrSchema {
         Ok(Self { root })
     }
 
+    /// The `openAPIV3Schema` as declared (published in the OpenAPI documents).
+    pub fn root(&self) -> &Value {
+        &self.root
+    }
+
     /// Drop fields the schema does not know (unless preserved), keeping `apiVersion`, `kind`
     /// and `metadata` at the root as the real pruning does.
     pub fn prune(&self, obj: &mut Value) {
