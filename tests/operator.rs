@@ -9,7 +9,7 @@ use gamedeploy::api::{GameDeployment, crds};
 use gamedeploy::clock::{SharedClock, TokioClock};
 use gamedeploy::cluster::ApiServer;
 use gamedeploy::names;
-use gamedeploy::runtime::operator::{Options, run};
+use gamedeploy::runtime::operator::{Handle, Options};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -29,34 +29,14 @@ where
     false
 }
 
-/// A running operator that can be stopped (and replaced by a fresh one).
-struct Operator {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Arc<gamedeploy::runtime::operator::Context>>,
-}
-
-impl Operator {
-    fn start(server: &ApiServer, clock: &SharedClock, seed: u64) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(
-            server.client_as("operator"),
-            clock.clone(),
-            Options {
-                seed,
-                instance: "test".into(),
-                concurrency: 4,
-            },
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Operator { stop, task }
-    }
-
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
+/// The real operator on its own task (`shutdown` stops it gracefully).
+fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
+    let options = Options {
+        seed,
+        instance: "test".into(),
+        concurrency: 4,
+    };
+    Handle::start(server.client_as("operator"), clock.clone(), options)
 }
 
 /// The embedded server with the CRDs and the seed's GameDeployment applied.
@@ -93,7 +73,7 @@ async fn set_image(admin: &kube::Client, image: &str) {
 async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_grace() {
     let (server, clock, admin) = seed_cluster().await;
     let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    let operator = Operator::start(&server, &clock, 7);
+    let operator = start_operator(&server, &clock, 7);
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     assert!(
         wait_for(|| async { pods.list(&ListParams::default()).await.unwrap().items.len() == 8 })
@@ -173,7 +153,7 @@ async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it(
     let (server, clock, admin) = seed_cluster().await;
     let mut changes = server.changes();
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
-    let first = Operator::start(&server, &clock, 1);
+    let first = start_operator(&server, &clock, 1);
     assert!(
         wait_for(|| async { pods.list(&ListParams::default()).await.unwrap().items.len() == 8 })
             .await
@@ -182,7 +162,7 @@ async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it(
     tokio::time::sleep(Duration::from_secs(10)).await;
     first.shutdown().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let second = Operator::start(&server, &clock, 2);
+    let second = start_operator(&server, &clock, 2);
     tokio::time::sleep(Duration::from_secs(60)).await;
     second.shutdown().await;
 

@@ -100,18 +100,7 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
         }));
     }
 
-    let mut operator_seed = 1u64;
-    let options = |seed: u64| Options {
-        seed,
-        instance: format!("sim-{seed}"),
-        concurrency: 4,
-    };
-    let mut operator = Some(Handle::start(
-        server.client_as(OPERATOR),
-        clock.clone(),
-        options(operator_seed),
-    ));
-    let mut restarts = 0u32;
+    let mut operator = Operator::start(&server, &clock);
 
     let mut history = Vec::new();
     let mut operator_writes = 0u64;
@@ -133,34 +122,14 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
                 operator_writes += 1;
                 if crash_after.is_some_and(|n| operator_writes >= n) {
                     crash_after = None;
-                    if let Some(op) = operator.take() {
-                        op.kill().await;
-                    }
-                    restarts += 1;
-                    operator_seed += 1;
-                    operator = Some(Handle::start(
-                        server.client_as(OPERATOR),
-                        clock.clone(),
-                        options(operator_seed),
-                    ));
+                    operator.restart(&server, &clock, true).await;
                 }
             }
         }
         let now = Instant::now();
         if let Some(step) = steps.next_if(|s| start + s.at <= now) {
             match &step.action {
-                Action::RestartOperator => {
-                    if let Some(op) = operator.take() {
-                        op.shutdown().await;
-                    }
-                    restarts += 1;
-                    operator_seed += 1;
-                    operator = Some(Handle::start(
-                        server.client_as(OPERATOR),
-                        clock.clone(),
-                        options(operator_seed),
-                    ));
-                }
+                Action::RestartOperator => operator.restart(&server, &clock, false).await,
                 Action::CrashOperatorAfterWrites(n) => {
                     crash_after = Some(operator_writes + u64::from(*n))
                 }
@@ -233,9 +202,8 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
             &list_gds(&admin).await,
         ));
     }
-    if let Some(op) = operator.take() {
-        op.shutdown().await;
-    }
+    let restarts = operator.restarts;
+    operator.stop().await;
     let _ = kubelet_stop.send(());
     let _ = kubelet.await;
     while let Ok(c) = changes.try_recv() {
@@ -278,6 +246,58 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
         faults_injected: server.faults_injected(),
         operator_writes,
     })
+}
+
+/// The operator under test: one at a time, restarted gracefully or killed as by a crash; each
+/// incarnation gets a new seed (fresh pod-name suffixes, as a new process would).
+struct Operator {
+    handle: Option<Handle>,
+    seed: u64,
+    restarts: u32,
+}
+
+impl Operator {
+    fn start(server: &ApiServer, clock: &SharedClock) -> Self {
+        let mut op = Operator {
+            handle: None,
+            seed: 0,
+            restarts: 0,
+        };
+        op.spawn(server, clock);
+        op
+    }
+
+    fn spawn(&mut self, server: &ApiServer, clock: &SharedClock) {
+        self.seed += 1;
+        let options = Options {
+            seed: self.seed,
+            instance: format!("sim-{}", self.seed),
+            concurrency: 4,
+        };
+        self.handle = Some(Handle::start(
+            server.client_as(OPERATOR),
+            clock.clone(),
+            options,
+        ));
+    }
+
+    async fn restart(&mut self, server: &ApiServer, clock: &SharedClock, crash: bool) {
+        if let Some(h) = self.handle.take() {
+            if crash {
+                h.kill().await
+            } else {
+                h.shutdown().await
+            }
+        }
+        self.restarts += 1;
+        self.spawn(server, clock);
+    }
+
+    async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
 }
 
 /// A pod change, as a history entry.
