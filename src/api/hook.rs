@@ -55,7 +55,9 @@ pub enum HookPolicy {
 }
 
 /// Phase of a HookRun, a metric or a measurement.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema, strum::Display,
+)]
 pub enum HookPhase {
     /// Created, nothing measured yet.
     Pending,

@@ -51,16 +51,8 @@ pub struct Policy {
     pub hook_template: Option<String>,
 }
 
-/// Phase of the pod's HookRun, as observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display)]
-pub enum HookPhase {
-    Pending,
-    Running,
-    Successful,
-    Failed,
-    Error,
-    Inconclusive,
-}
+/// Phase of the pod's HookRun, as observed (the HookRun API's own type).
+pub use crate::api::HookPhase;
 
 /// Everything one decision looks at.
 #[derive(Debug, Clone, Copy)]

@@ -20,7 +20,7 @@ use kube::{Resource, ResourceExt};
 
 use super::act::{self, Writes};
 use super::events::Events;
-use crate::api::{GameDeployment, HookPhase as ApiHookPhase, HookRun};
+use crate::api::{GameDeployment, HookRun};
 use crate::clock::SharedClock;
 use crate::controller::plan::{self, World};
 use crate::inplace::HookPhase;
@@ -60,17 +60,6 @@ fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
     })
 }
 
-fn hook_phase(p: &ApiHookPhase) -> HookPhase {
-    match p {
-        ApiHookPhase::Pending => HookPhase::Pending,
-        ApiHookPhase::Running => HookPhase::Running,
-        ApiHookPhase::Successful => HookPhase::Successful,
-        ApiHookPhase::Failed => HookPhase::Failed,
-        ApiHookPhase::Error => HookPhase::Error,
-        ApiHookPhase::Inconclusive => HookPhase::Inconclusive,
-    }
-}
-
 /// One reconcile: observe from the caches, plan, act.
 pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Action, super::Error> {
     if gd.meta().deletion_timestamp.is_some() {
@@ -98,7 +87,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         .state()
         .iter()
         .filter(|h| owned_by(h.as_ref(), &uid))
-        .filter_map(|h| Some((h.name_any(), hook_phase(h.status.as_ref()?.phase.as_ref()?))))
+        .filter_map(|h| Some((h.name_any(), *h.status.as_ref()?.phase.as_ref()?)))
         .collect();
     let now = ctx.clock.now();
     let node_costs = BTreeMap::new();
