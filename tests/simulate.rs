@@ -163,3 +163,20 @@ fn a_crash_after_any_operator_write_changes_nothing() {
         assert_seed_outcome(&r, &format!("crash after operator write {n}"));
     }
 }
+
+/// Seeded 409s, 500s and dropped watches on every operator request, plus a restart mid-rollout,
+/// over many seeds: same outcome, no invariant broken.
+#[test]
+fn api_faults_over_many_seeds_change_nothing() {
+    let base = scenario("seed-with-faults.yaml");
+    for seed in 1..=12 {
+        let mut s = base.clone();
+        if let Some(f) = s.faults.as_mut() {
+            f.seed = seed;
+        }
+        let r = simulate(&s);
+        assert!(r.faults_injected > 0, "seed {seed}: no fault was injected");
+        assert_eq!(r.operator_restarts, 1);
+        assert_seed_outcome(&r, &format!("fault seed {seed}"));
+    }
+}

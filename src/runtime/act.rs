@@ -26,6 +26,9 @@ use crate::names;
 pub struct Writes {
     pub pods: usize,
     pub other: usize,
+    /// Writes that failed (conflicts included): nothing else may trigger the next reconcile,
+    /// so the caller retries soon.
+    pub failed: usize,
 }
 
 /// Runs `plan` for `gd`; returns the writes made.
@@ -54,6 +57,7 @@ pub async fn execute(
             if let Err(e) = api.create(&PostParams::default(), rev).await
                 && !is_already_exists(&e)
             {
+                writes.failed += 1;
                 failures.push((
                     FAILED_SCALE,
                     "FailedCreateRevision",
@@ -92,6 +96,7 @@ pub async fn execute(
                         .await
                 }
                 Err(e) => {
+                    writes.failed += 1;
                     let msg = format!("create Pod {pod_name} in GameDeployment {name} failed: {e}");
                     events.emit(&gd_ref, true, "FailedCreate", &msg).await;
                     failures.push((FAILED_SCALE, "FailedCreate", msg));
@@ -140,6 +145,7 @@ pub async fn execute(
             }
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
+                writes.failed += 1;
                 let msg = format!("delete Pod {pod_name}{detail} failed: {e}");
                 events.emit(&gd_ref, true, fail_reason, &msg).await;
                 let condition = if matches!(why, DeleteReason::Recreate(_)) {
@@ -167,6 +173,7 @@ pub async fn execute(
                 Action::WritePod(w) => {
                     writes.pods += 1;
                     if let Err(e) = write_pod(&pod_api, pod_name, w).await {
+                        writes.failed += 1;
                         // Stop this pod's actions: what follows depends on the checkpoint.
                         // A 409 means the cache was stale; the watch brings the fresh pod.
                         if !is_conflict(&e) {
@@ -190,6 +197,7 @@ pub async fn execute(
                 Action::CreateHookRun(req) => {
                     writes.other += 1;
                     if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
+                        writes.failed += 1;
                         events
                             .emit(&pod_ref, true, "FailedCreatePreInplaceHookRun", &msg)
                             .await;
@@ -222,8 +230,9 @@ pub async fn execute(
                     )
                     .await
             }
-            Err(e) if is_conflict(&e) => {}
+            Err(e) if is_conflict(&e) => writes.failed += 1,
             Err(e) => {
+                writes.failed += 1;
                 let msg = format!("hot-patch Pod {pod_name} failed: {e}");
                 events
                     .emit(&gd_ref, true, "FailedUpdatePodHotPatch", &msg)
@@ -236,10 +245,10 @@ pub async fn execute(
     for (pod_name, w) in &plan.release_gates {
         writes.pods += 1;
         if let Err(e) = write_pod(&pod_api, pod_name, w).await
-            && !is_conflict(&e)
             && !is_not_found(&e)
         {
-            tracing::warn!(pod = %pod_name, error = %e, "could not set InPlaceUpdateReady");
+            writes.failed += 1;
+            tracing::debug!(pod = %pod_name, error = %e, "could not set InPlaceUpdateReady");
         }
     }
 

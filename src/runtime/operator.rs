@@ -25,6 +25,9 @@ use crate::clock::SharedClock;
 use crate::controller::plan::{self, World};
 use crate::inplace::HookPhase;
 
+/// How soon a reconcile with a failed write runs again.
+const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: kube::Client,
@@ -105,6 +108,11 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     if let Ok(mut total) = ctx.writes.lock() {
         total.pods += writes.pods;
         total.other += writes.other;
+        total.failed += writes.failed;
+    }
+    if writes.failed > 0 {
+        // A refused write changes nothing the watches would report: retry on our own.
+        return Ok(Action::requeue(RETRY_AFTER_FAILED_WRITE));
     }
     Ok(match requeue_at {
         Some(t) => {
