@@ -155,6 +155,8 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
             pods_to_delete: &pods_to_delete,
             node_costs: world.node_costs,
             cost_descending,
+            min_ready_seconds: resolved.limits.min_ready_seconds,
+            now: world.now,
         },
         suffix,
     );
@@ -292,6 +294,13 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         collision_count: revisions.collision_count,
         label_selector: label_selector(gd),
         min_ready_seconds: resolved.limits.min_ready_seconds,
+        abandoned: views
+            .iter()
+            .filter(|p| {
+                matches!(inplace::decode(&p.annotations),
+                    Decoded::Valid(r) if r.revision == update && r.state == State::Abandoned)
+            })
+            .count() as i32,
         problems: &problems,
         previous,
         now: world.now,
@@ -513,6 +522,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
         collision_count: previous.and_then(|s| s.collision_count),
         label_selector: label_selector(gd),
         min_ready_seconds: 0,
+        abandoned: 0,
         problems: &problems,
         previous,
         now: world.now,

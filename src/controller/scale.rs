@@ -5,7 +5,10 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
+use jiff::Timestamp;
+
 use super::order::active_pods;
+use super::rollout::is_available;
 use crate::inplace::PodView;
 
 /// Pod annotation: lower cost is deleted first on scale-down (upstream ReplicaSet semantics).
@@ -42,6 +45,9 @@ pub struct ScaleInput<'a> {
     pub node_costs: &'a BTreeMap<String, i64>,
     /// Sort pod deletion costs descending instead of ascending.
     pub cost_descending: bool,
+    /// A new pod counts toward ending the surge once available (ready this long).
+    pub min_ready_seconds: i64,
+    pub now: Timestamp,
 }
 
 /// The scale decision.
@@ -76,8 +82,18 @@ pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan
         .filter(|p| p.revision.as_deref() != Some(input.update_revision))
         .count() as i32;
     let updating = old > 0 && input.current_revision != input.update_revision;
+    // Surge covers only the new pods not yet available: once `replicas - partition` pods run
+    // the update revision and serve, the old pods beyond `replicas` are surplus and scale down
+    // (old first). Counting unavailable new pods as missing keeps maxUnavailable 0 honest.
+    let new = remaining
+        .iter()
+        .filter(|p| p.revision.as_deref() == Some(input.update_revision))
+        .filter(|p| is_available(p, input.min_ready_seconds, input.now))
+        .count() as i32;
+    let replicas = input.replicas.max(0);
+    let missing_new = (replicas - input.partition.clamp(0, replicas) - new).max(0);
     let surge = if updating {
-        input.max_surge.clamp(0, old)
+        input.max_surge.clamp(0, old).min(missing_new)
     } else {
         0
     };
@@ -212,6 +228,8 @@ mod tests {
             pods_to_delete: &[],
             node_costs: costs,
             cost_descending: false,
+            min_ready_seconds: 0,
+            now: "2026-01-02T00:00:00Z".parse().unwrap(),
         }
     }
 
@@ -291,6 +309,43 @@ mod tests {
         );
         i.current_revision = "r2";
         assert!(plan(&i, &mut suffixes(&[])).create.is_empty());
+    }
+
+    /// maxSurge 2, 8 replicas: once all 8 new pods exist, the 2 old surge-era pods are surplus.
+    #[test]
+    fn surge_ends_when_enough_pods_run_the_update_revision() {
+        let mut pods: Vec<PodView> = (0..8).map(|i| pod(&format!("gd-new{i}"), "r2")).collect();
+        pods.push(pod("gd-old1", "r1"));
+        pods.push(pod("gd-old2", "r1"));
+        let costs = BTreeMap::new();
+        let mut i = input(&pods, 8, &costs);
+        i.current_revision = "r1";
+        i.max_surge = 2;
+        let p = plan(&i, &mut suffixes(&[]));
+        assert_eq!(
+            (p.create.len(), p.delete),
+            (0, vec!["gd-old1".to_string(), "gd-old2".into()])
+        );
+        // The partition does not shield surplus pods: scale-down takes old revisions first.
+        i.partition = 2;
+        let p = plan(&i, &mut suffixes(&[]));
+        assert_eq!(
+            p.delete,
+            ["gd-old1", "gd-old2"],
+            "8 replicas: still two too many"
+        );
+        i.replicas = 10;
+        assert_eq!(plan(&i, &mut suffixes(&[])), ScalePlan::default());
+        // A new pod that is not ready yet still needs its surge slot: no old pod goes.
+        let mut starting = pods.clone();
+        starting[7].ready = false;
+        let i = ScaleInput {
+            pods: &starting,
+            replicas: 8,
+            partition: 0,
+            ..i
+        };
+        assert_eq!(plan(&i, &mut suffixes(&[])).delete, ["gd-old1"]);
     }
 
     #[test]
