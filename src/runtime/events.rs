@@ -18,6 +18,9 @@ pub const REPORTER: &str = "gamedeploy";
 
 const SERIES_WINDOW: SignedDuration = SignedDuration::from_secs(600);
 
+/// Suffixes tried when an event name is taken.
+const NAME_ATTEMPTS: u32 = 64;
+
 /// Emits events.
 pub struct Events {
     client: kube::Client,
@@ -81,10 +84,10 @@ impl Events {
             }
             _ => {
                 let object = regarding.name.clone().unwrap_or_default();
-                let name = format!("{object}.{:x}", now.as_nanosecond());
-                let event = Event {
+                let base = format!("{object}.{:x}", now.as_nanosecond());
+                let mut event = Event {
                     metadata: ObjectMeta {
-                        name: Some(name.clone()),
+                        name: Some(base.clone()),
                         namespace: Some(namespace.clone()),
                         ..Default::default()
                     },
@@ -98,11 +101,22 @@ impl Events {
                     type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
                     ..Default::default()
                 };
-                let r = api.create(&PostParams::default(), &event).await.map(|_| ());
+                // Names come from the clock, as client-go's do; on virtual time several events
+                // of one reconcile share an instant, so a taken name gets a numbered suffix.
+                let mut attempt = 0;
+                let r = loop {
+                    match api.create(&PostParams::default(), &event).await {
+                        Err(kube::Error::Api(e)) if e.code == 409 && attempt < NAME_ATTEMPTS => {
+                            attempt += 1;
+                            event.metadata.name = Some(format!("{base}.{attempt}"));
+                        }
+                        other => break other.map(|_| ()),
+                    }
+                };
                 self.remember(
                     key,
                     Seen {
-                        name,
+                        name: event.metadata.name.unwrap_or(base),
                         count: 1,
                         last: now,
                     },
