@@ -38,6 +38,9 @@ pub struct Observed<'a> {
     pub collision_count: Option<i32>,
     pub label_selector: String,
     pub min_ready_seconds: i64,
+    /// Pods whose update to `update_revision` was given up by force: they hold the rollout
+    /// back until forced to `Pending`, and the condition must say so rather than "Updating".
+    pub abandoned: i32,
     pub problems: &'a [Problem],
     pub previous: Option<&'a GameDeploymentStatus>,
     pub now: Timestamp,
@@ -99,6 +102,19 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
     let target = (o.replicas - o.partition.clamp(0, o.replicas.max(0))).max(0);
     let (reason, message) = if o.paused {
         ("Paused", "updates are paused".to_string())
+    } else if o.abandoned > 0
+        && status.updated_replicas < target
+        && status.updated_replicas + o.abandoned >= target
+        && status.updated_ready_replicas == status.updated_replicas
+    {
+        (
+            "UpdateAbandoned",
+            format!(
+                "{} of {target} pods updated; {} abandoned by force \
+                 (annotate tkex.tencent.com/inplace-update-force=Pending to resume)",
+                status.updated_replicas, o.abandoned
+            ),
+        )
     } else if status.updated_replicas < target
         || status.updated_ready_replicas < status.updated_replicas
     {
@@ -109,12 +125,13 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
                 status.updated_replicas, status.updated_ready_replicas
             ),
         )
-    } else if target < o.replicas {
+    } else if status.updated_replicas < o.replicas {
         (
             "PartitionReached",
             format!(
-                "{target} pods updated; partition keeps {} on older revisions",
-                o.replicas - target
+                "{} pods updated; partition keeps {} on older revisions",
+                status.updated_replicas,
+                o.replicas - status.updated_replicas
             ),
         )
     } else {
@@ -193,6 +210,7 @@ mod tests {
             collision_count: None,
             label_selector: "app=test-gamedeployment".into(),
             min_ready_seconds: 0,
+            abandoned: 0,
             problems,
             previous: None,
             now: t("2026-01-01T00:10:00Z"),
@@ -226,6 +244,42 @@ mod tests {
             .find(|c| c.type_ == PROGRESSING)
             .unwrap();
         assert_eq!(progressing.reason, "PartitionReached");
+    }
+
+    fn progressing(s: &GameDeploymentStatus) -> (&str, &str) {
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == PROGRESSING)
+            .unwrap();
+        (c.reason.as_str(), c.message.as_str())
+    }
+
+    #[test]
+    fn one_revision_everywhere_is_complete_whatever_the_partition() {
+        let pods: Vec<PodView> = (0..8).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
+        let revs = vec!["r2".to_string()];
+        let s = compute(&observed(&pods, &[], &revs));
+        assert_eq!(progressing(&s), ("Complete", "all 8 pods run revision r2"));
+    }
+
+    #[test]
+    fn an_abandoned_pod_holding_the_rollout_back_is_named_as_such() {
+        let mut pods: Vec<PodView> = (0..4).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
+        pods.extend((4..8).map(|i| pod(&format!("p{i}"), "r1", true)));
+        let revs = vec!["r1".to_string(), "r2".to_string()];
+        let mut o = observed(&pods, &[], &revs);
+        o.abandoned = 1;
+        let s = compute(&o);
+        assert_eq!(
+            progressing(&s),
+            (
+                "UpdateAbandoned",
+                "4 of 5 pods updated; 1 abandoned by force (annotate tkex.tencent.com/inplace-update-force=Pending to resume)"
+            )
+        );
+        o.abandoned = 0;
+        assert_eq!(progressing(&compute(&o)).0, "Updating");
     }
 
     #[test]
