@@ -422,8 +422,26 @@ async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Re
         .map_err(|e| err(e.to_string()))
 }
 
-/// Executes a user-like step.
+/// Executes a user-like step, first resolving its `${pods[N]}` references.
 async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> Result<(), String> {
+    let expanded;
+    let action = match action.pod_namespace() {
+        Some(ns) => {
+            let mut names: Vec<String> = Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("listing pods to resolve ${{pods[N]}}: {e}"))?
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            names.sort();
+            expanded = action.expand(&names).map_err(|e| e.to_string())?;
+            &expanded
+        }
+        None => action,
+    };
     let target_api = |t: &Target| {
         resource_for_kind(discovery, None, &t.kind)
             .map(|ar| api_for(client, &ar, t.namespace.as_deref()))

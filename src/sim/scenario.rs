@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::podref::PodRefError;
 use crate::kubelet::{ImageConfig, KubeletConfig};
 
 /// A loaded, validated scenario.
@@ -72,6 +73,68 @@ pub enum Action {
     CrashOperatorAfterWrites(u32),
     /// Replace the kubelet's settings for these images.
     SetImage(BTreeMap<String, ImageConfig>),
+}
+
+impl Action {
+    /// The namespace whose pods `${pods[N]}` indexes, and whether the step uses such references.
+    pub fn pod_namespace(&self) -> Option<&str> {
+        let (target, extra) = match self {
+            Action::Patch(p) => (&p.target, Some(&p.patch)),
+            Action::Annotate { target, .. }
+            | Action::Delete(target)
+            | Action::Scale { target, .. } => (target, None),
+            _ => return None,
+        };
+        let mut mentions = super::podref::mentions_pods(&target.name);
+        if let Action::Annotate { value: Some(v), .. } = self {
+            mentions |= super::podref::mentions_pods(v);
+        }
+        if let Some(patch) = extra {
+            let _ = super::podref::try_each_string(patch, &mut |s| {
+                mentions |= super::podref::mentions_pods(s);
+                Ok::<(), ()>(())
+            });
+        }
+        mentions.then(|| target.namespace.as_deref().unwrap_or("default"))
+    }
+
+    /// This step with every `${pods[N]}` replaced by a name from `pods` (sorted by name).
+    pub fn expand(&self, pods: &[String]) -> Result<Action, PodRefError> {
+        let target = |t: &Target| -> Result<Target, PodRefError> {
+            Ok(Target {
+                name: super::podref::expand(&t.name, pods)?,
+                ..t.clone()
+            })
+        };
+        Ok(match self {
+            Action::Patch(p) => Action::Patch(PatchStep {
+                target: target(&p.target)?,
+                r#type: p.r#type,
+                patch: super::podref::expand_value(&p.patch, pods)?,
+            }),
+            Action::Annotate {
+                target: t,
+                key,
+                value,
+            } => Action::Annotate {
+                target: target(t)?,
+                key: key.clone(),
+                value: value
+                    .as_deref()
+                    .map(|v| super::podref::expand(v, pods))
+                    .transpose()?,
+            },
+            Action::Delete(t) => Action::Delete(target(t)?),
+            Action::Scale {
+                target: t,
+                replicas,
+            } => Action::Scale {
+                target: target(t)?,
+                replicas: *replicas,
+            },
+            other => other.clone(),
+        })
+    }
 }
 
 /// The object a step acts on.
@@ -562,9 +625,17 @@ impl Cx<'_> {
                 }
             };
             let action = self.action(kind, &m[kind], &join(&path, kind))?;
+            self.check_pod_refs(&m[kind], &join(&path, kind))?;
             out.push(Step { at, action });
         }
         Ok(out)
+    }
+
+    /// Every `${pods[N]}` in a step must be readable before the run starts.
+    fn check_pod_refs(&self, v: &Value, path: &str) -> Result<(), ScenarioError> {
+        super::podref::try_each_string(v, &mut |s| {
+            super::podref::check(s).map_err(|e| self.err(path, e.to_string()))
+        })
     }
 
     fn target(&self, m: &Map<String, Value>, path: &str) -> Result<Target, ScenarioError> {
@@ -1104,6 +1175,10 @@ until: { settled: false, timeout: 1h }
             (
                 "annotate: {kind: Pod, name: p, key: k, value: 30}",
                 "steps[0].annotate.value: must be a string or null, not 30 (quote it: \"30\")",
+            ),
+            (
+                "annotate: {kind: Pod, name: '${pods[x]}', key: k, value: a}",
+                "steps[0].annotate: \"${pods[x]}\": write a pod reference as ${pods[N]} with N a whole number from 0",
             ),
             (
                 "annotate: {kind: Pod, name: p, key: '', value: a}",
