@@ -4,57 +4,13 @@
 //! every single operator write.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-use gamedeploy::sim::invariants::{Params, check};
 use gamedeploy::sim::report::Report;
-use gamedeploy::sim::runner::run;
-use gamedeploy::sim::scenario::{Action, Scenario, Step, load};
+use gamedeploy::sim::scenario::{Action, Step};
 
-fn scenario(name: &str) -> Scenario {
-    load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios")
-            .join(name),
-    )
-    .unwrap()
-}
-
-fn simulate(s: &Scenario) -> Report {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap();
-    rt.block_on(run(s, &mut |_| {})).unwrap()
-}
-
-fn seed_params(r: &Report) -> Params {
-    let update = r.game_deployments[0].status["updateRevision"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    Params {
-        max_unavailable: 2,
-        replicas: 8,
-        partition: 3,
-        grace_seconds: 30.0,
-        update_revision: update,
-        operator: "operator".into(),
-    }
-}
-
-fn restarts(r: &Report) -> BTreeMap<String, i32> {
-    r.pods
-        .iter()
-        .map(|p| {
-            (
-                p.name.clone(),
-                p.containers.iter().map(|c| c.restart_count).sum(),
-            )
-        })
-        .collect()
-}
+#[path = "support/sim.rs"]
+mod sim;
+use sim::{restarts, scenario, simulate, update_revision};
 
 /// The seed's outcome: five of eight pods restarted once on the new image, three untouched,
 /// same pods (names and UIDs), all ready.
@@ -89,7 +45,7 @@ fn assert_seed_outcome(r: &Report, ctx: &str) {
         (Some(5), Some(5)),
         "{ctx}"
     );
-    let violations = check(&r.history, &seed_params(r));
+    let violations = sim::violations(r, 8, 3, 2, 30.0);
     assert!(violations.is_empty(), "{ctx}: {violations:#?}");
 }
 
@@ -105,7 +61,7 @@ fn the_seed_session_restarts_five_pods_once_in_place() {
 #[test]
 fn an_in_place_update_costs_three_pod_writes_and_no_pod_gets() {
     let r = simulate(&scenario("seed-inplace-update.yaml"));
-    let update = seed_params(&r).update_revision;
+    let update = update_revision(&r);
     let mut writes: BTreeMap<&str, usize> = BTreeMap::new();
     for h in r
         .history

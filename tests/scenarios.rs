@@ -1,0 +1,455 @@
+//! Every scenario of `fixtures/scenarios/` run end to end (real operator, embedded API server,
+//! simulated kubelet, virtual time): outcomes asserted from the report, the state machine's
+//! invariants recomputed from its history, and the final state kept as an insta snapshot
+//! (`INSTA_UPDATE=always cargo test --test scenarios` to accept a change after reading it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use gamedeploy::sim::invariants::Invariant;
+use gamedeploy::sim::report::Report;
+
+#[path = "support/sim.rs"]
+mod sim;
+use sim::{
+    condition, final_state, pod_extremes, restarts, scenario, simulate, status_int, until,
+    update_revision, violations,
+};
+
+fn snapshot(name: &str, r: &Report) {
+    insta::with_settings!({ omit_expression => true, info => &r.name }, {
+        insta::assert_yaml_snapshot!(name, final_state(r));
+    });
+}
+
+/// Pod names at the start of the run (created by the operator in its first second).
+fn initial_pods(r: &Report) -> BTreeSet<String> {
+    r.history
+        .iter()
+        .filter(|h| h.t < 1.0)
+        .map(|h| h.pod.clone())
+        .collect()
+}
+
+fn uids(r: &Report) -> BTreeSet<String> {
+    r.pods.iter().map(|p| p.uid.clone()).collect()
+}
+
+/// Violations of invariants that hold whatever the scale: grace respected, each changed
+/// container restarted exactly once per completed update, UIDs stable.
+fn per_pod_violations(r: &Report, grace: f64) -> Vec<String> {
+    violations(r, 1000, 0, 1000, grace)
+        .into_iter()
+        .filter(|v| {
+            matches!(
+                v.invariant,
+                Invariant::GracePeriod | Invariant::RestartOnce | Invariant::UidStable
+            )
+        })
+        .map(|v| format!("{v:?}"))
+        .collect()
+}
+
+fn image(r: &Report, pod: &str) -> String {
+    r.pods
+        .iter()
+        .find(|p| p.name == pod)
+        .map(|p| p.containers[0].image.clone())
+        .unwrap_or_default()
+}
+
+fn events(r: &Report, reason: &str) -> usize {
+    r.events.iter().filter(|e| e.reason == reason).count()
+}
+
+#[test]
+fn seed_then_partition_0_updates_all_eight_once() {
+    let s = scenario("seed-then-partition-0.yaml");
+    let canary = simulate(&until(&s, Duration::from_secs(170)));
+    assert_eq!(status_int(&canary, "updatedReadyReplicas"), 5);
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert!(restarts(&r).values().all(|n| *n == 1), "{:?}", restarts(&r));
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:latest")
+    );
+    assert_eq!(uids(&r).len(), 8);
+    assert_eq!(uids(&r), uids(&canary), "the same eight pods throughout");
+    let v = violations(&r, 8, 0, 2, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("seed-then-partition-0", &r);
+}
+
+#[test]
+fn grace_0_patches_at_once_and_updates_all_eight() {
+    let r = simulate(&scenario("grace-0.yaml"));
+    assert!(r.settled);
+    assert!(restarts(&r).values().all(|n| *n == 1), "{:?}", restarts(&r));
+    let v = violations(&r, 8, 0, 2, 0.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("grace-0", &r);
+}
+
+#[test]
+fn rolling_update_with_max_surge_never_drops_below_replicas() {
+    let r = simulate(&scenario("rolling-max-surge.yaml"));
+    assert!(r.settled);
+    assert_eq!(r.pods.len(), 8);
+    let before = initial_pods(&r);
+    assert!(
+        r.pods.iter().all(|p| !before.contains(&p.name)),
+        "every pod was recreated"
+    );
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.containers[0].image == "python:latest")
+    );
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    let (most, fewest_ready) = pod_extremes(&r, 5.0);
+    assert!(
+        most <= 10,
+        "maxSurge 2: at most 10 pods at once, saw {most}"
+    );
+    assert!(
+        fewest_ready >= 8,
+        "maxUnavailable 0: never fewer than 8 ready, saw {fewest_ready}"
+    );
+    snapshot("rolling-max-surge", &r);
+}
+
+#[test]
+fn scaling_during_an_in_place_update_keeps_every_machine_sound() {
+    let r = simulate(&scenario("scale-during-inplace.yaml"));
+    assert!(r.settled);
+    assert_eq!(r.pods.len(), 4);
+    let update = update_revision(&r);
+    for p in &r.pods {
+        assert!(p.ready, "{}", p.name);
+        assert_eq!(p.revision.as_deref(), Some(update.as_str()), "{}", p.name);
+        assert_eq!(p.containers[0].image, "python:latest");
+    }
+    let before = initial_pods(&r);
+    let counts = restarts(&r);
+    for (name, n) in counts.iter().filter(|(n, _)| !before.contains(*n)) {
+        assert_eq!(*n, 0, "{name} started on the new revision");
+    }
+    assert!(restarts(&r).values().all(|n| *n <= 1));
+    let v = per_pod_violations(&r, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("scale-during-inplace", &r);
+}
+
+#[test]
+fn rollback_during_the_grace_period_restarts_nothing() {
+    let s = scenario("rollback-in-grace.yaml");
+    let in_grace = simulate(&until(&s, Duration::from_secs(34)));
+    let unready = in_grace.pods.iter().filter(|p| !p.ready).count();
+    assert_eq!(unready, 2, "two pods were waiting out their grace period");
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:3.9")
+    );
+    assert!(
+        r.history
+            .iter()
+            .all(|h| h.images.values().all(|i| i == "python:3.9")),
+        "no pod was ever patched to the abandoned image"
+    );
+    assert_eq!(uids(&r).len(), 8);
+    assert_eq!(
+        status_int(&r, "updatedReplicas"),
+        8,
+        "the old revision is the update revision again"
+    );
+    snapshot("rollback-in-grace", &r);
+}
+
+#[test]
+fn a_new_image_while_restarting_retargets_without_a_second_grace() {
+    let r = simulate(&scenario("new-image-while-restarting.yaml"));
+    assert!(r.settled);
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:3.11")
+    );
+    assert!(restarts(&r).values().all(|n| *n == 1), "{:?}", restarts(&r));
+    let on_310: BTreeSet<&str> = r
+        .history
+        .iter()
+        .filter(|h| h.images.values().any(|i| i == "python:3.10"))
+        .map(|h| h.pod.as_str())
+        .collect();
+    assert_eq!(on_310.len(), 2, "only the first batch saw python:3.10");
+    let v = per_pod_violations(&r, 10.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("new-image-while-restarting", &r);
+}
+
+#[test]
+fn an_image_that_fails_to_pull_stops_the_rollout_at_max_unavailable() {
+    let s = scenario("image-pull-failure.yaml");
+    let stuck = simulate(&until(&s, Duration::from_secs(290)));
+    let broken: Vec<&str> = stuck
+        .pods
+        .iter()
+        .filter(|p| p.containers[0].image == "game:broken")
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(broken.len(), 2, "stopped at maxUnavailable");
+    assert!(stuck.pods.iter().filter(|p| p.ready).count() == 6);
+    let (reason, message) = condition(&stuck, "FailedUpdate").expect("FailedUpdate is set");
+    assert_eq!(reason, "InPlaceUpdateFailed");
+    for pod in &broken {
+        assert!(message.contains(pod), "{message}");
+    }
+    assert!(message.contains("ImagePullBackOff"), "{message}");
+    snapshot("image-pull-failure-stuck", &stuck);
+
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:latest")
+    );
+    assert_eq!(condition(&r, "FailedUpdate"), None, "cleared once fixed");
+    let v = violations(&r, 8, 0, 2, 10.0)
+        .into_iter()
+        .filter(|v| v.invariant != Invariant::RestartOnce)
+        .collect::<Vec<_>>();
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("image-pull-failure", &r);
+}
+
+#[test]
+fn a_same_digest_retag_restarts_and_completes() {
+    let r = simulate(&scenario("same-digest-retag.yaml"));
+    assert!(r.settled);
+    let retagged: Vec<_> = r
+        .pods
+        .iter()
+        .filter(|p| p.containers[0].image == "python:retag")
+        .collect();
+    assert_eq!(retagged.len(), 5);
+    let old_id = r
+        .pods
+        .iter()
+        .find(|p| p.containers[0].image == "python:3.9")
+        .map(|p| p.containers[0].image_id.clone());
+    for p in retagged {
+        assert_eq!(p.containers[0].restart_count, 1, "{}", p.name);
+        assert_eq!(
+            Some(&p.containers[0].image_id),
+            old_id.as_ref(),
+            "same digest"
+        );
+    }
+    let v = violations(&r, 8, 3, 2, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("same-digest-retag", &r);
+}
+
+#[test]
+fn pods_to_delete_removes_exactly_the_named_pods() {
+    let r = simulate(&scenario("pods-to-delete.yaml"));
+    assert!(r.settled);
+    let before: Vec<String> = initial_pods(&r).into_iter().collect();
+    let after_first: Vec<&String> = before
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2 && *i != 5)
+        .map(|(_, n)| n)
+        .collect();
+    let now: BTreeSet<&str> = r.pods.iter().map(|p| p.name.as_str()).collect();
+    let gone: BTreeSet<&str> = before
+        .iter()
+        .map(String::as_str)
+        .filter(|n| !now.contains(n))
+        .collect();
+    let expected: BTreeSet<&str> = [
+        before[2].as_str(),
+        before[5].as_str(),
+        after_first[0].as_str(),
+    ]
+    .into();
+    assert_eq!(gone, expected);
+    assert_eq!(r.pods.len(), 6);
+    assert_eq!(
+        now.iter()
+            .filter(|n| !before.contains(&n.to_string()))
+            .count(),
+        1,
+        "the pod deleted at replicas 6 was replaced"
+    );
+    snapshot("pods-to-delete", &r);
+}
+
+#[test]
+fn forced_transitions_drive_a_stuck_update() {
+    let s = scenario("forced-transitions.yaml");
+    let held = simulate(&until(&s, Duration::from_secs(115)));
+    let (reason, _) = condition(&held, "Progressing").unwrap();
+    assert_eq!(reason, "UpdateAbandoned");
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert_eq!(events(&r, "InPlaceUpdateForced"), 4);
+    let refused: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.reason == "InPlaceUpdateForceRefused")
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].type_, "Warning");
+    assert!(
+        refused[0].message.contains("Failed -> Restarting"),
+        "{}",
+        refused[0].message
+    );
+    assert!(
+        r.pods.iter().all(|p| !p
+            .annotations
+            .contains_key("tkex.tencent.com/inplace-update-force")),
+        "every force annotation is consumed"
+    );
+    let updated: Vec<_> = r
+        .pods
+        .iter()
+        .filter(|p| p.containers[0].image == "game:v2")
+        .collect();
+    assert_eq!(updated.len(), 2);
+    assert!(updated.iter().all(|p| p.ready));
+    let v = per_pod_violations(&r, 30.0)
+        .into_iter()
+        // Skipping the grace period is exactly what the ImagePatched force is for.
+        .filter(|v| !v.contains("GracePeriod"))
+        .collect::<Vec<_>>();
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("forced-transitions", &r);
+}
+
+#[test]
+fn pause_holds_the_rollout_and_resume_finishes_it() {
+    let s = scenario("pause-resume.yaml");
+    let paused = simulate(&until(&s, Duration::from_secs(110)));
+    assert_eq!(status_int(&paused, "updatedReplicas"), 0);
+    assert_eq!(condition(&paused, "Progressing").unwrap().0, "Paused");
+    let touched = paused
+        .history
+        .iter()
+        .filter(|h| h.client == "operator" && h.t > 10.0)
+        .count();
+    assert_eq!(touched, 0, "no pod written while paused");
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert_eq!(restarts(&r).values().filter(|n| **n == 1).count(), 5);
+    let v = violations(&r, 8, 3, 2, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("pause-resume", &r);
+}
+
+#[test]
+fn min_ready_seconds_paces_the_batches() {
+    let r = simulate(&scenario("min-ready-seconds.yaml"));
+    assert!(r.settled);
+    // When each pod was taken out of endpoints, and when it was back.
+    let mut out: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut back: BTreeMap<&str, f64> = BTreeMap::new();
+    for h in r.history.iter().filter(|h| h.t >= 40.0) {
+        match h.in_place_update_ready {
+            Some(false) => {
+                out.entry(&h.pod).or_insert(h.t);
+            }
+            Some(true) if h.ready && out.contains_key(h.pod.as_str()) => {
+                back.entry(&h.pod).or_insert(h.t);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(out.len(), 8);
+    for (pod, t_out) in &out {
+        // Pods unavailable at t_out: out earlier and not back for 20 s yet.
+        let unavailable = out
+            .iter()
+            .filter(|(p, o)| *p != pod && **o <= *t_out)
+            .filter(|(p, _)| back.get(*p).is_none_or(|b| b + 20.0 > *t_out))
+            .count();
+        assert!(
+            unavailable < 2,
+            "{pod} left endpoints at {t_out} with {unavailable} other pods not yet available"
+        );
+    }
+    snapshot("min-ready-seconds", &r);
+}
+
+#[test]
+fn a_corrupt_state_annotation_is_reported_and_left_alone() {
+    let s = scenario("corrupt-annotation.yaml");
+    let mid = simulate(&until(&s, Duration::from_secs(200)));
+    let warnings: Vec<_> = mid
+        .events
+        .iter()
+        .filter(|e| e.reason == "InvalidInPlaceUpdateState")
+        .collect();
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].type_, "Warning");
+    let pod = warnings[0].object.trim_start_matches("Pod/").to_string();
+    let (_, message) = condition(&mid, "FailedUpdate").expect("FailedUpdate is set");
+    assert!(message.contains(&pod), "{message}");
+    let writes = mid
+        .history
+        .iter()
+        .filter(|h| h.pod == pod && h.client == "operator" && h.t > 30.0)
+        .count();
+    assert!(
+        writes <= 1,
+        "only the Failed record is written, saw {writes} writes"
+    );
+    assert_eq!(image(&mid, &pod), "python:3.9", "its image was not touched");
+    assert_eq!(
+        status_int(&mid, "updatedReadyReplicas"),
+        4,
+        "the others went on"
+    );
+
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert_eq!(image(&r, &pod), "python:latest");
+    assert_eq!(restarts(&r).values().filter(|n| **n == 1).count(), 5);
+    let v = violations(&r, 8, 3, 2, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("corrupt-annotation", &r);
+}
+
+#[test]
+fn a_pod_deleted_mid_update_is_replaced_on_the_new_revision() {
+    let r = simulate(&scenario("pod-deleted-mid-update.yaml"));
+    assert!(r.settled);
+    assert_eq!(r.pods.len(), 8);
+    let before = initial_pods(&r);
+    let gone: Vec<&String> = before
+        .iter()
+        .filter(|n| r.pods.iter().all(|p| &&p.name != n))
+        .collect();
+    assert_eq!(gone.len(), 1);
+    let update = update_revision(&r);
+    let fresh: Vec<_> = r
+        .pods
+        .iter()
+        .filter(|p| !before.contains(&p.name))
+        .collect();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(fresh[0].revision.as_deref(), Some(update.as_str()));
+    assert_eq!(fresh[0].containers[0].restart_count, 0);
+    assert_eq!(status_int(&r, "updatedReadyReplicas"), 5);
+    let v = per_pod_violations(&r, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("pod-deleted-mid-update", &r);
+}
