@@ -39,22 +39,112 @@ fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle 
     Handle::start(server.client_as("operator"), clock.clone(), options)
 }
 
-/// The embedded server with the CRDs and the seed's GameDeployment applied.
-async fn seed_cluster() -> (ApiServer, SharedClock, kube::Client) {
+/// The embedded server with these CRDs installed and `gd` created.
+async fn cluster_with(
+    crds: Vec<CustomResourceDefinition>,
+    gd: &GameDeployment,
+) -> (ApiServer, SharedClock, kube::Client) {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(
         "2026-01-01T00:00:00Z".parse().unwrap(),
     ));
     let server = ApiServer::new(clock.clone());
     let admin = server.client_as("scenario");
     let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in crds() {
+    for crd in crds {
         crd_api.create(&PostParams::default(), &crd).await.unwrap();
     }
-    let gd: GameDeployment =
-        serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap();
     let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    gds.create(&PostParams::default(), &gd).await.unwrap();
+    gds.create(&PostParams::default(), gd).await.unwrap();
     (server, clock, admin)
+}
+
+fn seed_gd() -> GameDeployment {
+    serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap()
+}
+
+/// The embedded server with the CRDs and the seed's GameDeployment applied.
+async fn seed_cluster() -> (ApiServer, SharedClock, kube::Client) {
+    cluster_with(crds(), &seed_gd()).await
+}
+
+/// The CRDs as an older install may have them: without CEL rules, so specs the current schema
+/// rejects get stored.
+fn crds_without_cel() -> Vec<CustomResourceDefinition> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("x-kubernetes-validations");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let mut v = serde_json::to_value(crd).unwrap();
+            strip(&mut v);
+            serde_json::from_value(v).unwrap()
+        })
+        .collect()
+}
+
+/// A spec past the schema that the operator must refuse: a condition naming the problem, a
+/// Warning event, and no pod created.
+async fn refused(gd: GameDeployment, expected: &str) {
+    let (server, clock, admin) = cluster_with(crds_without_cel(), &gd).await;
+    let operator = start_operator(&server, &clock, 3);
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let failed = || async {
+        gds.get("test-gamedeployment")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == "FailedScale"))
+    };
+    assert!(wait_for(|| async { failed().await.is_some() }).await);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let c = failed().await.unwrap();
+    assert_eq!(c.reason, "InvalidSpec");
+    assert!(c.message.contains(expected), "{}", c.message);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    assert!(
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(admin, "default");
+    let warned = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .any(|e| {
+            e.type_.as_deref() == Some("Warning")
+                && e.message.as_deref().is_some_and(|m| m.contains(expected))
+        });
+    assert!(warned, "a Warning event names the problem");
+    operator.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_max_unavailable_past_the_schema_is_refused_without_touching_pods() {
+    let mut gd = seed_gd();
+    let strategy = gd.spec.update_strategy.as_mut().unwrap();
+    strategy.max_unavailable =
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("lots".into()));
+    refused(gd, "maxUnavailable").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_selector_that_does_not_match_the_template_is_refused_without_creating_pods() {
+    let mut gd = seed_gd();
+    gd.spec.selector.match_labels = Some([("app".to_string(), "other".to_string())].into());
+    refused(gd, "spec.selector requires app=other").await;
 }
 
 async fn set_image(admin: &kube::Client, image: &str) {

@@ -453,3 +453,43 @@ fn a_pod_deleted_mid_update_is_replaced_on_the_new_revision() {
     assert!(v.is_empty(), "{v:#?}");
     snapshot("pod-deleted-mid-update", &r);
 }
+
+#[test]
+fn a_missing_hook_template_holds_the_rollout_without_touching_a_pod() {
+    let r = simulate(&scenario("missing-hook-template.yaml"));
+    assert!(!r.settled, "the rollout cannot finish without its hook");
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:3.9")
+    );
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    let (reason, message) = condition(&r, "FailedUpdate").expect("FailedUpdate is set");
+    assert_eq!(reason, "FailedCreatePreInplaceHookRun");
+    assert_eq!(
+        message,
+        "HookTemplate canary-check does not exist in namespace default: create it, or fix preInplaceUpdateStrategy.hook.templateName"
+    );
+    assert_eq!(events(&r, "FailedCreatePreInplaceHookRun"), 2);
+    // Retries back off instead of asking every second (3 virtual minutes here).
+    let gets: u64 = r
+        .api_requests
+        .iter()
+        .filter(|a| a.client == "operator" && a.resource == "hooktemplates")
+        .map(|a| a.count)
+        .sum();
+    assert!(gets <= 20, "{gets} HookTemplate reads");
+    let status_writes: u64 = r
+        .api_requests
+        .iter()
+        .filter(|a| {
+            a.client == "operator" && a.subresource == "status" && a.resource == "gamedeployments"
+        })
+        .map(|a| a.count)
+        .sum();
+    assert!(
+        status_writes <= 12,
+        "the failing retry rewrote the status {status_writes} times"
+    );
+    snapshot("missing-hook-template", &r);
+}

@@ -258,15 +258,27 @@ pub async fn execute(
             .await;
     }
 
-    // Status last, carrying what failed above.
+    // Status last, carrying what failed above. A failure that persists keeps its condition's
+    // transition time, so a retry that fails the same way writes no status (and so does not
+    // trigger itself through the watch).
     let mut status = plan.status;
+    let previous = gd
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     for (condition, reason, message) in failures {
         match status.conditions.iter_mut().find(|c| c.type_ == condition) {
+            Some(c) if c.message.split("; ").any(|m| m == message) => {}
             Some(c) => c.message = format!("{}; {message}", c.message),
             None => status.conditions.push(GameDeploymentCondition {
                 type_: condition.to_string(),
                 status: "True".into(),
-                last_transition_time: Some(Time(now)),
+                last_transition_time: previous
+                    .iter()
+                    .find(|c| c.type_ == condition && c.status == "True")
+                    .and_then(|c| c.last_transition_time.clone())
+                    .or(Some(Time(now))),
                 reason: reason.to_string(),
                 message,
             }),
@@ -305,11 +317,17 @@ async fn create_hook_run(
     req: &HookRunRequest,
 ) -> Result<(), String> {
     let templates: Api<HookTemplate> = Api::namespaced(client.clone(), &owner.namespace);
-    let template = templates.get(&req.template).await.map_err(|e| {
-        format!(
-            "preInplaceUpdateStrategy HookTemplate {} cannot be read: {e}",
-            req.template
-        )
+    let template = templates.get(&req.template).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 404 => format!(
+            "HookTemplate {} does not exist in namespace {}: create it, or fix \
+             preInplaceUpdateStrategy.hook.templateName",
+            req.template, owner.namespace
+        ),
+        kube::Error::Api(s) => format!(
+            "HookTemplate {} cannot be read: {}",
+            req.template, s.message
+        ),
+        other => format!("HookTemplate {} cannot be read: {other}", req.template),
     })?;
     let extra: BTreeMap<String, String> = gd
         .spec

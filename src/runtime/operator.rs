@@ -25,8 +25,18 @@ use crate::clock::SharedClock;
 use crate::controller::plan::{self, World};
 use crate::inplace::HookPhase;
 
-/// How soon a reconcile with a failed write runs again.
+/// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
+/// while a failure the user must fix (a missing HookTemplate) should not cost a request a
+/// second for ever, so consecutive failures back off, up to [`MAX_RETRY_AFTER_FAILED_WRITE`].
 const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(300);
+
+/// The wait before retry number `attempt` (0-based) of a reconcile whose writes failed.
+fn retry_delay(attempt: u32) -> Duration {
+    RETRY_AFTER_FAILED_WRITE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_RETRY_AFTER_FAILED_WRITE)
+}
 
 /// What every reconcile shares.
 pub struct Context {
@@ -38,6 +48,8 @@ pub struct Context {
     hook_runs: Store<HookRun>,
     rng: Mutex<fastrand::Rng>,
     writes: Mutex<Writes>,
+    /// Consecutive reconciles with failed writes, by `namespace/name`.
+    failing: Mutex<BTreeMap<String, u32>>,
 }
 
 impl Context {
@@ -110,10 +122,17 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         total.other += writes.other;
         total.failed += writes.failed;
     }
+    let key = format!("{ns}/{}", gd.name_any());
+    let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
     if writes.failed > 0 {
         // A refused write changes nothing the watches would report: retry on our own.
-        return Ok(Action::requeue(RETRY_AFTER_FAILED_WRITE));
+        let attempt = failing.entry(key).or_default();
+        let wait = retry_delay(*attempt);
+        *attempt = attempt.saturating_add(1);
+        return Ok(Action::requeue(wait));
     }
+    failing.remove(&key);
+    drop(failing);
     Ok(match requeue_at {
         Some(t) => {
             let wait = t.duration_since(now).max(jiff::SignedDuration::ZERO);
@@ -177,6 +196,7 @@ pub async fn run(
         hook_runs,
         rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
         writes: Mutex::new(Writes::default()),
+        failing: Mutex::new(BTreeMap::new()),
     });
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
     Controller::new(Api::<GameDeployment>::all(client), cfg)
@@ -223,5 +243,17 @@ impl Handle {
     pub async fn kill(self) {
         self.task.abort();
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_back_off_from_one_second_to_five_minutes() {
+        let waits: Vec<u64> = (0..12).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(retry_delay(u32::MAX), MAX_RETRY_AFTER_FAILED_WRITE);
     }
 }
