@@ -300,3 +300,126 @@ async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it(
         );
     }
 }
+
+/// The pre-in-place hook gates each pod end to end. This test stands in for the hook operator
+/// (a separate component in the original, not part of this operator yet): it sets each
+/// HookRun's phase. No pod is made unready before its HookRun succeeds; a Failed HookRun holds
+/// its pod untouched, with a FailedUpdate condition.
+#[tokio::test(start_paused = true)]
+async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
+    use gamedeploy::api::{HookPhase, HookRun, HookTemplate};
+    let mut gd = seed_gd();
+    gd.spec.pre_inplace_update_strategy = Some(
+        serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
+            .unwrap(),
+    );
+    let (server, clock, admin) = cluster_with(crds(), &gd).await;
+    let template: HookTemplate = serde_json::from_value(serde_json::json!({
+        "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "HookTemplate",
+        "metadata": {"name": "ready-check", "namespace": "default"},
+        "spec": {"args": [{"name": "PodName"}], "metrics": [{"name": "ok", "provider": {"web": {
+            "url": "http://{{args.PodName}}:8000/ready", "jsonPath": "{$.ok}"}},
+            "successCondition": "result == true"}]}
+    }))
+    .unwrap();
+    Api::<HookTemplate>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &template)
+        .await
+        .unwrap();
+    // A node, so pods run: the hook gates only running pods, as in the original.
+    let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
+    tokio::spawn(gamedeploy::kubelet::node::run(
+        server.client_as("kubelet"),
+        Default::default(),
+        clock.clone(),
+        config_rx,
+        Default::default(),
+        std::future::pending::<()>(),
+    ));
+    let operator = start_operator(&server, &clock, 5);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let runs: Api<HookRun> = Api::namespaced(admin.clone(), "default");
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let ready = || async {
+        gds.get("test-gamedeployment")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.ready_replicas == 8)
+    };
+    assert!(wait_for(ready).await, "all eight serve before the update");
+    set_image(&admin, "python:latest").await;
+    assert!(
+        wait_for(|| async { runs.list(&ListParams::default()).await.unwrap().items.len() == 2 })
+            .await,
+        "one HookRun per pod of the first batch (maxUnavailable 2)"
+    );
+    let unready = || async {
+        pods.list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| {
+                        cs.iter().any(|c| {
+                            c.type_ == names::CONDITION_INPLACE_READY && c.status == "False"
+                        })
+                    })
+            })
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        unready().await.is_empty(),
+        "no pod touched while its hook is pending"
+    );
+
+    let listed = runs.list(&ListParams::default()).await.unwrap().items;
+    let set_phase = |name: String, phase: HookPhase| {
+        let runs = runs.clone();
+        async move {
+            let body = serde_json::json!({"status": {"phase": phase.to_string()}});
+            runs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .unwrap();
+        }
+    };
+    let run_pod = |r: &HookRun| {
+        r.spec
+            .args
+            .iter()
+            .find(|a| a.name == "PodName")
+            .and_then(|a| a.value.clone())
+            .unwrap()
+    };
+    let (good, bad) = (&listed[0], &listed[1]);
+    set_phase(good.metadata.name.clone().unwrap(), HookPhase::Successful).await;
+    set_phase(bad.metadata.name.clone().unwrap(), HookPhase::Failed).await;
+    assert!(
+        wait_for(|| async { unready().await.contains(&run_pod(good)) }).await,
+        "the pod whose hook succeeded leaves endpoints"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(
+        !unready().await.contains(&run_pod(bad)),
+        "the pod whose hook failed is left alone"
+    );
+    let status = gds
+        .get("test-gamedeployment")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let failed = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "FailedUpdate")
+        .expect("a FailedUpdate condition");
+    assert!(failed.message.contains(&run_pod(bad)), "{}", failed.message);
+    operator.shutdown().await;
+}

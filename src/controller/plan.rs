@@ -333,10 +333,13 @@ fn step_machine(
     out: &mut Plan,
     problems: &mut Vec<Problem>,
 ) {
-    let hook = match inplace::decode(&pod.annotations) {
-        Decoded::Valid(r) => r.hook_run.and_then(|n| world.hook_runs.get(&n).copied()),
+    let hook_run = match inplace::decode(&pod.annotations) {
+        Decoded::Valid(r) => r
+            .hook_run
+            .and_then(|n| Some((world.hook_runs.get(&n).copied()?, n))),
         _ => None,
     };
+    let hook = hook_run.as_ref().map(|(phase, _)| *phase);
     let outcome = inplace::advance(&Input {
         pod,
         target,
@@ -354,6 +357,23 @@ fn step_machine(
             condition: FAILED_UPDATE,
             reason: "InPlaceUpdateFailed".into(),
             message: format!("pod {}: {detail}", pod.name),
+        });
+    }
+    // A completed, unsuccessful hook holds its pod for good (as in the original): say so in
+    // the status for as long as it does, not only in the one event.
+    if let (Some(State::HookCheck), Some((phase, name))) = (outcome.state, &hook_run)
+        && phase.is_completed()
+        && *phase != HookPhase::Successful
+    {
+        problems.push(Problem {
+            condition: FAILED_UPDATE,
+            reason: "PreInplaceHookFailed".into(),
+            message: format!(
+                "pod {}: preInplaceUpdateStrategy HookRun {name} is {phase}; force Pending to \
+                 retry it or Unready to bypass it (annotation {})",
+                pod.name,
+                names::ANNOTATION_FORCE
+            ),
         });
     }
     if !outcome.actions.is_empty() || outcome.wake_at.is_some() {
