@@ -493,3 +493,77 @@ fn a_missing_hook_template_holds_the_rollout_without_touching_a_pod() {
     );
     snapshot("missing-hook-template", &r);
 }
+
+#[test]
+fn hot_patch_updates_images_without_a_readiness_flip() {
+    let r = simulate(&scenario("hotpatch-update.yaml"));
+    assert!(r.settled);
+    let patched: Vec<_> = r
+        .pods
+        .iter()
+        .filter(|p| p.containers[0].image == "python:latest")
+        .collect();
+    assert_eq!(patched.len(), 5);
+    for p in &patched {
+        assert_eq!(
+            p.annotations
+                .get("io.kubernetes.hotpatch.container")
+                .map(String::as_str),
+            Some("true"),
+            "{}",
+            p.name
+        );
+        assert_eq!(
+            p.containers[0].restart_count, 1,
+            "a stock kubelet restarts it"
+        );
+    }
+    assert_eq!(uids(&r).len(), 8);
+    assert!(
+        r.history
+            .iter()
+            .all(|h| h.in_place_update_ready != Some(false)),
+        "no pod is taken out of endpoints first"
+    );
+    let (_, fewest_ready) = pod_extremes(&r, 5.0);
+    assert!(
+        fewest_ready >= 6,
+        "maxUnavailable 2, saw {fewest_ready} ready"
+    );
+    assert_eq!(events(&r, "SuccessfulUpdatePodHotPatch"), 5);
+    snapshot("hotpatch-update", &r);
+}
+
+#[test]
+fn a_change_that_cannot_be_made_in_place_recreates_pods_with_the_reason() {
+    let r = simulate(&scenario("not-in-place-change.yaml"));
+    assert!(r.settled);
+    let before = initial_pods(&r);
+    let update = update_revision(&r);
+    let (kept, fresh): (Vec<_>, Vec<_>) = r.pods.iter().partition(|p| before.contains(&p.name));
+    assert_eq!((kept.len(), fresh.len()), (3, 5), "partition 3 keeps three");
+    assert!(
+        fresh
+            .iter()
+            .all(|p| p.revision.as_deref() == Some(update.as_str()))
+    );
+    let recreated: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.reason == "SuccessfulUpdatePodReCreate")
+        .collect();
+    assert_eq!(recreated.len(), 5);
+    assert!(
+        recreated
+            .iter()
+            .all(|e| e.message.contains("spec.containers[0].env changed")),
+        "{:?}",
+        recreated[0].message
+    );
+    let (_, fewest_ready) = pod_extremes(&r, 5.0);
+    assert!(
+        fewest_ready >= 6,
+        "maxUnavailable 2, saw {fewest_ready} ready"
+    );
+    snapshot("not-in-place-change", &r);
+}
