@@ -232,6 +232,17 @@ async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_
     operator.shutdown().await;
 }
 
+/// The operator took the pod out of endpoints (`InPlaceUpdateReady` is False).
+fn out_of_endpoints(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|k| k.type_ == names::CONDITION_INPLACE_READY && k.status == "False")
+        })
+}
+
 /// Seconds since the epoch of a change's server time.
 fn secs(time: &str) -> f64 {
     let t: jiff::Timestamp = time.parse().unwrap();
@@ -265,15 +276,7 @@ async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it(
             continue;
         }
         let pod: Pod = serde_json::from_value((*c.object).clone()).unwrap();
-        let unready = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|k| k.type_ == names::CONDITION_INPLACE_READY && k.status == "False")
-            });
-        if unready {
+        if out_of_endpoints(&pod) {
             unready_at.entry(c.name.clone()).or_insert(secs(&c.time));
         }
         let image = pod.spec.as_ref().unwrap().containers[0]
@@ -360,16 +363,7 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
             .unwrap()
             .items
             .iter()
-            .filter(|p| {
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .is_some_and(|cs| {
-                        cs.iter().any(|c| {
-                            c.type_ == names::CONDITION_INPLACE_READY && c.status == "False"
-                        })
-                    })
-            })
+            .filter(|p| out_of_endpoints(p))
             .map(|p| p.metadata.name.clone().unwrap())
             .collect::<Vec<_>>()
     };
