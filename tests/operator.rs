@@ -2,6 +2,7 @@
 //! virtual time. No kubelet runs here: pods stay Pending, which is enough to check what the
 //! operator writes and that partition and grace are obeyed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use gamedeploy::runtime::operator::{Handle, Options};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
 async fn wait_for<F, Fut>(mut check: F) -> bool
@@ -304,116 +306,208 @@ async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it(
     }
 }
 
-/// The pre-in-place hook gates each pod end to end. This test stands in for the hook operator
-/// (a separate component in the original, not part of this operator yet): it sets each
-/// HookRun's phase. No pod is made unready before its HookRun succeeds; a Failed HookRun holds
-/// its pod untouched, with a FailedUpdate condition.
-#[tokio::test(start_paused = true)]
-async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
-    use gamedeploy::api::{HookPhase, HookRun, HookTemplate};
-    let mut gd = seed_gd();
-    gd.spec.pre_inplace_update_strategy = Some(
-        serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
-            .unwrap(),
-    );
-    let (server, clock, admin) = cluster_with(crds(), &gd).await;
-    let template: HookTemplate = serde_json::from_value(serde_json::json!({
-        "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "HookTemplate",
-        "metadata": {"name": "ready-check", "namespace": "default"},
-        "spec": {"args": [{"name": "PodName"}], "metrics": [{"name": "ok", "provider": {"web": {
-            "url": "http://{{args.PodName}}:8000/ready", "jsonPath": "{$.ok}"}},
-            "successCondition": "result == true"}]}
-    }))
-    .unwrap();
-    Api::<HookTemplate>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &template)
-        .await
+/// A cluster with a node (the hooks gate only running pods, as in the original), the HookTemplate
+/// `ready-check`, the seed GameDeployment with `configure` applied, and the operator, once all
+/// eight pods serve. The tests stand in for the hook operator (a separate component in the
+/// original, not part of this operator yet): they set each HookRun's phase.
+struct Hooked {
+    admin: kube::Client,
+    operator: Handle,
+    pods: Api<Pod>,
+    runs: Api<gamedeploy::api::HookRun>,
+    gds: Api<GameDeployment>,
+}
+
+impl Hooked {
+    async fn start(configure: impl FnOnce(&mut GameDeployment)) -> Hooked {
+        use gamedeploy::api::HookTemplate;
+        let mut gd = seed_gd();
+        configure(&mut gd);
+        let (server, clock, admin) = cluster_with(crds(), &gd).await;
+        let template: HookTemplate = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "HookTemplate",
+            "metadata": {"name": "ready-check", "namespace": "default"},
+            "spec": {"args": [{"name": "PodName"}], "metrics": [{"name": "ok", "provider": {"web": {
+                "url": "http://{{args.PodName}}:8000/ready", "jsonPath": "{$.ok}"}},
+                "successCondition": "result == true"}]}
+        }))
         .unwrap();
-    // A node, so pods run: the hook gates only running pods, as in the original.
-    let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
-    tokio::spawn(gamedeploy::kubelet::node::run(
-        server.client_as("kubelet"),
-        Default::default(),
-        clock.clone(),
-        config_rx,
-        Default::default(),
-        std::future::pending::<()>(),
-    ));
-    let operator = start_operator(&server, &clock, 5);
-    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
-    let runs: Api<HookRun> = Api::namespaced(admin.clone(), "default");
-    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    let ready = || async {
-        gds.get("test-gamedeployment")
+        Api::<HookTemplate>::namespaced(admin.clone(), "default")
+            .create(&PostParams::default(), &template)
             .await
-            .unwrap()
-            .status
-            .is_some_and(|s| s.ready_replicas == 8)
-    };
-    assert!(wait_for(ready).await, "all eight serve before the update");
-    set_image(&admin, "python:latest").await;
-    assert!(
-        wait_for(|| async { runs.list(&ListParams::default()).await.unwrap().items.len() == 2 })
-            .await,
-        "one HookRun per pod of the first batch (maxUnavailable 2)"
-    );
-    let unready = || async {
-        pods.list(&ListParams::default())
+            .unwrap();
+        let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
+        tokio::spawn(gamedeploy::kubelet::node::run(
+            server.client_as("kubelet"),
+            Default::default(),
+            clock.clone(),
+            config_rx,
+            Default::default(),
+            std::future::pending::<()>(),
+        ));
+        let h = Hooked {
+            operator: start_operator(&server, &clock, 5),
+            pods: Api::namespaced(admin.clone(), "default"),
+            runs: Api::namespaced(admin.clone(), "default"),
+            gds: Api::namespaced(admin.clone(), "default"),
+            admin,
+        };
+        let ready = || async {
+            h.gds
+                .get("test-gamedeployment")
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| s.ready_replicas == 8)
+        };
+        assert!(wait_for(ready).await, "all eight serve");
+        h
+    }
+
+    /// The HookRuns once there are `n`, with the pod each is for.
+    async fn runs(&self, n: usize) -> Vec<(String, String)> {
+        let list = || async { self.runs.list(&ListParams::default()).await.unwrap().items };
+        assert!(
+            wait_for(|| async { list().await.len() == n }).await,
+            "{n} HookRuns"
+        );
+        list()
+            .await
+            .iter()
+            .map(|r| {
+                let pod = r.spec.args.iter().find(|a| a.name == "PodName");
+                (
+                    r.metadata.name.clone().unwrap(),
+                    pod.and_then(|a| a.value.clone()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    async fn set_phase(&self, run: &str, phase: gamedeploy::api::HookPhase) {
+        let body = serde_json::json!({"status": {"phase": phase.to_string()}});
+        self.runs
+            .patch_status(run, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .unwrap();
+    }
+
+    async fn pods_where(&self, keep: impl Fn(&Pod) -> bool) -> Vec<String> {
+        self.pods
+            .list(&ListParams::default())
             .await
             .unwrap()
             .items
             .iter()
-            .filter(|p| out_of_endpoints(p))
+            .filter(|p| keep(p))
             .map(|p| p.metadata.name.clone().unwrap())
-            .collect::<Vec<_>>()
-    };
+            .collect()
+    }
+
+    /// The message of the GameDeployment's condition `type_`.
+    async fn condition(&self, type_: &str) -> Option<String> {
+        let status = self.gds.get("test-gamedeployment").await.unwrap().status?;
+        status
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.message)
+    }
+}
+
+/// The preInplace hook gates each pod: no pod is made unready before its HookRun succeeds;
+/// a Failed HookRun holds its pod untouched, with a FailedUpdate condition.
+#[tokio::test(start_paused = true)]
+async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
+    use gamedeploy::api::HookPhase;
+    let h = Hooked::start(|gd| {
+        gd.spec.pre_inplace_update_strategy = Some(
+            serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
+                .unwrap(),
+        )
+    })
+    .await;
+    set_image(&h.admin, "python:latest").await;
+    let runs = h.runs(2).await; // one per pod of the first batch (maxUnavailable 2)
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(
-        unready().await.is_empty(),
+        h.pods_where(out_of_endpoints).await.is_empty(),
         "no pod touched while its hook is pending"
     );
-
-    let listed = runs.list(&ListParams::default()).await.unwrap().items;
-    let set_phase = |name: String, phase: HookPhase| {
-        let runs = runs.clone();
-        async move {
-            let body = serde_json::json!({"status": {"phase": phase.to_string()}});
-            runs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .unwrap();
-        }
-    };
-    let run_pod = |r: &HookRun| {
-        r.spec
-            .args
-            .iter()
-            .find(|a| a.name == "PodName")
-            .and_then(|a| a.value.clone())
-            .unwrap()
-    };
-    let (good, bad) = (&listed[0], &listed[1]);
-    set_phase(good.metadata.name.clone().unwrap(), HookPhase::Successful).await;
-    set_phase(bad.metadata.name.clone().unwrap(), HookPhase::Failed).await;
+    let ((good, good_pod), (bad, bad_pod)) = (&runs[0], &runs[1]);
+    h.set_phase(good, HookPhase::Successful).await;
+    h.set_phase(bad, HookPhase::Failed).await;
     assert!(
-        wait_for(|| async { unready().await.contains(&run_pod(good)) }).await,
+        wait_for(|| async { h.pods_where(out_of_endpoints).await.contains(good_pod) }).await,
         "the pod whose hook succeeded leaves endpoints"
     );
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(
-        !unready().await.contains(&run_pod(bad)),
+        !h.pods_where(out_of_endpoints).await.contains(bad_pod),
         "the pod whose hook failed is left alone"
     );
-    let status = gds
-        .get("test-gamedeployment")
+    let failed = h
+        .condition("FailedUpdate")
         .await
-        .unwrap()
-        .status
-        .unwrap();
-    let failed = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "FailedUpdate")
         .expect("a FailedUpdate condition");
-    assert!(failed.message.contains(&run_pod(bad)), "{}", failed.message);
-    operator.shutdown().await;
+    assert!(failed.contains(bad_pod.as_str()), "{failed}");
+    h.operator.shutdown().await;
+}
+
+/// The preDelete hook gates every deletion: a scale-down marks its victims and waits for their
+/// HookRuns; a successful hook lets its pod go, a failed one keeps it, with a FailedScale
+/// condition.
+#[tokio::test(start_paused = true)]
+async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
+    use gamedeploy::api::HookPhase;
+    use gamedeploy::controller::predelete::ANNOTATION_DELETING;
+    let h = Hooked::start(|gd| {
+        gd.spec.pre_delete_update_strategy = Some(
+            serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
+                .unwrap(),
+        )
+    })
+    .await;
+    h.gds
+        .patch_scale(
+            "test-gamedeployment",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 6}})),
+        )
+        .await
+        .unwrap();
+    let runs = h.runs(2).await;
+    assert!(runs.iter().all(|(name, _)| name.starts_with("predelete-")));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let all = h.pods_where(|_| true).await;
+    assert_eq!(all.len(), 8, "nothing deleted while the hooks run");
+    let marked = h
+        .pods_where(|p| {
+            p.annotations()
+                .get(ANNOTATION_DELETING)
+                .is_some_and(|v| v == "true")
+        })
+        .await;
+    let victims: Vec<String> = runs.iter().map(|(_, pod)| pod.clone()).collect();
+    assert_eq!(
+        marked.iter().collect::<BTreeSet<_>>(),
+        victims.iter().collect::<BTreeSet<_>>()
+    );
+    let ((good, good_pod), (bad, bad_pod)) = (&runs[0], &runs[1]);
+    h.set_phase(good, HookPhase::Successful).await;
+    h.set_phase(bad, HookPhase::Failed).await;
+    assert!(
+        wait_for(|| async { !h.pods_where(|_| true).await.contains(good_pod) }).await,
+        "the pod whose hook succeeded is deleted"
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let left = h.pods_where(|_| true).await;
+    assert!(left.contains(bad_pod), "the pod whose hook failed is kept");
+    assert_eq!(left.len(), 7, "no other pod is taken in its place");
+    let failed = h
+        .condition("FailedScale")
+        .await
+        .expect("a FailedScale condition");
+    assert!(failed.contains(bad_pod.as_str()), "{failed}");
+    h.operator.shutdown().await;
 }

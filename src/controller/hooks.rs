@@ -1,5 +1,5 @@
-//! Building the preInplaceUpdate HookRun a pod's machine asks for, from the GameDeployment's
-//! HookTemplate, the way the original does: the pod's arguments fill the template's, and a
+//! Building the HookRun that gates a pod (its in-place update, or its deletion), from the
+//! GameDeployment's HookTemplate, the way the original does: the pod's arguments fill the template's, and a
 //! template argument left without a value is an error the user must fix, not a silent run.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pods::Owner;
 use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
-use crate::inplace::HookRunRequest;
+use crate::inplace::{HookKind, HookRunRequest};
 
 /// Label marking the kind of hook step, as the original sets it.
 pub const LABEL_HOOKRUN_TYPE: &str = "hookrun-type";
@@ -30,9 +30,21 @@ const DEFAULT_ARGS: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HookError {
     #[error(
-        "HookTemplate {template} argument {arg} has no value and the operator does not supply one: give it a value in the template or in preInplaceUpdateStrategy.hook.args"
+        "HookTemplate {template} argument {arg} has no value and the operator does not supply one: give it a value in the template or in {strategy}.hook.args"
     )]
-    MissingArgument { template: String, arg: String },
+    MissingArgument {
+        template: String,
+        arg: String,
+        strategy: &'static str,
+    },
+}
+
+/// The spec field that configures hooks of this kind (for messages).
+pub fn strategy_field(kind: HookKind) -> &'static str {
+    match kind {
+        HookKind::PreInplace => "preInplaceUpdateStrategy",
+        HookKind::PreDelete => "preDeleteUpdateStrategy",
+    }
 }
 
 /// The HookRun for `request`, owned by the GameDeployment.
@@ -58,6 +70,7 @@ pub fn build(
                 return Err(HookError::MissingArgument {
                     template: request.template.clone(),
                     arg: a.name.clone(),
+                    strategy: strategy_field(request.kind),
                 });
             }
         }
@@ -74,7 +87,7 @@ pub fn build(
     let labels = [
         (
             LABEL_HOOKRUN_TYPE.to_string(),
-            "pre-inplace-step".to_string(),
+            request.kind.label().to_string(),
         ),
         (LABEL_WORKLOAD_REVISION.to_string(), revision.to_string()),
         (LABEL_INSTANCE_ID.to_string(), instance_id.to_string()),
@@ -121,6 +134,7 @@ mod tests {
                 ("Unrelated".to_string(), "x".to_string()),
             ]
             .into(),
+            kind: HookKind::PreInplace,
         }
     }
 
@@ -162,5 +176,31 @@ mod tests {
         let t = template(serde_json::json!([{"name": "Token"}]));
         let e = build(&owner(), &t, &request(), &BTreeMap::new(), "r2", "abcde").unwrap_err();
         assert!(e.to_string().contains("argument Token has no value"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("in preInplaceUpdateStrategy.hook.args"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pre_delete_run_is_labelled_and_explained_as_such() {
+        let req = HookRunRequest {
+            kind: HookKind::PreDelete,
+            ..request()
+        };
+        let t = template(serde_json::json!([{"name": "PodName"}]));
+        let run = build(&owner(), &t, &req, &BTreeMap::new(), "r2", "abcde").unwrap();
+        assert_eq!(
+            run.metadata.labels.unwrap()[LABEL_HOOKRUN_TYPE],
+            "pre-delete-step"
+        );
+        let t = template(serde_json::json!([{"name": "Token"}]));
+        let e = build(&owner(), &t, &req, &BTreeMap::new(), "r2", "abcde").unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("in preDeleteUpdateStrategy.hook.args"),
+            "{e}"
+        );
     }
 }

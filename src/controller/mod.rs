@@ -2,11 +2,12 @@
 //! order, and what the status says. Shaped observe → plan → act: everything here is a function
 //! of observed objects and a clock, returning decisions; the runtime edge executes them.
 //!
-//! - [`hooks`]: the preInplaceUpdate HookRun built from its HookTemplate.
+//! - [`hooks`]: a HookRun (preInplace or preDelete) built from its HookTemplate.
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
 //! - [`plan`]: one reconcile decided: revisions, scale, updates, status (ties the others together).
 //! - [`pods`]: the pods the controller creates.
+//! - [`predelete`]: the preDelete hook gate every deletion passes.
 //! - [`spec`]: the spec resolved into limits and the in-place policy.
 //! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
 //! - [`scale`]: how many pods to create or delete, and which.
@@ -15,6 +16,7 @@ pub mod hooks;
 pub mod order;
 pub mod plan;
 pub mod pods;
+pub mod predelete;
 pub mod revision;
 pub mod rollout;
 pub mod scale;

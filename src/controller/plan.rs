@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use serde_json::Value;
 
 use super::pods::{self, Owner};
+use super::predelete;
 use super::revision::{NotInPlace, RevisionPlan, in_place_target, plan_revisions};
 use super::rollout::{self, RolloutPlan};
 use super::scale::{self, ScaleInput};
@@ -18,7 +19,8 @@ use super::spec::{Resolved, resolve};
 use super::status::{self, FAILED_SCALE, FAILED_UPDATE, Problem};
 use crate::api::{GameDeployment, GameDeploymentStatus, UpdateStrategyType};
 use crate::inplace::{
-    self, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, State, Target,
+    self, Decoded, Endpoint, HookPhase, HookRunRequest, Input, Outcome, PodView, PodWrite, State,
+    Target,
 };
 use crate::names;
 
@@ -72,6 +74,9 @@ pub struct Plan {
     /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):
     /// every pod carries the readiness gate, so without this it would never become Ready.
     pub release_gates: Vec<(String, PodWrite)>,
+    /// Pods whose deletion waits for their preDelete hook: the HookRun to create, if it is
+    /// not there yet, and the write marking the pod, if it is not marked yet.
+    pub pre_delete: Vec<(String, Option<HookRunRequest>, Option<PodWrite>)>,
     pub notes: Vec<Note>,
     pub status: GameDeploymentStatus,
     /// When to reconcile again even if nothing changes.
@@ -124,6 +129,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         machines: Vec::new(),
         hot_patches: Vec::new(),
         release_gates: Vec::new(),
+        pre_delete: Vec::new(),
         notes: Vec::new(),
         status: GameDeploymentStatus::default(),
         requeue_at: None,
@@ -282,6 +288,11 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         }
     }
 
+    // --- preDelete hooks ------------------------------------------------------------------
+    // Last, so every deletion (scale-down, podsToDelete, recreate) passes the same gate. A held
+    // pod stays out of update planning above, as in the original.
+    gate_deletions(world, &views, &mut out, &mut problems);
+
     // --- status --------------------------------------------------------------------------
     out.status = status::compute(&status::Observed {
         generation: gd.metadata.generation,
@@ -322,6 +333,52 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .min();
     out.revisions = Some(revisions);
     out
+}
+
+/// Keeps back the deletions whose preDelete hook has not succeeded yet.
+fn gate_deletions(world: &World, views: &[PodView], out: &mut Plan, problems: &mut Vec<Problem>) {
+    let template = world
+        .gd
+        .spec
+        .pre_delete_update_strategy
+        .as_ref()
+        .and_then(|s| s.hook.as_ref())
+        .map(|h| h.template_name.as_str());
+    let mut kept = Vec::new();
+    for (name, why) in std::mem::take(&mut out.delete) {
+        let Some(pod) = views.iter().find(|p| p.name == name) else {
+            continue;
+        };
+        match predelete::check(pod, template, world.hook_runs) {
+            predelete::Verdict::Delete => kept.push((name, why)),
+            predelete::Verdict::Wait {
+                create,
+                mark,
+                stuck,
+            } => {
+                let mark = mark.then(|| {
+                    let mut w = PodWrite::new(Endpoint::Pod, None);
+                    w.annotations
+                        .insert(predelete::ANNOTATION_DELETING.into(), Some("true".into()));
+                    w
+                });
+                if let Some(message) = stuck {
+                    problems.push(Problem {
+                        condition: match why {
+                            DeleteReason::Recreate(_) => FAILED_UPDATE,
+                            _ => FAILED_SCALE,
+                        },
+                        reason: "PreDeleteHookFailed".into(),
+                        message,
+                    });
+                }
+                if create.is_some() || mark.is_some() {
+                    out.pre_delete.push((name, create, mark));
+                }
+            }
+        }
+    }
+    out.delete = kept;
 }
 
 fn step_machine(
@@ -554,6 +611,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
         machines: Vec::new(),
         hot_patches: Vec::new(),
         release_gates: Vec::new(),
+        pre_delete: Vec::new(),
         notes: vec![Note {
             warning: true,
             reason: "InvalidSpec",

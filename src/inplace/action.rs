@@ -122,7 +122,8 @@ pub enum EventType {
     Warning,
 }
 
-/// The HookRun that gates a pod's update (preInplaceUpdateStrategy).
+/// The HookRun that gates something done to a pod: its in-place update
+/// (preInplaceUpdateStrategy) or its deletion (preDeleteUpdateStrategy).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HookRunRequest {
@@ -131,6 +132,48 @@ pub struct HookRunRequest {
     /// Arguments the original passes: PodName, PodNamespace, PodIP, HostIP,
     /// PodContainer[i], ModifiedContainer[i].
     pub args: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "HookKind::is_pre_inplace")]
+    pub kind: HookKind,
+}
+
+/// Which gate a HookRun is for: decides its `hookrun-type` label and where extra arguments
+/// come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum HookKind {
+    #[default]
+    PreInplace,
+    PreDelete,
+}
+
+impl HookKind {
+    fn is_pre_inplace(&self) -> bool {
+        *self == HookKind::PreInplace
+    }
+
+    /// The `hookrun-type` label value the original uses.
+    pub fn label(self) -> &'static str {
+        match self {
+            HookKind::PreInplace => "pre-inplace-step",
+            HookKind::PreDelete => "pre-delete-step",
+        }
+    }
+}
+
+/// The arguments the operator supplies for any hook on `pod`, as the original does.
+pub fn pod_hook_args(pod: &super::PodView) -> BTreeMap<String, String> {
+    let mut args = BTreeMap::new();
+    args.insert("PodName".to_string(), pod.name.clone());
+    args.insert("PodNamespace".to_string(), pod.namespace.clone());
+    args.insert("PodIP".to_string(), pod.pod_ip.clone().unwrap_or_default());
+    args.insert(
+        "HostIP".to_string(),
+        pod.host_ip.clone().unwrap_or_default(),
+    );
+    for (i, name) in pod.spec_images.keys().enumerate() {
+        args.insert(format!("PodContainer[{i}]"), name.clone());
+    }
+    args
 }
 
 /// Something for the controller to do.

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::action::{Action, ConditionWrite, Endpoint, EventType, HookRunRequest, PodWrite};
+use super::action::{
+    Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite,
+};
 use super::completion::{Failure, Progress, progress};
 use super::observe::PodView;
 use super::record::{ContainerSnapshot, Decoded, Record, decode};
@@ -576,18 +578,7 @@ impl<'a> Run<'a> {
 
     fn hook_request(&self, r: &Record) -> Option<HookRunRequest> {
         let template = self.input.policy.hook_template.clone()?;
-        let pod = self.pod();
-        let mut args = BTreeMap::new();
-        args.insert("PodName".to_string(), pod.name.clone());
-        args.insert("PodNamespace".to_string(), pod.namespace.clone());
-        args.insert("PodIP".to_string(), pod.pod_ip.clone().unwrap_or_default());
-        args.insert(
-            "HostIP".to_string(),
-            pod.host_ip.clone().unwrap_or_default(),
-        );
-        for (i, name) in pod.spec_images.keys().enumerate() {
-            args.insert(format!("PodContainer[{i}]"), name.clone());
-        }
+        let mut args = super::action::pod_hook_args(self.pod());
         for (i, name) in self.changed_containers().keys().enumerate() {
             args.insert(format!("ModifiedContainer[{i}]"), name.clone());
         }
@@ -595,6 +586,7 @@ impl<'a> Run<'a> {
             name: r.hook_run.clone()?,
             template,
             args,
+            kind: HookKind::PreInplace,
         })
     }
 

@@ -16,7 +16,9 @@ pub mod record;
 pub mod state;
 pub mod table;
 
-pub use action::{Action, ConditionWrite, Endpoint, EventType, HookRunRequest, PodWrite};
+pub use action::{
+    Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, pod_hook_args,
+};
 pub use machine::{HookPhase, Input, Outcome, Policy, Target, Transition, advance};
 pub use observe::{ContainerView, PodView};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};

@@ -18,7 +18,7 @@ use crate::controller::plan::{DeleteReason, Plan};
 use crate::controller::pods::Owner;
 use crate::controller::scale::slow_start_batches;
 use crate::controller::status::{FAILED_SCALE, FAILED_UPDATE};
-use crate::inplace::{Action, EventType, HookRunRequest, PodWrite};
+use crate::inplace::{Action, EventType, HookKind, HookRunRequest, PodWrite};
 use crate::names;
 
 /// API writes made, for budgets and reports.
@@ -252,6 +252,37 @@ pub async fn execute(
         }
     }
 
+    // Pods waiting for their preDelete hook: marked as the original marks them, then the
+    // HookRun the hook operator will run.
+    for (pod_name, create, mark) in &plan.pre_delete {
+        let Some(pod) = by_name.get(pod_name) else {
+            continue;
+        };
+        if let Some(w) = mark {
+            writes.pods += 1;
+            if let Err(e) = write_pod(&pod_api, pod_name, w).await {
+                writes.failed += 1;
+                tracing::debug!(pod = %pod_name, error = %e, "could not mark pod for deletion");
+                continue;
+            }
+        }
+        if let Some(req) = create {
+            writes.other += 1;
+            if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
+                writes.failed += 1;
+                events
+                    .emit(
+                        &pod_reference(pod),
+                        true,
+                        "FailedCreatePreDeleteHookRun",
+                        &msg,
+                    )
+                    .await;
+                failures.push((FAILED_SCALE, "FailedCreatePreDeleteHookRun", msg));
+            }
+        }
+    }
+
     for note in &plan.notes {
         events
             .emit(&gd_ref, note.warning, note.reason, &note.message)
@@ -317,10 +348,11 @@ async fn create_hook_run(
     req: &HookRunRequest,
 ) -> Result<(), String> {
     let templates: Api<HookTemplate> = Api::namespaced(client.clone(), &owner.namespace);
+    let strategy = hooks::strategy_field(req.kind);
     let template = templates.get(&req.template).await.map_err(|e| match e {
         kube::Error::Api(s) if s.code == 404 => format!(
             "HookTemplate {} does not exist in namespace {}: create it, or fix \
-             preInplaceUpdateStrategy.hook.templateName",
+             {strategy}.hook.templateName",
             req.template, owner.namespace
         ),
         kube::Error::Api(s) => format!(
@@ -329,9 +361,11 @@ async fn create_hook_run(
         ),
         other => format!("HookTemplate {} cannot be read: {other}", req.template),
     })?;
-    let extra: BTreeMap<String, String> = gd
-        .spec
-        .pre_inplace_update_strategy
+    let configured = match req.kind {
+        HookKind::PreInplace => &gd.spec.pre_inplace_update_strategy,
+        HookKind::PreDelete => &gd.spec.pre_delete_update_strategy,
+    };
+    let extra: BTreeMap<String, String> = configured
         .as_ref()
         .and_then(|s| s.hook.as_ref())
         .map(|h| {
