@@ -2,13 +2,13 @@
 //! GameDeployment's HookTemplate, the way the original does: the pod's arguments fill the template's, and a
 //! template argument left without a value is an error the user must fix, not a silent run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pods::Owner;
 use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
-use crate::inplace::{HookKind, HookRunRequest};
+use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView};
 
 /// Label marking the kind of hook step, as the original sets it.
 pub const LABEL_HOOKRUN_TYPE: &str = "hookrun-type";
@@ -37,6 +37,51 @@ pub enum HookError {
         arg: String,
         strategy: &'static str,
     },
+}
+
+/// What the controller needs of one HookRun it owns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookRunView {
+    /// `None` until the hook operator has looked at it (as good as Pending).
+    pub phase: Option<HookPhase>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl HookRunView {
+    pub fn from_hook_run(run: &HookRun) -> Self {
+        HookRunView {
+            phase: run.status.as_ref().and_then(|s| s.phase),
+            labels: run.metadata.labels.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// HookRuns of a pod gate (preInplace, preDelete) whose pod is gone, or has moved to another
+/// revision: the original deletes them, so they do not pile up with every update and
+/// scale-down. Runs of other kinds (canary steps) are left alone.
+pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[PodView]) -> Vec<String> {
+    let live: BTreeSet<(&str, &str)> = pods
+        .iter()
+        .map(|p| (p.revision.as_deref().unwrap_or_default(), p.instance_id()))
+        .collect();
+    let gate_labels = [HookKind::PreInplace.label(), HookKind::PreDelete.label()];
+    runs.iter()
+        .filter(|(_, r)| {
+            r.labels
+                .get(LABEL_HOOKRUN_TYPE)
+                .is_some_and(|t| gate_labels.contains(&t.as_str()))
+        })
+        .filter(|(_, r)| {
+            let key = (
+                r.labels
+                    .get(LABEL_WORKLOAD_REVISION)
+                    .map_or("", String::as_str),
+                r.labels.get(LABEL_INSTANCE_ID).map_or("", String::as_str),
+            );
+            !live.contains(&key)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }
 
 /// The spec field that configures hooks of this kind (for messages).
@@ -180,6 +225,42 @@ mod tests {
             e.to_string()
                 .ends_with("in preInplaceUpdateStrategy.hook.args"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn runs_whose_pod_is_gone_or_moved_on_are_stale() {
+        let t = template(serde_json::json!([{"name": "PodName"}]));
+        let view = |kind: HookKind, rev: &str| {
+            let req = HookRunRequest { kind, ..request() };
+            HookRunView::from_hook_run(
+                &build(&owner(), &t, &req, &BTreeMap::new(), rev, "abcde").unwrap(),
+            )
+        };
+        let mut canary = view(HookKind::PreInplace, "r0");
+        canary
+            .labels
+            .insert(LABEL_HOOKRUN_TYPE.into(), "canary-step".into());
+        let runs: BTreeMap<String, HookRunView> = [
+            ("current".to_string(), view(HookKind::PreInplace, "r1")),
+            (
+                "before-update".to_string(),
+                view(HookKind::PreInplace, "r0"),
+            ),
+            ("delete-gone".to_string(), view(HookKind::PreDelete, "r0")),
+            ("canary".to_string(), canary),
+        ]
+        .into();
+        let pod = PodView {
+            name: "gd-abcde".into(),
+            revision: Some("r1".into()),
+            ..Default::default()
+        };
+        assert_eq!(stale(&runs, &[pod]), ["before-update", "delete-gone"]);
+        assert_eq!(
+            stale(&runs, &[]).len(),
+            3,
+            "canary runs are not ours to clean"
         );
     }
 

@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use serde_json::Value;
 
+use super::hooks::{self, HookRunView};
 use super::pods::{self, Owner};
 use super::predelete;
 use super::revision::{NotInPlace, RevisionPlan, in_place_target, plan_revisions};
@@ -36,8 +37,8 @@ pub struct World<'a> {
     /// Pods this GameDeployment owns.
     pub pods: &'a [Pod],
     pub revisions: &'a [ControllerRevision],
-    /// HookRun phase by HookRun name.
-    pub hook_runs: &'a BTreeMap<String, HookPhase>,
+    /// HookRuns this GameDeployment owns, by name.
+    pub hook_runs: &'a BTreeMap<String, HookRunView>,
     /// Node deletion cost by node name.
     pub node_costs: &'a BTreeMap<String, i64>,
     pub now: Timestamp,
@@ -77,6 +78,8 @@ pub struct Plan {
     /// Pods whose deletion waits for their preDelete hook: the HookRun to create, if it is
     /// not there yet, and the write marking the pod, if it is not marked yet.
     pub pre_delete: Vec<(String, Option<HookRunRequest>, Option<PodWrite>)>,
+    /// Gate HookRuns whose pod is gone or on another revision.
+    pub stale_hook_runs: Vec<String>,
     pub notes: Vec<Note>,
     pub status: GameDeploymentStatus,
     /// When to reconcile again even if nothing changes.
@@ -130,6 +133,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         hot_patches: Vec::new(),
         release_gates: Vec::new(),
         pre_delete: Vec::new(),
+        stale_hook_runs: Vec::new(),
         notes: Vec::new(),
         status: GameDeploymentStatus::default(),
         requeue_at: None,
@@ -292,6 +296,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     // Last, so every deletion (scale-down, podsToDelete, recreate) passes the same gate. A held
     // pod stays out of update planning above, as in the original.
     gate_deletions(world, &views, &mut out, &mut problems);
+    out.stale_hook_runs = hooks::stale(world.hook_runs, &views);
 
     // --- status --------------------------------------------------------------------------
     out.status = status::compute(&status::Observed {
@@ -393,7 +398,7 @@ fn step_machine(
     let hook_run = match inplace::decode(&pod.annotations) {
         Decoded::Valid(r) => r
             .hook_run
-            .and_then(|n| Some((world.hook_runs.get(&n).copied()?, n))),
+            .and_then(|n| Some((world.hook_runs.get(&n)?.phase?, n))),
         _ => None,
     };
     let hook = hook_run.as_ref().map(|(phase, _)| *phase);
@@ -612,6 +617,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
         hot_patches: Vec::new(),
         release_gates: Vec::new(),
         pre_delete: Vec::new(),
+        stale_hook_runs: Vec::new(),
         notes: vec![Note {
             warning: true,
             reason: "InvalidSpec",

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::hooks::HookRunView;
 use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView, pod_hook_args};
 
 /// Annotation the original puts on a pod waiting for its preDelete hook.
@@ -41,7 +42,7 @@ pub fn hook_run_name(pod: &PodView, template: &str) -> String {
 pub fn check(
     pod: &PodView,
     template: Option<&str>,
-    hook_runs: &BTreeMap<String, HookPhase>,
+    hook_runs: &BTreeMap<String, HookRunView>,
 ) -> Verdict {
     let Some(template) = template else {
         return Verdict::Delete;
@@ -52,9 +53,9 @@ pub fn check(
     }
     let name = hook_run_name(pod, template);
     let mark = !pod.annotations.contains_key(ANNOTATION_DELETING);
-    match hook_runs.get(&name) {
-        Some(HookPhase::Successful) => Verdict::Delete,
-        Some(phase) if phase.is_completed() => Verdict::Wait {
+    match hook_runs.get(&name).map(|r| r.phase) {
+        Some(Some(HookPhase::Successful)) => Verdict::Delete,
+        Some(Some(phase)) if phase.is_completed() => Verdict::Wait {
             create: None,
             mark,
             stuck: Some(format!(
@@ -122,7 +123,19 @@ mod tests {
         assert_eq!(req.kind, HookKind::PreDelete);
         assert_eq!(req.args["PodName"], "gd-abcde");
 
-        runs.insert(req.name.clone(), HookPhase::Running);
+        let run = |phase| HookRunView {
+            phase: Some(phase),
+            ..Default::default()
+        };
+        runs.insert(req.name.clone(), HookRunView::default());
+        assert!(
+            matches!(
+                check(&pod(), Some("drain"), &runs),
+                Verdict::Wait { create: None, .. }
+            ),
+            "created but not yet evaluated: wait, do not ask again"
+        );
+        runs.insert(req.name.clone(), run(HookPhase::Running));
         let mut marked = pod();
         marked
             .annotations
@@ -135,13 +148,17 @@ mod tests {
                 stuck: None
             }
         );
-        runs.insert(req.name.clone(), HookPhase::Successful);
+        runs.insert(req.name.clone(), run(HookPhase::Successful));
         assert_eq!(check(&marked, Some("drain"), &runs), Verdict::Delete);
     }
 
     #[test]
     fn a_failed_hook_keeps_the_pod_and_says_how_to_go_on() {
-        let runs = [("predelete-r1-abcde-drain".to_string(), HookPhase::Failed)].into();
+        let failed = HookRunView {
+            phase: Some(HookPhase::Failed),
+            ..Default::default()
+        };
+        let runs = [("predelete-r1-abcde-drain".to_string(), failed)].into();
         let Verdict::Wait {
             create: None,
             stuck: Some(why),

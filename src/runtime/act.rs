@@ -283,6 +283,18 @@ pub async fn execute(
         }
     }
 
+    if !plan.stale_hook_runs.is_empty() {
+        let runs: Api<HookRun> = Api::namespaced(client.clone(), &ns);
+        for run in &plan.stale_hook_runs {
+            writes.other += 1;
+            if let Err(e) = runs.delete(run, &DeleteParams::default()).await
+                && !is_not_found(&e)
+            {
+                tracing::warn!(hookrun = %run, error = %e, "could not delete a finished HookRun");
+            }
+        }
+    }
+
     for note in &plan.notes {
         events
             .emit(&gd_ref, note.warning, note.reason, &note.message)

@@ -22,8 +22,8 @@ use super::act::{self, Writes};
 use super::events::Events;
 use crate::api::{GameDeployment, HookRun};
 use crate::clock::SharedClock;
+use crate::controller::hooks::HookRunView;
 use crate::controller::plan::{self, World};
-use crate::inplace::HookPhase;
 
 /// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
 /// while a failure the user must fix (a missing HookTemplate) should not cost a request a
@@ -97,12 +97,12 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         .filter(|r| owned_by(r.as_ref(), &uid))
         .map(|r| r.as_ref().clone())
         .collect();
-    let hook_runs: BTreeMap<String, HookPhase> = ctx
+    let hook_runs: BTreeMap<String, HookRunView> = ctx
         .hook_runs
         .state()
         .iter()
         .filter(|h| owned_by(h.as_ref(), &uid))
-        .filter_map(|h| Some((h.name_any(), *h.status.as_ref()?.phase.as_ref()?)))
+        .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
         .collect();
     let now = ctx.clock.now();
     let node_costs = BTreeMap::new();
