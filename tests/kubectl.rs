@@ -25,8 +25,10 @@ fn kubectl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn start() -> Cluster {
-    let dir = std::env::temp_dir().join(format!("gamedeploy-kubectl-{}", std::process::id()));
+/// Starts `gamedeploy cluster --operator` plus `extra` flags; `tag` keeps the kubeconfigs of
+/// tests running in parallel apart.
+fn start(tag: &str, extra: &[&str]) -> Cluster {
+    let dir = std::env::temp_dir().join(format!("gamedeploy-kubectl-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     let _ = std::fs::remove_file(&kubeconfig);
@@ -39,6 +41,7 @@ fn start() -> Cluster {
             "--kubeconfig-out",
         ])
         .arg(&kubeconfig)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -102,7 +105,7 @@ fn the_seed_commands_work_with_a_real_kubectl() {
         eprintln!("SKIPPED: no kubectl on PATH; the kubectl end-to-end test did not run");
         return;
     }
-    let cluster = start();
+    let cluster = start("seed", &[]);
     let kc = cluster.kubeconfig.as_path();
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -189,4 +192,139 @@ fn the_seed_commands_work_with_a_real_kubectl() {
         o.matches("test-gamedeployment-").count() == 9
     });
     assert_eq!(pods.matches("test-gamedeployment-").count(), 9, "{pods}");
+}
+
+/// Asserts that `kubectl get KIND NAME` fails with NotFound, exit code 1, as on a real cluster.
+fn assert_not_found(kubeconfig: &Path, kind: &str, name: &str) {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(["get", kind, name])
+        .output()
+        .expect("run kubectl");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "kubectl get {kind} {name}: {stderr}"
+    );
+    assert!(
+        stderr.contains("Error from server (NotFound)")
+            && stderr.contains(&format!("\"{name}\" not found")),
+        "{stderr}"
+    );
+}
+
+/// Names of the GameDeployment's pods (none is an empty list: kubectl says so on stderr).
+fn pod_names(kubeconfig: &Path) -> Vec<String> {
+    let (ok, out) = kubectl_result(kubeconfig, &["get", "pods", "-o", "name"]);
+    assert!(ok, "{out}");
+    out.lines()
+        .filter_map(|l| l.strip_prefix("pod/"))
+        .filter(|n| n.starts_with("test-gamedeployment-"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls `pod_names` until `done` holds (bounded).
+fn pods_until(kubeconfig: &Path, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let names = pod_names(kubeconfig);
+        if done(&names) || Instant::now() > deadline {
+            return names;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `kubectl delete` (which waits for the object to be gone) by name and by file, for a pod and
+/// a GameDeployment, with the simulated kubelet running pods so their deletion is graceful; the
+/// GameDeployment's pods and revisions are garbage-collected.
+#[test]
+fn kubectl_delete_removes_objects_and_their_dependents() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: no kubectl on PATH; the kubectl delete test did not run");
+        return;
+    }
+    let cluster = start("delete", &["--kubelet"]);
+    let kc = cluster.kubeconfig.as_path();
+    // The simulated kubelet's containers ignore SIGTERM and use the whole grace period, so
+    // the pods get a short one: deletion stays graceful without a 30 s wait.
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    ))
+    .unwrap();
+    let indent = manifest
+        .lines()
+        .find_map(|l| l.strip_suffix("containers:"))
+        .expect("example has containers")
+        .to_string();
+    let path = cluster
+        .kubeconfig
+        .parent()
+        .unwrap()
+        .join("short-grace.yaml");
+    std::fs::write(
+        &path,
+        manifest.replacen(
+            &format!("{indent}containers:"),
+            &format!("{indent}terminationGracePeriodSeconds: 1\n{indent}containers:"),
+            1,
+        ),
+    )
+    .unwrap();
+    let example = path.to_str().unwrap();
+    kubectl(kc, &["apply", "-f", example]);
+    let pods = pods_until(kc, |p| p.len() == 8);
+    assert_eq!(pods.len(), 8, "{pods:?}");
+
+    let doomed = pods[0].clone();
+    let out = kubectl(kc, &["annotate", "pod", &doomed, "example.com/note=doomed"]);
+    assert_eq!(out.trim(), format!("pod/{doomed} annotated"));
+    let yaml = kubectl(kc, &["get", "pod", &doomed, "-o", "yaml"]);
+    assert!(yaml.contains("example.com/note: doomed"), "{yaml}");
+    let described = kubectl(kc, &["describe", "gd", "test-gamedeployment"]);
+    assert!(
+        described.contains("Name:") && described.contains("test-gamedeployment"),
+        "{described}"
+    );
+
+    // A pod by name: kubectl waits until it is gone, and the operator replaces it.
+    let out = kubectl(kc, &["delete", "pod", &doomed]);
+    assert_eq!(out.trim(), format!("pod \"{doomed}\" deleted"));
+    assert_not_found(kc, "pod", &doomed);
+    let replaced = pods_until(kc, |p| p.len() == 8 && !p.contains(&doomed));
+    assert!(
+        replaced.len() == 8 && !replaced.contains(&doomed),
+        "{replaced:?}"
+    );
+
+    let yaml = kubectl(kc, &["get", "pod", &replaced[0], "-o", "yaml"]);
+    assert!(yaml.contains("terminationGracePeriodSeconds: 1"), "{yaml}");
+
+    // The GameDeployment by name: gone, and its pods and revisions with it.
+    let out = kubectl(kc, &["delete", "gamedeployment", "test-gamedeployment"]);
+    assert_eq!(
+        out.trim(),
+        "gamedeployment.tkex.tencent.com \"test-gamedeployment\" deleted"
+    );
+    assert_not_found(kc, "gamedeployment", "test-gamedeployment");
+    let left = pods_until(kc, |p| p.is_empty());
+    assert!(left.is_empty(), "owned pods not collected: {left:?}");
+    let revisions = kubectl(kc, &["get", "controllerrevisions", "-o", "name"]);
+    assert!(revisions.trim().is_empty(), "{revisions}");
+
+    // Again from the file.
+    kubectl(kc, &["apply", "-f", example]);
+    let pods = pods_until(kc, |p| p.len() == 8);
+    assert_eq!(pods.len(), 8, "{pods:?}");
+    let out = kubectl(kc, &["delete", "-f", example]);
+    assert_eq!(
+        out.trim(),
+        "gamedeployment.tkex.tencent.com \"test-gamedeployment\" deleted"
+    );
+    assert_not_found(kc, "gd", "test-gamedeployment");
+    let left = pods_until(kc, |p| p.is_empty());
+    assert!(left.is_empty(), "owned pods not collected: {left:?}");
 }

@@ -488,6 +488,8 @@ fn own_target(pod: &PodView, templates: &BTreeMap<String, Value>) -> Target {
 }
 
 /// The original's hot patch: images and revision label at once, marked for BCS's kubelet.
+/// As in the original, `lastContainerStatuses` records only the containers whose image
+/// changes (and that report a status), and an existing marker value is kept.
 fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
     let mut w = PodWrite::new(Endpoint::Pod, pod.resource_version.clone());
     w.images = target
@@ -502,6 +504,7 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
     let last: BTreeMap<&String, Value> = pod
         .containers
         .iter()
+        .filter(|(n, _)| w.images.contains_key(*n))
         .map(|(n, c)| {
             (
                 n,
@@ -512,8 +515,10 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
     let state = serde_json::json!({"revision": target.revision, "updateTimestamp": now.to_string(), "lastContainerStatuses": last});
     w.annotations
         .insert(HOTPATCH_STATE.into(), Some(state.to_string()));
-    w.annotations
-        .insert(HOTPATCH_CONTAINER.into(), Some("true".into()));
+    if !pod.annotations.contains_key(HOTPATCH_CONTAINER) {
+        w.annotations
+            .insert(HOTPATCH_CONTAINER.into(), Some("true".into()));
+    }
     w.annotations.extend(
         target
             .annotations
@@ -783,6 +788,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_whose_revision_is_gone_is_recreated_not_stuck() {
+        // The original failed the in-place update for ever once the pod's old revision had
+        // been pruned; without it there is nothing to diff, so the pod is recreated.
+        let (_, pods, _) = first_sync(&seed());
+        let mut gd = seed();
+        gd.spec.template.spec.as_mut().unwrap().containers[0].image = Some("python:latest".into());
+        let plan = plan_with(&gd, &pods, &[]);
+        assert_eq!(plan.delete.len(), 2);
+        assert!(
+            plan.delete
+                .iter()
+                .all(|(_, r)| matches!(r, DeleteReason::Recreate(why) if why.contains("no longer stored"))),
+            "{:?}",
+            plan.delete
+        );
+        assert!(plan.machines.is_empty());
+    }
+
+    #[test]
     fn rolling_update_deletes_within_the_budget() {
         let mut gd = seed();
         gd.spec.update_strategy.as_mut().unwrap().type_ = Some(UpdateStrategyType::RollingUpdate);
@@ -809,6 +833,41 @@ mod tests {
         assert_eq!(w.images["python"], "python:latest");
         assert!(w.condition.is_none());
         assert_eq!(w.annotations[HOTPATCH_CONTAINER].as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn hot_patch_records_only_the_changed_containers_like_the_original() {
+        let mut gd = seed();
+        gd.spec.update_strategy.as_mut().unwrap().type_ = Some(UpdateStrategyType::HotPatchUpdate);
+        let containers = &mut gd.spec.template.spec.as_mut().unwrap().containers;
+        let mut sidecar = containers[0].clone();
+        sidecar.name = "sidecar".into();
+        sidecar.image = Some("busybox:1".into());
+        containers.push(sidecar);
+        let (_, mut pods, revs) = first_sync(&gd);
+        // A marker a pod already carries is kept, as the original only adds a missing one.
+        for pod in &mut pods {
+            pod.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(HOTPATCH_CONTAINER.into(), "python".into());
+        }
+        gd.spec.template.spec.as_mut().unwrap().containers[0].image = Some("python:latest".into());
+        let plan = plan_with(&gd, &pods, &revs);
+        assert_eq!(plan.hot_patches.len(), 2);
+        for (_, w) in &plan.hot_patches {
+            assert_eq!(w.images.keys().collect::<Vec<_>>(), ["python"]);
+            let state: Value =
+                serde_json::from_str(w.annotations[HOTPATCH_STATE].as_deref().unwrap()).unwrap();
+            let last = state["lastContainerStatuses"].as_object().unwrap();
+            assert_eq!(last.keys().collect::<Vec<_>>(), ["python"], "{state}");
+            assert_eq!(last["python"]["imageID"], "sha256:python:3.9");
+            assert_eq!(
+                w.annotations.get(HOTPATCH_CONTAINER),
+                None,
+                "marker overwritten"
+            );
+        }
     }
 
     #[test]
@@ -876,5 +935,20 @@ mod tests {
                 .all(|(_, o)| !o.actions.iter().any(|a| matches!(a, Action::WritePod(_))))
         );
         assert!(plan.status.conditions.iter().any(|c| c.reason == "Paused"));
+    }
+
+    #[test]
+    fn a_pause_still_releases_readiness_gates() {
+        // The original (and OpenKruise #892) skipped the readiness refresh while paused, so
+        // pods created during a pause never became Ready.
+        let (_, mut pods, revs) = first_sync(&seed());
+        for p in pods.iter_mut() {
+            let conditions = p.status.as_mut().unwrap().conditions.as_mut().unwrap();
+            conditions.retain(|c| c.type_ != "InPlaceUpdateReady");
+        }
+        let mut gd = seed();
+        gd.spec.update_strategy.as_mut().unwrap().paused = true;
+        let plan = plan_with(&gd, &pods, &revs);
+        assert_eq!(plan.release_gates.len(), 8);
     }
 }

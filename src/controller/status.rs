@@ -324,6 +324,34 @@ mod tests {
     }
 
     #[test]
+    fn progressing_keeps_its_transition_time_while_only_the_reason_changes() {
+        let revs = vec!["r1".to_string(), "r2".to_string()];
+        let mut pods: Vec<PodView> = (0..5).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
+        pods.extend((5..8).map(|i| pod(&format!("p{i}"), "r1", true)));
+        pods[0].ready = false;
+        let updating = compute(&observed(&pods, &[], &revs));
+        let progressing = |s: &GameDeploymentStatus| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == PROGRESSING)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(progressing(&updating).reason, "Updating");
+        pods[0].ready = true;
+        let mut later = observed(&pods, &[], &revs);
+        later.now = t("2026-01-01T01:00:00Z");
+        later.previous = Some(&updating);
+        let reached = compute(&later);
+        let (before, after) = (progressing(&updating), progressing(&reached));
+        assert_eq!(after.reason, "PartitionReached");
+        assert_eq!(
+            after.last_transition_time, before.last_transition_time,
+            "Kubernetes convention: lastTransitionTime moves only when the status does"
+        );
+    }
+
+    #[test]
     fn terminating_pods_are_not_counted() {
         let mut pods = vec![pod("p0", "r2", true), pod("p1", "r2", true)];
         pods[1].deleting = true;

@@ -31,6 +31,36 @@ pub struct Writes {
     pub failed: usize,
 }
 
+/// A failed write: the condition it raises, its reason and message.
+type Failure = (&'static str, &'static str, String);
+
+/// Where the outcome of each write goes: an event on the GameDeployment, and for a failure
+/// also a status condition and a count that makes the caller retry soon.
+struct Ledger<'a> {
+    events: &'a Events,
+    gd_ref: ObjectReference,
+    writes: Writes,
+    failures: Vec<Failure>,
+}
+
+impl Ledger<'_> {
+    async fn succeeded(&self, reason: &str, message: &str) {
+        self.events.emit(&self.gd_ref, false, reason, message).await;
+    }
+
+    /// A failure with a Warning event on the GameDeployment.
+    async fn failed(&mut self, condition: &'static str, reason: &'static str, message: String) {
+        self.events.emit(&self.gd_ref, true, reason, &message).await;
+        self.record(condition, reason, message);
+    }
+
+    /// A failure whose event, if any, the caller emits.
+    fn record(&mut self, condition: &'static str, reason: &'static str, message: String) {
+        self.writes.failed += 1;
+        self.failures.push((condition, reason, message));
+    }
+}
+
 /// Runs `plan` for `gd`; returns the writes made.
 pub async fn execute(
     client: &kube::Client,
@@ -43,30 +73,32 @@ pub async fn execute(
     let (Some(ns), Some(name)) = (gd.namespace(), gd.metadata.name.clone()) else {
         return Err(super::Error::Unnamed);
     };
-    let gd_ref = gd.object_ref(&());
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p)).collect();
-    let mut writes = Writes::default();
-    let mut failures: Vec<(&'static str, &'static str, String)> = Vec::new();
+    let mut ledger = Ledger {
+        events,
+        gd_ref: gd.object_ref(&()),
+        writes: Writes::default(),
+        failures: Vec::new(),
+    };
 
     // Revisions first: new pods reference them.
     if let Some(revs) = &plan.revisions {
         let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
         if let Some(rev) = &revs.create {
-            writes.other += 1;
+            ledger.writes.other += 1;
             if let Err(e) = api.create(&PostParams::default(), rev).await
                 && !is_already_exists(&e)
             {
-                writes.failed += 1;
-                failures.push((
+                ledger.record(
                     FAILED_SCALE,
                     "FailedCreateRevision",
                     format!("creating revision {}: {e}", revs.update),
-                ));
+                );
             }
         }
         for old in &revs.prune {
-            writes.other += 1;
+            ledger.writes.other += 1;
             if let Err(e) = api.delete(old, &DeleteParams::default()).await
                 && !is_not_found(&e)
             {
@@ -79,27 +111,20 @@ pub async fn execute(
     let mut created = plan.create.iter();
     'batches: for size in slow_start_batches(plan.create.len()) {
         let batch: Vec<&Pod> = created.by_ref().take(size).collect();
-        writes.pods += batch.len();
+        ledger.writes.pods += batch.len();
         let params = PostParams::default();
         let results = join_all(batch.iter().map(|p| pod_api.create(&params, p))).await;
         for (pod, r) in batch.iter().zip(results) {
-            let pod_name = pod.name_any();
+            let what = format!("create Pod {} in GameDeployment {name}", pod.name_any());
             match r {
                 Ok(_) => {
-                    events
-                        .emit(
-                            &gd_ref,
-                            false,
-                            "SuccessfulCreate",
-                            &format!("create Pod {pod_name} in GameDeployment {name} successful"),
-                        )
+                    ledger
+                        .succeeded("SuccessfulCreate", &format!("{what} successful"))
                         .await
                 }
                 Err(e) => {
-                    writes.failed += 1;
-                    let msg = format!("create Pod {pod_name} in GameDeployment {name} failed: {e}");
-                    events.emit(&gd_ref, true, "FailedCreate", &msg).await;
-                    failures.push((FAILED_SCALE, "FailedCreate", msg));
+                    let msg = format!("{what} failed: {e}");
+                    ledger.failed(FAILED_SCALE, "FailedCreate", msg).await;
                     break 'batches;
                 }
             }
@@ -118,7 +143,7 @@ pub async fn execute(
             }),
             ..Default::default()
         };
-        writes.pods += 1;
+        ledger.writes.pods += 1;
         let (ok_reason, fail_reason, detail) = match why {
             DeleteReason::Recreate(why) => (
                 "SuccessfulUpdatePodReCreate",
@@ -132,28 +157,18 @@ pub async fn execute(
             ),
             DeleteReason::ScaleDown => ("SuccessfulDelete", "FailedDelete", String::new()),
         };
+        let condition = if matches!(why, DeleteReason::Recreate(_)) {
+            FAILED_UPDATE
+        } else {
+            FAILED_SCALE
+        };
+        let what = format!("delete Pod {pod_name}{detail}");
         match pod_api.delete(pod_name, &params).await {
-            Ok(_) => {
-                events
-                    .emit(
-                        &gd_ref,
-                        false,
-                        ok_reason,
-                        &format!("delete Pod {pod_name}{detail}"),
-                    )
-                    .await
-            }
+            Ok(_) => ledger.succeeded(ok_reason, &what).await,
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                writes.failed += 1;
-                let msg = format!("delete Pod {pod_name}{detail} failed: {e}");
-                events.emit(&gd_ref, true, fail_reason, &msg).await;
-                let condition = if matches!(why, DeleteReason::Recreate(_)) {
-                    FAILED_UPDATE
-                } else {
-                    FAILED_SCALE
-                };
-                failures.push((condition, fail_reason, msg));
+                let msg = format!("{what} failed: {e}");
+                ledger.failed(condition, fail_reason, msg).await;
             }
         }
     }
@@ -167,41 +182,32 @@ pub async fn execute(
         let Some(pod) = by_name.get(pod_name) else {
             continue;
         };
-        let pod_ref = pod_reference(pod);
+        let pod_ref = pod.object_ref(&());
         for action in &outcome.actions {
             match action {
                 Action::WritePod(w) => {
-                    writes.pods += 1;
+                    ledger.writes.pods += 1;
                     if let Err(e) = write_pod(&pod_api, pod_name, w).await {
-                        writes.failed += 1;
                         // Stop this pod's actions: what follows depends on the checkpoint.
                         // A 409 means the cache was stale; the watch brings the fresh pod.
-                        if !is_conflict(&e) {
-                            failures.push((
-                                FAILED_UPDATE,
-                                "FailedUpdatePodInPlace",
-                                format!("pod {pod_name}: {e}"),
-                            ));
-                            events
-                                .emit(
-                                    &gd_ref,
-                                    true,
-                                    "FailedUpdatePodInPlace",
-                                    &format!("update Pod {pod_name} in place failed: {e}"),
-                                )
+                        if is_conflict(&e) {
+                            ledger.writes.failed += 1;
+                        } else {
+                            let msg = format!("update Pod {pod_name} in place failed: {e}");
+                            ledger
+                                .failed(FAILED_UPDATE, "FailedUpdatePodInPlace", msg)
                                 .await;
                         }
                         break;
                     }
                 }
                 Action::CreateHookRun(req) => {
-                    writes.other += 1;
+                    ledger.writes.other += 1;
                     if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
-                        writes.failed += 1;
                         events
                             .emit(&pod_ref, true, "FailedCreatePreInplaceHookRun", &msg)
                             .await;
-                        failures.push((FAILED_UPDATE, "FailedCreatePreInplaceHookRun", msg));
+                        ledger.record(FAILED_UPDATE, "FailedCreatePreInplaceHookRun", msg);
                     }
                 }
                 Action::Event {
@@ -218,36 +224,30 @@ pub async fn execute(
     }
 
     for (pod_name, w) in &plan.hot_patches {
-        writes.pods += 1;
+        ledger.writes.pods += 1;
+        let what = format!("hot-patch Pod {pod_name}");
         match write_pod(&pod_api, pod_name, w).await {
             Ok(()) => {
-                events
-                    .emit(
-                        &gd_ref,
-                        false,
-                        "SuccessfulUpdatePodHotPatch",
-                        &format!("hot-patch Pod {pod_name} successful"),
-                    )
+                ledger
+                    .succeeded("SuccessfulUpdatePodHotPatch", &format!("{what} successful"))
                     .await
             }
-            Err(e) if is_conflict(&e) => writes.failed += 1,
+            Err(e) if is_conflict(&e) => ledger.writes.failed += 1,
             Err(e) => {
-                writes.failed += 1;
-                let msg = format!("hot-patch Pod {pod_name} failed: {e}");
-                events
-                    .emit(&gd_ref, true, "FailedUpdatePodHotPatch", &msg)
+                let msg = format!("{what} failed: {e}");
+                ledger
+                    .failed(FAILED_UPDATE, "FailedUpdatePodHotPatch", msg)
                     .await;
-                failures.push((FAILED_UPDATE, "FailedUpdatePodHotPatch", msg));
             }
         }
     }
 
     for (pod_name, w) in &plan.release_gates {
-        writes.pods += 1;
+        ledger.writes.pods += 1;
         if let Err(e) = write_pod(&pod_api, pod_name, w).await
             && !is_not_found(&e)
         {
-            writes.failed += 1;
+            ledger.writes.failed += 1;
             tracing::debug!(pod = %pod_name, error = %e, "could not set InPlaceUpdateReady");
         }
     }
@@ -259,26 +259,25 @@ pub async fn execute(
             continue;
         };
         if let Some(w) = mark {
-            writes.pods += 1;
+            ledger.writes.pods += 1;
             if let Err(e) = write_pod(&pod_api, pod_name, w).await {
-                writes.failed += 1;
+                ledger.writes.failed += 1;
                 tracing::debug!(pod = %pod_name, error = %e, "could not mark pod for deletion");
                 continue;
             }
         }
         if let Some(req) = create {
-            writes.other += 1;
+            ledger.writes.other += 1;
             if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
-                writes.failed += 1;
                 events
                     .emit(
-                        &pod_reference(pod),
+                        &pod.object_ref(&()),
                         true,
                         "FailedCreatePreDeleteHookRun",
                         &msg,
                     )
                     .await;
-                failures.push((FAILED_SCALE, "FailedCreatePreDeleteHookRun", msg));
+                ledger.record(FAILED_SCALE, "FailedCreatePreDeleteHookRun", msg);
             }
         }
     }
@@ -286,7 +285,7 @@ pub async fn execute(
     if !plan.stale_hook_runs.is_empty() {
         let runs: Api<HookRun> = Api::namespaced(client.clone(), &ns);
         for run in &plan.stale_hook_runs {
-            writes.other += 1;
+            ledger.writes.other += 1;
             if let Err(e) = runs.delete(run, &DeleteParams::default()).await
                 && !is_not_found(&e)
             {
@@ -297,13 +296,18 @@ pub async fn execute(
 
     for note in &plan.notes {
         events
-            .emit(&gd_ref, note.warning, note.reason, &note.message)
+            .emit(&ledger.gd_ref, note.warning, note.reason, &note.message)
             .await;
     }
 
     // Status last, carrying what failed above. A failure that persists keeps its condition's
     // transition time, so a retry that fails the same way writes no status (and so does not
     // trigger itself through the watch).
+    let Ledger {
+        mut writes,
+        failures,
+        ..
+    } = ledger;
     let mut status = plan.status;
     let previous = gd
         .status
@@ -404,10 +408,6 @@ async fn create_hook_run(
         Err(e) if is_already_exists(&e) => Ok(()),
         Err(e) => Err(format!("creating HookRun {}: {e}", req.name)),
     }
-}
-
-fn pod_reference(pod: &Pod) -> ObjectReference {
-    pod.object_ref(&())
 }
 
 fn api_code(e: &kube::Error) -> Option<u16> {
