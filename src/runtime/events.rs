@@ -24,6 +24,9 @@ pub struct Events {
     clock: SharedClock,
     instance: String,
     seen: Mutex<HashMap<(String, String, String), Seen>>,
+    /// The time part of the last event name: names are made strictly increasing, since on
+    /// virtual time many events share one instant and a repeated name would lose the event.
+    last_name: Mutex<i128>,
 }
 
 #[derive(Clone)]
@@ -40,6 +43,7 @@ impl Events {
             clock,
             instance: instance.into(),
             seen: Mutex::new(HashMap::new()),
+            last_name: Mutex::new(i128::MIN),
         }
     }
 
@@ -81,7 +85,7 @@ impl Events {
             }
             _ => {
                 let object = regarding.name.clone().unwrap_or_default();
-                let name = format!("{object}.{:x}", now.as_nanosecond());
+                let name = format!("{object}.{:x}", self.name_time(now));
                 let event = Event {
                     metadata: ObjectMeta {
                         name: Some(name.clone()),
@@ -113,6 +117,12 @@ impl Events {
         if let Err(e) = result {
             tracing::warn!(reason, error = %e, "could not record event");
         }
+    }
+
+    fn name_time(&self, now: Timestamp) -> i128 {
+        let mut last = self.last_name.lock().unwrap_or_else(|e| e.into_inner());
+        *last = now.as_nanosecond().max(last.saturating_add(1));
+        *last
     }
 
     fn remember(&self, key: (String, String, String), seen: Seen) {
