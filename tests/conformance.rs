@@ -2172,3 +2172,68 @@ async fn openapi_v3_publishes_crd_and_builtin_schemas() {
     assert_eq!(code, 404);
     env.cleanup().await;
 }
+
+/// What a ReplicaSet's `PodControllerRefManager` sends: adoption adds the controller reference
+/// and releasing deletes it by uid (strategic merge, merge key `uid`); the pod's uid in the
+/// patch makes sure a pod recreated under the same name is neither adopted nor released.
+#[tokio::test]
+async fn adoption_and_release_patches_carry_the_pod_uid() {
+    let env = env("adopt").await;
+    install_widgets(&env.client).await;
+    let owner = widgets(&env)
+        .create(
+            &PostParams::default(),
+            &widget("owner", json!({"image": "a"})),
+        )
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let pod = pods
+        .create(&PostParams::default(), &pod("orphan", "nginx:1.25"))
+        .await
+        .unwrap();
+    let owner_uid = owner.metadata.uid.clone().unwrap();
+    let adopt = |pod_uid: &str| {
+        json!({"metadata": {"uid": pod_uid, "ownerReferences": [{
+            "apiVersion": format!("{GROUP}/v1"), "kind": "Widget", "name": "owner",
+            "uid": owner_uid, "controller": true, "blockOwnerDeletion": true}]}})
+    };
+    let pp = PatchParams::default();
+    let stale = pods
+        .patch("orphan", &pp, &Patch::Strategic(adopt("not-the-pods-uid")))
+        .await;
+    let status = api_err(stale);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert!(
+        status.message.contains("metadata.uid"),
+        "{}",
+        status.message
+    );
+
+    let pod_uid = pod.metadata.uid.clone().unwrap();
+    let adopted = pods
+        .patch("orphan", &pp, &Patch::Strategic(adopt(&pod_uid)))
+        .await
+        .unwrap();
+    let refs = adopted.metadata.owner_references.unwrap();
+    assert_eq!(refs.len(), 1);
+    assert_eq!(
+        (refs[0].uid.as_str(), refs[0].controller),
+        (owner_uid.as_str(), Some(true))
+    );
+
+    let release = json!({"metadata": {"uid": pod_uid,
+        "ownerReferences": [{"$patch": "delete", "uid": owner_uid}]}});
+    let released = pods
+        .patch("orphan", &pp, &Patch::Strategic(release))
+        .await
+        .unwrap();
+    assert!(
+        released
+            .metadata
+            .owner_references
+            .is_none_or(|r| r.is_empty()),
+        "the controller reference is gone"
+    );
+    env.cleanup().await;
+}

@@ -887,6 +887,21 @@ pub fn update(
     } else if new_rv != old_rv {
         return Err(ApiError::stale(&desc.group, &desc.plural, name));
     }
+    // ValidateObjectMetaUpdate: a uid in the body must be the stored one. Controllers put the
+    // uid in adoption patches so that a pod recreated under the same name is not adopted.
+    let new_uid = sget(&new, "/metadata/uid");
+    if !new_uid.is_empty() && new_uid != sget(&old, "/metadata/uid") {
+        return Err(ApiError::invalid(
+            &desc.group,
+            &desc.kind,
+            name,
+            &[invalid_value(
+                "metadata.uid",
+                &json!(new_uid),
+                "field is immutable",
+            )],
+        ));
+    }
     // Strategy PrepareForUpdate.
     match (sub, desc.strategy) {
         (Sub::Main, _) if desc.has_status => match old.get("status") {

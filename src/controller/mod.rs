@@ -2,6 +2,7 @@
 //! order, and what the status says. Shaped observe → plan → act: everything here is a function
 //! of observed objects and a clock, returning decisions; the runtime edge executes them.
 //!
+//! - [`adopt`]: which pods a GameDeployment controls: adoption and release by selector.
 //! - [`hooks`]: a HookRun (preInplace or preDelete) built from its HookTemplate.
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
@@ -12,6 +13,7 @@
 //! - [`rollout`]: partition and maxUnavailable: which pods move to the update revision now.
 //! - [`scale`]: how many pods to create or delete, and which.
 //! - [`status`]: the status and its conditions, computed from what was observed.
+pub mod adopt;
 pub mod hooks;
 pub mod order;
 pub mod plan;

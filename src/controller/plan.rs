@@ -236,6 +236,12 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         let diff: Result<Target, NotInPlace> = match old_template {
             Some(old) => in_place_target(old, &new_template, &update),
             None if own == update => in_place_target(&new_template, &new_template, &update),
+            None if own.is_empty() => Err(NotInPlace {
+                path: format!(
+                    "revision (none: the pod has no {} label)",
+                    names::LABEL_REVISION
+                ),
+            }),
             None => Err(NotInPlace {
                 path: format!("revision {own} (no longer stored)"),
             }),
@@ -637,6 +643,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
 mod tests {
     use super::*;
     use crate::inplace::{Action, Endpoint};
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn seed() -> GameDeployment {
         let text = include_str!("../../deploy/examples/inplace-update.yaml");
@@ -920,6 +927,39 @@ mod tests {
                 .iter()
                 .any(|(n, _)| Some(n) == pods[0].metadata.name.as_ref())
         );
+    }
+
+    /// An adopted pod carries the selector's labels but no revision label: it is an old pod,
+    /// deleted first on scale-down and replaced (no stored template to update it in place from).
+    #[test]
+    fn an_adopted_pod_without_a_revision_is_old_and_gets_replaced() {
+        let mut gd = seed();
+        gd.spec.update_strategy.as_mut().unwrap().partition = Some(IntOrString::Int(0));
+        let (_, mut pods, revs) = first_sync(&gd);
+        let mut adopted = pods[0].clone();
+        adopted.metadata.name = Some("adopted".into());
+        let labels = adopted.metadata.labels.as_mut().unwrap();
+        labels.remove(names::LABEL_REVISION);
+        labels.remove(names::LABEL_INSTANCE_ID);
+        pods.push(adopted);
+
+        let plan = plan_with(&gd, &pods, &revs);
+        assert_eq!(plan.delete, [("adopted".into(), DeleteReason::ScaleDown)]);
+        assert_eq!(plan.status.replicas, 9);
+        assert_eq!(plan.status.updated_replicas, 8);
+
+        pods.remove(1);
+        let plan = plan_with(&gd, &pods, &revs);
+        assert!(plan.create.is_empty());
+        match plan.delete.as_slice() {
+            [(name, DeleteReason::Recreate(why))] => {
+                assert_eq!(name, "adopted");
+                assert!(why.contains("no controller-revision-hash"), "{why}");
+            }
+            other => panic!("expected the adopted pod recreated, got {other:?}"),
+        }
+        assert_eq!(plan.status.updated_replicas, 7);
+        assert!(plan.release_gates.iter().all(|(n, _)| n != "adopted"));
     }
 
     #[test]

@@ -158,13 +158,39 @@ fn deletion_order(a: &PodView, b: &PodView, input: &ScaleInput) -> Ordering {
     let pod_cost = |p: &PodView| {
         p.annotations
             .get(POD_DELETION_COST)
-            .and_then(|c| c.trim().parse::<i64>().ok())
+            .and_then(|c| parse_cost(c).ok())
     };
     is_new(a)
         .cmp(&is_new(b))
         .then_with(|| active_pods(a, b))
         .then_with(|| missing_last(node_cost(a), node_cost(b), false))
         .then_with(|| missing_last(pod_cost(a), pod_cost(b), input.cost_descending))
+}
+
+/// A deletion-cost annotation that is not an integer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{annotation} {value:?} is not an integer")]
+pub struct BadCost {
+    pub annotation: &'static str,
+    pub value: String,
+}
+
+fn parse_cost(value: &str) -> Result<i64, std::num::ParseIntError> {
+    value.trim().parse()
+}
+
+/// A node's deletion cost from its annotations: `None` without the annotation, an error for a
+/// value that is not an integer (the node then counts as having none).
+pub fn node_cost(annotations: Option<&BTreeMap<String, String>>) -> Result<Option<i64>, BadCost> {
+    annotations
+        .and_then(|a| a.get(NODE_DELETION_COST))
+        .map(|v| {
+            parse_cost(v).map_err(|_| BadCost {
+                annotation: NODE_DELETION_COST,
+                value: v.clone(),
+            })
+        })
+        .transpose()
 }
 
 fn missing_last(a: Option<i64>, b: Option<i64>, descending: bool) -> Ordering {
@@ -281,6 +307,38 @@ mod tests {
             plan(&desc, &mut suffixes(&[])).delete,
             ["gd-old1", "gd-new3"]
         );
+    }
+
+    #[test]
+    fn scale_down_takes_pods_on_the_cheapest_node_first_and_unknown_nodes_last() {
+        let on = |name: &str, node: &str| PodView {
+            node_name: Some(node.into()),
+            ..pod(name, "r2")
+        };
+        let pods = vec![
+            on("gd-plain", "plain"),
+            on("gd-dear", "dear"),
+            on("gd-cheap", "cheap"),
+            on("gd-negative", "negative"),
+        ];
+        let costs: BTreeMap<String, i64> = [("dear", 100), ("cheap", 1), ("negative", -3)]
+            .map(|(n, c)| (n.to_string(), c))
+            .into();
+        let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
+        assert_eq!(p.delete, ["gd-negative", "gd-cheap", "gd-dear"]);
+    }
+
+    #[test]
+    fn node_costs_are_integers_or_reported() {
+        let with = |v: &str| -> BTreeMap<String, String> {
+            [(NODE_DELETION_COST.to_string(), v.to_string())].into()
+        };
+        assert_eq!(node_cost(None), Ok(None));
+        assert_eq!(node_cost(Some(&BTreeMap::new())), Ok(None));
+        assert_eq!(node_cost(Some(&with(" -7 "))), Ok(Some(-7)));
+        let err = node_cost(Some(&with("cheap"))).unwrap_err();
+        assert_eq!(err.value, "cheap");
+        assert!(err.to_string().contains(NODE_DELETION_COST));
     }
 
     #[test]

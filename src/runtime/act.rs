@@ -61,6 +61,14 @@ impl Ledger<'_> {
     }
 }
 
+impl std::ops::AddAssign for Writes {
+    fn add_assign(&mut self, other: Writes) {
+        self.pods += other.pods;
+        self.other += other.other;
+        self.failed += other.failed;
+    }
+}
+
 /// Runs `plan` for `gd`; returns the writes made.
 pub async fn execute(
     client: &kube::Client,
@@ -421,7 +429,7 @@ fn is_conflict(e: &kube::Error) -> bool {
     api_code(e) == Some(409)
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
+pub(super) fn is_not_found(e: &kube::Error) -> bool {
     api_code(e) == Some(404)
 }
 

@@ -4,8 +4,10 @@
 //!
 //! - [`operator`]: watches, caches, the reconcile loop, requeue timing.
 //! - [`act`]: executes one [`crate::controller::plan::Plan`].
+//! - [`claim`]: adopts and releases pods as [`crate::controller::adopt`] decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
 pub mod act;
+pub mod claim;
 pub mod events;
 pub mod operator;
 

@@ -1,29 +1,35 @@
 //! The reconcile loop on kube-runtime's `Controller`: GameDeployments are the primary resource;
 //! Pods, ControllerRevisions and HookRuns are watched once each through reflectors whose caches
-//! the reconcile reads (no GETs of pods), and whose events trigger the owning GameDeployment.
+//! the reconcile reads (no GETs of pods), and whose events trigger the owning GameDeployment
+//! (for a pod without a controller: every GameDeployment that would adopt it). Node metadata
+//! is cached for node deletion costs; node changes trigger nothing.
 //! A reconcile requeues exactly when a timer in the plan is due (grace end, deadline,
 //! minReadySeconds), never by polling.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::act::{self, Writes};
+use super::claim;
 use super::events::Events;
 use crate::api::{GameDeployment, HookRun};
 use crate::clock::SharedClock;
+use crate::controller::adopt::{self, controlled_by};
 use crate::controller::hooks::HookRunView;
 use crate::controller::plan::{self, World};
+use crate::controller::scale;
 
 /// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
 /// while a failure the user must fix (a missing HookTemplate) should not cost a request a
@@ -46,6 +52,9 @@ pub struct Context {
     pods: Store<Pod>,
     revisions: Store<ControllerRevision>,
     hook_runs: Store<HookRun>,
+    nodes: Store<PartialObjectMeta<Node>>,
+    /// Unparsable node deletion costs already warned about, by (node, value).
+    bad_costs: Mutex<BTreeSet<(String, String)>>,
     rng: Mutex<fastrand::Rng>,
     writes: Mutex<Writes>,
     /// Consecutive reconciles with failed writes, by `namespace/name`.
@@ -58,6 +67,37 @@ impl Context {
         self.writes.lock().map(|w| *w).unwrap_or_default()
     }
 
+    fn record(&self, writes: Writes) {
+        if let Ok(mut total) = self.writes.lock() {
+            *total += writes;
+        }
+    }
+
+    /// Node deletion costs from the node cache; a value that is not an integer is ignored,
+    /// with one warning per node and value.
+    fn node_costs(&self) -> BTreeMap<String, i64> {
+        let mut costs = BTreeMap::new();
+        for node in self.nodes.state() {
+            let name = node.name_any();
+            match scale::node_cost(node.metadata.annotations.as_ref()) {
+                Ok(Some(cost)) => {
+                    costs.insert(name, cost);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let new = self
+                        .bad_costs
+                        .lock()
+                        .is_ok_and(|mut seen| seen.insert((name.clone(), e.value.clone())));
+                    if new {
+                        tracing::warn!(node = %name, "{e}; the node counts as having no cost");
+                    }
+                }
+            }
+        }
+        costs
+    }
+
     fn suffix(&self) -> String {
         // Pod-name suffixes in the alphabet Kubernetes uses for generated names.
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -68,14 +108,32 @@ impl Context {
     }
 }
 
-fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
-    obj.meta().owner_references.as_ref().is_some_and(|refs| {
-        refs.iter()
-            .any(|r| r.controller == Some(true) && r.uid == uid)
-    })
+/// The GameDeployments a pod event concerns: its owners, or, for a pod without a controller,
+/// every GameDeployment that would adopt it.
+fn pod_triggers(gds: &Store<GameDeployment>, pod: &Pod) -> Vec<ObjectRef<GameDeployment>> {
+    let ns = pod.namespace();
+    let mut refs: Vec<ObjectRef<GameDeployment>> = pod
+        .owner_references()
+        .iter()
+        .filter_map(|o| ObjectRef::from_owner_ref(ns.as_deref(), o, ()))
+        .collect();
+    if adopt::controller_of(pod).is_none() {
+        refs.extend(
+            gds.state()
+                .iter()
+                .filter(|gd| adopt::wants_orphan(gd, pod))
+                .map(|gd| ObjectRef::from_obj(gd.as_ref())),
+        );
+    }
+    refs
 }
 
-/// One reconcile: observe from the caches, plan, act.
+/// The claim's pods as plain references, for the IO edge.
+fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
+    pods.iter().map(|p| -> &'a Pod { p }).collect()
+}
+
+/// One reconcile: observe from the caches, claim pods, plan, act.
 pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Action, super::Error> {
     if gd.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
@@ -83,29 +141,60 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     }
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
-    let pods: Vec<Pod> = ctx
+    let in_namespace: Vec<Arc<Pod>> = ctx
         .pods
         .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && owned_by(p.as_ref(), &uid))
-        .map(|p| p.as_ref().clone())
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
         .collect();
+    let pods: Vec<Pod> = match adopt::claim(&gd, &in_namespace) {
+        Ok(claim) => {
+            let claimed = claim::execute(
+                &ctx.client,
+                &ctx.events,
+                &gd,
+                &as_pods(&claim.adopt),
+                &as_pods(&claim.release),
+            )
+            .await;
+            ctx.record(claimed.writes);
+            if claimed.writes.failed > 0 {
+                // Planning without a pod we failed to adopt would create its replacement.
+                return Ok(Action::requeue(RETRY_AFTER_FAILED_WRITE));
+            }
+            claim
+                .owned
+                .iter()
+                .map(|p| Pod::clone(p))
+                .chain(claimed.adopted)
+                .collect()
+        }
+        Err(e) => {
+            // The plan refuses this spec and says why; meanwhile no pod changes hands.
+            tracing::debug!(gamedeployment = %gd.name_any(), error = %e, "not claiming pods");
+            in_namespace
+                .iter()
+                .filter(|p| controlled_by(p.as_ref(), &uid))
+                .map(|p| Pod::clone(p))
+                .collect()
+        }
+    };
     let revisions: Vec<ControllerRevision> = ctx
         .revisions
         .state()
         .iter()
-        .filter(|r| owned_by(r.as_ref(), &uid))
+        .filter(|r| controlled_by(r.as_ref(), &uid))
         .map(|r| r.as_ref().clone())
         .collect();
     let hook_runs: BTreeMap<String, HookRunView> = ctx
         .hook_runs
         .state()
         .iter()
-        .filter(|h| owned_by(h.as_ref(), &uid))
+        .filter(|h| controlled_by(h.as_ref(), &uid))
         .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
         .collect();
     let now = ctx.clock.now();
-    let node_costs = BTreeMap::new();
+    let node_costs = ctx.node_costs();
     let world = World {
         gd: &gd,
         pods: &pods,
@@ -117,11 +206,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     let plan = plan::plan(&world, &mut || ctx.suffix());
     let requeue_at = plan.requeue_at;
     let writes = act::execute(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
-    if let Ok(mut total) = ctx.writes.lock() {
-        total.pods += writes.pods;
-        total.other += writes.other;
-        total.failed += writes.failed;
-    }
+    ctx.record(writes);
     let key = format!("{ns}/{}", gd.name_any());
     let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
     if writes.failed > 0 {
@@ -187,6 +272,15 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
+    let (nodes, node_writer) = reflector::store();
+    let node_stream = reflector::reflector(
+        node_writer,
+        watcher(
+            Api::<PartialObjectMeta<Node>>::all(client.clone()),
+            cfg.clone(),
+        ),
+    )
+    .default_backoff();
     let ctx = Arc::new(Context {
         events: Events::new(client.clone(), clock.clone(), options.instance),
         client: client.clone(),
@@ -194,14 +288,18 @@ pub async fn run(
         pods,
         revisions,
         hook_runs,
+        nodes,
+        bad_costs: Mutex::new(BTreeSet::new()),
         rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
         writes: Mutex::new(Writes::default()),
         failing: Mutex::new(BTreeMap::new()),
     });
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
-    Controller::new(Api::<GameDeployment>::all(client), cfg)
+    let controller = Controller::new(Api::<GameDeployment>::all(client), cfg);
+    let gds = controller.store();
+    let reconciles = controller
         .with_config(config)
-        .owns_stream(pod_stream)
+        .watches_stream(pod_stream, move |pod| pod_triggers(&gds, &pod))
         .owns_stream(rev_stream)
         .owns_stream(hook_stream)
         .graceful_shutdown_on(shutdown)
@@ -211,8 +309,16 @@ pub async fn run(
                 Ok((obj, _)) => tracing::debug!(gamedeployment = %obj.name, "reconciled"),
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
-        })
-        .await;
+        });
+    // The node cache is kept up to date for as long as the controller runs.
+    let node_cache = async {
+        node_stream.for_each(|_| futures::future::ready(())).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = reconciles => {}
+        () = node_cache => {}
+    }
     ctx
 }
 
@@ -249,11 +355,63 @@ impl Handle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    use serde_json::Value;
 
     #[test]
     fn failed_writes_back_off_from_one_second_to_five_minutes() {
         let waits: Vec<u64> = (0..12).map(|a| retry_delay(a).as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
         assert_eq!(retry_delay(u32::MAX), MAX_RETRY_AFTER_FAILED_WRITE);
+    }
+
+    /// Every API call the operator makes is granted by `deploy/rbac.yaml`.
+    #[test]
+    fn the_cluster_role_grants_what_the_operator_calls() {
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(include_str!("../../deploy/rbac.yaml")).unwrap();
+        let role = docs
+            .into_iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .map(|d| serde_json::from_value::<ClusterRole>(d).unwrap())
+            .unwrap();
+        let rules = role.rules.unwrap_or_default();
+        let allows = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|r| {
+                let has = |list: &Option<Vec<String>>, x: &str| {
+                    list.iter().flatten().any(|v| v == x || v == "*")
+                };
+                has(&r.api_groups, group)
+                    && has(&r.resources, resource)
+                    && r.verbs.iter().any(|v| v == verb)
+            })
+        };
+        for (group, resource, verbs) in [
+            (
+                "tkex.tencent.com",
+                "gamedeployments",
+                &["get", "list", "watch"][..],
+            ),
+            ("tkex.tencent.com", "gamedeployments/status", &["patch"]),
+            (
+                "tkex.tencent.com",
+                "hookruns",
+                &["list", "watch", "create", "delete"],
+            ),
+            ("tkex.tencent.com", "hooktemplates", &["get"]),
+            ("", "pods", &["list", "watch", "create", "delete", "patch"]),
+            ("", "pods/status", &["patch"]),
+            ("", "nodes", &["list", "watch"]),
+            (
+                "apps",
+                "controllerrevisions",
+                &["list", "watch", "create", "delete"],
+            ),
+            ("events.k8s.io", "events", &["create", "patch"]),
+        ] {
+            for verb in verbs {
+                assert!(allows(group, resource, verb), "{verb} {resource}.{group}");
+            }
+        }
     }
 }

@@ -1,0 +1,337 @@
+//! Which pods a GameDeployment controls: the ReplicaSet's `ClaimPods` (kube's
+//! `PodControllerRefManager`), as a pure decision the runtime edge executes. A pod that matches
+//! the selector and has no controller is adopted; a pod we control that no longer matches is
+//! released; a pod another controller owns is never touched. The original operator claims pods
+//! this way, so users can hand pods over by labels, or take one out of service by relabeling it.
+
+use std::borrow::Borrow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use kube::Resource;
+
+use crate::api::GameDeployment;
+
+/// Why a selector cannot be used to claim pods.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    /// An empty selector matches everything: claiming with it would take every orphan in the
+    /// namespace (the API server forbids it for ReplicaSets for this reason).
+    #[error("spec.selector is empty and would claim every pod in the namespace")]
+    Empty,
+    #[error("spec.selector.matchExpressions: unknown operator {0:?}")]
+    Operator(String),
+    /// Claiming with it would release every pod the GameDeployment creates.
+    #[error("spec.selector does not match spec.template.metadata.labels")]
+    MissesTemplate,
+    #[error("spec.selector.matchExpressions: {key} {operator} {needs}")]
+    Values {
+        key: String,
+        operator: String,
+        needs: &'static str,
+    },
+}
+
+/// A validated label selector (`matchLabels` and `matchExpressions`, ANDed).
+#[derive(Debug, Clone, Copy)]
+pub struct Selector<'a>(&'a LabelSelector);
+
+impl<'a> Selector<'a> {
+    pub fn new(selector: &'a LabelSelector) -> Result<Self, SelectorError> {
+        let labels = selector
+            .match_labels
+            .as_ref()
+            .is_some_and(|m| !m.is_empty());
+        let expressions = selector.match_expressions.as_deref().unwrap_or_default();
+        if !labels && expressions.is_empty() {
+            return Err(SelectorError::Empty);
+        }
+        for e in expressions {
+            let has_values = e.values.as_ref().is_some_and(|v| !v.is_empty());
+            let needs = match e.operator.as_str() {
+                "In" | "NotIn" if !has_values => "needs values",
+                "Exists" | "DoesNotExist" if has_values => "takes no values",
+                "In" | "NotIn" | "Exists" | "DoesNotExist" => continue,
+                other => return Err(SelectorError::Operator(other.to_string())),
+            };
+            return Err(SelectorError::Values {
+                key: e.key.clone(),
+                operator: e.operator.clone(),
+                needs,
+            });
+        }
+        Ok(Selector(selector))
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let by_labels = self
+            .0
+            .match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| labels.get(k) == Some(v));
+        by_labels
+            && self.0.match_expressions.iter().flatten().all(|e| {
+                let value = labels.get(&e.key);
+                let listed = || value.is_some_and(|v| e.values.iter().flatten().any(|x| x == v));
+                match e.operator.as_str() {
+                    "In" => listed(),
+                    "NotIn" => !listed(),
+                    "Exists" => value.is_some(),
+                    // `new` admits no other operator.
+                    _ => value.is_none(),
+                }
+            })
+    }
+}
+
+/// The controller reference of an object, if any.
+pub fn controller_of<K: Resource>(obj: &K) -> Option<&OwnerReference> {
+    obj.meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Whether the object's controller is the one with `uid`.
+pub fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
+    controller_of(obj).is_some_and(|r| r.uid == uid)
+}
+
+/// What claiming decided, for the pods of the GameDeployment's namespace.
+#[derive(Debug)]
+pub struct Claim<'a, P> {
+    /// Pods the GameDeployment controls and keeps.
+    pub owned: Vec<&'a P>,
+    /// Orphans to adopt.
+    pub adopt: Vec<&'a P>,
+    /// Pods the GameDeployment controls that no longer match its selector.
+    pub release: Vec<&'a P>,
+}
+
+/// Claims pods like a ReplicaSet. Nothing is adopted or released while the GameDeployment is
+/// being deleted; an unusable selector claims nothing new and releases nothing (the plan
+/// refuses such a spec and says why: a bad spec changes no pod).
+pub fn claim<'a, P: Borrow<Pod>>(
+    gd: &GameDeployment,
+    pods: &'a [P],
+) -> Result<Claim<'a, P>, SelectorError> {
+    let selector = Selector::new(&gd.spec.selector)?;
+    let template = gd
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
+    if !selector.matches(template.unwrap_or(&BTreeMap::new())) {
+        return Err(SelectorError::MissesTemplate);
+    }
+    let uid = gd.meta().uid.as_deref().unwrap_or_default();
+    let deleting = gd.meta().deletion_timestamp.is_some();
+    let mut out = Claim {
+        owned: Vec::new(),
+        adopt: Vec::new(),
+        release: Vec::new(),
+    };
+    for p in pods {
+        let pod: &Pod = p.borrow();
+        if !same_namespace(gd, pod) {
+            continue;
+        }
+        let matches = selector.matches(pod.meta().labels.as_ref().unwrap_or(&BTreeMap::new()));
+        match controller_of(pod) {
+            Some(r) if r.uid != uid => {}
+            Some(_) if matches => out.owned.push(p),
+            Some(_) if deleting || pod.meta().deletion_timestamp.is_some() => {}
+            Some(_) => out.release.push(p),
+            None if !deleting && matches && adoptable(pod) => out.adopt.push(p),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The strategic merge patch that makes `owner` the pod's controller. The pod's uid in it is a
+/// precondition: a pod recreated under the same name is not adopted.
+pub fn adoption_patch(owner: &OwnerReference, pod_uid: &str) -> serde_json::Value {
+    serde_json::json!({"metadata": {"ownerReferences": [owner], "uid": pod_uid}})
+}
+
+/// The strategic merge patch that removes the owner reference with `owner_uid` from the pod.
+pub fn release_patch(owner_uid: &str, pod_uid: &str) -> serde_json::Value {
+    serde_json::json!({"metadata": {
+        "ownerReferences": [{"$patch": "delete", "uid": owner_uid}],
+        "uid": pod_uid,
+    }})
+}
+
+/// Whether the GameDeployment would adopt `pod` (the trigger for orphan pod events).
+pub fn wants_orphan(gd: &GameDeployment, pod: &Pod) -> bool {
+    claim(gd, std::slice::from_ref(pod)).is_ok_and(|c| !c.adopt.is_empty())
+}
+
+fn same_namespace(gd: &GameDeployment, pod: &Pod) -> bool {
+    gd.meta().namespace.is_some() && pod.meta().namespace == gd.meta().namespace
+}
+
+/// Active pods only, as the ReplicaSet's `FilterActivePods`: a pod being deleted or already
+/// finished is not worth taking over.
+fn adoptable(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.meta().deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use serde_json::json;
+
+    fn gd() -> GameDeployment {
+        let text = include_str!("../../deploy/examples/inplace-update.yaml");
+        let mut gd: GameDeployment = serde_saphyr::from_str(text).unwrap();
+        gd.metadata.uid = Some("gd-uid".into());
+        gd.metadata.namespace = Some("default".into());
+        gd
+    }
+
+    /// A pod labelled `app=<app>` in `ns`, controlled by `owner` if given.
+    fn pod(name: &str, ns: &str, app: &str, owner: Option<&str>) -> Pod {
+        let refs: Vec<_> = owner
+            .map(|uid| {
+                json!({"apiVersion": "tkex.tencent.com/v1alpha1", "kind": "GameDeployment",
+                    "name": "x", "uid": uid, "controller": true})
+            })
+            .into_iter()
+            .collect();
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns,
+            "labels": {"app": app}, "ownerReferences": refs}}))
+        .unwrap()
+    }
+
+    fn names<P: Borrow<Pod>>(pods: &[&P]) -> Vec<String> {
+        pods.iter()
+            .map(|p| Borrow::<Pod>::borrow(*p).metadata.name.clone().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn adopts_matching_orphans_releases_mismatches_and_leaves_others_alone() {
+        let gd = gd();
+        let app = gd.spec.selector.match_labels.as_ref().unwrap()["app"].clone();
+        let mut dying = pod("dying-orphan", "default", &app, None);
+        dying.metadata.deletion_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        let mut done = pod("finished-orphan", "default", &app, None);
+        done.status = Some(serde_json::from_value(json!({"phase": "Succeeded"})).unwrap());
+        let mut bystander = pod("non-controller-ref", "default", &app, None);
+        bystander.metadata.owner_references.as_mut().unwrap().push(
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "name": "c", "uid": "cm-uid"}))
+            .unwrap(),
+        );
+        let pods = vec![
+            pod("mine", "default", &app, Some("gd-uid")),
+            pod("relabeled", "default", "other", Some("gd-uid")),
+            pod("orphan", "default", &app, None),
+            pod("other-app-orphan", "default", "other", None),
+            pod("someone-elses", "default", &app, Some("rs-uid")),
+            pod("elsewhere", "kube-system", &app, None),
+            dying,
+            done,
+            bystander,
+        ];
+        let c = claim(&gd, &pods).unwrap();
+        assert_eq!(names(&c.owned), ["mine"]);
+        assert_eq!(names(&c.adopt), ["orphan", "non-controller-ref"]);
+        assert_eq!(names(&c.release), ["relabeled"]);
+        assert!(wants_orphan(&gd, &pods[2]));
+        assert!(!wants_orphan(&gd, &pods[4]), "owned by another controller");
+        assert!(!wants_orphan(&gd, &pods[5]), "another namespace");
+    }
+
+    #[test]
+    fn a_game_deployment_being_deleted_neither_adopts_nor_releases() {
+        let mut gd = gd();
+        gd.metadata.deletion_timestamp = Some(Time("2026-01-01T00:00:00Z".parse().unwrap()));
+        let app = gd.spec.selector.match_labels.as_ref().unwrap()["app"].clone();
+        let pods = vec![
+            pod("mine", "default", &app, Some("gd-uid")),
+            pod("relabeled", "default", "other", Some("gd-uid")),
+            pod("orphan", "default", &app, None),
+        ];
+        let c = claim(&gd, &pods).unwrap();
+        assert_eq!(names(&c.owned), ["mine"]);
+        assert!(c.adopt.is_empty() && c.release.is_empty());
+        assert!(!wants_orphan(&gd, &pods[2]));
+    }
+
+    #[test]
+    fn an_unusable_selector_claims_nothing() {
+        let mut gd = gd();
+        gd.spec.selector = LabelSelector::default();
+        let pods = vec![pod("orphan", "default", "any", None)];
+        assert_eq!(claim(&gd, &pods).unwrap_err(), SelectorError::Empty);
+        assert!(!wants_orphan(&gd, &pods[0]));
+        gd.spec.selector = serde_json::from_value(
+            json!({"matchExpressions": [{"key": "app", "operator": "Near"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            claim(&gd, &pods).unwrap_err(),
+            SelectorError::Operator("Near".into())
+        );
+        gd.spec.selector =
+            serde_json::from_value(json!({"matchExpressions": [{"key": "app", "operator": "In"}]}))
+                .unwrap();
+        assert!(matches!(
+            claim(&gd, &pods).unwrap_err(),
+            SelectorError::Values { .. }
+        ));
+        gd.spec.selector.match_expressions = None;
+        gd.spec.selector.match_labels = Some([("app".to_string(), "typo".to_string())].into());
+        assert_eq!(
+            claim(&gd, &pods).unwrap_err(),
+            SelectorError::MissesTemplate,
+            "a selector that misses the template would release every pod"
+        );
+    }
+
+    #[test]
+    fn match_expressions_follow_label_selector_semantics() {
+        let selector: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "game"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "zone", "operator": "NotIn", "values": ["z9"]},
+                {"key": "team", "operator": "Exists"}
+            ]
+        }))
+        .unwrap();
+        let s = Selector::new(&selector).unwrap();
+        let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(s.matches(&labels(&[("app", "game"), ("tier", "a"), ("team", "t")])));
+        assert!(!s.matches(&labels(&[("app", "game"), ("tier", "c"), ("team", "t")])));
+        assert!(!s.matches(&labels(&[("app", "game"), ("tier", "a")])));
+        assert!(!s.matches(&labels(&[
+            ("app", "game"),
+            ("tier", "a"),
+            ("team", "t"),
+            ("canary", "")
+        ])));
+        assert!(!s.matches(&labels(&[
+            ("app", "game"),
+            ("tier", "b"),
+            ("team", "t"),
+            ("zone", "z9")
+        ])));
+        assert!(!s.matches(&labels(&[("tier", "a"), ("team", "t")])));
+    }
+}

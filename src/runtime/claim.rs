@@ -1,0 +1,112 @@
+//! Executes a claim decided by [`crate::controller::adopt`]: adoption and release are pod
+//! patches carrying the pod's uid, so a pod recreated under the same name is left alone.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+
+use super::act::{Writes, is_not_found};
+use super::events::Events;
+use crate::api::GameDeployment;
+use crate::controller::adopt;
+use crate::controller::pods::Owner;
+
+/// What claiming did.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// The adopted pods as the API server returned them (with our controller reference).
+    pub adopted: Vec<Pod>,
+    pub writes: Writes,
+}
+
+/// Adopts `adopt` and releases `release` for `gd`. Failures are counted in the writes and
+/// reported as events; a pod that is gone is simply skipped.
+pub async fn execute(
+    client: &kube::Client,
+    events: &Events,
+    gd: &GameDeployment,
+    adopt: &[&Pod],
+    release: &[&Pod],
+) -> Claimed {
+    let mut out = Claimed::default();
+    if adopt.is_empty() && release.is_empty() {
+        return out;
+    }
+    let (Some(ns), Some(name), Some(uid)) = (gd.namespace(), gd.meta().name.clone(), gd.uid())
+    else {
+        return out;
+    };
+    let gd_ref = gd.object_ref(&());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let params = PatchParams::default();
+
+    let owner = Owner {
+        name: name.clone(),
+        namespace: ns.clone(),
+        uid: uid.clone(),
+    }
+    .reference();
+    let adopt = if adopt.is_empty() || can_adopt(client, gd, &mut out.writes).await {
+        adopt
+    } else {
+        &[]
+    };
+    for pod in adopt {
+        let pod_name = pod.name_any();
+        let patch = adopt::adoption_patch(&owner, &pod.uid().unwrap_or_default());
+        out.writes.pods += 1;
+        match pods
+            .patch(&pod_name, &params, &Patch::Strategic(patch))
+            .await
+        {
+            Ok(p) => {
+                let msg = format!("adopted Pod {pod_name}: it matches the selector of {name}");
+                events.emit(&gd_ref, false, "SuccessfulAdopt", &msg).await;
+                out.adopted.push(p);
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                out.writes.failed += 1;
+                let msg = format!("adopt Pod {pod_name} failed: {e}");
+                events.emit(&gd_ref, true, "FailedAdopt", &msg).await;
+            }
+        }
+    }
+    for pod in release {
+        let pod_name = pod.name_any();
+        let patch = adopt::release_patch(&uid, &pod.uid().unwrap_or_default());
+        out.writes.pods += 1;
+        match pods
+            .patch(&pod_name, &params, &Patch::Strategic(patch))
+            .await
+        {
+            Ok(_) => {
+                let msg =
+                    format!("released Pod {pod_name}: it no longer matches the selector of {name}");
+                events.emit(&gd_ref, false, "SuccessfulRelease", &msg).await;
+            }
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                out.writes.failed += 1;
+                let msg = format!("release Pod {pod_name} failed: {e}");
+                events.emit(&gd_ref, true, "FailedRelease", &msg).await;
+            }
+        }
+    }
+    out
+}
+
+/// A fresh read of the GameDeployment before adopting (kube's `RecheckDeletionTimestamp`): the
+/// cached copy may miss a deletion, and a GameDeployment being deleted must not adopt.
+async fn can_adopt(client: &kube::Client, gd: &GameDeployment, writes: &mut Writes) -> bool {
+    let api: Api<GameDeployment> =
+        Api::namespaced(client.clone(), &gd.namespace().unwrap_or_default());
+    match api.get(&gd.name_any()).await {
+        Ok(fresh) => fresh.uid() == gd.uid() && fresh.meta().deletion_timestamp.is_none(),
+        Err(e) => {
+            writes.failed += 1;
+            tracing::warn!(gamedeployment = %gd.name_any(), error = %e, "cannot recheck before adopting");
+            false
+        }
+    }
+}
