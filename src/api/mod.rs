@@ -35,6 +35,18 @@ pub enum ApiError {
     Yaml(#[from] serde_saphyr::SerializeError),
 }
 
+/// The seed's GameDeployment (`deploy/examples/inplace-update.yaml`) as the API server would
+/// hand it out (uid, namespace, generation set): the common starting point of unit tests.
+#[cfg(test)]
+pub(crate) fn seed_example() -> GameDeployment {
+    let text = include_str!("../../deploy/examples/inplace-update.yaml");
+    let mut gd: GameDeployment = serde_saphyr::from_str(text).expect("the seed example parses");
+    gd.metadata.uid = Some("gd-uid".into());
+    gd.metadata.namespace = Some("default".into());
+    gd.metadata.generation = Some(1);
+    gd
+}
+
 /// Every CRD gamedeploy serves, in a stable order: GameDeployment, HookTemplate, HookRun.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![GameDeployment::crd(), HookTemplate::crd(), HookRun::crd()]

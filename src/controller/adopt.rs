@@ -190,11 +190,7 @@ mod tests {
     use serde_json::json;
 
     fn gd() -> GameDeployment {
-        let text = include_str!("../../deploy/examples/inplace-update.yaml");
-        let mut gd: GameDeployment = serde_saphyr::from_str(text).unwrap();
-        gd.metadata.uid = Some("gd-uid".into());
-        gd.metadata.namespace = Some("default".into());
-        gd
+        crate::api::seed_example()
     }
 
     /// A pod labelled `app=<app>` in `ns`, controlled by `owner` if given.

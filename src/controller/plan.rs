@@ -646,11 +646,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     fn seed() -> GameDeployment {
-        let text = include_str!("../../deploy/examples/inplace-update.yaml");
-        let mut gd: GameDeployment = serde_saphyr::from_str(text).unwrap();
-        gd.metadata.uid = Some("gd-uid".into());
-        gd.metadata.generation = Some(1);
-        gd
+        crate::api::seed_example()
     }
 
     fn now() -> Timestamp {
