@@ -89,7 +89,16 @@ fn kubectl_result(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
 
 /// Polls a kubectl command until `done` holds (bounded; never asserts a duration).
 fn eventually(kubeconfig: &Path, args: &[&str], done: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    eventually_within(kubeconfig, args, Duration::from_secs(60), done)
+}
+
+fn eventually_within(
+    kubeconfig: &Path,
+    args: &[&str],
+    bound: Duration,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + bound;
     loop {
         let out = kubectl(kubeconfig, args);
         if done(&out) || Instant::now() > deadline {
@@ -192,6 +201,68 @@ fn the_seed_commands_work_with_a_real_kubectl() {
         o.matches("test-gamedeployment-").count() == 9
     });
     assert_eq!(pods.matches("test-gamedeployment-").count(), 9, "{pods}");
+}
+
+/// The seed's session exactly as its text gives it, in real time against `gamedeploy cluster
+/// --operator --kubelet`: apply, get, the JSON patch, then five of the eight pods restarted once
+/// in place (same names), three untouched, and `8 5 5 8 8`. Takes the rollout's real ~100 s.
+#[test]
+fn the_seed_session_as_written_restarts_five_pods_in_place() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: no kubectl on PATH; the kubectl seed session did not run");
+        return;
+    }
+    let cluster = start("session", &["--kubelet"]);
+    let kc = cluster.kubeconfig.as_path();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let running = |o: &str| o.matches("1/1     Running   0").count() == 8;
+    let before = eventually(kc, &["get", "pods"], running);
+    assert!(running(&before), "{before}");
+    let names = |table: &str| -> Vec<String> {
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let gd = eventually(kc, &["get", "gamedeployment"], |o| {
+        o.contains("8         8         8               8       8")
+    });
+    assert!(
+        gd.contains("test-gamedeployment   8         8         8               8       8"),
+        "{gd}"
+    );
+    kubectl(
+        kc,
+        &[
+            "patch",
+            "gamedeployment",
+            "test-gamedeployment",
+            "--type=json",
+            "-p=[{\"op\": \"replace\", \"path\": \"/spec/template/spec/containers/0/image\", \"value\":\"python:latest\"}]",
+        ],
+    );
+    let done =
+        |o: &str| o.contains("test-gamedeployment   8         5         5               8       8");
+    let gd = eventually_within(
+        kc,
+        &["get", "gamedeployment"],
+        Duration::from_secs(300),
+        done,
+    );
+    assert!(done(&gd), "{gd}");
+    let after = kubectl(kc, &["get", "pods"]);
+    assert_eq!(
+        names(&after),
+        names(&before),
+        "same pods, in place: {after}"
+    );
+    assert_eq!(after.matches("1/1     Running   1").count(), 5, "{after}");
+    assert_eq!(after.matches("1/1     Running   0").count(), 3, "{after}");
 }
 
 /// Asserts that `kubectl get KIND NAME` fails with NotFound, exit code 1, as on a real cluster.
