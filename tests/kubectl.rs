@@ -25,21 +25,15 @@ fn kubectl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// Starts `gamedeploy cluster --operator` plus `extra` flags; `tag` keeps the kubeconfigs of
-/// tests running in parallel apart.
+/// Starts `gamedeploy cluster` with `extra` flags (`--operator`, `--kubelet`); `tag` keeps the
+/// kubeconfigs of tests running in parallel apart.
 fn start(tag: &str, extra: &[&str]) -> Cluster {
     let dir = std::env::temp_dir().join(format!("gamedeploy-kubectl-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
     let _ = std::fs::remove_file(&kubeconfig);
     let child = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
-        .args([
-            "cluster",
-            "--listen",
-            "127.0.0.1:0",
-            "--operator",
-            "--kubeconfig-out",
-        ])
+        .args(["cluster", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
         .arg(&kubeconfig)
         .args(extra)
         .stdout(Stdio::null())
@@ -114,7 +108,7 @@ fn the_seed_commands_work_with_a_real_kubectl() {
         eprintln!("SKIPPED: no kubectl on PATH; the kubectl end-to-end test did not run");
         return;
     }
-    let cluster = start("seed", &[]);
+    let cluster = start("seed", &["--operator"]);
     let kc = cluster.kubeconfig.as_path();
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -212,7 +206,7 @@ fn the_seed_session_as_written_restarts_five_pods_in_place() {
         eprintln!("SKIPPED: no kubectl on PATH; the kubectl seed session did not run");
         return;
     }
-    let cluster = start("session", &["--kubelet"]);
+    let cluster = start("session", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -317,7 +311,7 @@ fn kubectl_delete_removes_objects_and_their_dependents() {
         eprintln!("SKIPPED: no kubectl on PATH; the kubectl delete test did not run");
         return;
     }
-    let cluster = start("delete", &["--kubelet"]);
+    let cluster = start("delete", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
     // The simulated kubelet's containers ignore SIGTERM and use the whole grace period, so
     // the pods get a short one: deletion stays graceful without a 30 s wait.
@@ -398,4 +392,46 @@ fn kubectl_delete_removes_objects_and_their_dependents() {
     assert_not_found(kc, "gd", "test-gamedeployment");
     let left = pods_until(kc, |p| p.is_empty());
     assert!(left.is_empty(), "owned pods not collected: {left:?}");
+}
+
+/// `gamedeploy run` as its own process against `gamedeploy cluster` (as against any cluster,
+/// through a kubeconfig): it creates the pods, and SIGTERM stops it cleanly (exit status 0).
+#[test]
+fn gamedeploy_run_drives_a_cluster_through_its_kubeconfig_and_stops_on_sigterm() {
+    if !kubectl_available() {
+        eprintln!("SKIPPED: no kubectl on PATH; the gamedeploy run test did not run");
+        return;
+    }
+    let cluster = start("run", &["--kubelet"]);
+    let kc = cluster.kubeconfig.as_path();
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
+        .args(["run", "--kubeconfig"])
+        .arg(kc)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gamedeploy run");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let running = |o: &str| o.matches("1/1     Running   0").count() == 8;
+    let pods = eventually(kc, &["get", "pods"], running);
+    assert!(running(&pods), "{pods}");
+    // The shell's builtin kill: no extra package needed.
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", operator.id())])
+        .status()
+        .expect("run sh");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = operator.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "gamedeploy run ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "gamedeploy run exited with {status}");
 }
