@@ -298,6 +298,24 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         }
     }
 
+    // Canary steps are not run yet: say so once per spec change rather than ignore them.
+    let steps = gd
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.canary.as_ref())
+        .map_or(0, |c| c.steps.len());
+    if steps > 0 && previous.map(|s| s.observed_generation) != gd.metadata.generation {
+        out.notes.push(Note {
+            warning: true,
+            reason: "CanaryStepsNotSupported",
+            message: format!(
+                "updateStrategy.canary has {steps} steps, which this operator does not run yet: \
+                 updateStrategy.partition applies instead (set it to stage the rollout by hand)"
+            ),
+        });
+    }
+
     // --- preDelete hooks ------------------------------------------------------------------
     // Last, so every deletion (scale-down, podsToDelete, recreate) passes the same gate. A held
     // pod stays out of update planning above, as in the original.
@@ -971,6 +989,27 @@ mod tests {
                 .all(|(_, o)| !o.actions.iter().any(|a| matches!(a, Action::WritePod(_))))
         );
         assert!(plan.status.conditions.iter().any(|c| c.reason == "Paused"));
+    }
+
+    #[test]
+    fn canary_steps_are_reported_once_per_generation_not_silently_ignored() {
+        let mut gd = seed();
+        gd.spec.update_strategy.as_mut().unwrap().canary = Some(
+            serde_json::from_value(serde_json::json!({"steps": [{"partition": 6}, {"pause": {}}]}))
+                .unwrap(),
+        );
+        let (_, pods, revs) = first_sync(&gd);
+        let plan = plan_with(&gd, &pods, &revs);
+        let note = plan
+            .notes
+            .iter()
+            .find(|n| n.reason == "CanaryStepsNotSupported")
+            .expect("a warning");
+        assert!(note.warning);
+        assert!(note.message.contains("has 2 steps"), "{}", note.message);
+        gd.status = Some(plan.status);
+        let again = plan_with(&gd, &pods, &revs);
+        assert!(again.notes.is_empty(), "only once per spec change");
     }
 
     #[test]
