@@ -63,7 +63,7 @@ pub struct Note {
 }
 
 /// The decisions of one reconcile.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub revisions: Option<RevisionPlan>,
     pub create: Vec<Pod>,
@@ -125,19 +125,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .cloned()
         .unwrap_or_else(|| update.clone());
 
-    let mut out = Plan {
-        revisions: None,
-        create: Vec::new(),
-        delete: Vec::new(),
-        machines: Vec::new(),
-        hot_patches: Vec::new(),
-        release_gates: Vec::new(),
-        pre_delete: Vec::new(),
-        stale_hook_runs: Vec::new(),
-        notes: Vec::new(),
-        status: GameDeploymentStatus::default(),
-        requeue_at: None,
-    };
+    let mut out = Plan::default();
     let mut problems = Vec::new();
 
     // --- scale ---------------------------------------------------------------------------
@@ -639,21 +627,13 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
         now: world.now,
     });
     Plan {
-        revisions: None,
-        create: Vec::new(),
-        delete: Vec::new(),
-        machines: Vec::new(),
-        hot_patches: Vec::new(),
-        release_gates: Vec::new(),
-        pre_delete: Vec::new(),
-        stale_hook_runs: Vec::new(),
         notes: vec![Note {
             warning: true,
             reason: "InvalidSpec",
             message,
         }],
         status,
-        requeue_at: None,
+        ..Plan::default()
     }
 }
 
