@@ -20,6 +20,9 @@ use kube::runtime::{Controller, controller::Action, watcher};
 use serde_json::{Value, json};
 use support::*;
 
+/// What kubectl sends to get a table.
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
 fn lease(name: &str) -> Lease {
     serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "a"}}, "spec": {"holderIdentity": "x"}})).unwrap()
 }
@@ -1412,25 +1415,12 @@ async fn table_output_uses_printer_columns() {
     )
     .await
     .unwrap();
-    let req = http::Request::builder()
-        .uri(format!("/apis/{GROUP}/v1/namespaces/{}/widgets", env.ns))
-        .header(
-            "accept",
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-        )
-        .body(kube::client::Body::empty())
-        .unwrap();
-    let v: Value = serde_json::from_slice(
-        &env.client
-            .send(req)
-            .await
-            .unwrap()
-            .into_body()
-            .collect_bytes()
-            .await
-            .unwrap(),
+    let v = get_as(
+        &env.client,
+        &format!("/apis/{GROUP}/v1/namespaces/{}/widgets", env.ns),
+        TABLE,
     )
-    .unwrap();
+    .await;
     assert_eq!(v["kind"], "Table");
     let cols: Vec<&str> = v["columnDefinitions"]
         .as_array()
@@ -1466,25 +1456,12 @@ async fn table_output_uses_printer_columns() {
     )
     .await
     .unwrap();
-    let req = http::Request::builder()
-        .uri(format!("/api/v1/namespaces/{}/pods", env.ns))
-        .header(
-            "accept",
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
-        )
-        .body(kube::client::Body::empty())
-        .unwrap();
-    let v: Value = serde_json::from_slice(
-        &env.client
-            .send(req)
-            .await
-            .unwrap()
-            .into_body()
-            .collect_bytes()
-            .await
-            .unwrap(),
+    let v = get_as(
+        &env.client,
+        &format!("/api/v1/namespaces/{}/pods", env.ns),
+        TABLE,
     )
-    .unwrap();
+    .await;
     let cols: Vec<&str> = v["columnDefinitions"]
         .as_array()
         .unwrap()
@@ -1884,26 +1861,12 @@ async fn metadata_only_requests() {
     assert_eq!(one.metadata.name.as_deref(), Some("a"));
     let list = meta.list(&ListParams::default()).await.unwrap();
     assert_eq!(list.items.len(), 1);
-    let (_, raw_list) = {
-        let req = http::Request::builder()
-            .uri(format!(
-                "/apis/coordination.k8s.io/v1/namespaces/{}/leases",
-                env.ns
-            ))
-            .header(
-                "accept",
-                "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-            )
-            .body(kube::client::Body::empty())
-            .unwrap();
-        let resp = env.client.send(req).await.unwrap();
-        let code = resp.status().as_u16();
-        (
-            code,
-            serde_json::from_slice::<Value>(&resp.into_body().collect_bytes().await.unwrap())
-                .unwrap(),
-        )
-    };
+    let raw_list = get_as(
+        &env.client,
+        &format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", env.ns),
+        "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+    )
+    .await;
     assert_eq!(raw_list["kind"], "PartialObjectMetadataList");
     assert!(raw_list["items"][0].get("spec").is_none());
     let mut w = meta

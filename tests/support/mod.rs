@@ -182,6 +182,18 @@ pub fn api_err<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<kube::core:
     }
 }
 
+/// GET `uri` asking for another representation (`accept`, e.g. a Table): the JSON body.
+pub async fn get_as(client: &Client, uri: &str, accept: &str) -> Value {
+    let req = http::Request::builder()
+        .uri(uri)
+        .header("accept", accept)
+        .body(kube::client::Body::empty())
+        .expect("request");
+    let resp = client.send(req).await.expect("transport");
+    let bytes = resp.into_body().collect_bytes().await.expect("body");
+    serde_json::from_slice(&bytes).expect("a JSON body")
+}
+
 /// Raw request: (status code, JSON body).
 pub async fn raw(
     client: &Client,
