@@ -20,6 +20,14 @@ use kube::runtime::{Controller, controller::Action, watcher};
 use serde_json::{Value, json};
 use support::*;
 
+/// A fresh namespace with the Widget CRD installed, and the Widget API in it.
+async fn widget_env(test: &str) -> (Env, Api<DynamicObject>) {
+    let env = env(test).await;
+    install_widgets(&env.client).await;
+    let api = widgets(&env);
+    (env, api)
+}
+
 /// What kubectl sends to get a table.
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
@@ -233,9 +241,7 @@ async fn stale_update_conflicts_and_rv_moves_globally() {
 
 #[tokio::test]
 async fn custom_resource_generation_and_status_split() {
-    let env = env("generation").await;
-    install_widgets(&env.client).await;
-    let api = widgets(&env);
+    let (env, api) = widget_env("generation").await;
     let w = api
         .create(
             &PostParams::default(),
@@ -601,9 +607,7 @@ async fn pod_status_subresource_keeps_metadata_but_not_spec() {
 
 #[tokio::test]
 async fn scale_subresource() {
-    let env = env("scale").await;
-    install_widgets(&env.client).await;
-    let api = widgets(&env);
+    let (env, api) = widget_env("scale").await;
     api.create(
         &PostParams::default(),
         &widget("w", json!({"image": "game:1", "replicas": 3})),
@@ -639,9 +643,7 @@ async fn scale_subresource() {
 
 #[tokio::test]
 async fn crd_defaulting_pruning_and_validation() {
-    let env = env("schema").await;
-    install_widgets(&env.client).await;
-    let api = widgets(&env);
+    let (env, api) = widget_env("schema").await;
     let w = api
         .create(
             &PostParams::default(),
@@ -818,9 +820,7 @@ async fn pod_graceful_deletion() {
 
 #[tokio::test]
 async fn owner_reference_garbage_collection() {
-    let env = env("gc").await;
-    install_widgets(&env.client).await;
-    let api = widgets(&env);
+    let (env, api) = widget_env("gc").await;
     let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
     let child = |name: &str, owner: &DynamicObject| -> Lease {
         serde_json::from_value(json!({"metadata": {"name": name, "ownerReferences": [{
@@ -1406,9 +1406,7 @@ async fn events_in_both_groups() {
 
 #[tokio::test]
 async fn table_output_uses_printer_columns() {
-    let env = env("table").await;
-    install_widgets(&env.client).await;
-    let api = widgets(&env);
+    let (env, api) = widget_env("table").await;
     api.create(
         &PostParams::default(),
         &widget("w", json!({"image": "a", "replicas": 4})),
