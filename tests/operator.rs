@@ -2,7 +2,7 @@
 //! virtual time. No kubelet runs here: pods stay Pending, which is enough to check what the
 //! operator writes and that partition and grace are obeyed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -404,6 +404,22 @@ impl Hooked {
             .collect()
     }
 
+    /// The pods of a status hook list (`preInplaceHookCondition`, ...) with their phases.
+    async fn waiting(
+        &self,
+        list: fn(&gamedeploy::api::GameDeploymentStatus) -> &Vec<gamedeploy::api::HookCondition>,
+    ) -> BTreeMap<String, String> {
+        let status = self.gds.get("test-gamedeployment").await.unwrap().status;
+        status
+            .map(|s| {
+                list(&s)
+                    .iter()
+                    .map(|c| (c.pod_name.clone(), c.phase.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The message of the GameDeployment's condition `type_`.
     async fn condition(&self, type_: &str) -> Option<String> {
         let status = self.gds.get("test-gamedeployment").await.unwrap().status?;
@@ -434,6 +450,11 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
         h.pods_where(out_of_endpoints).await.is_empty(),
         "no pod touched while its hook is pending"
     );
+    let pending: BTreeMap<String, String> = runs
+        .iter()
+        .map(|(_, pod)| (pod.clone(), "Pending".to_string()))
+        .collect();
+    assert_eq!(h.waiting(|s| &s.pre_inplace_hook_condition).await, pending);
     let ((good, good_pod), (bad, bad_pod)) = (&runs[0], &runs[1]);
     h.set_phase(good, HookPhase::Successful).await;
     h.set_phase(bad, HookPhase::Failed).await;
@@ -451,6 +472,11 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
         .await
         .expect("a FailedUpdate condition");
     assert!(failed.contains(bad_pod.as_str()), "{failed}");
+    // preInplaceHookCondition lists the held pod, as the original's status does; the pod whose
+    // hook passed has left it (the next pod's hook may have started meanwhile).
+    let waiting = h.waiting(|s| &s.pre_inplace_hook_condition).await;
+    assert_eq!(waiting.get(bad_pod).map(String::as_str), Some("Failed"));
+    assert!(!waiting.contains_key(good_pod), "{waiting:?}");
     h.operator.shutdown().await;
 }
 
@@ -509,5 +535,9 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
         .await
         .expect("a FailedScale condition");
     assert!(failed.contains(bad_pod.as_str()), "{failed}");
+    assert_eq!(
+        h.waiting(|s| &s.pre_delete_hook_condition).await,
+        [(bad_pod.clone(), "Failed".to_string())].into()
+    );
     h.operator.shutdown().await;
 }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use super::hooks::{self, HookRunView};
@@ -18,7 +19,7 @@ use super::rollout::{self, RolloutPlan};
 use super::scale::{self, ScaleInput};
 use super::spec::{Resolved, resolve};
 use super::status::{self, FAILED_SCALE, FAILED_UPDATE, Problem};
-use crate::api::{GameDeployment, GameDeploymentStatus, UpdateStrategyType};
+use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition, UpdateStrategyType};
 use crate::inplace::{
     self, Decoded, Endpoint, HookPhase, HookRunRequest, Input, Outcome, PodView, PodWrite, State,
     Target,
@@ -127,6 +128,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
 
     let mut out = Plan::default();
     let mut problems = Vec::new();
+    let mut waits = HookWaits::default();
 
     // --- scale ---------------------------------------------------------------------------
     let pods_to_delete = gd
@@ -257,6 +259,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                     may_start,
                     &mut out,
                     &mut problems,
+                    &mut waits,
                 );
             }
             UpdateStrategyType::RollingUpdate => {
@@ -307,7 +310,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     // --- preDelete hooks ------------------------------------------------------------------
     // Last, so every deletion (scale-down, podsToDelete, recreate) passes the same gate. A held
     // pod stays out of update planning above, as in the original.
-    gate_deletions(world, &views, &mut out, &mut problems);
+    gate_deletions(world, &views, &mut out, &mut problems, &mut waits);
     out.stale_hook_runs = hooks::stale(world.hook_runs, &views);
 
     // --- status --------------------------------------------------------------------------
@@ -333,6 +336,17 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         previous,
         now: world.now,
     });
+    let held = |list: Option<&Vec<HookCondition>>, now_waiting: &[(String, HookPhase)]| {
+        hook_conditions(list.map_or(&[][..], Vec::as_slice), now_waiting, world.now)
+    };
+    out.status.pre_inplace_hook_condition = held(
+        previous.map(|s| &s.pre_inplace_hook_condition),
+        &waits.pre_inplace,
+    );
+    out.status.pre_delete_hook_condition = held(
+        previous.map(|s| &s.pre_delete_hook_condition),
+        &waits.pre_delete,
+    );
     let availability = views
         .iter()
         .filter(|p| p.ready)
@@ -352,8 +366,41 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     out
 }
 
+/// Pods waiting on a hook in this reconcile, with the hook's phase.
+#[derive(Default)]
+struct HookWaits {
+    pre_inplace: Vec<(String, HookPhase)>,
+    pre_delete: Vec<(String, HookPhase)>,
+}
+
+/// The status list the original keeps of pods waiting on a hook (`preInplaceHookCondition`,
+/// `preDeleteHookCondition`): one entry per waiting pod, its start time kept from before.
+fn hook_conditions(
+    previous: &[HookCondition],
+    waiting: &[(String, HookPhase)],
+    now: Timestamp,
+) -> Vec<HookCondition> {
+    waiting
+        .iter()
+        .map(|(pod, phase)| HookCondition {
+            pod_name: pod.clone(),
+            start_time: previous
+                .iter()
+                .find(|c| &c.pod_name == pod)
+                .map_or(Time(now), |c| c.start_time.clone()),
+            phase: *phase,
+        })
+        .collect()
+}
+
 /// Keeps back the deletions whose preDelete hook has not succeeded yet.
-fn gate_deletions(world: &World, views: &[PodView], out: &mut Plan, problems: &mut Vec<Problem>) {
+fn gate_deletions(
+    world: &World,
+    views: &[PodView],
+    out: &mut Plan,
+    problems: &mut Vec<Problem>,
+    waits: &mut HookWaits,
+) {
     let template = world
         .gd
         .spec
@@ -373,6 +420,11 @@ fn gate_deletions(world: &World, views: &[PodView], out: &mut Plan, problems: &m
                 mark,
                 stuck,
             } => {
+                let phase = template
+                    .and_then(|t| world.hook_runs.get(&predelete::hook_run_name(pod, t)))
+                    .and_then(|r| r.phase)
+                    .unwrap_or(HookPhase::Pending);
+                waits.pre_delete.push((name.clone(), phase));
                 let mark = mark.then(|| {
                     let mut w = PodWrite::new(Endpoint::Pod, None);
                     w.annotations
@@ -406,6 +458,7 @@ fn step_machine(
     may_start: bool,
     out: &mut Plan,
     problems: &mut Vec<Problem>,
+    waits: &mut HookWaits,
 ) {
     let hook_run = match inplace::decode(&pod.annotations) {
         Decoded::Valid(r) => r
@@ -432,6 +485,10 @@ fn step_machine(
             reason: "InPlaceUpdateFailed".into(),
             message: format!("pod {}: {detail}", pod.name),
         });
+    }
+    if outcome.state == Some(State::HookCheck) {
+        let phase = hook_run.as_ref().map_or(HookPhase::Pending, |(p, _)| *p);
+        waits.pre_inplace.push((pod.name.clone(), phase));
     }
     // A completed, unsuccessful hook holds its pod for good (as in the original): say so in
     // the status for as long as it does, not only in the one event.
