@@ -251,7 +251,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                     // machine that has not patched anything yet.
                     _ => own_target(pod, &revisions.templates),
                 };
-                step_machine(
+                if let Some(phase) = step_machine(
                     world,
                     &resolved,
                     pod,
@@ -259,8 +259,9 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                     may_start,
                     &mut out,
                     &mut problems,
-                    &mut waits,
-                );
+                ) {
+                    waits.pre_inplace.push((pod.name.clone(), phase));
+                }
             }
             UpdateStrategyType::RollingUpdate => {
                 if may_start && own != update && wants_update {
@@ -450,6 +451,7 @@ fn gate_deletions(
     out.delete = kept;
 }
 
+/// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
 fn step_machine(
     world: &World,
     resolved: &Resolved,
@@ -458,8 +460,7 @@ fn step_machine(
     may_start: bool,
     out: &mut Plan,
     problems: &mut Vec<Problem>,
-    waits: &mut HookWaits,
-) {
+) -> Option<HookPhase> {
     let hook_run = match inplace::decode(&pod.annotations) {
         Decoded::Valid(r) => r
             .hook_run
@@ -486,10 +487,8 @@ fn step_machine(
             message: format!("pod {}: {detail}", pod.name),
         });
     }
-    if outcome.state == Some(State::HookCheck) {
-        let phase = hook_run.as_ref().map_or(HookPhase::Pending, |(p, _)| *p);
-        waits.pre_inplace.push((pod.name.clone(), phase));
-    }
+    let waiting = (outcome.state == Some(State::HookCheck))
+        .then(|| hook_run.as_ref().map_or(HookPhase::Pending, |(p, _)| *p));
     // A completed, unsuccessful hook holds its pod for good (as in the original): say so in
     // the status for as long as it does, not only in the one event.
     if let (Some(State::HookCheck), Some((phase, name))) = (outcome.state, &hook_run)
@@ -510,6 +509,7 @@ fn step_machine(
     if !outcome.actions.is_empty() || outcome.wake_at.is_some() {
         out.machines.push((pod.name.clone(), outcome));
     }
+    waiting
 }
 
 /// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
