@@ -22,9 +22,12 @@ pub enum SelectorError {
     Empty,
     #[error("spec.selector.matchExpressions: unknown operator {0:?}")]
     Operator(String),
-    /// Claiming with it would release every pod the GameDeployment creates.
-    #[error("spec.selector does not match spec.template.metadata.labels")]
-    MissesTemplate,
+    /// Claiming with it would release every pod the GameDeployment creates (and creating
+    /// pods with it would never end).
+    #[error(
+        "spec.selector requires {requirement} but spec.template.metadata.labels does not have it"
+    )]
+    MissesTemplate { requirement: String },
     #[error("spec.selector.matchExpressions: {key} {operator} {needs}")]
     Values {
         key: String,
@@ -65,24 +68,81 @@ impl<'a> Selector<'a> {
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        let by_labels = self
-            .0
-            .match_labels
-            .iter()
-            .flatten()
-            .all(|(k, v)| labels.get(k) == Some(v));
-        by_labels
-            && self.0.match_expressions.iter().flatten().all(|e| {
-                let value = labels.get(&e.key);
-                let listed = || value.is_some_and(|v| e.values.iter().flatten().any(|x| x == v));
-                match e.operator.as_str() {
-                    "In" => listed(),
-                    "NotIn" => !listed(),
-                    "Exists" => value.is_some(),
-                    // `new` admits no other operator.
-                    _ => value.is_none(),
-                }
-            })
+        self.first_unmet(labels).is_none()
+    }
+
+    /// The first requirement `labels` do not meet, in selector syntax (`app=game`,
+    /// `tier in (a,b)`, `!canary`).
+    pub fn first_unmet(&self, labels: &BTreeMap<String, String>) -> Option<String> {
+        self.requirements()
+            .into_iter()
+            .find(|(_, met)| !met(labels))
+            .map(|(text, _)| text)
+    }
+
+    /// The selector as a query string, as `status.labelSelector` carries it for the scale
+    /// subresource (and HPA).
+    pub fn to_query(&self) -> String {
+        let texts: Vec<String> = self.requirements().into_iter().map(|(t, _)| t).collect();
+        texts.join(",")
+    }
+
+    /// Each requirement in selector syntax, with its test.
+    #[allow(clippy::type_complexity)]
+    fn requirements(&self) -> Vec<(String, Box<dyn Fn(&BTreeMap<String, String>) -> bool + 'a>)> {
+        let mut out: Vec<(String, Box<dyn Fn(&BTreeMap<String, String>) -> bool + 'a>)> =
+            Vec::new();
+        for (k, v) in self.0.match_labels.iter().flatten() {
+            out.push((format!("{k}={v}"), Box::new(move |l| l.get(k) == Some(v))));
+        }
+        for e in self.0.match_expressions.iter().flatten() {
+            let values: Vec<&'a String> = e.values.iter().flatten().collect();
+            let listed = values
+                .iter()
+                .map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let key = &e.key;
+            let text = match e.operator.as_str() {
+                "In" => format!("{key} in ({listed})"),
+                "NotIn" => format!("{key} notin ({listed})"),
+                "Exists" => key.clone(),
+                // `new` admits no other operator.
+                _ => format!("!{key}"),
+            };
+            let op = e.operator.as_str();
+            out.push((
+                text,
+                Box::new(move |l: &BTreeMap<String, String>| {
+                    let value = l.get(key);
+                    let is_listed = value.is_some_and(|v| values.contains(&v));
+                    match op {
+                        "In" => is_listed,
+                        "NotIn" => !is_listed,
+                        "Exists" => value.is_some(),
+                        _ => value.is_none(),
+                    }
+                }),
+            ));
+        }
+        out
+    }
+}
+
+/// The GameDeployment's selector, if it can be used: not empty, well formed, and matching the
+/// pods its template makes. The plan refuses a spec whose selector fails this, and claiming
+/// takes and releases nothing with it.
+pub fn selector_of(gd: &GameDeployment) -> Result<Selector<'_>, SelectorError> {
+    let selector = Selector::new(&gd.spec.selector)?;
+    let template = gd
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref());
+    match selector.first_unmet(template.unwrap_or(&BTreeMap::new())) {
+        Some(requirement) => Err(SelectorError::MissesTemplate { requirement }),
+        None => Ok(selector),
     }
 }
 
@@ -118,16 +178,7 @@ pub fn claim<'a, P: Borrow<Pod>>(
     gd: &GameDeployment,
     pods: &'a [P],
 ) -> Result<Claim<'a, P>, SelectorError> {
-    let selector = Selector::new(&gd.spec.selector)?;
-    let template = gd
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref());
-    if !selector.matches(template.unwrap_or(&BTreeMap::new())) {
-        return Err(SelectorError::MissesTemplate);
-    }
+    let selector = selector_of(gd)?;
     let uid = gd.meta().uid.as_deref().unwrap_or_default();
     let deleting = gd.meta().deletion_timestamp.is_some();
     let mut out = Claim {
@@ -289,7 +340,9 @@ mod tests {
         gd.spec.selector.match_labels = Some([("app".to_string(), "typo".to_string())].into());
         assert_eq!(
             claim(&gd, &pods).unwrap_err(),
-            SelectorError::MissesTemplate,
+            SelectorError::MissesTemplate {
+                requirement: "app=typo".into()
+            },
             "a selector that misses the template would release every pod"
         );
     }
@@ -329,5 +382,14 @@ mod tests {
             ("zone", "z9")
         ])));
         assert!(!s.matches(&labels(&[("tier", "a"), ("team", "t")])));
+        assert_eq!(
+            s.to_query(),
+            "app=game,tier in (a,b),!canary,zone notin (z9),team"
+        );
+        assert_eq!(
+            s.first_unmet(&labels(&[("app", "game"), ("tier", "c")]))
+                .as_deref(),
+            Some("tier in (a,b)")
+        );
     }
 }

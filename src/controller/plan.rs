@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
+use super::adopt;
 use super::hooks::{self, HookRunView};
 use super::pods::{self, Owner};
 use super::predelete;
@@ -600,56 +601,26 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
 /// A selector the controller can use safely: non-empty and matching the template labels
 /// (otherwise it would create pods it cannot see, for ever).
 fn check_selector(gd: &GameDeployment) -> Result<(), String> {
-    let selector = &gd.spec.selector;
-    let match_labels = selector.match_labels.clone().unwrap_or_default();
-    if match_labels.is_empty()
-        && selector
-            .match_expressions
-            .as_ref()
-            .is_none_or(Vec::is_empty)
-    {
-        return Err(
-            "spec.selector is empty and would match no pods; set spec.selector.matchLabels".into(),
-        );
-    }
-    if selector
-        .match_expressions
-        .as_ref()
-        .is_some_and(|e| !e.is_empty())
-    {
-        return Err("spec.selector.matchExpressions is not supported yet; use matchLabels".into());
-    }
-    let labels = gd
-        .spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
-    match match_labels
-        .iter()
-        .find(|(k, v)| labels.get(*k) != Some(*v))
-    {
-        Some((k, v)) => Err(format!(
-            "spec.selector requires {k}={v} but spec.template.metadata.labels does not have it"
-        )),
-        None => Ok(()),
-    }
+    adopt::selector_of(gd)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
-/// `matchLabels` as a selector string, for the scale subresource.
+/// The selector as a query string, for the scale subresource (`matchLabels` alone when the
+/// selector is unusable: the status of a refused spec still names what it has).
 fn label_selector(gd: &GameDeployment) -> String {
-    gd.spec
-        .selector
-        .match_labels
-        .as_ref()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
+    match adopt::Selector::new(&gd.spec.selector) {
+        Ok(s) => s.to_query(),
+        Err(_) => gd
+            .spec
+            .selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
 }
 
 /// A plan that touches nothing and says why.
@@ -1026,6 +997,30 @@ mod tests {
                 .all(|(_, o)| !o.actions.iter().any(|a| matches!(a, Action::WritePod(_))))
         );
         assert!(plan.status.conditions.iter().any(|c| c.reason == "Paused"));
+    }
+
+    #[test]
+    fn a_match_expressions_selector_works_and_is_published_for_the_scale_subresource() {
+        let mut gd = seed();
+        gd.spec.selector = serde_json::from_value(serde_json::json!({"matchExpressions": [
+            {"key": "app", "operator": "In", "values": ["test-gamedeployment"]}]}))
+        .unwrap();
+        let (plan, _, _) = first_sync(&gd);
+        assert_eq!(plan.create.len(), 8);
+        assert_eq!(plan.status.label_selector, "app in (test-gamedeployment)");
+        gd.spec.selector = serde_json::from_value(serde_json::json!({"matchExpressions": [
+            {"key": "app", "operator": "NotIn", "values": ["test-gamedeployment"]}]}))
+        .unwrap();
+        let (plan, _, _) = first_sync(&gd);
+        assert!(
+            plan.create.is_empty(),
+            "a selector that misses the template creates nothing"
+        );
+        assert!(
+            plan.notes[0]
+                .message
+                .contains("requires app notin (test-gamedeployment)")
+        );
     }
 
     #[test]
