@@ -541,3 +541,55 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
     );
     h.operator.shutdown().await;
 }
+
+/// The postInplace hook reports on each pod after its in-place update and gates nothing: the
+/// rollout finishes while the runs are still pending, each updated pod is listed in
+/// `postInplaceHookCondition` until its run succeeds, and the runs stay until the pod moves on.
+#[tokio::test(start_paused = true)]
+async fn a_post_in_place_hook_runs_after_each_update_without_gating_it() {
+    use gamedeploy::api::HookPhase;
+    let h = Hooked::start(|gd| {
+        gd.spec.post_inplace_update_strategy = Some(
+            serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
+                .unwrap(),
+        )
+    })
+    .await;
+    set_image(&h.admin, "python:latest").await;
+    let runs = h.runs(5).await; // one per updated pod (partition 3), none of them run
+    assert!(
+        runs.iter()
+            .all(|(name, _)| name.starts_with("postinplace-"))
+    );
+    let status = h
+        .gds
+        .get("test-gamedeployment")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    assert_eq!(
+        status.updated_ready_replicas, 5,
+        "not gated by the pending runs"
+    );
+    let waiting = h.waiting(|s| &s.post_inplace_hook_condition).await;
+    assert_eq!(waiting.len(), 5, "{waiting:?}");
+    let (done, done_pod) = &runs[0];
+    h.set_phase(done, HookPhase::Successful).await;
+    assert!(
+        wait_for(|| async {
+            !h.waiting(|s| &s.post_inplace_hook_condition)
+                .await
+                .contains_key(done_pod)
+        })
+        .await,
+        "a pod leaves the list once its run succeeded"
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        h.runs(5).await.len(),
+        5,
+        "runs are neither recreated nor removed"
+    );
+    h.operator.shutdown().await;
+}

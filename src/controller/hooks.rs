@@ -56,15 +56,19 @@ impl HookRunView {
     }
 }
 
-/// HookRuns of a pod gate (preInplace, preDelete) whose pod is gone, or has moved to another
-/// revision: the original deletes them, so they do not pile up with every update and
+/// HookRuns of a pod (preInplace, preDelete, postInplace) whose pod is gone, or has moved to
+/// another revision: the original deletes them, so they do not pile up with every update and
 /// scale-down. Runs of other kinds (canary steps) are left alone.
 pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[PodView]) -> Vec<String> {
     let live: BTreeSet<(&str, &str)> = pods
         .iter()
         .map(|p| (p.revision.as_deref().unwrap_or_default(), p.instance_id()))
         .collect();
-    let gate_labels = [HookKind::PreInplace.label(), HookKind::PreDelete.label()];
+    let gate_labels = [
+        HookKind::PreInplace.label(),
+        HookKind::PreDelete.label(),
+        HookKind::PostInplace.label(),
+    ];
     runs.iter()
         .filter(|(_, r)| {
             r.labels
@@ -89,6 +93,7 @@ pub fn strategy_field(kind: HookKind) -> &'static str {
     match kind {
         HookKind::PreInplace => "preInplaceUpdateStrategy",
         HookKind::PreDelete => "preDeleteUpdateStrategy",
+        HookKind::PostInplace => "postInplaceUpdateStrategy",
     }
 }
 

@@ -22,8 +22,8 @@ use super::spec::{Resolved, resolve};
 use super::status::{self, FAILED_SCALE, FAILED_UPDATE, Problem};
 use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition, UpdateStrategyType};
 use crate::inplace::{
-    self, Decoded, Endpoint, HookPhase, HookRunRequest, Input, Outcome, PodView, PodWrite, State,
-    Target,
+    self, Decoded, Endpoint, HookKind, HookPhase, HookRunRequest, Input, Outcome, PodView,
+    PodWrite, State, Target,
 };
 use crate::names;
 
@@ -80,7 +80,9 @@ pub struct Plan {
     /// Pods whose deletion waits for their preDelete hook: the HookRun to create, if it is
     /// not there yet, and the write marking the pod, if it is not marked yet.
     pub pre_delete: Vec<(String, Option<HookRunRequest>, Option<PodWrite>)>,
-    /// Gate HookRuns whose pod is gone or on another revision.
+    /// PostInplace HookRuns to create, by pod name.
+    pub post_hooks: Vec<(String, HookRunRequest)>,
+    /// Pod HookRuns whose pod is gone or on another revision.
     pub stale_hook_runs: Vec<String>,
     pub notes: Vec<Note>,
     pub status: GameDeploymentStatus,
@@ -313,6 +315,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     // Last, so every deletion (scale-down, podsToDelete, recreate) passes the same gate. A held
     // pod stays out of update planning above, as in the original.
     gate_deletions(world, &views, &mut out, &mut problems, &mut waits);
+    post_hooks(world, &views, &mut out, &mut waits);
     out.stale_hook_runs = hooks::stale(world.hook_runs, &views);
 
     // --- status --------------------------------------------------------------------------
@@ -349,6 +352,10 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         previous.map(|s| &s.pre_delete_hook_condition),
         &waits.pre_delete,
     );
+    out.status.post_inplace_hook_condition = held(
+        previous.map(|s| &s.post_inplace_hook_condition),
+        &waits.post_inplace,
+    );
     let availability = views
         .iter()
         .filter(|p| p.ready)
@@ -373,6 +380,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
 struct HookWaits {
     pre_inplace: Vec<(String, HookPhase)>,
     pre_delete: Vec<(String, HookPhase)>,
+    post_inplace: Vec<(String, HookPhase)>,
 }
 
 /// The status list the original keeps of pods waiting on a hook (`preInplaceHookCondition`,
@@ -393,6 +401,60 @@ fn hook_conditions(
             phase: *phase,
         })
         .collect()
+}
+
+/// The postInplace hook (`postInplaceUpdateStrategy`): once a pod's in-place update to its
+/// revision has completed, a HookRun reports on it; it gates nothing. Level-based: the run's
+/// existence is the record that it was started, so it is kept until the pod moves on to
+/// another revision or goes (then [`hooks::stale`] removes it), and the status lists the pod
+/// until the run has succeeded.
+fn post_hooks(world: &World, views: &[PodView], out: &mut Plan, waits: &mut HookWaits) {
+    let Some(template) = world
+        .gd
+        .spec
+        .post_inplace_update_strategy
+        .as_ref()
+        .and_then(|s| s.hook.as_ref())
+        .map(|h| h.template_name.as_str())
+    else {
+        return;
+    };
+    for pod in views.iter().filter(|p| !p.deleting) {
+        let Decoded::Valid(r) = inplace::decode(&pod.annotations) else {
+            continue;
+        };
+        if r.state != State::Ready
+            || r.patched_at.is_none()
+            || pod.revision.as_deref() != Some(r.revision.as_str())
+        {
+            continue;
+        }
+        let name = format!(
+            "postinplace-{}-{}-{template}",
+            r.revision,
+            pod.instance_id()
+        );
+        match world.hook_runs.get(&name).map(|run| run.phase) {
+            Some(Some(HookPhase::Successful)) => {}
+            Some(phase) => waits
+                .post_inplace
+                .push((pod.name.clone(), phase.unwrap_or(HookPhase::Pending))),
+            None => {
+                waits
+                    .post_inplace
+                    .push((pod.name.clone(), HookPhase::Pending));
+                out.post_hooks.push((
+                    pod.name.clone(),
+                    HookRunRequest {
+                        name,
+                        template: template.to_string(),
+                        args: inplace::pod_hook_args(pod),
+                        kind: HookKind::PostInplace,
+                    },
+                ));
+            }
+        }
+    }
 }
 
 /// Keeps back the deletions whose preDelete hook has not succeeded yet.

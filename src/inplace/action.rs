@@ -144,6 +144,8 @@ pub enum HookKind {
     #[default]
     PreInplace,
     PreDelete,
+    /// Runs after a pod's in-place update completed; gates nothing.
+    PostInplace,
 }
 
 impl HookKind {
@@ -156,6 +158,7 @@ impl HookKind {
         match self {
             HookKind::PreInplace => "pre-inplace-step",
             HookKind::PreDelete => "pre-delete-step",
+            HookKind::PostInplace => "post-inplace-step",
         }
     }
 }

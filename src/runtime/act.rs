@@ -290,6 +290,28 @@ pub async fn execute(
         }
     }
 
+    for (pod_name, req) in &plan.post_hooks {
+        let Some(pod) = by_name.get(pod_name) else {
+            continue;
+        };
+        ledger.writes.other += 1;
+        match create_hook_run(client, &owner, gd, pod, req).await {
+            Ok(()) => {
+                ledger
+                    .succeeded(
+                        "SuccessfulCreatePostHookRun",
+                        &format!("create HookRun {} for Pod {pod_name}", req.name),
+                    )
+                    .await
+            }
+            Err(msg) => {
+                ledger
+                    .failed(FAILED_UPDATE, "FailedCreatePostHookRun", msg)
+                    .await
+            }
+        }
+    }
+
     if !plan.stale_hook_runs.is_empty() {
         let runs: Api<HookRun> = Api::namespaced(client.clone(), &ns);
         for run in &plan.stale_hook_runs {
@@ -388,6 +410,7 @@ async fn create_hook_run(
     let configured = match req.kind {
         HookKind::PreInplace => &gd.spec.pre_inplace_update_strategy,
         HookKind::PreDelete => &gd.spec.pre_delete_update_strategy,
+        HookKind::PostInplace => &gd.spec.post_inplace_update_strategy,
     };
     let extra: BTreeMap<String, String> = configured
         .as_ref()
