@@ -17,6 +17,15 @@ impl Drop for Cluster {
     }
 }
 
+/// Whether the test must be skipped for want of kubectl (said on stderr, so a skip is seen).
+fn skipped(what: &str) -> bool {
+    let missing = !kubectl_available();
+    if missing {
+        eprintln!("SKIPPED: no kubectl on PATH; {what} did not run");
+    }
+    missing
+}
+
 fn kubectl_available() -> bool {
     Command::new("kubectl")
         .arg("version")
@@ -92,11 +101,16 @@ fn eventually_within(
     bound: Duration,
     done: impl Fn(&str) -> bool,
 ) -> String {
+    poll(bound, || kubectl(kubeconfig, args), |out| done(out))
+}
+
+/// Calls `observe` until `done` holds or `bound` has passed; returns the last observation.
+fn poll<T>(bound: Duration, mut observe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
     let deadline = Instant::now() + bound;
     loop {
-        let out = kubectl(kubeconfig, args);
-        if done(&out) || Instant::now() > deadline {
-            return out;
+        let seen = observe();
+        if done(&seen) || Instant::now() > deadline {
+            return seen;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -104,8 +118,7 @@ fn eventually_within(
 
 #[test]
 fn the_seed_commands_work_with_a_real_kubectl() {
-    if !kubectl_available() {
-        eprintln!("SKIPPED: no kubectl on PATH; the kubectl end-to-end test did not run");
+    if skipped("the kubectl end-to-end test") {
         return;
     }
     let cluster = start("seed", &["--operator"]);
@@ -202,8 +215,7 @@ fn the_seed_commands_work_with_a_real_kubectl() {
 /// in place (same names), three untouched, and `8 5 5 8 8`. Takes the rollout's real ~100 s.
 #[test]
 fn the_seed_session_as_written_restarts_five_pods_in_place() {
-    if !kubectl_available() {
-        eprintln!("SKIPPED: no kubectl on PATH; the kubectl seed session did not run");
+    if skipped("the kubectl seed session") {
         return;
     }
     let cluster = start("session", &["--operator", "--kubelet"]);
@@ -292,14 +304,11 @@ fn pod_names(kubeconfig: &Path) -> Vec<String> {
 
 /// Polls `pod_names` until `done` holds (bounded).
 fn pods_until(kubeconfig: &Path, done: impl Fn(&[String]) -> bool) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let names = pod_names(kubeconfig);
-        if done(&names) || Instant::now() > deadline {
-            return names;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll(
+        Duration::from_secs(60),
+        || pod_names(kubeconfig),
+        |names| done(names),
+    )
 }
 
 /// `kubectl delete` (which waits for the object to be gone) by name and by file, for a pod and
@@ -307,8 +316,7 @@ fn pods_until(kubeconfig: &Path, done: impl Fn(&[String]) -> bool) -> Vec<String
 /// GameDeployment's pods and revisions are garbage-collected.
 #[test]
 fn kubectl_delete_removes_objects_and_their_dependents() {
-    if !kubectl_available() {
-        eprintln!("SKIPPED: no kubectl on PATH; the kubectl delete test did not run");
+    if skipped("the kubectl delete test") {
         return;
     }
     let cluster = start("delete", &["--operator", "--kubelet"]);
@@ -398,8 +406,7 @@ fn kubectl_delete_removes_objects_and_their_dependents() {
 /// through a kubeconfig): it creates the pods, and SIGTERM stops it cleanly (exit status 0).
 #[test]
 fn gamedeploy_run_drives_a_cluster_through_its_kubeconfig_and_stops_on_sigterm() {
-    if !kubectl_available() {
-        eprintln!("SKIPPED: no kubectl on PATH; the gamedeploy run test did not run");
+    if skipped("the gamedeploy run test") {
         return;
     }
     let cluster = start("run", &["--kubelet"]);
