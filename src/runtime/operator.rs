@@ -28,6 +28,22 @@ use crate::inplace::HookPhase;
 /// How soon a reconcile with a failed write runs again.
 const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
 
+/// The reflector caches a reconcile reads.
+pub struct Caches {
+    pub pods: Store<Pod>,
+    pub revisions: Store<ControllerRevision>,
+    pub hook_runs: Store<HookRun>,
+}
+
+/// What one reconcile read from the caches for one GameDeployment.
+pub struct Observed {
+    /// Pods it owns.
+    pub pods: Vec<Pod>,
+    pub revisions: Vec<ControllerRevision>,
+    /// HookRun phase by name.
+    pub hook_runs: BTreeMap<String, HookPhase>,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: kube::Client,
@@ -41,6 +57,27 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context over reflector caches someone else fills: [`run`] uses it, and benchmarks
+    /// drive [`reconcile`] through it directly.
+    pub fn new(
+        client: kube::Client,
+        clock: SharedClock,
+        caches: Caches,
+        seed: u64,
+        instance: String,
+    ) -> Self {
+        Context {
+            events: Events::new(client.clone(), clock.clone(), instance),
+            client,
+            clock,
+            pods: caches.pods,
+            revisions: caches.revisions,
+            hook_runs: caches.hook_runs,
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            writes: Mutex::new(Writes::default()),
+        }
+    }
+
     /// Writes made since start, for budgets and reports.
     pub fn writes(&self) -> Writes {
         self.writes.lock().map(|w| *w).unwrap_or_default()
@@ -69,29 +106,11 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         // Owner references let the garbage collector remove the pods.
         return Ok(Action::await_change());
     }
-    let uid = gd.uid().unwrap_or_default();
-    let ns = gd.namespace().unwrap_or_default();
-    let pods: Vec<Pod> = ctx
-        .pods
-        .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && owned_by(p.as_ref(), &uid))
-        .map(|p| p.as_ref().clone())
-        .collect();
-    let revisions: Vec<ControllerRevision> = ctx
-        .revisions
-        .state()
-        .iter()
-        .filter(|r| owned_by(r.as_ref(), &uid))
-        .map(|r| r.as_ref().clone())
-        .collect();
-    let hook_runs: BTreeMap<String, HookPhase> = ctx
-        .hook_runs
-        .state()
-        .iter()
-        .filter(|h| owned_by(h.as_ref(), &uid))
-        .filter_map(|h| Some((h.name_any(), *h.status.as_ref()?.phase.as_ref()?)))
-        .collect();
+    let Observed {
+        pods,
+        revisions,
+        hook_runs,
+    } = observe(&gd, &ctx);
     let now = ctx.clock.now();
     let node_costs = BTreeMap::new();
     let world = World {
@@ -121,6 +140,38 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         }
         None => Action::await_change(),
     })
+}
+
+/// Reads one GameDeployment's objects from the caches (no API requests).
+pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
+    let uid = gd.uid().unwrap_or_default();
+    let ns = gd.namespace().unwrap_or_default();
+    let pods: Vec<Pod> = ctx
+        .pods
+        .state()
+        .iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && owned_by(p.as_ref(), &uid))
+        .map(|p| p.as_ref().clone())
+        .collect();
+    let revisions: Vec<ControllerRevision> = ctx
+        .revisions
+        .state()
+        .iter()
+        .filter(|r| owned_by(r.as_ref(), &uid))
+        .map(|r| r.as_ref().clone())
+        .collect();
+    let hook_runs: BTreeMap<String, HookPhase> = ctx
+        .hook_runs
+        .state()
+        .iter()
+        .filter(|h| owned_by(h.as_ref(), &uid))
+        .filter_map(|h| Some((h.name_any(), *h.status.as_ref()?.phase.as_ref()?)))
+        .collect();
+    Observed {
+        pods,
+        revisions,
+        hook_runs,
+    }
 }
 
 /// Retry a failed reconcile soon; the error is logged with the object's name.
@@ -168,16 +219,17 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
-    let ctx = Arc::new(Context {
-        events: Events::new(client.clone(), clock.clone(), options.instance),
-        client: client.clone(),
+    let ctx = Arc::new(Context::new(
+        client.clone(),
         clock,
-        pods,
-        revisions,
-        hook_runs,
-        rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
-        writes: Mutex::new(Writes::default()),
-    });
+        Caches {
+            pods,
+            revisions,
+            hook_runs,
+        },
+        options.seed,
+        options.instance,
+    ));
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
     Controller::new(Api::<GameDeployment>::all(client), cfg)
         .with_config(config)
