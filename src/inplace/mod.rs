@@ -17,7 +17,9 @@ pub mod state;
 pub mod table;
 
 pub use action::{Action, ConditionWrite, Endpoint, EventType, HookRunRequest, PodWrite};
-pub use machine::{HookPhase, Input, Outcome, Policy, Target, Transition, advance};
+pub use machine::{
+    HookPhase, Input, Outcome, Policy, Target, Transition, advance, advance_decoded,
+};
 pub use observe::{ContainerView, PodView};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};
 pub use state::{State, Trigger};

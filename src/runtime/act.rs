@@ -3,6 +3,7 @@
 //! and status last, with whatever went wrong on the way added as conditions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -36,7 +37,7 @@ pub async fn execute(
     client: &kube::Client,
     events: &Events,
     gd: &GameDeployment,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
     plan: Plan,
     now: jiff::Timestamp,
 ) -> Result<Writes, super::Error> {
@@ -45,7 +46,7 @@ pub async fn execute(
     };
     let gd_ref = gd.object_ref(&());
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p)).collect();
+    let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p.as_ref())).collect();
     let mut writes = Writes::default();
     let mut failures: Vec<(&'static str, &'static str, String)> = Vec::new();
 

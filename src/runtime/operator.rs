@@ -37,8 +37,8 @@ pub struct Caches {
 
 /// What one reconcile read from the caches for one GameDeployment.
 pub struct Observed {
-    /// Pods it owns.
-    pub pods: Vec<Pod>,
+    /// Pods it owns, shared with the cache.
+    pub pods: Vec<Arc<Pod>>,
     pub revisions: Vec<ControllerRevision>,
     /// HookRun phase by name.
     pub hook_runs: BTreeMap<String, HookPhase>,
@@ -93,6 +93,12 @@ impl Context {
     }
 }
 
+/// What the caches keep of an object: everything but `managedFields`, which the operator
+/// never reads and which was most of a cached pod's memory.
+pub fn for_cache<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 fn owned_by<K: Resource>(obj: &K, uid: &str) -> bool {
     obj.meta().owner_references.as_ref().is_some_and(|refs| {
         refs.iter()
@@ -105,6 +111,15 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     if gd.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
         return Ok(Action::await_change());
+    }
+    // The controller starts as soon as the GameDeployment watch does; a reconcile before the
+    // first full list of pods would see none and create them all again.
+    for ready in [
+        ctx.pods.wait_until_ready().await,
+        ctx.revisions.wait_until_ready().await,
+        ctx.hook_runs.wait_until_ready().await,
+    ] {
+        ready.map_err(|_| super::Error::CacheClosed)?;
     }
     let Observed {
         pods,
@@ -146,12 +161,14 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
 pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
-    let pods: Vec<Pod> = ctx
+    // The cache's own Arcs: copying 10,000 pods took longer than planning them.
+    let pods: Vec<Arc<Pod>> = ctx
         .pods
         .state()
-        .iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()) && owned_by(p.as_ref(), &uid))
-        .map(|p| p.as_ref().clone())
+        .into_iter()
+        .filter(|p| {
+            p.metadata.namespace.as_deref() == Some(ns.as_str()) && owned_by(p.as_ref(), &uid)
+        })
         .collect();
     let revisions: Vec<ControllerRevision> = ctx
         .revisions
@@ -201,21 +218,21 @@ pub async fn run(
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), cfg.clone()),
+        watcher(Api::<Pod>::all(client.clone()), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (revisions, rev_writer) = reflector::store();
     let rev_stream = reflector::reflector(
         rev_writer,
-        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()),
+        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (hook_runs, hook_writer) = reflector::store();
     let hook_stream = reflector::reflector(
         hook_writer,
-        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()),
+        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
