@@ -262,8 +262,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                 step_machine(
                     world,
                     &resolved,
-                    pod,
-                    record,
+                    (pod, record),
                     &target,
                     may_start,
                     &mut out,
@@ -335,8 +334,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
 fn step_machine(
     world: &World,
     resolved: &Resolved,
-    pod: &PodView,
-    record: &Decoded,
+    (pod, record): (&PodView, &Decoded),
     target: &Target,
     may_start: bool,
     out: &mut Plan,
