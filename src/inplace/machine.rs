@@ -117,11 +117,18 @@ const MAX_TRANSITIONS: usize = 16;
 
 /// Decides the next step of one pod's in-place update.
 pub fn advance(input: &Input) -> Outcome {
+    advance_decoded(input, &decode(&input.pod.annotations))
+}
+
+/// [`advance`] for a caller that has already decoded the pod's state annotation
+/// (`decoded` must be `decode(&input.pod.annotations)`): decoding is most of the cost of a
+/// decision that changes nothing, and the controller reads the record anyway.
+pub fn advance_decoded(input: &Input, decoded: &Decoded) -> Outcome {
     let mut run = Run::new(input);
     if input.pod.deleting {
         return run.finish();
     }
-    run.load();
+    run.load(decoded);
     if run.state != Some(State::Unknown) {
         run.derive();
         run.force();
@@ -179,12 +186,12 @@ impl<'a> Run<'a> {
 
     // ----- reading ----------------------------------------------------------------------
 
-    fn load(&mut self) {
-        match decode(&self.pod().annotations) {
+    fn load(&mut self, decoded: &Decoded) {
+        match decoded {
             Decoded::Missing => {}
             Decoded::Valid(r) => {
                 self.state = Some(r.state);
-                self.record = Some(r);
+                self.record = Some(r.clone());
             }
             Decoded::Unsupported { version } => {
                 self.state = Some(State::Unknown);
@@ -202,7 +209,7 @@ impl<'a> Run<'a> {
             }
             Decoded::Corrupt { error } => {
                 self.state = Some(State::Unknown);
-                self.corrupt(&error);
+                self.corrupt(error);
             }
         }
     }

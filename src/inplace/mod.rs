@@ -19,7 +19,9 @@ pub mod table;
 pub use action::{
     Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, pod_hook_args,
 };
-pub use machine::{HookPhase, Input, Outcome, Policy, Target, Transition, advance};
+pub use machine::{
+    HookPhase, Input, Outcome, Policy, Target, Transition, advance, advance_decoded,
+};
 pub use observe::{ContainerView, PodView};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};
 pub use state::{State, Trigger};

@@ -3,6 +3,7 @@
 //! and status last, with whatever went wrong on the way added as conditions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ControllerRevision;
@@ -74,7 +75,7 @@ pub async fn execute(
     client: &kube::Client,
     events: &Events,
     gd: &GameDeployment,
-    pods: &[Pod],
+    pods: &[Arc<Pod>],
     plan: Plan,
     now: jiff::Timestamp,
 ) -> Result<Writes, super::Error> {
@@ -82,7 +83,7 @@ pub async fn execute(
         return Err(super::Error::Unnamed);
     };
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p)).collect();
+    let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p.as_ref())).collect();
     let mut ledger = Ledger {
         events,
         gd_ref: gd.object_ref(&()),

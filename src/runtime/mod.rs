@@ -18,4 +18,6 @@ pub enum Error {
     Status { name: String, source: kube::Error },
     #[error("the GameDeployment has no namespace or name")]
     Unnamed,
+    #[error("a watch cache stopped before its first list completed")]
+    CacheClosed,
 }

@@ -44,6 +44,22 @@ fn retry_delay(attempt: u32) -> Duration {
         .min(MAX_RETRY_AFTER_FAILED_WRITE)
 }
 
+/// The reflector caches a reconcile reads.
+pub struct Caches {
+    pub pods: Store<Pod>,
+    pub revisions: Store<ControllerRevision>,
+    pub hook_runs: Store<HookRun>,
+    pub nodes: Store<PartialObjectMeta<Node>>,
+}
+
+/// What one reconcile read from the caches for one GameDeployment (no API requests).
+pub struct Observed {
+    /// Pods of its namespace, shared with the cache (claiming decides which are its own).
+    pub pods: Vec<Arc<Pod>>,
+    pub revisions: Vec<ControllerRevision>,
+    pub hook_runs: BTreeMap<String, HookRunView>,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: kube::Client,
@@ -62,6 +78,30 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context over reflector caches someone else fills: [`run`] uses it, and benchmarks
+    /// drive [`reconcile`] through it directly.
+    pub fn new(
+        client: kube::Client,
+        clock: SharedClock,
+        caches: Caches,
+        seed: u64,
+        instance: String,
+    ) -> Self {
+        Context {
+            events: Events::new(client.clone(), clock.clone(), instance),
+            client,
+            clock,
+            pods: caches.pods,
+            revisions: caches.revisions,
+            hook_runs: caches.hook_runs,
+            nodes: caches.nodes,
+            bad_costs: Mutex::new(BTreeSet::new()),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            writes: Mutex::new(Writes::default()),
+            failing: Mutex::new(BTreeMap::new()),
+        }
+    }
+
     /// Writes made since start, for budgets and reports.
     pub fn writes(&self) -> Writes {
         self.writes.lock().map(|w| *w).unwrap_or_default()
@@ -108,6 +148,12 @@ impl Context {
     }
 }
 
+/// What the caches keep of an object: everything but `managedFields`, which the operator
+/// never reads and which was most of a cached pod's memory.
+pub fn for_cache<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
 /// The GameDeployments a pod event concerns: its owners, or, for a pod without a controller,
 /// every GameDeployment that would adopt it.
 fn pod_triggers(gds: &Store<GameDeployment>, pod: &Pod) -> Vec<ObjectRef<GameDeployment>> {
@@ -139,15 +185,26 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         // Owner references let the garbage collector remove the pods.
         return Ok(Action::await_change());
     }
+    // The controller starts as soon as the GameDeployment watch does; a reconcile before the
+    // first full list of pods would see none and create them all again (and one before the
+    // node list would scale down ignoring node costs).
+    for ready in [
+        ctx.pods.wait_until_ready().await,
+        ctx.revisions.wait_until_ready().await,
+        ctx.hook_runs.wait_until_ready().await,
+        ctx.nodes.wait_until_ready().await,
+    ] {
+        ready.map_err(|_| super::Error::CacheClosed)?;
+    }
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
-    let in_namespace: Vec<Arc<Pod>> = ctx
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-        .collect();
-    let pods: Vec<Pod> = match adopt::claim(&gd, &in_namespace) {
+    let Observed {
+        pods: in_namespace,
+        revisions,
+        hook_runs,
+    } = observe(&gd, &ctx);
+    // The cache's own Arcs: copying 10,000 pods took longer than planning them.
+    let pods: Vec<Arc<Pod>> = match adopt::claim(&gd, &in_namespace) {
         Ok(claim) => {
             let claimed = claim::execute(
                 &ctx.client,
@@ -164,35 +221,20 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
             }
             claim
                 .owned
-                .iter()
-                .map(|p| Pod::clone(p))
-                .chain(claimed.adopted)
+                .into_iter()
+                .cloned()
+                .chain(claimed.adopted.into_iter().map(Arc::new))
                 .collect()
         }
         Err(e) => {
             // The plan refuses this spec and says why; meanwhile no pod changes hands.
             tracing::debug!(gamedeployment = %gd.name_any(), error = %e, "not claiming pods");
             in_namespace
-                .iter()
+                .into_iter()
                 .filter(|p| controlled_by(p.as_ref(), &uid))
-                .map(|p| Pod::clone(p))
                 .collect()
         }
     };
-    let revisions: Vec<ControllerRevision> = ctx
-        .revisions
-        .state()
-        .iter()
-        .filter(|r| controlled_by(r.as_ref(), &uid))
-        .map(|r| r.as_ref().clone())
-        .collect();
-    let hook_runs: BTreeMap<String, HookRunView> = ctx
-        .hook_runs
-        .state()
-        .iter()
-        .filter(|h| controlled_by(h.as_ref(), &uid))
-        .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
-        .collect();
     let now = ctx.clock.now();
     let node_costs = ctx.node_costs();
     let world = World {
@@ -227,6 +269,34 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     })
 }
 
+/// Reads one GameDeployment's namespace pods, revisions and HookRuns from the caches.
+pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
+    let uid = gd.uid().unwrap_or_default();
+    let ns = gd.namespace();
+    Observed {
+        pods: ctx
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.metadata.namespace == ns)
+            .collect(),
+        revisions: ctx
+            .revisions
+            .state()
+            .iter()
+            .filter(|r| controlled_by(r.as_ref(), &uid))
+            .map(|r| r.as_ref().clone())
+            .collect(),
+        hook_runs: ctx
+            .hook_runs
+            .state()
+            .iter()
+            .filter(|h| controlled_by(h.as_ref(), &uid))
+            .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
+            .collect(),
+    }
+}
+
 /// Retry a failed reconcile soon; the error is logged with the object's name.
 pub fn error_policy(gd: Arc<GameDeployment>, error: &super::Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(gamedeployment = %gd.name_any(), %error, "reconcile failed; retrying");
@@ -254,21 +324,21 @@ pub async fn run(
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), cfg.clone()),
+        watcher(Api::<Pod>::all(client.clone()), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (revisions, rev_writer) = reflector::store();
     let rev_stream = reflector::reflector(
         rev_writer,
-        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()),
+        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (hook_runs, hook_writer) = reflector::store();
     let hook_stream = reflector::reflector(
         hook_writer,
-        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()),
+        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
@@ -281,19 +351,18 @@ pub async fn run(
         ),
     )
     .default_backoff();
-    let ctx = Arc::new(Context {
-        events: Events::new(client.clone(), clock.clone(), options.instance),
-        client: client.clone(),
+    let ctx = Arc::new(Context::new(
+        client.clone(),
         clock,
-        pods,
-        revisions,
-        hook_runs,
-        nodes,
-        bad_costs: Mutex::new(BTreeSet::new()),
-        rng: Mutex::new(fastrand::Rng::with_seed(options.seed)),
-        writes: Mutex::new(Writes::default()),
-        failing: Mutex::new(BTreeMap::new()),
-    });
+        Caches {
+            pods,
+            revisions,
+            hook_runs,
+            nodes,
+        },
+        options.seed,
+        options.instance,
+    ));
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
     let controller = Controller::new(Api::<GameDeployment>::all(client), cfg);
     let gds = controller.store();

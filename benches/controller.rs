@@ -1,0 +1,652 @@
+//! Efficiency of the controller (issue item 8). Run with `cargo bench --bench controller`;
+//! results go in BENCHMARKS.md. Parts can be run alone by name:
+//! `cargo bench --bench controller -- plan reconcile memory rollout`.
+//! `BENCH_PODS` (default 10000) sizes the no-op and memory parts, `BENCH_ROLLOUT_PODS`
+//! (default 1000) the rollout.
+//!
+//! 1. `plan`: the pure decision for one GameDeployment whose pods are all up to date and
+//!    ready, in memory, as the operator would see them after a finished in-place rollout.
+//! 2. `reconcile`: the whole reconcile (cache read, plan, act) on the embedded cluster.
+//! 3. `memory`: live heap held by the reflector caches, and by a whole running operator.
+//! 4. `rollout`: a simulated in-place rollout on the paused clock vs the ideal duration.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gamedeploy::api::{GameDeployment, HookRun, crds};
+use gamedeploy::clock::{SharedClock, SystemClock};
+use gamedeploy::cluster::ApiServer;
+use gamedeploy::controller::plan::{self, Plan, World};
+use gamedeploy::controller::pods::{self, Owner};
+use gamedeploy::controller::revision::revision_template;
+use gamedeploy::controller::scale::NewPod;
+use gamedeploy::inplace::{self, ContainerSnapshot, PodView, Record, State};
+use gamedeploy::names;
+use gamedeploy::runtime::operator::{self, Caches, Context, Handle, Options};
+use gamedeploy::sim::runner;
+use gamedeploy::sim::scenario;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+
+/// Counts live heap bytes, for the memory part.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const IMAGE: &str = "python:3.9";
+
+fn now() -> Timestamp {
+    "2026-01-01T01:00:00Z".parse().expect("time")
+}
+
+/// The seed example, scaled to `n` replicas with no partition.
+fn game_deployment(n: usize) -> GameDeployment {
+    let text = include_str!("../deploy/examples/inplace-update.yaml");
+    let mut gd: GameDeployment = serde_saphyr::from_str(text).expect("example");
+    gd.spec.replicas = Some(n as i32);
+    if let Some(u) = gd.spec.update_strategy.as_mut() {
+        u.partition = None;
+    }
+    gd
+}
+
+/// A 5-character suffix per index, in the generated-name alphabet (unique below 27^5).
+fn suffix(mut i: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[i % ALPHABET.len()] as char;
+            i /= ALPHABET.len();
+            c
+        })
+        .collect()
+}
+
+/// Pod `i` as the controller creates it (its own builder), plus what an in-place update
+/// that finished leaves: a `Ready` record for `revision` in the state annotation.
+fn pod_spec(owner: &Owner, template: &PodTemplateSpec, revision: &str, i: usize) -> Pod {
+    let s = suffix(i);
+    let new = NewPod {
+        name: format!("{}-{s}", owner.name),
+        instance_id: s,
+        revision: revision.to_string(),
+    };
+    let mut pod = pods::build(owner, template, &new);
+    let t = now() - jiff::SignedDuration::from_secs(600);
+    let record = Record {
+        state: State::Ready,
+        images: [("python".to_string(), IMAGE.to_string())].into(),
+        unready_since: Some(t),
+        patched_at: Some(t + jiff::SignedDuration::from_secs(30)),
+        containers: [(
+            "python".to_string(),
+            ContainerSnapshot {
+                container_id: Some(format!("containerd://{i}-0")),
+                image_id: Some("sha256:old".into()),
+                restart_count: 0,
+            },
+        )]
+        .into(),
+        ..Record::start(revision, t)
+    };
+    pod.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(names::ANNOTATION_STATE.into(), inplace::encode(&record));
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.node_name = Some("node-1".into());
+    }
+    pod
+}
+
+/// Status kubelet reports for a running, ready pod restarted once in place.
+fn ready_status(i: usize) -> serde_json::Value {
+    json!({
+        "phase": "Running",
+        "podIP": format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256),
+        "hostIP": "192.168.0.1",
+        "conditions": [
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-01-01T00:51:00Z"},
+            {"type": "InPlaceUpdateReady", "status": "True", "lastTransitionTime": "2026-01-01T00:51:00Z"}
+        ],
+        "containerStatuses": [{
+            "name": "python", "image": IMAGE, "imageID": "sha256:new",
+            "containerID": format!("containerd://{i}-1"), "restartCount": 1, "ready": true,
+            "state": {"running": {"startedAt": "2026-01-01T00:50:31Z"}}
+        }]
+    })
+}
+
+/// The pod as a reflector holds it: server-set metadata and the status filled in.
+fn cached_pod(owner: &Owner, template: &PodTemplateSpec, revision: &str, i: usize) -> Pod {
+    let mut pod = pod_spec(owner, template, revision, i);
+    pod.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
+    pod.metadata.resource_version = Some((1000 + i).to_string());
+    pod.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        "2026-01-01T00:00:00Z".parse().expect("time"),
+    ));
+    pod.status = Some(serde_json::from_value(ready_status(i)).expect("status"));
+    pod
+}
+
+fn no_actions(p: &Plan) -> bool {
+    p.create.is_empty()
+        && p.delete.is_empty()
+        && p.machines.is_empty()
+        && p.hot_patches.is_empty()
+        && p.release_gates.is_empty()
+        && p.notes.is_empty()
+        && p.revisions
+            .as_ref()
+            .is_some_and(|r| r.create.is_none() && r.prune.is_empty())
+}
+
+/// The GameDeployment's revision and template, from a first plan with no pods.
+fn first_revision(gd: &GameDeployment) -> (ControllerRevision, PodTemplateSpec, String) {
+    let hooks = BTreeMap::new();
+    let costs = BTreeMap::new();
+    let world = World {
+        gd,
+        pods: &[],
+        revisions: &[],
+        hook_runs: &hooks,
+        node_costs: &costs,
+        now: now(),
+    };
+    // Pod names must be unique: the scale decision skips taken ones.
+    let mut i = 0;
+    let first = plan::plan(&world, &mut || {
+        i += 1;
+        suffix(i)
+    });
+    let rev = first
+        .revisions
+        .and_then(|r| r.create)
+        .expect("a first revision");
+    let template: PodTemplateSpec =
+        serde_json::from_value(revision_template(&rev).expect("template")).expect("template");
+    let name = rev.metadata.name.clone().expect("name");
+    (rev, template, name)
+}
+
+/// Runs `f` at least `min` times and for at least `secs`; returns (iterations, mean).
+fn time<T>(min: usize, secs: f64, mut f: impl FnMut() -> T) -> (usize, Duration) {
+    let t = Instant::now();
+    let mut n = 0;
+    while n < min || t.elapsed().as_secs_f64() < secs {
+        std::hint::black_box(f());
+        n += 1;
+    }
+    (n, t.elapsed() / n as u32)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+// ----- 1. plan ---------------------------------------------------------------------------
+
+fn bench_plan(n: usize) {
+    println!("== plan: one GameDeployment, {n} pods up to date and ready (in memory)");
+    let mut gd = game_deployment(n);
+    gd.metadata.uid = Some("gd-uid".into());
+    gd.metadata.generation = Some(1);
+    let owner = Owner {
+        name: gd.metadata.name.clone().unwrap_or_default(),
+        namespace: "default".into(),
+        uid: "gd-uid".into(),
+    };
+    let (rev, template, rev_name) = first_revision(&gd);
+    let pods: Vec<Arc<Pod>> = (0..n)
+        .map(|i| Arc::new(cached_pod(&owner, &template, &rev_name, i)))
+        .collect();
+    let revisions = vec![rev];
+    let hooks = BTreeMap::new();
+    let costs = BTreeMap::new();
+    let mut suffixes = || "zzzzz".to_string();
+    // The status the previous reconcile wrote: a no-op reconcile computes the same one.
+    let first = {
+        let world = World {
+            gd: &gd,
+            pods: &pods,
+            revisions: &revisions,
+            hook_runs: &hooks,
+            node_costs: &costs,
+            now: now(),
+        };
+        plan::plan(&world, &mut suffixes)
+    };
+    assert!(no_actions(&first), "not a no-op: {first:#?}");
+    gd.status = Some(first.status.clone());
+    let world = World {
+        gd: &gd,
+        pods: &pods,
+        revisions: &revisions,
+        hook_runs: &hooks,
+        node_costs: &costs,
+        now: now(),
+    };
+    let p = plan::plan(&world, &mut suffixes);
+    assert!(no_actions(&p), "not a no-op");
+    assert_eq!(
+        gd.status.as_ref(),
+        Some(&p.status),
+        "status unchanged: no status write"
+    );
+    let (iters, per) = time(5, 3.0, || plan::plan(&world, &mut suffixes));
+    println!(
+        "plan::plan                          {:>8.2} ms per plan ({:.2} µs per pod, {iters} runs); actions: 0, status write: no",
+        ms(per),
+        per.as_secs_f64() * 1e6 / n as f64
+    );
+    let (_, per) = time(5, 2.0, || {
+        pods.iter()
+            .map(|p| PodView::from_pod(p))
+            .collect::<Vec<_>>()
+    });
+    println!("  of which PodView::from_pod (all)  {:>8.2} ms", ms(per));
+    let (_, per) = time(5, 2.0, || {
+        pods.iter()
+            .map(|p| inplace::decode(p.metadata.annotations.as_ref().expect("annotations")))
+            .collect::<Vec<_>>()
+    });
+    println!("  one inplace::decode per pod (all) {:>8.2} ms", ms(per));
+    let (_, per) = time(5, 2.0, || {
+        pods.iter()
+            .map(|p| p.as_ref().clone())
+            .collect::<Vec<Pod>>()
+    });
+    println!(
+        "  cloning every cached pod (what observe did before) {:>8.2} ms",
+        ms(per)
+    );
+}
+
+// ----- 2. reconcile on the embedded cluster ------------------------------------------------
+
+struct Cluster {
+    server: ApiServer,
+    gd: GameDeployment,
+}
+
+/// The embedded cluster with the GameDeployment, its revision and `n` settled pods, written
+/// through the API as the operator and kubelet would have.
+async fn cluster(n: usize) -> Cluster {
+    let clock: SharedClock = Arc::new(SystemClock);
+    let server = ApiServer::new(clock);
+    let admin = server.client_as("bench");
+    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in crds() {
+        crd_api
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let gd = gds
+        .create(&PostParams::default(), &game_deployment(n))
+        .await
+        .expect("gd");
+    let owner = Owner {
+        name: gd.metadata.name.clone().unwrap_or_default(),
+        namespace: "default".into(),
+        uid: gd.metadata.uid.clone().unwrap_or_default(),
+    };
+    let (mut rev, template, rev_name) = first_revision(&gd);
+    rev.metadata.owner_references = Some(vec![owner.reference()]);
+    rev.metadata.namespace = Some("default".into());
+    Api::<ControllerRevision>::namespaced(admin.clone(), "default")
+        .create(&PostParams::default(), &rev)
+        .await
+        .expect("revision");
+    let pod_api: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let t = Instant::now();
+    for i in 0..n {
+        let pod = pod_spec(&owner, &template, &rev_name, i);
+        let name = pod.metadata.name.clone().expect("name");
+        pod_api
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create");
+        pod_api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": ready_status(i)})),
+            )
+            .await
+            .expect("status");
+    }
+    println!(
+        "setup: {n} pods created and made ready through the API in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    Cluster { server, gd }
+}
+
+/// Reflector stores over the server, filled; the tasks feeding them are returned too.
+async fn stores(client: &kube::Client) -> (Caches, Vec<tokio::task::JoinHandle<()>>) {
+    fn fill<K>(api: Api<K>) -> (Store<K>, tokio::task::JoinHandle<()>)
+    where
+        K: kube::Resource<DynamicType = ()>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + Sync
+            + 'static,
+    {
+        let (store, writer) = reflector::store();
+        // As the operator's reflectors do (`operator::run`).
+        let stream = reflector::reflector(
+            writer,
+            watcher(api, watcher::Config::default()).modify(operator::for_cache),
+        );
+        let task = tokio::spawn(stream.for_each(|_| async {}));
+        (store, task)
+    }
+    let (pods, a) = fill(Api::<Pod>::all(client.clone()));
+    let (revisions, b) = fill(Api::<ControllerRevision>::all(client.clone()));
+    let (hook_runs, c) = fill(Api::<HookRun>::all(client.clone()));
+    let (nodes, d) = fill(Api::<PartialObjectMeta<Node>>::all(client.clone()));
+    for ready in [
+        pods.wait_until_ready().await,
+        revisions.wait_until_ready().await,
+        hook_runs.wait_until_ready().await,
+        nodes.wait_until_ready().await,
+    ] {
+        ready.expect("store ready");
+    }
+    (
+        Caches {
+            pods,
+            revisions,
+            hook_runs,
+            nodes,
+        },
+        vec![a, b, c, d],
+    )
+}
+
+async fn bench_reconcile(c: &Cluster, n: usize) {
+    println!("== reconcile: one GameDeployment, {n} settled pods, embedded cluster");
+    let client = c.server.client_as("operator");
+    let (caches, tasks) = stores(&client).await;
+    assert_eq!(caches.pods.state().len(), n);
+    let clock: SharedClock = Arc::new(SystemClock);
+    let ctx = Arc::new(Context::new(client, clock, caches, 1, "bench".into()));
+    // The first reconcile writes the status (the GameDeployment was created without one).
+    let gd = Arc::new(c.gd.clone());
+    operator::reconcile(gd.clone(), ctx.clone())
+        .await
+        .expect("reconcile");
+    let first = ctx.writes();
+    assert_eq!(first.pods, 0, "no pod writes");
+    let gd: GameDeployment = Api::namespaced(c.server.client_as("bench"), "default")
+        .get(&c.gd.metadata.name.clone().unwrap_or_default())
+        .await
+        .expect("gd");
+    let gd = Arc::new(gd);
+    let t = Instant::now();
+    let mut iters = 0u32;
+    while iters < 5 || t.elapsed().as_secs_f64() < 3.0 {
+        operator::reconcile(gd.clone(), ctx.clone())
+            .await
+            .expect("reconcile");
+        iters += 1;
+    }
+    let per = t.elapsed() / iters;
+    let after = ctx.writes();
+    let writes = after.pods + after.other - first.pods - first.other;
+    assert_eq!(writes, 0, "a no-op reconcile writes nothing");
+    println!(
+        "reconcile (observe + plan + act)    {:>8.2} ms per reconcile ({iters} runs); API writes: {writes}",
+        ms(per)
+    );
+    let (_, per) = time(5, 2.0, || operator::observe(&gd, &ctx));
+    println!("  of which observe (cache read)     {:>8.2} ms", ms(per));
+    for t in tasks {
+        t.abort();
+    }
+}
+
+// ----- 3. memory ---------------------------------------------------------------------------
+
+/// Waits until live heap stops moving (background tasks done), returns it.
+async fn settled_live() -> isize {
+    let mut last = live();
+    let mut stable = 0;
+    while stable < 5 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = live();
+        if (now - last).abs() < 64 * 1024 {
+            stable += 1;
+        } else {
+            stable = 0;
+        }
+        last = now;
+    }
+    last
+}
+
+async fn bench_memory(c: &Cluster, n: usize) {
+    println!("== memory: {n} pods cached");
+    let kib = |b: isize| b as f64 / 1024.0;
+    let before = settled_live().await;
+    let client = c.server.client_as("memory");
+    let (caches, tasks) = stores(&client).await;
+    let filled = settled_live().await;
+    println!(
+        "reflector caches (pods, revisions, hook runs): {:.1} MiB live heap, {:.2} KiB per pod",
+        kib(filled - before) / 1024.0,
+        kib(filled - before) / n as f64
+    );
+    for t in tasks {
+        t.abort();
+    }
+    drop(caches);
+    let dropped = settled_live().await;
+    println!(
+        "  freed when the caches are dropped: {:.1} MiB",
+        kib(filled - dropped) / 1024.0
+    );
+    let before = settled_live().await;
+    let op = Handle::start(
+        c.server.client_as("operator"),
+        Arc::new(SystemClock),
+        Options {
+            seed: 1,
+            instance: "bench".into(),
+            concurrency: 4,
+        },
+    );
+    let running = settled_live().await;
+    println!(
+        "whole operator (caches, controller queues, clients): {:.1} MiB live heap, {:.2} KiB per pod",
+        kib(running - before) / 1024.0,
+        kib(running - before) / n as f64
+    );
+    op.shutdown().await;
+    let stopped = settled_live().await;
+    println!("  left after shutdown: {:.1} KiB", kib(stopped - before));
+}
+
+// ----- 4. rollout --------------------------------------------------------------------------
+
+fn bench_rollout(n: usize) {
+    let max_unavailable = (n / 10).max(1);
+    let (grace, restart, ready) = (30u64, 1u64, 1u64);
+    let at = 120u64;
+    println!(
+        "== rollout: in-place image change of {n} pods, maxUnavailable {max_unavailable}, grace {grace}s, kubelet start {restart}s + ready {ready}s"
+    );
+    let text = format!(
+        r#"
+name: bench rollout of {n} pods
+kubelet: {{startSeconds: {restart}, readySeconds: {ready}}}
+apply:
+  - apiVersion: tkex.tencent.com/v1alpha1
+    kind: GameDeployment
+    metadata: {{name: bench, namespace: default}}
+    spec:
+      replicas: {n}
+      selector: {{matchLabels: {{app: bench}}}}
+      template:
+        metadata: {{labels: {{app: bench}}}}
+        spec:
+          containers: [{{name: python, image: "python:3.9"}}]
+      updateStrategy:
+        type: InplaceUpdate
+        maxUnavailable: {max_unavailable}
+        inPlaceUpdateStrategy: {{gracePeriodSeconds: {grace}}}
+steps:
+  - at: {at}s
+    patch:
+      kind: GameDeployment
+      name: bench
+      type: json
+      patch: [{{op: replace, path: /spec/template/spec/containers/0/image, value: "python:latest"}}]
+until: {{settled: true, timeout: 3h}}
+"#
+    );
+    let s =
+        scenario::parse(&text, std::path::Path::new("benches/controller.rs")).expect("scenario");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let t = Instant::now();
+    let report = rt.block_on(runner::run(&s, &mut |_| {})).expect("run");
+    let real = t.elapsed();
+    assert!(report.settled, "the rollout settled");
+    // The rollout starts at the patch; the pods were all ready well before it.
+    let before_patch = report
+        .history
+        .iter()
+        .filter(|h| h.t < at as f64)
+        .map(|h| h.t)
+        .fold(0.0, f64::max);
+    let first_touch = report
+        .history
+        .iter()
+        .filter(|h| h.t >= at as f64 && h.client == "operator")
+        .map(|h| h.t)
+        .fold(f64::INFINITY, f64::min);
+    let last_change = report.history.iter().map(|h| h.t).fold(0.0, f64::max);
+    let virtual_s = report.virtual_seconds - at as f64;
+    let ideal = n.div_ceil(max_unavailable) as u64 * (grace + restart + ready);
+    let restarted = report
+        .pods
+        .iter()
+        .filter(|p| p.containers.iter().any(|c| c.restart_count == 1))
+        .count();
+    assert_eq!(restarted, n, "every pod restarted once, in place");
+    println!("scale-up to {n} pods settled by t={before_patch:.1}s; image patched at t={at}s");
+    println!(
+        "virtual seconds to settle           {virtual_s:>8.1} s (last pod change {:.1} s after the patch; first operator write {:.1} s after)",
+        last_change - at as f64,
+        first_touch - at as f64
+    );
+    println!(
+        "ideal ceil({n}/{max_unavailable}) x ({grace}+{restart}+{ready})     {ideal:>8} s  -> ratio {:.3}",
+        virtual_s / ideal as f64
+    );
+    println!(
+        "real seconds                        {:>8.1} s for the whole run (scale-up included)",
+        real.as_secs_f64()
+    );
+    let mut by: BTreeMap<String, u64> = BTreeMap::new();
+    for r in report
+        .api_requests
+        .iter()
+        .filter(|r| r.client == "operator")
+    {
+        if !matches!(r.verb.as_str(), "get" | "list" | "watch") {
+            let key = if r.subresource.is_empty() {
+                format!("{} {}", r.verb, r.resource)
+            } else {
+                format!("{} {}/{}", r.verb, r.resource, r.subresource)
+            };
+            *by.entry(key).or_default() += r.count;
+        }
+    }
+    println!(
+        "operator API writes (whole run)     {:>8} ({})",
+        report.operator_writes,
+        by.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+fn main() {
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |p: &str| parts.is_empty() || parts.iter().any(|a| a == p);
+    let n = env_usize("BENCH_PODS", 10_000);
+    if wants("plan") {
+        bench_plan(n);
+    }
+    if wants("reconcile") || wants("memory") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let c = cluster(n).await;
+            if wants("memory") {
+                bench_memory(&c, n).await;
+            }
+            if wants("reconcile") {
+                bench_reconcile(&c, n).await;
+            }
+        });
+    }
+    if wants("rollout") {
+        bench_rollout(env_usize("BENCH_ROLLOUT_PODS", 1000));
+    }
+}
