@@ -95,7 +95,10 @@ pub struct Plan {
 /// Plans one reconcile. `suffix` yields random pod-name suffixes (injected for replay).
 pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     let gd = world.gd;
-    let views: Vec<PodView> = world.pods.iter().map(|p| PodView::from_pod(p)).collect();
+    let mut views: Vec<PodView> = world.pods.iter().map(|p| PodView::from_pod(p)).collect();
+    // Caches hand pods out in no particular order: sort, so the same world gives the same plan
+    // (writes, events and condition messages in the same order on every run).
+    views.sort_by(|a, b| a.name.cmp(&b.name));
     let resolved = match resolve(&gd.spec)
         .map_err(|e| e.to_string())
         .and_then(|r| check_selector(gd).map(|()| r))
