@@ -240,27 +240,19 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .get(&update)
         .cloned()
         .unwrap_or(Value::Null);
+    // The difference between two templates is the same for every pod on the same revision:
+    // compute it once per revision, not once per pod.
+    let mut diffs: BTreeMap<&str, Result<Target, NotInPlace>> = BTreeMap::new();
     for (pod, record) in remaining.iter().zip(&records) {
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
         let may_start = rollout.may_start.contains(&pod.name);
-        let old_template = revisions.templates.get(own);
-        let diff: Result<Target, NotInPlace> = match old_template {
-            Some(old) => in_place_target(old, &new_template, &update),
-            None if own == update => in_place_target(&new_template, &new_template, &update),
-            None if own.is_empty() => Err(NotInPlace {
-                path: format!(
-                    "revision (none: the pod has no {} label)",
-                    names::LABEL_REVISION
-                ),
-            }),
-            None => Err(NotInPlace {
-                path: format!("revision {own} (no longer stored)"),
-            }),
-        };
+        let diff = diffs
+            .entry(own)
+            .or_insert_with(|| revision_diff(own, &revisions.templates, &new_template, &update));
         match resolved.strategy {
             UpdateStrategyType::InplaceUpdate => {
-                let target = match (&diff, wants_update) {
+                let target = match (diff, wants_update) {
                     (Ok(t), true) => t.clone(),
                     (Err(why), true) if own != update => {
                         if may_start {
@@ -294,7 +286,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                 }
             }
             UpdateStrategyType::HotPatchUpdate if may_start && own != update && wants_update => {
-                match &diff {
+                match diff {
                     Ok(t) => out
                         .hot_patches
                         .push((pod.name.clone(), hot_patch(pod, t, world.now))),
@@ -531,6 +523,29 @@ fn gate_deletions(
         }
     }
     out.delete = kept;
+}
+
+/// What moving a pod from revision `own` to `update` takes in place, or why it cannot be done
+/// in place (then the pod is recreated).
+fn revision_diff(
+    own: &str,
+    templates: &BTreeMap<String, Value>,
+    new_template: &Value,
+    update: &str,
+) -> Result<Target, NotInPlace> {
+    match templates.get(own) {
+        Some(old) => in_place_target(old, new_template, update),
+        None if own == update => in_place_target(new_template, new_template, update),
+        None if own.is_empty() => Err(NotInPlace {
+            path: format!(
+                "revision (none: the pod has no {} label)",
+                names::LABEL_REVISION
+            ),
+        }),
+        None => Err(NotInPlace {
+            path: format!("revision {own} (no longer stored)"),
+        }),
+    }
 }
 
 /// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
