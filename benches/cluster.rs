@@ -2,9 +2,7 @@
 //! (so client-side serde is included, as in a simulation). Run with
 //! `cargo bench --bench cluster`; results go in BENCHMARKS.md.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -14,27 +12,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
-/// Counts live heap bytes, for memory per stored pod.
-struct Counting;
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
-#[global_allocator]
-static A: Counting = Counting;
+#[path = "support/alloc.rs"]
+mod alloc;
+use alloc::live;
 
 const N: usize = 10_000;
 
@@ -76,7 +56,7 @@ async fn main() {
         .await
         .expect("owner");
     let owner_uid = owner.metadata.uid.expect("uid");
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = live();
     let t = Instant::now();
     for i in 0..N {
         pods.create(&PostParams::default(), &pod(i, &owner_uid))
@@ -84,7 +64,7 @@ async fn main() {
             .expect("create");
     }
     report("create (POST) pods", N, t.elapsed());
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = live();
     println!(
         "memory: {:.1} KiB live heap per stored pod (object + event log entry + indexes)",
         (after - before) as f64 / N as f64 / 1024.0

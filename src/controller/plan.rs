@@ -211,10 +211,17 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         )
     };
     // Each pod's state annotation, decoded once for this reconcile: the scheduler, the
-    // machine and the readiness gate all read it (decoding is JSON parsing).
-    let records: Vec<Decoded> = remaining
+    // machine, the readiness gate, the status and the post hooks all read it (decoding is
+    // JSON parsing).
+    let all_records: Vec<Decoded> = views
         .iter()
         .map(|p| inplace::decode(&p.annotations))
+        .collect();
+    let records: Vec<&Decoded> = views
+        .iter()
+        .zip(&all_records)
+        .filter(|(p, _)| !deleting.contains(p.name.as_str()))
+        .map(|(_, r)| r)
         .collect();
     let in_flight: BTreeSet<String> = remaining
         .iter()
@@ -243,7 +250,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     // The difference between two templates is the same for every pod on the same revision:
     // compute it once per revision, not once per pod.
     let mut diffs: BTreeMap<&str, Result<Target, NotInPlace>> = BTreeMap::new();
-    for (pod, record) in remaining.iter().zip(&records) {
+    for (pod, &record) in remaining.iter().zip(&records) {
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
         let may_start = rollout.may_start.contains(&pod.name);
@@ -326,7 +333,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     // Last, so every deletion (scale-down, podsToDelete, recreate) passes the same gate. A held
     // pod stays out of update planning above, as in the original.
     gate_deletions(world, &views, &mut out, &mut problems, &mut waits);
-    post_hooks(world, &views, &mut out, &mut waits);
+    post_hooks(world, &views, &all_records, &mut out, &mut waits);
     out.stale_hook_runs = hooks::stale(world.hook_runs, &views);
 
     // --- status --------------------------------------------------------------------------
@@ -341,11 +348,10 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         collision_count: revisions.collision_count,
         label_selector: label_selector(gd),
         min_ready_seconds: resolved.limits.min_ready_seconds,
-        abandoned: views
+        abandoned: all_records
             .iter()
-            .filter(|p| {
-                matches!(inplace::decode(&p.annotations),
-                    Decoded::Valid(r) if r.revision == update && r.state == State::Abandoned)
+            .filter(|d| {
+                matches!(d, Decoded::Valid(r) if r.revision == update && r.state == State::Abandoned)
             })
             .count() as i32,
         problems: &problems,
@@ -419,7 +425,13 @@ fn hook_conditions(
 /// existence is the record that it was started, so it is kept until the pod moves on to
 /// another revision or goes (then [`hooks::stale`] removes it), and the status lists the pod
 /// until the run has succeeded.
-fn post_hooks(world: &World, views: &[PodView], out: &mut Plan, waits: &mut HookWaits) {
+fn post_hooks(
+    world: &World,
+    views: &[PodView],
+    records: &[Decoded],
+    out: &mut Plan,
+    waits: &mut HookWaits,
+) {
     let Some(template) = world
         .gd
         .spec
@@ -430,8 +442,8 @@ fn post_hooks(world: &World, views: &[PodView], out: &mut Plan, waits: &mut Hook
     else {
         return;
     };
-    for pod in views.iter().filter(|p| !p.deleting) {
-        let Decoded::Valid(r) = inplace::decode(&pod.annotations) else {
+    for (pod, record) in views.iter().zip(records).filter(|(p, _)| !p.deleting) {
+        let Decoded::Valid(r) = record else {
             continue;
         };
         if r.state != State::Ready
