@@ -153,7 +153,7 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
 }
 
 /// A condition, keeping the previous transition time while its status does not change.
-fn condition(
+pub fn condition(
     previous: &[GameDeploymentCondition],
     type_: &str,
     status: &str,

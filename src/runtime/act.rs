@@ -8,17 +8,16 @@ use std::sync::Arc;
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 
 use super::events::Events;
-use crate::api::{GameDeployment, GameDeploymentCondition, HookRun, HookTemplate};
+use crate::api::{GameDeployment, HookRun, HookTemplate};
 use crate::controller::hooks;
 use crate::controller::plan::{DeleteReason, Plan};
 use crate::controller::pods::Owner;
 use crate::controller::scale::slow_start_batches;
-use crate::controller::status::{FAILED_SCALE, FAILED_UPDATE};
+use crate::controller::status::{self, FAILED_SCALE, FAILED_UPDATE};
 use crate::inplace::{Action, EventType, HookKind, HookRunRequest, PodWrite};
 use crate::names;
 
@@ -349,17 +348,9 @@ pub async fn execute(
         match status.conditions.iter_mut().find(|c| c.type_ == condition) {
             Some(c) if c.message.split("; ").any(|m| m == message) => {}
             Some(c) => c.message = format!("{}; {message}", c.message),
-            None => status.conditions.push(GameDeploymentCondition {
-                type_: condition.to_string(),
-                status: "True".into(),
-                last_transition_time: previous
-                    .iter()
-                    .find(|c| c.type_ == condition && c.status == "True")
-                    .and_then(|c| c.last_transition_time.clone())
-                    .or(Some(Time(now))),
-                reason: reason.to_string(),
-                message,
-            }),
+            None => status.conditions.push(status::condition(
+                previous, condition, "True", reason, message, now,
+            )),
         }
     }
     if gd.status.as_ref() != Some(&status) {
