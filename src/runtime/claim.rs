@@ -51,45 +51,42 @@ pub async fn execute(
     } else {
         &[]
     };
-    for pod in adopt {
+    // Adoption and release differ only in the patch and the words of the event.
+    let changes = adopt
+        .iter()
+        .map(|p| (p, true))
+        .chain(release.iter().map(|p| (p, false)));
+    for (pod, adopting) in changes {
         let pod_name = pod.name_any();
-        let patch = adopt::adoption_patch(&owner, &pod.uid().unwrap_or_default());
+        let pod_uid = pod.uid().unwrap_or_default();
+        let (patch, verb, done, why) = if adopting {
+            let patch = adopt::adoption_patch(&owner, &pod_uid);
+            (patch, "Adopt", "adopted", "matches")
+        } else {
+            let patch = adopt::release_patch(&uid, &pod_uid);
+            (patch, "Release", "released", "no longer matches")
+        };
         out.writes.pods += 1;
         match pods
             .patch(&pod_name, &params, &Patch::Strategic(patch))
             .await
         {
             Ok(p) => {
-                let msg = format!("adopted Pod {pod_name}: it matches the selector of {name}");
-                events.emit(&gd_ref, false, "SuccessfulAdopt", &msg).await;
-                out.adopted.push(p);
+                let msg = format!("{done} Pod {pod_name}: it {why} the selector of {name}");
+                events
+                    .emit(&gd_ref, false, &format!("Successful{verb}"), &msg)
+                    .await;
+                if adopting {
+                    out.adopted.push(p);
+                }
             }
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
                 out.writes.failed += 1;
-                let msg = format!("adopt Pod {pod_name} failed: {e}");
-                events.emit(&gd_ref, true, "FailedAdopt", &msg).await;
-            }
-        }
-    }
-    for pod in release {
-        let pod_name = pod.name_any();
-        let patch = adopt::release_patch(&uid, &pod.uid().unwrap_or_default());
-        out.writes.pods += 1;
-        match pods
-            .patch(&pod_name, &params, &Patch::Strategic(patch))
-            .await
-        {
-            Ok(_) => {
-                let msg =
-                    format!("released Pod {pod_name}: it no longer matches the selector of {name}");
-                events.emit(&gd_ref, false, "SuccessfulRelease", &msg).await;
-            }
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                out.writes.failed += 1;
-                let msg = format!("release Pod {pod_name} failed: {e}");
-                events.emit(&gd_ref, true, "FailedRelease", &msg).await;
+                let msg = format!("{} Pod {pod_name} failed: {e}", verb.to_lowercase());
+                events
+                    .emit(&gd_ref, true, &format!("Failed{verb}"), &msg)
+                    .await;
             }
         }
     }
