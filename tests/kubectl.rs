@@ -210,6 +210,19 @@ fn the_seed_commands_work_with_a_real_kubectl() {
     assert_eq!(pods.matches("test-gamedeployment-").count(), 9, "{pods}");
 }
 
+/// `kubectl apply` of the seed example, then `kubectl get pods` once all eight run and serve.
+fn apply_seed_until_running(kc: &Path) -> String {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let running = |o: &str| o.matches("1/1     Running   0").count() == 8;
+    let pods = eventually(kc, &["get", "pods"], running);
+    assert!(running(&pods), "{pods}");
+    pods
+}
+
 /// The seed's session exactly as its text gives it, in real time against `gamedeploy cluster
 /// --operator --kubelet`: apply, get, the JSON patch, then five of the eight pods restarted once
 /// in place (same names), three untouched, and `8 5 5 8 8`. Takes the rollout's real ~100 s.
@@ -220,14 +233,7 @@ fn the_seed_session_as_written_restarts_five_pods_in_place() {
     }
     let cluster = start("session", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
-    let running = |o: &str| o.matches("1/1     Running   0").count() == 8;
-    let before = eventually(kc, &["get", "pods"], running);
-    assert!(running(&before), "{before}");
+    let before = apply_seed_until_running(kc);
     let names = |table: &str| -> Vec<String> {
         table
             .lines()
@@ -418,14 +424,7 @@ fn gamedeploy_run_drives_a_cluster_through_its_kubeconfig_and_stops_on_sigterm()
         .stderr(Stdio::null())
         .spawn()
         .expect("start gamedeploy run");
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
-    let running = |o: &str| o.matches("1/1     Running   0").count() == 8;
-    let pods = eventually(kc, &["get", "pods"], running);
-    assert!(running(&pods), "{pods}");
+    apply_seed_until_running(kc);
     // The shell's builtin kill: no extra package needed.
     let killed = Command::new("sh")
         .args(["-c", &format!("kill -TERM {}", operator.id())])
