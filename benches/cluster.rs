@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use embedded_apiserver::ApiServer;
 use futures::StreamExt;
-use gamedeploy::clock::SystemClock;
-use gamedeploy::cluster::ApiServer;
+use gamedeploy_clock::SystemClock;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
 use serde_json::json;

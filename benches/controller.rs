@@ -14,19 +14,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use embedded_apiserver::ApiServer;
 use futures::StreamExt;
-use gamedeploy::api::{GameDeployment, HookRun, crds};
-use gamedeploy::clock::{SharedClock, SystemClock};
-use gamedeploy::cluster::ApiServer;
-use gamedeploy::controller::plan::{self, Plan, World};
-use gamedeploy::controller::pods::{self, Owner};
-use gamedeploy::controller::revision::revision_template;
-use gamedeploy::controller::scale::NewPod;
-use gamedeploy::inplace::{self, ContainerSnapshot, PodView, Record, State};
-use gamedeploy::names;
-use gamedeploy::runtime::operator::{self, Caches, Context, Handle, Options};
-use gamedeploy::sim::runner;
-use gamedeploy::sim::scenario;
+use gamedeploy_clock::{SharedClock, SystemClock};
+use gamedeploy_core::api::{GameDeployment, HookRun, crds};
+use gamedeploy_core::inplace::{self, ContainerSnapshot, PodView, Record, State};
+use gamedeploy_core::names;
+use gamedeploy_core::planner::plan::{self, Plan, World};
+use gamedeploy_core::planner::pods::{self, Owner};
+use gamedeploy_core::planner::revision::revision_template;
+use gamedeploy_core::planner::scale::NewPod;
+use gamedeploy_operator::controller::{self, Caches, Context, Handle, Options};
+use gamedeploy_simulator::runner;
+use gamedeploy_simulator::scenario;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
@@ -355,7 +355,7 @@ async fn stores(client: &kube::Client) -> (Caches, Vec<tokio::task::JoinHandle<(
         // As the operator's reflectors do (`operator::run`).
         let stream = reflector::reflector(
             writer,
-            watcher(api, watcher::Config::default()).modify(operator::for_cache),
+            watcher(api, watcher::Config::default()).modify(controller::for_cache),
         );
         let task = tokio::spawn(stream.for_each(|_| async {}));
         (store, task)
@@ -392,7 +392,7 @@ async fn bench_reconcile(c: &Cluster, n: usize) {
     let ctx = Arc::new(Context::new(client, clock, caches, 1, "bench".into()));
     // The first reconcile writes the status (the GameDeployment was created without one).
     let gd = Arc::new(c.gd.clone());
-    operator::reconcile(gd.clone(), ctx.clone())
+    controller::reconcile(gd.clone(), ctx.clone())
         .await
         .expect("reconcile");
     let first = ctx.writes();
@@ -405,7 +405,7 @@ async fn bench_reconcile(c: &Cluster, n: usize) {
     let t = Instant::now();
     let mut iters = 0u32;
     while iters < 5 || t.elapsed().as_secs_f64() < 3.0 {
-        operator::reconcile(gd.clone(), ctx.clone())
+        controller::reconcile(gd.clone(), ctx.clone())
             .await
             .expect("reconcile");
         iters += 1;
@@ -418,7 +418,7 @@ async fn bench_reconcile(c: &Cluster, n: usize) {
         "reconcile (observe + plan + act)    {:>8.2} ms per reconcile ({iters} runs); API writes: {writes}",
         ms(per)
     );
-    let (_, per) = time(5, 2.0, || operator::observe(&gd, &ctx));
+    let (_, per) = time(5, 2.0, || controller::observe(&gd, &ctx));
     println!("  of which observe (cache read)     {:>8.2} ms", ms(per));
     for t in tasks {
         t.abort();

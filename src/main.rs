@@ -1,4 +1,9 @@
-//! The `gamedeploy` command line: a thin edge over the library.
+//! The `gamedeploy` command line: a thin edge over the workspace's crates (see README's layout).
+//! With the default `embedded` feature it also carries the embedded cluster and the simulator
+//! (`cluster`, `simulate`, in `embedded.rs`); without it, only the operator.
+
+#[cfg(feature = "embedded")]
+mod embedded;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -6,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use gamedeploy::inplace::table;
+use gamedeploy_core::inplace::table;
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +33,7 @@ enum Command {
         #[arg(long, value_enum, default_value_t = StatesFormat::Markdown)]
         format: StatesFormat,
     },
+    #[cfg(feature = "embedded")]
     /// Run a scenario on the embedded cluster (API server, simulated kubelet, the real
     /// operator) on virtual time. Exit status: 0 settled, 1 timed out, 2 invalid scenario.
     Simulate {
@@ -37,6 +43,7 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t = SimOutput::Table)]
         output: SimOutput,
     },
+    #[cfg(feature = "embedded")]
     /// Serve the embedded cluster (API server) over HTTP on loopback and write a kubeconfig
     /// for it, so kubectl and `gamedeploy run` can connect as to a real cluster.
     Cluster {
@@ -66,7 +73,7 @@ enum Command {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SimOutput {
+pub(crate) enum SimOutput {
     Table,
     Json,
 }
@@ -83,8 +90,9 @@ enum StatesFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "embedded")]
     if let Command::Simulate { scenario, output } = &cli.command {
-        return simulate(scenario, *output);
+        return embedded::simulate(scenario, *output);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -98,19 +106,21 @@ fn main() -> ExitCode {
 
 async fn async_main(cli: Cli) -> ExitCode {
     let output = match cli.command {
-        Command::Crds => gamedeploy::api::crds_yaml().map_err(|e| e.to_string()),
+        Command::Crds => gamedeploy_core::api::crds_yaml().map_err(|e| e.to_string()),
         Command::States { format } => states(format),
         Command::Run {
             kubeconfig,
             concurrency,
         } => run(kubeconfig, concurrency).await,
+        #[cfg(feature = "embedded")]
         Command::Simulate { .. } => Err("simulate runs on its own runtime".into()),
+        #[cfg(feature = "embedded")]
         Command::Cluster {
             listen,
             kubeconfig_out,
             operator,
             kubelet,
-        } => cluster(listen, kubeconfig_out, operator, kubelet).await,
+        } => embedded::cluster(listen, kubeconfig_out, operator, kubelet).await,
     };
     match output {
         Ok(text) => {
@@ -147,74 +157,13 @@ fn states(format: StatesFormat) -> Result<String, String> {
     })
 }
 
-fn init_tracing() {
+pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-}
-
-async fn cluster(
-    listen: std::net::SocketAddr,
-    kubeconfig_out: PathBuf,
-    operator: bool,
-    kubelet: bool,
-) -> Result<String, String> {
-    use gamedeploy::cluster::{ApiServer, serve};
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    init_tracing();
-    if !listen.ip().is_loopback() {
-        return Err(format!(
-            "--listen {listen}: the embedded cluster has no authentication; use a loopback address"
-        ));
-    }
-    let clock: gamedeploy::clock::SharedClock = Arc::new(gamedeploy::clock::SystemClock);
-    let server = ApiServer::new(clock.clone());
-    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(server.client_as("setup"));
-    for crd in gamedeploy::api::crds() {
-        crds.create(&Default::default(), &crd)
-            .await
-            .map_err(|e| format!("installing CRDs: {e}"))?;
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("--listen {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    std::fs::write(&kubeconfig_out, serve::kubeconfig(addr))
-        .map_err(|e| format!("cannot write {}: {e}", kubeconfig_out.display()))?;
-    eprintln!("embedded cluster listening on http://{addr}");
-    eprintln!("  export KUBECONFIG={}", kubeconfig_out.display());
-    if operator {
-        let options = gamedeploy::runtime::operator::Options {
-            seed: 1,
-            instance: "embedded".into(),
-            concurrency: 4,
-        };
-        tokio::spawn(gamedeploy::runtime::operator::run(
-            server.client_as("operator"),
-            clock.clone(),
-            options,
-            shutdown_signal(),
-        ));
-    }
-    if kubelet {
-        let (_config, rx) =
-            tokio::sync::watch::channel(gamedeploy::kubelet::config::KubeletConfig::default());
-        tokio::spawn(gamedeploy::kubelet::node::run(
-            server.client_as("kubelet"),
-            gamedeploy::kubelet::runtime::NodeConfig::default(),
-            clock.clone(),
-            rx,
-            gamedeploy::kubelet::runtime::NodeRuntime::default(),
-            shutdown_signal(),
-        ));
-    }
-    serve::serve(server, listener, shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(String::new())
 }
 
 async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, String> {
@@ -236,14 +185,14 @@ async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, St
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "gamedeploy".into());
     let seed = jiff::Timestamp::now().as_nanosecond() as u64;
     tracing::info!(%instance, "gamedeploy operator starting");
-    let options = gamedeploy::runtime::operator::Options {
+    let options = gamedeploy_operator::controller::Options {
         seed,
         instance,
         concurrency,
     };
-    gamedeploy::runtime::operator::run(
+    gamedeploy_operator::controller::run(
         client,
-        Arc::new(gamedeploy::clock::SystemClock),
+        Arc::new(gamedeploy_clock::SystemClock),
         options,
         shutdown_signal(),
     )
@@ -253,7 +202,7 @@ async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, St
 }
 
 /// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -268,58 +217,4 @@ async fn shutdown_signal() {
         }
     }
     let _ = ctrl_c.await;
-}
-
-/// Runs a scenario on a single-threaded runtime with paused time: timers jump straight to the
-/// next deadline, so a run is fast and its virtual timeline reproducible.
-fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
-    use gamedeploy::sim::scenario::{Outcome, load};
-    let scenario = match load(path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("gamedeploy: {e}");
-            return ExitCode::from(Outcome::InvalidScenario.exit_code());
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gamedeploy: cannot start the simulation runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut print = |snapshot: String| {
-        if output == SimOutput::Table {
-            println!("{snapshot}");
-        }
-    };
-    let report = match runtime.block_on(gamedeploy::sim::runner::run(&scenario, &mut print)) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gamedeploy: {e}");
-            return ExitCode::from(Outcome::InvalidScenario.exit_code());
-        }
-    };
-    match output {
-        SimOutput::Json => match serde_json::to_string_pretty(&report) {
-            Ok(json) => println!("{json}"),
-            Err(e) => eprintln!("gamedeploy: cannot render the report: {e}"),
-        },
-        SimOutput::Table => println!(
-            "{} after {}s of virtual time; operator restarts: {}, faults injected: {}",
-            if report.settled {
-                "settled"
-            } else {
-                "NOT settled"
-            },
-            report.virtual_seconds,
-            report.operator_restarts,
-            report.faults_injected
-        ),
-    }
-    ExitCode::from(Outcome::of_run(report.settled).exit_code())
 }

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use gamedeploy::api::{GameDeployment, crds};
-use gamedeploy::clock::{SharedClock, TokioClock};
-use gamedeploy::cluster::ApiServer;
-use gamedeploy::runtime::operator::{Handle, Options};
+use embedded_apiserver::ApiServer;
+use gamedeploy_clock::{SharedClock, TokioClock};
+use gamedeploy_core::api::{GameDeployment, crds};
+use gamedeploy_operator::controller::{Handle, Options};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;

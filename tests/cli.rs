@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use gamedeploy::inplace::State;
+use gamedeploy_core::inplace::State;
 use strum::IntoEnumIterator;
 
 fn run(args: &[&str]) -> (bool, String, String) {
@@ -21,7 +21,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 fn crds_prints_every_crd_as_one_yaml_stream() {
     let (ok, stdout, stderr) = run(&["crds"]);
     assert!(ok, "{stderr}");
-    assert_eq!(stdout, gamedeploy::api::crds_yaml().unwrap());
+    assert_eq!(stdout, gamedeploy_core::api::crds_yaml().unwrap());
     for name in [
         "gamedeployments.tkex.tencent.com",
         "hooktemplates.tkex.tencent.com",

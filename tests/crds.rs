@@ -1,12 +1,12 @@
 //! The generated CRDs: checked-in copies, structural-schema rules, defaults, examples and CEL.
 //!
-//! Regenerate `deploy/crds/` after changing `src/api` with
+//! Regenerate `deploy/crds/` after changing `crates/core/src/api` with
 //! `GAMEDEPLOY_BLESS=1 cargo test --test crds`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use gamedeploy::api::{self, GameDeployment, HookPolicy, HookTemplate, UpdateStrategyType};
+use gamedeploy_core::api::{self, GameDeployment, HookPolicy, HookTemplate, UpdateStrategyType};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube_cel::{Validator, compile_schema};

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 
-use gamedeploy::inplace::table::{Node, table};
-use gamedeploy::inplace::{State, Trigger};
+use gamedeploy_core::inplace::table::{Node, table};
+use gamedeploy_core::inplace::{State, Trigger};
 use sim::{Crash, Sim, load};
 
 fn fixture(name: &str) -> sim::Fixture {

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gamedeploy::api::{GameDeployment, crds};
-use gamedeploy::clock::{SharedClock, TokioClock};
-use gamedeploy::cluster::ApiServer;
-use gamedeploy::names;
-use gamedeploy::runtime::operator::{Handle, Options};
+use embedded_apiserver::ApiServer;
+use gamedeploy_clock::{SharedClock, TokioClock};
+use gamedeploy_core::api::{GameDeployment, crds};
+use gamedeploy_core::names;
+use gamedeploy_operator::controller::{Handle, Options};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -314,13 +314,13 @@ struct Hooked {
     admin: kube::Client,
     operator: Handle,
     pods: Api<Pod>,
-    runs: Api<gamedeploy::api::HookRun>,
+    runs: Api<gamedeploy_core::api::HookRun>,
     gds: Api<GameDeployment>,
 }
 
 impl Hooked {
     async fn start(configure: impl FnOnce(&mut GameDeployment)) -> Hooked {
-        use gamedeploy::api::HookTemplate;
+        use gamedeploy_core::api::HookTemplate;
         let mut gd = seed_gd();
         configure(&mut gd);
         let (server, clock, admin) = cluster_with(crds(), &gd).await;
@@ -337,7 +337,7 @@ impl Hooked {
             .await
             .unwrap();
         let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
-        tokio::spawn(gamedeploy::kubelet::node::run(
+        tokio::spawn(simulated_kubelet::node::run(
             server.client_as("kubelet"),
             Default::default(),
             clock.clone(),
@@ -384,7 +384,7 @@ impl Hooked {
             .collect()
     }
 
-    async fn set_phase(&self, run: &str, phase: gamedeploy::api::HookPhase) {
+    async fn set_phase(&self, run: &str, phase: gamedeploy_core::api::HookPhase) {
         let body = serde_json::json!({"status": {"phase": phase.to_string()}});
         self.runs
             .patch_status(run, &PatchParams::default(), &Patch::Merge(&body))
@@ -407,7 +407,9 @@ impl Hooked {
     /// The pods of a status hook list (`preInplaceHookCondition`, ...) with their phases.
     async fn waiting(
         &self,
-        list: fn(&gamedeploy::api::GameDeploymentStatus) -> &Vec<gamedeploy::api::HookCondition>,
+        list: fn(
+            &gamedeploy_core::api::GameDeploymentStatus,
+        ) -> &Vec<gamedeploy_core::api::HookCondition>,
     ) -> BTreeMap<String, String> {
         let status = self.gds.get("test-gamedeployment").await.unwrap().status;
         status
@@ -435,7 +437,7 @@ impl Hooked {
 /// a Failed HookRun holds its pod untouched, with a FailedUpdate condition.
 #[tokio::test(start_paused = true)]
 async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
-    use gamedeploy::api::HookPhase;
+    use gamedeploy_core::api::HookPhase;
     let h = Hooked::start(|gd| {
         gd.spec.pre_inplace_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
@@ -485,8 +487,8 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
 /// condition.
 #[tokio::test(start_paused = true)]
 async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
-    use gamedeploy::api::HookPhase;
-    use gamedeploy::controller::predelete::ANNOTATION_DELETING;
+    use gamedeploy_core::api::HookPhase;
+    use gamedeploy_core::planner::predelete::ANNOTATION_DELETING;
     let h = Hooked::start(|gd| {
         gd.spec.pre_delete_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
@@ -547,7 +549,7 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
 /// `postInplaceHookCondition` until its run succeeds, and the runs stay until the pod moves on.
 #[tokio::test(start_paused = true)]
 async fn a_post_in_place_hook_runs_after_each_update_without_gating_it() {
-    use gamedeploy::api::HookPhase;
+    use gamedeploy_core::api::HookPhase;
     let h = Hooked::start(|gd| {
         gd.spec.post_inplace_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use gamedeploy::sim::invariants::Invariant;
-use gamedeploy::sim::report::Report;
+use gamedeploy_simulator::invariants::Invariant;
+use gamedeploy_simulator::report::Report;
 
 #[path = "support/sim.rs"]
 mod sim;

@@ -7,14 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gamedeploy::api::GameDeployment;
-use gamedeploy::kubelet::{KubeletConfig, NodeConfig, NodeRuntime};
-use gamedeploy::sim::invariants::{self, Invariant, Params};
-use gamedeploy::sim::report::{HistoryEntry, PodEntry};
-use gamedeploy::sim::table;
+use gamedeploy_core::api::GameDeployment;
+use gamedeploy_simulator::invariants::{self, Invariant, Params};
+use gamedeploy_simulator::report::{HistoryEntry, PodEntry};
+use gamedeploy_simulator::table;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use serde_json::json;
+use simulated_kubelet::{KubeletConfig, NodeConfig, NodeRuntime};
 
 const NAMES: [&str; 8] = [
     "49m5l", "57rrt", "7wr7h", "cbk77", "n58hm", "n8ld6", "r78df", "wzxm7",

@@ -5,8 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gamedeploy::sim::report::Report;
-use gamedeploy::sim::scenario::{Action, Step};
+use gamedeploy_simulator::report::Report;
+use gamedeploy_simulator::scenario::{Action, Step};
 
 #[path = "support/sim.rs"]
 mod sim;

@@ -1,17 +1,17 @@
 //! A deterministic replay harness for the in-place state machine: one pod, a tiny kubelet,
 //! a HookRun phase, a virtual clock, and the scenario steps of a `fixtures/fsm/*.yaml` file.
-//! Every decision goes through `gamedeploy::inplace::advance`, every write is applied the way
+//! Every decision goes through `gamedeploy_core::inplace::advance`, every write is applied the way
 //! kube-apiserver would (strategic merge of labels, annotations, images, the condition; a
 //! stale resourceVersion is a 409), and the result is a trace that insta snapshots.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gamedeploy::inplace::table::Node;
-use gamedeploy::inplace::{
+use gamedeploy_core::inplace::table::Node;
+use gamedeploy_core::inplace::{
     Action, ContainerView, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, Policy,
     State, Target, Trigger, advance, decode,
 };
-use gamedeploy::names;
+use gamedeploy_core::names;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -574,7 +574,7 @@ impl Sim {
         if let Some(r) = &w.checkpoint {
             self.pod.annotations.insert(
                 names::ANNOTATION_STATE.into(),
-                gamedeploy::inplace::encode(r),
+                gamedeploy_core::inplace::encode(r),
             );
         }
         self.bump();

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use gamedeploy::inplace::{self, Decoded};
-use gamedeploy::sim::invariants::{Params, Violation, check};
-use gamedeploy::sim::report::Report;
-use gamedeploy::sim::runner::run;
-use gamedeploy::sim::scenario::{Scenario, Until, load};
+use gamedeploy_core::inplace::{self, Decoded};
+use gamedeploy_simulator::invariants::{Params, Violation, check};
+use gamedeploy_simulator::report::Report;
+use gamedeploy_simulator::runner::run;
+use gamedeploy_simulator::scenario::{Scenario, Until, load};
 use serde_json::{Value, json};
 
 /// A scenario of `fixtures/scenarios/`.

@@ -1,0 +1,1089 @@
+//! The embedded cluster: an in-process Kubernetes API server that a real [`kube::Client`]
+//! talks to through a `tower::Service`, so the operator, kube's `watcher`, `reflector` and
+//! `Controller` run unmodified in tests and in `gamedeploy simulate`.
+//!
+//! - [`ApiServer::new`] with a [`SharedClock`](gamedeploy_clock::SharedClock): every timestamp the
+//!   server sets (creationTimestamp, deletionTimestamp, managedFields times) comes from it.
+//! - [`ApiServer::client_as`] gives a `kube::Client` whose requests are counted under a client
+//!   identity ([`ApiServer::request_counts`]); identities also scope fault injection
+//!   ([`ApiServer::set_faults`], [`ApiServer::drop_watches`]). Requests from other front ends
+//!   (e.g. HTTP) are identified by the `x-gamedeploy-client` header, else by the user agent.
+//! - Behaviour follows kube-apiserver where an operator can tell the difference; deviations
+//!   are documented where they live. Notable ones: LIST pages after the first show current
+//!   state (no etcd snapshot); garbage collection and namespace finalization run synchronously
+//!   after the write that triggers them.
+//! - `events.k8s.io/v1` Events share storage with core `v1` Events and are converted on the
+//!   way in and out, so both APIs see every event.
+//! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
+//!   `deletionGracePeriodSeconds` and keeps the pod until a DELETE with `gracePeriodSeconds=0`
+//!   (what the kubelet sends) or until it was never scheduled, exactly as the real server does.
+//! - OpenAPI: `/openapi/v3` and its per-group-version documents are served (see `openapi.rs`),
+//!   built from the registered CRDs and k8s-openapi's built-in schemas; `/openapi/v2` is not
+//!   (kubectl only falls back to it when v3 is missing).
+//!
+//! The conformance suite (`crates/apiserver/tests/conformance.rs`) runs against this server, or against a real
+//! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
+
+mod builtin;
+mod convert;
+mod errors;
+mod faults;
+mod gc;
+mod http;
+mod managed;
+mod openapi;
+mod ops;
+mod patch;
+mod resources;
+mod schema;
+mod selectors;
+pub mod serve;
+mod store;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use serde_json::{Value, json};
+
+pub use errors::{ApiError, Cause};
+pub use faults::FaultConfig;
+pub use store::{Change, EventType};
+
+use gamedeploy_clock::SharedClock;
+use http::{ResourceRoute, Route};
+use ops::{Ctx, DeleteOpts, ListOpts, Sub};
+use selectors::{FieldSelector, LabelSelector};
+use store::Store;
+
+/// Header naming the client identity of a request (set by [`ApiServer::client_as`]).
+pub const CLIENT_HEADER: &str = "x-gamedeploy-client";
+
+/// Response body type of the service.
+pub type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Tunables.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Seed for uids and generated names: the same seed and requests give the same objects.
+    pub seed: u64,
+    /// Events kept per resource for watch resumption; older versions get 410 Gone.
+    pub event_history: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            event_history: 10_000,
+        }
+    }
+}
+
+/// One row of request accounting.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCount {
+    pub client: String,
+    pub verb: String,
+    pub resource: String,
+    pub subresource: String,
+    pub count: u64,
+}
+
+type CountKey = (String, String, String, String);
+
+struct Inner {
+    clock: SharedClock,
+    store: Mutex<Store>,
+    faults: Mutex<faults::Faults>,
+    counts: Mutex<BTreeMap<CountKey, u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The embedded API server. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct ApiServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer").finish_non_exhaustive()
+    }
+}
+
+impl ApiServer {
+    pub fn new(clock: SharedClock) -> Self {
+        Self::with_options(clock, ServerOptions::default())
+    }
+
+    /// A server with the namespaces every cluster has (`default`, `kube-system`,
+    /// `kube-public`, `kube-node-lease`).
+    pub fn with_options(clock: SharedClock, opts: ServerOptions) -> Self {
+        let server = Self {
+            inner: Arc::new(Inner {
+                clock,
+                store: Mutex::new(Store::new(opts.seed, opts.event_history)),
+                faults: Mutex::new(faults::Faults::default()),
+                counts: Mutex::new(BTreeMap::new()),
+            }),
+        };
+        {
+            let mut st = lock(&server.inner.store);
+            let ctx = server.ctx("kube-apiserver", false);
+            if let Some(d) = st.registry.get("", "v1", "namespaces") {
+                for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+                    let _ = ops::create(
+                        &mut st,
+                        &ctx,
+                        &d,
+                        None,
+                        json!({"metadata": {"name": ns}}),
+                        None,
+                    );
+                }
+            }
+        }
+        server
+    }
+
+    /// A `kube::Client` whose requests are identified by the user agent (or `unknown`).
+    /// Must be called inside a tokio runtime (kube buffers requests on a task).
+    pub fn client(&self) -> kube::Client {
+        kube::Client::new(self.service(None), "default")
+    }
+
+    /// A `kube::Client` whose requests count (and get faults) as `identity`.
+    pub fn client_as(&self, identity: &str) -> kube::Client {
+        kube::Client::new(self.service(Some(identity)), "default")
+    }
+
+    /// The raw `tower::Service`, e.g. to serve over HTTP.
+    pub fn service(&self, identity: Option<&str>) -> ApiService {
+        ApiService {
+            inner: self.inner.clone(),
+            identity: identity.map(String::from),
+        }
+    }
+
+    /// Requests served so far, per client, verb, resource and subresource.
+    pub fn request_counts(&self) -> Vec<RequestCount> {
+        lock(&self.inner.counts)
+            .iter()
+            .map(|((client, verb, resource, subresource), n)| RequestCount {
+                client: client.clone(),
+                verb: verb.clone(),
+                resource: resource.clone(),
+                subresource: subresource.clone(),
+                count: *n,
+            })
+            .collect()
+    }
+
+    /// Enable (or with `None`, disable) fault injection.
+    pub fn set_faults(&self, cfg: Option<FaultConfig>) {
+        lock(&self.inner.faults).set(cfg);
+    }
+
+    /// Number of requests answered with an injected error.
+    pub fn faults_injected(&self) -> u64 {
+        lock(&self.inner.faults).injected
+    }
+
+    /// End open watch streams (all, or only one client's); clients see the stream close and
+    /// must resume from their last resourceVersion.
+    pub fn drop_watches(&self, client: Option<&str>) -> usize {
+        watch::drop_watches(&mut lock(&self.inner.store), client)
+    }
+
+    /// Every stored change from now on, attributed to the client that caused it (for
+    /// simulation histories). Dropping the receiver unsubscribes.
+    pub fn changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<Change> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        lock(&self.inner.store).change_subs.push(tx);
+        rx
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.inner.store).rv
+    }
+
+    fn ctx(&self, manager: &str, dry_run: bool) -> Ctx {
+        ctx_at(&self.inner.clock, manager, dry_run, false)
+    }
+}
+
+fn ctx_at(clock: &SharedClock, manager: &str, dry_run: bool, strict: bool) -> Ctx {
+    let now = clock.now();
+    Ctx {
+        now: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        now_secs: now.as_second(),
+        manager: manager.to_string(),
+        dry_run,
+        strict,
+    }
+}
+
+/// `tower::Service` front end of an [`ApiServer`].
+#[derive(Clone)]
+pub struct ApiService {
+    inner: Arc<Inner>,
+    identity: Option<String>,
+}
+
+impl<B> tower::Service<::http::Request<B>> for ApiService
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Display,
+{
+    type Response = ::http::Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: ::http::Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        let identity = self.identity.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match body.collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return Ok(error_response(&ApiError::bad_request(format!(
+                        "unable to read request body: {e}"
+                    ))));
+                }
+            };
+            Ok(handle(inner, identity, parts, body).await)
+        })
+    }
+}
+
+fn full(code: u16, v: &Value) -> ::http::Response<Body> {
+    let mut r = ::http::Response::new(Full::new(Bytes::from(v.to_string())).boxed_unsync());
+    *r.status_mut() =
+        ::http::StatusCode::from_u16(code).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// One group/version's OpenAPI v3 document. As the Kubernetes API docs describe (OpenAPI V3):
+/// the hashed URL from `/openapi/v3` is immutable (`Cache-Control: public, immutable`, expiring
+/// in a year); an obsolete hash is redirected to the current URL.
+fn openapi_gv(
+    reg: &resources::Registry,
+    group: &str,
+    version: &str,
+    asked: Option<&String>,
+) -> ::http::Response<Body> {
+    let Some(doc) = openapi::group_version_doc(reg, group, version) else {
+        return error_response(&ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        ));
+    };
+    let current = openapi::hash(&doc);
+    let mut r = full(200, &doc);
+    match asked {
+        Some(h) if *h != current => {
+            let prefix = if group.is_empty() {
+                format!("/openapi/v3/api/{version}")
+            } else {
+                format!("/openapi/v3/apis/{group}/{version}")
+            };
+            *r.body_mut() = Full::new(Bytes::new()).boxed_unsync();
+            *r.status_mut() = ::http::StatusCode::MOVED_PERMANENTLY;
+            if let Ok(loc) = ::http::HeaderValue::from_str(&format!("{prefix}?hash={current}")) {
+                r.headers_mut().insert(::http::header::LOCATION, loc);
+            }
+        }
+        Some(_) => {
+            let expires = jiff::Timestamp::now()
+                .checked_add(jiff::SignedDuration::from_hours(365 * 24))
+                .unwrap_or(jiff::Timestamp::MAX)
+                .strftime("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
+            let h = r.headers_mut();
+            h.insert(
+                ::http::header::CACHE_CONTROL,
+                ::http::HeaderValue::from_static("public, immutable"),
+            );
+            if let Ok(v) = ::http::HeaderValue::from_str(&expires) {
+                h.insert(::http::header::EXPIRES, v);
+            }
+        }
+        None => {
+            r.headers_mut().insert(
+                ::http::header::CACHE_CONTROL,
+                ::http::HeaderValue::from_static("no-cache, private"),
+            );
+        }
+    }
+    if let Ok(v) = ::http::HeaderValue::from_str(&format!("\"{current}\"")) {
+        r.headers_mut().insert(::http::header::ETAG, v);
+    }
+    r
+}
+
+fn error_response(e: &ApiError) -> ::http::Response<Body> {
+    full(e.code, &e.to_status())
+}
+
+fn header<'a>(parts: &'a ::http::request::Parts, name: &str) -> &'a str {
+    parts
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The verb of a resource request, as in audit logs and RBAC.
+fn verb_of(
+    method: &::http::Method,
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<&'static str, ApiError> {
+    use ::http::Method;
+    let watch = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
+    Ok(match (method, r.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if watch => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return Err(ApiError::method_not_allowed()),
+    })
+}
+
+async fn handle(
+    inner: Arc<Inner>,
+    identity: Option<String>,
+    parts: ::http::request::Parts,
+    body: Bytes,
+) -> ::http::Response<Body> {
+    let ua = header(&parts, "user-agent");
+    let client = identity
+        .or_else(|| Some(header(&parts, CLIENT_HEADER).to_string()).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            ua.split('/')
+                .next()
+                .map(String::from)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let q = http::query(parts.uri.query());
+    let path = parts.uri.path().to_string();
+    let routed = {
+        let st = lock(&inner.store);
+        http::route(&st.registry, &path)
+    };
+    let route = match routed {
+        Ok(r) => r,
+        Err(e) => {
+            count(&inner, &client, parts.method.as_str(), &path, "");
+            return error_response(&e);
+        }
+    };
+    let r = match route {
+        Route::Resource(r) => r,
+        other => {
+            count(&inner, &client, "get", &path, "");
+            if parts.method != ::http::Method::GET {
+                return error_response(&ApiError::method_not_allowed());
+            }
+            let st = lock(&inner.store);
+            if let Route::OpenApiV3Gv(g, v) = &other {
+                return openapi_gv(&st.registry, g, v, q.get("hash"));
+            }
+            let doc = match other {
+                Route::Version => Some(http::version_doc()),
+                Route::CoreVersions => Some(http::core_versions()),
+                Route::CoreResources => Some(http::resource_list(&st.registry, "", "v1")),
+                Route::Groups => Some(http::groups(&st.registry)),
+                Route::Group(g) => http::group(&st.registry, &g),
+                Route::GroupResources(g, v) => Some(http::resource_list(&st.registry, &g, &v)),
+                Route::OpenApiV3 => Some(openapi::discovery(&st.registry)),
+                Route::Resource(_) | Route::OpenApiV3Gv(..) => None,
+            };
+            return match doc {
+                Some(d) => full(200, &d),
+                None => error_response(&ApiError::new(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                )),
+            };
+        }
+    };
+    let verb = match verb_of(&parts.method, &r, &q) {
+        Ok(v) => v,
+        Err(e) => {
+            count(
+                &inner,
+                &client,
+                &parts.method.as_str().to_lowercase(),
+                &r.desc.plural,
+                r.sub.as_deref().unwrap_or(""),
+            );
+            return error_response(&e);
+        }
+    };
+    count(
+        &inner,
+        &client,
+        verb,
+        &r.desc.plural,
+        r.sub.as_deref().unwrap_or(""),
+    );
+    let decision = lock(&inner.faults).decide(
+        &client,
+        verb,
+        &r.desc.group,
+        &r.desc.plural,
+        r.name.as_deref().unwrap_or(""),
+    );
+    if !decision.latency.is_zero() {
+        tokio::time::sleep(decision.latency).await;
+    }
+    if let Some(e) = decision.error {
+        return error_response(&e);
+    }
+    let ctype = header(&parts, "content-type")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let accept = header(&parts, "accept").to_string();
+    let manager = q
+        .get("fieldManager")
+        .cloned()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            let m = ua.split('/').next().unwrap_or("");
+            if m.is_empty() {
+                client.clone()
+            } else {
+                m.to_string()
+            }
+        });
+    let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
+    let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
+    let ctx = ctx_at(&inner.clock, &manager, dry_run, strict);
+    if verb == "watch" {
+        return start_watch(
+            &inner,
+            &r,
+            &q,
+            &client,
+            http::wants_partial_metadata(&accept),
+        );
+    }
+    if verb == "list"
+        && r.sub.is_none()
+        && !http::wants_table(&accept)
+        && !http::wants_partial_metadata(&accept)
+        && !is_events_v1(&r.desc)
+    {
+        return fast_list(&inner, &r, &q);
+    }
+    let result = {
+        let mut st = lock(&inner.store);
+        st.actor = (client.clone(), ctx.now.clone());
+        let out = if is_events_v1(&r.desc) {
+            dispatch_events_v1(&mut st, &ctx, verb, &r, &q, &ctype, &body)
+        } else {
+            dispatch(&mut st, &ctx, verb, &r, &q, &ctype, &body)
+        };
+        st.actor.0 = "garbage-collector".into();
+        gc::collect(&mut st, &ctx);
+        out
+    };
+    match result {
+        Ok((code, v)) => {
+            if http::wants_partial_metadata(&accept)
+                && matches!(verb, "get" | "list" | "patch" | "update" | "create")
+            {
+                return full(code, &http::partial_metadata(&v));
+            }
+            if verb == "list" && http::wants_table(&accept) {
+                let items: Vec<Value> = v
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let md = v.get("metadata").cloned().unwrap_or(json!({}));
+                return full(200, &http::table(&r.desc, &items, md, ctx.now_secs));
+            }
+            if verb == "get" && r.sub.is_none() && http::wants_table(&accept) {
+                return full(200, &http::table(&r.desc, &[v], json!({}), ctx.now_secs));
+            }
+            full(code, &v)
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Plain LIST, serialized straight from the shared stored objects (no deep copies): the
+/// common path of watchers' relists and of 10,000-pod simulations.
+fn fast_list(
+    inner: &Inner,
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+) -> ::http::Response<Body> {
+    let built = (|| -> Result<Vec<u8>, ApiError> {
+        let (labels, fields) = parse_selectors(r, q)?;
+        let limit = match q.get("limit") {
+            Some(l) => Some(
+                l.parse::<usize>()
+                    .map_err(|_| ApiError::bad_request("limit: must be a non-negative integer"))?,
+            ),
+            None => None,
+        };
+        let opts = ListOpts {
+            labels,
+            fields,
+            limit,
+            cont: q.get("continue").cloned(),
+        };
+        let (md, items) = {
+            let st = lock(&inner.store);
+            ops::list_raw(&st, &r.desc, r.ns.as_deref(), &opts)?
+        };
+        let mut buf = Vec::with_capacity(256 + items.len() * 2048);
+        let head =
+            json!({"apiVersion": r.desc.api_version(), "kind": r.desc.list_kind(), "metadata": md})
+                .to_string();
+        // `{...}` → `{...,"items":[`
+        buf.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        buf.extend_from_slice(b",\"items\":[");
+        for (i, it) in items.iter().enumerate() {
+            if i > 0 {
+                buf.push(b',');
+            }
+            serde_json::to_writer(&mut buf, &**it)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        buf.extend_from_slice(b"]}");
+        Ok(buf)
+    })();
+    match built {
+        Ok(bytes) => {
+            let mut resp = ::http::Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+            resp.headers_mut().insert(
+                ::http::header::CONTENT_TYPE,
+                ::http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+fn count(inner: &Inner, client: &str, verb: &str, resource: &str, sub: &str) {
+    *lock(&inner.counts)
+        .entry((client.into(), verb.into(), resource.into(), sub.into()))
+        .or_insert(0) += 1;
+}
+
+fn parse_selectors(
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    Ok((
+        LabelSelector::parse(q.get("labelSelector").map(String::as_str).unwrap_or(""))?,
+        FieldSelector::parse(
+            q.get("fieldSelector").map(String::as_str).unwrap_or(""),
+            &r.desc,
+        )?,
+    ))
+}
+
+fn start_watch(
+    inner: &Arc<Inner>,
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+    client: &str,
+    metadata_only: bool,
+) -> ::http::Response<Body> {
+    let events_v1 = is_events_v1(&r.desc);
+    let mut r = r.clone();
+    let mut q = q.clone();
+    if events_v1 {
+        // Watch the core storage with core field names; convert objects on the way out.
+        let core = lock(&inner.store).registry.get("", "v1", "events");
+        if let Some(core) = core {
+            r.desc = core;
+        }
+        if let Some(fs) = q.get("fieldSelector").cloned() {
+            let f = fs
+                .replace("regarding.", "involvedObject.")
+                .replace("reportingController", "reportingComponent");
+            q.insert("fieldSelector".into(), f);
+        }
+    }
+    let (r, q) = (&r, &q);
+    let (labels, fields) = match parse_selectors(r, q) {
+        Ok(s) => s,
+        Err(e) => return error_response(&e),
+    };
+    let timeout = match q.get("timeoutSeconds").map(|s| s.parse::<u64>()) {
+        None => watch::DEFAULT_TIMEOUT,
+        Some(Ok(t)) => std::time::Duration::from_secs(t),
+        Some(Err(_)) => {
+            return error_response(&ApiError::bad_request("timeoutSeconds: must be an integer"));
+        }
+    };
+    let send_initial = q.get("sendInitialEvents").is_some_and(|v| v == "true");
+    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    if send_initial
+        && (!bookmarks || q.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan"))
+    {
+        return error_response(&ApiError::invalid(
+            "meta.k8s.io",
+            "ListOptions",
+            "",
+            &[errors::forbidden_field(
+                "sendInitialEvents",
+                "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled and allowWatchBookmarks is true and resourceVersionMatch is NotOlderThan",
+            )],
+        ));
+    }
+    let params = watch::WatchParams {
+        ns: r.ns.clone(),
+        labels,
+        fields,
+        resource_version: q.get("resourceVersion").cloned(),
+        bookmarks,
+        send_initial_events: send_initial,
+        timeout,
+        client: client.to_string(),
+        events_v1,
+        metadata_only,
+    };
+    let rx = {
+        let mut st = lock(&inner.store);
+        watch::start(&mut st, r.desc.clone(), params)
+    };
+    match rx {
+        Ok(rx) => {
+            let stream =
+                tokio_stream_from(rx).map(|b| Ok::<_, Infallible>(http_body::Frame::data(b)));
+            let mut resp = ::http::Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+            resp.headers_mut().insert(
+                ::http::header::CONTENT_TYPE,
+                ::http::HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+) -> impl futures::Stream<Item = Bytes> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+fn delete_opts(
+    q: &std::collections::HashMap<String, String>,
+    body: &[u8],
+) -> Result<DeleteOpts, ApiError> {
+    let mut o = DeleteOpts::default();
+    if !body.is_empty() {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        o.grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        o.propagation = v
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(String::from);
+        if o.propagation.is_none() {
+            match v.get("orphanDependents").and_then(Value::as_bool) {
+                Some(true) => o.propagation = Some("Orphan".into()),
+                Some(false) => o.propagation = Some("Background".into()),
+                None => {}
+            }
+        }
+        o.precondition_uid = v
+            .pointer("/preconditions/uid")
+            .and_then(Value::as_str)
+            .map(String::from);
+        o.precondition_rv = v
+            .pointer("/preconditions/resourceVersion")
+            .and_then(Value::as_str)
+            .map(String::from);
+    }
+    if let Some(g) = q.get("gracePeriodSeconds") {
+        o.grace = Some(
+            g.parse()
+                .map_err(|_| ApiError::bad_request("gracePeriodSeconds: must be an integer"))?,
+        );
+    }
+    if let Some(p) = q.get("propagationPolicy") {
+        o.propagation = Some(p.clone());
+    }
+    Ok(o)
+}
+
+/// A create/update body: JSON, or YAML when the client says so (the real server accepts both).
+fn parse_body(ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match ctype {
+        "application/yaml" => {
+            let v: Value = serde_saphyr::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            ops::parse_object(v.to_string().as_bytes())
+        }
+        "" | "application/json" | "*/*" => ops::parse_object(body),
+        other => Err(ApiError::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
+        ))),
+    }
+}
+
+/// Run one non-watch request against the store.
+fn dispatch(
+    st: &mut Store,
+    ctx: &Ctx,
+    verb: &str,
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+    ctype: &str,
+    body: &[u8],
+) -> Result<(u16, Value), ApiError> {
+    let desc = &r.desc;
+    let ns = r.ns.as_deref();
+    let name = r.name.as_deref().unwrap_or("");
+    let sub = match r.sub.as_deref() {
+        None => None,
+        Some("status") if desc.has_status => Some("status"),
+        Some("scale") if desc.scale.is_some() => Some("scale"),
+        Some("binding") if desc.strategy == resources::Strategy::Pod => Some("binding"),
+        Some(_) => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+            ));
+        }
+    };
+    match (verb, sub) {
+        ("get", None | Some("status")) => Ok((200, (*ops::get(st, desc, ns, name)?).clone())),
+        ("get", Some("scale")) => {
+            let obj = ops::get(st, desc, ns, name)?;
+            Ok((200, ops::scale_of(desc, &obj)?))
+        }
+        ("list", None) => {
+            let (labels, fields) = parse_selectors(r, q)?;
+            let limit =
+                match q.get("limit") {
+                    Some(l) => Some(l.parse::<usize>().map_err(|_| {
+                        ApiError::bad_request("limit: must be a non-negative integer")
+                    })?),
+                    None => None,
+                };
+            let opts = ListOpts {
+                labels,
+                fields,
+                limit,
+                cont: q.get("continue").cloned(),
+            };
+            Ok((200, ops::list(st, desc, ns, &opts)?))
+        }
+        ("create", None) => {
+            let obj = parse_body(ctype, body)?;
+            Ok((201, ops::create(st, ctx, desc, ns, obj, None)?))
+        }
+        ("create", Some("binding")) => bind(st, ctx, desc, ns, name, body),
+        ("update", None | Some("status")) => {
+            let obj = parse_body(ctype, body)?;
+            let s = if sub == Some("status") {
+                Sub::Status
+            } else {
+                Sub::Main
+            };
+            Ok((200, ops::update(st, ctx, desc, ns, name, obj, s, None)?))
+        }
+        ("update", Some("scale")) => {
+            let scale = ops::parse_object(body)?;
+            let old = ops::get(st, desc, ns, name)?;
+            let new = ops::apply_scale(desc, &old, &scale)?;
+            let out = ops::update(st, ctx, desc, ns, name, new, Sub::Main, None)?;
+            Ok((200, ops::scale_of(desc, &out)?))
+        }
+        ("patch", Some("scale")) => {
+            let old = ops::get(st, desc, ns, name)?;
+            let current = ops::scale_of(desc, &old)?;
+            let patched = ops::patched(desc, &current, ctype, body)?;
+            let new = ops::apply_scale(desc, &old, &patched)?;
+            let out = ops::update(st, ctx, desc, ns, name, new, Sub::Main, None)?;
+            Ok((200, ops::scale_of(desc, &out)?))
+        }
+        ("patch", None | Some("status")) => {
+            let s = if sub == Some("status") {
+                Sub::Status
+            } else {
+                Sub::Main
+            };
+            if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+cbor" {
+                if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                    return Err(ApiError::invalid(
+                        "meta.k8s.io",
+                        "PatchOptions",
+                        "",
+                        &[errors::required(
+                            "fieldManager",
+                            "is required for apply patch",
+                        )],
+                    ));
+                }
+                let config: Value = serde_saphyr::from_slice(body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+                if !config.is_object() {
+                    return Err(ApiError::bad_request(
+                        "the apply configuration must be an object",
+                    ));
+                }
+                let force = q.get("force").is_some_and(|f| f == "true");
+                let (out, created) = ops::apply(st, ctx, desc, ns, name, config, force, s)?;
+                return Ok((if created { 201 } else { 200 }, out));
+            }
+            let old = ops::get(st, desc, ns, name)?;
+            let new = ops::patched(desc, &old, ctype, body)?;
+            Ok((200, ops::update(st, ctx, desc, ns, name, new, s, None)?))
+        }
+        ("delete", None) => {
+            let opts = delete_opts(q, body)?;
+            let out = ops::delete(st, ctx, desc, ns, name, &opts)?;
+            Ok((200, out))
+        }
+        ("deletecollection", None) => {
+            let (labels, fields) = parse_selectors(r, q)?;
+            let opts = delete_opts(q, body)?;
+            let list = ops::list(
+                st,
+                desc,
+                ns,
+                &ListOpts {
+                    labels,
+                    fields,
+                    limit: None,
+                    cont: None,
+                },
+            )?;
+            let mut items = Vec::new();
+            for it in list
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
+                let n = it
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let ins = it
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(String::from);
+                if let Ok(v) = ops::delete(st, ctx, desc, ins.as_deref(), &n, &opts)
+                    && v.get("kind").and_then(Value::as_str) != Some("Status")
+                {
+                    items.push(v);
+                }
+            }
+            Ok((
+                200,
+                json!({"apiVersion": desc.api_version(), "kind": desc.list_kind(), "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+            ))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// `pods/binding`: what the scheduler posts to assign a node (`BindingREST.Create`).
+fn bind(
+    st: &mut Store,
+    ctx: &Ctx,
+    desc: &resources::ResourceDesc,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+) -> Result<(u16, Value), ApiError> {
+    let b = ops::parse_object(body)?;
+    let node = b
+        .pointer("/target/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    if node.is_empty() {
+        return Err(ApiError::invalid(
+            "",
+            "Binding",
+            name,
+            &[errors::required("target.name", "")],
+        ));
+    }
+    let pod = ops::get(st, desc, ns, name)?;
+    if pod.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            name,
+            "pod is being deleted, cannot be assigned to a host",
+        ));
+    }
+    let current = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !current.is_empty() {
+        return Err(ApiError::conflict(
+            "",
+            "pods",
+            name,
+            &format!("pod {name} is already assigned to node {current:?}"),
+        ));
+    }
+    let mut new = (*pod).clone();
+    new["spec"]["nodeName"] = json!(node);
+    if let Some(c) = new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        c.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
+    }
+    let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ctx.now});
+    match new
+        .pointer_mut("/status/conditions")
+        .and_then(Value::as_array_mut)
+    {
+        Some(c) => c.push(cond),
+        None => new["status"]["conditions"] = json!([cond]),
+    }
+    // Bypass the spec-immutability rule the way the binding registry writes directly.
+    let gr = desc.gr();
+    let k = ops::key(desc, ns, name);
+    if !ctx.dry_run {
+        st.put(&gr, k, new, store::EventType::Modified);
+    }
+    Ok((
+        201,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+    ))
+}
+
+fn is_events_v1(d: &resources::ResourceDesc) -> bool {
+    d.group == "events.k8s.io" && d.plural == "events"
+}
+
+/// `events.k8s.io/v1` served from core `v1` Event storage: convert request bodies in and
+/// responses out, run everything else as the core resource.
+fn dispatch_events_v1(
+    st: &mut Store,
+    ctx: &Ctx,
+    verb: &str,
+    r: &ResourceRoute,
+    q: &std::collections::HashMap<String, String>,
+    ctype: &str,
+    body: &[u8],
+) -> Result<(u16, Value), ApiError> {
+    let core = st
+        .registry
+        .get("", "v1", "events")
+        .ok_or_else(|| ApiError::internal("core events resource missing"))?;
+    let ext = r.desc.clone();
+    let cr = ResourceRoute {
+        desc: core.clone(),
+        ..r.clone()
+    };
+    let ns = r.ns.as_deref();
+    let name = r.name.as_deref().unwrap_or("");
+    let to_core = |b: &[u8]| -> Result<Vec<u8>, ApiError> {
+        let mut obj = ops::parse_object(b)?;
+        if obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_none_or(|a| a.is_empty())
+        {
+            obj["apiVersion"] = json!("events.k8s.io/v1");
+        }
+        if obj.get("apiVersion").and_then(Value::as_str) != Some("events.k8s.io/v1") {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({}) does not match the expected API version (events.k8s.io/v1)",
+                obj["apiVersion"]
+            )));
+        }
+        let typed = builtin::normalize(&ext, obj)?;
+        Ok(convert::event_to_core(typed).to_string().into_bytes())
+    };
+    let out = match verb {
+        "create" | "update" => {
+            dispatch(st, ctx, verb, &cr, q, "application/json", &to_core(body)?)?
+        }
+        "patch" if ctype == "application/apply-patch+yaml" => {
+            let config: Value = serde_saphyr::from_slice(body)
+                .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+            let converted = convert::event_to_core(config).to_string().into_bytes();
+            dispatch(st, ctx, verb, &cr, q, ctype, &converted)?
+        }
+        "patch" => {
+            let old = ops::get(st, &core, ns, name)?;
+            let ext_old = convert::event_from_core((*old).clone());
+            let patched = ops::patched(&ext, &ext_old, ctype, body)?;
+            let new = to_core(patched.to_string().as_bytes())?;
+            dispatch(st, ctx, "update", &cr, q, "application/json", &new)?
+        }
+        _ => {
+            // Field selectors name events.k8s.io fields; the stored form has core names.
+            let mut q2 = q.clone();
+            if let Some(fs) = q.get("fieldSelector") {
+                let mut f = fs.clone();
+                for (e, c) in [
+                    ("regarding.", "involvedObject."),
+                    ("reportingController", "reportingComponent"),
+                ] {
+                    f = f.replace(e, c);
+                }
+                q2.insert("fieldSelector".into(), f);
+            }
+            dispatch(st, ctx, verb, &cr, &q2, ctype, body)?
+        }
+    };
+    let (code, mut v) = out;
+    if v.get("kind").and_then(Value::as_str) == Some("EventList") {
+        if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
+            for it in items.iter_mut() {
+                *it = convert::event_from_core(std::mem::take(it));
+            }
+        }
+        v["apiVersion"] = json!("events.k8s.io/v1");
+    } else if v.get("kind").and_then(Value::as_str) == Some("Event") {
+        v = convert::event_from_core(v);
+    }
+    Ok((code, v))
+}

@@ -1,0 +1,124 @@
+//! The kubelet's IO edge against the embedded API server, on paused tokio time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use embedded_apiserver::ApiServer;
+use gamedeploy_clock::{SharedClock, TokioClock};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use simulated_kubelet::{KubeletConfig, NodeConfig, NodeRuntime};
+
+fn cond(p: &Pod, t: &str) -> Option<String> {
+    p.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == t)
+        .map(|c| c.status.clone())
+}
+
+#[tokio::test(start_paused = true)]
+async fn binds_runs_gates_restarts_and_deletes_through_the_api() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let server = ApiServer::new(clock.clone());
+    let (tx, rx) = tokio::sync::watch::channel(KubeletConfig::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(simulated_kubelet::run(
+        server.client_as("kubelet"),
+        NodeConfig::default(),
+        clock.clone(),
+        rx,
+        NodeRuntime::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client = server.client_as("scenario");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p1"},
+        "spec": {"readinessGates": [{"conditionType": "InPlaceUpdateReady"}],
+                 "containers": [{"name": "app", "image": "python:3.9"}, {"name": "side", "image": "envoy:1"}]}
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node = nodes.get("sim-node").await.unwrap();
+    assert_eq!(node.status.unwrap().conditions.unwrap()[0].status, "True");
+    let p = pods.get("p1").await.unwrap();
+    assert_eq!(
+        p.spec.as_ref().unwrap().node_name.as_deref(),
+        Some("sim-node")
+    );
+    assert_eq!(cond(&p, "ContainersReady").as_deref(), Some("True"));
+    assert_eq!(cond(&p, "Ready").as_deref(), Some("False"), "gate missing");
+    let uid = p.metadata.uid.clone();
+    let ip = p.status.as_ref().unwrap().pod_ip.clone();
+    // The operator sets the gate through pods/status.
+    let gate =
+        json!({"status": {"conditions": [{"type": "InPlaceUpdateReady", "status": "True"}]}});
+    pods.patch_status("p1", &PatchParams::default(), &Patch::Strategic(gate))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let p = pods.get("p1").await.unwrap();
+    assert_eq!(cond(&p, "Ready").as_deref(), Some("True"));
+    // In-place image change: only that container restarts.
+    let before = p.status.clone().unwrap().container_statuses.unwrap();
+    let img = json!({"spec": {"containers": [{"name": "app", "image": "python:latest"}]}});
+    pods.patch("p1", &PatchParams::default(), &Patch::Strategic(img))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let p = pods.get("p1").await.unwrap();
+    let after = p.status.clone().unwrap().container_statuses.unwrap();
+    assert_eq!(after[0].restart_count, 1);
+    assert_ne!(after[0].container_id, before[0].container_id);
+    assert_eq!(after[1], before[1]);
+    assert_eq!(
+        (
+            p.metadata.uid.clone(),
+            p.status.as_ref().unwrap().pod_ip.clone()
+        ),
+        (uid, ip)
+    );
+    assert_eq!(cond(&p, "InPlaceUpdateReady").as_deref(), Some("True"));
+    assert_eq!(cond(&p, "Ready").as_deref(), Some("True"));
+    // Config change mid-run and graceful deletion.
+    tx.send_modify(|c| c.ready_seconds = 2);
+    pods.delete(
+        "p1",
+        &DeleteParams {
+            grace_period_seconds: Some(30),
+            ..DeleteParams::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        pods.get_opt("p1").await.unwrap().is_some(),
+        "still in its grace period"
+    );
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert!(
+        pods.get_opt("p1").await.unwrap().is_none(),
+        "deleted after the grace period"
+    );
+    for r in server
+        .request_counts()
+        .iter()
+        .filter(|r| r.client == "kubelet")
+    {
+        eprintln!("{r:?}");
+    }
+    stop_tx.send(()).unwrap();
+    let runtime = task.await.unwrap().unwrap();
+    assert_eq!(runtime.uids().count(), 0);
+}

@@ -1,0 +1,486 @@
+//! The reconcile loop on kube-runtime's `Controller`: GameDeployments are the primary resource;
+//! Pods, ControllerRevisions and HookRuns are watched once each through reflectors whose caches
+//! the reconcile reads (no GETs of pods), and whose events trigger the owning GameDeployment
+//! (for a pod without a controller: every GameDeployment that would adopt it). Node metadata
+//! is cached for node deletion costs; node changes trigger nothing.
+//! A reconcile requeues exactly when a timer in the plan is due (grace end, deadline,
+//! minReadySeconds), never by polling.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::Api;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+use super::claim;
+use super::events::Events;
+use crate::execute::{self, Writes};
+use gamedeploy_clock::SharedClock;
+use gamedeploy_core::api::{GameDeployment, HookRun};
+use gamedeploy_core::planner::adopt::{self, controlled_by};
+use gamedeploy_core::planner::hooks::HookRunView;
+use gamedeploy_core::planner::plan::{self, World};
+use gamedeploy_core::planner::scale;
+
+/// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
+/// while a failure the user must fix (a missing HookTemplate) should not cost a request a
+/// second for ever, so consecutive failures back off, up to [`MAX_RETRY_AFTER_FAILED_WRITE`].
+const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
+const MAX_RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(300);
+
+/// The wait before retry number `attempt` (0-based) of a reconcile whose writes failed.
+fn retry_delay(attempt: u32) -> Duration {
+    RETRY_AFTER_FAILED_WRITE
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_RETRY_AFTER_FAILED_WRITE)
+}
+
+/// The reflector caches a reconcile reads.
+pub struct Caches {
+    pub pods: Store<Pod>,
+    pub revisions: Store<ControllerRevision>,
+    pub hook_runs: Store<HookRun>,
+    pub nodes: Store<PartialObjectMeta<Node>>,
+}
+
+/// What one reconcile read from the caches for one GameDeployment (no API requests).
+pub struct Observed {
+    /// Pods of its namespace, shared with the cache (claiming decides which are its own).
+    pub pods: Vec<Arc<Pod>>,
+    pub revisions: Vec<ControllerRevision>,
+    pub hook_runs: BTreeMap<String, HookRunView>,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub clock: SharedClock,
+    pub events: Events,
+    pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
+    hook_runs: Store<HookRun>,
+    nodes: Store<PartialObjectMeta<Node>>,
+    /// Unparsable node deletion costs already warned about, by (node, value).
+    bad_costs: Mutex<BTreeSet<(String, String)>>,
+    rng: Mutex<fastrand::Rng>,
+    writes: Mutex<Writes>,
+    /// Consecutive reconciles with failed writes, by `namespace/name`.
+    failing: Mutex<BTreeMap<String, u32>>,
+}
+
+impl Context {
+    /// A context over reflector caches someone else fills: [`run`] uses it, and benchmarks
+    /// drive [`reconcile`] through it directly.
+    pub fn new(
+        client: kube::Client,
+        clock: SharedClock,
+        caches: Caches,
+        seed: u64,
+        instance: String,
+    ) -> Self {
+        Context {
+            events: Events::new(client.clone(), clock.clone(), instance),
+            client,
+            clock,
+            pods: caches.pods,
+            revisions: caches.revisions,
+            hook_runs: caches.hook_runs,
+            nodes: caches.nodes,
+            bad_costs: Mutex::new(BTreeSet::new()),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+            writes: Mutex::new(Writes::default()),
+            failing: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Writes made since start, for budgets and reports.
+    pub fn writes(&self) -> Writes {
+        self.writes.lock().map(|w| *w).unwrap_or_default()
+    }
+
+    fn record(&self, writes: Writes) {
+        if let Ok(mut total) = self.writes.lock() {
+            *total += writes;
+        }
+    }
+
+    /// Node deletion costs from the node cache; a value that is not an integer is ignored,
+    /// with one warning per node and value.
+    fn node_costs(&self) -> BTreeMap<String, i64> {
+        let mut costs = BTreeMap::new();
+        for node in self.nodes.state() {
+            let name = node.name_any();
+            match scale::node_cost(node.metadata.annotations.as_ref()) {
+                Ok(Some(cost)) => {
+                    costs.insert(name, cost);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let new = self
+                        .bad_costs
+                        .lock()
+                        .is_ok_and(|mut seen| seen.insert((name.clone(), e.value.clone())));
+                    if new {
+                        tracing::warn!(node = %name, "{e}; the node counts as having no cost");
+                    }
+                }
+            }
+        }
+        costs
+    }
+
+    fn suffix(&self) -> String {
+        // Pod-name suffixes in the alphabet Kubernetes uses for generated names.
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        (0..5)
+            .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
+            .collect()
+    }
+}
+
+/// What the caches keep of an object: everything but `managedFields`, which the operator
+/// never reads and which was most of a cached pod's memory.
+pub fn for_cache<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// The GameDeployments a pod event concerns: its owners, or, for a pod without a controller,
+/// every GameDeployment that would adopt it.
+fn pod_triggers(gds: &Store<GameDeployment>, pod: &Pod) -> Vec<ObjectRef<GameDeployment>> {
+    let ns = pod.namespace();
+    let mut refs: Vec<ObjectRef<GameDeployment>> = pod
+        .owner_references()
+        .iter()
+        .filter_map(|o| ObjectRef::from_owner_ref(ns.as_deref(), o, ()))
+        .collect();
+    if adopt::controller_of(pod).is_none() {
+        refs.extend(
+            gds.state()
+                .iter()
+                .filter(|gd| adopt::wants_orphan(gd, pod))
+                .map(|gd| ObjectRef::from_obj(gd.as_ref())),
+        );
+    }
+    refs
+}
+
+/// The claim's pods as plain references, for the IO edge.
+fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
+    pods.iter().map(|p| -> &'a Pod { p }).collect()
+}
+
+/// One reconcile: observe from the caches, claim pods, plan, act.
+pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Action, super::Error> {
+    if gd.meta().deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the pods.
+        return Ok(Action::await_change());
+    }
+    // The controller starts as soon as the GameDeployment watch does; a reconcile before the
+    // first full list of pods would see none and create them all again (and one before the
+    // node list would scale down ignoring node costs).
+    for ready in [
+        ctx.pods.wait_until_ready().await,
+        ctx.revisions.wait_until_ready().await,
+        ctx.hook_runs.wait_until_ready().await,
+        ctx.nodes.wait_until_ready().await,
+    ] {
+        ready.map_err(|_| super::Error::CacheClosed)?;
+    }
+    let uid = gd.uid().unwrap_or_default();
+    let ns = gd.namespace().unwrap_or_default();
+    let Observed {
+        pods: in_namespace,
+        revisions,
+        hook_runs,
+    } = observe(&gd, &ctx);
+    // The cache's own Arcs: copying 10,000 pods took longer than planning them.
+    let pods: Vec<Arc<Pod>> = match adopt::claim(&gd, &in_namespace) {
+        Ok(claim) => {
+            let claimed = claim::execute(
+                &ctx.client,
+                &ctx.events,
+                &gd,
+                &as_pods(&claim.adopt),
+                &as_pods(&claim.release),
+            )
+            .await;
+            ctx.record(claimed.writes);
+            if claimed.writes.failed > 0 {
+                // Planning without a pod we failed to adopt would create its replacement.
+                return Ok(Action::requeue(RETRY_AFTER_FAILED_WRITE));
+            }
+            claim
+                .owned
+                .into_iter()
+                .cloned()
+                .chain(claimed.adopted.into_iter().map(Arc::new))
+                .collect()
+        }
+        Err(e) => {
+            // The plan refuses this spec and says why; meanwhile no pod changes hands.
+            tracing::debug!(gamedeployment = %gd.name_any(), error = %e, "not claiming pods");
+            in_namespace
+                .into_iter()
+                .filter(|p| controlled_by(p.as_ref(), &uid))
+                .collect()
+        }
+    };
+    let now = ctx.clock.now();
+    let node_costs = ctx.node_costs();
+    let world = World {
+        gd: &gd,
+        pods: &pods,
+        revisions: &revisions,
+        hook_runs: &hook_runs,
+        node_costs: &node_costs,
+        now,
+    };
+    let plan = plan::plan(&world, &mut || ctx.suffix());
+    let requeue_at = plan.requeue_at;
+    let writes = execute::execute(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
+    ctx.record(writes);
+    let key = format!("{ns}/{}", gd.name_any());
+    let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
+    if writes.failed > 0 {
+        // A refused write changes nothing the watches would report: retry on our own.
+        let attempt = failing.entry(key).or_default();
+        let wait = retry_delay(*attempt);
+        *attempt = attempt.saturating_add(1);
+        return Ok(Action::requeue(wait));
+    }
+    failing.remove(&key);
+    drop(failing);
+    Ok(match requeue_at {
+        Some(t) => {
+            let wait = t.duration_since(now).max(jiff::SignedDuration::ZERO);
+            Action::requeue(Duration::try_from(wait).unwrap_or(Duration::from_secs(1)))
+        }
+        None => Action::await_change(),
+    })
+}
+
+/// Reads one GameDeployment's namespace pods, revisions and HookRuns from the caches.
+pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
+    let uid = gd.uid().unwrap_or_default();
+    let ns = gd.namespace();
+    Observed {
+        pods: ctx
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.metadata.namespace == ns)
+            .collect(),
+        revisions: ctx
+            .revisions
+            .state()
+            .iter()
+            .filter(|r| controlled_by(r.as_ref(), &uid))
+            .map(|r| r.as_ref().clone())
+            .collect(),
+        hook_runs: ctx
+            .hook_runs
+            .state()
+            .iter()
+            .filter(|h| controlled_by(h.as_ref(), &uid))
+            .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
+            .collect(),
+    }
+}
+
+/// Retry a failed reconcile soon; the error is logged with the object's name.
+pub fn error_policy(gd: Arc<GameDeployment>, error: &super::Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(gamedeployment = %gd.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Options for [`run`].
+pub struct Options {
+    /// Seed for pod-name suffixes (a fixed seed replays the same names).
+    pub seed: u64,
+    /// `reportingInstance` of events.
+    pub instance: String,
+    /// GameDeployments reconciled at once.
+    pub concurrency: u16,
+}
+
+/// Runs the operator until `shutdown` resolves; returns the context (write counts).
+pub async fn run(
+    client: kube::Client,
+    clock: SharedClock,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Arc<Context> {
+    let cfg = watcher::Config::default();
+    let (pods, pod_writer) = reflector::store();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(Api::<Pod>::all(client.clone()), cfg.clone()).modify(for_cache),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (revisions, rev_writer) = reflector::store();
+    let rev_stream = reflector::reflector(
+        rev_writer,
+        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()).modify(for_cache),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (hook_runs, hook_writer) = reflector::store();
+    let hook_stream = reflector::reflector(
+        hook_writer,
+        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()).modify(for_cache),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (nodes, node_writer) = reflector::store();
+    let node_stream = reflector::reflector(
+        node_writer,
+        watcher(
+            Api::<PartialObjectMeta<Node>>::all(client.clone()),
+            cfg.clone(),
+        ),
+    )
+    .default_backoff();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        clock,
+        Caches {
+            pods,
+            revisions,
+            hook_runs,
+            nodes,
+        },
+        options.seed,
+        options.instance,
+    ));
+    let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
+    let controller = Controller::new(Api::<GameDeployment>::all(client), cfg);
+    let gds = controller.store();
+    let reconciles = controller
+        .with_config(config)
+        .watches_stream(pod_stream, move |pod| pod_triggers(&gds, &pod))
+        .owns_stream(rev_stream)
+        .owns_stream(hook_stream)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(gamedeployment = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller event"),
+            }
+        });
+    // The node cache is kept up to date for as long as the controller runs.
+    let node_cache = async {
+        node_stream.for_each(|_| futures::future::ready(())).await;
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = reconciles => {}
+        () = node_cache => {}
+    }
+    ctx
+}
+
+/// A running operator that can be stopped gracefully, or killed as by a crash, and replaced
+/// by a fresh one with empty caches (simulations and tests).
+pub struct Handle {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Arc<Context>>,
+}
+
+impl Handle {
+    /// Starts an operator on its own task.
+    pub fn start(client: kube::Client, clock: SharedClock, options: Options) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(client, clock, options, async {
+            let _ = stopped.await;
+        }));
+        Handle { stop, task }
+    }
+
+    /// Graceful shutdown: in-flight reconciles finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+
+    /// Ends the operator at once, mid-reconcile if need be, as a crash would.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    use serde_json::Value;
+
+    #[test]
+    fn failed_writes_back_off_from_one_second_to_five_minutes() {
+        let waits: Vec<u64> = (0..12).map(|a| retry_delay(a).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(retry_delay(u32::MAX), MAX_RETRY_AFTER_FAILED_WRITE);
+    }
+
+    /// Every API call the operator makes is granted by `deploy/rbac.yaml`.
+    #[test]
+    fn the_cluster_role_grants_what_the_operator_calls() {
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(include_str!("../../../deploy/rbac.yaml")).unwrap();
+        let role = docs
+            .into_iter()
+            .find(|d| d["kind"] == "ClusterRole")
+            .map(|d| serde_json::from_value::<ClusterRole>(d).unwrap())
+            .unwrap();
+        let rules = role.rules.unwrap_or_default();
+        let allows = |group: &str, resource: &str, verb: &str| {
+            rules.iter().any(|r| {
+                let has = |list: &Option<Vec<String>>, x: &str| {
+                    list.iter().flatten().any(|v| v == x || v == "*")
+                };
+                has(&r.api_groups, group)
+                    && has(&r.resources, resource)
+                    && r.verbs.iter().any(|v| v == verb)
+            })
+        };
+        for (group, resource, verbs) in [
+            (
+                "tkex.tencent.com",
+                "gamedeployments",
+                &["get", "list", "watch"][..],
+            ),
+            ("tkex.tencent.com", "gamedeployments/status", &["patch"]),
+            (
+                "tkex.tencent.com",
+                "hookruns",
+                &["list", "watch", "create", "delete"],
+            ),
+            ("tkex.tencent.com", "hooktemplates", &["get"]),
+            ("", "pods", &["list", "watch", "create", "delete", "patch"]),
+            ("", "pods/status", &["patch"]),
+            ("", "nodes", &["list", "watch"]),
+            (
+                "apps",
+                "controllerrevisions",
+                &["list", "watch", "create", "delete"],
+            ),
+            ("events.k8s.io", "events", &["create", "patch"]),
+        ] {
+            for verb in verbs {
+                assert!(allows(group, resource, verb), "{verb} {resource}.{group}");
+            }
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! Runs a scenario: the embedded API server, one simulated kubelet node and the real operator
+//! on tokio's paused clock, so virtual minutes cost milliseconds. The scenario's steps are
+//! applied as a user (client `scenario`) would; the operator can be restarted or crashed after
+//! its N-th write; faults are injected on the operator's requests only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Discovery;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::report::{
+    ApiRequest, EventEntry, GameDeploymentEntry, HistoryEntry, PodEntry, Report, seconds_since,
+};
+use super::scenario::{Action, Manifest, PatchType, Scenario, Target};
+use super::table::snapshot;
+use embedded_apiserver::{ApiServer, Change, EventType, FaultConfig, ServerOptions};
+use gamedeploy_clock::{SharedClock, TokioClock};
+use gamedeploy_core::api::{GameDeployment, crds};
+use gamedeploy_core::inplace::{self, Decoded, State};
+use gamedeploy_operator::controller::{Handle, Options};
+use simulated_kubelet::runtime::{NodeConfig, NodeRuntime};
+
+/// Virtual time zero of every simulation, so reports are reproducible.
+pub const EPOCH: &str = "2026-01-01T00:00:00Z";
+
+const OPERATOR: &str = "operator";
+const SCENARIO: &str = "scenario";
+
+/// Something the simulation could not do (as opposed to the operator misbehaving, which the
+/// report shows).
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("{origin}: {message}")]
+    Apply { origin: String, message: String },
+    #[error("step at {at}: {message}")]
+    Step { at: String, message: String },
+    #[error("setting up the embedded cluster: {0}")]
+    Setup(String),
+}
+
+/// Runs `scenario`; `table` receives kubectl-style snapshots as the run goes.
+/// Must run on a tokio runtime with paused time (`start_paused`).
+pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<Report, SimError> {
+    let epoch: Timestamp = EPOCH.parse().map_err(|e| SimError::Setup(format!("{e}")))?;
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(epoch));
+    let start = Instant::now();
+    let seed = scenario.faults.as_ref().map_or(0, |f| f.seed);
+    let server = ApiServer::with_options(
+        clock.clone(),
+        ServerOptions {
+            seed,
+            ..Default::default()
+        },
+    );
+    let mut changes = server.changes();
+    let admin = server.client_as(SCENARIO);
+    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in crds() {
+        crd_api
+            .create(&PostParams::default(), &crd)
+            .await
+            .map_err(|e| SimError::Setup(format!("installing CRDs: {e}")))?;
+    }
+    let discovery = Discovery::new(admin.clone())
+        .run()
+        .await
+        .map_err(|e| SimError::Setup(format!("discovery: {e}")))?;
+
+    // The node.
+    let (kubelet_config, kubelet_rx) = watch::channel(scenario.kubelet.clone());
+    let (kubelet_stop, kubelet_stopped) = tokio::sync::oneshot::channel::<()>();
+    let kubelet = tokio::spawn(simulated_kubelet::node::run(
+        server.client_as("kubelet"),
+        NodeConfig::default(),
+        clock.clone(),
+        kubelet_rx,
+        NodeRuntime::default(),
+        async {
+            let _ = kubelet_stopped.await;
+        },
+    ));
+
+    // Faults apply to the operator only: the scenario and the kubelet stand for the world.
+    if let Some(f) = &scenario.faults {
+        server.set_faults(Some(FaultConfig {
+            seed: f.seed,
+            conflict_rate: f.conflict_rate,
+            error_rate: f.error_rate,
+            latency: f.latency.unwrap_or(Duration::ZERO),
+            client: Some(OPERATOR.into()),
+            writes_only: true,
+        }));
+    }
+
+    let mut operator = Operator::start(&server, &clock);
+
+    let mut history = Vec::new();
+    let mut operator_writes = 0u64;
+    let mut crash_after: Option<u64> = None;
+    for m in &scenario.apply {
+        apply(&admin, &discovery, m).await?;
+    }
+    let mut steps = scenario.steps.iter().peekable();
+    let mut next_drop = scenario.faults.as_ref().and_then(|f| f.drop_watch_every);
+    // Snapshots are printed after each step and whenever a rollout makes progress.
+    let mut progress_shown: Vec<(i32, i32)> = Vec::new();
+    let mut last_shown: Option<Instant> = None;
+    let deadline = start + scenario.until.timeout;
+    let settled = loop {
+        // Drain the change feed: history and the operator's write count.
+        while let Ok(c) = changes.try_recv() {
+            record(&c, epoch, &mut history);
+            if c.client == OPERATOR {
+                operator_writes += 1;
+                if crash_after.is_some_and(|n| operator_writes >= n) {
+                    crash_after = None;
+                    operator.restart(&server, &clock, true).await;
+                }
+            }
+        }
+        let now = Instant::now();
+        if let Some(step) = steps.next_if(|s| start + s.at <= now) {
+            match &step.action {
+                Action::RestartOperator => operator.restart(&server, &clock, false).await,
+                Action::CrashOperatorAfterWrites(n) => {
+                    crash_after = Some(operator_writes + u64::from(*n))
+                }
+                Action::SetImage(images) => kubelet_config.send_modify(|c| c.set_images(images)),
+                other => {
+                    act(&admin, &discovery, other)
+                        .await
+                        .map_err(|message| SimError::Step {
+                            at: super::scenario::format_duration(step.at),
+                            message,
+                        })?
+                }
+            }
+            last_shown = Some(Instant::now());
+            table(snapshot(
+                step.at,
+                clock.now(),
+                &list_pods(&admin).await,
+                &list_gds(&admin).await,
+            ));
+            continue;
+        }
+        if let Some(every) = next_drop
+            && now >= start + every
+        {
+            server.drop_watches(Some(OPERATOR));
+            next_drop = Some(
+                every
+                    + scenario
+                        .faults
+                        .as_ref()
+                        .and_then(|f| f.drop_watch_every)
+                        .unwrap_or(every),
+            );
+        }
+        let done = steps.peek().is_none();
+        let (pods, gds) = (list_pods(&admin).await, list_gds(&admin).await);
+        let is_settled = is_settled(&pods, &gds);
+        let progress: Vec<(i32, i32)> = gds
+            .iter()
+            .map(|g| {
+                g.status
+                    .as_ref()
+                    .map_or((0, 0), |s| (s.updated_replicas, s.updated_ready_replicas))
+            })
+            .collect();
+        if progress != progress_shown && (is_settled || progress.iter().any(|(u, r)| u == r)) {
+            if last_shown != Some(now) {
+                table(snapshot(now - start, clock.now(), &pods, &gds));
+                last_shown = Some(now);
+            }
+            progress_shown = progress;
+        }
+        if done && is_settled && scenario.until.settled {
+            break true;
+        }
+        if now >= deadline {
+            break done && is_settled;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    let end = clock.now();
+    if !settled {
+        // The state the run gave up in: exactly what a reader needs to see.
+        table(snapshot(
+            Instant::now() - start,
+            end,
+            &list_pods(&admin).await,
+            &list_gds(&admin).await,
+        ));
+    }
+    let restarts = operator.restarts;
+    operator.stop().await;
+    let _ = kubelet_stop.send(());
+    let _ = kubelet.await;
+    while let Ok(c) = changes.try_recv() {
+        record(&c, epoch, &mut history);
+    }
+    let pods = list_pods(&admin).await;
+    let gds = list_gds(&admin).await;
+    let events: Api<CoreEvent> = Api::all(admin.clone());
+    let mut events: Vec<EventEntry> = events
+        .list(&ListParams::default())
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .map(|e| EventEntry::from_core_event(epoch, e))
+                .collect()
+        })
+        .unwrap_or_default();
+    events.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Ok(Report {
+        name: scenario.name.clone(),
+        virtual_seconds: seconds_since(epoch, end),
+        settled,
+        game_deployments: gds.iter().map(GameDeploymentEntry::from_object).collect(),
+        pods: pods.iter().map(PodEntry::from_pod).collect(),
+        events,
+        api_requests: server
+            .request_counts()
+            .into_iter()
+            .map(|r| ApiRequest {
+                client: r.client,
+                verb: r.verb,
+                resource: r.resource,
+                subresource: r.subresource,
+                count: r.count,
+            })
+            .collect(),
+        history,
+        operator_restarts: restarts,
+        faults_injected: server.faults_injected(),
+        operator_writes,
+    })
+}
+
+/// The operator under test: one at a time, restarted gracefully or killed as by a crash; each
+/// incarnation gets a new seed (fresh pod-name suffixes, as a new process would).
+struct Operator {
+    handle: Option<Handle>,
+    seed: u64,
+    restarts: u32,
+}
+
+impl Operator {
+    fn start(server: &ApiServer, clock: &SharedClock) -> Self {
+        let mut op = Operator {
+            handle: None,
+            seed: 0,
+            restarts: 0,
+        };
+        op.spawn(server, clock);
+        op
+    }
+
+    fn spawn(&mut self, server: &ApiServer, clock: &SharedClock) {
+        self.seed += 1;
+        let options = Options {
+            seed: self.seed,
+            instance: format!("sim-{}", self.seed),
+            concurrency: 4,
+        };
+        self.handle = Some(Handle::start(
+            server.client_as(OPERATOR),
+            clock.clone(),
+            options,
+        ));
+    }
+
+    async fn restart(&mut self, server: &ApiServer, clock: &SharedClock, crash: bool) {
+        if let Some(h) = self.handle.take() {
+            if crash {
+                h.kill().await
+            } else {
+                h.shutdown().await
+            }
+        }
+        self.restarts += 1;
+        self.spawn(server, clock);
+    }
+
+    async fn stop(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// A pod change, as a history entry.
+fn record(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
+    if c.resource != "pods" {
+        return;
+    }
+    let Ok(pod) = serde_json::from_value::<Pod>((*c.object).clone()) else {
+        return;
+    };
+    let t = c
+        .time
+        .parse::<Timestamp>()
+        .map(|t| seconds_since(epoch, t))
+        .unwrap_or(0.0);
+    history.push(HistoryEntry::from_pod(
+        t,
+        &c.client,
+        &pod,
+        matches!(c.kind, EventType::Deleted),
+    ));
+}
+
+/// Every GameDeployment's status matches its spec and no pod is mid-update or terminating.
+pub fn is_settled(pods: &[Pod], gds: &[GameDeployment]) -> bool {
+    let pods_quiet = pods.iter().all(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && match inplace::decode(&p.metadata.annotations.clone().unwrap_or_default()) {
+                Decoded::Valid(r) => {
+                    matches!(r.state, State::Ready | State::Abandoned | State::Failed)
+                }
+                _ => true,
+            }
+    });
+    pods_quiet
+        && gds.iter().all(|gd| {
+            let Some(s) = &gd.status else { return false };
+            let replicas = gd.spec.replicas();
+            let partition = gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas);
+            let expected = if gd.spec.paused() {
+                s.updated_replicas
+            } else {
+                replicas - partition
+            };
+            s.observed_generation == gd.metadata.generation.unwrap_or(0)
+                && s.replicas == replicas
+                && s.ready_replicas == replicas
+                && s.updated_replicas >= expected
+                && s.updated_ready_replicas == s.updated_replicas
+        })
+}
+
+async fn list_pods(client: &kube::Client) -> Vec<Pod> {
+    Api::<Pod>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+async fn list_gds(client: &kube::Client) -> Vec<GameDeployment> {
+    Api::<GameDeployment>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+}
+
+fn resource_for_kind(
+    discovery: &Discovery,
+    api_version: Option<&str>,
+    kind: &str,
+) -> Option<ApiResource> {
+    if let Some(av) = api_version {
+        let (group, version) = av.rsplit_once('/').unwrap_or(("", av));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        if let Some((ar, _)) = discovery.resolve_gvk(&gvk) {
+            return Some(ar);
+        }
+    }
+    discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .map(|(ar, _)| ar)
+        .find(|ar| ar.kind.eq_ignore_ascii_case(kind))
+}
+
+fn api_for(client: &kube::Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::default_namespaced_with(client.clone(), ar),
+    }
+}
+
+/// Applies one object with server-side apply, as `kubectl apply --server-side` would.
+async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Result<(), SimError> {
+    let err = |message: String| SimError::Apply {
+        origin: m.origin.clone(),
+        message,
+    };
+    let api_version = m.object.get("apiVersion").and_then(Value::as_str);
+    let kind = m.kind();
+    let ar = resource_for_kind(discovery, api_version, kind)
+        .ok_or_else(|| err(format!("unknown kind {kind}")))?;
+    let name = m
+        .object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| err("metadata.name is missing".into()))?;
+    let ns = m
+        .object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
+    api_for(client, &ar, ns)
+        .patch(
+            name,
+            &PatchParams::apply(SCENARIO).force(),
+            &Patch::Apply(&m.object),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Executes a user-like step, first resolving its `${pods[N]}` references.
+async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> Result<(), String> {
+    let expanded;
+    let action = match action.pod_namespace() {
+        Some(ns) => {
+            let mut names: Vec<String> = Api::<Pod>::namespaced(client.clone(), ns)
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("listing pods to resolve ${{pods[N]}}: {e}"))?
+                .items
+                .into_iter()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .filter_map(|p| p.metadata.name)
+                .collect();
+            names.sort();
+            expanded = action.expand(&names).map_err(|e| e.to_string())?;
+            &expanded
+        }
+        None => action,
+    };
+    let target_api = |t: &Target| {
+        resource_for_kind(discovery, None, &t.kind)
+            .map(|ar| api_for(client, &ar, t.namespace.as_deref()))
+            .ok_or_else(|| format!("unknown kind {}", t.kind))
+    };
+    let pp = PatchParams::default();
+    match action {
+        Action::Patch(p) => {
+            let api = target_api(&p.target)?;
+            let patch = match p.r#type {
+                PatchType::Json => {
+                    Patch::Json(serde_json::from_value(p.patch.clone()).map_err(|e| e.to_string())?)
+                }
+                PatchType::Merge => Patch::Merge(p.patch.clone()),
+                PatchType::Strategic => Patch::Strategic(p.patch.clone()),
+            };
+            api.patch(&p.target.name, &pp, &patch)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Action::Annotate { target, key, value } => {
+            let body = json!({"metadata": {"annotations": {key: value}}});
+            target_api(target)?
+                .patch(&target.name, &pp, &Patch::Merge(body))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Action::Delete(target) => target_api(target)?
+            .delete(&target.name, &DeleteParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Action::Scale { target, replicas } => {
+            let body = json!({"spec": {"replicas": replicas}});
+            target_api(target)?
+                .patch_scale(&target.name, &pp, &Patch::Merge(body))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+        Action::Apply(manifests) => {
+            for m in manifests {
+                apply(client, discovery, m)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+        Action::RestartOperator | Action::CrashOperatorAfterWrites(_) | Action::SetImage(_) => {
+            Ok(())
+        }
+    }
+}

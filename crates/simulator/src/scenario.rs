@@ -1,0 +1,1270 @@
+//! Scenario files (`../shared/design/scenario.md`): what the simulation applies, does and
+//! waits for. Loading validates everything up front and names the file, the field path and
+//! the problem, so a typo fails before any virtual time passes (exit status 2).
+//!
+//! The YAML is read into a generic tree and walked by hand rather than derived, because
+//! serde's messages do not say *where* (`steps[2].at`), and that is what a user needs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::podref::PodRefError;
+use simulated_kubelet::{ImageConfig, KubeletConfig};
+
+/// A loaded, validated scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    /// The file it came from (paths in it are relative to its directory).
+    pub file: PathBuf,
+    pub kubelet: KubeletConfig,
+    /// Objects applied at t=0, in order.
+    pub apply: Vec<Manifest>,
+    /// In non-decreasing `at` order.
+    pub steps: Vec<Step>,
+    pub faults: Option<Faults>,
+    pub until: Until,
+}
+
+/// One object to apply, with where it came from for error messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// E.g. `apply[0] (../../deploy/examples/inplace-update.yaml, document 1)`.
+    pub origin: String,
+    pub object: Value,
+}
+
+impl Manifest {
+    pub fn kind(&self) -> &str {
+        self.object["kind"].as_str().unwrap_or_default()
+    }
+}
+
+/// Something that happens at a virtual time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Virtual time since the start of the run.
+    pub at: Duration,
+    pub action: Action,
+}
+
+/// What a step does; exactly one per step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Patch(PatchStep),
+    /// Set (`Some`) or remove (`None`) an annotation, as `kubectl annotate` does.
+    Annotate {
+        target: Target,
+        key: String,
+        value: Option<String>,
+    },
+    Delete(Target),
+    Scale {
+        target: Target,
+        replicas: i32,
+    },
+    Apply(Vec<Manifest>),
+    /// Drop the operator with all its caches and start a fresh one.
+    RestartOperator,
+    /// Kill the operator right after its N-th write from now on (1-based), then start a fresh one.
+    CrashOperatorAfterWrites(u32),
+    /// Replace the kubelet's settings for these images.
+    SetImage(BTreeMap<String, ImageConfig>),
+}
+
+impl Action {
+    /// The namespace whose pods `${pods[N]}` indexes, and whether the step uses such references.
+    pub fn pod_namespace(&self) -> Option<&str> {
+        let (target, extra) = match self {
+            Action::Patch(p) => (&p.target, Some(&p.patch)),
+            Action::Annotate { target, .. }
+            | Action::Delete(target)
+            | Action::Scale { target, .. } => (target, None),
+            _ => return None,
+        };
+        let mut mentions = super::podref::mentions_pods(&target.name);
+        if let Action::Annotate { value: Some(v), .. } = self {
+            mentions |= super::podref::mentions_pods(v);
+        }
+        if let Some(patch) = extra {
+            let _ = super::podref::try_each_string(patch, &mut |s| {
+                mentions |= super::podref::mentions_pods(s);
+                Ok::<(), ()>(())
+            });
+        }
+        mentions.then(|| target.namespace.as_deref().unwrap_or("default"))
+    }
+
+    /// This step with every `${pods[N]}` replaced by a name from `pods` (sorted by name).
+    pub fn expand(&self, pods: &[String]) -> Result<Action, PodRefError> {
+        let target = |t: &Target| -> Result<Target, PodRefError> {
+            Ok(Target {
+                name: super::podref::expand(&t.name, pods)?,
+                ..t.clone()
+            })
+        };
+        Ok(match self {
+            Action::Patch(p) => Action::Patch(PatchStep {
+                target: target(&p.target)?,
+                r#type: p.r#type,
+                patch: super::podref::expand_value(&p.patch, pods)?,
+            }),
+            Action::Annotate {
+                target: t,
+                key,
+                value,
+            } => Action::Annotate {
+                target: target(t)?,
+                key: key.clone(),
+                value: value
+                    .as_deref()
+                    .map(|v| super::podref::expand(v, pods))
+                    .transpose()?,
+            },
+            Action::Delete(t) => Action::Delete(target(t)?),
+            Action::Scale {
+                target: t,
+                replicas,
+            } => Action::Scale {
+                target: target(t)?,
+                replicas: *replicas,
+            },
+            other => other.clone(),
+        })
+    }
+}
+
+/// The object a step acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub kind: String,
+    pub name: String,
+    /// `None`: the `default` namespace for namespaced kinds.
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchStep {
+    pub target: Target,
+    pub r#type: PatchType,
+    pub patch: Value,
+}
+
+/// Patch content types, as `kubectl patch --type` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::EnumString)]
+#[strum(serialize_all = "lowercase")]
+pub enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+}
+
+/// Seeded API fault injection for the operator's requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Faults {
+    pub seed: u64,
+    /// Share of operator writes answered 409, in [0, 1].
+    pub conflict_rate: f64,
+    /// Share answered 500, in [0, 1].
+    pub error_rate: f64,
+    pub latency: Option<Duration>,
+    pub drop_watch_every: Option<Duration>,
+}
+
+/// When the run ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Until {
+    /// End as soon as everything has settled.
+    pub settled: bool,
+    pub timeout: Duration,
+}
+
+impl Default for Until {
+    fn default() -> Self {
+        Until {
+            settled: true,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// A scenario that cannot be run, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{}: cannot read the scenario: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not valid YAML: {message}", file.display())]
+    Yaml { file: PathBuf, message: String },
+    #[error("{}: {path}: {problem}", file.display())]
+    Invalid {
+        file: PathBuf,
+        path: String,
+        problem: String,
+    },
+}
+
+/// How a `gamedeploy simulate` run ended, and the exit status it maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display)]
+pub enum Outcome {
+    /// Settled before the timeout: 0.
+    Settled,
+    /// `until.timeout` passed first: 1 (the report is still printed).
+    TimedOut,
+    /// The scenario could not be loaded: 2.
+    InvalidScenario,
+}
+
+impl Outcome {
+    pub fn of_run(settled: bool) -> Self {
+        if settled {
+            Outcome::Settled
+        } else {
+            Outcome::TimedOut
+        }
+    }
+
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Settled => 0,
+            Outcome::TimedOut => 1,
+            Outcome::InvalidScenario => 2,
+        }
+    }
+}
+
+/// Kinds served as custom resources: the API server refuses strategic merge patches for them.
+const CUSTOM_KINDS: [&str; 3] = ["GameDeployment", "HookTemplate", "HookRun"];
+const STEP_KINDS: [&str; 8] = [
+    "patch",
+    "annotate",
+    "delete",
+    "scale",
+    "apply",
+    "restartOperator",
+    "crashOperatorAfterWrites",
+    "setImage",
+];
+const DURATION_HINT: &str = "use e.g. 20s, 1m30s, 2h";
+
+/// Reads and validates a scenario file.
+pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse(&text, file)
+}
+
+/// Validates scenario text; `file` names it in errors and anchors relative `apply` paths.
+pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+    let root: Value = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Yaml {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let cx = Cx { file };
+    let top = cx.mapping(
+        &root,
+        "",
+        &["name", "kubelet", "apply", "steps", "faults", "until"],
+    )?;
+    let name = cx.string(cx.required(top, "", "name")?, "name")?;
+    if name.trim().is_empty() {
+        return Err(cx.err("name", "must not be empty"));
+    }
+    let kubelet = match top.get("kubelet") {
+        Some(v) => cx.kubelet(v)?,
+        None => KubeletConfig::default(),
+    };
+    let apply = match top.get("apply") {
+        Some(v) => cx.manifests(v, "apply")?,
+        None => Vec::new(),
+    };
+    let steps = match top.get("steps") {
+        Some(v) => cx.steps(v)?,
+        None => Vec::new(),
+    };
+    let faults = top.get("faults").map(|v| cx.faults(v)).transpose()?;
+    let until = top.get("until").map(|v| cx.until(v)).transpose()?;
+    Ok(Scenario {
+        name,
+        file: file.to_path_buf(),
+        kubelet,
+        apply,
+        steps,
+        faults,
+        until: until.unwrap_or_default(),
+    })
+}
+
+/// Parses a Go-style duration made of integer parts with units `h`, `m`, `s`, `ms`
+/// (`20s`, `1m30s`, `2h`, `500ms`).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let part = match &rest[..unit_len] {
+            "h" => Duration::from_secs(n.checked_mul(3600)?),
+            "m" => Duration::from_secs(n.checked_mul(60)?),
+            "s" => Duration::from_secs(n),
+            "ms" => Duration::from_millis(n),
+            _ => return None,
+        };
+        total = total.checked_add(part)?;
+        rest = &rest[unit_len..];
+    }
+    Some(total)
+}
+
+/// The inverse of [`parse_duration`], exact: `90s` prints as `1m30s`, `0` as `0s`.
+pub fn format_duration(d: Duration) -> String {
+    let (secs, ms) = (d.as_secs(), d.subsec_millis());
+    let parts = [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(ms), "ms"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() { "0s".into() } else { text }
+}
+
+/// Walks the YAML tree; knows the file for error messages.
+struct Cx<'a> {
+    file: &'a Path,
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A YAML value as the user would recognise it in a message.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "a mapping".into(),
+        other => other.to_string(),
+    }
+}
+
+impl Cx<'_> {
+    fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ScenarioError {
+        let path = path.into();
+        ScenarioError::Invalid {
+            file: self.file.to_path_buf(),
+            path: if path.is_empty() {
+                "top level".into()
+            } else {
+                path
+            },
+            problem: problem.into(),
+        }
+    }
+
+    fn mapping<'v>(
+        &self,
+        v: &'v Value,
+        path: &str,
+        allowed: &[&str],
+    ) -> Result<&'v Map<String, Value>, ScenarioError> {
+        let m = v
+            .as_object()
+            .ok_or_else(|| self.err(path, format!("must be a mapping, not {}", shown(v))))?;
+        if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(self.err(
+                join(path, k),
+                format!("unknown field (expected one of: {})", allowed.join(", ")),
+            ));
+        }
+        Ok(m)
+    }
+
+    fn required<'v>(
+        &self,
+        m: &'v Map<String, Value>,
+        path: &str,
+        key: &str,
+    ) -> Result<&'v Value, ScenarioError> {
+        m.get(key)
+            .ok_or_else(|| self.err(join(path, key), "is required"))
+    }
+
+    fn string(&self, v: &Value, path: &str) -> Result<String, ScenarioError> {
+        v.as_str()
+            .map(String::from)
+            .ok_or_else(|| self.err(path, format!("must be a string, not {}", shown(v))))
+    }
+
+    fn uint(&self, v: &Value, path: &str, max: u64) -> Result<u64, ScenarioError> {
+        v.as_u64().filter(|n| *n <= max).ok_or_else(|| {
+            self.err(
+                path,
+                format!("must be a whole number from 0 to {max}, not {}", shown(v)),
+            )
+        })
+    }
+
+    fn duration(&self, v: &Value, path: &str) -> Result<Duration, ScenarioError> {
+        match v {
+            Value::String(s) => parse_duration(s).ok_or_else(|| {
+                self.err(path, format!("{s:?} is not a duration ({DURATION_HINT})"))
+            }),
+            other => Err(self.err(
+                path,
+                format!("{} is not a duration ({DURATION_HINT})", shown(other)),
+            )),
+        }
+    }
+
+    fn rate(&self, v: &Value, path: &str) -> Result<f64, ScenarioError> {
+        v.as_f64()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| {
+                self.err(
+                    path,
+                    format!("must be a share between 0 and 1, not {}", shown(v)),
+                )
+            })
+    }
+
+    fn image_config(&self, v: &Value, path: &str) -> Result<ImageConfig, ScenarioError> {
+        serde_json::from_value(v.clone()).map_err(|e| self.err(path, e.to_string()))
+    }
+
+    fn image_configs(
+        &self,
+        v: &Value,
+        path: &str,
+    ) -> Result<BTreeMap<String, ImageConfig>, ScenarioError> {
+        let m = v.as_object().ok_or_else(|| {
+            self.err(
+                path,
+                format!("must map image references to settings, not {}", shown(v)),
+            )
+        })?;
+        m.iter()
+            .map(|(k, v)| Ok((k.clone(), self.image_config(v, &format!("{path}[{k:?}]"))?)))
+            .collect()
+    }
+
+    fn kubelet(&self, v: &Value) -> Result<KubeletConfig, ScenarioError> {
+        let m = self.mapping(v, "kubelet", &["startSeconds", "readySeconds", "images"])?;
+        let mut c = KubeletConfig::default();
+        if let Some(v) = m.get("startSeconds") {
+            c.start_seconds = self.uint(v, "kubelet.startSeconds", u64::from(u32::MAX))?;
+        }
+        if let Some(v) = m.get("readySeconds") {
+            c.ready_seconds = self.uint(v, "kubelet.readySeconds", u64::from(u32::MAX))?;
+        }
+        if let Some(v) = m.get("images") {
+            c.images = self.image_configs(v, "kubelet.images")?;
+        }
+        c.validate()
+            .map_err(|e| self.err(join("kubelet", &e.path), e.problem))?;
+        Ok(c)
+    }
+
+    fn manifests(&self, v: &Value, path: &str) -> Result<Vec<Manifest>, ScenarioError> {
+        let items = v.as_array().ok_or_else(|| {
+            self.err(
+                path,
+                format!("must be a list of file paths or objects, not {}", shown(v)),
+            )
+        })?;
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            match item {
+                Value::String(rel) => out.extend(self.manifest_file(rel, &at)?),
+                Value::Object(_) => {
+                    self.check_object(item, &at)?;
+                    out.push(Manifest {
+                        origin: format!("{at} (inline)"),
+                        object: item.clone(),
+                    });
+                }
+                other => {
+                    return Err(self.err(
+                        at,
+                        format!("must be a file path or an object, not {}", shown(other)),
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn manifest_file(&self, rel: &str, at: &str) -> Result<Vec<Manifest>, ScenarioError> {
+        let base = self.file.parent().unwrap_or(Path::new(""));
+        let resolved = base.join(rel);
+        let text = std::fs::read_to_string(&resolved).map_err(|e| {
+            self.err(
+                at,
+                format!("cannot read {rel} ({}): {e}", resolved.display()),
+            )
+        })?;
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .map_err(|e| self.err(at, format!("{rel} is not valid YAML: {e}")))?;
+        let mut out = Vec::new();
+        for (d, doc) in docs.into_iter().enumerate() {
+            if doc.is_null() {
+                continue;
+            }
+            let origin = format!("{at} ({rel}, document {})", d + 1);
+            self.check_object(&doc, &origin)?;
+            out.push(Manifest {
+                origin,
+                object: doc,
+            });
+        }
+        if out.is_empty() {
+            return Err(self.err(at, format!("{rel} holds no objects")));
+        }
+        Ok(out)
+    }
+
+    /// What the API server needs before anything else: apiVersion, kind and a name.
+    fn check_object(&self, v: &Value, at: &str) -> Result<(), ScenarioError> {
+        let Some(m) = v.as_object() else {
+            return Err(self.err(at, format!("must be an object, not {}", shown(v))));
+        };
+        for key in ["apiVersion", "kind"] {
+            match m.get(key) {
+                Some(Value::String(s)) if !s.is_empty() => {}
+                _ => return Err(self.err(join(at, key), "is required (a non-empty string)")),
+            }
+        }
+        let meta = &v["metadata"];
+        let named = ["name", "generateName"]
+            .iter()
+            .any(|k| meta[k].as_str().is_some_and(|s| !s.is_empty()));
+        if !named {
+            return Err(self.err(
+                join(at, "metadata.name"),
+                "is required (or metadata.generateName)",
+            ));
+        }
+        Ok(())
+    }
+
+    fn steps(&self, v: &Value) -> Result<Vec<Step>, ScenarioError> {
+        let items = v
+            .as_array()
+            .ok_or_else(|| self.err("steps", format!("must be a list, not {}", shown(v))))?;
+        let mut out: Vec<Step> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("steps[{i}]");
+            let mut allowed = vec!["at"];
+            allowed.extend(STEP_KINDS);
+            let m = self.mapping(item, &path, &allowed)?;
+            let at = self.duration(self.required(m, &path, "at")?, &join(&path, "at"))?;
+            if let Some(prev) = out.last()
+                && at < prev.at
+            {
+                return Err(self.err(
+                    join(&path, "at"),
+                    format!(
+                        "{:?} is earlier than steps[{}] at {:?}; steps must be in time order",
+                        m["at"].as_str().unwrap_or_default(),
+                        i - 1,
+                        items[i - 1]["at"].as_str().unwrap_or_default()
+                    ),
+                ));
+            }
+            let kinds: Vec<&str> = m
+                .keys()
+                .map(String::as_str)
+                .filter(|k| *k != "at")
+                .collect();
+            let kind = match kinds.as_slice() {
+                [k] => *k,
+                [] => {
+                    return Err(self.err(
+                        path,
+                        format!("has no action (add one of: {})", STEP_KINDS.join(", ")),
+                    ));
+                }
+                many => {
+                    return Err(self.err(
+                        path,
+                        format!(
+                            "has {} actions ({}); use one step per action",
+                            many.len(),
+                            many.join(", ")
+                        ),
+                    ));
+                }
+            };
+            let action = self.action(kind, &m[kind], &join(&path, kind))?;
+            self.check_pod_refs(&m[kind], &join(&path, kind))?;
+            out.push(Step { at, action });
+        }
+        Ok(out)
+    }
+
+    /// Every `${pods[N]}` in a step must be readable before the run starts.
+    fn check_pod_refs(&self, v: &Value, path: &str) -> Result<(), ScenarioError> {
+        super::podref::try_each_string(v, &mut |s| {
+            super::podref::check(s).map_err(|e| self.err(path, e.to_string()))
+        })
+    }
+
+    fn target(&self, m: &Map<String, Value>, path: &str) -> Result<Target, ScenarioError> {
+        let kind = self.string(self.required(m, path, "kind")?, &join(path, "kind"))?;
+        let name = self.string(self.required(m, path, "name")?, &join(path, "name"))?;
+        let namespace = m
+            .get("namespace")
+            .map(|v| self.string(v, &join(path, "namespace")))
+            .transpose()?;
+        Ok(Target {
+            kind,
+            name,
+            namespace,
+        })
+    }
+
+    fn action(&self, kind: &str, v: &Value, path: &str) -> Result<Action, ScenarioError> {
+        match kind {
+            "patch" => {
+                let m = self.mapping(v, path, &["kind", "name", "namespace", "type", "patch"])?;
+                let target = self.target(m, path)?;
+                let type_text =
+                    self.string(self.required(m, path, "type")?, &join(path, "type"))?;
+                let r#type: PatchType = type_text.parse().map_err(|_| {
+                    self.err(
+                        join(path, "type"),
+                        format!("{type_text:?} is not a patch type (use json, merge or strategic)"),
+                    )
+                })?;
+                if r#type == PatchType::Strategic && CUSTOM_KINDS.contains(&target.kind.as_str()) {
+                    return Err(self.err(
+                        join(path, "type"),
+                        format!(
+                            "strategic merge patches are not supported for custom resources like {}; use merge or json",
+                            target.kind
+                        ),
+                    ));
+                }
+                let patch = self.required(m, path, "patch")?.clone();
+                self.check_patch(r#type, &patch, &join(path, "patch"))?;
+                Ok(Action::Patch(PatchStep {
+                    target,
+                    r#type,
+                    patch,
+                }))
+            }
+            "annotate" => {
+                let m = self.mapping(v, path, &["kind", "name", "namespace", "key", "value"])?;
+                let target = self.target(m, path)?;
+                let key = self.string(self.required(m, path, "key")?, &join(path, "key"))?;
+                if key.is_empty() {
+                    return Err(self.err(join(path, "key"), "must not be empty"));
+                }
+                let value = match m.get("value") {
+                    None => {
+                        return Err(self.err(
+                            join(path, "value"),
+                            "is required (a string, or null to remove the annotation)",
+                        ));
+                    }
+                    Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(other) => {
+                        return Err(self.err(
+                            join(path, "value"),
+                            format!(
+                                "must be a string or null, not {} (quote it: \"{}\")",
+                                shown(other),
+                                shown(other)
+                            ),
+                        ));
+                    }
+                };
+                Ok(Action::Annotate { target, key, value })
+            }
+            "delete" => {
+                let m = self.mapping(v, path, &["kind", "name", "namespace"])?;
+                Ok(Action::Delete(self.target(m, path)?))
+            }
+            "scale" => {
+                let m = self.mapping(v, path, &["kind", "name", "namespace", "replicas"])?;
+                let target = self.target(m, path)?;
+                let replicas = self.uint(
+                    self.required(m, path, "replicas")?,
+                    &join(path, "replicas"),
+                    u64::from(i32::MAX.unsigned_abs()),
+                )?;
+                Ok(Action::Scale {
+                    target,
+                    replicas: i32::try_from(replicas).unwrap_or(i32::MAX),
+                })
+            }
+            "apply" => Ok(Action::Apply(self.manifests(v, path)?)),
+            "restartOperator" => match v {
+                Value::Bool(true) => Ok(Action::RestartOperator),
+                other => Err(self.err(
+                    path,
+                    format!(
+                        "must be true (remove the step otherwise), not {}",
+                        shown(other)
+                    ),
+                )),
+            },
+            "crashOperatorAfterWrites" => {
+                let n = self.uint(v, path, u64::from(u32::MAX))?;
+                if n == 0 {
+                    return Err(self.err(path, "must be at least 1 (the write to crash after)"));
+                }
+                Ok(Action::CrashOperatorAfterWrites(
+                    u32::try_from(n).unwrap_or(u32::MAX),
+                ))
+            }
+            _ => Ok(Action::SetImage(self.image_configs(v, path)?)),
+        }
+    }
+
+    /// A JSON patch must be a list of RFC 6902 operations; merge patches must be mappings.
+    fn check_patch(&self, t: PatchType, patch: &Value, path: &str) -> Result<(), ScenarioError> {
+        if t != PatchType::Json {
+            return match patch {
+                Value::Object(_) => Ok(()),
+                other => Err(self.err(
+                    path,
+                    format!("a {t} patch must be a mapping, not {}", shown(other)),
+                )),
+            };
+        }
+        let ops = patch.as_array().ok_or_else(|| {
+            self.err(
+                path,
+                format!(
+                    "a json patch must be a list of operations, not {}",
+                    shown(patch)
+                ),
+            )
+        })?;
+        for (i, op) in ops.iter().enumerate() {
+            let at = format!("{path}[{i}]");
+            let m = self.mapping(op, &at, &["op", "path", "value", "from"])?;
+            let name = self.string(self.required(m, &at, "op")?, &join(&at, "op"))?;
+            let needs: &[&str] = match name.as_str() {
+                "add" | "replace" | "test" => &["path", "value"],
+                "remove" => &["path"],
+                "move" | "copy" => &["path", "from"],
+                other => {
+                    return Err(self.err(
+                        join(&at, "op"),
+                        format!(
+                            "{other:?} is not a JSON patch operation (add, remove, replace, move, copy, test)"
+                        ),
+                    ));
+                }
+            };
+            for key in needs {
+                let v = self.required(m, &at, key)?;
+                if *key != "value" {
+                    let p = self.string(v, &join(&at, key))?;
+                    if !(p.is_empty() || p.starts_with('/')) {
+                        return Err(self.err(
+                            join(&at, key),
+                            format!("{p:?} is not a JSON pointer (it starts with /)"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn faults(&self, v: &Value) -> Result<Faults, ScenarioError> {
+        let path = "faults";
+        let m = self.mapping(
+            v,
+            path,
+            &[
+                "seed",
+                "conflictRate",
+                "errorRate",
+                "latency",
+                "dropWatchEvery",
+            ],
+        )?;
+        let rate = |key: &str| {
+            m.get(key)
+                .map(|v| self.rate(v, &join(path, key)))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        let duration = |key: &str| {
+            m.get(key)
+                .map(|v| self.duration(v, &join(path, key)))
+                .transpose()
+        };
+        Ok(Faults {
+            seed: m
+                .get("seed")
+                .map(|v| self.uint(v, "faults.seed", u64::MAX))
+                .transpose()?
+                .unwrap_or_default(),
+            conflict_rate: rate("conflictRate")?,
+            error_rate: rate("errorRate")?,
+            latency: duration("latency")?,
+            drop_watch_every: duration("dropWatchEvery")?,
+        })
+    }
+
+    fn until(&self, v: &Value) -> Result<Until, ScenarioError> {
+        let m = self.mapping(v, "until", &["settled", "timeout"])?;
+        let mut u = Until::default();
+        if let Some(s) = m.get("settled") {
+            u.settled = s.as_bool().ok_or_else(|| {
+                self.err(
+                    "until.settled",
+                    format!("must be true or false, not {}", shown(s)),
+                )
+            })?;
+        }
+        if let Some(t) = m.get("timeout") {
+            u.timeout = self.duration(t, "until.timeout")?;
+        }
+        Ok(u)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory with the given files, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str, files: &[(&str, &str)]) -> Dir {
+            let dir = std::env::temp_dir()
+                .join(format!("gamedeploy-scenario-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for (name, text) in files {
+                let p = dir.join(name);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, text).unwrap();
+            }
+            Dir(dir)
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const FILE: &str = "fixtures/scenarios/x.yaml";
+
+    fn error(text: &str) -> String {
+        parse(text, Path::new(FILE)).unwrap_err().to_string()
+    }
+
+    fn step(body: &str) -> String {
+        error(&format!("name: x\nsteps:\n  - at: 1s\n    {body}\n"))
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        let d = |s| parse_duration(s);
+        assert_eq!(d("20s"), Some(Duration::from_secs(20)));
+        assert_eq!(d("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(d("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(d("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(d("1h1m1s"), Some(Duration::from_secs(3661)));
+        for bad in [
+            "",
+            "20",
+            "20x",
+            "s",
+            "1.5s",
+            "-1s",
+            "1m 30s",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(d(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations_format_back_exactly() {
+        for text in ["0s", "20s", "1m30s", "2h", "1h1s", "1m500ms"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
+
+    #[test]
+    fn loads_a_full_scenario_with_files_and_inline_objects() {
+        let dir = Dir::new(
+            "full",
+            &[
+                (
+                    "deploy/pods.yaml",
+                    "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Pod\nmetadata: {generateName: b-}\n",
+                ),
+                (
+                    "scenarios/s.yaml",
+                    r#"
+name: seed
+kubelet:
+  startSeconds: 2
+  images:
+    "python:retag": { sameDigestAs: "python:3.9" }
+    "game:broken": { fail: CrashLoopBackOff }
+apply:
+  - ../deploy/pods.yaml
+  - { apiVersion: v1, kind: Namespace, metadata: { name: games } }
+steps:
+  - at: 20s
+    patch: { kind: GameDeployment, name: gd, type: json,
+             patch: [ { op: replace, path: /spec/template/spec/containers/0/image, value: "python:latest" } ] }
+  - at: 20s
+    annotate: { kind: Pod, name: p, key: k, value: null }
+  - at: 1m
+    scale: { kind: GameDeployment, name: gd, replicas: 3 }
+  - at: 1m30s
+    delete: { kind: Pod, name: p, namespace: games }
+  - at: 2m
+    restartOperator: true
+  - at: 2m
+    crashOperatorAfterWrites: 2
+  - at: 3m
+    setImage: { "game:broken": {} }
+  - at: 4m
+    apply: [ { apiVersion: v1, kind: Pod, metadata: { name: late } } ]
+  - at: 5m
+    patch: { kind: Pod, name: p, type: strategic, patch: { metadata: { labels: { a: b } } } }
+faults: { seed: 7, conflictRate: 0.1, errorRate: 0, dropWatchEvery: 30s }
+until: { settled: false, timeout: 1h }
+"#,
+                ),
+            ],
+        );
+        let s = load(&dir.path("scenarios/s.yaml")).unwrap();
+        assert_eq!(s.name, "seed");
+        assert_eq!(s.kubelet.start_seconds, 2);
+        assert_eq!(s.kubelet.ready_seconds, 1);
+        assert_eq!(s.apply.len(), 3);
+        assert_eq!(
+            s.apply[0].origin,
+            "apply[0] (../deploy/pods.yaml, document 1)"
+        );
+        // Empty documents are not counted.
+        assert_eq!(
+            s.apply[1].origin,
+            "apply[0] (../deploy/pods.yaml, document 2)"
+        );
+        assert_eq!(s.apply[2].kind(), "Namespace");
+        let ats: Vec<u64> = s.steps.iter().map(|s| s.at.as_secs()).collect();
+        assert_eq!(ats, vec![20, 20, 60, 90, 120, 120, 180, 240, 300]);
+        assert!(
+            matches!(&s.steps[0].action, Action::Patch(p) if p.r#type == PatchType::Json && p.target.namespace.is_none())
+        );
+        assert!(matches!(
+            &s.steps[1].action,
+            Action::Annotate { value: None, .. }
+        ));
+        assert!(matches!(
+            &s.steps[2].action,
+            Action::Scale { replicas: 3, .. }
+        ));
+        assert!(
+            matches!(&s.steps[3].action, Action::Delete(t) if t.namespace.as_deref() == Some("games"))
+        );
+        assert_eq!(s.steps[4].action, Action::RestartOperator);
+        assert_eq!(s.steps[5].action, Action::CrashOperatorAfterWrites(2));
+        assert!(
+            matches!(&s.steps[6].action, Action::SetImage(m) if m["game:broken"] == ImageConfig::default())
+        );
+        assert!(matches!(&s.steps[7].action, Action::Apply(v) if v.len() == 1));
+        let f = s.faults.unwrap();
+        assert_eq!((f.seed, f.conflict_rate, f.error_rate), (7, 0.1, 0.0));
+        assert_eq!(f.drop_watch_every, Some(Duration::from_secs(30)));
+        assert_eq!(f.latency, None);
+        assert_eq!(
+            s.until,
+            Until {
+                settled: false,
+                timeout: Duration::from_secs(3600)
+            }
+        );
+    }
+
+    #[test]
+    fn defaults_for_a_minimal_scenario() {
+        let s = parse("name: x", Path::new(FILE)).unwrap();
+        assert_eq!(s.kubelet, KubeletConfig::default());
+        assert!(s.apply.is_empty() && s.steps.is_empty() && s.faults.is_none());
+        assert_eq!(s.until, Until::default());
+    }
+
+    #[test]
+    fn bad_files_name_file_field_and_problem() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "name: x\nsteps:\n  - at: 20x\n    restartOperator: true",
+                "fixtures/scenarios/x.yaml: steps[0].at: \"20x\" is not a duration (use e.g. 20s, 1m30s, 2h)",
+            ),
+            ("steps: []", "fixtures/scenarios/x.yaml: name: is required"),
+            (
+                "name: ''",
+                "fixtures/scenarios/x.yaml: name: must not be empty",
+            ),
+            (
+                "name: x\nnmae: y",
+                "fixtures/scenarios/x.yaml: nmae: unknown field (expected one of: name, kubelet, apply, steps, faults, until)",
+            ),
+            (
+                "- a",
+                "fixtures/scenarios/x.yaml: top level: must be a mapping, not a list",
+            ),
+            (
+                "name: x\nkubelet: {startSecond: 1}",
+                "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images)",
+            ),
+            (
+                "name: x\nkubelet: {readySeconds: -1}",
+                "fixtures/scenarios/x.yaml: kubelet.readySeconds: must be a whole number from 0 to 4294967295, not -1",
+            ),
+            (
+                "name: x\nkubelet: {images: {a: {sameDigestAs: a}}}",
+                "fixtures/scenarios/x.yaml: kubelet.images[\"a\"].sameDigestAs: digest references form a cycle (a -> a); one of them must name an image of its own",
+            ),
+            (
+                "name: x\nfaults: {conflictRate: 1.5}",
+                "fixtures/scenarios/x.yaml: faults.conflictRate: must be a share between 0 and 1, not 1.5",
+            ),
+            (
+                "name: x\nfaults: {errorRate: -0.1}",
+                "fixtures/scenarios/x.yaml: faults.errorRate: must be a share between 0 and 1, not -0.1",
+            ),
+            (
+                "name: x\nfaults: {latency: 5}",
+                "fixtures/scenarios/x.yaml: faults.latency: 5 is not a duration (use e.g. 20s, 1m30s, 2h)",
+            ),
+            (
+                "name: x\nuntil: {settled: yes please}",
+                "fixtures/scenarios/x.yaml: until.settled: must be true or false, not \"yes please\"",
+            ),
+            (
+                "name: x\napply: [42]",
+                "fixtures/scenarios/x.yaml: apply[0]: must be a file path or an object, not 42",
+            ),
+            (
+                "name: x\napply: [{kind: Pod, metadata: {name: a}}]",
+                "fixtures/scenarios/x.yaml: apply[0].apiVersion: is required (a non-empty string)",
+            ),
+            (
+                "name: x\napply: [{apiVersion: v1, kind: Pod}]",
+                "fixtures/scenarios/x.yaml: apply[0].metadata.name: is required (or metadata.generateName)",
+            ),
+            (
+                "name: x\nsteps:\n  - at: 20s\n    restartOperator: true\n  - at: 15s\n    restartOperator: true",
+                "fixtures/scenarios/x.yaml: steps[1].at: \"15s\" is earlier than steps[0] at \"20s\"; steps must be in time order",
+            ),
+            (
+                "name: x\nsteps:\n  - restartOperator: true",
+                "fixtures/scenarios/x.yaml: steps[0].at: is required",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&error(text), want, "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn each_step_has_exactly_one_valid_action() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "",
+                "steps[0]: has no action (add one of: patch, annotate, delete, scale, apply, restartOperator, crashOperatorAfterWrites, setImage)",
+            ),
+            (
+                "restartOperator: true\n    delete: {kind: Pod, name: p}",
+                "steps[0]: has 2 actions (delete, restartOperator); use one step per action",
+            ),
+            (
+                "restart: true",
+                "steps[0].restart: unknown field (expected one of: at, patch, annotate, delete, scale, apply, restartOperator, crashOperatorAfterWrites, setImage)",
+            ),
+            (
+                "restartOperator: false",
+                "steps[0].restartOperator: must be true (remove the step otherwise), not false",
+            ),
+            (
+                "crashOperatorAfterWrites: 0",
+                "steps[0].crashOperatorAfterWrites: must be at least 1 (the write to crash after)",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, patch: {}}",
+                "steps[0].patch.type: is required",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: yaml, patch: {}}",
+                "steps[0].patch.type: \"yaml\" is not a patch type (use json, merge or strategic)",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: strategic, patch: {}}",
+                "steps[0].patch.type: strategic merge patches are not supported for custom resources like GameDeployment; use merge or json",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: json, patch: {a: 1}}",
+                "steps[0].patch.patch: a json patch must be a list of operations, not a mapping",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: merge, patch: [1]}",
+                "steps[0].patch.patch: a merge patch must be a mapping, not a list",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: json, patch: [{op: set, path: /a}]}",
+                "steps[0].patch.patch[0].op: \"set\" is not a JSON patch operation (add, remove, replace, move, copy, test)",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: json, patch: [{op: replace, path: /a}]}",
+                "steps[0].patch.patch[0].value: is required",
+            ),
+            (
+                "patch: {kind: GameDeployment, name: gd, type: json, patch: [{op: remove, path: spec}]}",
+                "steps[0].patch.patch[0].path: \"spec\" is not a JSON pointer (it starts with /)",
+            ),
+            (
+                "patch: {name: gd, type: json, patch: []}",
+                "steps[0].patch.kind: is required",
+            ),
+            (
+                "annotate: {kind: Pod, name: p, key: k}",
+                "steps[0].annotate.value: is required (a string, or null to remove the annotation)",
+            ),
+            (
+                "annotate: {kind: Pod, name: p, key: k, value: 30}",
+                "steps[0].annotate.value: must be a string or null, not 30 (quote it: \"30\")",
+            ),
+            (
+                "annotate: {kind: Pod, name: '${pods[x]}', key: k, value: a}",
+                "steps[0].annotate: \"${pods[x]}\": write a pod reference as ${pods[N]} with N a whole number from 0",
+            ),
+            (
+                "annotate: {kind: Pod, name: p, key: '', value: a}",
+                "steps[0].annotate.key: must not be empty",
+            ),
+            (
+                "scale: {kind: GameDeployment, name: gd, replicas: -1}",
+                "steps[0].scale.replicas: must be a whole number from 0 to 2147483647, not -1",
+            ),
+            (
+                "delete: {kind: Pod, name: p, force: true}",
+                "steps[0].delete.force: unknown field (expected one of: kind, name, namespace)",
+            ),
+            (
+                "setImage: [a]",
+                "steps[0].setImage: must map image references to settings, not a list",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(step(body), format!("{FILE}: {want}"), "for {body:?}");
+        }
+        let bad_image = step("setImage: {\"game:v2\": {fail: OOMKilled}}");
+        assert!(
+            bad_image.starts_with(&format!(
+                "{FILE}: steps[0].setImage[\"game:v2\"]: unknown variant `OOMKilled`"
+            )),
+            "{bad_image}"
+        );
+    }
+
+    #[test]
+    fn unreadable_files_and_bad_yaml_are_reported() {
+        let missing = load(Path::new("/nonexistent/gamedeploy/s.yaml")).unwrap_err();
+        assert!(matches!(missing, ScenarioError::Read { .. }));
+        assert!(
+            missing
+                .to_string()
+                .starts_with("/nonexistent/gamedeploy/s.yaml: cannot read the scenario: "),
+            "{missing}"
+        );
+        let yaml = error("name: [unclosed");
+        assert!(
+            yaml.starts_with(&format!("{FILE}: not valid YAML: ")),
+            "{yaml}"
+        );
+        let dir = Dir::new(
+            "apply",
+            &[
+                ("broken.yaml", "apiVersion: v1\nkind: [\n"),
+                ("empty.yaml", "---\n"),
+                ("nokind.yaml", "apiVersion: v1\nmetadata: {name: a}\n"),
+            ],
+        );
+        let run = |entry: &str| {
+            let text = format!("name: x\napply: [{entry}]\n");
+            parse(&text, &dir.path("s.yaml")).unwrap_err().to_string()
+        };
+        let s = dir.path("s.yaml").display().to_string();
+        let missing = run("missing.yaml");
+        assert!(
+            missing.starts_with(&format!(
+                "{s}: apply[0]: cannot read missing.yaml ({})",
+                dir.path("missing.yaml").display()
+            )),
+            "{missing}"
+        );
+        assert!(
+            run("broken.yaml")
+                .starts_with(&format!("{s}: apply[0]: broken.yaml is not valid YAML: "))
+        );
+        assert_eq!(
+            run("empty.yaml"),
+            format!("{s}: apply[0]: empty.yaml holds no objects")
+        );
+        assert_eq!(
+            run("nokind.yaml"),
+            format!(
+                "{s}: apply[0] (nokind.yaml, document 1).kind: is required (a non-empty string)"
+            )
+        );
+    }
+
+    #[test]
+    fn outcomes_map_to_exit_codes() {
+        assert_eq!(Outcome::of_run(true).exit_code(), 0);
+        assert_eq!(Outcome::of_run(false).exit_code(), 1);
+        assert_eq!(Outcome::InvalidScenario.exit_code(), 2);
+    }
+}

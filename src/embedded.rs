@@ -1,0 +1,123 @@
+//! The subcommands that run the embedded cluster: `cluster` (served over HTTP for kubectl) and
+//! `simulate` (a scenario on virtual time). Left out of the operator-only build.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::{SimOutput, init_tracing, shutdown_signal};
+
+pub(crate) async fn cluster(
+    listen: std::net::SocketAddr,
+    kubeconfig_out: PathBuf,
+    operator: bool,
+    kubelet: bool,
+) -> Result<String, String> {
+    use embedded_apiserver::{ApiServer, serve};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    init_tracing();
+    if !listen.ip().is_loopback() {
+        return Err(format!(
+            "--listen {listen}: the embedded cluster has no authentication; use a loopback address"
+        ));
+    }
+    let clock: gamedeploy_clock::SharedClock = Arc::new(gamedeploy_clock::SystemClock);
+    let server = ApiServer::new(clock.clone());
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(server.client_as("setup"));
+    for crd in gamedeploy_core::api::crds() {
+        crds.create(&Default::default(), &crd)
+            .await
+            .map_err(|e| format!("installing CRDs: {e}"))?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    std::fs::write(&kubeconfig_out, serve::kubeconfig(addr))
+        .map_err(|e| format!("cannot write {}: {e}", kubeconfig_out.display()))?;
+    eprintln!("embedded cluster listening on http://{addr}");
+    eprintln!("  export KUBECONFIG={}", kubeconfig_out.display());
+    if operator {
+        let options = gamedeploy_operator::controller::Options {
+            seed: 1,
+            instance: "embedded".into(),
+            concurrency: 4,
+        };
+        tokio::spawn(gamedeploy_operator::controller::run(
+            server.client_as("operator"),
+            clock.clone(),
+            options,
+            shutdown_signal(),
+        ));
+    }
+    if kubelet {
+        let (_config, rx) =
+            tokio::sync::watch::channel(simulated_kubelet::config::KubeletConfig::default());
+        tokio::spawn(simulated_kubelet::node::run(
+            server.client_as("kubelet"),
+            simulated_kubelet::runtime::NodeConfig::default(),
+            clock.clone(),
+            rx,
+            simulated_kubelet::runtime::NodeRuntime::default(),
+            shutdown_signal(),
+        ));
+    }
+    serve::serve(server, listener, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::new())
+}
+
+/// Runs a scenario on a single-threaded runtime with paused time: timers jump straight to the
+/// next deadline, so a run is fast and its virtual timeline reproducible.
+pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
+    use gamedeploy_simulator::scenario::{Outcome, load};
+    let scenario = match load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gamedeploy: {e}");
+            return ExitCode::from(Outcome::InvalidScenario.exit_code());
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gamedeploy: cannot start the simulation runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut print = |snapshot: String| {
+        if output == SimOutput::Table {
+            println!("{snapshot}");
+        }
+    };
+    let report = match runtime.block_on(gamedeploy_simulator::runner::run(&scenario, &mut print)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gamedeploy: {e}");
+            return ExitCode::from(Outcome::InvalidScenario.exit_code());
+        }
+    };
+    match output {
+        SimOutput::Json => match serde_json::to_string_pretty(&report) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("gamedeploy: cannot render the report: {e}"),
+        },
+        SimOutput::Table => println!(
+            "{} after {}s of virtual time; operator restarts: {}, faults injected: {}",
+            if report.settled {
+                "settled"
+            } else {
+                "NOT settled"
+            },
+            report.virtual_seconds,
+            report.operator_restarts,
+            report.faults_injected
+        ),
+    }
+    ExitCode::from(Outcome::of_run(report.settled).exit_code())
+}
