@@ -79,6 +79,9 @@ pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
             return ExitCode::from(Outcome::InvalidScenario.exit_code());
         }
     };
+    for warning in scenario.warnings() {
+        eprintln!("gamedeploy: warning: {}: {warning}", path.display());
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -98,7 +101,7 @@ pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
     let report = match runtime.block_on(gamedeploy_simulator::runner::run(&scenario, &mut print)) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("gamedeploy: {e}");
+            eprintln!("gamedeploy: {}: {e}", path.display());
             return ExitCode::from(Outcome::InvalidScenario.exit_code());
         }
     };

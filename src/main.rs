@@ -9,8 +9,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use futures::FutureExt;
 use gamedeploy_core::inplace::table;
 
 #[derive(Parser)]
@@ -160,15 +162,98 @@ fn states(format: StatesFormat) -> Result<String, String> {
 pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // kube's HTTP layer logs every failed request at ERROR without saying where to, and
+            // a dropped watch at WARN as a `Debug` dump; `run` and the operator say what failed
+            // themselves, once per attempt.
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,kube_client::client=error,kube_client::client::builder=off".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
 }
 
+/// After SIGTERM, in-flight reconciles get this long to finish before the process exits
+/// anyway: every step of an update is recorded before it is taken, so one cut short resumes
+/// on the next start, while a reconcile stuck on an unreachable server could hold the stop
+/// for minutes.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+/// Longest wait between two attempts to reach the cluster at startup.
+const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
+
 async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, String> {
     init_tracing();
-    let config = match &kubeconfig {
+    // Installed before any await, so SIGTERM stops the operator whatever it is waiting for.
+    let shutdown = shutdown_signal();
+    let client = tokio::select! {
+        client = connect(kubeconfig.as_deref()) => client?,
+        () = shutdown.clone() => {
+            tracing::info!("gamedeploy operator stopped before it reached the cluster");
+            return Ok(String::new());
+        }
+    };
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "gamedeploy".into());
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64;
+    tracing::info!(%instance, "gamedeploy operator starting");
+    let options = gamedeploy_operator::controller::Options {
+        seed,
+        instance,
+        concurrency,
+    };
+    let operator = gamedeploy_operator::controller::run(
+        client,
+        Arc::new(gamedeploy_clock::SystemClock),
+        options,
+        shutdown.clone(),
+    );
+    // The controller's graceful shutdown waits for its caches' first lists and for every
+    // in-flight reconcile, which against a lost server may be for ever.
+    tokio::select! {
+        _ = operator => {}
+        () = async { shutdown.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!(
+                "in-flight reconciles did not finish within {}ms of the signal; stopping anyway",
+                SHUTDOWN_GRACE.as_millis()
+            );
+        }
+    }
+    tracing::info!("gamedeploy operator stopped");
+    Ok(String::new())
+}
+
+/// Why `run` cannot use the cluster yet; each is retried with back-off.
+#[derive(Debug, thiserror::Error)]
+enum Unusable {
+    #[error("cannot reach the cluster at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error(
+        "cannot reach the cluster's GameDeployment API at {url}: {reason} (is this a Kubernetes API server, with the CRDs installed? `gamedeploy crds | kubectl apply -f -`)"
+    )]
+    NoApi { url: String, reason: String },
+    #[error(
+        "the cluster at {url} refuses the operator's requests: {reason} (grant the rights in deploy/rbac.yaml to the account in the kubeconfig)"
+    )]
+    Refused { url: String, reason: String },
+}
+
+impl Unusable {
+    fn of(url: &str, e: &kube::Error) -> Self {
+        let (url, reason) = (url.to_string(), gamedeploy_operator::describe(e));
+        match e {
+            kube::Error::Api(s) if s.code == 404 => Unusable::NoApi { url, reason },
+            kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
+                Unusable::Refused { url, reason }
+            }
+            _ => Unusable::Unreachable { url, reason },
+        }
+    }
+}
+
+/// A client for the configured cluster, once it answers a list of GameDeployments: before
+/// that, the controller's watches would retry silently for ever. One line per failed attempt.
+async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
+    use gamedeploy_core::api::GameDeployment;
+    let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
@@ -180,41 +265,53 @@ async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, St
             .await
             .map_err(|e| format!("no cluster found ({e}); set KUBECONFIG or pass --kubeconfig"))?,
     };
+    let url = config.cluster_url.to_string();
     let client =
         kube::Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
-    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "gamedeploy".into());
-    let seed = jiff::Timestamp::now().as_nanosecond() as u64;
-    tracing::info!(%instance, "gamedeploy operator starting");
-    let options = gamedeploy_operator::controller::Options {
-        seed,
-        instance,
-        concurrency,
-    };
-    gamedeploy_operator::controller::run(
-        client,
-        Arc::new(gamedeploy_clock::SystemClock),
-        options,
-        shutdown_signal(),
-    )
-    .await;
-    tracing::info!("gamedeploy operator stopped");
-    Ok(String::new())
+    let api: kube::Api<GameDeployment> = kube::Api::all(client.clone());
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match api
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => return Ok(client),
+            Err(e) => tracing::warn!(
+                "{}; retrying in {}s",
+                Unusable::of(url.trim_end_matches('/'), &e),
+                wait.as_secs()
+            ),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MAX_CONNECT_BACKOFF);
+    }
 }
 
-/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C. The handlers are installed when this
+/// is called, not when it is first polled, so a signal that comes while the caller is busy
+/// elsewhere is neither lost nor fatal. Clones resolve together.
+pub(crate) fn shutdown_signal() -> futures::future::Shared<futures::future::BoxFuture<'static, ()>>
+{
     #[cfg(unix)]
     {
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            return async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-            return;
+            .boxed()
+            .shared();
         }
     }
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    .boxed()
+    .shared()
 }

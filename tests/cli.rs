@@ -67,3 +67,82 @@ fn run_with_an_unreadable_kubeconfig_says_which_file() {
         "{stderr}"
     );
 }
+
+/// `simulate` on scenario files written to a scratch directory: exit status, stdout, stderr.
+fn simulate(tag: &str, files: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let dir = std::env::temp_dir().join(format!("gamedeploy-cli-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
+        .arg("simulate")
+        .arg(dir.join("s.yaml"))
+        .args(args)
+        .output()
+        .expect("run gamedeploy simulate");
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_no_debug_dump(stderr: &str) {
+    for dump in ["Status {", "ApiError", "Some(", "details:"] {
+        assert!(!stderr.contains(dump), "Debug output ({dump:?}):\n{stderr}");
+    }
+}
+
+#[test]
+fn simulate_a_step_on_a_missing_object_says_which_step_and_why() {
+    let scenario = "name: x\nsteps:\n  - at: 10s\n    patch: {kind: Pod, name: foo, type: merge, patch: {metadata: {labels: {a: b}}}}\n";
+    let (code, _, stderr) = simulate("missing", &[("s.yaml", scenario)], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r#"s.yaml: steps[0] (t=10s): patch pods/foo: pods "foo" not found"#),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_no_debug_dump(&stderr);
+}
+
+#[test]
+fn simulate_never_prints_the_content_of_an_applied_file() {
+    let secret = "root:x:0:0:hunter2:/root:/bin/bash\n";
+    let broken = "password: hunter2\nkey: [hunter2\n";
+    for (tag, file) in [("passwd", secret), ("broken", broken)] {
+        let (code, _, stderr) = simulate(
+            tag,
+            &[("s.yaml", "name: x\napply: [secret]\n"), ("secret", file)],
+            &[],
+        );
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(
+            stderr.contains("apply[0]") && stderr.contains("secret"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
+
+#[test]
+fn simulate_warns_of_steps_after_the_timeout_and_still_runs() {
+    let scenario = "name: x\nsteps:\n  - at: 10s\n    restartOperator: true\n  - at: 200s\n    restartOperator: true\nuntil: {timeout: 2m}\n";
+    let (code, stdout, stderr) = simulate("late", &[("s.yaml", scenario)], &["-o", "json"]);
+    assert_eq!(
+        code,
+        Some(1),
+        "the late step keeps it from settling: {stderr}"
+    );
+    assert!(
+        stderr.contains("warning: ")
+            && stderr.contains("steps[1] at 3m20s comes after until.timeout 2m and will never run"),
+        "{stderr}"
+    );
+    // The report is the design's, unchanged: the warning is for the person running it.
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["operatorRestarts"], 1);
+    assert!(!stdout.contains("warning"), "{stdout}");
+}

@@ -10,7 +10,15 @@ use std::process::Command;
 fn tree(package: &str, extra: &[&str]) -> BTreeMap<String, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["tree", "--offline", "--locked", "-e", "normal", "--prefix", "none"])
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .args(["--format", "{p}|{f}", "-p", package])
         .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -33,8 +41,14 @@ fn tree(package: &str, extra: &[&str]) -> BTreeMap<String, String> {
 
 fn assert_none_of(package: &str, extra: &[&str], forbidden: &[&str]) {
     let deps = tree(package, extra);
-    assert!(deps.contains_key(package), "cargo tree did not list {package} itself: {deps:?}");
-    let breached: Vec<_> = forbidden.iter().filter(|f| deps.contains_key(**f)).collect();
+    assert!(
+        deps.contains_key(package),
+        "cargo tree did not list {package} itself: {deps:?}"
+    );
+    let breached: Vec<_> = forbidden
+        .iter()
+        .filter(|f| deps.contains_key(**f))
+        .collect();
     assert!(
         breached.is_empty(),
         "{package} {extra:?} depends on {breached:?}, which its layer may not use"
@@ -46,15 +60,31 @@ fn the_core_is_pure() {
     assert_none_of(
         "gamedeploy-core",
         &[],
-        &["kube-client", "kube-runtime", "tokio", "hyper", "hyper-util", "tower", "reqwest"],
+        &[
+            "kube-client",
+            "kube-runtime",
+            "tokio",
+            "hyper",
+            "hyper-util",
+            "tower",
+            "reqwest",
+        ],
     );
 }
 
 #[test]
 fn the_embedded_cluster_knows_nothing_of_game_deployments() {
-    let ours = ["gamedeploy-core", "gamedeploy-operator", "gamedeploy-simulator"];
+    let ours = [
+        "gamedeploy-core",
+        "gamedeploy-operator",
+        "gamedeploy-simulator",
+    ];
     assert_none_of("embedded-apiserver", &[], &ours);
-    assert_none_of("simulated-kubelet", &[], &[&ours[..], &["embedded-apiserver"]].concat());
+    assert_none_of(
+        "simulated-kubelet",
+        &[],
+        &[&ours[..], &["embedded-apiserver"]].concat(),
+    );
 }
 
 #[test]

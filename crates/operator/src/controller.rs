@@ -376,6 +376,13 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::debug!(gamedeployment = %obj.name, "reconciled"),
+                // A failing watch is a lost or refusing cluster: say so (watches back off).
+                Err(kube::runtime::controller::Error::QueueError(e)) => {
+                    tracing::warn!(
+                        "watching the cluster failed: {}; retrying",
+                        super::describe(&e)
+                    )
+                }
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
         });

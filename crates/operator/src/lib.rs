@@ -21,3 +21,94 @@ pub enum Error {
     #[error("a watch cache stopped before its first list completed")]
     CacheClosed,
 }
+
+/// An error and its causes as one line for people. kube's own `Display` of an API error
+/// embeds the `Debug` dump of the Status, and a transport error says only "client error
+/// (Connect)", leaving the reason (connection refused, no such host) to its `source()` chain.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        next = e.source();
+        let status = match e.downcast_ref::<kube::Error>() {
+            Some(kube::Error::Api(s)) => Some(s.as_ref()),
+            // Labels whose message is their source's.
+            Some(kube::Error::HyperError(_) | kube::Error::Service(_)) => continue,
+            _ => e.downcast_ref::<kube::core::Status>(),
+        };
+        if let Some(s) = status {
+            parts.push(status_message(s));
+            break;
+        }
+        let text = e.to_string();
+        // A wrapper that repeats its source's message adds only its own prefix.
+        let own = match next.map(|s| s.to_string()) {
+            Some(inner) => text
+                .strip_suffix(&inner)
+                .map_or(text.as_str(), |p| p.trim_end_matches([':', ' ']))
+                .to_string(),
+            None => text,
+        };
+        if !own.is_empty() {
+            parts.push(own);
+        }
+    }
+    parts.join(": ")
+}
+
+/// What the API server said: its message (`pods "foo" not found`), or, for an answer that was
+/// not a Status at all (a proxy's or a web server's error page), just the HTTP status.
+fn status_message(s: &kube::core::Status) -> String {
+    // kube's reason for a body it could not read as a Status; the body is then a page of
+    // HTML or text that says nothing a user can act on here.
+    const NOT_A_STATUS: &str = "Failed to parse error data";
+    if !s.message.is_empty() && s.reason != NOT_A_STATUS {
+        return s.message.clone();
+    }
+    match http::StatusCode::from_u16(s.code) {
+        Ok(code) => format!("the server answered {code}"),
+        Err(_) => format!("the server answered status {}", s.code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_errors_read_as_the_servers_message() {
+        let status = kube::core::Status::failure(r#"pods "foo" not found"#, "NotFound")
+            .with_code(404)
+            .boxed();
+        let e = kube::Error::Api(status);
+        assert!(
+            e.to_string().contains("Status {"),
+            "kube's own Display dumps"
+        );
+        assert_eq!(describe(&e), r#"pods "foo" not found"#);
+        let watch = kube::runtime::watcher::Error::InitialListFailed(e);
+        assert_eq!(
+            describe(&watch),
+            r#"failed to perform initial object list: pods "foo" not found"#
+        );
+    }
+
+    #[test]
+    fn answers_that_are_not_a_status_read_as_the_http_status() {
+        let status =
+            kube::core::Status::failure("<html>404 page</html>", "Failed to parse error data")
+                .with_code(404)
+                .boxed();
+        assert_eq!(
+            describe(&kube::Error::Api(status)),
+            "the server answered 404 Not Found"
+        );
+    }
+
+    #[test]
+    fn transport_errors_read_as_their_causes() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = kube::Error::Service(Box::new(io));
+        assert_eq!(describe(&e), "connection refused");
+    }
+}

@@ -26,6 +26,7 @@ use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_core::inplace::{self, Decoded, State};
 use gamedeploy_operator::controller::{Handle, Options};
+use gamedeploy_operator::describe;
 use simulated_kubelet::runtime::{NodeConfig, NodeRuntime};
 
 /// Virtual time zero of every simulation, so reports are reproducible.
@@ -40,8 +41,15 @@ const SCENARIO: &str = "scenario";
 pub enum SimError {
     #[error("{origin}: {message}")]
     Apply { origin: String, message: String },
-    #[error("step at {at}: {message}")]
-    Step { at: String, message: String },
+    /// `steps[index]` as the scenario file numbers them; `what` is the request, e.g.
+    /// `patch pods/foo`.
+    #[error("steps[{index}] (t={at}): {what}: {message}")]
+    Step {
+        index: usize,
+        at: String,
+        what: String,
+        message: String,
+    },
     #[error("setting up the embedded cluster: {0}")]
     Setup(String),
 }
@@ -67,12 +75,12 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
         crd_api
             .create(&PostParams::default(), &crd)
             .await
-            .map_err(|e| SimError::Setup(format!("installing CRDs: {e}")))?;
+            .map_err(|e| SimError::Setup(format!("installing CRDs: {}", describe(&e))))?;
     }
     let discovery = Discovery::new(admin.clone())
         .run()
         .await
-        .map_err(|e| SimError::Setup(format!("discovery: {e}")))?;
+        .map_err(|e| SimError::Setup(format!("discovery: {}", describe(&e))))?;
 
     // The node.
     let (kubelet_config, kubelet_rx) = watch::channel(scenario.kubelet.clone());
@@ -106,9 +114,14 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
     let mut operator_writes = 0u64;
     let mut crash_after: Option<u64> = None;
     for m in &scenario.apply {
-        apply(&admin, &discovery, m).await?;
+        apply(&admin, &discovery, m)
+            .await
+            .map_err(|f| SimError::Apply {
+                origin: f.what,
+                message: f.message,
+            })?;
     }
-    let mut steps = scenario.steps.iter().peekable();
+    let mut steps = scenario.steps.iter().enumerate().peekable();
     let mut next_drop = scenario.faults.as_ref().and_then(|f| f.drop_watch_every);
     // Snapshots are printed after each step and whenever a rollout makes progress.
     let mut progress_shown: Vec<(i32, i32)> = Vec::new();
@@ -127,21 +140,21 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
             }
         }
         let now = Instant::now();
-        if let Some(step) = steps.next_if(|s| start + s.at <= now) {
+        if let Some((index, step)) = steps.next_if(|(_, s)| start + s.at <= now) {
             match &step.action {
                 Action::RestartOperator => operator.restart(&server, &clock, false).await,
                 Action::CrashOperatorAfterWrites(n) => {
                     crash_after = Some(operator_writes + u64::from(*n))
                 }
                 Action::SetImage(images) => kubelet_config.send_modify(|c| c.set_images(images)),
-                other => {
-                    act(&admin, &discovery, other)
-                        .await
-                        .map_err(|message| SimError::Step {
-                            at: super::scenario::format_duration(step.at),
-                            message,
-                        })?
-                }
+                other => act(&admin, &discovery, other)
+                    .await
+                    .map_err(|f| SimError::Step {
+                        index,
+                        at: super::scenario::format_duration(step.at),
+                        what: f.what,
+                        message: f.message,
+                    })?,
             }
             last_shown = Some(Instant::now());
             table(snapshot(
@@ -392,16 +405,23 @@ fn api_for(client: &kube::Client, ar: &ApiResource, namespace: Option<&str>) -> 
     }
 }
 
+/// A request of the scenario's that failed: what it was (`patch pods/foo`, or an applied
+/// object's origin) and why, in the API server's words.
+struct Failed {
+    what: String,
+    message: String,
+}
+
 /// Applies one object with server-side apply, as `kubectl apply --server-side` would.
-async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Result<(), SimError> {
-    let err = |message: String| SimError::Apply {
-        origin: m.origin.clone(),
+async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Result<(), Failed> {
+    let err = |message: String| Failed {
+        what: m.origin.clone(),
         message,
     };
     let api_version = m.object.get("apiVersion").and_then(Value::as_str);
     let kind = m.kind();
-    let ar = resource_for_kind(discovery, api_version, kind)
-        .ok_or_else(|| err(format!("unknown kind {kind}")))?;
+    let ar =
+        resource_for_kind(discovery, api_version, kind).ok_or_else(|| err(no_such_kind(kind)))?;
     let name = m
         .object
         .pointer("/metadata/name")
@@ -419,81 +439,162 @@ async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Re
         )
         .await
         .map(|_| ())
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(describe(&e)))
+}
+
+fn no_such_kind(kind: &str) -> String {
+    format!("the cluster serves no kind {kind}")
 }
 
 /// Executes a user-like step, first resolving its `${pods[N]}` references.
-async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> Result<(), String> {
+async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> Result<(), Failed> {
+    let (verb, target) = match action {
+        Action::Patch(p) => ("patch", &p.target),
+        Action::Annotate { target, .. } => ("annotate", target),
+        Action::Delete(target) => ("delete", target),
+        Action::Scale { target, .. } => ("scale", target),
+        Action::Apply(manifests) => {
+            for m in manifests {
+                apply(client, discovery, m).await?;
+            }
+            return Ok(());
+        }
+        Action::RestartOperator | Action::CrashOperatorAfterWrites(_) | Action::SetImage(_) => {
+            return Ok(());
+        }
+    };
+    let resource = resource_for_kind(discovery, None, &target.kind);
+    // `patch pods/foo`, as kubectl names it (the kind as written when the cluster has none).
+    let what = |name: &str| {
+        let kind = resource.as_ref().map_or(&target.kind, |ar| &ar.plural);
+        format!("{verb} {kind}/{name}")
+    };
+    let fail = |message: String| Failed {
+        what: what(&target.name),
+        message,
+    };
+    let Some(ar) = &resource else {
+        return Err(fail(no_such_kind(&target.kind)));
+    };
     let expanded;
     let action = match action.pod_namespace() {
         Some(ns) => {
             let mut names: Vec<String> = Api::<Pod>::namespaced(client.clone(), ns)
                 .list(&ListParams::default())
                 .await
-                .map_err(|e| format!("listing pods to resolve ${{pods[N]}}: {e}"))?
+                .map_err(|e| {
+                    fail(format!(
+                        "listing pods to resolve ${{pods[N]}}: {}",
+                        describe(&e)
+                    ))
+                })?
                 .items
                 .into_iter()
                 .filter(|p| p.metadata.deletion_timestamp.is_none())
                 .filter_map(|p| p.metadata.name)
                 .collect();
             names.sort();
-            expanded = action.expand(&names).map_err(|e| e.to_string())?;
+            expanded = action.expand(&names).map_err(|e| fail(e.to_string()))?;
             &expanded
         }
         None => action,
     };
-    let target_api = |t: &Target| {
-        resource_for_kind(discovery, None, &t.kind)
-            .map(|ar| api_for(client, &ar, t.namespace.as_deref()))
-            .ok_or_else(|| format!("unknown kind {}", t.kind))
-    };
+    let api = |t: &Target| api_for(client, ar, t.namespace.as_deref());
     let pp = PatchParams::default();
-    match action {
+    let (name, result) = match action {
         Action::Patch(p) => {
-            let api = target_api(&p.target)?;
             let patch = match p.r#type {
-                PatchType::Json => {
-                    Patch::Json(serde_json::from_value(p.patch.clone()).map_err(|e| e.to_string())?)
-                }
+                PatchType::Json => Patch::Json(
+                    serde_json::from_value(p.patch.clone())
+                        .map_err(|e| fail(format!("not a JSON patch: {e}")))?,
+                ),
                 PatchType::Merge => Patch::Merge(p.patch.clone()),
                 PatchType::Strategic => Patch::Strategic(p.patch.clone()),
             };
-            api.patch(&p.target.name, &pp, &patch)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let name = &p.target.name;
+            (
+                name,
+                api(&p.target).patch(name, &pp, &patch).await.map(drop),
+            )
         }
         Action::Annotate { target, key, value } => {
             let body = json!({"metadata": {"annotations": {key: value}}});
-            target_api(target)?
-                .patch(&target.name, &pp, &Patch::Merge(body))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let name = &target.name;
+            let r = api(target).patch(name, &pp, &Patch::Merge(body)).await;
+            (name, r.map(drop))
         }
-        Action::Delete(target) => target_api(target)?
-            .delete(&target.name, &DeleteParams::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        Action::Delete(target) => {
+            let name = &target.name;
+            let r = api(target).delete(name, &DeleteParams::default()).await;
+            (name, r.map(drop))
+        }
         Action::Scale { target, replicas } => {
             let body = json!({"spec": {"replicas": replicas}});
-            target_api(target)?
-                .patch_scale(&target.name, &pp, &Patch::Merge(body))
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+            let name = &target.name;
+            let r = api(target)
+                .patch_scale(name, &pp, &Patch::Merge(body))
+                .await;
+            (name, r.map(drop))
         }
-        Action::Apply(manifests) => {
-            for m in manifests {
-                apply(client, discovery, m)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(())
+        // Handled above; expansion keeps the kind of action.
+        _ => return Ok(()),
+    };
+    result.map_err(|e| Failed {
+        what: what(name),
+        message: describe(&e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::scenario::parse;
+
+    /// How running `steps` (after one pod-free setup) fails, as the user reads it.
+    async fn failure(body: &str) -> String {
+        let text = format!("name: x\nuntil: {{timeout: 1m}}\n{body}");
+        let scenario = parse(&text, Path::new("s.yaml")).unwrap();
+        run(&scenario, &mut |_| {}).await.unwrap_err().to_string()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_steps_name_the_step_the_request_and_the_servers_message() {
+        let cases = [
+            (
+                "steps:\n  - at: 5s\n    restartOperator: true\n  - at: 10s\n    patch: {kind: Pod, name: foo, type: merge, patch: {metadata: {labels: {a: b}}}}\n",
+                r#"steps[1] (t=10s): patch pods/foo: pods "foo" not found"#,
+            ),
+            (
+                "steps:\n  - at: 1s\n    delete: {kind: GameDeployment, name: nope}\n",
+                r#"steps[0] (t=1s): delete gamedeployments/nope: gamedeployments.tkex.tencent.com "nope" not found"#,
+            ),
+            (
+                "steps:\n  - at: 1s\n    annotate: {kind: Pod, name: foo, key: k, value: v}\n",
+                r#"steps[0] (t=1s): annotate pods/foo: pods "foo" not found"#,
+            ),
+            (
+                "steps:\n  - at: 1s\n    scale: {kind: Widget, name: w, replicas: 1}\n",
+                "steps[0] (t=1s): scale Widget/w: the cluster serves no kind Widget",
+            ),
+            (
+                "steps:\n  - at: 1s\n    delete: {kind: Pod, name: '${pods[3]}'}\n",
+                "steps[0] (t=1s): delete pods/${pods[3]}: ${pods[3]} names no pod: only 0 pods exist when the step runs",
+            ),
+        ];
+        for (body, want) in cases {
+            assert_eq!(failure(body).await, want, "for {body}");
         }
-        Action::RestartOperator | Action::CrashOperatorAfterWrites(_) | Action::SetImage(_) => {
-            Ok(())
-        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_applies_say_what_the_server_said() {
+        let e = failure(
+            "apply: [{apiVersion: v1, kind: Pod, metadata: {name: p}, spec: {containers: 5}}]\n",
+        )
+        .await;
+        assert!(e.starts_with("apply[0] (inline): "), "{e}");
+        assert!(!e.contains("Status {") && !e.contains("ApiError"), "{e}");
     }
 }

@@ -29,6 +29,25 @@ pub struct Scenario {
     pub until: Until,
 }
 
+impl Scenario {
+    /// What is valid but surely not meant: steps after `until.timeout` never run. For the
+    /// person running it (stderr), not part of the report.
+    pub fn warnings(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.at > self.until.timeout)
+            .map(|(i, s)| {
+                format!(
+                    "steps[{i}] at {} comes after until.timeout {} and will never run",
+                    format_duration(s.at),
+                    format_duration(self.until.timeout)
+                )
+            })
+            .collect()
+    }
+}
+
 /// One object to apply, with where it came from for error messages.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -200,8 +219,12 @@ pub enum ScenarioError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: not valid YAML: {message}", file.display())]
-    Yaml { file: PathBuf, message: String },
+    #[error("{}: not valid YAML ({position}): {problem}", file.display())]
+    Yaml {
+        file: PathBuf,
+        position: String,
+        problem: String,
+    },
     #[error("{}: {path}: {problem}", file.display())]
     Invalid {
         file: PathBuf,
@@ -266,7 +289,8 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
 pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     let root: Value = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Yaml {
         file: file.to_path_buf(),
-        message: e.to_string(),
+        position: yaml_position(&e),
+        problem: yaml_problem(&e),
     })?;
     let cx = Cx { file };
     let top = cx.mapping(
@@ -353,6 +377,24 @@ pub fn format_duration(d: Duration) -> String {
     if text.is_empty() { "0s".into() } else { text }
 }
 
+/// Where YAML failed to parse. The parser's own message would quote the lines around it,
+/// and a mistaken path can point at a file of secrets.
+fn yaml_position(e: &serde_saphyr::Error) -> String {
+    e.location().map_or("position unknown".into(), |l| {
+        format!("line {}, column {}", l.line(), l.column())
+    })
+}
+
+/// Why YAML failed to parse (`unclosed bracket '['`), without position or quoted lines.
+fn yaml_problem(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::MessageFormatter;
+    serde_saphyr::DefaultMessageFormatter
+        .format_message(e.without_snippet())
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// Walks the YAML tree; knows the file for error messages.
 struct Cx<'a> {
     file: &'a Path,
@@ -369,10 +411,20 @@ fn join(path: &str, key: &str) -> String {
 /// A YAML value as the user would recognise it in a message.
 fn shown(v: &Value) -> String {
     match v {
-        Value::Null => "null".into(),
-        Value::Array(_) => "a list".into(),
-        Value::Object(_) => "a mapping".into(),
+        Value::Null | Value::Array(_) | Value::Object(_) => type_name(v).into(),
         other => other.to_string(),
+    }
+}
+
+/// What a value is, without what it holds: for a whole document, whose text may be anything.
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
     }
 }
 
@@ -398,7 +450,7 @@ impl Cx<'_> {
     ) -> Result<&'v Map<String, Value>, ScenarioError> {
         let m = v
             .as_object()
-            .ok_or_else(|| self.err(path, format!("must be a mapping, not {}", shown(v))))?;
+            .ok_or_else(|| self.err(path, format!("must be a mapping, not {}", type_name(v))))?;
         if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(self.err(
                 join(path, k),
@@ -532,8 +584,13 @@ impl Cx<'_> {
                 format!("cannot read {rel} ({}): {e}", resolved.display()),
             )
         })?;
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .map_err(|e| self.err(at, format!("{rel} is not valid YAML: {e}")))?;
+        // Position only: the parser's message may quote the file, which may be anything.
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
+            self.err(
+                at,
+                format!("{rel} is not valid YAML ({})", yaml_position(&e)),
+            )
+        })?;
         let mut out = Vec::new();
         for (d, doc) in docs.into_iter().enumerate() {
             if doc.is_null() {
@@ -555,7 +612,7 @@ impl Cx<'_> {
     /// What the API server needs before anything else: apiVersion, kind and a name.
     fn check_object(&self, v: &Value, at: &str) -> Result<(), ScenarioError> {
         let Some(m) = v.as_object() else {
-            return Err(self.err(at, format!("must be an object, not {}", shown(v))));
+            return Err(self.err(at, format!("must be an object, not {}", type_name(v))));
         };
         for key in ["apiVersion", "kind"] {
             match m.get(key) {
@@ -1221,7 +1278,7 @@ until: { settled: false, timeout: 1h }
         );
         let yaml = error("name: [unclosed");
         assert!(
-            yaml.starts_with(&format!("{FILE}: not valid YAML: ")),
+            yaml.starts_with(&format!("{FILE}: not valid YAML (line ")),
             "{yaml}"
         );
         let dir = Dir::new(
@@ -1245,10 +1302,9 @@ until: { settled: false, timeout: 1h }
             )),
             "{missing}"
         );
-        assert!(
-            run("broken.yaml")
-                .starts_with(&format!("{s}: apply[0]: broken.yaml is not valid YAML: "))
-        );
+        assert!(run("broken.yaml").starts_with(&format!(
+            "{s}: apply[0]: broken.yaml is not valid YAML (line "
+        )));
         assert_eq!(
             run("empty.yaml"),
             format!("{s}: apply[0]: empty.yaml holds no objects")
@@ -1258,6 +1314,81 @@ until: { settled: false, timeout: 1h }
             format!(
                 "{s}: apply[0] (nokind.yaml, document 1).kind: is required (a non-empty string)"
             )
+        );
+    }
+
+    /// A mistaken `apply` path must not print someone's secrets: the path and where parsing
+    /// failed, never what the file holds.
+    #[test]
+    fn apply_files_are_reported_without_their_content() {
+        let dir = Dir::new(
+            "secret",
+            &[
+                (
+                    "passwd",
+                    "root:x:0:0:root:/root:/bin/bash\nhunter2:x:1:1::/:/bin/sh\n",
+                ),
+                ("token", "token: hunter2\nkey: [hunter2\n"),
+                ("list", "- hunter2\n"),
+            ],
+        );
+        let s = dir.path("s.yaml").display().to_string();
+        let run = |entry: &str| {
+            let text = format!("name: x\napply: [{entry}]\n");
+            parse(&text, &dir.path("s.yaml")).unwrap_err().to_string()
+        };
+        assert_eq!(
+            run("passwd"),
+            format!("{s}: apply[0] (passwd, document 1): must be an object, not a string")
+        );
+        assert_eq!(
+            run("list"),
+            format!("{s}: apply[0] (list, document 1): must be an object, not a list")
+        );
+        let broken = run("token");
+        assert!(
+            broken.starts_with(&format!("{s}: apply[0]: token is not valid YAML (line ")),
+            "{broken}"
+        );
+        for e in [run("passwd"), run("list"), broken] {
+            assert!(!e.contains("hunter2") && !e.contains("root:x"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_scenario_that_is_not_a_mapping_is_not_echoed() {
+        assert_eq!(
+            error("root:x:0:0:root:/root:/bin/bash"),
+            format!("{FILE}: top level: must be a mapping, not a string")
+        );
+    }
+
+    #[test]
+    fn bad_yaml_names_the_line_and_column_without_a_snippet() {
+        let e = error("name: x\nsteps: [\n");
+        assert!(
+            e.starts_with(&format!("{FILE}: not valid YAML (line 2, column ")),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+
+    #[test]
+    fn steps_after_the_timeout_load_with_a_warning() {
+        let s = parse(
+            "name: x\nsteps:\n  - at: 10s\n    restartOperator: true\n  - at: 2m\n    restartOperator: true\n  - at: 200s\n    restartOperator: true\nuntil: {timeout: 120s}\n",
+            Path::new(FILE),
+        )
+        .unwrap();
+        assert_eq!(
+            s.warnings(),
+            ["steps[2] at 3m20s comes after until.timeout 2m and will never run"]
+        );
+        assert!(
+            parse("name: x", Path::new(FILE))
+                .unwrap()
+                .warnings()
+                .is_empty()
         );
     }
 
