@@ -76,6 +76,10 @@ pub struct ServerOptions {
     pub seed: u64,
     /// Events kept per resource for watch resumption; older versions get 410 Gone.
     pub event_history: usize,
+    /// Events a watcher may fall behind before the server closes its stream (kube-apiserver's
+    /// cacher likewise terminates a watcher whose buffer is full); the client then resumes
+    /// from its last resourceVersion. Queued events are shared with the store, not copies.
+    pub watch_backlog: usize,
 }
 
 impl Default for ServerOptions {
@@ -83,8 +87,20 @@ impl Default for ServerOptions {
         Self {
             seed: 0,
             event_history: 10_000,
+            watch_backlog: 10_000,
         }
     }
+}
+
+/// Open watches and what the server holds for them ([`ApiServer::watch_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Watches registered with the store.
+    pub open: usize,
+    /// Events queued for them and not yet turned into response bytes.
+    pub queued: usize,
+    /// Watches closed so far because they fell `watch_backlog` events behind.
+    pub closed_lagging: u64,
 }
 
 /// One row of request accounting.
@@ -204,6 +220,11 @@ impl ApiServer {
     /// must resume from their last resourceVersion.
     pub fn drop_watches(&self, client: Option<&str>) -> usize {
         watch::drop_watches(&mut lock(&self.inner.store), client)
+    }
+
+    /// Open watches and their queued events.
+    pub fn watch_stats(&self) -> WatchStats {
+        watch::stats(&lock(&self.inner.store))
     }
 
     /// Every stored change from now on, attributed to the client that caused it (for
