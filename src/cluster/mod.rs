@@ -12,6 +12,18 @@
 //!   are documented where they live. Notable ones: LIST pages after the first show current
 //!   state (no etcd snapshot); garbage collection and namespace finalization run synchronously
 //!   after the write that triggers them.
+//! - Limits as kube-apiserver: request bodies at most 3 MiB (413, checked while reading),
+//!   annotations at most 256 KiB per object (422); `default`, `kube-system` and `kube-public`
+//!   cannot be deleted (403). Mistyped `DeleteOptions` get 400 as from kube-apiserver 1.35
+//!   (older servers answer 500). A non-numeric `resourceVersion` and an unknown `$patch`
+//!   directive get the unconverted 500 kube-apiserver sends.
+//! - Watches: a watcher more than [`ServerOptions::watch_backlog`] events behind is closed, as
+//!   the cacher closes a watcher whose buffer is full; unlike the cacher it does not first
+//!   wait a short time budget for the watcher to catch up.
+//! - HTTP front end (`serve`): stricter than kube-apiserver, since it has no authentication:
+//!   only loopback `Host`s (403 otherwise), and POST/PUT/PATCH need a JSON or YAML
+//!   `Content-Type` (kube-apiserver reads a type-less body as JSON; here it is 415). Idle
+//!   keep-alive connections close after the 32 s header timeout, not Go's 90 s idle timeout.
 //! - `events.k8s.io/v1` Events share storage with core `v1` Events and are converted on the
 //!   way in and out, so both APIs see every event.
 //! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
