@@ -152,6 +152,42 @@ impl ApiError {
         }
     }
 
+    /// What `ErrorToAPIStatus` makes of an error that is not a `Status` (a storage or patch
+    /// error passed through unconverted): the code, no reason, the error text as message.
+    pub fn unconverted(code: u16, message: impl Into<String>) -> Self {
+        Self::new(code, "", message)
+    }
+
+    /// `NewForbidden`: `namespaces "default" is forbidden: <why>`.
+    pub fn forbidden_object(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        Self {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, plural)
+            ),
+            details: Some(details(group, plural, name)),
+        }
+    }
+
+    /// `NewRequestEntityTooLargeError` for a body over `limit` bytes.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
+    }
+
+    /// `NewUnsupportedMediaTypeError`: 415 naming the media types the endpoint takes.
+    pub fn unknown_body_format(accepted: &[&str]) -> Self {
+        Self::unsupported_media_type(format!(
+            "the body of the request was in an unknown format - accepted media types include: {}",
+            accepted.join(", ")
+        ))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -195,11 +231,16 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
-        if let (Some(d), Value::Object(m)) = (&self.details, &mut s) {
-            m.insert("details".into(), d.clone());
+        if let Value::Object(m) = &mut s {
+            // `reason` is omitempty: errors the server did not classify carry none.
+            if !self.reason.is_empty() {
+                m.insert("reason".into(), json!(self.reason));
+            }
+            if let Some(d) = &self.details {
+                m.insert("details".into(), d.clone());
+            }
         }
         s
     }
@@ -223,6 +264,24 @@ pub fn required(field: &str, msg: &str) -> Cause {
         } else {
             format!("Required value: {msg}")
         },
+        field: field.into(),
+    }
+}
+
+/// `field.Duplicate`.
+pub fn duplicate(field: &str, value: &Value) -> Cause {
+    Cause {
+        reason: "FieldValueDuplicate".into(),
+        message: format!("Duplicate value: {}", render_value(value)),
+        field: field.into(),
+    }
+}
+
+/// `field.TooLong`, which does not repeat the value.
+pub fn too_long(field: &str, max_bytes: usize) -> Cause {
+    Cause {
+        reason: "FieldValueTooLong".into(),
+        message: format!("Too long: must have at most {max_bytes} bytes"),
         field: field.into(),
     }
 }

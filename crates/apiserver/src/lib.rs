@@ -12,6 +12,18 @@
 //!   are documented where they live. Notable ones: LIST pages after the first show current
 //!   state (no etcd snapshot); garbage collection and namespace finalization run synchronously
 //!   after the write that triggers them.
+//! - Limits as kube-apiserver: request bodies at most 3 MiB (413, checked while reading),
+//!   annotations at most 256 KiB per object (422); `default`, `kube-system` and `kube-public`
+//!   cannot be deleted (403). Mistyped `DeleteOptions` get 400 as from kube-apiserver 1.35
+//!   (older servers answer 500). A non-numeric `resourceVersion` and an unknown `$patch`
+//!   directive get the unconverted 500 kube-apiserver sends.
+//! - Watches: a watcher more than [`ServerOptions::watch_backlog`] events behind is closed, as
+//!   the cacher closes a watcher whose buffer is full; unlike the cacher it does not first
+//!   wait a short time budget for the watcher to catch up.
+//! - HTTP front end (`serve`): stricter than kube-apiserver, since it has no authentication:
+//!   only loopback `Host`s (403 otherwise), and POST/PUT/PATCH need a JSON or YAML
+//!   `Content-Type` (kube-apiserver reads a type-less body as JSON; here it is 415). Idle
+//!   keep-alive connections close after the 32 s header timeout, not Go's 90 s idle timeout.
 //! - `events.k8s.io/v1` Events share storage with core `v1` Events and are converted on the
 //!   way in and out, so both APIs see every event.
 //! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
@@ -48,7 +60,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes};
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
@@ -76,6 +88,10 @@ pub struct ServerOptions {
     pub seed: u64,
     /// Events kept per resource for watch resumption; older versions get 410 Gone.
     pub event_history: usize,
+    /// Events a watcher may fall behind before the server closes its stream (kube-apiserver's
+    /// cacher likewise terminates a watcher whose buffer is full); the client then resumes
+    /// from its last resourceVersion. Queued events are shared with the store, not copies.
+    pub watch_backlog: usize,
 }
 
 impl Default for ServerOptions {
@@ -83,8 +99,20 @@ impl Default for ServerOptions {
         Self {
             seed: 0,
             event_history: 10_000,
+            watch_backlog: 10_000,
         }
     }
+}
+
+/// Open watches and what the server holds for them ([`ApiServer::watch_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Watches registered with the store.
+    pub open: usize,
+    /// Events queued for them and not yet turned into response bytes.
+    pub queued: usize,
+    /// Watches closed so far because they fell `watch_backlog` events behind.
+    pub closed_lagging: u64,
 }
 
 /// One row of request accounting.
@@ -104,6 +132,7 @@ struct Inner {
     store: Mutex<Store>,
     faults: Mutex<faults::Faults>,
     counts: Mutex<BTreeMap<CountKey, u64>>,
+    watch_backlog: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -136,6 +165,7 @@ impl ApiServer {
                 store: Mutex::new(Store::new(opts.seed, opts.event_history)),
                 faults: Mutex::new(faults::Faults::default()),
                 counts: Mutex::new(BTreeMap::new()),
+                watch_backlog: opts.watch_backlog,
             }),
         };
         {
@@ -206,6 +236,11 @@ impl ApiServer {
         watch::drop_watches(&mut lock(&self.inner.store), client)
     }
 
+    /// Open watches and their queued events.
+    pub fn watch_stats(&self) -> WatchStats {
+        watch::stats(&lock(&self.inner.store))
+    }
+
     /// Every stored change from now on, attributed to the client that caused it (for
     /// simulation histories). Dropping the receiver unsubscribes.
     pub fn changes(&self) -> tokio::sync::mpsc::UnboundedReceiver<Change> {
@@ -261,17 +296,46 @@ where
         let identity = self.identity.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let body = match body.collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return Ok(error_response(&ApiError::bad_request(format!(
-                        "unable to read request body: {e}"
-                    ))));
-                }
-            };
-            Ok(handle(inner, identity, parts, body).await)
+            match read_body(&parts, body, MAX_REQUEST_BODY_BYTES).await {
+                Ok(body) => Ok(handle(inner, identity, parts, body).await),
+                Err(e) => Ok(error_response(&e)),
+            }
         })
     }
+}
+
+/// kube-apiserver's `MaxRequestBodyBytes` (3 MiB): larger bodies get 413.
+pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// The request body, refused with 413 as soon as it is known to exceed `limit` (declared
+/// length, size hint, or bytes read so far), so an oversized body is never buffered.
+async fn read_body<B>(
+    parts: &::http::request::Parts,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, ApiError>
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Display,
+{
+    let declared = header(parts, "content-length").parse::<u64>().ok();
+    let hinted = http_body::Body::size_hint(&body).lower();
+    if declared.unwrap_or(0).max(hinted) > limit as u64 {
+        return Err(ApiError::too_large(limit));
+    }
+    let mut body = std::pin::pin!(body);
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("unable to read request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.remaining() > limit {
+                return Err(ApiError::too_large(limit));
+            }
+            buf.put(data);
+        }
+    }
+    Ok(buf.freeze())
 }
 
 fn full(code: u16, v: &Value) -> ::http::Response<Body> {
@@ -492,6 +556,12 @@ async fn handle(
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
     let ctx = ctx_at(&inner.clock, &manager, dry_run, strict);
+    if matches!(verb, "get" | "list" | "watch")
+        && let Err(e) =
+            ops::parse_resource_version(q.get("resourceVersion").map_or("", String::as_str))
+    {
+        return error_response(&e);
+    }
     if verb == "watch" {
         return start_watch(
             &inner,
@@ -685,7 +755,7 @@ fn start_watch(
     };
     let rx = {
         let mut st = lock(&inner.store);
-        watch::start(&mut st, r.desc.clone(), params)
+        watch::start(&mut st, r.desc.clone(), params, inner.watch_backlog)
     };
     match rx {
         Ok(rx) => {
@@ -703,7 +773,7 @@ fn start_watch(
 }
 
 fn tokio_stream_from(
-    mut rx: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> impl futures::Stream<Item = Bytes> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
@@ -716,6 +786,11 @@ fn delete_opts(
     if !body.is_empty() {
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        check_delete_options(&v)?;
+        o.dry_run = v
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|x| x == "All"));
         o.grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
         o.propagation = v
             .get("propagationPolicy")
@@ -749,6 +824,110 @@ fn delete_opts(
     Ok(o)
 }
 
+/// Go types of the `DeleteOptions` fields, as its decoder checks them.
+#[derive(Clone, Copy)]
+enum GoType {
+    String,
+    Int64,
+    Bool,
+    Strings,
+    Preconditions,
+}
+
+impl GoType {
+    fn name(self) -> &'static str {
+        match self {
+            GoType::String => "string",
+            GoType::Int64 => "int64",
+            GoType::Bool => "bool",
+            GoType::Strings => "[]string",
+            GoType::Preconditions => "v1.Preconditions",
+        }
+    }
+
+    /// Whether `v` decodes as this type (`null` always does: it leaves the field unset).
+    fn accepts(self, v: &Value) -> bool {
+        match self {
+            _ if v.is_null() => true,
+            GoType::String => v.is_string(),
+            GoType::Int64 => v.is_i64(),
+            GoType::Bool => v.is_boolean(),
+            GoType::Strings => v
+                .as_array()
+                .is_some_and(|a| a.iter().all(|x| x.is_string() || x.is_null())),
+            GoType::Preconditions => v.is_object(),
+        }
+    }
+}
+
+const DELETE_OPTIONS_FIELDS: &[(&str, GoType)] = &[
+    ("apiVersion", GoType::String),
+    ("kind", GoType::String),
+    ("gracePeriodSeconds", GoType::Int64),
+    ("preconditions", GoType::Preconditions),
+    ("orphanDependents", GoType::Bool),
+    ("propagationPolicy", GoType::String),
+    ("dryRun", GoType::Strings),
+    (
+        "ignoreStoreReadErrorWithClusterBreakingPotential",
+        GoType::Bool,
+    ),
+];
+
+const PRECONDITIONS_FIELDS: &[(&str, GoType)] =
+    &[("uid", GoType::String), ("resourceVersion", GoType::String)];
+
+/// A `DeleteOptions` body with a mistyped field is refused, not half-read: kube-apiserver's
+/// decoder fails with Go's `json: cannot unmarshal ...` and (since 1.35) answers 400.
+fn check_delete_options(v: &Value) -> Result<(), ApiError> {
+    fn check(
+        obj: &Value,
+        go_struct: &str,
+        prefix: &str,
+        fields: &[(&str, GoType)],
+    ) -> Result<(), ApiError> {
+        let Some(m) = obj.as_object() else {
+            return Err(ApiError::bad_request(format!(
+                "json: cannot unmarshal {} into Go value of type v1.{go_struct}",
+                json_kind(obj)
+            )));
+        };
+        for (name, ty) in fields {
+            let Some(val) = m.get(*name) else { continue };
+            if !ty.accepts(val) {
+                return Err(ApiError::bad_request(format!(
+                    "json: cannot unmarshal {} into Go struct field {go_struct}.{prefix}{name} of type {}",
+                    json_kind(val),
+                    ty.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+    check(v, "DeleteOptions", "", DELETE_OPTIONS_FIELDS)?;
+    match v.get("preconditions") {
+        Some(p) if p.is_object() => {
+            check(p, "Preconditions", "preconditions.", PRECONDITIONS_FIELDS)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How Go's encoding/json names a JSON value's kind in its errors.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Media types of create/update bodies.
+const BODY_TYPES: &[&str] = &["application/json", "application/yaml"];
+
 /// A create/update body: JSON, or YAML when the client says so (the real server accepts both).
 fn parse_body(ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
     match ctype {
@@ -758,9 +937,7 @@ fn parse_body(ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
             ops::parse_object(v.to_string().as_bytes())
         }
         "" | "application/json" | "*/*" => ops::parse_object(body),
-        other => Err(ApiError::unsupported_media_type(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other:?})"
-        ))),
+        _ => Err(ApiError::unknown_body_format(BODY_TYPES)),
     }
 }
 
@@ -877,7 +1054,11 @@ fn dispatch(
         }
         ("delete", None) => {
             let opts = delete_opts(q, body)?;
-            let out = ops::delete(st, ctx, desc, ns, name, &opts)?;
+            let ctx = Ctx {
+                dry_run: ctx.dry_run || opts.dry_run,
+                ..ctx.clone()
+            };
+            let out = ops::delete(st, &ctx, desc, ns, name, &opts)?;
             Ok((200, out))
         }
         ("deletecollection", None) => {

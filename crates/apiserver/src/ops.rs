@@ -3,21 +3,25 @@
 //! strategies (`pkg/registry/core/pod/strategy.go`, apiextensions' `customResourceStrategy`).
 //! Everything runs under the store lock, so each request is atomic.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::errors::{ApiError, Cause, forbidden_field, invalid_value, required};
+use super::errors::{
+    ApiError, Cause, duplicate, forbidden_field, invalid_value, required, too_long,
+};
 use super::managed::{self, Writer};
 use super::patch::{self, ListSemantics};
 use super::resources::{ResourceDesc, Strategy, descriptors_from_crd};
 use super::selectors::{
-    FieldSelector, LabelSelector, valid_dns_label, valid_dns_subdomain, valid_label_key,
-    valid_label_value,
+    FieldSelector, LabelSelector, dns_label_errors, valid_dns_label, valid_dns_subdomain,
+    valid_label_key, valid_label_value,
 };
 use super::store::{EventType, ObjKey, Store};
 
 /// Per-request facts the operations need.
+#[derive(Clone)]
 pub struct Ctx {
     /// RFC 3339 time from the server's clock (second precision, like `metav1.Time`).
     pub now: String,
@@ -168,6 +172,23 @@ pub fn parse_object(body: &[u8]) -> Result<Value, ApiError> {
     Ok(v)
 }
 
+/// `APIObjectVersioner.ParseResourceVersion`: "" and "0" mean any version; anything else must
+/// be a number. kube-apiserver passes the storage error through unconverted, so a client sees a
+/// 500 without a reason (kubernetes#101350).
+pub fn parse_resource_version(rv: &str) -> Result<u64, ApiError> {
+    if rv.is_empty() {
+        return Ok(0);
+    }
+    rv.parse().map_err(|_| {
+        ApiError::unconverted(
+            500,
+            format!(
+                "resourceVersion: Invalid value: {rv:?}: strconv.ParseUint: parsing {rv:?}: invalid syntax"
+            ),
+        )
+    })
+}
+
 /// apiVersion/kind must match the endpoint when given; fill them in otherwise.
 fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     let av = desc.api_version();
@@ -237,7 +258,22 @@ fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
             "must be a map of strings",
         ));
     }
+    if let Some(m) = obj
+        .pointer("/metadata/annotations")
+        .and_then(Value::as_object)
+    {
+        let total: usize = m
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .sum();
+        if total > TOTAL_ANNOTATION_BYTES {
+            causes.push(too_long("metadata.annotations", TOTAL_ANNOTATION_BYTES));
+        }
+    }
 }
+
+/// `TotalAnnotationSizeLimitB`: keys and values of all annotations together.
+const TOTAL_ANNOTATION_BYTES: usize = 256 * 1024;
 
 /// Defaults kube-apiserver applies to every pod it decodes (`pkg/apis/core/v1/defaults.go`),
 /// so stored pods look like real ones and re-sent pods compare equal.
@@ -375,15 +411,10 @@ fn admit(
             match containers {
                 None => causes.push(required("spec.containers", "")),
                 Some(cs) if cs.is_empty() => causes.push(required("spec.containers", "")),
-                Some(cs) => {
-                    for (i, c) in cs.iter().enumerate() {
-                        if sget(c, "/name").is_empty() {
-                            causes.push(required(&format!("spec.containers[{i}].name"), ""));
-                        }
-                        if sget(c, "/image").is_empty() {
-                            causes.push(required(&format!("spec.containers[{i}].image"), ""));
-                        }
-                    }
+                Some(_) => {
+                    let mut names = BTreeSet::new();
+                    validate_containers(obj, "containers", &mut names, &mut causes);
+                    validate_containers(obj, "initContainers", &mut names, &mut causes);
                 }
             }
             if let Some(old) = old {
@@ -465,6 +496,40 @@ fn admit(
         Ok(())
     } else {
         Err(ApiError::invalid(&desc.group, &desc.kind, &name, &causes))
+    }
+}
+
+/// `validateContainers` / `validateInitContainers`: each container has a DNS-1123 label for
+/// a name and an image; names are unique across regular and init containers (regular ones are
+/// checked first, so a clash is reported on the init container).
+fn validate_containers(
+    obj: &Value,
+    list: &str,
+    names: &mut BTreeSet<String>,
+    causes: &mut Vec<Cause>,
+) {
+    let Some(cs) = obj
+        .pointer(&format!("/spec/{list}"))
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    for (i, c) in cs.iter().enumerate() {
+        let path = format!("spec.{list}[{i}]");
+        let name = sget(c, "/name");
+        if name.is_empty() {
+            causes.push(required(&format!("{path}.name"), ""));
+        } else {
+            for msg in dns_label_errors(name) {
+                causes.push(invalid_value(&format!("{path}.name"), &json!(name), msg));
+            }
+        }
+        if !names.insert(name.to_string()) {
+            causes.push(duplicate(&format!("{path}.name"), &json!(name)));
+        }
+        if sget(c, "/image").is_empty() {
+            causes.push(required(&format!("{path}.image"), ""));
+        }
     }
 }
 
@@ -1113,7 +1178,12 @@ pub struct DeleteOpts {
     pub propagation: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
+    /// `dryRun: ["All"]` in the body (the query form sets `Ctx::dry_run`).
+    pub dry_run: bool,
 }
+
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"];
 
 /// DELETE. Returns (object-or-status, still present).
 pub fn delete(
@@ -1128,6 +1198,14 @@ pub fn delete(
     let old = store
         .get(&desc.gr(), &k)
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
+    if desc.strategy == Strategy::Namespace && IMMORTAL_NAMESPACES.contains(&name) {
+        return Err(ApiError::forbidden_object(
+            &desc.group,
+            &desc.plural,
+            name,
+            "this namespace may not be deleted",
+        ));
+    }
     if let Some(u) = &opts.precondition_uid
         && u != sget(&old, "/metadata/uid")
     {
@@ -1383,6 +1461,21 @@ fn set_json_path(obj: &mut Value, p: &str, v: Value) {
     }
 }
 
+/// The patch media types an endpoint takes (custom resources have no strategic merge).
+fn patch_types(desc: &ResourceDesc) -> &'static [&'static str] {
+    const ALL: &[&str] = &[
+        "application/json-patch+json",
+        "application/merge-patch+json",
+        "application/apply-patch+yaml",
+        "application/strategic-merge-patch+json",
+    ];
+    if desc.strategy == Strategy::Custom {
+        &ALL[..3]
+    } else {
+        ALL
+    }
+}
+
 /// PATCH body → desired object.
 pub fn patched(
     desc: &ResourceDesc,
@@ -1400,9 +1493,7 @@ pub fn patched(
         "application/json-patch+json" => patch::json_patch(&mut target, body)?,
         "application/strategic-merge-patch+json" => {
             if desc.strategy == Strategy::Custom {
-                return Err(ApiError::unsupported_media_type(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                ));
+                return Err(ApiError::unknown_body_format(patch_types(desc)));
             }
             let p: Value = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
@@ -1413,16 +1504,7 @@ pub fn patched(
             }
             patch::strategic_merge(&mut target, &p, &mut vec![])?;
         }
-        other => {
-            return Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{} (got {other:?})",
-                if desc.strategy == Strategy::Custom {
-                    ""
-                } else {
-                    ", application/strategic-merge-patch+json"
-                }
-            )));
-        }
+        _ => return Err(ApiError::unknown_body_format(patch_types(desc))),
     }
     if !target.is_object() {
         return Err(ApiError::bad_request("the patch produced a non-object"));

@@ -140,6 +140,42 @@ fn key_of(v: &Value, keys: &[String]) -> Option<Vec<Value>> {
     )
 }
 
+/// A `$patch` directive other than `known` is refused with `mergepatch.ErrBadPatchType`, which
+/// the patch handler passes through unconverted (a 500 without a reason).
+fn check_directive(m: &Map<String, Value>, known: &[&str]) -> Result<(), ApiError> {
+    match m.get("$patch") {
+        Some(d) if !d.as_str().is_some_and(|d| known.contains(&d)) => Err(ApiError::unconverted(
+            500,
+            format!(
+                "unknown patch type: {} in map: {}",
+                go_value(d),
+                go_value(&Value::Object(m.clone()))
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A decoded JSON value as Go's `%v` prints it (`map[a:1 b:[x y]]`, keys sorted).
+fn go_value(v: &Value) -> String {
+    match v {
+        Value::Null => "<nil>".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Array(a) => format!("[{}]", a.iter().map(go_value).collect::<Vec<_>>().join(" ")),
+        Value::Object(m) => {
+            let mut kv: Vec<(&String, &Value)> = m.iter().collect();
+            kv.sort_by(|a, b| a.0.cmp(b.0));
+            let parts: Vec<String> = kv
+                .iter()
+                .map(|(k, v)| format!("{k}:{}", go_value(v)))
+                .collect();
+            format!("map[{}]", parts.join(" "))
+        }
+    }
+}
+
 /// Strategic merge patch of `patch` into `orig` (which is modified in place).
 pub fn strategic_merge(
     orig: &mut Value,
@@ -150,6 +186,7 @@ pub fn strategic_merge(
         *orig = patch.clone();
         return Ok(());
     };
+    check_directive(pm, &["replace", "delete"])?;
     if pm.get("$patch").and_then(Value::as_str) == Some("replace") {
         let mut p = pm.clone();
         p.remove("$patch");
@@ -255,6 +292,9 @@ fn merge_list(
                 let pos = list
                     .iter()
                     .position(|o| key_of(o, keys).as_ref() == Some(&id));
+                if let Some(m) = i.as_object() {
+                    check_directive(m, &["replace", "delete"])?;
+                }
                 let directive = i.get("$patch").and_then(Value::as_str);
                 match (pos, directive) {
                     (Some(p), Some("delete")) => {

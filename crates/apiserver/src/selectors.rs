@@ -85,6 +85,32 @@ pub fn valid_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
+/// `IsDNS1123Label`'s messages for an invalid label (none when valid).
+pub fn dns_label_errors(s: &str) -> Vec<&'static str> {
+    const REGEX: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+    // The pattern alone; the length limit is its own message.
+    let pattern_ok = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    let mut errs = Vec::new();
+    if s.len() > 63 {
+        errs.push("must be no more than 63 characters");
+    }
+    if !pattern_ok(s) {
+        if !s.is_empty() && s.split('.').all(pattern_ok) {
+            errs.push("must not contain dots");
+        } else {
+            errs.push(REGEX);
+        }
+    }
+    errs
+}
+
 pub fn valid_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(valid_dns_label)
 }

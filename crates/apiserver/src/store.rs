@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::mpsc::{Sender, UnboundedSender};
+use tokio::sync::oneshot;
 
 use super::resources::{GroupResource, Registry};
 
@@ -37,18 +39,13 @@ pub struct LoggedEvent {
     pub prev: Option<Arc<Value>>,
 }
 
-/// What a watcher receives from the store.
-#[derive(Debug, Clone)]
-pub enum WatchMsg {
-    Event(Arc<LoggedEvent>),
-    /// Fault injection: end the stream now.
-    Drop,
-}
-
+/// A registered watch: a bounded queue of events (shared with the log, not copied) and the
+/// handle whose drop ends the stream (never sent on): dropping the sink closes the watch.
 #[derive(Debug)]
 pub struct WatchSink {
     pub client: String,
-    pub tx: UnboundedSender<WatchMsg>,
+    pub tx: Sender<Arc<LoggedEvent>>,
+    pub _stop: oneshot::Sender<()>,
 }
 
 /// (namespace or "", name)
@@ -97,6 +94,8 @@ pub struct Store {
     /// Who is writing now, and when (set per request).
     pub actor: (String, String),
     pub change_subs: Vec<UnboundedSender<Change>>,
+    /// Watches closed because their queue was full.
+    pub watches_closed_lagging: u64,
 }
 
 impl Store {
@@ -112,6 +111,7 @@ impl Store {
             gc_queue: VecDeque::new(),
             actor: (String::new(), String::new()),
             change_subs: Vec::new(),
+            watches_closed_lagging: 0,
         }
     }
 
@@ -175,7 +175,7 @@ impl Store {
         let table = self.table(gr);
         let prev = table.objects.insert(key.clone(), obj.clone());
         let is_new = prev.is_none();
-        table.record(
+        let closed = table.record(
             limit,
             LoggedEvent {
                 rv,
@@ -184,6 +184,7 @@ impl Store {
                 prev: prev.clone(),
             },
         );
+        self.watches_closed_lagging += closed;
         self.publish(
             rv,
             if is_new {
@@ -272,7 +273,7 @@ impl Store {
         let limit = self.history_limit;
         let table = self.table(gr);
         table.objects.remove(key);
-        table.record(
+        let closed = table.record(
             limit,
             LoggedEvent {
                 rv,
@@ -281,6 +282,7 @@ impl Store {
                 prev: Some(old),
             },
         );
+        self.watches_closed_lagging += closed;
         self.publish(rv, EventType::Deleted, gr, key, &last);
         Some(last)
     }
@@ -324,7 +326,9 @@ pub fn owner_uids(o: &Value) -> Vec<String> {
 }
 
 impl Table {
-    fn record(&mut self, limit: usize, ev: LoggedEvent) {
+    /// Log `ev` and queue it for every watcher; returns how many watchers were closed because
+    /// their queue was full (the cacher's answer to a watcher that stopped reading).
+    fn record(&mut self, limit: usize, ev: LoggedEvent) -> u64 {
         let ev = Arc::new(ev);
         self.log.push_back(ev.clone());
         while self.log.len() > limit {
@@ -332,7 +336,16 @@ impl Table {
                 self.compacted_rv = old.rv;
             }
         }
-        self.watchers
-            .retain(|w| w.tx.send(WatchMsg::Event(ev.clone())).is_ok());
+        let mut lagging = 0;
+        self.watchers.retain(|w| match w.tx.try_send(ev.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                tracing::info!(client = %w.client, "closing a watch that fell too far behind");
+                lagging += 1;
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        });
+        lagging
     }
 }

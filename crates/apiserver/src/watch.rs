@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::errors::ApiError;
 use super::resources::ResourceDesc;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{EventType, LoggedEvent, Store, WatchMsg, WatchSink};
+use super::store::{EventType, LoggedEvent, Store, WatchSink};
 
 /// How often a watch asking for bookmarks gets one (the real server sends them about once a
 /// minute).
@@ -101,13 +101,19 @@ fn bookmark(desc: &ResourceDesc, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
-/// Register a watch and return the receiving end of its body.
+/// Serialized lines a watch response may hold before its writer waits for the client: the
+/// copies of objects live only here, so this is what bounds a slow watcher's memory.
+const BODY_LINES: usize = 64;
+
+/// Register a watch and return the receiving end of its body. The watcher gets at most
+/// `backlog` events behind (in its queue, shared with the log) before the store closes it.
 pub fn start(
     store: &mut Store,
     desc: Arc<ResourceDesc>,
     p: WatchParams,
-) -> Result<mpsc::UnboundedReceiver<Bytes>, ApiError> {
-    let (body_tx, body_rx) = mpsc::unbounded_channel::<Bytes>();
+    backlog: usize,
+) -> Result<mpsc::Receiver<Bytes>, ApiError> {
+    let (body_tx, body_rx) = mpsc::channel::<Bytes>(BODY_LINES);
     let filter = Filter {
         desc: desc.clone(),
         events_v1: p.events_v1,
@@ -129,16 +135,14 @@ pub fn start(
             }
         }
     } else {
-        let n: u64 = rv_param.parse().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {rv_param:?}"))
-        })?;
+        let n = super::ops::parse_resource_version(rv_param)?;
         if n < table.compacted_rv {
             // The watch cache answers 200 and then an ERROR event with a 410 Status.
             let err = ApiError::gone(format!(
                 "too old resource version: {n} ({})",
                 table.compacted_rv + 1
             ));
-            let _ = body_tx.send(line("ERROR", &err.to_status()));
+            let _ = body_tx.try_send(line("ERROR", &err.to_status()));
             return Ok(body_rx);
         }
         for ev in table.log.iter().filter(|e| e.rv > n) {
@@ -147,58 +151,78 @@ pub fn start(
             }
         }
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<WatchMsg>();
+    let (tx, mut rx) = mpsc::channel::<Arc<LoggedEvent>>(backlog.max(1));
+    let (stop_tx, mut stop) = oneshot::channel::<()>();
     table.watchers.push(WatchSink {
         client: p.client.clone(),
         tx,
+        _stop: stop_tx,
     });
     let bookmarks = p.bookmarks;
     let initial_end = p.send_initial_events;
     let timeout = p.timeout;
     tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut last_rv = current_rv;
         for (t, o) in initial {
-            if body_tx.send(filter.line(t, &o)).is_err() {
+            if !send(&body_tx, &mut stop, deadline, filter.line(t, &o)).await {
                 return;
             }
         }
         if initial_end
-            && body_tx
-                .send(bookmark(&filter.desc, current_rv, true))
-                .is_err()
+            && !send(
+                &body_tx,
+                &mut stop,
+                deadline,
+                bookmark(&filter.desc, current_rv, true),
+            )
+            .await
         {
             return;
         }
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + BOOKMARK_INTERVAL,
             BOOKMARK_INTERVAL,
         );
         loop {
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(WatchMsg::Event(ev)) => {
+            let out = tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(ev) => {
                         last_rv = last_rv.max(ev.rv);
-                        if let Some((t, o)) = filter.translate(&ev)
-                            && body_tx.send(filter.line(t, &o)).is_err()
-                        {
-                            return;
+                        match filter.translate(&ev) {
+                            Some((t, o)) => filter.line(t, &o),
+                            None => continue,
                         }
                     }
-                    Some(WatchMsg::Drop) | None => return,
+                    None => return,
                 },
-                _ = tick.tick(), if bookmarks => {
-                    // Everything up to last_rv has been delivered in order.
-                    if body_tx.send(bookmark(&filter.desc, last_rv, false)).is_err() {
-                        return;
-                    }
-                }
+                // Everything up to last_rv has been delivered in order.
+                _ = tick.tick(), if bookmarks => bookmark(&filter.desc, last_rv, false),
                 _ = body_tx.closed() => return,
+                _ = &mut stop => return,
                 _ = tokio::time::sleep_until(deadline) => return,
+            };
+            if !send(&body_tx, &mut stop, deadline, out).await {
+                return;
             }
         }
     });
     Ok(body_rx)
+}
+
+/// Hand one line to the response, waiting while the client is behind; false when the watch
+/// is over (client gone, watch closed by the store, or timed out).
+async fn send(
+    body: &mpsc::Sender<Bytes>,
+    stop: &mut oneshot::Receiver<()>,
+    deadline: tokio::time::Instant,
+    line: Bytes,
+) -> bool {
+    tokio::select! {
+        sent = body.send(line) => sent.is_ok(),
+        _ = stop => false,
+        _ = tokio::time::sleep_until(deadline) => false,
+    }
 }
 
 /// Close open watches (all, or one client's). Returns how many were closed.
@@ -207,7 +231,7 @@ pub fn drop_watches(store: &mut Store, client: Option<&str>) -> usize {
     for t in store.tables.values_mut() {
         t.watchers.retain(|w| {
             if client.is_none_or(|c| c == w.client) {
-                if w.tx.send(WatchMsg::Drop).is_ok() && !w.tx.is_closed() {
+                if !w.tx.is_closed() {
                     n += 1;
                 }
                 false
@@ -217,4 +241,23 @@ pub fn drop_watches(store: &mut Store, client: Option<&str>) -> usize {
         });
     }
     n
+}
+
+/// Open watches and their queued events.
+pub fn stats(store: &Store) -> super::WatchStats {
+    let open = store
+        .tables
+        .values()
+        .flat_map(|t| &t.watchers)
+        .filter(|w| !w.tx.is_closed());
+    let (mut count, mut queued) = (0, 0);
+    for w in open {
+        count += 1;
+        queued += w.tx.max_capacity() - w.tx.capacity();
+    }
+    super::WatchStats {
+        open: count,
+        queued,
+        closed_lagging: store.watches_closed_lagging,
+    }
 }

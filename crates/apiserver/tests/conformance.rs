@@ -990,6 +990,7 @@ async fn watch_too_old_resource_version_is_410() {
         embedded_apiserver::ServerOptions {
             seed: 1,
             event_history: 3,
+            ..Default::default()
         },
     );
     let client = server.client_as("conformance");
@@ -2197,4 +2198,368 @@ async fn adoption_and_release_patches_carry_the_pod_uid() {
         "the controller reference is gone"
     );
     env.cleanup().await;
+}
+
+/// A DELETE whose body says `DeleteOptions` but mistypes a field is refused and deletes
+/// nothing (kube-apiserver ≥ 1.35 answers 400; older servers 500, kubernetes#132359), and a
+/// precondition that does not match is a 409 Conflict.
+#[tokio::test]
+async fn delete_options_are_type_checked_and_preconditions_conflict() {
+    let env = env("delopts").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let l = leases
+        .create(&PostParams::default(), &lease("a"))
+        .await
+        .unwrap();
+    let uri = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{}/leases/a",
+        env.ns
+    );
+    for body in [
+        &br#"{"preconditions":{"resourceVersion":1}}"#[..],
+        br#"{"gracePeriodSeconds":"abc"}"#,
+        br#"{"propagationPolicy":true}"#,
+        br#"{"dryRun":"All"}"#,
+    ] {
+        let (code, v) = raw(&env.client, "DELETE", &uri, "application/json", body).await;
+        let body = String::from_utf8_lossy(body);
+        if env.server.is_some() {
+            assert_eq!(
+                (code, v["reason"].as_str()),
+                (400, Some("BadRequest")),
+                "{body}: {v}"
+            );
+        } else {
+            assert!(code == 400 || code == 500, "{body}: {code} {v}");
+        }
+        assert_eq!(v["kind"], "Status", "{body}: {v}");
+        assert!(
+            leases.get_opt("a").await.unwrap().is_some(),
+            "{body} deleted the lease"
+        );
+    }
+    let uid = l.metadata.uid.clone().unwrap();
+    let rv = l.metadata.resource_version.clone().unwrap();
+    for pre in [
+        kube::api::Preconditions {
+            uid: Some("00000000-0000-0000-0000-000000000000".into()),
+            resource_version: None,
+        },
+        kube::api::Preconditions {
+            uid: None,
+            resource_version: Some("1".into()),
+        },
+    ] {
+        let dp = DeleteParams {
+            preconditions: Some(pre),
+            ..Default::default()
+        };
+        let e = api_err(leases.delete("a", &dp).await);
+        assert_eq!(
+            (e.code, e.reason.as_str()),
+            (409, "Conflict"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("Precondition failed"), "{}", e.message);
+    }
+    let dp = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: Some(uid),
+            resource_version: Some(rv),
+        }),
+        ..Default::default()
+    };
+    leases.delete("a", &dp).await.unwrap();
+    assert!(leases.get_opt("a").await.unwrap().is_none());
+    env.cleanup().await;
+}
+
+/// NamespaceLifecycle admission refuses to delete `default`, `kube-system` and `kube-public`
+/// (asked as a dry run, so a misbehaving real cluster would still keep them).
+#[tokio::test]
+async fn immortal_namespaces_cannot_be_deleted() {
+    let env = env("immortal").await;
+    let nss: Api<Namespace> = Api::all(env.client.clone());
+    let dp = DeleteParams::default().dry_run();
+    for ns in ["default", "kube-system", "kube-public"] {
+        let e = api_err(nss.delete(ns, &dp).await);
+        assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"), "{ns}");
+        assert_eq!(
+            e.message,
+            format!("namespaces \"{ns}\" is forbidden: this namespace may not be deleted")
+        );
+        let left = nss.get(ns).await.unwrap();
+        assert!(
+            left.metadata.deletion_timestamp.is_none(),
+            "{ns} is terminating"
+        );
+    }
+    // Without dry run too (the embedded server only: a real one must never get this far).
+    if env.server.is_some() {
+        let e = api_err(nss.delete("default", &DeleteParams::default()).await);
+        assert_eq!(e.code, 403);
+        assert!(
+            nss.get("default")
+                .await
+                .unwrap()
+                .metadata
+                .deletion_timestamp
+                .is_none()
+        );
+    }
+    env.cleanup().await;
+}
+
+/// kube-apiserver caps request bodies at 3 MiB (413) and an object's annotations at 256 KiB in
+/// total, keys included (422 on `metadata.annotations`).
+#[tokio::test]
+async fn request_body_and_annotation_size_limits() {
+    let env = env("limits").await;
+    let uri = format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", env.ns);
+    let with_annotation = |name: &str, len: usize| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "annotations": {"a": "x".repeat(len)}}})
+        .to_string()
+        .into_bytes()
+    };
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &uri,
+        "application/json",
+        &with_annotation("huge", 3 * 1024 * 1024),
+    )
+    .await;
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (413, Some("RequestEntityTooLarge")),
+        "{v}"
+    );
+    assert_eq!(v["message"], "Request entity too large: limit is 3145728");
+    // 256 KiB in total, counting the key "a".
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &uri,
+        "application/json",
+        &with_annotation("over", 256 * 1024),
+    )
+    .await;
+    assert_eq!((code, v["reason"].as_str()), (422, Some("Invalid")), "{v}");
+    let cause = &v["details"]["causes"][0];
+    assert_eq!(cause["field"], "metadata.annotations", "{v}");
+    assert_eq!(cause["reason"], "FieldValueTooLong", "{v}");
+    assert!(
+        cause["message"].as_str().unwrap_or("").contains("262144"),
+        "{v}"
+    );
+    let (code, v) = raw(
+        &env.client,
+        "POST",
+        &uri,
+        "application/json",
+        &with_annotation("fits", 256 * 1024 - 1),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    env.cleanup().await;
+}
+
+/// Duplicate and malformed container names are refused with kube-apiserver's field paths
+/// (`ValidateContainers`, `validateInitContainers`: names are DNS-1123 labels, unique across
+/// init and regular containers).
+#[tokio::test]
+async fn pod_container_names_are_validated() {
+    let env = env("ctrnames").await;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), &env.ns);
+    let mk = |containers: Value, init: Value| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"schedulerName": "gamedeploy-conformance-none",
+                     "containers": containers, "initContainers": init}
+        }))
+        .unwrap()
+    };
+    let c = |n: &str| json!({"name": n, "image": "nginx"});
+    let label_msg = |v: &str| {
+        format!(
+            "Invalid value: \"{v}\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+        )
+    };
+    for (containers, init, field, message) in [
+        (
+            json!([c("x"), c("x")]),
+            json!([]),
+            "spec.containers[1].name",
+            "Duplicate value: \"x\"".to_string(),
+        ),
+        (
+            json!([c("Main_X")]),
+            json!([]),
+            "spec.containers[0].name",
+            label_msg("Main_X"),
+        ),
+        (
+            json!([c("app")]),
+            json!([c("app")]),
+            "spec.initContainers[0].name",
+            "Duplicate value: \"app\"".to_string(),
+        ),
+        (
+            json!([c("app")]),
+            json!([c("Init_X")]),
+            "spec.initContainers[0].name",
+            label_msg("Init_X"),
+        ),
+    ] {
+        let e = api_err(
+            pods.create(&PostParams::default(), &mk(containers, init))
+                .await,
+        );
+        assert_eq!(
+            (e.code, e.reason.as_str()),
+            (422, "Invalid"),
+            "{}",
+            e.message
+        );
+        let causes = e
+            .details
+            .as_ref()
+            .map(|d| d.causes.clone())
+            .unwrap_or_default();
+        assert!(
+            causes
+                .iter()
+                .any(|c| c.field == field && c.message == message),
+            "want {field}: {message}\ngot {}",
+            e.message
+        );
+        assert!(
+            e.message.contains(&format!("{field}: {message}")),
+            "{}",
+            e.message
+        );
+    }
+    assert!(pods.get_opt("p").await.unwrap().is_none());
+    env.cleanup().await;
+}
+
+/// `resourceVersion` must be a number where the server parses it (GET and LIST answer 500
+/// with the storage layer's message, kubernetes#101350), and an unknown strategic-merge
+/// `$patch` directive is refused (`mergepatch.ErrBadPatchType`, also a 500).
+#[tokio::test]
+async fn invalid_resource_version_and_patch_directive() {
+    let env = env("badrv").await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    leases
+        .create(&PostParams::default(), &lease("a"))
+        .await
+        .unwrap();
+    let base = format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", env.ns);
+    for uri in [
+        format!("{base}/a?resourceVersion=abc"),
+        format!("{base}?resourceVersion=abc"),
+    ] {
+        let (code, v) = raw(&env.client, "GET", &uri, "", b"").await;
+        assert_eq!(code, 500, "{uri}: {v}");
+        assert_eq!(v["kind"], "Status");
+        assert_eq!(
+            v["message"],
+            "resourceVersion: Invalid value: \"abc\": strconv.ParseUint: parsing \"abc\": invalid syntax",
+            "{uri}"
+        );
+    }
+    let e = api_err(
+        leases
+            .patch(
+                "a",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"metadata": {"labels": {"$patch": "explode"}}})),
+            )
+            .await,
+    );
+    assert_eq!(e.code, 500, "{}", e.message);
+    assert_eq!(
+        e.message,
+        "unknown patch type: explode in map: map[$patch:explode]"
+    );
+    let got = leases.get("a").await.unwrap();
+    assert_eq!(
+        got.metadata.labels.unwrap().get("app").map(String::as_str),
+        Some("a")
+    );
+    env.cleanup().await;
+}
+
+/// A watcher that never reads is closed once it falls `watch_backlog` events behind, and the
+/// server drops what it queued for it, as kube-apiserver's cacher terminates a watcher whose
+/// buffer is full; a watcher that keeps reading gets every event. Embedded server only.
+#[tokio::test]
+async fn watch_that_falls_behind_is_closed() {
+    if real_cluster().is_some() {
+        eprintln!("skipped on a real cluster: watch buffers are not observable there");
+        return;
+    }
+    let server = gamedeploy::cluster::ApiServer::with_options(
+        Arc::new(gamedeploy::clock::SystemClock),
+        gamedeploy::cluster::ServerOptions {
+            watch_backlog: 32,
+            ..Default::default()
+        },
+    );
+    let client = server.client_as("conformance");
+    let leases: Api<Lease> = Api::namespaced(client, "default");
+    let mut slow = leases
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    let fast = leases
+        .watch(&WatchParams::default(), "0")
+        .await
+        .unwrap()
+        .boxed();
+    const N: usize = 300;
+    let reader = tokio::spawn(async move {
+        let mut fast = fast;
+        let mut added = 0;
+        while added < N {
+            match tokio::time::timeout(WAIT, fast.next()).await {
+                Ok(Some(Ok(WatchEvent::Added(_)))) => added += 1,
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the reading watcher lost its stream after {added}: {other:?}"),
+            }
+        }
+        (added, fast)
+    });
+    assert_eq!(server.watch_stats().open, 2);
+    for i in 0..N {
+        leases
+            .create(&PostParams::default(), &lease(&format!("l{i}")))
+            .await
+            .unwrap();
+    }
+    let (added, _fast) = reader.await.unwrap();
+    assert_eq!(added, N, "the reading watcher saw every event");
+    let stats = server.watch_stats();
+    assert_eq!(stats.closed_lagging, 1, "{stats:?}");
+    assert_eq!(stats.open, 1, "only the reading watcher is left: {stats:?}");
+    assert!(stats.queued <= 32, "{stats:?}");
+    // The lagging watcher's stream ends after what was already on its wire.
+    let mut delivered = 0;
+    loop {
+        match tokio::time::timeout(WAIT, slow.next())
+            .await
+            .expect("stream ends")
+        {
+            Some(Ok(_)) => delivered += 1,
+            Some(Err(e)) => panic!("{e}"),
+            None => break,
+        }
+    }
+    assert!(
+        delivered < N,
+        "the lagging watcher was closed early ({delivered})"
+    );
 }
