@@ -261,7 +261,7 @@ mod tests {
     }
 
     fn server() -> ApiServer {
-        ApiServer::new(Arc::new(crate::clock::SystemClock))
+        ApiServer::new(Arc::new(gamedeploy_clock::SystemClock))
     }
 
     async fn listener() -> (TcpListener, SocketAddr) {

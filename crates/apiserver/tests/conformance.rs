@@ -2501,9 +2501,9 @@ async fn watch_that_falls_behind_is_closed() {
         eprintln!("skipped on a real cluster: watch buffers are not observable there");
         return;
     }
-    let server = gamedeploy::cluster::ApiServer::with_options(
-        Arc::new(gamedeploy::clock::SystemClock),
-        gamedeploy::cluster::ServerOptions {
+    let server = embedded_apiserver::ApiServer::with_options(
+        Arc::new(gamedeploy_clock::SystemClock),
+        embedded_apiserver::ServerOptions {
             watch_backlog: 32,
             ..Default::default()
         },
