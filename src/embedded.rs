@@ -71,12 +71,12 @@ pub(crate) async fn cluster(
 /// Runs a scenario on a single-threaded runtime with paused time: timers jump straight to the
 /// next deadline, so a run is fast and its virtual timeline reproducible.
 pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
-    use gamedeploy_simulator::scenario::{Outcome, load};
+    use gamedeploy_simulator::scenario::{ExitStatus, load};
     let scenario = match load(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("gamedeploy: {e}");
-            return ExitCode::from(Outcome::InvalidScenario.exit_code());
+            return ExitCode::from(ExitStatus::InvalidScenario.exit_code());
         }
     };
     for warning in scenario.warnings() {
@@ -102,7 +102,7 @@ pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gamedeploy: {}: {e}", path.display());
-            return ExitCode::from(Outcome::InvalidScenario.exit_code());
+            return ExitCode::from(ExitStatus::InvalidScenario.exit_code());
         }
     };
     match output {
@@ -122,5 +122,5 @@ pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
             report.faults_injected
         ),
     }
-    ExitCode::from(Outcome::of_run(report.settled).exit_code())
+    ExitCode::from(ExitStatus::of_run(report.settled).exit_code())
 }

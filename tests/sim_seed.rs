@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use gamedeploy_core::api::GameDeployment;
 use gamedeploy_simulator::invariants::{self, Invariant, Params};
+use gamedeploy_simulator::kubectl_table;
 use gamedeploy_simulator::report::{HistoryEntry, PodEntry};
-use gamedeploy_simulator::table;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::{Pod, PodCondition};
 use serde_json::json;
@@ -150,7 +150,7 @@ fn run(end: i64, patch_grace: i64) -> Run {
             .filter(|p| PodEntry::from_pod(p).ready)
             .count() as i32;
         if [9, 486].contains(&s) {
-            snapshots.push(table::snapshot(
+            snapshots.push(kubectl_table::snapshot(
                 Duration::from_secs(s as u64),
                 now,
                 &list,

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gamedeploy_simulator::report::Report;
-use gamedeploy_simulator::scenario::{Action, Step};
+use gamedeploy_simulator::scenario::{Step, StepAction};
 
 #[path = "support/sim.rs"]
 mod sim;
@@ -111,7 +111,7 @@ fn a_crash_after_any_operator_write_changes_nothing() {
             0,
             Step {
                 at: std::time::Duration::ZERO,
-                action: Action::CrashOperatorAfterWrites(n),
+                action: StepAction::CrashOperatorAfterWrites(n),
             },
         );
         let r = simulate(&s);

@@ -1,4 +1,4 @@
-//! The invariants of the in-place update state machine (`../shared/design/fsm.md`),
+//! The invariants of the in-place update state machine (listed in `crates/simulator/README.md`),
 //! recomputed from a report's `history[]` alone, so a test, CI or a user can check any run
 //! from the outside. Pure: history in, violations (with virtual times) out.
 

@@ -4,12 +4,12 @@
 //! - [`runner`]: starts the cluster, kubelet and operator and plays the scenario's steps.
 //! - [`scenario`]: scenario files, loaded and validated with messages naming file and field.
 //! - [`report`]: the JSON report and its builders from stored objects.
-//! - [`table`]: what `kubectl get pods` / `kubectl get gamedeployment` would print.
+//! - [`kubectl_table`]: what `kubectl get pods` / `kubectl get gamedeployment` would print.
 //! - [`podref`]: `${pods[N]}` references to generated pod names in steps.
 //! - [`invariants`]: the state machine's invariants, checked from a report's history.
 pub mod invariants;
+pub mod kubectl_table;
 pub mod podref;
 pub mod report;
 pub mod runner;
 pub mod scenario;
-pub mod table;

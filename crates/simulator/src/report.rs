@@ -1,4 +1,4 @@
-//! The JSON report of a simulation run (`-o json`, `../shared/design/scenario.md`): field
+//! The JSON report of a simulation run (`-o json`, fields in `crates/simulator/README.md`): field
 //! names are a contract with scripts. Builders fill entries from stored objects so the runner
 //! only collects; [`HistoryEntry`] carries enough per pod change to recompute the state
 //! machine's invariants from outside (see [`super::invariants`]).

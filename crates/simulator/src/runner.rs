@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::kubectl_table::snapshot;
 use super::report::{
     ApiRequest, EventEntry, GameDeploymentEntry, HistoryEntry, PodEntry, Report, seconds_since,
 };
-use super::scenario::{Action, Manifest, PatchType, Scenario, Target};
-use super::table::snapshot;
+use super::scenario::{Manifest, PatchType, Scenario, StepAction, StepObject};
 use embedded_apiserver::{ApiServer, Change, EventType, FaultConfig, ServerOptions};
 use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::{GameDeployment, crds};
@@ -142,11 +142,13 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
         let now = Instant::now();
         if let Some((index, step)) = steps.next_if(|(_, s)| start + s.at <= now) {
             match &step.action {
-                Action::RestartOperator => operator.restart(&server, &clock, false).await,
-                Action::CrashOperatorAfterWrites(n) => {
+                StepAction::RestartOperator => operator.restart(&server, &clock, false).await,
+                StepAction::CrashOperatorAfterWrites(n) => {
                     crash_after = Some(operator_writes + u64::from(*n))
                 }
-                Action::SetImage(images) => kubelet_config.send_modify(|c| c.set_images(images)),
+                StepAction::SetImage(images) => {
+                    kubelet_config.send_modify(|c| c.set_images(images))
+                }
                 other => act(&admin, &discovery, other)
                     .await
                     .map_err(|f| SimError::Step {
@@ -447,19 +449,25 @@ fn no_such_kind(kind: &str) -> String {
 }
 
 /// Executes a user-like step, first resolving its `${pods[N]}` references.
-async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> Result<(), Failed> {
+async fn act(
+    client: &kube::Client,
+    discovery: &Discovery,
+    action: &StepAction,
+) -> Result<(), Failed> {
     let (verb, target) = match action {
-        Action::Patch(p) => ("patch", &p.target),
-        Action::Annotate { target, .. } => ("annotate", target),
-        Action::Delete(target) => ("delete", target),
-        Action::Scale { target, .. } => ("scale", target),
-        Action::Apply(manifests) => {
+        StepAction::Patch(p) => ("patch", &p.target),
+        StepAction::Annotate { target, .. } => ("annotate", target),
+        StepAction::Delete(target) => ("delete", target),
+        StepAction::Scale { target, .. } => ("scale", target),
+        StepAction::Apply(manifests) => {
             for m in manifests {
                 apply(client, discovery, m).await?;
             }
             return Ok(());
         }
-        Action::RestartOperator | Action::CrashOperatorAfterWrites(_) | Action::SetImage(_) => {
+        StepAction::RestartOperator
+        | StepAction::CrashOperatorAfterWrites(_)
+        | StepAction::SetImage(_) => {
             return Ok(());
         }
     };
@@ -499,10 +507,10 @@ async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> R
         }
         None => action,
     };
-    let api = |t: &Target| api_for(client, ar, t.namespace.as_deref());
+    let api = |t: &StepObject| api_for(client, ar, t.namespace.as_deref());
     let pp = PatchParams::default();
     let (name, result) = match action {
-        Action::Patch(p) => {
+        StepAction::Patch(p) => {
             let patch = match p.r#type {
                 PatchType::Json => Patch::Json(
                     serde_json::from_value(p.patch.clone())
@@ -517,18 +525,18 @@ async fn act(client: &kube::Client, discovery: &Discovery, action: &Action) -> R
                 api(&p.target).patch(name, &pp, &patch).await.map(drop),
             )
         }
-        Action::Annotate { target, key, value } => {
+        StepAction::Annotate { target, key, value } => {
             let body = json!({"metadata": {"annotations": {key: value}}});
             let name = &target.name;
             let r = api(target).patch(name, &pp, &Patch::Merge(body)).await;
             (name, r.map(drop))
         }
-        Action::Delete(target) => {
+        StepAction::Delete(target) => {
             let name = &target.name;
             let r = api(target).delete(name, &DeleteParams::default()).await;
             (name, r.map(drop))
         }
-        Action::Scale { target, replicas } => {
+        StepAction::Scale { target, replicas } => {
             let body = json!({"spec": {"replicas": replicas}});
             let name = &target.name;
             let r = api(target)

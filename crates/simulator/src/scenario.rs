@@ -1,4 +1,4 @@
-//! Scenario files (`../shared/design/scenario.md`): what the simulation applies, does and
+//! Scenario files (format in `crates/simulator/README.md`): what the simulation applies, does and
 //! waits for. Loading validates everything up front and names the file, the field path and
 //! the problem, so a typo fails before any virtual time passes (exit status 2).
 //!
@@ -67,22 +67,22 @@ impl Manifest {
 pub struct Step {
     /// Virtual time since the start of the run.
     pub at: Duration,
-    pub action: Action,
+    pub action: StepAction,
 }
 
 /// What a step does; exactly one per step.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
+pub enum StepAction {
     Patch(PatchStep),
     /// Set (`Some`) or remove (`None`) an annotation, as `kubectl annotate` does.
     Annotate {
-        target: Target,
+        target: StepObject,
         key: String,
         value: Option<String>,
     },
-    Delete(Target),
+    Delete(StepObject),
     Scale {
-        target: Target,
+        target: StepObject,
         replicas: i32,
     },
     Apply(Vec<Manifest>),
@@ -94,18 +94,18 @@ pub enum Action {
     SetImage(BTreeMap<String, ImageConfig>),
 }
 
-impl Action {
+impl StepAction {
     /// The namespace whose pods `${pods[N]}` indexes, and whether the step uses such references.
     pub fn pod_namespace(&self) -> Option<&str> {
         let (target, extra) = match self {
-            Action::Patch(p) => (&p.target, Some(&p.patch)),
-            Action::Annotate { target, .. }
-            | Action::Delete(target)
-            | Action::Scale { target, .. } => (target, None),
+            StepAction::Patch(p) => (&p.target, Some(&p.patch)),
+            StepAction::Annotate { target, .. }
+            | StepAction::Delete(target)
+            | StepAction::Scale { target, .. } => (target, None),
             _ => return None,
         };
         let mut mentions = super::podref::mentions_pods(&target.name);
-        if let Action::Annotate { value: Some(v), .. } = self {
+        if let StepAction::Annotate { value: Some(v), .. } = self {
             mentions |= super::podref::mentions_pods(v);
         }
         if let Some(patch) = extra {
@@ -118,24 +118,24 @@ impl Action {
     }
 
     /// This step with every `${pods[N]}` replaced by a name from `pods` (sorted by name).
-    pub fn expand(&self, pods: &[String]) -> Result<Action, PodRefError> {
-        let target = |t: &Target| -> Result<Target, PodRefError> {
-            Ok(Target {
+    pub fn expand(&self, pods: &[String]) -> Result<StepAction, PodRefError> {
+        let target = |t: &StepObject| -> Result<StepObject, PodRefError> {
+            Ok(StepObject {
                 name: super::podref::expand(&t.name, pods)?,
                 ..t.clone()
             })
         };
         Ok(match self {
-            Action::Patch(p) => Action::Patch(PatchStep {
+            StepAction::Patch(p) => StepAction::Patch(PatchStep {
                 target: target(&p.target)?,
                 r#type: p.r#type,
                 patch: super::podref::expand_value(&p.patch, pods)?,
             }),
-            Action::Annotate {
+            StepAction::Annotate {
                 target: t,
                 key,
                 value,
-            } => Action::Annotate {
+            } => StepAction::Annotate {
                 target: target(t)?,
                 key: key.clone(),
                 value: value
@@ -143,11 +143,11 @@ impl Action {
                     .map(|v| super::podref::expand(v, pods))
                     .transpose()?,
             },
-            Action::Delete(t) => Action::Delete(target(t)?),
-            Action::Scale {
+            StepAction::Delete(t) => StepAction::Delete(target(t)?),
+            StepAction::Scale {
                 target: t,
                 replicas,
-            } => Action::Scale {
+            } => StepAction::Scale {
                 target: target(t)?,
                 replicas: *replicas,
             },
@@ -158,7 +158,7 @@ impl Action {
 
 /// The object a step acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct StepObject {
     pub kind: String,
     pub name: String,
     /// `None`: the `default` namespace for namespaced kinds.
@@ -167,7 +167,7 @@ pub struct Target {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatchStep {
-    pub target: Target,
+    pub target: StepObject,
     pub r#type: PatchType,
     pub patch: Value,
 }
@@ -235,7 +235,7 @@ pub enum ScenarioError {
 
 /// How a `gamedeploy simulate` run ended, and the exit status it maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display)]
-pub enum Outcome {
+pub enum ExitStatus {
     /// Settled before the timeout: 0.
     Settled,
     /// `until.timeout` passed first: 1 (the report is still printed).
@@ -244,20 +244,20 @@ pub enum Outcome {
     InvalidScenario,
 }
 
-impl Outcome {
+impl ExitStatus {
     pub fn of_run(settled: bool) -> Self {
         if settled {
-            Outcome::Settled
+            ExitStatus::Settled
         } else {
-            Outcome::TimedOut
+            ExitStatus::TimedOut
         }
     }
 
     pub fn exit_code(self) -> u8 {
         match self {
-            Outcome::Settled => 0,
-            Outcome::TimedOut => 1,
-            Outcome::InvalidScenario => 2,
+            ExitStatus::Settled => 0,
+            ExitStatus::TimedOut => 1,
+            ExitStatus::InvalidScenario => 2,
         }
     }
 }
@@ -292,7 +292,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
         position: yaml_position(&e),
         problem: yaml_problem(&e),
     })?;
-    let cx = Cx { file };
+    let cx = YamlWalker { file };
     let top = cx.mapping(
         &root,
         "",
@@ -396,7 +396,7 @@ fn yaml_problem(e: &serde_saphyr::Error) -> String {
 }
 
 /// Walks the YAML tree; knows the file for error messages.
-struct Cx<'a> {
+struct YamlWalker<'a> {
     file: &'a Path,
 }
 
@@ -428,7 +428,7 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-impl Cx<'_> {
+impl YamlWalker<'_> {
     fn err(&self, path: impl Into<String>, problem: impl Into<String>) -> ScenarioError {
         let path = path.into();
         ScenarioError::Invalid {
@@ -695,21 +695,21 @@ impl Cx<'_> {
         })
     }
 
-    fn target(&self, m: &Map<String, Value>, path: &str) -> Result<Target, ScenarioError> {
+    fn target(&self, m: &Map<String, Value>, path: &str) -> Result<StepObject, ScenarioError> {
         let kind = self.string(self.required(m, path, "kind")?, &join(path, "kind"))?;
         let name = self.string(self.required(m, path, "name")?, &join(path, "name"))?;
         let namespace = m
             .get("namespace")
             .map(|v| self.string(v, &join(path, "namespace")))
             .transpose()?;
-        Ok(Target {
+        Ok(StepObject {
             kind,
             name,
             namespace,
         })
     }
 
-    fn action(&self, kind: &str, v: &Value, path: &str) -> Result<Action, ScenarioError> {
+    fn action(&self, kind: &str, v: &Value, path: &str) -> Result<StepAction, ScenarioError> {
         match kind {
             "patch" => {
                 let m = self.mapping(v, path, &["kind", "name", "namespace", "type", "patch"])?;
@@ -733,7 +733,7 @@ impl Cx<'_> {
                 }
                 let patch = self.required(m, path, "patch")?.clone();
                 self.check_patch(r#type, &patch, &join(path, "patch"))?;
-                Ok(Action::Patch(PatchStep {
+                Ok(StepAction::Patch(PatchStep {
                     target,
                     r#type,
                     patch,
@@ -766,11 +766,11 @@ impl Cx<'_> {
                         ));
                     }
                 };
-                Ok(Action::Annotate { target, key, value })
+                Ok(StepAction::Annotate { target, key, value })
             }
             "delete" => {
                 let m = self.mapping(v, path, &["kind", "name", "namespace"])?;
-                Ok(Action::Delete(self.target(m, path)?))
+                Ok(StepAction::Delete(self.target(m, path)?))
             }
             "scale" => {
                 let m = self.mapping(v, path, &["kind", "name", "namespace", "replicas"])?;
@@ -780,14 +780,14 @@ impl Cx<'_> {
                     &join(path, "replicas"),
                     u64::from(i32::MAX.unsigned_abs()),
                 )?;
-                Ok(Action::Scale {
+                Ok(StepAction::Scale {
                     target,
                     replicas: i32::try_from(replicas).unwrap_or(i32::MAX),
                 })
             }
-            "apply" => Ok(Action::Apply(self.manifests(v, path)?)),
+            "apply" => Ok(StepAction::Apply(self.manifests(v, path)?)),
             "restartOperator" => match v {
-                Value::Bool(true) => Ok(Action::RestartOperator),
+                Value::Bool(true) => Ok(StepAction::RestartOperator),
                 other => Err(self.err(
                     path,
                     format!(
@@ -801,11 +801,11 @@ impl Cx<'_> {
                 if n == 0 {
                     return Err(self.err(path, "must be at least 1 (the write to crash after)"));
                 }
-                Ok(Action::CrashOperatorAfterWrites(
+                Ok(StepAction::CrashOperatorAfterWrites(
                     u32::try_from(n).unwrap_or(u32::MAX),
                 ))
             }
-            _ => Ok(Action::SetImage(self.image_configs(v, path)?)),
+            _ => Ok(StepAction::SetImage(self.image_configs(v, path)?)),
         }
     }
 
@@ -1052,25 +1052,25 @@ until: { settled: false, timeout: 1h }
         let ats: Vec<u64> = s.steps.iter().map(|s| s.at.as_secs()).collect();
         assert_eq!(ats, vec![20, 20, 60, 90, 120, 120, 180, 240, 300]);
         assert!(
-            matches!(&s.steps[0].action, Action::Patch(p) if p.r#type == PatchType::Json && p.target.namespace.is_none())
+            matches!(&s.steps[0].action, StepAction::Patch(p) if p.r#type == PatchType::Json && p.target.namespace.is_none())
         );
         assert!(matches!(
             &s.steps[1].action,
-            Action::Annotate { value: None, .. }
+            StepAction::Annotate { value: None, .. }
         ));
         assert!(matches!(
             &s.steps[2].action,
-            Action::Scale { replicas: 3, .. }
+            StepAction::Scale { replicas: 3, .. }
         ));
         assert!(
-            matches!(&s.steps[3].action, Action::Delete(t) if t.namespace.as_deref() == Some("games"))
+            matches!(&s.steps[3].action, StepAction::Delete(t) if t.namespace.as_deref() == Some("games"))
         );
-        assert_eq!(s.steps[4].action, Action::RestartOperator);
-        assert_eq!(s.steps[5].action, Action::CrashOperatorAfterWrites(2));
+        assert_eq!(s.steps[4].action, StepAction::RestartOperator);
+        assert_eq!(s.steps[5].action, StepAction::CrashOperatorAfterWrites(2));
         assert!(
-            matches!(&s.steps[6].action, Action::SetImage(m) if m["game:broken"] == ImageConfig::default())
+            matches!(&s.steps[6].action, StepAction::SetImage(m) if m["game:broken"] == ImageConfig::default())
         );
-        assert!(matches!(&s.steps[7].action, Action::Apply(v) if v.len() == 1));
+        assert!(matches!(&s.steps[7].action, StepAction::Apply(v) if v.len() == 1));
         let f = s.faults.unwrap();
         assert_eq!((f.seed, f.conflict_rate, f.error_rate), (7, 0.1, 0.0));
         assert_eq!(f.drop_watch_every, Some(Duration::from_secs(30)));
@@ -1394,8 +1394,8 @@ until: { settled: false, timeout: 1h }
 
     #[test]
     fn outcomes_map_to_exit_codes() {
-        assert_eq!(Outcome::of_run(true).exit_code(), 0);
-        assert_eq!(Outcome::of_run(false).exit_code(), 1);
-        assert_eq!(Outcome::InvalidScenario.exit_code(), 2);
+        assert_eq!(ExitStatus::of_run(true).exit_code(), 0);
+        assert_eq!(ExitStatus::of_run(false).exit_code(), 1);
+        assert_eq!(ExitStatus::InvalidScenario.exit_code(), 2);
     }
 }
