@@ -26,7 +26,7 @@ use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_core::inplace::{self, Decoded, State};
 use gamedeploy_operator::controller::{Handle, Options};
-use simulated_kubelet::runtime::{NodeConfig, NodeRuntime};
+use simulated_kubelet::{NodeConfig, NodeRuntime};
 
 /// Virtual time zero of every simulation, so reports are reproducible.
 pub const EPOCH: &str = "2026-01-01T00:00:00Z";
