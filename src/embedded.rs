@@ -55,10 +55,10 @@ pub(crate) async fn cluster(
             tokio::sync::watch::channel(simulated_kubelet::config::KubeletConfig::default());
         tokio::spawn(simulated_kubelet::node::run(
             server.client_as("kubelet"),
-            simulated_kubelet::runtime::NodeConfig::default(),
+            simulated_kubelet::NodeConfig::default(),
             clock.clone(),
             rx,
-            simulated_kubelet::runtime::NodeRuntime::default(),
+            simulated_kubelet::NodeRuntime::default(),
             shutdown_signal(),
         ));
     }

@@ -1,19 +1,23 @@
-//! A deterministic replay harness for the in-place state machine: one pod, a tiny kubelet,
-//! a HookRun phase, a virtual clock, and the scenario steps of a `fixtures/fsm/*.yaml` file.
-//! Every decision goes through `gamedeploy_core::inplace::advance`, every write is applied the way
-//! kube-apiserver would (strategic merge of labels, annotations, images, the condition; a
-//! stale resourceVersion is a 409), and the result is a trace that insta snapshots.
+//! A deterministic replay harness for the in-place state machine: one pod, the simulated
+//! kubelet's pure core (`crates/kubelet/src/pod_sync.rs`), a HookRun phase, a virtual clock,
+//! and the scenario steps of a `fixtures/fsm/*.yaml` file. Every decision goes through
+//! `gamedeploy_core::inplace::advance`, every write is applied by [`StoredPod`] with the few
+//! API-server rules the machine relies on, and the result is a trace that insta snapshots.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use gamedeploy_core::inplace::table::Node;
 use gamedeploy_core::inplace::{
-    Action, ContainerView, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, Policy,
-    State, Target, Trigger, advance, decode,
+    Action, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, Policy, State, Target,
+    Trigger, advance, decode,
 };
 use gamedeploy_core::names;
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
+use simulated_kubelet::status::api_time;
+use simulated_kubelet::{ImageConfig, KubeletConfig, NodeConfig, NodeRuntime};
 
 // ----- fixture format ---------------------------------------------------------------------
 
@@ -25,8 +29,9 @@ pub struct Fixture {
     pub policy: Policy,
     pub pod: PodSpec,
     pub target: Target,
+    /// The simulated kubelet's behaviour (`crates/kubelet/src/config.rs`).
     #[serde(default)]
-    pub kubelet: KubeletSpec,
+    pub kubelet: KubeletConfig,
     #[serde(default)]
     pub steps: Vec<Step>,
     /// Virtual seconds to run.
@@ -46,34 +51,6 @@ pub struct PodSpec {
     /// Initial `InPlaceUpdateReady` (default True: a settled pod).
     #[serde(default)]
     pub in_place_ready: Option<bool>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KubeletSpec {
-    /// Seconds from a spec image change to the new container running.
-    #[serde(default = "one")]
-    pub start_seconds: u64,
-    /// Seconds from running to ready.
-    #[serde(default = "one")]
-    pub ready_seconds: u64,
-    #[serde(default)]
-    pub images: BTreeMap<String, ImageSpec>,
-}
-
-fn one() -> u64 {
-    1
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ImageSpec {
-    /// `ImagePullBackOff` or `CrashLoopBackOff`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fail: Option<String>,
-    /// A tag that resolves to the same digest as another image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub same_digest_as: Option<String>,
 }
 
 /// One scripted event; exactly one field besides `at` is set.
@@ -108,7 +85,7 @@ pub struct Step {
     pub stale_cache: Option<bool>,
     /// Change how kubelet treats an image from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kubelet_image: Option<BTreeMap<String, ImageSpec>>,
+    pub kubelet_image: Option<BTreeMap<String, ImageConfig>>,
     /// The node's kubelet stops (true) or resumes (false) acting on spec changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubelet_paused: Option<bool>,
@@ -138,27 +115,6 @@ pub struct Expect {
     /// Pod writes by the operator over the whole run.
     #[serde(default)]
     pub pod_writes: Option<usize>,
-}
-
-// ----- kubelet model ------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-enum Phase {
-    /// Running an instance; ready once `ready_at` has passed.
-    Running { ready_at: u64 },
-    /// Replacing the instance; the new one runs at `until`.
-    Starting { until: u64 },
-    /// Cannot start: `ImagePullBackOff` or `CrashLoopBackOff`; tries again at `retry_at`.
-    BackOff { reason: String, retry_at: u64 },
-}
-
-#[derive(Debug, Clone)]
-struct Container {
-    image: String,
-    phase: Phase,
-    instance: u32,
-    restarts: i32,
-    started_at: u64,
 }
 
 // ----- trace --------------------------------------------------------------------------------
@@ -213,16 +169,167 @@ pub struct Trace {
     pub violations: Vec<String>,
 }
 
+// ----- the API server ------------------------------------------------------------------------
+
+/// The one pod as the API server stores it, with only the write rules the machine relies on:
+/// every accepted write bumps `metadata.resourceVersion`; a write preconditioned on an older
+/// one is refused with 409; `pods/status` replaces the status and leaves the spec alone.
+struct StoredPod {
+    pod: Pod,
+    rv: u64,
+}
+
+impl StoredPod {
+    fn bump(&mut self) {
+        self.rv += 1;
+        self.pod.metadata.resource_version = Some(self.rv.to_string());
+    }
+
+    fn check_precondition(&self, rv: Option<&String>) -> Result<(), String> {
+        match rv {
+            Some(rv) if *rv != self.rv.to_string() => Err(format!(
+                "409 Conflict: resourceVersion {rv} is stale (now {})",
+                self.rv
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The kubelet's `pods/status` write: its status is complete (it carries conditions it
+    /// does not own as stored), so it replaces the stored one.
+    fn write_status(&mut self, status: PodStatus) {
+        self.pod.status = Some(status);
+        self.bump();
+    }
+
+    /// Strategic merge of one condition: conditions merge by `type`.
+    fn merge_condition(&mut self, condition: PodCondition) {
+        let conditions = self
+            .pod
+            .status
+            .get_or_insert_with(Default::default)
+            .conditions
+            .get_or_insert_with(Vec::new);
+        match conditions.iter_mut().find(|c| c.type_ == condition.type_) {
+            Some(c) => *c = condition,
+            None => conditions.push(condition),
+        }
+    }
+
+    /// Strategic merge of container images: containers merge by `name`.
+    fn merge_image(&mut self, container: &str, image: &str) {
+        let spec = self.pod.spec.get_or_insert_with(Default::default);
+        if let Some(c) = spec.containers.iter_mut().find(|c| c.name == container) {
+            c.image = Some(image.to_string());
+        }
+    }
+
+    fn labels(&mut self) -> &mut BTreeMap<String, String> {
+        self.pod.metadata.labels.get_or_insert_with(BTreeMap::new)
+    }
+
+    fn annotations(&mut self) -> &mut BTreeMap<String, String> {
+        self.pod
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+    }
+}
+
+fn in_place_ready_condition(
+    ready: bool,
+    reason: &str,
+    message: &str,
+    at: Timestamp,
+) -> PodCondition {
+    PodCondition {
+        type_: names::CONDITION_INPLACE_READY.into(),
+        status: if ready { "True" } else { "False" }.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_transition_time: Some(api_time(at)),
+        ..PodCondition::default()
+    }
+}
+
+// ----- the kubelet ---------------------------------------------------------------------------
+
+/// The trace starts with the pod's containers running and ready, whatever the fixture's
+/// delays: the kubelet has run the pod since this long before the trace's zero.
+const KUBELET_RAN_BEFORE: SignedDuration = SignedDuration::from_secs(3600);
+
+/// One trace line per container whose reported state or readiness changed.
+fn describe_kubelet(old: &PodStatus, new: &PodStatus) -> Vec<String> {
+    let statuses = |s: &PodStatus| s.container_statuses.clone().unwrap_or_default();
+    let old = statuses(old);
+    statuses(new)
+        .iter()
+        .filter_map(|n| {
+            let o = old.iter().find(|o| o.name == n.name);
+            let mut parts = Vec::new();
+            if o.map(|o| &o.state) != Some(&n.state) {
+                parts.push(describe_state(n));
+            }
+            let last_exit =
+                |c: &ContainerStatus| c.last_state.as_ref().and_then(|l| l.terminated.clone());
+            if let Some(t) = last_exit(n).filter(|t| o.and_then(last_exit).as_ref() != Some(t)) {
+                parts.push(format!(
+                    "{} exited {} ({})",
+                    short_id(t.container_id.as_deref().unwrap_or_default()),
+                    t.exit_code,
+                    t.reason.unwrap_or_default()
+                ));
+            }
+            if o.is_some_and(|o| o.ready != n.ready) {
+                parts.push(if n.ready { "ready" } else { "not ready" }.into());
+            }
+            (!parts.is_empty()).then(|| format!("{}: {}", n.name, parts.join("; ")))
+        })
+        .collect()
+}
+
+fn describe_state(c: &ContainerStatus) -> String {
+    let state = c.state.clone().unwrap_or_default();
+    match (state.running, state.waiting, state.terminated) {
+        (Some(_), _, _) => format!(
+            "running {} as {} (restartCount {})",
+            c.image,
+            short_id(c.container_id.as_deref().unwrap_or_default()),
+            c.restart_count
+        ),
+        (None, Some(w), _) => {
+            let reason = w.reason.unwrap_or_default();
+            match w.message {
+                Some(m) => format!("{reason}: {m}"),
+                None => format!("{reason} {}", c.image),
+            }
+        }
+        (None, None, _) => format!("terminated ({})", c.image),
+    }
+}
+
+/// A container ID cut to 12 digits, as `docker ps` shows it.
+fn short_id(id: &str) -> String {
+    match id.split_once("://") {
+        Some((scheme, hex)) => format!("{scheme}://{}", &hex[..hex.len().min(12)]),
+        None => id.to_string(),
+    }
+}
+
 // ----- the run ------------------------------------------------------------------------------
 
 pub struct Sim {
     fixture: Fixture,
     epoch: Timestamp,
     now: u64,
-    pod: PodView,
-    previous_pod: PodView,
-    rv: u64,
-    containers: BTreeMap<String, Container>,
+    stored: StoredPod,
+    /// The pod as it was before the operator's last write, for `staleCache`.
+    previous_pod: Pod,
+    kubelet: NodeRuntime,
+    kubelet_config: KubeletConfig,
+    node: NodeConfig,
+    /// When the kubelet asked to look at the pod again.
+    kubelet_wake: Option<u64>,
     target: Target,
     selected: bool,
     /// Phase per created HookRun; `hook` steps set the newest one.
@@ -233,7 +340,6 @@ pub struct Sim {
     last_state: Option<State>,
     crash: Option<Crash>,
     stale: bool,
-    images: BTreeMap<String, ImageSpec>,
     writes: usize,
     entries: Vec<Entry>,
     edges: BTreeSet<(Node, State, Trigger)>,
@@ -249,51 +355,55 @@ pub struct Sim {
 impl Sim {
     pub fn new(fixture: Fixture) -> Self {
         let epoch: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
-        let mut containers = BTreeMap::new();
-        let mut statuses = BTreeMap::new();
-        for (i, (name, image)) in fixture.pod.images.iter().enumerate() {
-            let c = Container {
-                image: image.clone(),
-                phase: Phase::Running { ready_at: 0 },
-                instance: 1,
-                restarts: 0,
-                started_at: 0,
-            };
-            let _ = i;
-            containers.insert(name.clone(), c);
-            statuses.insert(name.clone(), ContainerView::default());
-        }
-        let mut labels = BTreeMap::new();
-        labels.insert(
-            names::LABEL_REVISION.to_string(),
-            fixture.pod.revision.clone(),
-        );
-        let pod = PodView {
-            name: fixture.pod.name.clone(),
-            namespace: "default".into(),
-            resource_version: Some("1".into()),
-            revision: Some(fixture.pod.revision.clone()),
-            labels,
-            annotations: fixture.pod.annotations.clone(),
-            spec_images: fixture.pod.images.clone(),
-            containers: statuses,
-            in_place_ready: Some(fixture.pod.in_place_ready.unwrap_or(true)),
-            pod_ip: Some("10.0.0.7".into()),
-            host_ip: Some("192.0.2.10".into()),
-            deleting: false,
-            ..Default::default()
+        let node = NodeConfig {
+            host_ip: "192.0.2.10".parse().unwrap(),
+            ..NodeConfig::default()
         };
-        let unready_since = (pod.in_place_ready == Some(false)).then_some(0);
+        let in_place_ready = fixture.pod.in_place_ready.unwrap_or(true);
+        let containers: Vec<_> = fixture
+            .pod
+            .images
+            .iter()
+            .map(|(name, image)| json!({"name": name, "image": image}))
+            .collect();
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {
+                "name": fixture.pod.name,
+                "namespace": "default",
+                "uid": format!("uid-{}", fixture.pod.name),
+                "resourceVersion": "1",
+                "labels": {names::LABEL_REVISION: fixture.pod.revision},
+                "annotations": fixture.pod.annotations,
+            },
+            "spec": {
+                "nodeName": node.name,
+                "readinessGates": [{"conditionType": names::CONDITION_INPLACE_READY}],
+                "containers": containers,
+            },
+            // Kept by the kubelet when it first sees the pod, like a restarted kubelet does.
+            "status": {"podIP": "10.0.0.7"},
+        }))
+        .unwrap();
+        let mut stored = StoredPod { pod, rv: 1 };
+        let ran_since = epoch - KUBELET_RAN_BEFORE;
+        stored.merge_condition(in_place_ready_condition(
+            in_place_ready,
+            "Fixture",
+            "as the fixture starts",
+            ran_since,
+        ));
+        let unready_since = (!in_place_ready).then_some(0);
         let mut sim = Sim {
             target: fixture.target.clone(),
-            images: fixture.kubelet.images.clone(),
+            kubelet_config: fixture.kubelet.clone(),
             fixture,
             epoch,
             now: 0,
-            previous_pod: pod.clone(),
-            pod,
-            rv: 1,
-            containers,
+            previous_pod: stored.pod.clone(),
+            stored,
+            kubelet: NodeRuntime::default(),
+            node,
+            kubelet_wake: None,
             selected: false,
             hook_runs: BTreeMap::new(),
             last_hook: None,
@@ -309,7 +419,8 @@ impl Sim {
             crash_at_write: None,
             wake: None,
         };
-        sim.sync_status();
+        sim.run_kubelet_until_epoch(ran_since);
+        sim.previous_pod = sim.stored.pod.clone();
         sim
     }
 
@@ -323,135 +434,54 @@ impl Sim {
         self.epoch + SignedDuration::from_secs(secs as i64)
     }
 
+    fn secs(&self, t: Timestamp) -> u64 {
+        t.duration_since(self.epoch).as_secs().max(0) as u64
+    }
+
     fn fmt_t(secs: u64) -> String {
         format!("{secs}s")
     }
 
-    fn digest(&self, image: &str) -> String {
-        let base = self
-            .images
-            .get(image)
-            .and_then(|s| s.same_digest_as.clone())
-            .unwrap_or_else(|| image.to_string());
-        let h = base.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
-        format!("sha256:{:016x}", h)
-    }
-
-    fn bump(&mut self) {
-        self.rv += 1;
-        self.pod.resource_version = Some(self.rv.to_string());
-    }
-
-    /// Recomputes container statuses from the kubelet model; returns readiness changes.
-    fn sync_status(&mut self) -> Vec<String> {
-        let mut statuses = BTreeMap::new();
-        for (name, c) in &self.containers {
-            let mut v = ContainerView {
-                image: c.image.clone(),
-                image_id: Some(self.digest(&c.image)),
-                container_id: Some(format!("containerd://{name}-{}", c.instance)),
-                restart_count: c.restarts,
-                ..Default::default()
-            };
-            match &c.phase {
-                Phase::Running { ready_at } => {
-                    v.running = true;
-                    v.ready = self.now >= *ready_at;
-                    v.started_at = Some(self.ts(c.started_at));
-                }
-                Phase::Starting { .. } => {
-                    v.waiting_reason = Some("ContainerCreating".into());
-                }
-                Phase::BackOff { reason, .. } => {
-                    v.waiting_reason = Some(reason.clone());
-                    if reason != "CrashLoopBackOff" {
-                        v.container_id = None;
-                        v.image_id = None;
-                    }
-                }
+    /// Runs the kubelet from `since` to just before the trace's zero, untraced.
+    fn run_kubelet_until_epoch(&mut self, since: Timestamp) {
+        let mut at = since;
+        loop {
+            let d = self
+                .kubelet
+                .sync(&self.stored.pod, &self.kubelet_config, &self.node, at);
+            if let Some(status) = d.status {
+                self.stored.write_status(status);
             }
-            statuses.insert(name.clone(), v);
-        }
-        let mut log = Vec::new();
-        for (name, v) in &statuses {
-            let was = self.pod.containers.get(name).is_some_and(|o| o.ready);
-            if v.ready && !was && self.now > 0 {
-                log.push(format!("{name}: instance ready"));
+            match d.wake_at {
+                Some(w) if w > at && w < self.epoch => at = w,
+                _ => break,
             }
         }
-        if statuses != self.pod.containers {
-            self.pod.containers = statuses;
-            self.bump();
-        }
-        log
     }
 
-    /// Advances the kubelet model to `self.now`; returns log lines.
+    /// One kubelet sync of the stored pod at `self.now`; returns trace lines.
     fn kubelet(&mut self) -> Vec<String> {
-        let mut log = Vec::new();
         if self.kubelet_paused {
-            return log;
+            return Vec::new();
         }
-        let now = self.now;
-        let start = self.fixture.kubelet.start_seconds;
-        let ready = self.fixture.kubelet.ready_seconds;
-        let names: Vec<String> = self.containers.keys().cloned().collect();
-        for name in names {
-            let spec_image = self.pod.spec_images.get(&name).cloned().unwrap_or_default();
-            let fail = self.images.get(&spec_image).and_then(|s| s.fail.clone());
-            let c = self.containers.get_mut(&name).unwrap();
-            // A spec image change kills the running instance, as kubelet does on a hash change.
-            if c.image != spec_image {
-                c.image = spec_image.clone();
-                c.phase = Phase::Starting { until: now + start };
-                log.push(format!(
-                    "{name}: spec image is now {spec_image}; killing the running instance"
-                ));
-            }
-            match c.phase.clone() {
-                Phase::Starting { until } if now >= until => match fail.as_deref() {
-                    Some("ImagePullBackOff") => {
-                        c.phase = Phase::BackOff {
-                            reason: "ImagePullBackOff".into(),
-                            retry_at: now + 10,
-                        };
-                        log.push(format!("{name}: cannot pull {}: ImagePullBackOff", c.image));
-                    }
-                    Some(_) => {
-                        c.instance += 1;
-                        c.restarts += 1;
-                        c.phase = Phase::BackOff {
-                            reason: "CrashLoopBackOff".into(),
-                            retry_at: now + 10,
-                        };
-                        log.push(format!(
-                            "{name}: instance {} crashed: CrashLoopBackOff",
-                            c.instance
-                        ));
-                    }
-                    None => {
-                        c.instance += 1;
-                        c.restarts += 1;
-                        c.started_at = now;
-                        c.phase = Phase::Running {
-                            ready_at: now + ready,
-                        };
-                        log.push(format!(
-                            "{name}: instance {} running {} (restartCount {})",
-                            c.instance, c.image, c.restarts
-                        ));
-                    }
-                },
-                Phase::BackOff { retry_at, .. } if now >= retry_at => {
-                    c.phase = Phase::Starting { until: now + start };
-                    log.push(format!("{name}: retrying {}", c.image));
-                }
-                _ => {}
-            }
-        }
-        log.extend(self.sync_status());
+        let now = self.ts(self.now);
+        let d = self
+            .kubelet
+            .sync(&self.stored.pod, &self.kubelet_config, &self.node, now);
+        assert!(!d.bind && !d.delete, "the pod is bound and alive: {d:?}");
+        self.kubelet_wake = d.wake_at.map(|t| self.secs(t));
+        let Some(status) = d.status else {
+            return Vec::new();
+        };
+        let log = describe_kubelet(
+            self.stored
+                .pod
+                .status
+                .as_ref()
+                .unwrap_or(&PodStatus::default()),
+            &status,
+        );
+        self.stored.write_status(status);
         log
     }
 
@@ -459,15 +489,7 @@ impl Sim {
         if self.kubelet_paused {
             return None;
         }
-        self.containers
-            .values()
-            .filter_map(|c| match c.phase {
-                Phase::Running { ready_at } if ready_at > self.now => Some(ready_at),
-                Phase::Starting { until } => Some(until.max(self.now)),
-                Phase::BackOff { retry_at, .. } => Some(retry_at.max(self.now)),
-                _ => None,
-            })
-            .min()
+        self.kubelet_wake
     }
 
     fn apply_step(&mut self, step: &Step) {
@@ -484,18 +506,23 @@ impl Sim {
             self.kubelet_paused = p;
         }
         if let Some(f) = &step.force {
-            self.pod
-                .annotations
+            self.stored
+                .annotations()
                 .insert(names::ANNOTATION_FORCE.into(), f.clone());
-            self.bump();
+            self.stored.bump();
         }
         if let Some(a) = &step.annotate {
-            self.pod.annotations.extend(a.clone());
-            self.bump();
+            self.stored.annotations().extend(a.clone());
+            self.stored.bump();
         }
         if let Some(r) = step.set_in_place_ready {
-            self.set_condition(r);
-            self.bump();
+            self.set_in_place_ready(in_place_ready_condition(
+                r,
+                "Manual",
+                "set behind the operator's back",
+                self.ts(self.now),
+            ));
+            self.stored.bump();
         }
         if let Some(c) = step.crash {
             self.crash = Some(c);
@@ -504,28 +531,27 @@ impl Sim {
             self.stale = true;
         }
         if let Some(images) = &step.kubelet_image {
-            self.images.extend(images.clone());
+            self.kubelet_config.set_images(images);
         }
     }
 
-    fn set_condition(&mut self, ready: bool) {
-        if self.pod.in_place_ready != Some(ready) {
+    fn in_place_ready(&self) -> Option<bool> {
+        PodView::from_pod(&self.stored.pod).in_place_ready
+    }
+
+    /// Stores the condition and tracks, for the grace invariant, when it became False.
+    fn set_in_place_ready(&mut self, condition: PodCondition) {
+        let ready = condition.status == "True";
+        if self.in_place_ready() != Some(ready) {
             self.unready_since = (!ready).then_some(self.now);
         }
-        self.pod.in_place_ready = Some(ready);
+        self.stored.merge_condition(condition);
     }
 
-    /// Applies one write as the API server would; `Err` is the API answer.
+    /// Applies one operator write as the API server would; `Err` is the API answer.
     fn apply_write(&mut self, w: &PodWrite, forced_patch: bool) -> Result<(), String> {
-        if let Some(rv) = &w.precondition
-            && Some(rv) != self.pod.resource_version.as_ref()
-        {
-            return Err(format!(
-                "409 Conflict: resourceVersion {rv} is stale (now {})",
-                self.rv
-            ));
-        }
-        self.previous_pod = self.pod.clone();
+        self.stored.check_precondition(w.precondition.as_ref())?;
+        self.previous_pod = self.stored.pod.clone();
         if !w.images.is_empty() {
             if w.endpoint != Endpoint::Pod {
                 self.violations
@@ -543,15 +569,15 @@ impl Sim {
                     self.now, self.unready_since
                 ));
             }
+            let spec_images = PodView::from_pod(&self.stored.pod).spec_images;
             for (c, image) in &w.images {
-                let old = self.pod.spec_images.get(c);
-                if old.is_some_and(|o| o == image) {
+                if spec_images.get(c) == Some(image) {
                     self.violations.push(format!(
                         "t={}: container {c} patched to the image it has",
                         self.now
                     ));
                 }
-                self.pod.spec_images.insert(c.clone(), image.clone());
+                self.stored.merge_image(c, image);
             }
         }
         if let Some(c) = &w.condition {
@@ -559,34 +585,36 @@ impl Sim {
                 self.violations
                     .push("condition written through the pod endpoint".into());
             }
-            self.set_condition(c.ready);
+            self.set_in_place_ready(in_place_ready_condition(
+                c.ready,
+                &c.reason,
+                &c.message,
+                c.last_transition_time,
+            ));
         }
-        for (k, v) in &w.labels {
-            self.pod.labels.insert(k.clone(), v.clone());
-        }
-        self.pod.revision = self.pod.labels.get(names::LABEL_REVISION).cloned();
+        self.stored.labels().extend(w.labels.clone());
         for (k, v) in &w.annotations {
             match v {
-                Some(v) => self.pod.annotations.insert(k.clone(), v.clone()),
-                None => self.pod.annotations.remove(k),
+                Some(v) => self.stored.annotations().insert(k.clone(), v.clone()),
+                None => self.stored.annotations().remove(k),
             };
         }
         if let Some(r) = &w.checkpoint {
-            self.pod.annotations.insert(
+            self.stored.annotations().insert(
                 names::ANNOTATION_STATE.into(),
                 gamedeploy_core::inplace::encode(r),
             );
         }
-        self.bump();
+        self.stored.bump();
         Ok(())
     }
 
     fn reconcile(&mut self) -> bool {
-        let view = if std::mem::take(&mut self.stale) {
-            self.previous_pod.clone()
+        let view = PodView::from_pod(if std::mem::take(&mut self.stale) {
+            &self.previous_pod
         } else {
-            self.pod.clone()
-        };
+            &self.stored.pod
+        });
         let target = self.target.clone();
         let policy = self.fixture.policy.clone();
         let record_hook = match decode(&view.annotations) {
@@ -696,16 +724,12 @@ impl Sim {
                         .collect(),
                     state: out.state,
                     actions: out.actions.clone(),
-                    wake_at: out
-                        .wake_at
-                        .map(|w| Self::fmt_t(w.duration_since(self.epoch).as_secs() as u64)),
+                    wake_at: out.wake_at.map(|w| Self::fmt_t(self.secs(w))),
                     executed,
                 }),
             });
         }
-        self.wake = out
-            .wake_at
-            .map(|w| w.duration_since(self.epoch).as_secs() as u64);
+        self.wake = out.wake_at.map(|w| self.secs(w));
         // A restarted operator lists everything and decides again at once.
         changed || crashed
     }
@@ -764,20 +788,21 @@ impl Sim {
                 _ => break,
             }
         }
-        let state = match decode(&self.pod.annotations) {
+        let pod = PodView::from_pod(&self.stored.pod);
+        let state = match decode(&pod.annotations) {
             Decoded::Valid(r) => Some(r.state),
             Decoded::Missing => None,
             _ => Some(State::Unknown),
         };
         let end = Final {
             state,
-            revision: self.pod.revision.clone(),
-            images: self.pod.spec_images.clone(),
-            in_place_ready: self.pod.in_place_ready,
-            restarts: self
+            revision: pod.revision,
+            images: pod.spec_images,
+            in_place_ready: pod.in_place_ready,
+            restarts: pod
                 .containers
-                .iter()
-                .map(|(n, c)| (n.clone(), c.restarts))
+                .into_iter()
+                .map(|(n, c)| (n, c.restart_count))
                 .collect(),
             pod_writes: self.writes,
             hook_runs_created: self.hook_runs.keys().cloned().collect(),

@@ -1,11 +1,29 @@
 //! How the simulated node behaves: the `kubelet:` block of a scenario file. Per-image settings
 //! override the node-wide delays, can make an image fail, or make a tag resolve to another
-//! tag's digest. `setImage` steps replace image entries mid-run.
+//! tag's digest. `setImage` steps replace image entries mid-run. [`NodeConfig`] is who the
+//! node is (name and address), which does not change during a run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
+
+/// The node this kubelet runs as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub name: String,
+    pub host_ip: Ipv4Addr,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            name: "sim-node".into(),
+            host_ip: Ipv4Addr::new(172, 18, 0, 2),
+        }
+    }
+}
 
 /// Node-wide delays plus per-image overrides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +70,7 @@ pub struct ImageConfig {
 }
 
 /// The ways an image can fail, named by the waiting reason kubelet ends up reporting.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::Display, strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImageFailure {
     /// The container starts, exits with an error after a moment, and is restarted with
     /// exponential back-off.

@@ -2,20 +2,28 @@
 //! their containers on a modelled runtime (start and ready delays, pull failures, crash loops,
 //! re-tags with the same digest), restarts exactly the containers whose spec image changed,
 //! reports `PodStatus` like kubelet (pod `Ready` honours readiness gates) and deletes pods when
-//! their grace period is over.
+//! their grace period is over. It knows only Kubernetes' own API types. What it models and
+//! what it does not: `crates/kubelet/README.md`.
 //!
-//! - [`config`]: node behaviour, the `kubelet:` block of a scenario.
-//! - [`runtime`]: the pure core: runtime memory and the per-pod decision.
-//! - [`status`]: how the runtime is reported as a `PodStatus`.
+//! Modules, each depending only on those listed before it:
+//!
+//! - [`config`]: node identity and behaviour, the `kubelet:` block of a scenario.
 //! - [`ids`]: deterministic digests, container IDs and pod IPs.
+//! - [`container_runtime`]: what runs on the node and how it moves on over time; it does not
+//!   know how it is reported.
+//! - [`status`]: renders a pod's container runtime as the `PodStatus` kubelet reports.
+//! - [`pod_sync`]: the pure core, [`NodeRuntime::sync`]: the decision for one stored pod
+//!   (bind, status to report, delete, when to look again).
 //! - [`node`]: the thin IO edge that watches pods and executes decisions through a
 //!   `kube::Client`.
 pub mod config;
+pub mod container_runtime;
 pub mod ids;
 pub mod node;
-pub mod runtime;
+pub mod pod_sync;
 pub mod status;
 
-pub use config::{ConfigError, ImageConfig, ImageFailure, KubeletConfig};
+pub use config::{ConfigError, ImageConfig, ImageFailure, KubeletConfig, NodeConfig};
+pub use container_runtime::NodeRuntime;
 pub use node::{KubeletError, run};
-pub use runtime::{Decision, NodeConfig, NodeRuntime};
+pub use pod_sync::Decision;

@@ -1,5 +1,5 @@
 //! The kubelet's IO edge: watches pods through a `kube::Client`, feeds each change to the
-//! pure [`NodeRuntime::sync`], and executes the decision (bind, report status, delete). It
+//! pure [`NodeRuntime::sync`] (`pod_sync.rs`), and executes the decision (bind, report status, delete). It
 //! sleeps until the earliest time a pod wants to be looked at again, on tokio time, so under
 //! a paused tokio clock with [`gamedeploy_clock::TokioClock`] long waits cost no real time.
 //!
@@ -22,8 +22,9 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::config::KubeletConfig;
-use super::runtime::{Decision, NodeConfig, NodeRuntime};
+use super::config::{KubeletConfig, NodeConfig};
+use super::container_runtime::NodeRuntime;
+use super::pod_sync::Decision;
 use super::status::api_time;
 use gamedeploy_clock::SharedClock;
 
@@ -67,7 +68,7 @@ pub async fn run(
         .reflect(writer);
     tokio::pin!(stream);
     tokio::pin!(shutdown);
-    let mut edge = Edge {
+    let mut sync_loop = SyncLoop {
         client,
         node,
         clock,
@@ -80,19 +81,19 @@ pub async fn run(
     };
     let mut config_open = true;
     loop {
-        edge.sync_due(&mut runtime).await;
-        let sleep = edge.next_wake();
+        sync_loop.sync_due(&mut runtime).await;
+        let sleep = sync_loop.next_wake();
         tokio::select! {
             () = &mut shutdown => return Ok(runtime),
             event = stream.next() => match event {
-                Some(Ok(e)) => edge.observe(e, &mut runtime),
-                Some(Err(e)) => tracing::warn!(node = %edge.node.name, "pod watch: {e}"),
+                Some(Ok(e)) => sync_loop.observe(e, &mut runtime),
+                Some(Err(e)) => tracing::warn!(node = %sync_loop.node.name, "pod watch: {e}"),
                 None => return Ok(runtime),
             },
             changed = config.changed(), if config_open => match changed {
                 Ok(()) => {
-                    edge.config = config.borrow_and_update().clone();
-                    edge.dirty.extend(edge.store.state().iter().map(|p| key(p)));
+                    sync_loop.config = config.borrow_and_update().clone();
+                    sync_loop.dirty.extend(sync_loop.store.state().iter().map(|p| key(p)));
                 }
                 Err(_) => config_open = false,
             },
@@ -163,7 +164,9 @@ fn patch_params() -> PatchParams {
     }
 }
 
-struct Edge {
+/// The kubelet's sync loop: what it must remember between watch events to sync each pod
+/// when it changes or when it asked to be looked at again, and not to repeat a write.
+struct SyncLoop {
     client: kube::Client,
     node: NodeConfig,
     clock: SharedClock,
@@ -180,7 +183,7 @@ struct Edge {
     deleting: BTreeSet<String>,
 }
 
-impl Edge {
+impl SyncLoop {
     fn observe(&mut self, event: watcher::Event<Pod>, runtime: &mut NodeRuntime) {
         match event {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {

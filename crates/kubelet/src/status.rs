@@ -1,5 +1,5 @@
-//! Renders a pod's runtime as the `PodStatus` kubelet reports: container statuses, phase,
-//! conditions and addresses. Starts from the stored status so that whatever the kubelet does
+//! Renders a pod's container runtime (`container_runtime.rs`) as the `PodStatus` kubelet
+//! reports: container statuses, phase, conditions and addresses. Starts from the stored status so that whatever the kubelet does
 //! not own (readiness-gate conditions such as `InPlaceUpdateReady`, `qosClass`) is carried
 //! over untouched, and keeps condition order and `lastTransitionTime` stable so that an
 //! unchanged pod renders exactly as stored and costs no write.
@@ -11,8 +11,9 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::runtime::{
-    ContainerPhase, ContainerRuntime, Exit, NodeConfig, PULL_ERROR_SHOWN, PodRuntime,
+use super::config::NodeConfig;
+use super::container_runtime::{
+    ContainerPhase, ContainerRuntime, Exit, PULL_ERROR_SHOWN, PodRuntime,
 };
 
 /// Conditions the kubelet computes, in the order it appends them.

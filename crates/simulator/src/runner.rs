@@ -27,7 +27,7 @@ use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_core::inplace::{self, Decoded, State};
 use gamedeploy_operator::controller::{Handle, Options};
 use gamedeploy_operator::describe;
-use simulated_kubelet::runtime::{NodeConfig, NodeRuntime};
+use simulated_kubelet::{NodeConfig, NodeRuntime};
 
 /// Virtual time zero of every simulation, so reports are reproducible.
 pub const EPOCH: &str = "2026-01-01T00:00:00Z";
