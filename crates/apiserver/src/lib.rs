@@ -33,7 +33,7 @@
 //!   built from the registered CRDs and k8s-openapi's built-in schemas; `/openapi/v2` is not
 //!   (kubectl only falls back to it when v3 is missing).
 //!
-//! The conformance suite (`crates/apiserver/tests/conformance.rs`) runs against this server, or against a real
+//! The conformance suite (`crates/apiserver/tests/conformance/`) runs against this server, or against a real
 //! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
 
 mod builtin;
@@ -71,7 +71,7 @@ pub use store::{Change, EventType};
 
 use gamedeploy_clock::SharedClock;
 use http::{ResourceRoute, Route};
-use ops::{Ctx, DeleteOpts, ListOpts, Sub};
+use ops::{DeleteOpts, ListOpts, RequestContext, Subresource};
 use selectors::{FieldSelector, LabelSelector};
 use store::Store;
 
@@ -170,7 +170,7 @@ impl ApiServer {
         };
         {
             let mut st = lock(&server.inner.store);
-            let ctx = server.ctx("kube-apiserver", false);
+            let ctx = server.request_context("kube-apiserver", false);
             if let Some(d) = st.registry.get("", "v1", "namespaces") {
                 for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
                     let _ = ops::create(
@@ -254,14 +254,19 @@ impl ApiServer {
         lock(&self.inner.store).rv
     }
 
-    fn ctx(&self, manager: &str, dry_run: bool) -> Ctx {
-        ctx_at(&self.inner.clock, manager, dry_run, false)
+    fn request_context(&self, manager: &str, dry_run: bool) -> RequestContext {
+        request_context_at(&self.inner.clock, manager, dry_run, false)
     }
 }
 
-fn ctx_at(clock: &SharedClock, manager: &str, dry_run: bool, strict: bool) -> Ctx {
+fn request_context_at(
+    clock: &SharedClock,
+    manager: &str,
+    dry_run: bool,
+    strict: bool,
+) -> RequestContext {
     let now = clock.now();
-    Ctx {
+    RequestContext {
         now: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         now_secs: now.as_second(),
         manager: manager.to_string(),
@@ -555,7 +560,7 @@ async fn handle(
         });
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
-    let ctx = ctx_at(&inner.clock, &manager, dry_run, strict);
+    let ctx = request_context_at(&inner.clock, &manager, dry_run, strict);
     if matches!(verb, "get" | "list" | "watch")
         && let Err(e) =
             ops::parse_resource_version(q.get("resourceVersion").map_or("", String::as_str))
@@ -944,7 +949,7 @@ fn parse_body(ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
 /// Run one non-watch request against the store.
 fn dispatch(
     st: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     verb: &str,
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
@@ -997,18 +1002,17 @@ fn dispatch(
         ("create", Some("binding")) => bind(st, ctx, desc, ns, name, body),
         ("update", None | Some("status")) => {
             let obj = parse_body(ctype, body)?;
-            let s = if sub == Some("status") {
-                Sub::Status
-            } else {
-                Sub::Main
-            };
-            Ok((200, ops::update(st, ctx, desc, ns, name, obj, s, None)?))
+            let subresource = Subresource::of_status_path(sub);
+            Ok((
+                200,
+                ops::update(st, ctx, desc, ns, name, obj, subresource, None)?,
+            ))
         }
         ("update", Some("scale")) => {
             let scale = ops::parse_object(body)?;
             let old = ops::get(st, desc, ns, name)?;
             let new = ops::apply_scale(desc, &old, &scale)?;
-            let out = ops::update(st, ctx, desc, ns, name, new, Sub::Main, None)?;
+            let out = ops::update(st, ctx, desc, ns, name, new, Subresource::Main, None)?;
             Ok((200, ops::scale_of(desc, &out)?))
         }
         ("patch", Some("scale")) => {
@@ -1016,15 +1020,11 @@ fn dispatch(
             let current = ops::scale_of(desc, &old)?;
             let patched = ops::patched(desc, &current, ctype, body)?;
             let new = ops::apply_scale(desc, &old, &patched)?;
-            let out = ops::update(st, ctx, desc, ns, name, new, Sub::Main, None)?;
+            let out = ops::update(st, ctx, desc, ns, name, new, Subresource::Main, None)?;
             Ok((200, ops::scale_of(desc, &out)?))
         }
         ("patch", None | Some("status")) => {
-            let s = if sub == Some("status") {
-                Sub::Status
-            } else {
-                Sub::Main
-            };
+            let subresource = Subresource::of_status_path(sub);
             if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+cbor" {
                 if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
                     return Err(ApiError::invalid(
@@ -1045,16 +1045,20 @@ fn dispatch(
                     ));
                 }
                 let force = q.get("force").is_some_and(|f| f == "true");
-                let (out, created) = ops::apply(st, ctx, desc, ns, name, config, force, s)?;
+                let (out, created) =
+                    ops::apply(st, ctx, desc, ns, name, config, force, subresource)?;
                 return Ok((if created { 201 } else { 200 }, out));
             }
             let old = ops::get(st, desc, ns, name)?;
             let new = ops::patched(desc, &old, ctype, body)?;
-            Ok((200, ops::update(st, ctx, desc, ns, name, new, s, None)?))
+            Ok((
+                200,
+                ops::update(st, ctx, desc, ns, name, new, subresource, None)?,
+            ))
         }
         ("delete", None) => {
             let opts = delete_opts(q, body)?;
-            let ctx = Ctx {
+            let ctx = RequestContext {
                 dry_run: ctx.dry_run || opts.dry_run,
                 ..ctx.clone()
             };
@@ -1109,7 +1113,7 @@ fn dispatch(
 /// `pods/binding`: what the scheduler posts to assign a node (`BindingREST.Create`).
 fn bind(
     st: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     desc: &resources::ResourceDesc,
     ns: Option<&str>,
     name: &str,
@@ -1186,7 +1190,7 @@ fn is_events_v1(d: &resources::ResourceDesc) -> bool {
 /// responses out, run everything else as the core resource.
 fn dispatch_events_v1(
     st: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     verb: &str,
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
