@@ -1,40 +1,6 @@
-//! The embedded cluster: an in-process Kubernetes API server that a real [`kube::Client`]
-//! talks to through a `tower::Service`, so the operator, kube's `watcher`, `reflector` and
-//! `Controller` run unmodified in tests and in `gamedeploy simulate`.
-//!
-//! - [`ApiServer::new`] with a [`SharedClock`](gamedeploy_clock::SharedClock): every timestamp the
-//!   server sets (creationTimestamp, deletionTimestamp, managedFields times) comes from it.
-//! - [`ApiServer::client_as`] gives a `kube::Client` whose requests are counted under a client
-//!   identity ([`ApiServer::request_counts`]); identities also scope fault injection
-//!   ([`ApiServer::set_faults`], [`ApiServer::drop_watches`]). Requests from other front ends
-//!   (e.g. HTTP) are identified by the `x-gamedeploy-client` header, else by the user agent.
-//! - Behaviour follows kube-apiserver where an operator can tell the difference; deviations
-//!   are documented where they live. Notable ones: LIST pages after the first show current
-//!   state (no etcd snapshot); garbage collection and namespace finalization run synchronously
-//!   after the write that triggers them.
-//! - Limits as kube-apiserver: request bodies at most 3 MiB (413, checked while reading),
-//!   annotations at most 256 KiB per object (422); `default`, `kube-system` and `kube-public`
-//!   cannot be deleted (403). Mistyped `DeleteOptions` get 400 as from kube-apiserver 1.35
-//!   (older servers answer 500). A non-numeric `resourceVersion` and an unknown `$patch`
-//!   directive get the unconverted 500 kube-apiserver sends.
-//! - Watches: a watcher more than [`ServerOptions::watch_backlog`] events behind is closed, as
-//!   the cacher closes a watcher whose buffer is full; unlike the cacher it does not first
-//!   wait a short time budget for the watcher to catch up.
-//! - HTTP front end (`serve`): stricter than kube-apiserver, since it has no authentication:
-//!   only loopback `Host`s (403 otherwise), and POST/PUT/PATCH need a JSON or YAML
-//!   `Content-Type` (kube-apiserver reads a type-less body as JSON; here it is 415). Idle
-//!   keep-alive connections close after the 32 s header timeout, not Go's 90 s idle timeout.
-//! - `events.k8s.io/v1` Events share storage with core `v1` Events and are converted on the
-//!   way in and out, so both APIs see every event.
-//! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
-//!   `deletionGracePeriodSeconds` and keeps the pod until a DELETE with `gracePeriodSeconds=0`
-//!   (what the kubelet sends) or until it was never scheduled, exactly as the real server does.
-//! - OpenAPI: `/openapi/v3` and its per-group-version documents are served (see `openapi.rs`),
-//!   built from the registered CRDs and k8s-openapi's built-in schemas; `/openapi/v2` is not
-//!   (kubectl only falls back to it when v3 is missing).
-//!
-//! The conformance suite (`crates/apiserver/tests/conformance/`) runs against this server, or against a real
-//! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
+// The crate documentation is its README (`crates/apiserver/README.md`): what is served, how it
+// differs from kube-apiserver, and how to use it in a project.
+#![doc = include_str!("../README.md")]
 
 mod builtin;
 mod convert;
