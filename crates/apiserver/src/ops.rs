@@ -1,6 +1,6 @@
 //! Object operations with the semantics of kube-apiserver's generic registry
-//! (`staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`) and the per-kind
-//! strategies (`pkg/registry/core/pod/strategy.go`, apiextensions' `customResourceStrategy`).
+//! (the generic registry `Store`) and the per-kind strategies (the pod strategies,
+//! apiextensions' `customResourceStrategy`).
 //! Everything runs under the store lock, so each request is atomic.
 
 use std::collections::BTreeSet;
@@ -286,7 +286,7 @@ fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
 /// `TotalAnnotationSizeLimitB`: keys and values of all annotations together.
 const TOTAL_ANNOTATION_BYTES: usize = 256 * 1024;
 
-/// Defaults kube-apiserver applies to every pod it decodes (`pkg/apis/core/v1/defaults.go`),
+/// Defaults kube-apiserver applies to every pod it decodes (`SetDefaults_Pod` and friends),
 /// so stored pods look like real ones and re-sent pods compare equal.
 fn default_pod(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
