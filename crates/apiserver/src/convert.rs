@@ -1,5 +1,5 @@
 //! `events.k8s.io/v1` Events are stored as core `v1` Events, as kube-apiserver does (one
-//! storage, two served versions; `pkg/apis/events/v1/conversion.go`), so an event recorded
+//! storage, two served versions, converted as the events API's conversion functions do), so an event recorded
 //! through either API is listed by both.
 
 use serde_json::{Map, Value};

@@ -1,5 +1,5 @@
 //! API errors rendered as `metav1.Status` bodies, with the messages and reasons kube-apiserver
-//! uses (`k8s.io/apimachinery/pkg/api/errors/errors.go`), so clients that match on
+//! uses (apimachinery's `errors` package: `NewNotFound`, `NewConflict`, …), so clients that match on
 //! `reason`/`code` (kube's `is_conflict()`, `is_not_found()`, kubectl) behave as against a real
 //! cluster.
 
@@ -142,7 +142,7 @@ impl ApiError {
     }
 
     /// `NewGenericServerResponse(422, ...)` with an empty resource, which is what a failed JSON
-    /// patch (including a failed `test` op) produces (`endpoints/handlers/patch.go`).
+    /// patch (including a failed `test` op) produces (kube-apiserver's patch handler).
     pub fn unprocessable_patch() -> Self {
         Self {
             code: 422,

@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::ops::{self, Ctx, DeleteOpts};
+use super::ops::{self, DeleteOpts, RequestContext};
 use super::resources::{GroupResource, ResourceDesc, Strategy};
 use super::store::{EventType, ObjKey, Store, owner_uids};
 
@@ -71,7 +71,7 @@ fn remove_finalizer(store: &mut Store, gr: &GroupResource, k: &ObjKey, f: &str) 
     }
 }
 
-fn delete(store: &mut Store, ctx: &Ctx, gr: &GroupResource, k: &ObjKey, policy: &str) {
+fn delete(store: &mut Store, ctx: &RequestContext, gr: &GroupResource, k: &ObjKey, policy: &str) {
     if let Some(d) = desc_for(store, gr) {
         let ns = (!k.0.is_empty()).then_some(k.0.as_str());
         let opts = DeleteOpts {
@@ -83,7 +83,7 @@ fn delete(store: &mut Store, ctx: &Ctx, gr: &GroupResource, k: &ObjKey, policy: 
 }
 
 /// Work through the queue the store filled (bounded, so a bug cannot spin forever).
-pub fn collect(store: &mut Store, ctx: &Ctx) {
+pub fn collect(store: &mut Store, ctx: &RequestContext) {
     let mut budget = 1_000_000usize;
     while let Some((gr, k)) = store.gc_queue.pop_front() {
         budget = budget.saturating_sub(1);
@@ -151,7 +151,7 @@ pub fn collect(store: &mut Store, ctx: &Ctx) {
     }
 }
 
-fn finalize_namespace(store: &mut Store, ctx: &Ctx, ns: &str) {
+fn finalize_namespace(store: &mut Store, ctx: &RequestContext, ns: &str) {
     let namespaced: Vec<GroupResource> = store
         .tables
         .keys()

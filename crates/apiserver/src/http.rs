@@ -1,5 +1,5 @@
 //! Request routing: URL → (resource, namespace, name, subresource) following
-//! `apiserver/pkg/endpoints/request/requestinfo.go`, verb selection, query parameters,
+//! kube-apiserver's `RequestInfoFactory`, verb selection, query parameters,
 //! discovery documents and Table rendering.
 
 use std::collections::HashMap;
@@ -282,7 +282,7 @@ fn col(name: &str, ty: &str, priority: i64, description: &str) -> Value {
     json!({"name": name, "type": ty, "format": if name == "Name" { "name" } else { "" }, "description": description, "priority": priority})
 }
 
-/// Rows of kubectl's built-in printers (`pkg/printers/internalversion/printers.go`) for the
+/// Rows of kubectl's built-in printers (kube-apiserver's `internalversion` printers) for the
 /// kinds a user looks at; others get Name and Age.
 fn builtin_columns(desc: &ResourceDesc) -> Vec<Value> {
     let name = col(

@@ -1,40 +1,6 @@
-//! The embedded cluster: an in-process Kubernetes API server that a real [`kube::Client`]
-//! talks to through a `tower::Service`, so the operator, kube's `watcher`, `reflector` and
-//! `Controller` run unmodified in tests and in `gamedeploy simulate`.
-//!
-//! - [`ApiServer::new`] with a [`SharedClock`](gamedeploy_clock::SharedClock): every timestamp the
-//!   server sets (creationTimestamp, deletionTimestamp, managedFields times) comes from it.
-//! - [`ApiServer::client_as`] gives a `kube::Client` whose requests are counted under a client
-//!   identity ([`ApiServer::request_counts`]); identities also scope fault injection
-//!   ([`ApiServer::set_faults`], [`ApiServer::drop_watches`]). Requests from other front ends
-//!   (e.g. HTTP) are identified by the `x-gamedeploy-client` header, else by the user agent.
-//! - Behaviour follows kube-apiserver where an operator can tell the difference; deviations
-//!   are documented where they live. Notable ones: LIST pages after the first show current
-//!   state (no etcd snapshot); garbage collection and namespace finalization run synchronously
-//!   after the write that triggers them.
-//! - Limits as kube-apiserver: request bodies at most 3 MiB (413, checked while reading),
-//!   annotations at most 256 KiB per object (422); `default`, `kube-system` and `kube-public`
-//!   cannot be deleted (403). Mistyped `DeleteOptions` get 400 as from kube-apiserver 1.35
-//!   (older servers answer 500). A non-numeric `resourceVersion` and an unknown `$patch`
-//!   directive get the unconverted 500 kube-apiserver sends.
-//! - Watches: a watcher more than [`ServerOptions::watch_backlog`] events behind is closed, as
-//!   the cacher closes a watcher whose buffer is full; unlike the cacher it does not first
-//!   wait a short time budget for the watcher to catch up.
-//! - HTTP front end (`serve`): stricter than kube-apiserver, since it has no authentication:
-//!   only loopback `Host`s (403 otherwise), and POST/PUT/PATCH need a JSON or YAML
-//!   `Content-Type` (kube-apiserver reads a type-less body as JSON; here it is 415). Idle
-//!   keep-alive connections close after the 32 s header timeout, not Go's 90 s idle timeout.
-//! - `events.k8s.io/v1` Events share storage with core `v1` Events and are converted on the
-//!   way in and out, so both APIs see every event.
-//! - Pods: DELETE with a grace period sets `deletionTimestamp` (now + grace) and
-//!   `deletionGracePeriodSeconds` and keeps the pod until a DELETE with `gracePeriodSeconds=0`
-//!   (what the kubelet sends) or until it was never scheduled, exactly as the real server does.
-//! - OpenAPI: `/openapi/v3` and its per-group-version documents are served (see `openapi.rs`),
-//!   built from the registered CRDs and k8s-openapi's built-in schemas; `/openapi/v2` is not
-//!   (kubectl only falls back to it when v3 is missing).
-//!
-//! The conformance suite (`crates/apiserver/tests/conformance.rs`) runs against this server, or against a real
-//! cluster when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig.
+// The crate documentation is its README (`crates/apiserver/README.md`): what is served, how it
+// differs from kube-apiserver, and how to use it in a project.
+#![doc = include_str!("../README.md")]
 
 mod builtin;
 mod convert;
@@ -71,7 +37,7 @@ pub use store::{Change, EventType};
 
 use gamedeploy_clock::SharedClock;
 use http::{ResourceRoute, Route};
-use ops::{Ctx, DeleteOpts, ListOpts, Sub};
+use ops::{DeleteOpts, ListOpts, RequestContext, Subresource};
 use selectors::{FieldSelector, LabelSelector};
 use store::Store;
 
@@ -170,7 +136,7 @@ impl ApiServer {
         };
         {
             let mut st = lock(&server.inner.store);
-            let ctx = server.ctx("kube-apiserver", false);
+            let ctx = server.request_context("kube-apiserver", false);
             if let Some(d) = st.registry.get("", "v1", "namespaces") {
                 for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
                     let _ = ops::create(
@@ -254,14 +220,19 @@ impl ApiServer {
         lock(&self.inner.store).rv
     }
 
-    fn ctx(&self, manager: &str, dry_run: bool) -> Ctx {
-        ctx_at(&self.inner.clock, manager, dry_run, false)
+    fn request_context(&self, manager: &str, dry_run: bool) -> RequestContext {
+        request_context_at(&self.inner.clock, manager, dry_run, false)
     }
 }
 
-fn ctx_at(clock: &SharedClock, manager: &str, dry_run: bool, strict: bool) -> Ctx {
+fn request_context_at(
+    clock: &SharedClock,
+    manager: &str,
+    dry_run: bool,
+    strict: bool,
+) -> RequestContext {
     let now = clock.now();
-    Ctx {
+    RequestContext {
         now: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         now_secs: now.as_second(),
         manager: manager.to_string(),
@@ -555,7 +526,7 @@ async fn handle(
         });
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
-    let ctx = ctx_at(&inner.clock, &manager, dry_run, strict);
+    let ctx = request_context_at(&inner.clock, &manager, dry_run, strict);
     if matches!(verb, "get" | "list" | "watch")
         && let Err(e) =
             ops::parse_resource_version(q.get("resourceVersion").map_or("", String::as_str))
@@ -944,7 +915,7 @@ fn parse_body(ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
 /// Run one non-watch request against the store.
 fn dispatch(
     st: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     verb: &str,
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
@@ -997,18 +968,17 @@ fn dispatch(
         ("create", Some("binding")) => bind(st, ctx, desc, ns, name, body),
         ("update", None | Some("status")) => {
             let obj = parse_body(ctype, body)?;
-            let s = if sub == Some("status") {
-                Sub::Status
-            } else {
-                Sub::Main
-            };
-            Ok((200, ops::update(st, ctx, desc, ns, name, obj, s, None)?))
+            let subresource = Subresource::of_status_path(sub);
+            Ok((
+                200,
+                ops::update(st, ctx, desc, ns, name, obj, subresource, None)?,
+            ))
         }
         ("update", Some("scale")) => {
             let scale = ops::parse_object(body)?;
             let old = ops::get(st, desc, ns, name)?;
             let new = ops::apply_scale(desc, &old, &scale)?;
-            let out = ops::update(st, ctx, desc, ns, name, new, Sub::Main, None)?;
+            let out = ops::update(st, ctx, desc, ns, name, new, Subresource::Main, None)?;
             Ok((200, ops::scale_of(desc, &out)?))
         }
         ("patch", Some("scale")) => {
@@ -1016,15 +986,11 @@ fn dispatch(
             let current = ops::scale_of(desc, &old)?;
             let patched = ops::patched(desc, &current, ctype, body)?;
             let new = ops::apply_scale(desc, &old, &patched)?;
-            let out = ops::update(st, ctx, desc, ns, name, new, Sub::Main, None)?;
+            let out = ops::update(st, ctx, desc, ns, name, new, Subresource::Main, None)?;
             Ok((200, ops::scale_of(desc, &out)?))
         }
         ("patch", None | Some("status")) => {
-            let s = if sub == Some("status") {
-                Sub::Status
-            } else {
-                Sub::Main
-            };
+            let subresource = Subresource::of_status_path(sub);
             if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+cbor" {
                 if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
                     return Err(ApiError::invalid(
@@ -1045,16 +1011,20 @@ fn dispatch(
                     ));
                 }
                 let force = q.get("force").is_some_and(|f| f == "true");
-                let (out, created) = ops::apply(st, ctx, desc, ns, name, config, force, s)?;
+                let (out, created) =
+                    ops::apply(st, ctx, desc, ns, name, config, force, subresource)?;
                 return Ok((if created { 201 } else { 200 }, out));
             }
             let old = ops::get(st, desc, ns, name)?;
             let new = ops::patched(desc, &old, ctype, body)?;
-            Ok((200, ops::update(st, ctx, desc, ns, name, new, s, None)?))
+            Ok((
+                200,
+                ops::update(st, ctx, desc, ns, name, new, subresource, None)?,
+            ))
         }
         ("delete", None) => {
             let opts = delete_opts(q, body)?;
-            let ctx = Ctx {
+            let ctx = RequestContext {
                 dry_run: ctx.dry_run || opts.dry_run,
                 ..ctx.clone()
             };
@@ -1109,7 +1079,7 @@ fn dispatch(
 /// `pods/binding`: what the scheduler posts to assign a node (`BindingREST.Create`).
 fn bind(
     st: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     desc: &resources::ResourceDesc,
     ns: Option<&str>,
     name: &str,
@@ -1186,7 +1156,7 @@ fn is_events_v1(d: &resources::ResourceDesc) -> bool {
 /// responses out, run everything else as the core resource.
 fn dispatch_events_v1(
     st: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     verb: &str,
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,

@@ -1,7 +1,7 @@
 //! OpenAPI v3 documents, so that `kubectl apply` works with its default validation.
 //!
-//! What kubectl 1.32 needs (k8s.io/cli-runtime `query_param_verifier_v3.go`, kubectl
-//! `apply/patcher.go`):
+//! What kubectl 1.32 needs (cli-runtime's OpenAPI v3 query-parameter verifier and kubectl
+//! apply's patcher):
 //! - `GET /openapi/v3`: the discovery document `{"paths": {"api/v1": {"serverRelativeURL":
 //!   "/openapi/v3/api/v1?hash=…"}, "apis/<group>/<version>": …}}`.
 //! - Per group/version document: a PATCH operation whose `x-kubernetes-group-version-kind`

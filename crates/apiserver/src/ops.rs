@@ -1,6 +1,6 @@
 //! Object operations with the semantics of kube-apiserver's generic registry
-//! (`staging/src/k8s.io/apiserver/pkg/registry/generic/registry/store.go`) and the per-kind
-//! strategies (`pkg/registry/core/pod/strategy.go`, apiextensions' `customResourceStrategy`).
+//! (the generic registry `Store`) and the per-kind strategies (the pod strategies,
+//! apiextensions' `customResourceStrategy`).
 //! Everything runs under the store lock, so each request is atomic.
 
 use std::collections::BTreeSet;
@@ -20,9 +20,9 @@ use super::selectors::{
 };
 use super::store::{EventType, ObjKey, Store};
 
-/// Per-request facts the operations need.
+/// Per-request facts the operations need: the time, the field manager and the write options.
 #[derive(Clone)]
-pub struct Ctx {
+pub struct RequestContext {
     /// RFC 3339 time from the server's clock (second precision, like `metav1.Time`).
     pub now: String,
     /// `now` as seconds since the epoch, for graceful-deletion arithmetic.
@@ -61,7 +61,7 @@ fn dropped_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<Strin
 
 /// Decode as the typed built-in or prune to the CRD schema: unknown fields are dropped, or
 /// rejected under `fieldValidation=Strict` (`strict decoding error: unknown field ...`).
-fn decode(ctx: &Ctx, desc: &ResourceDesc, obj: Value) -> Result<Value, ApiError> {
+fn decode(ctx: &RequestContext, desc: &ResourceDesc, obj: Value) -> Result<Value, ApiError> {
     let before = ctx.strict.then(|| obj.clone());
     let out = match (&desc.schema, desc.strategy) {
         (Some(schema), Strategy::Custom) => {
@@ -90,18 +90,28 @@ fn decode(ctx: &Ctx, desc: &ResourceDesc, obj: Value) -> Result<Value, ApiError>
     Ok(out)
 }
 
-/// Which endpoint a write came through.
+/// Which endpoint a write came through: the resource itself (`Main`) or its `/status`
+/// subresource. (`/scale` is translated into a main-resource write before it gets here.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sub {
+pub enum Subresource {
     Main,
     Status,
 }
 
-impl Sub {
+impl Subresource {
+    /// `Status` for the `status` path segment, `Main` for none.
+    pub fn of_status_path(segment: Option<&str>) -> Self {
+        if segment == Some("status") {
+            Subresource::Status
+        } else {
+            Subresource::Main
+        }
+    }
+
     fn name(self) -> Option<&'static str> {
         match self {
-            Sub::Main => None,
-            Sub::Status => Some("status"),
+            Subresource::Main => None,
+            Subresource::Status => Some("status"),
         }
     }
 }
@@ -135,7 +145,8 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
-fn sget<'a>(v: &'a Value, ptr: &str) -> &'a str {
+/// The string at JSON pointer `ptr` in `v`, or `""` when it is missing or not a string.
+fn str_at<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
@@ -192,8 +203,8 @@ pub fn parse_resource_version(rv: &str) -> Result<u64, ApiError> {
 /// apiVersion/kind must match the endpoint when given; fill them in otherwise.
 fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     let av = desc.api_version();
-    let given_av = sget(obj, "/apiVersion").to_string();
-    let given_kind = sget(obj, "/kind").to_string();
+    let given_av = str_at(obj, "/apiVersion").to_string();
+    let given_kind = str_at(obj, "/kind").to_string();
     if !given_av.is_empty() && given_av != av {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({given_av}) does not match the expected API version ({av})"
@@ -213,7 +224,7 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
 }
 
 fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
-    let name = sget(obj, "/metadata/name");
+    let name = str_at(obj, "/metadata/name");
     let ok = match desc.strategy {
         Strategy::Namespace => valid_dns_label(name),
         _ => valid_dns_subdomain(name),
@@ -275,7 +286,7 @@ fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
 /// `TotalAnnotationSizeLimitB`: keys and values of all annotations together.
 const TOTAL_ANNOTATION_BYTES: usize = 256 * 1024;
 
-/// Defaults kube-apiserver applies to every pod it decodes (`pkg/apis/core/v1/defaults.go`),
+/// Defaults kube-apiserver applies to every pod it decodes (`SetDefaults_Pod` and friends),
 /// so stored pods look like real ones and re-sent pods compare equal.
 fn default_pod(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
@@ -396,7 +407,7 @@ fn admit(
 ) -> Result<(), ApiError> {
     let mut causes = Vec::new();
     validate_meta(desc, obj, &mut causes);
-    let name = sget(obj, "/metadata/name").to_string();
+    let name = str_at(obj, "/metadata/name").to_string();
     match desc.strategy {
         Strategy::Custom => {
             if let Some(schema) = &desc.schema {
@@ -516,7 +527,7 @@ fn validate_containers(
     };
     for (i, c) in cs.iter().enumerate() {
         let path = format!("spec.{list}[{i}]");
-        let name = sget(c, "/name");
+        let name = str_at(c, "/name");
         if name.is_empty() {
             causes.push(required(&format!("{path}.name"), ""));
         } else {
@@ -527,7 +538,7 @@ fn validate_containers(
         if !names.insert(name.to_string()) {
             causes.push(duplicate(&format!("{path}.name"), &json!(name)));
         }
-        if sget(c, "/image").is_empty() {
+        if str_at(c, "/image").is_empty() {
             causes.push(required(&format!("{path}.image"), ""));
         }
     }
@@ -740,7 +751,7 @@ pub fn list_raw(
 /// POST.
 pub fn create(
     store: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     desc: &ResourceDesc,
     ns: Option<&str>,
     mut obj: Value,
@@ -771,9 +782,9 @@ pub fn create(
             m.remove("namespace");
         }
     }
-    let mut name = sget(&obj, "/metadata/name").to_string();
+    let mut name = str_at(&obj, "/metadata/name").to_string();
     if name.is_empty() {
-        let gen_name = sget(&obj, "/metadata/generateName").to_string();
+        let gen_name = str_at(&obj, "/metadata/generateName").to_string();
         if gen_name.is_empty() {
             return Err(ApiError::invalid(
                 &desc.group,
@@ -907,12 +918,12 @@ pub fn create(
 #[allow(clippy::too_many_arguments)] // mirrors the registry Update signature
 pub fn update(
     store: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     desc: &ResourceDesc,
     ns: Option<&str>,
     name: &str,
     mut new: Value,
-    sub: Sub,
+    sub: Subresource,
     apply: Option<ApplyInfo<'_>>,
 ) -> Result<Value, ApiError> {
     let k = key(desc, ns, name);
@@ -921,21 +932,21 @@ pub fn update(
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
     let mut new = decode(ctx, desc, new)?;
-    let body_name = sget(&new, "/metadata/name").to_string();
+    let body_name = str_at(&new, "/metadata/name").to_string();
     if !body_name.is_empty() && body_name != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
-    let body_ns = sget(&new, "/metadata/namespace").to_string();
+    let body_ns = str_at(&new, "/metadata/namespace").to_string();
     if desc.namespaced && !body_ns.is_empty() && Some(body_ns.as_str()) != ns {
         return Err(ApiError::bad_request(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
     // Optimistic concurrency.
-    let old_rv = sget(&old, "/metadata/resourceVersion").to_string();
-    let new_rv = sget(&new, "/metadata/resourceVersion").to_string();
+    let old_rv = str_at(&old, "/metadata/resourceVersion").to_string();
+    let new_rv = str_at(&new, "/metadata/resourceVersion").to_string();
     if new_rv.is_empty() {
         if !desc.unconditional_update && apply.is_none() {
             return Err(ApiError::invalid(
@@ -954,8 +965,8 @@ pub fn update(
     }
     // ValidateObjectMetaUpdate: a uid in the body must be the stored one. Controllers put the
     // uid in adoption patches so that a pod recreated under the same name is not adopted.
-    let new_uid = sget(&new, "/metadata/uid");
-    if !new_uid.is_empty() && new_uid != sget(&old, "/metadata/uid") {
+    let new_uid = str_at(&new, "/metadata/uid");
+    if !new_uid.is_empty() && new_uid != str_at(&old, "/metadata/uid") {
         return Err(ApiError::invalid(
             &desc.group,
             &desc.kind,
@@ -969,7 +980,7 @@ pub fn update(
     }
     // Strategy PrepareForUpdate.
     match (sub, desc.strategy) {
-        (Sub::Main, _) if desc.has_status => match old.get("status") {
+        (Subresource::Main, _) if desc.has_status => match old.get("status") {
             Some(s) => new["status"] = s.clone(),
             None => {
                 if let Value::Object(m) = &mut new {
@@ -977,7 +988,7 @@ pub fn update(
                 }
             }
         },
-        (Sub::Status, Strategy::Pod) => {
+        (Subresource::Status, Strategy::Pod) => {
             // podStatusStrategy.PrepareForUpdate: spec, deletionTimestamp and ownerReferences
             // come from the stored pod; labels, annotations and finalizers from the request.
             new["spec"] = old.get("spec").cloned().unwrap_or(Value::Null);
@@ -995,7 +1006,7 @@ pub fn update(
                 new["status"]["qosClass"] = q.clone();
             }
         }
-        (Sub::Status, Strategy::Custom) => {
+        (Subresource::Status, Strategy::Custom) => {
             // customResourceStatusStrategy: only .status (and managedFields) from the request.
             let status = new.get("status").cloned();
             let mf = new.pointer("/metadata/managedFields").cloned();
@@ -1013,7 +1024,7 @@ pub fn update(
             }
             new = copy;
         }
-        (Sub::Status, _) => {
+        (Subresource::Status, _) => {
             // ResetObjectMetaForStatus + spec from the stored object.
             let status = new.get("status").cloned();
             let mut copy = (*old).clone();
@@ -1095,9 +1106,9 @@ pub fn update(
         time: &ctx.now,
         subresource: sub.name(),
         scope: match (sub, desc.has_status) {
-            (Sub::Status, _) => managed::Scope::StatusOnly,
-            (Sub::Main, true) => managed::Scope::NoStatus,
-            (Sub::Main, false) => managed::Scope::All,
+            (Subresource::Status, _) => managed::Scope::StatusOnly,
+            (Subresource::Main, true) => managed::Scope::NoStatus,
+            (Subresource::Main, false) => managed::Scope::All,
         },
     };
     match apply {
@@ -1147,8 +1158,8 @@ fn ns_finalizers_pending(desc: &ResourceDesc, obj: &Value) -> bool {
 fn remove(store: &mut Store, desc: &ResourceDesc, k: &ObjKey) -> Option<Value> {
     let gone = store.remove(&desc.gr(), k)?;
     if desc.strategy == Strategy::Crd {
-        let group = sget(&gone, "/spec/group").to_string();
-        let plural = sget(&gone, "/spec/names/plural").to_string();
+        let group = str_at(&gone, "/spec/group").to_string();
+        let plural = str_at(&gone, "/spec/names/plural").to_string();
         let gr = super::resources::GroupResource {
             group: group.clone(),
             resource: plural.clone(),
@@ -1178,7 +1189,7 @@ pub struct DeleteOpts {
     pub propagation: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_rv: Option<String>,
-    /// `dryRun: ["All"]` in the body (the query form sets `Ctx::dry_run`).
+    /// `dryRun: ["All"]` in the body (the query form sets `RequestContext::dry_run`).
     pub dry_run: bool,
 }
 
@@ -1188,7 +1199,7 @@ const IMMORTAL_NAMESPACES: [&str; 3] = ["default", "kube-system", "kube-public"]
 /// DELETE. Returns (object-or-status, still present).
 pub fn delete(
     store: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     desc: &ResourceDesc,
     ns: Option<&str>,
     name: &str,
@@ -1207,7 +1218,7 @@ pub fn delete(
         ));
     }
     if let Some(u) = &opts.precondition_uid
-        && u != sget(&old, "/metadata/uid")
+        && u != str_at(&old, "/metadata/uid")
     {
         return Err(ApiError::conflict(
             &desc.group,
@@ -1215,12 +1226,12 @@ pub fn delete(
             name,
             &format!(
                 "Precondition failed: UID in precondition: {u}, UID in object meta: {}",
-                sget(&old, "/metadata/uid")
+                str_at(&old, "/metadata/uid")
             ),
         ));
     }
     if let Some(rv) = &opts.precondition_rv
-        && rv != sget(&old, "/metadata/resourceVersion")
+        && rv != str_at(&old, "/metadata/resourceVersion")
     {
         return Err(ApiError::conflict(
             &desc.group,
@@ -1228,7 +1239,7 @@ pub fn delete(
             name,
             &format!(
                 "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                sget(&old, "/metadata/resourceVersion")
+                str_at(&old, "/metadata/resourceVersion")
             ),
         ));
     }
@@ -1262,10 +1273,10 @@ pub fn delete(
                     .and_then(Value::as_i64)
             })
             .unwrap_or(0);
-        if sget(&obj, "/spec/nodeName").is_empty() {
+        if str_at(&obj, "/spec/nodeName").is_empty() {
             grace = 0;
         }
-        if matches!(sget(&obj, "/status/phase"), "Failed" | "Succeeded") {
+        if matches!(str_at(&obj, "/status/phase"), "Failed" | "Succeeded") {
             grace = 0;
         }
         if grace < 0 {
@@ -1326,7 +1337,7 @@ pub fn delete(
             m.insert("deletionGracePeriodSeconds".into(), json!(0));
             changed = true;
         }
-        if desc.strategy == Strategy::Namespace && sget(&obj, "/status/phase") != "Terminating" {
+        if desc.strategy == Strategy::Namespace && str_at(&obj, "/status/phase") != "Terminating" {
             obj["status"] = json!({"phase": "Terminating"});
             changed = true;
         }
@@ -1351,7 +1362,7 @@ pub fn delete(
             "name": name,
             "group": desc.group,
             "kind": desc.plural,
-            "uid": sget(&gone, "/metadata/uid"),
+            "uid": str_at(&gone, "/metadata/uid"),
         }
     }))
 }
@@ -1371,7 +1382,7 @@ pub fn scale_of(desc: &ResourceDesc, obj: &Value) -> Result<Value, ApiError> {
         ApiError::not_found(
             &desc.group,
             &format!("{}/scale", desc.plural),
-            sget(obj, "/metadata/name"),
+            str_at(obj, "/metadata/name"),
         )
     })?;
     let at = |p: &str| obj.pointer(&json_path_to_pointer(p)).cloned();
@@ -1403,7 +1414,7 @@ pub fn scale_of(desc: &ResourceDesc, obj: &Value) -> Result<Value, ApiError> {
 
 /// Write a Scale back: only `spec.replicas` moves into the object, at `specReplicasPath`.
 pub fn apply_scale(desc: &ResourceDesc, obj: &Value, scale: &Value) -> Result<Value, ApiError> {
-    let name = sget(obj, "/metadata/name").to_string();
+    let name = str_at(obj, "/metadata/name").to_string();
     let paths = desc
         .scale
         .as_ref()
@@ -1432,7 +1443,7 @@ pub fn apply_scale(desc: &ResourceDesc, obj: &Value, scale: &Value) -> Result<Va
         ));
     }
     let mut new = obj.clone();
-    let rv = sget(scale, "/metadata/resourceVersion");
+    let rv = str_at(scale, "/metadata/resourceVersion");
     meta_mut(&mut new).insert("resourceVersion".into(), json!(rv));
     set_json_path(&mut new, &paths.spec_replicas, json!(replicas));
     Ok(new)
@@ -1516,17 +1527,17 @@ pub fn patched(
 #[allow(clippy::too_many_arguments)]
 pub fn apply(
     store: &mut Store,
-    ctx: &Ctx,
+    ctx: &RequestContext,
     desc: &ResourceDesc,
     ns: Option<&str>,
     name: &str,
     config: Value,
     force: bool,
-    sub: Sub,
+    sub: Subresource,
 ) -> Result<(Value, bool), ApiError> {
     let mut config = config;
     check_type(desc, &mut config)?;
-    let cname = sget(&config, "/metadata/name").to_string();
+    let cname = str_at(&config, "/metadata/name").to_string();
     if cname != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({cname}) does not match the name on the URL ({name})"
@@ -1535,7 +1546,7 @@ pub fn apply(
     let k = key(desc, ns, name);
     match store.get(&desc.gr(), &k) {
         None => {
-            if sub != Sub::Main {
+            if sub != Subresource::Main {
                 return Err(ApiError::not_found(&desc.group, &desc.plural, name));
             }
             // Create through apply: the applier owns everything it sent.
@@ -1560,10 +1571,10 @@ pub fn apply(
             }
             patch::apply_merge(&mut merged, &cfg, &mut vec![], sem(desc));
             // A resourceVersion in the configuration is a precondition; otherwise none.
-            if sget(&config, "/metadata/resourceVersion").is_empty() {
+            if str_at(&config, "/metadata/resourceVersion").is_empty() {
                 meta_mut(&mut merged).insert(
                     "resourceVersion".into(),
-                    json!(sget(&old, "/metadata/resourceVersion")),
+                    json!(str_at(&old, "/metadata/resourceVersion")),
                 );
             }
             let out = update(

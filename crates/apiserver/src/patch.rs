@@ -105,7 +105,7 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 /// RFC 6902 JSON patch. Undecodable → 400; failing op (incl. `test`) → 422 as
-/// `endpoints/handlers/patch.go` does. Ops run one by one so `test` can follow
+/// kube-apiserver's patch handler does. Ops run one by one so `test` can follow
 /// evanphx/json-patch, which kube-apiserver uses: testing `null` against a missing member of an
 /// existing object succeeds (kube's `finalizer()` relies on this to add the first finalizer).
 pub fn json_patch(target: &mut Value, body: &[u8]) -> Result<(), ApiError> {

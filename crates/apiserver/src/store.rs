@@ -68,8 +68,11 @@ pub struct Change {
     pub object: Arc<Value>,
 }
 
+/// Everything stored for one resource (group and plural): its objects, the event log kept for
+/// watch resumption and its open watches. (Not the `as=Table` representation: that is
+/// `http::table`.)
 #[derive(Debug, Default)]
-pub struct Table {
+pub struct ResourceTable {
     pub objects: BTreeMap<ObjKey, Arc<Value>>,
     pub log: VecDeque<Arc<LoggedEvent>>,
     /// Events with rv ≤ this may have been evicted from `log`: a watch from an older version
@@ -83,7 +86,7 @@ pub struct Store {
     pub rv: u64,
     pub rng: fastrand::Rng,
     pub registry: Registry,
-    pub tables: HashMap<GroupResource, Table>,
+    pub tables: HashMap<GroupResource, ResourceTable>,
     pub history_limit: usize,
     /// uid → (resource, key) for garbage collection lookups.
     pub uids: HashMap<String, (GroupResource, ObjKey)>,
@@ -115,7 +118,7 @@ impl Store {
         }
     }
 
-    pub fn table(&mut self, gr: &GroupResource) -> &mut Table {
+    pub fn table(&mut self, gr: &GroupResource) -> &mut ResourceTable {
         self.tables.entry(gr.clone()).or_default()
     }
 
@@ -325,7 +328,7 @@ pub fn owner_uids(o: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-impl Table {
+impl ResourceTable {
     /// Log `ev` and queue it for every watcher; returns how many watchers were closed because
     /// their queue was full (the cacher's answer to a watcher that stopped reading).
     fn record(&mut self, limit: usize, ev: LoggedEvent) -> u64 {

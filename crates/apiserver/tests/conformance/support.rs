@@ -2,17 +2,19 @@
 //! when `GAMEDEPLOY_CONFORMANCE_KUBECONFIG` names a kubeconfig, to that real cluster (each
 //! test then works in its own namespace, deleted at the end).
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_apiserver::ApiServer;
 use gamedeploy_clock::{SharedClock, SystemClock};
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::Resource;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::NamespaceResourceScope;
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Client, Config};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub const KUBECONFIG_ENV: &str = "GAMEDEPLOY_CONFORMANCE_KUBECONFIG";
@@ -68,6 +70,15 @@ pub async fn env_with_clock(test: &str, clock: SharedClock) -> Env {
 }
 
 impl Env {
+    /// The API of a namespaced kind in the test's namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
     pub async fn cleanup(self) {
         let nss: Api<Namespace> = Api::all(self.client.clone());
         let _ = nss.delete(&self.ns, &DeleteParams::default()).await;
@@ -141,14 +152,10 @@ pub async fn install_widgets(client: &Client) -> Api<DynamicObject> {
     }
     let ar = widget_resource();
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while api.list(&Default::default()).await.is_err() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "CRD never became served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(WAIT, "CRD never became served", || async {
+        api.list(&Default::default()).await.is_ok()
+    })
+    .await;
     api
 }
 
@@ -213,4 +220,73 @@ pub async fn raw(
     let bytes = resp.into_body().collect_bytes().await.expect("body");
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (code, v)
+}
+
+/// A fresh namespace with the Widget CRD installed, and the Widget API in it.
+pub async fn widget_env(test: &str) -> (Env, Api<DynamicObject>) {
+    let env = env(test).await;
+    install_widgets(&env.client).await;
+    let api = widgets(&env);
+    (env, api)
+}
+
+/// A Lease labelled `app=a`, held by `x`.
+pub fn lease(name: &str) -> k8s_openapi::api::coordination::v1::Lease {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": "a"}}, "spec": {"holderIdentity": "x"}})).unwrap()
+}
+
+/// Create `obj` with default parameters, expecting success.
+pub async fn create<K>(api: &Api<K>, obj: &K) -> K
+where
+    K: Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    api.create(&PostParams::default(), obj)
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"))
+}
+
+/// PATCH `name` with default parameters (no field manager, no dry run).
+pub async fn send_patch<K, P>(api: &Api<K>, name: &str, patch: Patch<P>) -> kube::Result<K>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+    P: Serialize + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &patch).await
+}
+
+/// PATCH `name`'s `/status` with default parameters.
+pub async fn send_status_patch<K, P>(api: &Api<K>, name: &str, patch: Patch<P>) -> kube::Result<K>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+    P: Serialize + std::fmt::Debug,
+{
+    api.patch_status(name, &PatchParams::default(), &patch)
+        .await
+}
+
+/// Polls `done` (every 100 ms) until it holds; panics with `what` once `within` has passed.
+pub async fn wait_until<F, Fut>(within: Duration, what: impl std::fmt::Display, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Raw POST of a JSON body: (status code, JSON body).
+pub async fn post_json(client: &Client, uri: &str, body: &[u8]) -> (u16, Value) {
+    raw(client, "POST", uri, "application/json", body).await
+}
+
+/// The `name` of each entry of a JSON array (discovery resources, table columns, …).
+pub fn names_in(list: &Value) -> Vec<&str> {
+    list.as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|entry| entry["name"].as_str())
+        .collect()
 }

@@ -1,0 +1,244 @@
+//! Create, read, update and list: generated names, defaults, 404/409, selectors, pagination,
+//! optimistic concurrency, cluster scope.
+
+use std::collections::BTreeMap;
+
+use crate::support::*;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PostParams};
+use serde_json::json;
+
+#[tokio::test]
+async fn create_get_and_already_exists() {
+    let env = env("create").await;
+    let pods: Api<Pod> = env.api();
+    let mut p = pod("", "nginx:1.25");
+    p.metadata.name = None;
+    p.metadata.generate_name = Some("web-".into());
+    let created = create(&pods, &p).await;
+    let name = created.metadata.name.clone().unwrap();
+    assert!(
+        name.starts_with("web-") && name.len() == 9,
+        "generateName adds 5 chars: {name}"
+    );
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+    assert!(created.metadata.resource_version.is_some());
+    assert_eq!(
+        created.metadata.generation,
+        Some(1),
+        "pods track generation since 1.33"
+    );
+    let status = created.status.clone().unwrap();
+    assert_eq!(
+        status.phase.as_deref(),
+        Some("Pending"),
+        "create resets pod status"
+    );
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    let spec = created.spec.clone().unwrap();
+    assert_eq!(
+        spec.termination_grace_period_seconds,
+        Some(30),
+        "pod defaults applied"
+    );
+    assert_eq!(
+        spec.containers[0].image_pull_policy.as_deref(),
+        Some("IfNotPresent")
+    );
+    let got = pods.get(&name).await.unwrap();
+    assert_eq!(got.metadata.uid, created.metadata.uid);
+    let mut dup = pod(&name, "nginx");
+    dup.metadata.namespace = None;
+    let e = api_err(pods.create(&PostParams::default(), &dup).await);
+    assert_eq!((e.code, e.reason.as_str()), (409, "AlreadyExists"));
+    let e = api_err(pods.get("missing").await);
+    assert_eq!((e.code, e.reason.as_str()), (404, "NotFound"));
+    assert_eq!(e.message, "pods \"missing\" not found");
+    let other: Api<Pod> = Api::namespaced(env.client.clone(), "no-such-namespace");
+    let e = api_err(
+        other
+            .create(&PostParams::default(), &pod("x", "nginx"))
+            .await,
+    );
+    assert_eq!(e.code, 404, "creating in a missing namespace");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn list_selectors_and_pagination() {
+    let env = env("list").await;
+    let leases: Api<Lease> = env.api();
+    for (i, app) in ["a", "a", "b", "c", "a"].iter().enumerate() {
+        let mut l = lease(&format!("l{i}"));
+        l.metadata.labels = Some(BTreeMap::from([("app".to_string(), app.to_string())]));
+        if i == 4 {
+            l.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert("canary".into(), "true".into());
+        }
+        create(&leases, &l).await;
+    }
+    let names = |l: kube::core::ObjectList<Lease>| -> Vec<String> {
+        l.items
+            .into_iter()
+            .map(|x| x.metadata.name.unwrap())
+            .collect()
+    };
+    for (sel, want) in [
+        ("app=a", vec!["l0", "l1", "l4"]),
+        ("app==b", vec!["l2"]),
+        ("app!=a", vec!["l2", "l3"]),
+        ("app in (b,c)", vec!["l2", "l3"]),
+        ("app notin (a)", vec!["l2", "l3"]),
+        ("canary", vec!["l4"]),
+        ("!canary,app=a", vec!["l0", "l1"]),
+    ] {
+        let got = names(
+            leases
+                .list(&ListParams::default().labels(sel))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(got, want, "selector {sel}");
+    }
+    let got = names(
+        leases
+            .list(&ListParams::default().fields("metadata.name=l3"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got, vec!["l3"]);
+    let got = names(
+        leases
+            .list(&ListParams::default().fields("metadata.name!=l3"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(got.len(), 4);
+    // Pagination.
+    let first = leases.list(&ListParams::default().limit(2)).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    let tok = first.metadata.continue_.clone().expect("continue token");
+    assert!(first.metadata.resource_version.is_some());
+    let second = leases
+        .list(&ListParams::default().limit(2).continue_token(&tok))
+        .await
+        .unwrap();
+    let third = leases
+        .list(
+            &ListParams::default()
+                .limit(2)
+                .continue_token(second.metadata.continue_.as_deref().unwrap()),
+        )
+        .await
+        .unwrap();
+    let mut all = names(first);
+    all.extend(names(second));
+    assert!(third.metadata.continue_.as_deref().unwrap_or("").is_empty());
+    all.extend(names(third));
+    assert_eq!(all, vec!["l0", "l1", "l2", "l3", "l4"]);
+    // Pods: spec.nodeName and status.phase field selectors.
+    let pods: Api<Pod> = env.api();
+    create(&pods, &pod("p1", "nginx")).await;
+    let got = pods
+        .list(&ListParams::default().fields("spec.nodeName=,status.phase=Pending"))
+        .await
+        .unwrap();
+    assert_eq!(got.items.len(), 1);
+    let got = pods
+        .list(&ListParams::default().fields("status.phase=Running"))
+        .await
+        .unwrap();
+    assert!(got.items.is_empty());
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn stale_update_conflicts_and_rv_moves_globally() {
+    let env = env("conflict").await;
+    let leases: Api<Lease> = env.api();
+    let l = create(&leases, &lease("a")).await;
+    let rv0 = resource_version_number(l.metadata.resource_version.as_deref());
+    let mut l1 = l.clone();
+    l1.spec.as_mut().unwrap().holder_identity = Some("y".into());
+    let l1 = leases
+        .replace("a", &PostParams::default(), &l1)
+        .await
+        .unwrap();
+    let rv1 = resource_version_number(l1.metadata.resource_version.as_deref());
+    assert!(rv1 > rv0);
+    let mut stale = l.clone();
+    stale.spec.as_mut().unwrap().holder_identity = Some("z".into());
+    let e = api_err(leases.replace("a", &PostParams::default(), &stale).await);
+    assert_eq!((e.code, e.reason.as_str()), (409, "Conflict"));
+    assert!(
+        e.message.contains("the object has been modified"),
+        "{}",
+        e.message
+    );
+    // A write that changes nothing keeps the resourceVersion.
+    let same = leases
+        .replace("a", &PostParams::default(), &l1)
+        .await
+        .unwrap();
+    assert_eq!(same.metadata.resource_version, l1.metadata.resource_version);
+    // resourceVersion in a patch body is a precondition.
+    let e = api_err(
+        send_patch(&leases, "a", Patch::Merge(json!({"metadata": {"resourceVersion": rv0.to_string()}, "spec": {"holderIdentity": "q"}})))
+            .await,
+    );
+    assert_eq!(e.code, 409);
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn cluster_scoped_nodes() {
+    let env = env("nodes").await;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(env.client.clone());
+    let name = format!("{}-node", env.ns);
+    let n = create(
+        &nodes,
+        &serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"sim": "true"}},
+            "status": {"capacity": {"pods": "110"}}}),
+        )
+        .unwrap(),
+    )
+    .await;
+    assert!(n.metadata.namespace.is_none());
+    assert_eq!(n.metadata.generation, None, "nodes do not track generation");
+    let (code, _) = raw(
+        &env.client,
+        "GET",
+        &format!("/api/v1/namespaces/{}/nodes/{name}", env.ns),
+        "",
+        b"",
+    )
+    .await;
+    assert_eq!(
+        code, 404,
+        "cluster-scoped resources are not served under a namespace"
+    );
+    assert!(
+        nodes
+            .list(&ListParams::default().labels("sim=true"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|n| n.metadata.name.as_deref() == Some(name.as_str()))
+    );
+    nodes.delete(&name, &DeleteParams::default()).await.unwrap();
+    env.cleanup().await;
+}
+
+/// A `resourceVersion` as the number this server (and etcd) makes it.
+fn resource_version_number(rv: Option<&str>) -> u64 {
+    rv.expect("a resourceVersion")
+        .parse()
+        .expect("a numeric resourceVersion")
+}
