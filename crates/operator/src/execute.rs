@@ -19,7 +19,7 @@ use gamedeploy_core::planner::hooks;
 use gamedeploy_core::planner::plan::{DeleteReason, Plan};
 use gamedeploy_core::planner::pods::Owner;
 use gamedeploy_core::planner::scale::slow_start_batches;
-use gamedeploy_core::planner::status::{self, FAILED_SCALE, FAILED_UPDATE};
+use gamedeploy_core::planner::status;
 
 /// API writes made, for budgets and reports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -99,8 +99,8 @@ pub async fn execute(
                 && !is_already_exists(&e)
             {
                 ledger.record(
-                    FAILED_SCALE,
-                    "FailedCreateRevision",
+                    names::CONDITION_FAILED_SCALE,
+                    names::EVENT_FAILED_CREATE_REVISION,
                     format!("creating revision {}: {e}", revs.update),
                 );
             }
@@ -127,12 +127,21 @@ pub async fn execute(
             match r {
                 Ok(_) => {
                     ledger
-                        .succeeded("SuccessfulCreate", &format!("{what} successful"))
+                        .succeeded(
+                            names::EVENT_SUCCESSFUL_CREATE,
+                            &format!("{what} successful"),
+                        )
                         .await
                 }
                 Err(e) => {
                     let msg = format!("{what} failed: {e}");
-                    ledger.failed(FAILED_SCALE, "FailedCreate", msg).await;
+                    ledger
+                        .failed(
+                            names::CONDITION_FAILED_SCALE,
+                            names::EVENT_FAILED_CREATE,
+                            msg,
+                        )
+                        .await;
                     break 'batches;
                 }
             }
@@ -154,21 +163,25 @@ pub async fn execute(
         ledger.writes.pods += 1;
         let (ok_reason, fail_reason, detail) = match why {
             DeleteReason::Recreate(why) => (
-                "SuccessfulUpdatePodReCreate",
-                "FailedUpdatePodReCreate",
+                names::EVENT_SUCCESSFUL_RECREATE,
+                names::EVENT_FAILED_RECREATE,
                 format!(" to recreate it ({why})"),
             ),
             DeleteReason::Requested => (
-                "SuccessfulDelete",
-                "FailedDelete",
+                names::EVENT_SUCCESSFUL_DELETE,
+                names::EVENT_FAILED_DELETE,
                 " (scaleStrategy.podsToDelete)".into(),
             ),
-            DeleteReason::ScaleDown => ("SuccessfulDelete", "FailedDelete", String::new()),
+            DeleteReason::ScaleDown => (
+                names::EVENT_SUCCESSFUL_DELETE,
+                names::EVENT_FAILED_DELETE,
+                String::new(),
+            ),
         };
         let condition = if matches!(why, DeleteReason::Recreate(_)) {
-            FAILED_UPDATE
+            names::CONDITION_FAILED_UPDATE
         } else {
-            FAILED_SCALE
+            names::CONDITION_FAILED_SCALE
         };
         let what = format!("delete Pod {pod_name}{detail}");
         match pod_api.delete(pod_name, &params).await {
@@ -203,7 +216,11 @@ pub async fn execute(
                         } else {
                             let msg = format!("update Pod {pod_name} in place failed: {e}");
                             ledger
-                                .failed(FAILED_UPDATE, "FailedUpdatePodInPlace", msg)
+                                .failed(
+                                    names::CONDITION_FAILED_UPDATE,
+                                    names::EVENT_FAILED_INPLACE,
+                                    msg,
+                                )
                                 .await;
                         }
                         break;
@@ -213,9 +230,18 @@ pub async fn execute(
                     ledger.writes.other += 1;
                     if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
                         events
-                            .emit(&pod_ref, true, "FailedCreatePreInplaceHookRun", &msg)
+                            .emit(
+                                &pod_ref,
+                                true,
+                                names::EVENT_FAILED_CREATE_PRE_INPLACE_HOOKRUN,
+                                &msg,
+                            )
                             .await;
-                        ledger.record(FAILED_UPDATE, "FailedCreatePreInplaceHookRun", msg);
+                        ledger.record(
+                            names::CONDITION_FAILED_UPDATE,
+                            names::EVENT_FAILED_CREATE_PRE_INPLACE_HOOKRUN,
+                            msg,
+                        );
                     }
                 }
                 Action::Event {
@@ -237,14 +263,21 @@ pub async fn execute(
         match write_pod(&pod_api, pod_name, w).await {
             Ok(()) => {
                 ledger
-                    .succeeded("SuccessfulUpdatePodHotPatch", &format!("{what} successful"))
+                    .succeeded(
+                        names::EVENT_SUCCESSFUL_HOTPATCH,
+                        &format!("{what} successful"),
+                    )
                     .await
             }
             Err(e) if is_conflict(&e) => ledger.writes.failed += 1,
             Err(e) => {
                 let msg = format!("{what} failed: {e}");
                 ledger
-                    .failed(FAILED_UPDATE, "FailedUpdatePodHotPatch", msg)
+                    .failed(
+                        names::CONDITION_FAILED_UPDATE,
+                        names::EVENT_FAILED_HOTPATCH,
+                        msg,
+                    )
                     .await;
             }
         }
@@ -281,11 +314,15 @@ pub async fn execute(
                     .emit(
                         &pod.object_ref(&()),
                         true,
-                        "FailedCreatePreDeleteHookRun",
+                        names::EVENT_FAILED_CREATE_PRE_DELETE_HOOKRUN,
                         &msg,
                     )
                     .await;
-                ledger.record(FAILED_SCALE, "FailedCreatePreDeleteHookRun", msg);
+                ledger.record(
+                    names::CONDITION_FAILED_SCALE,
+                    names::EVENT_FAILED_CREATE_PRE_DELETE_HOOKRUN,
+                    msg,
+                );
             }
         }
     }
@@ -299,14 +336,18 @@ pub async fn execute(
             Ok(()) => {
                 ledger
                     .succeeded(
-                        "SuccessfulCreatePostHookRun",
+                        names::EVENT_SUCCESSFUL_CREATE_POST_HOOKRUN,
                         &format!("create HookRun {} for Pod {pod_name}", req.name),
                     )
                     .await
             }
             Err(msg) => {
                 ledger
-                    .failed(FAILED_UPDATE, "FailedCreatePostHookRun", msg)
+                    .failed(
+                        names::CONDITION_FAILED_UPDATE,
+                        names::EVENT_FAILED_CREATE_POST_HOOKRUN,
+                        msg,
+                    )
                     .await
             }
         }
@@ -422,7 +463,7 @@ async fn create_hook_run(
         .cloned()
         .unwrap_or_default();
     let instance = labels
-        .get(names::LABEL_INSTANCE_ID)
+        .get(names::LABEL_POD_INSTANCE_ID)
         .cloned()
         .unwrap_or_default();
     let run = hooks::build(owner, &template, req, &extra, &revision, &instance)

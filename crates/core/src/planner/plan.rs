@@ -21,18 +21,13 @@ use super::revision::{NotInPlace, RevisionPlan, in_place_target, plan_revisions}
 use super::rollout::{self, RolloutPlan};
 use super::scale::{self, ScaleInput};
 use super::spec::{Resolved, resolve};
-use super::status::{self, FAILED_SCALE, FAILED_UPDATE, Problem};
+use super::status::{self, Problem};
 use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition, UpdateStrategyType};
 use crate::inplace::{
     self, Decoded, Endpoint, HookKind, HookPhase, HookRunRequest, Input, Outcome, PodView,
     PodWrite, State, Target,
 };
 use crate::names;
-
-/// Annotation the original writes on hot-patched pods (read by BCS's customised kubelet).
-pub const HOTPATCH_CONTAINER: &str = "io.kubernetes.hotpatch.container";
-/// Annotation recording a hot patch (same JSON shape as the original's).
-pub const HOTPATCH_STATE: &str = "hotpatch-update-state";
 
 /// What one reconcile observed.
 #[derive(Debug, Clone, Copy)]
@@ -149,7 +144,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(scale::DELETION_COST_SORT))
+        .and_then(|a| a.get(names::ANNOTATION_DELETION_COST_SORT))
         .is_some_and(|v| v == "descend");
     let scale_plan = scale::plan(
         &ScaleInput {
@@ -176,8 +171,8 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         {
             Some(Ok(t)) => out.create.push(pods::build(&owner, &t, new)),
             _ => problems.push(Problem {
-                condition: FAILED_SCALE,
-                reason: "MissingRevision".into(),
+                condition: names::CONDITION_FAILED_SCALE,
+                reason: names::REASON_MISSING_REVISION.into(),
                 message: format!(
                     "cannot create {}: revision {} has no readable template",
                     new.name, new.revision
@@ -298,8 +293,8 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                         .hot_patches
                         .push((pod.name.clone(), hot_patch(pod, t, world.now))),
                     Err(why) => problems.push(Problem {
-                        condition: FAILED_UPDATE,
-                        reason: "FailedUpdatePodHotPatch".into(),
+                        condition: names::CONDITION_FAILED_UPDATE,
+                        reason: names::EVENT_FAILED_HOTPATCH.into(),
                         message: format!("pod {}: {why}", pod.name),
                     }),
                 }
@@ -321,7 +316,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     if steps > 0 && previous.map(|s| s.observed_generation) != gd.metadata.generation {
         out.notes.push(Note {
             warning: true,
-            reason: "CanaryStepsNotSupported",
+            reason: names::EVENT_CANARY_STEPS_NOT_SUPPORTED,
             message: format!(
                 "updateStrategy.canary has {steps} steps, which this operator does not run yet: \
                  updateStrategy.partition applies instead (set it to stage the rollout by hand)"
@@ -515,16 +510,16 @@ fn gate_deletions(
                 let mark = mark.then(|| {
                     let mut w = PodWrite::new(Endpoint::Pod, None);
                     w.annotations
-                        .insert(predelete::ANNOTATION_DELETING.into(), Some("true".into()));
+                        .insert(names::ANNOTATION_POD_DELETING.into(), Some("true".into()));
                     w
                 });
                 if let Some(message) = stuck {
                     problems.push(Problem {
                         condition: match why {
-                            DeleteReason::Recreate(_) => FAILED_UPDATE,
-                            _ => FAILED_SCALE,
+                            DeleteReason::Recreate(_) => names::CONDITION_FAILED_UPDATE,
+                            _ => names::CONDITION_FAILED_SCALE,
                         },
-                        reason: "PreDeleteHookFailed".into(),
+                        reason: names::REASON_PRE_DELETE_HOOK_FAILED.into(),
                         message,
                     });
                 }
@@ -598,8 +593,8 @@ fn step_machine(
             _ => "its in-place update state is unreadable".into(),
         };
         problems.push(Problem {
-            condition: FAILED_UPDATE,
-            reason: "InPlaceUpdateFailed".into(),
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::REASON_INPLACE_UPDATE_FAILED.into(),
             message: format!("pod {}: {detail}", pod.name),
         });
     }
@@ -612,8 +607,8 @@ fn step_machine(
         && *phase != HookPhase::Successful
     {
         problems.push(Problem {
-            condition: FAILED_UPDATE,
-            reason: "PreInplaceHookFailed".into(),
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::REASON_PRE_INPLACE_HOOK_FAILED.into(),
             message: format!(
                 "pod {}: preInplaceUpdateStrategy HookRun {name} is {phase}; force Pending to \
                  retry it or Unready to bypass it (annotation {})",
@@ -698,11 +693,18 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
         })
         .collect();
     let state = serde_json::json!({"revision": target.revision, "updateTimestamp": now.to_string(), "lastContainerStatuses": last});
-    w.annotations
-        .insert(HOTPATCH_STATE.into(), Some(state.to_string()));
-    if !pod.annotations.contains_key(HOTPATCH_CONTAINER) {
-        w.annotations
-            .insert(HOTPATCH_CONTAINER.into(), Some("true".into()));
+    w.annotations.insert(
+        names::ANNOTATION_HOTPATCH_STATE.into(),
+        Some(state.to_string()),
+    );
+    if !pod
+        .annotations
+        .contains_key(names::ANNOTATION_HOTPATCH_CONTAINER)
+    {
+        w.annotations.insert(
+            names::ANNOTATION_HOTPATCH_CONTAINER.into(),
+            Some("true".into()),
+        );
     }
     w.annotations.extend(
         target
@@ -742,8 +744,8 @@ fn label_selector(gd: &GameDeployment) -> String {
 fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
     let gd = world.gd;
     let problems = [Problem {
-        condition: FAILED_SCALE,
-        reason: "InvalidSpec".into(),
+        condition: names::CONDITION_FAILED_SCALE,
+        reason: names::EVENT_INVALID_SPEC.into(),
         message: message.clone(),
     }];
     let previous = gd.status.as_ref();
@@ -772,7 +774,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
     Plan {
         notes: vec![Note {
             warning: true,
-            reason: "InvalidSpec",
+            reason: names::EVENT_INVALID_SPEC,
             message,
         }],
         status,
@@ -978,7 +980,10 @@ mod tests {
         let (_, w) = &plan.hot_patches[0];
         assert_eq!(w.images["python"], "python:latest");
         assert!(w.condition.is_none());
-        assert_eq!(w.annotations[HOTPATCH_CONTAINER].as_deref(), Some("true"));
+        assert_eq!(
+            w.annotations[names::ANNOTATION_HOTPATCH_CONTAINER].as_deref(),
+            Some("true")
+        );
     }
 
     #[test]
@@ -996,20 +1001,24 @@ mod tests {
             pod.metadata
                 .annotations
                 .get_or_insert_default()
-                .insert(HOTPATCH_CONTAINER.into(), "python".into());
+                .insert(names::ANNOTATION_HOTPATCH_CONTAINER.into(), "python".into());
         }
         gd.spec.template.spec.as_mut().unwrap().containers[0].image = Some("python:latest".into());
         let plan = plan_with(&gd, &pods, &revs);
         assert_eq!(plan.hot_patches.len(), 2);
         for (_, w) in &plan.hot_patches {
             assert_eq!(w.images.keys().collect::<Vec<_>>(), ["python"]);
-            let state: Value =
-                serde_json::from_str(w.annotations[HOTPATCH_STATE].as_deref().unwrap()).unwrap();
+            let state: Value = serde_json::from_str(
+                w.annotations[names::ANNOTATION_HOTPATCH_STATE]
+                    .as_deref()
+                    .unwrap(),
+            )
+            .unwrap();
             let last = state["lastContainerStatuses"].as_object().unwrap();
             assert_eq!(last.keys().collect::<Vec<_>>(), ["python"], "{state}");
             assert_eq!(last["python"]["imageID"], "sha256:python:3.9");
             assert_eq!(
-                w.annotations.get(HOTPATCH_CONTAINER),
+                w.annotations.get(names::ANNOTATION_HOTPATCH_CONTAINER),
                 None,
                 "marker overwritten"
             );
@@ -1028,7 +1037,7 @@ mod tests {
             .status
             .conditions
             .iter()
-            .find(|c| c.type_ == FAILED_SCALE)
+            .find(|c| c.type_ == names::CONDITION_FAILED_SCALE)
             .unwrap();
         assert_eq!(c.reason, "InvalidSpec");
         assert!(c.message.contains("app=other"), "{}", c.message);
@@ -1079,7 +1088,7 @@ mod tests {
         adopted.metadata.name = Some("adopted".into());
         let labels = adopted.metadata.labels.as_mut().unwrap();
         labels.remove(names::LABEL_REVISION);
-        labels.remove(names::LABEL_INSTANCE_ID);
+        labels.remove(names::LABEL_POD_INSTANCE_ID);
         pods.push(adopted);
 
         let plan = plan_with(&gd, &pods, &revs);

@@ -8,11 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::rollout::is_available;
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
 use crate::inplace::PodView;
-
-/// Condition types this operator sets.
-pub const FAILED_SCALE: &str = "FailedScale";
-pub const FAILED_UPDATE: &str = "FailedUpdate";
-pub const PROGRESSING: &str = "Progressing";
+use crate::names;
 
 /// Something that went wrong during this reconcile, reported as a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +77,10 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let mut conditions = Vec::new();
-    for kind in [FAILED_SCALE, FAILED_UPDATE] {
+    for kind in [
+        names::CONDITION_FAILED_SCALE,
+        names::CONDITION_FAILED_UPDATE,
+    ] {
         let mine: Vec<&Problem> = o.problems.iter().filter(|p| p.condition == kind).collect();
         if let Some(first) = mine.first() {
             let message = mine
@@ -101,14 +100,14 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
     }
     let target = (o.replicas - o.partition.clamp(0, o.replicas.max(0))).max(0);
     let (reason, message) = if o.paused {
-        ("Paused", "updates are paused".to_string())
+        (names::REASON_PAUSED, "updates are paused".to_string())
     } else if o.abandoned > 0
         && status.updated_replicas < target
         && status.updated_replicas + o.abandoned >= target
         && status.updated_ready_replicas == status.updated_replicas
     {
         (
-            "UpdateAbandoned",
+            names::REASON_UPDATE_ABANDONED,
             format!(
                 "{} of {target} pods updated; {} abandoned by force \
                  (annotate tkex.tencent.com/inplace-update-force=Pending to resume)",
@@ -119,7 +118,7 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         || status.updated_ready_replicas < status.updated_replicas
     {
         (
-            "Updating",
+            names::REASON_UPDATING,
             format!(
                 "{} of {target} pods updated, {} ready",
                 status.updated_replicas, status.updated_ready_replicas
@@ -127,7 +126,7 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         )
     } else if status.updated_replicas < o.replicas {
         (
-            "PartitionReached",
+            names::REASON_PARTITION_REACHED,
             format!(
                 "{} pods updated; partition keeps {} on older revisions",
                 status.updated_replicas,
@@ -136,13 +135,13 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         )
     } else {
         (
-            "Complete",
+            names::REASON_COMPLETE,
             format!("all {} pods run revision {}", o.replicas, o.update_revision),
         )
     };
     conditions.push(condition(
         previous,
-        PROGRESSING,
+        names::CONDITION_PROGRESSING,
         "True",
         reason,
         message,
@@ -241,7 +240,7 @@ mod tests {
         let progressing = s
             .conditions
             .iter()
-            .find(|c| c.type_ == PROGRESSING)
+            .find(|c| c.type_ == names::CONDITION_PROGRESSING)
             .unwrap();
         assert_eq!(progressing.reason, "PartitionReached");
     }
@@ -250,7 +249,7 @@ mod tests {
         let c = s
             .conditions
             .iter()
-            .find(|c| c.type_ == PROGRESSING)
+            .find(|c| c.type_ == names::CONDITION_PROGRESSING)
             .unwrap();
         (c.reason.as_str(), c.message.as_str())
     }
@@ -288,12 +287,12 @@ mod tests {
         let revs = vec!["r2".to_string()];
         let problems = vec![
             Problem {
-                condition: FAILED_UPDATE,
+                condition: names::CONDITION_FAILED_UPDATE,
                 reason: "InPlaceUpdateFailed".into(),
                 message: "p0: ImagePullBackOff".into(),
             },
             Problem {
-                condition: FAILED_UPDATE,
+                condition: names::CONDITION_FAILED_UPDATE,
                 reason: "InPlaceUpdateFailed".into(),
                 message: "p1: CrashLoop".into(),
             },
@@ -302,7 +301,7 @@ mod tests {
         let failed = first
             .conditions
             .iter()
-            .find(|c| c.type_ == FAILED_UPDATE)
+            .find(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
             .unwrap();
         assert_eq!(failed.message, "p0: ImagePullBackOff; p1: CrashLoop");
         let mut later = observed(&pods, &problems, &revs);
@@ -312,7 +311,7 @@ mod tests {
         let again = second
             .conditions
             .iter()
-            .find(|c| c.type_ == FAILED_UPDATE)
+            .find(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
             .unwrap();
         assert_eq!(again.last_transition_time, failed.last_transition_time);
         let cleared = compute(&Observed {
@@ -320,7 +319,12 @@ mod tests {
             previous: Some(&second),
             ..later
         });
-        assert!(!cleared.conditions.iter().any(|c| c.type_ == FAILED_UPDATE));
+        assert!(
+            !cleared
+                .conditions
+                .iter()
+                .any(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
+        );
     }
 
     #[test]
@@ -333,7 +337,7 @@ mod tests {
         let progressing = |s: &GameDeploymentStatus| {
             s.conditions
                 .iter()
-                .find(|c| c.type_ == PROGRESSING)
+                .find(|c| c.type_ == names::CONDITION_PROGRESSING)
                 .cloned()
                 .unwrap()
         };
