@@ -21,7 +21,7 @@ use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, crds};
 use gamedeploy_core::inplace::{self, ContainerSnapshot, PodView, Record, State};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::effect::Effect;
-use gamedeploy_core::planner::plan::{self, Plan, World};
+use gamedeploy_core::planner::plan::{self, Plan, PlanInput};
 use gamedeploy_core::planner::pods::{self, Owner};
 use gamedeploy_core::planner::revision::revision_template;
 use gamedeploy_core::planner::scale::NewPod;
@@ -155,7 +155,7 @@ fn no_actions(p: &Plan) -> bool {
 fn first_revision(gd: &GameDeployment) -> (ControllerRevision, PodTemplateSpec, String) {
     let hooks = BTreeMap::new();
     let costs = BTreeMap::new();
-    let world = World {
+    let world = PlanInput {
         gd,
         pods: &[],
         revisions: &[],
@@ -221,12 +221,11 @@ fn bench_plan(n: usize) {
     let mut suffixes = || "zzzzz".to_string();
     // The status the previous reconcile wrote: a no-op reconcile computes the same one.
     let first = {
-        let world = World {
+        let world = PlanInput {
             gd: &gd,
             pods: &pods,
             revisions: &revisions,
             hook_runs: &hooks,
-            hook_templates: &BTreeMap::new(),
             hook_templates: &BTreeMap::new(),
             node_costs: &costs,
             now: now(),
@@ -235,7 +234,7 @@ fn bench_plan(n: usize) {
     };
     assert!(no_actions(&first), "not a no-op: {first:#?}");
     gd.status = first.status().cloned();
-    let world = World {
+    let world = PlanInput {
         gd: &gd,
         pods: &pods,
         revisions: &revisions,

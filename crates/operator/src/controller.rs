@@ -28,7 +28,7 @@ use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
 use gamedeploy_core::planner::adopt::{self, controlled_by};
 use gamedeploy_core::planner::hooks::HookRunView;
-use gamedeploy_core::planner::plan::{self, World};
+use gamedeploy_core::planner::plan::{self, PlanInput};
 use gamedeploy_core::planner::scale;
 
 /// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
@@ -54,7 +54,7 @@ pub struct Caches {
 }
 
 /// What one reconcile read from the caches for one GameDeployment (no API requests).
-pub struct Observed {
+pub struct CachedObjects {
     /// Pods of its namespace, shared with the cache (claiming decides which are its own).
     pub pods: Vec<Arc<Pod>>,
     pub revisions: Vec<ControllerRevision>,
@@ -204,7 +204,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     }
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
-    let Observed {
+    let CachedObjects {
         pods: in_namespace,
         revisions,
         hook_runs,
@@ -244,7 +244,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     };
     let now = ctx.clock.now();
     let node_costs = ctx.node_costs();
-    let world = World {
+    let world = PlanInput {
         gd: &gd,
         pods: &pods,
         revisions: &revisions,
@@ -255,7 +255,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
     let requeue_at = plan.requeue_at;
-    let writes = execute::execute(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
+    let writes = execute::run_plan(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
     ctx.record(writes);
     let key = format!("{ns}/{}", gd.name_any());
     let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
@@ -279,10 +279,10 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
 
 /// Reads one GameDeployment's namespace pods, revisions, HookRuns and HookTemplates from the
 /// caches.
-pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
+pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace();
-    Observed {
+    CachedObjects {
         pods: ctx
             .pods
             .state()

@@ -196,7 +196,7 @@ impl Executor<'_> {
 
 /// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made.
 /// Every decision was made by the planner: this only writes, and reports what came back.
-pub async fn execute(
+pub async fn run_plan(
     client: &kube::Client,
     events: &Events,
     gd: &GameDeployment,

@@ -24,7 +24,7 @@ use super::revision::{NotInPlace, RevisionPlan, in_place_target, plan_revisions}
 use super::rollout::{self, RolloutPlan};
 use super::scale::{self, ScaleInput};
 use super::spec::{Resolved, resolve};
-use super::status::{self, Problem};
+use super::status::{self, ConditionReport};
 use crate::api::{
     GameDeployment, GameDeploymentStatus, HookCondition, HookTemplate, UpdateStrategyType,
 };
@@ -36,7 +36,7 @@ use crate::names;
 
 /// What one reconcile observed.
 #[derive(Debug, Clone, Copy)]
-pub struct World<'a> {
+pub struct PlanInput<'a> {
     /// HookTemplates of the GameDeployment's namespace, by name (from the cache).
     pub hook_templates: &'a BTreeMap<String, Arc<HookTemplate>>,
     pub gd: &'a GameDeployment,
@@ -106,7 +106,7 @@ struct Decisions {
 }
 
 /// Plans one reconcile. `suffix` yields random pod-name suffixes (injected for replay).
-pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
+pub fn plan(world: &PlanInput, suffix: &mut dyn FnMut() -> String) -> Plan {
     match decide(world, suffix) {
         Ok((decisions, views)) => into_plan(world, &views, decisions),
         Err(refused) => refused,
@@ -116,7 +116,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
 /// The decisions of one reconcile, with the pod views they were made from; or the plan that
 /// refuses the spec.
 fn decide(
-    world: &World,
+    world: &PlanInput,
     suffix: &mut dyn FnMut() -> String,
 ) -> Result<(Decisions, Vec<PodView>), Plan> {
     let gd = world.gd;
@@ -200,7 +200,7 @@ fn decide(
             .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
         {
             Some(Ok(t)) => out.create.push(pods::build(&owner, &t, new)),
-            _ => problems.push(Problem {
+            _ => problems.push(ConditionReport {
                 condition: names::CONDITION_FAILED_SCALE,
                 reason: names::REASON_MISSING_REVISION.into(),
                 message: format!(
@@ -322,7 +322,7 @@ fn decide(
                     Ok(t) => out
                         .hot_patches
                         .push((pod.name.clone(), hot_patch(pod, t, world.now))),
-                    Err(why) => problems.push(Problem {
+                    Err(why) => problems.push(ConditionReport {
                         condition: names::CONDITION_FAILED_UPDATE,
                         reason: names::EVENT_FAILED_HOTPATCH.into(),
                         message: format!("pod {}: {why}", pod.name),
@@ -361,7 +361,7 @@ fn decide(
     out.stale_hook_runs = hooks::stale(world.hook_runs, &views);
 
     // --- status --------------------------------------------------------------------------
-    out.status = status::compute(&status::Observed {
+    out.status = status::compute(&status::StatusInput {
         generation: gd.metadata.generation,
         pods: &views,
         replicas: resolved.limits.replicas,
@@ -450,7 +450,7 @@ fn hook_conditions(
 /// another revision or goes (then [`hooks::stale`] removes it), and the status lists the pod
 /// until the run has succeeded.
 fn post_hooks(
-    world: &World,
+    world: &PlanInput,
     views: &[PodView],
     records: &[Decoded],
     out: &mut Decisions,
@@ -506,10 +506,10 @@ fn post_hooks(
 
 /// Keeps back the deletions whose preDelete hook has not succeeded yet.
 fn gate_deletions(
-    world: &World,
+    world: &PlanInput,
     views: &[PodView],
     out: &mut Decisions,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<ConditionReport>,
     waits: &mut HookWaits,
 ) {
     let template = world
@@ -543,7 +543,7 @@ fn gate_deletions(
                     w
                 });
                 if let Some(message) = stuck {
-                    problems.push(Problem {
+                    problems.push(ConditionReport {
                         condition: match why {
                             DeleteReason::Recreate(_) => names::CONDITION_FAILED_UPDATE,
                             _ => names::CONDITION_FAILED_SCALE,
@@ -586,13 +586,13 @@ fn revision_diff(
 
 /// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
 fn step_machine(
-    world: &World,
+    world: &PlanInput,
     resolved: &Resolved,
     (pod, record): (&PodView, &Decoded),
     target: &Target,
     may_start: bool,
     out: &mut Decisions,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<ConditionReport>,
 ) -> Option<HookPhase> {
     let hook_run = match record {
         Decoded::Valid(r) => r
@@ -621,7 +621,7 @@ fn step_machine(
                 .unwrap_or_else(|| r.reason.clone().unwrap_or_default()),
             _ => "its in-place update state is unreadable".into(),
         };
-        problems.push(Problem {
+        problems.push(ConditionReport {
             condition: names::CONDITION_FAILED_UPDATE,
             reason: names::REASON_INPLACE_UPDATE_FAILED.into(),
             message: format!("pod {}: {detail}", pod.name),
@@ -635,7 +635,7 @@ fn step_machine(
         && phase.is_completed()
         && *phase != HookPhase::Successful
     {
-        problems.push(Problem {
+        problems.push(ConditionReport {
             condition: names::CONDITION_FAILED_UPDATE,
             reason: names::REASON_PRE_INPLACE_HOOK_FAILED.into(),
             message: format!(
@@ -775,9 +775,9 @@ fn label_selector(gd: &GameDeployment) -> String {
 }
 
 /// A plan that touches nothing and says why.
-fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
+fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
     let gd = world.gd;
-    let problems = [Problem {
+    let problems = [ConditionReport {
         condition: names::CONDITION_FAILED_SCALE,
         reason: names::EVENT_INVALID_SPEC.into(),
         message: message.clone(),
@@ -789,7 +789,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
     let order: Vec<String> = previous
         .map(|s| vec![s.current_revision.clone()])
         .unwrap_or_default();
-    let status = status::compute(&status::Observed {
+    let status = status::compute(&status::StatusInput {
         generation: gd.metadata.generation,
         pods: views,
         replicas: gd.spec.replicas(),
@@ -820,7 +820,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
 /// The decisions put in the order the executor must follow (revisions before the pods that
 /// reference them, each pod's checkpoint before what depends on it, the status last), each
 /// write with the events and failure handling the original gives it.
-fn into_plan(world: &World, views: &[PodView], d: Decisions) -> Plan {
+fn into_plan(world: &PlanInput, views: &[PodView], d: Decisions) -> Plan {
     let gd = world.gd;
     let gd_name = gd.metadata.name.clone().unwrap_or_default();
     let owner = Owner {
@@ -1056,7 +1056,7 @@ const CHAIN_CREATE: &str = "create-pods";
 /// The HookRun `request` asks for, built from its HookTemplate (read from the cache before
 /// planning), or why it cannot be.
 fn hook_run(
-    world: &World,
+    world: &PlanInput,
     owner: &Owner,
     pod: &PodView,
     request: &HookRunRequest,
@@ -1119,7 +1119,7 @@ mod tests {
     }
 
     /// The decisions for `world`; for a refused spec, the refusal's events and status.
-    fn decided(world: &World) -> Decisions {
+    fn decided(world: &PlanInput) -> Decisions {
         match decide(world, &mut suffixes()) {
             Ok((d, _)) => d,
             Err(plan) => Decisions {
@@ -1139,7 +1139,7 @@ mod tests {
 
     #[test]
     fn a_first_sync_creates_the_revision_then_pods_in_slow_start_batches_then_the_status() {
-        let world = World {
+        let world = PlanInput {
             gd: &seed(),
             pods: &[],
             revisions: &[],
@@ -1172,7 +1172,7 @@ mod tests {
     fn a_missing_hook_template_is_an_unbuildable_run_that_says_what_to_fix() {
         let mut gd = seed();
         gd.metadata.namespace = Some("default".into());
-        let world = World {
+        let world = PlanInput {
             gd: &gd,
             pods: &[],
             revisions: &[],
@@ -1216,7 +1216,7 @@ mod tests {
     fn first_sync(gd: &GameDeployment) -> (Decisions, Vec<Pod>, Vec<ControllerRevision>) {
         let hooks = BTreeMap::new();
         let costs = BTreeMap::new();
-        let world = World {
+        let world = PlanInput {
             gd,
             pods: &[],
             revisions: &[],
@@ -1268,7 +1268,7 @@ mod tests {
         let pods = pods.as_slice();
         let hooks = BTreeMap::new();
         let costs = BTreeMap::new();
-        let world = World {
+        let world = PlanInput {
             gd,
             pods,
             revisions: revs,

@@ -12,7 +12,7 @@ use crate::names;
 
 /// Something that went wrong during this reconcile, reported as a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub struct ConditionReport {
     /// `FailedScale` or `FailedUpdate`.
     pub condition: &'static str,
     pub reason: String,
@@ -21,7 +21,7 @@ pub struct Problem {
 
 /// What the status is computed from.
 #[derive(Debug, Clone)]
-pub struct Observed<'a> {
+pub struct StatusInput<'a> {
     pub generation: Option<i64>,
     /// Owned pods, including those being deleted.
     pub pods: &'a [PodView],
@@ -37,13 +37,13 @@ pub struct Observed<'a> {
     /// Pods whose update to `update_revision` was given up by force: they hold the rollout
     /// back until forced to `Pending`, and the condition must say so rather than "Updating".
     pub abandoned: i32,
-    pub problems: &'a [Problem],
+    pub problems: &'a [ConditionReport],
     pub previous: Option<&'a GameDeploymentStatus>,
     pub now: Timestamp,
 }
 
 /// Computes the status to write.
-pub fn compute(o: &Observed) -> GameDeploymentStatus {
+pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
     let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).collect();
     let on_update = |p: &&&PodView| p.revision.as_deref() == Some(o.update_revision);
     let updated: Vec<&&PodView> = active.iter().filter(on_update).collect();
@@ -81,7 +81,8 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         names::CONDITION_FAILED_SCALE,
         names::CONDITION_FAILED_UPDATE,
     ] {
-        let mine: Vec<&Problem> = o.problems.iter().filter(|p| p.condition == kind).collect();
+        let mine: Vec<&ConditionReport> =
+            o.problems.iter().filter(|p| p.condition == kind).collect();
         if let Some(first) = mine.first() {
             let message = mine
                 .iter()
@@ -195,10 +196,10 @@ mod tests {
 
     fn observed<'a>(
         pods: &'a [PodView],
-        problems: &'a [Problem],
+        problems: &'a [ConditionReport],
         revisions: &'a [String],
-    ) -> Observed<'a> {
-        Observed {
+    ) -> StatusInput<'a> {
+        StatusInput {
             generation: Some(3),
             pods,
             replicas: 8,
@@ -286,12 +287,12 @@ mod tests {
         let pods = vec![pod("p0", "r2", false)];
         let revs = vec!["r2".to_string()];
         let problems = vec![
-            Problem {
+            ConditionReport {
                 condition: names::CONDITION_FAILED_UPDATE,
                 reason: "InPlaceUpdateFailed".into(),
                 message: "p0: ImagePullBackOff".into(),
             },
-            Problem {
+            ConditionReport {
                 condition: names::CONDITION_FAILED_UPDATE,
                 reason: "InPlaceUpdateFailed".into(),
                 message: "p1: CrashLoop".into(),
@@ -314,7 +315,7 @@ mod tests {
             .find(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
             .unwrap();
         assert_eq!(again.last_transition_time, failed.last_transition_time);
-        let cleared = compute(&Observed {
+        let cleared = compute(&StatusInput {
             problems: &[],
             previous: Some(&second),
             ..later
