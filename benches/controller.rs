@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 use embedded_apiserver::ApiServer;
 use futures::StreamExt;
 use gamedeploy_clock::{SharedClock, SystemClock};
-use gamedeploy_core::api::{GameDeployment, HookRun, crds};
+use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, crds};
 use gamedeploy_core::inplace::{self, ContainerSnapshot, PodView, Record, State};
 use gamedeploy_core::names;
-use gamedeploy_core::planner::plan::{self, Plan, World};
+use gamedeploy_core::planner::effect::Effect;
+use gamedeploy_core::planner::plan::{self, Plan, PlanInput};
 use gamedeploy_core::planner::pods::{self, Owner};
 use gamedeploy_core::planner::revision::revision_template;
 use gamedeploy_core::planner::scale::NewPod;
@@ -145,26 +146,21 @@ fn cached_pod(owner: &Owner, template: &PodTemplateSpec, revision: &str, i: usiz
 }
 
 fn no_actions(p: &Plan) -> bool {
-    p.create.is_empty()
-        && p.delete.is_empty()
-        && p.machines.is_empty()
-        && p.hot_patches.is_empty()
-        && p.release_gates.is_empty()
-        && p.notes.is_empty()
-        && p.revisions
-            .as_ref()
-            .is_some_and(|r| r.create.is_none() && r.prune.is_empty())
+    p.effects
+        .iter()
+        .all(|e| matches!(e, Effect::WriteStatus(_)))
 }
 
 /// The GameDeployment's revision and template, from a first plan with no pods.
 fn first_revision(gd: &GameDeployment) -> (ControllerRevision, PodTemplateSpec, String) {
     let hooks = BTreeMap::new();
     let costs = BTreeMap::new();
-    let world = World {
+    let world = PlanInput {
         gd,
         pods: &[],
         revisions: &[],
         hook_runs: &hooks,
+        hook_templates: &BTreeMap::new(),
         node_costs: &costs,
         now: now(),
     };
@@ -175,8 +171,12 @@ fn first_revision(gd: &GameDeployment) -> (ControllerRevision, PodTemplateSpec, 
         suffix(i)
     });
     let rev = first
-        .revisions
-        .and_then(|r| r.create)
+        .effects
+        .into_iter()
+        .find_map(|e| match e {
+            Effect::CreateRevision(w) => Some(w.object),
+            _ => None,
+        })
         .expect("a first revision");
     let template: PodTemplateSpec =
         serde_json::from_value(revision_template(&rev).expect("template")).expect("template");
@@ -221,23 +221,25 @@ fn bench_plan(n: usize) {
     let mut suffixes = || "zzzzz".to_string();
     // The status the previous reconcile wrote: a no-op reconcile computes the same one.
     let first = {
-        let world = World {
+        let world = PlanInput {
             gd: &gd,
             pods: &pods,
             revisions: &revisions,
             hook_runs: &hooks,
+            hook_templates: &BTreeMap::new(),
             node_costs: &costs,
             now: now(),
         };
         plan::plan(&world, &mut suffixes)
     };
     assert!(no_actions(&first), "not a no-op: {first:#?}");
-    gd.status = Some(first.status.clone());
-    let world = World {
+    gd.status = first.status().cloned();
+    let world = PlanInput {
         gd: &gd,
         pods: &pods,
         revisions: &revisions,
         hook_runs: &hooks,
+        hook_templates: &BTreeMap::new(),
         node_costs: &costs,
         now: now(),
     };
@@ -245,7 +247,7 @@ fn bench_plan(n: usize) {
     assert!(no_actions(&p), "not a no-op");
     assert_eq!(
         gd.status.as_ref(),
-        Some(&p.status),
+        p.status(),
         "status unchanged: no status write"
     );
     let (iters, per) = time(5, 3.0, || plan::plan(&world, &mut suffixes));
@@ -364,10 +366,12 @@ async fn stores(client: &kube::Client) -> (Caches, Vec<tokio::task::JoinHandle<(
     let (revisions, b) = fill(Api::<ControllerRevision>::all(client.clone()));
     let (hook_runs, c) = fill(Api::<HookRun>::all(client.clone()));
     let (nodes, d) = fill(Api::<PartialObjectMeta<Node>>::all(client.clone()));
+    let (hook_templates, e) = fill(Api::<HookTemplate>::all(client.clone()));
     for ready in [
         pods.wait_until_ready().await,
         revisions.wait_until_ready().await,
         hook_runs.wait_until_ready().await,
+        hook_templates.wait_until_ready().await,
         nodes.wait_until_ready().await,
     ] {
         ready.expect("store ready");
@@ -377,9 +381,10 @@ async fn stores(client: &kube::Client) -> (Caches, Vec<tokio::task::JoinHandle<(
             pods,
             revisions,
             hook_runs,
+            hook_templates,
             nodes,
         },
-        vec![a, b, c, d],
+        vec![a, b, c, d, e],
     )
 }
 

@@ -181,7 +181,7 @@ async fn the_operator_creates_the_seed_and_updates_five_pods_in_place_after_the_
                 .name
                 .as_ref()
                 .unwrap()
-                .ends_with(&labels[names::LABEL_INSTANCE_ID])
+                .ends_with(&labels[names::LABEL_POD_INSTANCE_ID])
         );
         let gates = p.spec.as_ref().unwrap().readiness_gates.as_ref().unwrap();
         assert_eq!(gates[0].condition_type, names::CONDITION_INPLACE_READY);
@@ -488,7 +488,6 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
 #[tokio::test(start_paused = true)]
 async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
     use gamedeploy_core::api::HookPhase;
-    use gamedeploy_core::planner::predelete::ANNOTATION_DELETING;
     let h = Hooked::start(|gd| {
         gd.spec.pre_delete_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
@@ -512,7 +511,7 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
     let marked = h
         .pods_where(|p| {
             p.annotations()
-                .get(ANNOTATION_DELETING)
+                .get(names::ANNOTATION_POD_DELETING)
                 .is_some_and(|v| v == "true")
         })
         .await;

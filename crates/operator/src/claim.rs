@@ -8,6 +8,7 @@ use kube::{Resource, ResourceExt};
 use super::events::Events;
 use crate::execute::{Writes, is_not_found};
 use gamedeploy_core::api::GameDeployment;
+use gamedeploy_core::names;
 use gamedeploy_core::planner::adopt;
 use gamedeploy_core::planner::pods::Owner;
 
@@ -59,12 +60,14 @@ pub async fn execute(
     for (pod, adopting) in changes {
         let pod_name = pod.name_any();
         let pod_uid = pod.uid().unwrap_or_default();
-        let (patch, verb, done, why) = if adopting {
+        let (patch, verb, done, why, (ok, failed)) = if adopting {
             let patch = adopt::adoption_patch(&owner, &pod_uid);
-            (patch, "Adopt", "adopted", "matches")
+            let reasons = (names::EVENT_SUCCESSFUL_ADOPT, names::EVENT_FAILED_ADOPT);
+            (patch, "adopt", "adopted", "matches", reasons)
         } else {
             let patch = adopt::release_patch(&uid, &pod_uid);
-            (patch, "Release", "released", "no longer matches")
+            let reasons = (names::EVENT_SUCCESSFUL_RELEASE, names::EVENT_FAILED_RELEASE);
+            (patch, "release", "released", "no longer matches", reasons)
         };
         out.writes.pods += 1;
         match pods
@@ -73,9 +76,7 @@ pub async fn execute(
         {
             Ok(p) => {
                 let msg = format!("{done} Pod {pod_name}: it {why} the selector of {name}");
-                events
-                    .emit(&gd_ref, false, &format!("Successful{verb}"), &msg)
-                    .await;
+                events.emit(&gd_ref, false, ok, &msg).await;
                 if adopting {
                     out.adopted.push(p);
                 }
@@ -83,10 +84,8 @@ pub async fn execute(
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
                 out.writes.failed += 1;
-                let msg = format!("{} Pod {pod_name} failed: {e}", verb.to_lowercase());
-                events
-                    .emit(&gd_ref, true, &format!("Failed{verb}"), &msg)
-                    .await;
+                let msg = format!("{verb} Pod {pod_name} failed: {e}");
+                events.emit(&gd_ref, true, failed, &msg).await;
             }
         }
     }

@@ -25,10 +25,10 @@ use super::claim;
 use super::events::Events;
 use crate::execute::{self, Writes};
 use gamedeploy_clock::SharedClock;
-use gamedeploy_core::api::{GameDeployment, HookRun};
+use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
 use gamedeploy_core::planner::adopt::{self, controlled_by};
 use gamedeploy_core::planner::hooks::HookRunView;
-use gamedeploy_core::planner::plan::{self, World};
+use gamedeploy_core::planner::plan::{self, PlanInput};
 use gamedeploy_core::planner::scale;
 
 /// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
@@ -49,15 +49,18 @@ pub struct Caches {
     pub pods: Store<Pod>,
     pub revisions: Store<ControllerRevision>,
     pub hook_runs: Store<HookRun>,
+    pub hook_templates: Store<HookTemplate>,
     pub nodes: Store<PartialObjectMeta<Node>>,
 }
 
 /// What one reconcile read from the caches for one GameDeployment (no API requests).
-pub struct Observed {
+pub struct CachedObjects {
     /// Pods of its namespace, shared with the cache (claiming decides which are its own).
     pub pods: Vec<Arc<Pod>>,
     pub revisions: Vec<ControllerRevision>,
     pub hook_runs: BTreeMap<String, HookRunView>,
+    /// HookTemplates of its namespace, by name: the planner builds HookRuns from them.
+    pub hook_templates: BTreeMap<String, Arc<HookTemplate>>,
 }
 
 /// What every reconcile shares.
@@ -68,6 +71,7 @@ pub struct Context {
     pods: Store<Pod>,
     revisions: Store<ControllerRevision>,
     hook_runs: Store<HookRun>,
+    hook_templates: Store<HookTemplate>,
     nodes: Store<PartialObjectMeta<Node>>,
     /// Unparsable node deletion costs already warned about, by (node, value).
     bad_costs: Mutex<BTreeSet<(String, String)>>,
@@ -94,6 +98,7 @@ impl Context {
             pods: caches.pods,
             revisions: caches.revisions,
             hook_runs: caches.hook_runs,
+            hook_templates: caches.hook_templates,
             nodes: caches.nodes,
             bad_costs: Mutex::new(BTreeSet::new()),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
@@ -192,16 +197,18 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         ctx.pods.wait_until_ready().await,
         ctx.revisions.wait_until_ready().await,
         ctx.hook_runs.wait_until_ready().await,
+        ctx.hook_templates.wait_until_ready().await,
         ctx.nodes.wait_until_ready().await,
     ] {
         ready.map_err(|_| super::Error::CacheClosed)?;
     }
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
-    let Observed {
+    let CachedObjects {
         pods: in_namespace,
         revisions,
         hook_runs,
+        hook_templates,
     } = observe(&gd, &ctx);
     // The cache's own Arcs: copying 10,000 pods took longer than planning them.
     let pods: Vec<Arc<Pod>> = match adopt::claim(&gd, &in_namespace) {
@@ -237,17 +244,18 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     };
     let now = ctx.clock.now();
     let node_costs = ctx.node_costs();
-    let world = World {
+    let world = PlanInput {
         gd: &gd,
         pods: &pods,
         revisions: &revisions,
         hook_runs: &hook_runs,
+        hook_templates: &hook_templates,
         node_costs: &node_costs,
         now,
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
     let requeue_at = plan.requeue_at;
-    let writes = execute::execute(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
+    let writes = execute::run_plan(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
     ctx.record(writes);
     let key = format!("{ns}/{}", gd.name_any());
     let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
@@ -269,11 +277,12 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     })
 }
 
-/// Reads one GameDeployment's namespace pods, revisions and HookRuns from the caches.
-pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
+/// Reads one GameDeployment's namespace pods, revisions, HookRuns and HookTemplates from the
+/// caches.
+pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace();
-    Observed {
+    CachedObjects {
         pods: ctx
             .pods
             .state()
@@ -293,6 +302,13 @@ pub fn observe(gd: &GameDeployment, ctx: &Context) -> Observed {
             .iter()
             .filter(|h| controlled_by(h.as_ref(), &uid))
             .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
+            .collect(),
+        hook_templates: ctx
+            .hook_templates
+            .state()
+            .into_iter()
+            .filter(|t| t.metadata.namespace == ns)
+            .map(|t| (t.name_any(), t))
             .collect(),
     }
 }
@@ -342,6 +358,13 @@ pub async fn run(
     )
     .default_backoff()
     .touched_objects();
+    // HookTemplates are read, not watched for: a reconcile waiting on a missing one retries.
+    let (hook_templates, template_writer) = reflector::store();
+    let template_stream = reflector::reflector(
+        template_writer,
+        watcher(Api::<HookTemplate>::all(client.clone()), cfg.clone()).modify(for_cache),
+    )
+    .default_backoff();
     let (nodes, node_writer) = reflector::store();
     let node_stream = reflector::reflector(
         node_writer,
@@ -358,6 +381,7 @@ pub async fn run(
             pods,
             revisions,
             hook_runs,
+            hook_templates,
             nodes,
         },
         options.seed,
@@ -386,9 +410,12 @@ pub async fn run(
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
         });
-    // The node cache is kept up to date for as long as the controller runs.
+    // The node and HookTemplate caches are kept up to date for as long as the controller runs.
     let node_cache = async {
-        node_stream.for_each(|_| futures::future::ready(())).await;
+        futures::join!(
+            node_stream.for_each(|_| futures::future::ready(())),
+            template_stream.for_each(|_| futures::future::ready(())),
+        );
         std::future::pending::<()>().await
     };
     tokio::select! {
@@ -474,7 +501,7 @@ mod tests {
                 "hookruns",
                 &["list", "watch", "create", "delete"],
             ),
-            ("tkex.tencent.com", "hooktemplates", &["get"]),
+            ("tkex.tencent.com", "hooktemplates", &["list", "watch"]),
             ("", "pods", &["list", "watch", "create", "delete", "patch"]),
             ("", "pods/status", &["patch"]),
             ("", "nodes", &["list", "watch"]),

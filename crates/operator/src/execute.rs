@@ -1,8 +1,8 @@
-//! Executes a plan. Order matters for safety: revisions before the pods that reference them,
-//! each pod's checkpoint write before the side effects that follow it (a HookRun, an event),
-//! and status last, with whatever went wrong on the way added as conditions.
+//! Runs a plan's effects against the API server, in the planner's order, and reports what came
+//! back. It decides nothing: what an outcome means (a retry, a condition, the rest of a chain
+//! skipped) is [`gamedeploy_core::planner::outcome`]'s to say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -12,14 +12,13 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions
 use kube::{Resource, ResourceExt};
 
 use super::events::Events;
-use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
-use gamedeploy_core::inplace::{Action, EventType, HookKind, HookRunRequest, PodWrite};
-use gamedeploy_core::names;
-use gamedeploy_core::planner::hooks;
-use gamedeploy_core::planner::plan::{DeleteReason, Plan};
-use gamedeploy_core::planner::pods::Owner;
-use gamedeploy_core::planner::scale::slow_start_batches;
-use gamedeploy_core::planner::status::{self, FAILED_SCALE, FAILED_UPDATE};
+use gamedeploy_core::api::{GameDeployment, HookRun};
+use gamedeploy_core::inplace::PodWrite;
+use gamedeploy_core::planner::effect::{
+    ApiErrorKind, Effect, EventNote, HookRunToCreate, Regarding, Write,
+};
+use gamedeploy_core::planner::outcome::{self, Failure, Verdict};
+use gamedeploy_core::planner::plan::Plan;
 
 /// API writes made, for budgets and reports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -31,36 +30,6 @@ pub struct Writes {
     pub failed: usize,
 }
 
-/// A failed write: the condition it raises, its reason and message.
-type Failure = (&'static str, &'static str, String);
-
-/// Where the outcome of each write goes: an event on the GameDeployment, and for a failure
-/// also a status condition and a count that makes the caller retry soon.
-struct Ledger<'a> {
-    events: &'a Events,
-    gd_ref: ObjectReference,
-    writes: Writes,
-    failures: Vec<Failure>,
-}
-
-impl Ledger<'_> {
-    async fn succeeded(&self, reason: &str, message: &str) {
-        self.events.emit(&self.gd_ref, false, reason, message).await;
-    }
-
-    /// A failure with a Warning event on the GameDeployment.
-    async fn failed(&mut self, condition: &'static str, reason: &'static str, message: String) {
-        self.events.emit(&self.gd_ref, true, reason, &message).await;
-        self.record(condition, reason, message);
-    }
-
-    /// A failure whose event, if any, the caller emits.
-    fn record(&mut self, condition: &'static str, reason: &'static str, message: String) {
-        self.writes.failed += 1;
-        self.failures.push((condition, reason, message));
-    }
-}
-
 impl std::ops::AddAssign for Writes {
     fn add_assign(&mut self, other: Writes) {
         self.pods += other.pods;
@@ -69,8 +38,165 @@ impl std::ops::AddAssign for Writes {
     }
 }
 
-/// Runs `plan` for `gd`; returns the writes made.
-pub async fn execute(
+/// The API handles and the record of one plan's execution.
+struct Executor<'a> {
+    client: &'a kube::Client,
+    events: &'a Events,
+    gd: &'a GameDeployment,
+    gd_ref: ObjectReference,
+    pod_refs: BTreeMap<String, ObjectReference>,
+    pods: Api<Pod>,
+    ns: String,
+    writes: Writes,
+    failures: Vec<Failure>,
+    failed_chains: BTreeSet<String>,
+    now: jiff::Timestamp,
+}
+
+impl Executor<'_> {
+    async fn emit(&self, note: &EventNote) {
+        let regarding = match &note.regarding {
+            Regarding::GameDeployment => Some(&self.gd_ref),
+            Regarding::Pod(name) => self.pod_refs.get(name),
+        };
+        if let Some(r) = regarding {
+            self.events
+                .emit(r, note.warning, &note.reason, &note.message)
+                .await;
+        }
+    }
+
+    /// Acts on what [`outcome::judge`] made of a write's result.
+    async fn settle<T>(&mut self, write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) {
+        let verdict = outcome::judge(write, result);
+        if let Some(chain) = outcome::stopped_chain(write, &verdict) {
+            self.failed_chains.insert(chain.to_string());
+        }
+        match verdict {
+            Verdict::Succeeded(Some(note)) => self.emit(&note).await,
+            Verdict::Succeeded(None) | Verdict::Quiet => {}
+            Verdict::Logged(error) => tracing::warn!(%error, "a clean-up write failed"),
+            Verdict::Retry(error) => {
+                self.writes.failed += 1;
+                tracing::debug!(%error, "a write failed; retrying soon");
+            }
+            Verdict::Failed(failure, event) => {
+                self.writes.failed += 1;
+                if let Some(note) = event {
+                    self.emit(&note).await;
+                }
+                self.failures.push(failure);
+            }
+        }
+    }
+
+    fn skipped(&self, chain: Option<&String>) -> bool {
+        outcome::skipped(chain.map(String::as_str), &self.failed_chains)
+    }
+
+    /// Sends one slow-start batch of creations at once.
+    async fn create_pods(&mut self, batch: &[&Write<Pod>]) {
+        self.writes.pods += batch.len();
+        let params = PostParams::default();
+        let results = join_all(batch.iter().map(|w| self.pods.create(&params, &w.object))).await;
+        for (write, result) in batch.iter().zip(results) {
+            // A failure stops the rest of the batch's reports as well as later batches.
+            if !self.skipped(write.chain.as_ref()) {
+                self.settle(*write, refusal(result)).await;
+            }
+        }
+    }
+
+    async fn run(&mut self, effect: &Effect) -> Result<(), super::Error> {
+        match effect {
+            Effect::CreatePod { pod, .. } => self.create_pods(&[pod]).await,
+            Effect::CreateRevision(w) => {
+                self.writes.other += 1;
+                let revs: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &self.ns);
+                let r = revs.create(&PostParams::default(), &w.object).await;
+                self.settle(w, refusal(r)).await;
+            }
+            Effect::DeleteRevision(w) => {
+                self.writes.other += 1;
+                let revs: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &self.ns);
+                let r = revs.delete(&w.object, &DeleteParams::default()).await;
+                self.settle(w, refusal(r)).await;
+            }
+            Effect::DeletePod { pod, uid } => {
+                let params = DeleteParams {
+                    preconditions: Some(Preconditions {
+                        uid: uid.clone(),
+                        resource_version: None,
+                    }),
+                    ..Default::default()
+                };
+                self.writes.pods += 1;
+                let r = self.pods.delete(&pod.object, &params).await;
+                self.settle(pod, refusal(r)).await;
+            }
+            Effect::WritePod { pod, write } => {
+                if self.skipped(write.chain.as_ref()) {
+                    return Ok(());
+                }
+                self.writes.pods += 1;
+                let r = write_pod(&self.pods, pod, &write.object).await;
+                self.settle(write, refusal(r)).await;
+            }
+            Effect::CreateHookRun(w) => {
+                if self.skipped(w.chain.as_ref()) {
+                    return Ok(());
+                }
+                self.writes.other += 1;
+                let r = match &w.object {
+                    HookRunToCreate::Ready(run) => {
+                        let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
+                        refusal(runs.create(&PostParams::default(), run).await)
+                    }
+                    HookRunToCreate::Unbuildable { why, .. } => {
+                        Err((ApiErrorKind::Other, why.clone()))
+                    }
+                };
+                self.settle(w, r).await;
+            }
+            Effect::DeleteHookRun(w) => {
+                self.writes.other += 1;
+                let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
+                let r = runs.delete(&w.object, &DeleteParams::default()).await;
+                self.settle(w, refusal(r)).await;
+            }
+            Effect::Event { note, chain } => {
+                if !self.skipped(chain.as_ref()) {
+                    self.emit(note).await;
+                }
+            }
+            Effect::WriteStatus(planned) => {
+                let previous = self.gd.status.as_ref();
+                let status = outcome::status_after(
+                    previous
+                        .map(|s| s.conditions.as_slice())
+                        .unwrap_or_default(),
+                    planned.clone(),
+                    std::mem::take(&mut self.failures),
+                    self.now,
+                );
+                if previous != Some(&status) {
+                    let name = self.gd.name_any();
+                    let gds: Api<GameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
+                    let body = serde_json::json!({ "status": status });
+                    self.writes.other += 1;
+                    gds.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                        .await
+                        .map_err(|source| super::Error::Status { name, source })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made.
+/// Every decision was made by the planner: this only writes, and reports what came back.
+pub async fn run_plan(
     client: &kube::Client,
     events: &Events,
     gd: &GameDeployment,
@@ -78,293 +204,47 @@ pub async fn execute(
     plan: Plan,
     now: jiff::Timestamp,
 ) -> Result<Writes, super::Error> {
-    let (Some(ns), Some(name)) = (gd.namespace(), gd.metadata.name.clone()) else {
+    let Some(ns) = gd.namespace() else {
         return Err(super::Error::Unnamed);
     };
-    let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p.as_ref())).collect();
-    let mut ledger = Ledger {
+    if gd.metadata.name.is_none() {
+        return Err(super::Error::Unnamed);
+    }
+    let mut exec = Executor {
+        client,
         events,
+        gd,
         gd_ref: gd.object_ref(&()),
+        pod_refs: pods
+            .iter()
+            .map(|p| (p.name_any(), p.object_ref(&())))
+            .collect(),
+        pods: Api::namespaced(client.clone(), &ns),
+        ns,
         writes: Writes::default(),
         failures: Vec::new(),
+        failed_chains: BTreeSet::new(),
+        now,
     };
-
-    // Revisions first: new pods reference them.
-    if let Some(revs) = &plan.revisions {
-        let api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
-        if let Some(rev) = &revs.create {
-            ledger.writes.other += 1;
-            if let Err(e) = api.create(&PostParams::default(), rev).await
-                && !is_already_exists(&e)
+    let mut effects = plan.effects.iter().peekable();
+    while let Some(effect) = effects.next() {
+        if let Effect::CreatePod { pod, batch } = effect {
+            // One slow-start batch is sent at once.
+            let mut group = vec![pod];
+            while let Some(Effect::CreatePod { pod, batch: b }) = effects.peek()
+                && b == batch
             {
-                ledger.record(
-                    FAILED_SCALE,
-                    "FailedCreateRevision",
-                    format!("creating revision {}: {e}", revs.update),
-                );
+                group.push(pod);
+                effects.next();
             }
-        }
-        for old in &revs.prune {
-            ledger.writes.other += 1;
-            if let Err(e) = api.delete(old, &DeleteParams::default()).await
-                && !is_not_found(&e)
-            {
-                tracing::warn!(revision = %old, error = %e, "could not prune revision");
+            if !exec.skipped(pod.chain.as_ref()) {
+                exec.create_pods(&group).await;
             }
-        }
-    }
-
-    // Creations in batches of 1, 2, 4, ...; the first failure stops the rest.
-    let mut created = plan.create.iter();
-    'batches: for size in slow_start_batches(plan.create.len()) {
-        let batch: Vec<&Pod> = created.by_ref().take(size).collect();
-        ledger.writes.pods += batch.len();
-        let params = PostParams::default();
-        let results = join_all(batch.iter().map(|p| pod_api.create(&params, p))).await;
-        for (pod, r) in batch.iter().zip(results) {
-            let what = format!("create Pod {} in GameDeployment {name}", pod.name_any());
-            match r {
-                Ok(_) => {
-                    ledger
-                        .succeeded("SuccessfulCreate", &format!("{what} successful"))
-                        .await
-                }
-                Err(e) => {
-                    let msg = format!("{what} failed: {e}");
-                    ledger.failed(FAILED_SCALE, "FailedCreate", msg).await;
-                    break 'batches;
-                }
-            }
-        }
-    }
-
-    for (pod_name, why) in &plan.delete {
-        let Some(pod) = by_name.get(pod_name) else {
             continue;
-        };
-        // The uid precondition makes sure a pod recreated under the same name is left alone.
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: pod.uid(),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        ledger.writes.pods += 1;
-        let (ok_reason, fail_reason, detail) = match why {
-            DeleteReason::Recreate(why) => (
-                "SuccessfulUpdatePodReCreate",
-                "FailedUpdatePodReCreate",
-                format!(" to recreate it ({why})"),
-            ),
-            DeleteReason::Requested => (
-                "SuccessfulDelete",
-                "FailedDelete",
-                " (scaleStrategy.podsToDelete)".into(),
-            ),
-            DeleteReason::ScaleDown => ("SuccessfulDelete", "FailedDelete", String::new()),
-        };
-        let condition = if matches!(why, DeleteReason::Recreate(_)) {
-            FAILED_UPDATE
-        } else {
-            FAILED_SCALE
-        };
-        let what = format!("delete Pod {pod_name}{detail}");
-        match pod_api.delete(pod_name, &params).await {
-            Ok(_) => ledger.succeeded(ok_reason, &what).await,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                let msg = format!("{what} failed: {e}");
-                ledger.failed(condition, fail_reason, msg).await;
-            }
         }
+        exec.run(effect).await?;
     }
-
-    let owner = Owner {
-        name: name.clone(),
-        namespace: ns.clone(),
-        uid: gd.uid().unwrap_or_default(),
-    };
-    for (pod_name, outcome) in &plan.machines {
-        let Some(pod) = by_name.get(pod_name) else {
-            continue;
-        };
-        let pod_ref = pod.object_ref(&());
-        for action in &outcome.actions {
-            match action {
-                Action::WritePod(w) => {
-                    ledger.writes.pods += 1;
-                    if let Err(e) = write_pod(&pod_api, pod_name, w).await {
-                        // Stop this pod's actions: what follows depends on the checkpoint.
-                        // A 409 means the cache was stale; the watch brings the fresh pod.
-                        if is_conflict(&e) {
-                            ledger.writes.failed += 1;
-                        } else {
-                            let msg = format!("update Pod {pod_name} in place failed: {e}");
-                            ledger
-                                .failed(FAILED_UPDATE, "FailedUpdatePodInPlace", msg)
-                                .await;
-                        }
-                        break;
-                    }
-                }
-                Action::CreateHookRun(req) => {
-                    ledger.writes.other += 1;
-                    if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
-                        events
-                            .emit(&pod_ref, true, "FailedCreatePreInplaceHookRun", &msg)
-                            .await;
-                        ledger.record(FAILED_UPDATE, "FailedCreatePreInplaceHookRun", msg);
-                    }
-                }
-                Action::Event {
-                    r#type,
-                    reason,
-                    message,
-                } => {
-                    events
-                        .emit(&pod_ref, *r#type == EventType::Warning, reason, message)
-                        .await;
-                }
-            }
-        }
-    }
-
-    for (pod_name, w) in &plan.hot_patches {
-        ledger.writes.pods += 1;
-        let what = format!("hot-patch Pod {pod_name}");
-        match write_pod(&pod_api, pod_name, w).await {
-            Ok(()) => {
-                ledger
-                    .succeeded("SuccessfulUpdatePodHotPatch", &format!("{what} successful"))
-                    .await
-            }
-            Err(e) if is_conflict(&e) => ledger.writes.failed += 1,
-            Err(e) => {
-                let msg = format!("{what} failed: {e}");
-                ledger
-                    .failed(FAILED_UPDATE, "FailedUpdatePodHotPatch", msg)
-                    .await;
-            }
-        }
-    }
-
-    for (pod_name, w) in &plan.release_gates {
-        ledger.writes.pods += 1;
-        if let Err(e) = write_pod(&pod_api, pod_name, w).await
-            && !is_not_found(&e)
-        {
-            ledger.writes.failed += 1;
-            tracing::debug!(pod = %pod_name, error = %e, "could not set InPlaceUpdateReady");
-        }
-    }
-
-    // Pods waiting for their preDelete hook: marked as the original marks them, then the
-    // HookRun the hook operator will run.
-    for (pod_name, create, mark) in &plan.pre_delete {
-        let Some(pod) = by_name.get(pod_name) else {
-            continue;
-        };
-        if let Some(w) = mark {
-            ledger.writes.pods += 1;
-            if let Err(e) = write_pod(&pod_api, pod_name, w).await {
-                ledger.writes.failed += 1;
-                tracing::debug!(pod = %pod_name, error = %e, "could not mark pod for deletion");
-                continue;
-            }
-        }
-        if let Some(req) = create {
-            ledger.writes.other += 1;
-            if let Err(msg) = create_hook_run(client, &owner, gd, pod, req).await {
-                events
-                    .emit(
-                        &pod.object_ref(&()),
-                        true,
-                        "FailedCreatePreDeleteHookRun",
-                        &msg,
-                    )
-                    .await;
-                ledger.record(FAILED_SCALE, "FailedCreatePreDeleteHookRun", msg);
-            }
-        }
-    }
-
-    for (pod_name, req) in &plan.post_hooks {
-        let Some(pod) = by_name.get(pod_name) else {
-            continue;
-        };
-        ledger.writes.other += 1;
-        match create_hook_run(client, &owner, gd, pod, req).await {
-            Ok(()) => {
-                ledger
-                    .succeeded(
-                        "SuccessfulCreatePostHookRun",
-                        &format!("create HookRun {} for Pod {pod_name}", req.name),
-                    )
-                    .await
-            }
-            Err(msg) => {
-                ledger
-                    .failed(FAILED_UPDATE, "FailedCreatePostHookRun", msg)
-                    .await
-            }
-        }
-    }
-
-    if !plan.stale_hook_runs.is_empty() {
-        let runs: Api<HookRun> = Api::namespaced(client.clone(), &ns);
-        for run in &plan.stale_hook_runs {
-            ledger.writes.other += 1;
-            if let Err(e) = runs.delete(run, &DeleteParams::default()).await
-                && !is_not_found(&e)
-            {
-                tracing::warn!(hookrun = %run, error = %e, "could not delete a finished HookRun");
-            }
-        }
-    }
-
-    for note in &plan.notes {
-        events
-            .emit(&ledger.gd_ref, note.warning, note.reason, &note.message)
-            .await;
-    }
-
-    // Status last, carrying what failed above. A failure that persists keeps its condition's
-    // transition time, so a retry that fails the same way writes no status (and so does not
-    // trigger itself through the watch).
-    let Ledger {
-        mut writes,
-        failures,
-        ..
-    } = ledger;
-    let mut status = plan.status;
-    let previous = gd
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    for (condition, reason, message) in failures {
-        match status.conditions.iter_mut().find(|c| c.type_ == condition) {
-            Some(c) if c.message.split("; ").any(|m| m == message) => {}
-            Some(c) => c.message = format!("{}; {message}", c.message),
-            None => status.conditions.push(status::condition(
-                previous, condition, "True", reason, message, now,
-            )),
-        }
-    }
-    if gd.status.as_ref() != Some(&status) {
-        let api: Api<GameDeployment> = Api::namespaced(client.clone(), &ns);
-        let body = serde_json::json!({ "status": status });
-        writes.other += 1;
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map_err(|source| super::Error::Status {
-                name: name.clone(),
-                source,
-            })?;
-    }
-    Ok(writes)
+    Ok(exec.writes)
 }
 
 async fn write_pod(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<(), kube::Error> {
@@ -377,61 +257,6 @@ async fn write_pod(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<(), kube:
         gamedeploy_core::inplace::Endpoint::PodStatus => {
             api.patch_status(name, &params, &patch).await.map(|_| ())
         }
-    }
-}
-
-async fn create_hook_run(
-    client: &kube::Client,
-    owner: &Owner,
-    gd: &GameDeployment,
-    pod: &Pod,
-    req: &HookRunRequest,
-) -> Result<(), String> {
-    let templates: Api<HookTemplate> = Api::namespaced(client.clone(), &owner.namespace);
-    let strategy = hooks::strategy_field(req.kind);
-    let template = templates.get(&req.template).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 404 => format!(
-            "HookTemplate {} does not exist in namespace {}: create it, or fix \
-             {strategy}.hook.templateName",
-            req.template, owner.namespace
-        ),
-        kube::Error::Api(s) => format!(
-            "HookTemplate {} cannot be read: {}",
-            req.template, s.message
-        ),
-        other => format!("HookTemplate {} cannot be read: {other}", req.template),
-    })?;
-    let configured = match req.kind {
-        HookKind::PreInplace => &gd.spec.pre_inplace_update_strategy,
-        HookKind::PreDelete => &gd.spec.pre_delete_update_strategy,
-        HookKind::PostInplace => &gd.spec.post_inplace_update_strategy,
-    };
-    let extra: BTreeMap<String, String> = configured
-        .as_ref()
-        .and_then(|s| s.hook.as_ref())
-        .map(|h| {
-            h.args
-                .iter()
-                .map(|a| (a.name.clone(), a.value.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let labels = pod.labels();
-    let revision = labels
-        .get(names::LABEL_REVISION)
-        .cloned()
-        .unwrap_or_default();
-    let instance = labels
-        .get(names::LABEL_INSTANCE_ID)
-        .cloned()
-        .unwrap_or_default();
-    let run = hooks::build(owner, &template, req, &extra, &revision, &instance)
-        .map_err(|e| e.to_string())?;
-    let runs: Api<HookRun> = Api::namespaced(client.clone(), &owner.namespace);
-    match runs.create(&PostParams::default(), &run).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_already_exists(&e) => Ok(()),
-        Err(e) => Err(format!("creating HookRun {}: {e}", req.name)),
     }
 }
 
@@ -452,4 +277,24 @@ pub(super) fn is_not_found(e: &kube::Error) -> bool {
 
 fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
+}
+
+/// A result as [`outcome::judge`] takes it.
+fn refusal<T>(result: Result<T, kube::Error>) -> Result<(), (ApiErrorKind, String)> {
+    result
+        .map(|_| ())
+        .map_err(|e| (error_kind(&e), e.to_string()))
+}
+
+/// The kind of an API error, for [`outcome::judge`].
+fn error_kind(e: &kube::Error) -> ApiErrorKind {
+    if is_already_exists(e) {
+        ApiErrorKind::AlreadyExists
+    } else if is_conflict(e) {
+        ApiErrorKind::Conflict
+    } else if is_not_found(e) {
+        ApiErrorKind::NotFound
+    } else {
+        ApiErrorKind::Other
+    }
 }

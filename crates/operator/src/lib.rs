@@ -3,7 +3,7 @@
 //! [`gamedeploy_core::planner`] and [`gamedeploy_core::inplace`].
 //!
 //! - [`controller`]: watches, caches, the reconcile loop, requeue timing.
-//! - [`execute`]: executes one [`gamedeploy_core::planner::plan::Plan`].
+//! - [`execute`]: [`execute::run_plan`] runs one [`gamedeploy_core::planner::plan::Plan`].
 //! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::adopt`] decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
 pub mod claim;

@@ -197,7 +197,7 @@ impl<'a> Run<'a> {
                 self.state = Some(State::Unknown);
                 self.event(
                     EventType::Warning,
-                    "UnsupportedInPlaceUpdateState",
+                    names::EVENT_UNSUPPORTED_INPLACE_STATE,
                     format!(
                         "{} has version {version}, newer than this operator understands ({}); \
                          the pod is left alone: upgrade the operator, or delete the annotation \
@@ -224,7 +224,7 @@ impl<'a> Run<'a> {
         );
         self.event(
             EventType::Warning,
-            "InvalidInPlaceUpdateState",
+            names::EVENT_INVALID_INPLACE_STATE,
             message.clone(),
         );
         let needs_attention =
@@ -301,13 +301,17 @@ impl<'a> Run<'a> {
                 )
             }
         };
-        self.event(EventType::Warning, "InPlaceUpdateForceRefused", refusal);
+        self.event(
+            EventType::Warning,
+            names::EVENT_INPLACE_FORCE_REFUSED,
+            refusal,
+        );
     }
 
     fn forced(&mut self, from: State, to: State) {
         self.event(
             EventType::Normal,
-            "InPlaceUpdateForced",
+            names::EVENT_INPLACE_FORCED,
             format!(
                 "{from} -> {to} forced by annotation {}",
                 names::ANNOTATION_FORCE
@@ -342,7 +346,7 @@ impl<'a> Run<'a> {
             State::ImagePatched => self.patch_images(Trigger::Forced),
             State::Ready => self.complete(Trigger::Forced, "forced by annotation".into()),
             State::Abandoned => {
-                self.restore_readiness(State::Abandoned, Trigger::Forced, "Abandoned")
+                self.restore_readiness(State::Abandoned, Trigger::Forced, names::REASON_ABANDONED)
             }
             // The table lists no other forcible targets; `go` would report a defect.
             other => self.go(other, Trigger::Forced),
@@ -483,7 +487,7 @@ impl<'a> Run<'a> {
         if self.at_target_revision() {
             // Back to the pod's own revision before any image was written: nothing to undo
             // but readiness.
-            self.restore_readiness(State::Ready, Trigger::RolledBack, "RolledBack");
+            self.restore_readiness(State::Ready, Trigger::RolledBack, names::REASON_ROLLED_BACK);
             return false;
         }
         let unready = self.pod().is_marked_unready();
@@ -525,7 +529,11 @@ impl<'a> Run<'a> {
                     r.reason = Some(reason);
                     r.message = Some(message.clone());
                     self.record = Some(r);
-                    self.event(EventType::Warning, "FailedPreInplaceHook", message);
+                    self.event(
+                        EventType::Warning,
+                        names::EVENT_FAILED_PRE_INPLACE_HOOK,
+                        message,
+                    );
                     self.go(State::HookCheck, Trigger::HookFailed);
                     self.write_checkpoint(Endpoint::Pod, None);
                 }
@@ -553,7 +561,7 @@ impl<'a> Run<'a> {
         self.emit(w);
         self.event(
             EventType::Normal,
-            "SuccessfulUpdatePodInPlace",
+            names::EVENT_SUCCESSFUL_INPLACE,
             format!(
                 "revision {}: only metadata changed, no container restarted",
                 self.target().revision
@@ -622,7 +630,7 @@ impl<'a> Run<'a> {
             Endpoint::PodStatus,
             Some(ConditionWrite {
                 ready: false,
-                reason: "StartInPlaceUpdate".into(),
+                reason: names::REASON_START_INPLACE_UPDATE.into(),
                 message,
                 last_transition_time: since,
             }),
@@ -668,7 +676,7 @@ impl<'a> Run<'a> {
         self.emit(w);
         self.event(
             EventType::Normal,
-            "SuccessfulUpdatePodInPlace",
+            names::EVENT_SUCCESSFUL_INPLACE,
             if summary.is_empty() {
                 format!(
                     "revision {}: images already in the spec; waiting for containers after {waited}s out of endpoints",
@@ -690,10 +698,10 @@ impl<'a> Run<'a> {
             .as_ref()
             .map(|r| r.revision.clone())
             .unwrap_or_default();
-        self.restore_readiness(State::Ready, trigger, "InPlaceUpdateReady");
+        self.restore_readiness(State::Ready, trigger, names::CONDITION_INPLACE_READY);
         self.event(
             EventType::Normal,
-            "InPlaceUpdateReady",
+            names::EVENT_INPLACE_READY,
             format!("pod runs revision {revision} and is back in Service endpoints ({why})"),
         );
     }
@@ -727,7 +735,7 @@ impl<'a> Run<'a> {
             r.reason = Some(reason.to_string());
             r.message = Some(message.clone());
         }
-        self.event(EventType::Warning, "FailedUpdatePodInPlace", message);
+        self.event(EventType::Warning, names::EVENT_FAILED_INPLACE, message);
         self.go(State::Failed, trigger);
         self.write_checkpoint(Endpoint::Pod, None);
     }
@@ -806,7 +814,7 @@ impl<'a> Run<'a> {
             tracing::error!(?from, %to, %trigger, "transition missing from states/transitions.yaml");
             self.event(
                 EventType::Warning,
-                "UntabledTransition",
+                names::EVENT_UNTABLED_TRANSITION,
                 format!("operator defect: {from:?} -> {to} on {trigger} is not in the transition table; not taken"),
             );
             self.stopped = true;

@@ -174,7 +174,7 @@ impl PodView {
     /// The instance id the original operator gives every pod (label, else the name suffix).
     pub fn instance_id(&self) -> &str {
         self.labels
-            .get(names::LABEL_INSTANCE_ID)
+            .get(names::LABEL_POD_INSTANCE_ID)
             .map(String::as_str)
             .unwrap_or_else(|| self.name.rsplit('-').next().unwrap_or(&self.name))
     }

@@ -8,16 +8,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::state::State;
+use crate::names;
 
 /// Version written by this operator. Bump it when a field's meaning changes; add a
 /// migration in [`decode`] for the old one.
 pub const RECORD_VERSION: u32 = 1;
-
-/// Annotation of the original Go operator (same JSON shape as OpenKruise's), read once so a
-/// pod that it left mid-update is finished rather than stuck.
-pub const LEGACY_STATE_ANNOTATION: &str = "inplace-update-state";
-/// The original's pending-spec annotation; present while its grace period ran.
-pub const LEGACY_GRACE_ANNOTATION: &str = "inplace-update-grace";
 
 /// One container as it was when the images were patched: completion is "a new instance of
 /// this container runs and is ready", which works for same-digest retags too.
@@ -118,8 +113,8 @@ pub fn encode(record: &Record) -> String {
 pub fn decode(annotations: &BTreeMap<String, String>) -> Decoded {
     match annotations.get(crate::names::ANNOTATION_STATE) {
         Some(raw) => decode_value(raw),
-        None => match annotations.get(LEGACY_STATE_ANNOTATION) {
-            Some(raw) => decode_legacy(raw, annotations.get(LEGACY_GRACE_ANNOTATION)),
+        None => match annotations.get(names::ANNOTATION_LEGACY_STATE) {
+            Some(raw) => decode_legacy(raw, annotations.get(names::ANNOTATION_LEGACY_GRACE)),
             None => Decoded::Missing,
         },
     }
@@ -193,7 +188,7 @@ fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
         Ok(l) => l,
         Err(e) => {
             return Decoded::Corrupt {
-                error: format!("legacy {LEGACY_STATE_ANNOTATION}: {e}"),
+                error: format!("legacy {}: {e}", names::ANNOTATION_LEGACY_STATE),
             };
         }
     };
@@ -206,7 +201,7 @@ fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
                 Ok(g) => g,
                 Err(e) => {
                     return Decoded::Corrupt {
-                        error: format!("legacy {LEGACY_GRACE_ANNOTATION}: {e}"),
+                        error: format!("legacy {}: {e}", names::ANNOTATION_LEGACY_GRACE),
                     };
                 }
             };
@@ -331,11 +326,11 @@ mod tests {
     fn legacy_grace_is_resumed_as_unready() {
         let a = ann(&[
             (
-                LEGACY_STATE_ANNOTATION,
+                names::ANNOTATION_LEGACY_STATE,
                 r#"{"revision":"gd-2","updateTimestamp":"2026-01-01T00:00:00Z","lastContainerStatuses":{"python":{"imageID":"sha256:1"}}}"#,
             ),
             (
-                LEGACY_GRACE_ANNOTATION,
+                names::ANNOTATION_LEGACY_GRACE,
                 r#"{"revision":"gd-2","containerImages":{"python":"python:latest"},"graceSeconds":30}"#,
             ),
         ]);
@@ -353,7 +348,7 @@ mod tests {
     #[test]
     fn legacy_patched_is_resumed_as_image_patched() {
         let a = ann(&[(
-            LEGACY_STATE_ANNOTATION,
+            names::ANNOTATION_LEGACY_STATE,
             r#"{"revision":"gd-2","updateTimestamp":"2026-01-01T00:00:00Z","lastContainerStatuses":{"python":{"imageID":"sha256:1"}}}"#,
         )]);
         let Decoded::Valid(r) = decode(&a) else {

@@ -9,11 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::pods::Owner;
 use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
 use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView};
-
-/// Label marking the kind of hook step, as the original sets it.
-pub const LABEL_HOOKRUN_TYPE: &str = "hookrun-type";
-pub const LABEL_WORKLOAD_REVISION: &str = "workload-revision";
-pub const LABEL_INSTANCE_ID: &str = "instance-id";
+use crate::names;
 
 /// The argument names the operator supplies; undeclared arguments containing one of them are
 /// passed through (`PodContainer[0]`, ...), as in the original.
@@ -72,15 +68,17 @@ pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[PodView]) -> Vec<Stri
     runs.iter()
         .filter(|(_, r)| {
             r.labels
-                .get(LABEL_HOOKRUN_TYPE)
+                .get(names::LABEL_HOOKRUN_TYPE)
                 .is_some_and(|t| gate_labels.contains(&t.as_str()))
         })
         .filter(|(_, r)| {
             let key = (
                 r.labels
-                    .get(LABEL_WORKLOAD_REVISION)
+                    .get(names::LABEL_HOOKRUN_REVISION)
                     .map_or("", String::as_str),
-                r.labels.get(LABEL_INSTANCE_ID).map_or("", String::as_str),
+                r.labels
+                    .get(names::LABEL_HOOKRUN_INSTANCE_ID)
+                    .map_or("", String::as_str),
             );
             !live.contains(&key)
         })
@@ -136,11 +134,17 @@ pub fn build(
     );
     let labels = [
         (
-            LABEL_HOOKRUN_TYPE.to_string(),
+            names::LABEL_HOOKRUN_TYPE.to_string(),
             request.kind.label().to_string(),
         ),
-        (LABEL_WORKLOAD_REVISION.to_string(), revision.to_string()),
-        (LABEL_INSTANCE_ID.to_string(), instance_id.to_string()),
+        (
+            names::LABEL_HOOKRUN_REVISION.to_string(),
+            revision.to_string(),
+        ),
+        (
+            names::LABEL_HOOKRUN_INSTANCE_ID.to_string(),
+            instance_id.to_string(),
+        ),
     ]
     .into();
     Ok(HookRun {
@@ -212,7 +216,7 @@ mod tests {
         assert_eq!(args["PodContainer[0]"].as_deref(), Some("python"));
         assert!(!args.contains_key("Unrelated"));
         assert_eq!(
-            run.metadata.labels.unwrap()[LABEL_HOOKRUN_TYPE],
+            run.metadata.labels.unwrap()[names::LABEL_HOOKRUN_TYPE],
             "pre-inplace-step"
         );
         assert_eq!(
@@ -245,7 +249,7 @@ mod tests {
         let mut canary = view(HookKind::PreInplace, "r0");
         canary
             .labels
-            .insert(LABEL_HOOKRUN_TYPE.into(), "canary-step".into());
+            .insert(names::LABEL_HOOKRUN_TYPE.into(), "canary-step".into());
         let runs: BTreeMap<String, HookRunView> = [
             ("current".to_string(), view(HookKind::PreInplace, "r1")),
             (
@@ -278,7 +282,7 @@ mod tests {
         let t = template(serde_json::json!([{"name": "PodName"}]));
         let run = build(&owner(), &t, &req, &BTreeMap::new(), "r2", "abcde").unwrap();
         assert_eq!(
-            run.metadata.labels.unwrap()[LABEL_HOOKRUN_TYPE],
+            run.metadata.labels.unwrap()[names::LABEL_HOOKRUN_TYPE],
             "pre-delete-step"
         );
         let t = template(serde_json::json!([{"name": "Token"}]));

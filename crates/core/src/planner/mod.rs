@@ -7,6 +7,8 @@
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
 //! - [`plan`]: one reconcile decided: revisions, scale, updates, status (ties the others together).
+//! - [`effect`]: a plan's output: one ordered list of finished writes and events.
+//! - [`outcome`]: what the outcomes of those writes mean (retry, report, skip), and the status.
 //! - [`pods`]: the pods the controller creates.
 //! - [`predelete`]: the preDelete hook gate every deletion passes.
 //! - [`spec`]: the spec resolved into limits and the in-place policy.
@@ -14,8 +16,10 @@
 //! - [`scale`]: how many pods to create or delete, and which.
 //! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod adopt;
+pub mod effect;
 pub mod hooks;
 pub mod order;
+pub mod outcome;
 pub mod plan;
 pub mod pods;
 pub mod predelete;

@@ -14,6 +14,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use super::adopt;
+use super::effect::{
+    ApiErrorKind, Effect, EventNote, HookRunToCreate, OnFailure, Regarding, Report, Write,
+};
 use super::hooks::{self, HookRunView};
 use super::pods::{self, Owner};
 use super::predelete;
@@ -21,22 +24,21 @@ use super::revision::{NotInPlace, RevisionPlan, in_place_target, plan_revisions}
 use super::rollout::{self, RolloutPlan};
 use super::scale::{self, ScaleInput};
 use super::spec::{Resolved, resolve};
-use super::status::{self, FAILED_SCALE, FAILED_UPDATE, Problem};
-use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition, UpdateStrategyType};
+use super::status::{self, ConditionReport};
+use crate::api::{
+    GameDeployment, GameDeploymentStatus, HookCondition, HookTemplate, UpdateStrategyType,
+};
 use crate::inplace::{
-    self, Decoded, Endpoint, HookKind, HookPhase, HookRunRequest, Input, Outcome, PodView,
-    PodWrite, State, Target,
+    self, Action, Decoded, Endpoint, EventType, HookKind, HookPhase, HookRunRequest, Input,
+    Outcome, PodView, PodWrite, State, Target,
 };
 use crate::names;
 
-/// Annotation the original writes on hot-patched pods (read by BCS's customised kubelet).
-pub const HOTPATCH_CONTAINER: &str = "io.kubernetes.hotpatch.container";
-/// Annotation recording a hot patch (same JSON shape as the original's).
-pub const HOTPATCH_STATE: &str = "hotpatch-update-state";
-
 /// What one reconcile observed.
 #[derive(Debug, Clone, Copy)]
-pub struct World<'a> {
+pub struct PlanInput<'a> {
+    /// HookTemplates of the GameDeployment's namespace, by name (from the cache).
+    pub hook_templates: &'a BTreeMap<String, Arc<HookTemplate>>,
     pub gd: &'a GameDeployment,
     /// Pods this GameDeployment owns, shared with the reflector cache (never copied).
     pub pods: &'a [Arc<Pod>],
@@ -58,42 +60,65 @@ pub enum DeleteReason {
     Recreate(String),
 }
 
-/// An event on the GameDeployment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
-    pub warning: bool,
-    pub reason: &'static str,
-    pub message: String,
-}
-
-/// The decisions of one reconcile.
+/// One reconcile decided: what to write, in order, and when to look again.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
-    pub revisions: Option<RevisionPlan>,
-    pub create: Vec<Pod>,
-    pub delete: Vec<(String, DeleteReason)>,
-    /// In-place machine outcomes, by pod name (only those with something to do or say).
-    pub machines: Vec<(String, Outcome)>,
-    /// Hot patches to write, by pod name.
-    pub hot_patches: Vec<(String, PodWrite)>,
-    /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):
-    /// every pod carries the readiness gate, so without this it would never become Ready.
-    pub release_gates: Vec<(String, PodWrite)>,
-    /// Pods whose deletion waits for their preDelete hook: the HookRun to create, if it is
-    /// not there yet, and the write marking the pod, if it is not marked yet.
-    pub pre_delete: Vec<(String, Option<HookRunRequest>, Option<PodWrite>)>,
-    /// PostInplace HookRuns to create, by pod name.
-    pub post_hooks: Vec<(String, HookRunRequest)>,
-    /// Pod HookRuns whose pod is gone or on another revision.
-    pub stale_hook_runs: Vec<String>,
-    pub notes: Vec<Note>,
-    pub status: GameDeploymentStatus,
+    /// Revisions, pods, HookRuns, events, and last the status: see [`Effect`].
+    pub effects: Vec<Effect>,
     /// When to reconcile again even if nothing changes.
     pub requeue_at: Option<Timestamp>,
 }
 
+impl Plan {
+    /// The status the plan writes (before the failures of its writes are merged in).
+    pub fn status(&self) -> Option<&GameDeploymentStatus> {
+        self.effects.iter().rev().find_map(|e| match e {
+            Effect::WriteStatus(s) => Some(s),
+            _ => None,
+        })
+    }
+}
+
+/// The decisions of one reconcile, by kind, before they are put in order as effects.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Decisions {
+    revisions: Option<RevisionPlan>,
+    create: Vec<Pod>,
+    delete: Vec<(String, DeleteReason)>,
+    /// In-place machine outcomes, by pod name (only those with something to do or say).
+    machines: Vec<(String, Outcome)>,
+    /// Hot patches to write, by pod name.
+    hot_patches: Vec<(String, PodWrite)>,
+    /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):
+    /// every pod carries the readiness gate, so without this it would never become Ready.
+    release_gates: Vec<(String, PodWrite)>,
+    /// Pods whose deletion waits for their preDelete hook: the HookRun to create, if it is
+    /// not there yet, and the write marking the pod, if it is not marked yet.
+    pre_delete: Vec<(String, Option<HookRunRequest>, Option<PodWrite>)>,
+    /// PostInplace HookRuns to create, by pod name.
+    post_hooks: Vec<(String, HookRunRequest)>,
+    /// Pod HookRuns whose pod is gone or on another revision.
+    stale_hook_runs: Vec<String>,
+    notes: Vec<EventNote>,
+    status: GameDeploymentStatus,
+    /// When to reconcile again even if nothing changes.
+    requeue_at: Option<Timestamp>,
+}
+
 /// Plans one reconcile. `suffix` yields random pod-name suffixes (injected for replay).
-pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
+pub fn plan(world: &PlanInput, suffix: &mut dyn FnMut() -> String) -> Plan {
+    match decide(world, suffix) {
+        Ok((decisions, views)) => into_plan(world, &views, decisions),
+        Err(refused) => refused,
+    }
+}
+
+/// The decisions of one reconcile, with the pod views they were made from; or the plan that
+/// refuses the spec.
+fn decide(
+    world: &PlanInput,
+    suffix: &mut dyn FnMut() -> String,
+) -> Result<(Decisions, Vec<PodView>), Plan> {
     let gd = world.gd;
     let mut views: Vec<PodView> = world.pods.iter().map(|p| PodView::from_pod(p)).collect();
     // Caches hand pods out in no particular order: sort, so the same world gives the same plan
@@ -104,7 +129,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .and_then(|r| check_selector(gd).map(|()| r))
     {
         Ok(r) => r,
-        Err(message) => return refuse(world, &views, message),
+        Err(message) => return Err(refuse(world, &views, message)),
     };
     let owner = Owner {
         name: gd.metadata.name.clone().unwrap_or_default(),
@@ -134,7 +159,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .cloned()
         .unwrap_or_else(|| update.clone());
 
-    let mut out = Plan::default();
+    let mut out = Decisions::default();
     let mut problems = Vec::new();
     let mut waits = HookWaits::default();
 
@@ -149,7 +174,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get(scale::DELETION_COST_SORT))
+        .and_then(|a| a.get(names::ANNOTATION_DELETION_COST_SORT))
         .is_some_and(|v| v == "descend");
     let scale_plan = scale::plan(
         &ScaleInput {
@@ -175,9 +200,9 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
             .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
         {
             Some(Ok(t)) => out.create.push(pods::build(&owner, &t, new)),
-            _ => problems.push(Problem {
-                condition: FAILED_SCALE,
-                reason: "MissingRevision".into(),
+            _ => problems.push(ConditionReport {
+                condition: names::CONDITION_FAILED_SCALE,
+                reason: names::REASON_MISSING_REVISION.into(),
                 message: format!(
                     "cannot create {}: revision {} has no readable template",
                     new.name, new.revision
@@ -297,9 +322,9 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
                     Ok(t) => out
                         .hot_patches
                         .push((pod.name.clone(), hot_patch(pod, t, world.now))),
-                    Err(why) => problems.push(Problem {
-                        condition: FAILED_UPDATE,
-                        reason: "FailedUpdatePodHotPatch".into(),
+                    Err(why) => problems.push(ConditionReport {
+                        condition: names::CONDITION_FAILED_UPDATE,
+                        reason: names::EVENT_FAILED_HOTPATCH.into(),
                         message: format!("pod {}: {why}", pod.name),
                     }),
                 }
@@ -319,14 +344,13 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .and_then(|u| u.canary.as_ref())
         .map_or(0, |c| c.steps.len());
     if steps > 0 && previous.map(|s| s.observed_generation) != gd.metadata.generation {
-        out.notes.push(Note {
-            warning: true,
-            reason: "CanaryStepsNotSupported",
-            message: format!(
+        out.notes.push(EventNote::warning(
+            names::EVENT_CANARY_STEPS_NOT_SUPPORTED,
+            format!(
                 "updateStrategy.canary has {steps} steps, which this operator does not run yet: \
                  updateStrategy.partition applies instead (set it to stage the rollout by hand)"
             ),
-        });
+        ));
     }
 
     // --- preDelete hooks ------------------------------------------------------------------
@@ -337,7 +361,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
     out.stale_hook_runs = hooks::stale(world.hook_runs, &views);
 
     // --- status --------------------------------------------------------------------------
-    out.status = status::compute(&status::Observed {
+    out.status = status::compute(&status::StatusInput {
         generation: gd.metadata.generation,
         pods: &views,
         replicas: resolved.limits.replicas,
@@ -389,7 +413,7 @@ pub fn plan(world: &World, suffix: &mut dyn FnMut() -> String) -> Plan {
         .chain(availability)
         .min();
     out.revisions = Some(revisions);
-    out
+    Ok((out, views))
 }
 
 /// Pods waiting on a hook in this reconcile, with the hook's phase.
@@ -426,10 +450,10 @@ fn hook_conditions(
 /// another revision or goes (then [`hooks::stale`] removes it), and the status lists the pod
 /// until the run has succeeded.
 fn post_hooks(
-    world: &World,
+    world: &PlanInput,
     views: &[PodView],
     records: &[Decoded],
-    out: &mut Plan,
+    out: &mut Decisions,
     waits: &mut HookWaits,
 ) {
     let Some(template) = world
@@ -482,10 +506,10 @@ fn post_hooks(
 
 /// Keeps back the deletions whose preDelete hook has not succeeded yet.
 fn gate_deletions(
-    world: &World,
+    world: &PlanInput,
     views: &[PodView],
-    out: &mut Plan,
-    problems: &mut Vec<Problem>,
+    out: &mut Decisions,
+    problems: &mut Vec<ConditionReport>,
     waits: &mut HookWaits,
 ) {
     let template = world
@@ -515,16 +539,16 @@ fn gate_deletions(
                 let mark = mark.then(|| {
                     let mut w = PodWrite::new(Endpoint::Pod, None);
                     w.annotations
-                        .insert(predelete::ANNOTATION_DELETING.into(), Some("true".into()));
+                        .insert(names::ANNOTATION_POD_DELETING.into(), Some("true".into()));
                     w
                 });
                 if let Some(message) = stuck {
-                    problems.push(Problem {
+                    problems.push(ConditionReport {
                         condition: match why {
-                            DeleteReason::Recreate(_) => FAILED_UPDATE,
-                            _ => FAILED_SCALE,
+                            DeleteReason::Recreate(_) => names::CONDITION_FAILED_UPDATE,
+                            _ => names::CONDITION_FAILED_SCALE,
                         },
-                        reason: "PreDeleteHookFailed".into(),
+                        reason: names::REASON_PRE_DELETE_HOOK_FAILED.into(),
                         message,
                     });
                 }
@@ -562,13 +586,13 @@ fn revision_diff(
 
 /// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
 fn step_machine(
-    world: &World,
+    world: &PlanInput,
     resolved: &Resolved,
     (pod, record): (&PodView, &Decoded),
     target: &Target,
     may_start: bool,
-    out: &mut Plan,
-    problems: &mut Vec<Problem>,
+    out: &mut Decisions,
+    problems: &mut Vec<ConditionReport>,
 ) -> Option<HookPhase> {
     let hook_run = match record {
         Decoded::Valid(r) => r
@@ -597,9 +621,9 @@ fn step_machine(
                 .unwrap_or_else(|| r.reason.clone().unwrap_or_default()),
             _ => "its in-place update state is unreadable".into(),
         };
-        problems.push(Problem {
-            condition: FAILED_UPDATE,
-            reason: "InPlaceUpdateFailed".into(),
+        problems.push(ConditionReport {
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::REASON_INPLACE_UPDATE_FAILED.into(),
             message: format!("pod {}: {detail}", pod.name),
         });
     }
@@ -611,9 +635,9 @@ fn step_machine(
         && phase.is_completed()
         && *phase != HookPhase::Successful
     {
-        problems.push(Problem {
-            condition: FAILED_UPDATE,
-            reason: "PreInplaceHookFailed".into(),
+        problems.push(ConditionReport {
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::REASON_PRE_INPLACE_HOOK_FAILED.into(),
             message: format!(
                 "pod {}: preInplaceUpdateStrategy HookRun {name} is {phase}; force Pending to \
                  retry it or Unready to bypass it (annotation {})",
@@ -630,7 +654,12 @@ fn step_machine(
 
 /// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
 /// needs one. Pods being deleted or written this reconcile are left for the next one.
-fn release_gate(pod: &PodView, record: &Decoded, out: &Plan, now: Timestamp) -> Option<PodWrite> {
+fn release_gate(
+    pod: &PodView,
+    record: &Decoded,
+    out: &Decisions,
+    now: Timestamp,
+) -> Option<PodWrite> {
     if pod.deleting || pod.in_place_ready == Some(true) {
         return None;
     }
@@ -698,11 +727,18 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
         })
         .collect();
     let state = serde_json::json!({"revision": target.revision, "updateTimestamp": now.to_string(), "lastContainerStatuses": last});
-    w.annotations
-        .insert(HOTPATCH_STATE.into(), Some(state.to_string()));
-    if !pod.annotations.contains_key(HOTPATCH_CONTAINER) {
-        w.annotations
-            .insert(HOTPATCH_CONTAINER.into(), Some("true".into()));
+    w.annotations.insert(
+        names::ANNOTATION_HOTPATCH_STATE.into(),
+        Some(state.to_string()),
+    );
+    if !pod
+        .annotations
+        .contains_key(names::ANNOTATION_HOTPATCH_CONTAINER)
+    {
+        w.annotations.insert(
+            names::ANNOTATION_HOTPATCH_CONTAINER.into(),
+            Some("true".into()),
+        );
     }
     w.annotations.extend(
         target
@@ -739,11 +775,11 @@ fn label_selector(gd: &GameDeployment) -> String {
 }
 
 /// A plan that touches nothing and says why.
-fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
+fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
     let gd = world.gd;
-    let problems = [Problem {
-        condition: FAILED_SCALE,
-        reason: "InvalidSpec".into(),
+    let problems = [ConditionReport {
+        condition: names::CONDITION_FAILED_SCALE,
+        reason: names::EVENT_INVALID_SPEC.into(),
         message: message.clone(),
     }];
     let previous = gd.status.as_ref();
@@ -753,7 +789,7 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
     let order: Vec<String> = previous
         .map(|s| vec![s.current_revision.clone()])
         .unwrap_or_default();
-    let status = status::compute(&status::Observed {
+    let status = status::compute(&status::StatusInput {
         generation: gd.metadata.generation,
         pods: views,
         replicas: gd.spec.replicas(),
@@ -770,13 +806,301 @@ fn refuse(world: &World, views: &[PodView], message: String) -> Plan {
         now: world.now,
     });
     Plan {
-        notes: vec![Note {
-            warning: true,
-            reason: "InvalidSpec",
-            message,
-        }],
-        status,
-        ..Plan::default()
+        effects: vec![
+            Effect::Event {
+                note: EventNote::warning(names::EVENT_INVALID_SPEC, message),
+                chain: None,
+            },
+            Effect::WriteStatus(status),
+        ],
+        requeue_at: None,
+    }
+}
+
+/// The decisions put in the order the executor must follow (revisions before the pods that
+/// reference them, each pod's checkpoint before what depends on it, the status last), each
+/// write with the events and failure handling the original gives it.
+fn into_plan(world: &PlanInput, views: &[PodView], d: Decisions) -> Plan {
+    let gd = world.gd;
+    let gd_name = gd.metadata.name.clone().unwrap_or_default();
+    let owner = Owner {
+        name: gd_name.clone(),
+        namespace: gd.metadata.namespace.clone().unwrap_or_default(),
+        uid: gd.metadata.uid.clone().unwrap_or_default(),
+    };
+    let view = |name: &str| views.iter().find(|p| p.name == name);
+    let report = |condition, reason, prefix: String, event| {
+        OnFailure::reported(Report {
+            condition,
+            reason,
+            prefix,
+            event,
+        })
+    };
+    let mut effects = Vec::new();
+
+    if let Some(revs) = &d.revisions {
+        if let Some(rev) = &revs.create {
+            let on_failure = report(
+                names::CONDITION_FAILED_SCALE,
+                names::EVENT_FAILED_CREATE_REVISION,
+                format!("creating revision {}: ", revs.update),
+                None,
+            );
+            effects.push(Effect::CreateRevision(Write::new(
+                rev.clone(),
+                on_failure.tolerating(ApiErrorKind::AlreadyExists),
+            )));
+        }
+        for old in &revs.prune {
+            let on_failure = OnFailure::logged().tolerating(ApiErrorKind::NotFound);
+            effects.push(Effect::DeleteRevision(Write::new(old.clone(), on_failure)));
+        }
+    }
+
+    // Creations in batches of 1, 2, 4, ...; the first failure stops the rest.
+    let mut created = d.create.into_iter();
+    for (batch, size) in scale::slow_start_batches(created.len())
+        .into_iter()
+        .enumerate()
+    {
+        for pod in created.by_ref().take(size) {
+            let what = format!(
+                "create Pod {} in GameDeployment {gd_name}",
+                pod.metadata.name.as_deref().unwrap_or_default()
+            );
+            let on_failure = report(
+                names::CONDITION_FAILED_SCALE,
+                names::EVENT_FAILED_CREATE,
+                format!("{what} failed: "),
+                Some(Regarding::GameDeployment),
+            );
+            let write = Write::new(pod, on_failure)
+                .on_success(EventNote::normal(
+                    names::EVENT_SUCCESSFUL_CREATE,
+                    format!("{what} successful"),
+                ))
+                .gating(CHAIN_CREATE);
+            effects.push(Effect::CreatePod { pod: write, batch });
+        }
+    }
+
+    for (name, why) in d.delete {
+        let Some(pod) = view(&name) else { continue };
+        let (ok, failed, condition, detail) = match &why {
+            DeleteReason::Recreate(why) => (
+                names::EVENT_SUCCESSFUL_RECREATE,
+                names::EVENT_FAILED_RECREATE,
+                names::CONDITION_FAILED_UPDATE,
+                format!(" to recreate it ({why})"),
+            ),
+            DeleteReason::Requested => (
+                names::EVENT_SUCCESSFUL_DELETE,
+                names::EVENT_FAILED_DELETE,
+                names::CONDITION_FAILED_SCALE,
+                " (scaleStrategy.podsToDelete)".into(),
+            ),
+            DeleteReason::ScaleDown => (
+                names::EVENT_SUCCESSFUL_DELETE,
+                names::EVENT_FAILED_DELETE,
+                names::CONDITION_FAILED_SCALE,
+                String::new(),
+            ),
+        };
+        let what = format!("delete Pod {name}{detail}");
+        let on_failure = report(
+            condition,
+            failed,
+            format!("{what} failed: "),
+            Some(Regarding::GameDeployment),
+        );
+        let write = Write::new(name, on_failure.tolerating(ApiErrorKind::NotFound))
+            .on_success(EventNote::normal(ok, what));
+        effects.push(Effect::DeletePod {
+            pod: write,
+            uid: pod.uid.clone(),
+        });
+    }
+
+    for (name, outcome) in d.machines {
+        let Some(pod) = view(&name) else { continue };
+        // What follows a pod's checkpoint write depends on it: a failure stops the rest.
+        let chain = format!("in-place/{name}");
+        for action in outcome.actions {
+            effects.push(match action {
+                Action::WritePod(w) => {
+                    let on_failure = report(
+                        names::CONDITION_FAILED_UPDATE,
+                        names::EVENT_FAILED_INPLACE,
+                        format!("update Pod {name} in place failed: "),
+                        Some(Regarding::GameDeployment),
+                    );
+                    Effect::WritePod {
+                        pod: name.clone(),
+                        write: Write::new(*w, on_failure.retrying_conflicts()).gating(&chain),
+                    }
+                }
+                Action::CreateHookRun(req) => {
+                    let run = hook_run(world, &owner, pod, &req);
+                    let on_failure = report(
+                        names::CONDITION_FAILED_UPDATE,
+                        names::EVENT_FAILED_CREATE_PRE_INPLACE_HOOKRUN,
+                        run.failure_prefix(),
+                        Some(Regarding::Pod(name.clone())),
+                    );
+                    let write = Write::new(run, on_failure.tolerating(ApiErrorKind::AlreadyExists));
+                    Effect::CreateHookRun(write.in_chain(&chain))
+                }
+                Action::Event {
+                    r#type,
+                    reason,
+                    message,
+                } => Effect::Event {
+                    note: EventNote {
+                        regarding: Regarding::Pod(name.clone()),
+                        warning: r#type == EventType::Warning,
+                        reason,
+                        message,
+                    },
+                    chain: Some(chain.clone()),
+                },
+            });
+        }
+    }
+
+    for (name, w) in d.hot_patches {
+        let what = format!("hot-patch Pod {name}");
+        let on_failure = report(
+            names::CONDITION_FAILED_UPDATE,
+            names::EVENT_FAILED_HOTPATCH,
+            format!("{what} failed: "),
+            Some(Regarding::GameDeployment),
+        );
+        let write = Write::new(w, on_failure.retrying_conflicts()).on_success(EventNote::normal(
+            names::EVENT_SUCCESSFUL_HOTPATCH,
+            format!("{what} successful"),
+        ));
+        effects.push(Effect::WritePod { pod: name, write });
+    }
+
+    for (name, w) in d.release_gates {
+        let on_failure = OnFailure::retried().tolerating(ApiErrorKind::NotFound);
+        effects.push(Effect::WritePod {
+            pod: name,
+            write: Write::new(w, on_failure),
+        });
+    }
+
+    // Pods waiting for their preDelete hook: marked as the original marks them, then the
+    // HookRun the hook operator will run (not without the mark).
+    for (name, create, mark) in d.pre_delete {
+        let Some(pod) = view(&name) else { continue };
+        let chain = format!("pre-delete/{name}");
+        if let Some(w) = mark {
+            effects.push(Effect::WritePod {
+                pod: name.clone(),
+                write: Write::new(w, OnFailure::retried()).gating(&chain),
+            });
+        }
+        if let Some(req) = create {
+            let run = hook_run(world, &owner, pod, &req);
+            let on_failure = report(
+                names::CONDITION_FAILED_SCALE,
+                names::EVENT_FAILED_CREATE_PRE_DELETE_HOOKRUN,
+                run.failure_prefix(),
+                Some(Regarding::Pod(name.clone())),
+            );
+            let write = Write::new(run, on_failure.tolerating(ApiErrorKind::AlreadyExists));
+            effects.push(Effect::CreateHookRun(write.in_chain(&chain)));
+        }
+    }
+
+    for (name, req) in d.post_hooks {
+        let Some(pod) = view(&name) else { continue };
+        let run = hook_run(world, &owner, pod, &req);
+        let on_failure = report(
+            names::CONDITION_FAILED_UPDATE,
+            names::EVENT_FAILED_CREATE_POST_HOOKRUN,
+            run.failure_prefix(),
+            Some(Regarding::GameDeployment),
+        );
+        let write = Write::new(run, on_failure.tolerating(ApiErrorKind::AlreadyExists)).on_success(
+            EventNote::normal(
+                names::EVENT_SUCCESSFUL_CREATE_POST_HOOKRUN,
+                format!("create HookRun {} for Pod {name}", req.name),
+            ),
+        );
+        effects.push(Effect::CreateHookRun(write));
+    }
+
+    for run in d.stale_hook_runs {
+        let on_failure = OnFailure::logged().tolerating(ApiErrorKind::NotFound);
+        effects.push(Effect::DeleteHookRun(Write::new(run, on_failure)));
+    }
+
+    effects.extend(
+        d.notes
+            .into_iter()
+            .map(|note| Effect::Event { note, chain: None }),
+    );
+    effects.push(Effect::WriteStatus(d.status));
+    Plan {
+        effects,
+        requeue_at: d.requeue_at,
+    }
+}
+
+/// The chain of this reconcile's pod creations (slow start: a failure stops the rest).
+const CHAIN_CREATE: &str = "create-pods";
+
+/// The HookRun `request` asks for, built from its HookTemplate (read from the cache before
+/// planning), or why it cannot be.
+fn hook_run(
+    world: &PlanInput,
+    owner: &Owner,
+    pod: &PodView,
+    request: &HookRunRequest,
+) -> HookRunToCreate {
+    let unbuildable = |why: String| HookRunToCreate::Unbuildable {
+        name: request.name.clone(),
+        why,
+    };
+    let Some(template) = world.hook_templates.get(&request.template) else {
+        return unbuildable(format!(
+            "HookTemplate {} does not exist in namespace {}: create it, or fix \
+             {}.hook.templateName",
+            request.template,
+            owner.namespace,
+            hooks::strategy_field(request.kind)
+        ));
+    };
+    let spec = &world.gd.spec;
+    let configured = match request.kind {
+        HookKind::PreInplace => &spec.pre_inplace_update_strategy,
+        HookKind::PreDelete => &spec.pre_delete_update_strategy,
+        HookKind::PostInplace => &spec.post_inplace_update_strategy,
+    };
+    let extra: BTreeMap<String, String> = configured
+        .as_ref()
+        .and_then(|s| s.hook.as_ref())
+        .map(|h| {
+            h.args
+                .iter()
+                .map(|a| (a.name.clone(), a.value.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let label = |key: &str| pod.labels.get(key).cloned().unwrap_or_default();
+    match hooks::build(
+        owner,
+        template,
+        request,
+        &extra,
+        &label(names::LABEL_REVISION),
+        &label(names::LABEL_POD_INSTANCE_ID),
+    ) {
+        Ok(run) => HookRunToCreate::Ready(Box::new(run)),
+        Err(e) => unbuildable(e.to_string()),
     }
 }
 
@@ -794,6 +1118,92 @@ mod tests {
         "2026-01-01T00:10:00Z".parse().unwrap()
     }
 
+    /// The decisions for `world`; for a refused spec, the refusal's events and status.
+    fn decided(world: &PlanInput) -> Decisions {
+        match decide(world, &mut suffixes()) {
+            Ok((d, _)) => d,
+            Err(plan) => Decisions {
+                status: plan.status().cloned().unwrap(),
+                notes: plan
+                    .effects
+                    .iter()
+                    .filter_map(|e| match e {
+                        Effect::Event { note, .. } => Some(note.clone()),
+                        _ => None,
+                    })
+                    .collect(),
+                ..Decisions::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_first_sync_creates_the_revision_then_pods_in_slow_start_batches_then_the_status() {
+        let world = PlanInput {
+            gd: &seed(),
+            pods: &[],
+            revisions: &[],
+            hook_runs: &BTreeMap::new(),
+            hook_templates: &BTreeMap::new(),
+            node_costs: &BTreeMap::new(),
+            now: now(),
+        };
+        let plan = plan(&world, &mut suffixes());
+        let kinds: Vec<String> = plan
+            .effects
+            .iter()
+            .map(|e| match e {
+                Effect::CreateRevision(_) => "revision".to_string(),
+                Effect::CreatePod { batch, .. } => format!("pod{batch}"),
+                Effect::WriteStatus(_) => "status".to_string(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "revision", "pod0", "pod1", "pod1", "pod2", "pod2", "pod2", "pod2", "pod3",
+                "status"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_hook_template_is_an_unbuildable_run_that_says_what_to_fix() {
+        let mut gd = seed();
+        gd.metadata.namespace = Some("default".into());
+        let world = PlanInput {
+            gd: &gd,
+            pods: &[],
+            revisions: &[],
+            hook_runs: &BTreeMap::new(),
+            hook_templates: &BTreeMap::new(),
+            node_costs: &BTreeMap::new(),
+            now: now(),
+        };
+        let owner = Owner {
+            name: "gd".into(),
+            namespace: "default".into(),
+            uid: "u".into(),
+        };
+        let request = HookRunRequest {
+            name: "run".into(),
+            template: "canary-check".into(),
+            args: BTreeMap::new(),
+            kind: HookKind::PreInplace,
+        };
+        let run = hook_run(&world, &owner, &PodView::default(), &request);
+        let HookRunToCreate::Unbuildable { why, .. } = &run else {
+            panic!("no template, no run");
+        };
+        assert_eq!(
+            why,
+            "HookTemplate canary-check does not exist in namespace default: create it, or fix \
+             preInplaceUpdateStrategy.hook.templateName"
+        );
+        assert_eq!(run.failure_prefix(), "");
+    }
+
     fn suffixes() -> impl FnMut() -> String {
         let mut n = 0;
         move || {
@@ -803,18 +1213,19 @@ mod tests {
     }
 
     /// Runs a plan and returns it with the pods it created made Running and Ready.
-    fn first_sync(gd: &GameDeployment) -> (Plan, Vec<Pod>, Vec<ControllerRevision>) {
+    fn first_sync(gd: &GameDeployment) -> (Decisions, Vec<Pod>, Vec<ControllerRevision>) {
         let hooks = BTreeMap::new();
         let costs = BTreeMap::new();
-        let world = World {
+        let world = PlanInput {
             gd,
             pods: &[],
             revisions: &[],
             hook_runs: &hooks,
+            hook_templates: &BTreeMap::new(),
             node_costs: &costs,
             now: now(),
         };
-        let plan = plan(&world, &mut suffixes());
+        let plan = decided(&world);
         let pods = plan.create.iter().cloned().map(running).collect();
         let revs = plan
             .revisions
@@ -852,20 +1263,21 @@ mod tests {
         pod
     }
 
-    fn plan_with(gd: &GameDeployment, pods: &[Pod], revs: &[ControllerRevision]) -> Plan {
+    fn plan_with(gd: &GameDeployment, pods: &[Pod], revs: &[ControllerRevision]) -> Decisions {
         let pods: Vec<Arc<Pod>> = pods.iter().cloned().map(Arc::new).collect();
         let pods = pods.as_slice();
         let hooks = BTreeMap::new();
         let costs = BTreeMap::new();
-        let world = World {
+        let world = PlanInput {
             gd,
             pods,
             revisions: revs,
             hook_runs: &hooks,
+            hook_templates: &BTreeMap::new(),
             node_costs: &costs,
             now: now(),
         };
-        plan(&world, &mut suffixes())
+        decided(&world)
     }
 
     #[test]
@@ -978,7 +1390,10 @@ mod tests {
         let (_, w) = &plan.hot_patches[0];
         assert_eq!(w.images["python"], "python:latest");
         assert!(w.condition.is_none());
-        assert_eq!(w.annotations[HOTPATCH_CONTAINER].as_deref(), Some("true"));
+        assert_eq!(
+            w.annotations[names::ANNOTATION_HOTPATCH_CONTAINER].as_deref(),
+            Some("true")
+        );
     }
 
     #[test]
@@ -996,20 +1411,24 @@ mod tests {
             pod.metadata
                 .annotations
                 .get_or_insert_default()
-                .insert(HOTPATCH_CONTAINER.into(), "python".into());
+                .insert(names::ANNOTATION_HOTPATCH_CONTAINER.into(), "python".into());
         }
         gd.spec.template.spec.as_mut().unwrap().containers[0].image = Some("python:latest".into());
         let plan = plan_with(&gd, &pods, &revs);
         assert_eq!(plan.hot_patches.len(), 2);
         for (_, w) in &plan.hot_patches {
             assert_eq!(w.images.keys().collect::<Vec<_>>(), ["python"]);
-            let state: Value =
-                serde_json::from_str(w.annotations[HOTPATCH_STATE].as_deref().unwrap()).unwrap();
+            let state: Value = serde_json::from_str(
+                w.annotations[names::ANNOTATION_HOTPATCH_STATE]
+                    .as_deref()
+                    .unwrap(),
+            )
+            .unwrap();
             let last = state["lastContainerStatuses"].as_object().unwrap();
             assert_eq!(last.keys().collect::<Vec<_>>(), ["python"], "{state}");
             assert_eq!(last["python"]["imageID"], "sha256:python:3.9");
             assert_eq!(
-                w.annotations.get(HOTPATCH_CONTAINER),
+                w.annotations.get(names::ANNOTATION_HOTPATCH_CONTAINER),
                 None,
                 "marker overwritten"
             );
@@ -1028,7 +1447,7 @@ mod tests {
             .status
             .conditions
             .iter()
-            .find(|c| c.type_ == FAILED_SCALE)
+            .find(|c| c.type_ == names::CONDITION_FAILED_SCALE)
             .unwrap();
         assert_eq!(c.reason, "InvalidSpec");
         assert!(c.message.contains("app=other"), "{}", c.message);
@@ -1079,7 +1498,7 @@ mod tests {
         adopted.metadata.name = Some("adopted".into());
         let labels = adopted.metadata.labels.as_mut().unwrap();
         labels.remove(names::LABEL_REVISION);
-        labels.remove(names::LABEL_INSTANCE_ID);
+        labels.remove(names::LABEL_POD_INSTANCE_ID);
         pods.push(adopted);
 
         let plan = plan_with(&gd, &pods, &revs);

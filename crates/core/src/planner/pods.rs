@@ -36,7 +36,7 @@ pub fn build(owner: &Owner, template: &PodTemplateSpec, new: &NewPod) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
     let mut labels: BTreeMap<String, String> = meta.labels.unwrap_or_default();
     labels.insert(names::LABEL_REVISION.into(), new.revision.clone());
-    labels.insert(names::LABEL_INSTANCE_ID.into(), new.instance_id.clone());
+    labels.insert(names::LABEL_POD_INSTANCE_ID.into(), new.instance_id.clone());
     let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
     let gates = spec.readiness_gates.get_or_insert_with(Vec::new);
     if !gates
@@ -86,7 +86,7 @@ mod tests {
         let labels = pod.metadata.labels.as_ref().unwrap();
         assert_eq!(labels["app"], "game");
         assert_eq!(labels[names::LABEL_REVISION], "gd-abc");
-        assert_eq!(labels[names::LABEL_INSTANCE_ID], "x7k2p");
+        assert_eq!(labels[names::LABEL_POD_INSTANCE_ID], "x7k2p");
         let owner_ref = &pod.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
             (owner_ref.kind.as_str(), owner_ref.controller),

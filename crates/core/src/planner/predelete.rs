@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 
 use super::hooks::HookRunView;
 use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView, pod_hook_args};
-
-/// Annotation the original puts on a pod waiting for its preDelete hook.
-pub const ANNOTATION_DELETING: &str = "io.tencent.bcs.dev/game-pod-deleting";
+use crate::names;
 
 /// What to do with one pod the plan wants to delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +19,7 @@ pub enum Verdict {
     Wait {
         /// The HookRun to create (it does not exist yet).
         create: Option<HookRunRequest>,
-        /// The pod lacks [`ANNOTATION_DELETING`].
+        /// The pod lacks [`names::ANNOTATION_POD_DELETING`].
         mark: bool,
         /// Why the pod will never go without the user's help (a completed, failed hook).
         stuck: Option<String>,
@@ -52,7 +50,7 @@ pub fn check(
         return Verdict::Delete;
     }
     let name = hook_run_name(pod, template);
-    let mark = !pod.annotations.contains_key(ANNOTATION_DELETING);
+    let mark = !pod.annotations.contains_key(names::ANNOTATION_POD_DELETING);
     match hook_runs.get(&name).map(|r| r.phase) {
         Some(Some(HookPhase::Successful)) => Verdict::Delete,
         Some(Some(phase)) if phase.is_completed() => Verdict::Wait {
@@ -139,7 +137,7 @@ mod tests {
         let mut marked = pod();
         marked
             .annotations
-            .insert(ANNOTATION_DELETING.into(), "true".into());
+            .insert(names::ANNOTATION_POD_DELETING.into(), "true".into());
         assert_eq!(
             check(&marked, Some("drain"), &runs),
             Verdict::Wait {

@@ -10,13 +10,7 @@ use jiff::Timestamp;
 use super::order::active_pods;
 use super::rollout::is_available;
 use crate::inplace::PodView;
-
-/// Pod annotation: lower cost is deleted first on scale-down (upstream ReplicaSet semantics).
-pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
-/// GameDeployment annotation: `descend` deletes higher pod-deletion-cost first.
-pub const DELETION_COST_SORT: &str = "io.tencent.bcs.dev/pod-deletion-cost-sort-method";
-/// Node annotation: pods on cheaper nodes go first.
-pub const NODE_DELETION_COST: &str = "io.tencent.bcs.dev/node-deletion-cost";
+use crate::names;
 
 /// A pod to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +151,7 @@ fn deletion_order(a: &PodView, b: &PodView, input: &ScaleInput) -> Ordering {
     };
     let pod_cost = |p: &PodView| {
         p.annotations
-            .get(POD_DELETION_COST)
+            .get(names::ANNOTATION_POD_DELETION_COST)
             .and_then(|c| parse_cost(c).ok())
     };
     is_new(a)
@@ -183,10 +177,10 @@ fn parse_cost(value: &str) -> Result<i64, std::num::ParseIntError> {
 /// value that is not an integer (the node then counts as having none).
 pub fn node_cost(annotations: Option<&BTreeMap<String, String>>) -> Result<Option<i64>, BadCost> {
     annotations
-        .and_then(|a| a.get(NODE_DELETION_COST))
+        .and_then(|a| a.get(names::ANNOTATION_NODE_DELETION_COST))
         .map(|v| {
             parse_cost(v).map_err(|_| BadCost {
-                annotation: NODE_DELETION_COST,
+                annotation: names::ANNOTATION_NODE_DELETION_COST,
                 value: v.clone(),
             })
         })
@@ -294,10 +288,10 @@ mod tests {
         ];
         pods[2]
             .annotations
-            .insert(POD_DELETION_COST.into(), "-5".into());
+            .insert(names::ANNOTATION_POD_DELETION_COST.into(), "-5".into());
         pods[3]
             .annotations
-            .insert(POD_DELETION_COST.into(), "10".into());
+            .insert(names::ANNOTATION_POD_DELETION_COST.into(), "10".into());
         let costs = BTreeMap::new();
         let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
         assert_eq!(p.delete, ["gd-old1", "gd-new2", "gd-new3"]);
@@ -331,14 +325,21 @@ mod tests {
     #[test]
     fn node_costs_are_integers_or_reported() {
         let with = |v: &str| -> BTreeMap<String, String> {
-            [(NODE_DELETION_COST.to_string(), v.to_string())].into()
+            [(
+                names::ANNOTATION_NODE_DELETION_COST.to_string(),
+                v.to_string(),
+            )]
+            .into()
         };
         assert_eq!(node_cost(None), Ok(None));
         assert_eq!(node_cost(Some(&BTreeMap::new())), Ok(None));
         assert_eq!(node_cost(Some(&with(" -7 "))), Ok(Some(-7)));
         let err = node_cost(Some(&with("cheap"))).unwrap_err();
         assert_eq!(err.value, "cheap");
-        assert!(err.to_string().contains(NODE_DELETION_COST));
+        assert!(
+            err.to_string()
+                .contains(names::ANNOTATION_NODE_DELETION_COST)
+        );
     }
 
     #[test]

@@ -8,15 +8,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::rollout::is_available;
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
 use crate::inplace::PodView;
-
-/// Condition types this operator sets.
-pub const FAILED_SCALE: &str = "FailedScale";
-pub const FAILED_UPDATE: &str = "FailedUpdate";
-pub const PROGRESSING: &str = "Progressing";
+use crate::names;
 
 /// Something that went wrong during this reconcile, reported as a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
+pub struct ConditionReport {
     /// `FailedScale` or `FailedUpdate`.
     pub condition: &'static str,
     pub reason: String,
@@ -25,7 +21,7 @@ pub struct Problem {
 
 /// What the status is computed from.
 #[derive(Debug, Clone)]
-pub struct Observed<'a> {
+pub struct StatusInput<'a> {
     pub generation: Option<i64>,
     /// Owned pods, including those being deleted.
     pub pods: &'a [PodView],
@@ -41,13 +37,13 @@ pub struct Observed<'a> {
     /// Pods whose update to `update_revision` was given up by force: they hold the rollout
     /// back until forced to `Pending`, and the condition must say so rather than "Updating".
     pub abandoned: i32,
-    pub problems: &'a [Problem],
+    pub problems: &'a [ConditionReport],
     pub previous: Option<&'a GameDeploymentStatus>,
     pub now: Timestamp,
 }
 
 /// Computes the status to write.
-pub fn compute(o: &Observed) -> GameDeploymentStatus {
+pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
     let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).collect();
     let on_update = |p: &&&PodView| p.revision.as_deref() == Some(o.update_revision);
     let updated: Vec<&&PodView> = active.iter().filter(on_update).collect();
@@ -81,8 +77,12 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         .map(|s| s.conditions.as_slice())
         .unwrap_or_default();
     let mut conditions = Vec::new();
-    for kind in [FAILED_SCALE, FAILED_UPDATE] {
-        let mine: Vec<&Problem> = o.problems.iter().filter(|p| p.condition == kind).collect();
+    for kind in [
+        names::CONDITION_FAILED_SCALE,
+        names::CONDITION_FAILED_UPDATE,
+    ] {
+        let mine: Vec<&ConditionReport> =
+            o.problems.iter().filter(|p| p.condition == kind).collect();
         if let Some(first) = mine.first() {
             let message = mine
                 .iter()
@@ -101,14 +101,14 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
     }
     let target = (o.replicas - o.partition.clamp(0, o.replicas.max(0))).max(0);
     let (reason, message) = if o.paused {
-        ("Paused", "updates are paused".to_string())
+        (names::REASON_PAUSED, "updates are paused".to_string())
     } else if o.abandoned > 0
         && status.updated_replicas < target
         && status.updated_replicas + o.abandoned >= target
         && status.updated_ready_replicas == status.updated_replicas
     {
         (
-            "UpdateAbandoned",
+            names::REASON_UPDATE_ABANDONED,
             format!(
                 "{} of {target} pods updated; {} abandoned by force \
                  (annotate tkex.tencent.com/inplace-update-force=Pending to resume)",
@@ -119,7 +119,7 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         || status.updated_ready_replicas < status.updated_replicas
     {
         (
-            "Updating",
+            names::REASON_UPDATING,
             format!(
                 "{} of {target} pods updated, {} ready",
                 status.updated_replicas, status.updated_ready_replicas
@@ -127,7 +127,7 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         )
     } else if status.updated_replicas < o.replicas {
         (
-            "PartitionReached",
+            names::REASON_PARTITION_REACHED,
             format!(
                 "{} pods updated; partition keeps {} on older revisions",
                 status.updated_replicas,
@@ -136,13 +136,13 @@ pub fn compute(o: &Observed) -> GameDeploymentStatus {
         )
     } else {
         (
-            "Complete",
+            names::REASON_COMPLETE,
             format!("all {} pods run revision {}", o.replicas, o.update_revision),
         )
     };
     conditions.push(condition(
         previous,
-        PROGRESSING,
+        names::CONDITION_PROGRESSING,
         "True",
         reason,
         message,
@@ -196,10 +196,10 @@ mod tests {
 
     fn observed<'a>(
         pods: &'a [PodView],
-        problems: &'a [Problem],
+        problems: &'a [ConditionReport],
         revisions: &'a [String],
-    ) -> Observed<'a> {
-        Observed {
+    ) -> StatusInput<'a> {
+        StatusInput {
             generation: Some(3),
             pods,
             replicas: 8,
@@ -241,7 +241,7 @@ mod tests {
         let progressing = s
             .conditions
             .iter()
-            .find(|c| c.type_ == PROGRESSING)
+            .find(|c| c.type_ == names::CONDITION_PROGRESSING)
             .unwrap();
         assert_eq!(progressing.reason, "PartitionReached");
     }
@@ -250,7 +250,7 @@ mod tests {
         let c = s
             .conditions
             .iter()
-            .find(|c| c.type_ == PROGRESSING)
+            .find(|c| c.type_ == names::CONDITION_PROGRESSING)
             .unwrap();
         (c.reason.as_str(), c.message.as_str())
     }
@@ -287,13 +287,13 @@ mod tests {
         let pods = vec![pod("p0", "r2", false)];
         let revs = vec!["r2".to_string()];
         let problems = vec![
-            Problem {
-                condition: FAILED_UPDATE,
+            ConditionReport {
+                condition: names::CONDITION_FAILED_UPDATE,
                 reason: "InPlaceUpdateFailed".into(),
                 message: "p0: ImagePullBackOff".into(),
             },
-            Problem {
-                condition: FAILED_UPDATE,
+            ConditionReport {
+                condition: names::CONDITION_FAILED_UPDATE,
                 reason: "InPlaceUpdateFailed".into(),
                 message: "p1: CrashLoop".into(),
             },
@@ -302,7 +302,7 @@ mod tests {
         let failed = first
             .conditions
             .iter()
-            .find(|c| c.type_ == FAILED_UPDATE)
+            .find(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
             .unwrap();
         assert_eq!(failed.message, "p0: ImagePullBackOff; p1: CrashLoop");
         let mut later = observed(&pods, &problems, &revs);
@@ -312,15 +312,20 @@ mod tests {
         let again = second
             .conditions
             .iter()
-            .find(|c| c.type_ == FAILED_UPDATE)
+            .find(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
             .unwrap();
         assert_eq!(again.last_transition_time, failed.last_transition_time);
-        let cleared = compute(&Observed {
+        let cleared = compute(&StatusInput {
             problems: &[],
             previous: Some(&second),
             ..later
         });
-        assert!(!cleared.conditions.iter().any(|c| c.type_ == FAILED_UPDATE));
+        assert!(
+            !cleared
+                .conditions
+                .iter()
+                .any(|c| c.type_ == names::CONDITION_FAILED_UPDATE)
+        );
     }
 
     #[test]
@@ -333,7 +338,7 @@ mod tests {
         let progressing = |s: &GameDeploymentStatus| {
             s.conditions
                 .iter()
-                .find(|c| c.type_ == PROGRESSING)
+                .find(|c| c.type_ == names::CONDITION_PROGRESSING)
                 .cloned()
                 .unwrap()
         };

@@ -1,0 +1,240 @@
+//! What the outcomes of a plan's writes mean, as pure functions the executor
+//! (`crates/operator/src/execute.rs`) calls: whether an error is a success, a retry or a
+//! failure to report, which writes a failure skips, and the status that reports the failures.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+
+use super::effect::{ApiErrorKind, Consequence, EventNote, OnFailure, Write};
+use super::status;
+use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
+
+/// A write's failure, reported as a condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub condition: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What a write's outcome leads to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done; the event to raise, if any.
+    Succeeded(Option<EventNote>),
+    /// Nothing to do and nothing to say (a delete that found nothing).
+    Quiet,
+    /// Logged only.
+    Logged(String),
+    /// Counted, so the reconcile retries soon.
+    Retry(String),
+    /// Counted, a condition, and the Warning event, if any.
+    Failed(Failure, Option<EventNote>),
+}
+
+impl Verdict {
+    /// Whether the write failed (and so skips the rest of its chain).
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Verdict::Logged(_) | Verdict::Retry(_) | Verdict::Failed(..)
+        )
+    }
+}
+
+/// The meaning of `result` for `write`: `Err((kind, message))` is the API's refusal.
+pub fn judge<T>(write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) -> Verdict {
+    let (kind, error) = match result {
+        Ok(()) => return Verdict::Succeeded(write.on_success.clone()),
+        Err(e) => e,
+    };
+    let OnFailure {
+        tolerated,
+        conflict_retries,
+        consequence,
+    } = &write.on_failure;
+    match (kind, consequence) {
+        (ApiErrorKind::NotFound, _) if *tolerated == Some(kind) => Verdict::Quiet,
+        (ApiErrorKind::AlreadyExists, _) if *tolerated == Some(kind) => {
+            Verdict::Succeeded(write.on_success.clone())
+        }
+        (ApiErrorKind::Conflict, _) if *conflict_retries => Verdict::Retry(error),
+        (_, Consequence::Logged) => Verdict::Logged(error),
+        (_, Consequence::Retried) => Verdict::Retry(error),
+        (_, Consequence::Reported(report)) => {
+            let message = format!("{}{error}", report.prefix);
+            let event = report.event.clone().map(|regarding| EventNote {
+                regarding,
+                warning: true,
+                reason: report.reason.to_string(),
+                message: message.clone(),
+            });
+            let failure = Failure {
+                condition: report.condition,
+                reason: report.reason,
+                message,
+            };
+            Verdict::Failed(failure, event)
+        }
+    }
+}
+
+/// Whether an effect of `chain` is skipped: a write of the chain that the rest depends on (a
+/// pod's checkpoint; a creation in the slow start) failed.
+pub fn skipped(chain: Option<&str>, failed_chains: &BTreeSet<String>) -> bool {
+    chain.is_some_and(|c| failed_chains.contains(c))
+}
+
+/// The chain that `write`'s outcome stops, if it does: see [`skipped`].
+pub fn stopped_chain<'a, T>(write: &'a Write<T>, verdict: &Verdict) -> Option<&'a str> {
+    write
+        .chain
+        .as_deref()
+        .filter(|_| write.gates_chain && verdict.is_failure())
+}
+
+/// The planned status with the failures of this reconcile's writes added to their conditions.
+/// A failure that persists keeps its condition's transition time, so a retry that fails the
+/// same way writes no status (and so does not trigger itself through the watch).
+pub fn status_after(
+    previous: &[GameDeploymentCondition],
+    mut planned: GameDeploymentStatus,
+    failures: Vec<Failure>,
+    now: Timestamp,
+) -> GameDeploymentStatus {
+    for Failure {
+        condition,
+        reason,
+        message,
+    } in failures
+    {
+        match planned.conditions.iter_mut().find(|c| c.type_ == condition) {
+            Some(c) if c.message.split("; ").any(|m| m == message) => {}
+            Some(c) => c.message = format!("{}; {message}", c.message),
+            None => planned.conditions.push(status::condition(
+                previous, condition, "True", reason, message, now,
+            )),
+        }
+    }
+    planned
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names;
+    use crate::planner::effect::{Regarding, Report};
+
+    fn report() -> OnFailure {
+        OnFailure::reported(Report {
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::EVENT_FAILED_HOTPATCH,
+            prefix: "hot-patch Pod p failed: ".into(),
+            event: Some(Regarding::GameDeployment),
+        })
+    }
+
+    fn refused(kind: ApiErrorKind) -> Result<(), (ApiErrorKind, String)> {
+        Err((kind, "boom".into()))
+    }
+
+    #[test]
+    fn a_success_raises_its_event() {
+        let ok = EventNote::normal("Done", "done".into());
+        let w = Write::new((), report()).on_success(ok.clone());
+        assert_eq!(judge(&w, Ok(())), Verdict::Succeeded(Some(ok)));
+    }
+
+    #[test]
+    fn tolerated_errors_are_quiet_or_successes() {
+        let ok = EventNote::normal("Done", "done".into());
+        let gone = Write::new((), report().tolerating(ApiErrorKind::NotFound));
+        assert_eq!(
+            judge(&gone, refused(ApiErrorKind::NotFound)),
+            Verdict::Quiet
+        );
+        let there =
+            Write::new((), report().tolerating(ApiErrorKind::AlreadyExists)).on_success(ok.clone());
+        assert_eq!(
+            judge(&there, refused(ApiErrorKind::AlreadyExists)),
+            Verdict::Succeeded(Some(ok))
+        );
+        // Not tolerated: a failure like any other.
+        assert!(judge(&gone, refused(ApiErrorKind::AlreadyExists)).is_failure());
+    }
+
+    #[test]
+    fn a_conflict_is_retried_only_where_the_write_says_so() {
+        let w = Write::new((), report().retrying_conflicts());
+        assert_eq!(
+            judge(&w, refused(ApiErrorKind::Conflict)),
+            Verdict::Retry("boom".into())
+        );
+        let w = Write::new((), report());
+        assert!(matches!(
+            judge(&w, refused(ApiErrorKind::Conflict)),
+            Verdict::Failed(..)
+        ));
+    }
+
+    #[test]
+    fn a_reported_failure_names_its_condition_and_raises_a_warning() {
+        let w = Write::new((), report());
+        let Verdict::Failed(failure, Some(event)) = judge(&w, refused(ApiErrorKind::Other)) else {
+            panic!("a reported failure");
+        };
+        assert_eq!(failure.condition, names::CONDITION_FAILED_UPDATE);
+        assert_eq!(failure.message, "hot-patch Pod p failed: boom");
+        assert!(event.warning);
+        assert_eq!(event.reason, names::EVENT_FAILED_HOTPATCH);
+        assert_eq!(event.message, failure.message);
+        let logged = Write::new((), OnFailure::logged());
+        assert_eq!(
+            judge(&logged, refused(ApiErrorKind::Other)),
+            Verdict::Logged("boom".into())
+        );
+    }
+
+    #[test]
+    fn a_failure_skips_the_rest_of_its_chain_only() {
+        let failed: BTreeSet<String> = ["pod-a".to_string()].into();
+        assert!(skipped(Some("pod-a"), &failed));
+        assert!(!skipped(Some("pod-b"), &failed));
+        assert!(!skipped(None, &failed));
+    }
+
+    #[test]
+    fn only_a_gating_write_that_failed_stops_its_chain() {
+        let boom = judge(&Write::new((), report()), refused(ApiErrorKind::Other));
+        let gating = Write::new((), report()).gating("pod-a");
+        assert_eq!(stopped_chain(&gating, &boom), Some("pod-a"));
+        assert_eq!(stopped_chain(&gating, &Verdict::Quiet), None);
+        let member = Write::new((), report()).in_chain("pod-a");
+        assert_eq!(stopped_chain(&member, &boom), None);
+    }
+
+    #[test]
+    fn failures_join_their_condition_once_and_keep_its_time() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t1: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+        let failure = |m: &str| Failure {
+            condition: names::CONDITION_FAILED_SCALE,
+            reason: names::EVENT_FAILED_CREATE,
+            message: m.into(),
+        };
+        let first = status_after(&[], GameDeploymentStatus::default(), vec![failure("a")], t0);
+        assert_eq!(first.conditions.len(), 1);
+        let again = status_after(
+            &first.conditions,
+            GameDeploymentStatus::default(),
+            vec![failure("a"), failure("a"), failure("b")],
+            t1,
+        );
+        assert_eq!(again.conditions[0].message, "a; b");
+        assert_eq!(
+            again.conditions[0].last_transition_time,
+            first.conditions[0].last_transition_time
+        );
+    }
+}
