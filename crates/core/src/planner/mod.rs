@@ -20,6 +20,7 @@ pub mod effect;
 pub mod hooks;
 pub mod order;
 pub mod outcome;
+mod phases;
 pub mod plan;
 pub mod pods;
 pub mod predelete;
