@@ -6,7 +6,17 @@
 //! - [`hooks`]: a HookRun (preInplace or preDelete) built from its HookTemplate.
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
-//! - [`plan`]: one reconcile decided: revisions, scale, updates, status (ties the others together).
+//! - [`plan`]: one reconcile decided, as a short sequence of phases (in `phases/`, run in this
+//!   order, each taking earlier phases' typed results and returning its own decisions):
+//!   1. `spec`: the spec resolved and its selector checked, or a plan that refuses it;
+//!   2. `revisions`: update and current revision, the revision to create, those to prune;
+//!   3. `scale`: pods to create and delete for the replica count;
+//!   4. `update`: which pods move now and how (in-place step, recreate, hot patch), and the
+//!      readiness gates of the pods left alone;
+//!   5. `gates`: the preDelete gate on every deletion, postInplace and stale HookRuns;
+//!   6. `status`: status, conditions, hook lists and when to look again;
+//!
+//!   then `assemble` puts the decisions in the executor's order as [`effect`]s.
 //! - [`effect`]: a plan's output: one ordered list of finished writes and events.
 //! - [`outcome`]: what the outcomes of those writes mean (retry, report, skip), and the status.
 //! - [`pods`]: the pods the controller creates.
@@ -20,6 +30,7 @@ pub mod effect;
 pub mod hooks;
 pub mod order;
 pub mod outcome;
+mod phases;
 pub mod plan;
 pub mod pods;
 pub mod predelete;

@@ -1,0 +1,53 @@
+//! Phase 2, revisions: the update revision (created if the template is new), the revisions to
+//! prune, and the current revision. It exists so that every later phase works from the same
+//! two revision names and stored templates; it decides nothing about pods.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::super::plan::PlanInput;
+use super::super::pods::Owner;
+use super::super::revision::{RevisionPlan, plan_revisions};
+use crate::inplace::PodView;
+
+/// The revisions of this reconcile.
+pub struct Revisions {
+    /// What to create and prune, the stored templates, and the revision order.
+    pub plan: RevisionPlan,
+    /// The revision the template says pods should be on.
+    pub update: String,
+    /// The oldest revision a live pod is on (the update revision when none is).
+    pub current: String,
+}
+
+/// The revisions of `world`'s GameDeployment, given the pods' labels.
+pub fn revisions(world: &PlanInput, owner: &Owner, views: &[PodView]) -> Revisions {
+    let gd = world.gd;
+    let template = serde_json::to_value(&gd.spec.template).unwrap_or(Value::Null);
+    let in_use: BTreeSet<String> = views.iter().filter_map(|p| p.revision.clone()).collect();
+    let plan = plan_revisions(
+        owner,
+        &template,
+        world.revisions,
+        gd.status.as_ref().and_then(|s| s.collision_count),
+        &in_use,
+        gd.spec.revision_history_limit(),
+    );
+    let update = plan.update.clone();
+    let current = plan
+        .order
+        .iter()
+        .find(|r| {
+            views
+                .iter()
+                .any(|p| !p.deleting && p.revision.as_deref() == Some(r.as_str()))
+        })
+        .cloned()
+        .unwrap_or_else(|| update.clone());
+    Revisions {
+        plan,
+        update,
+        current,
+    }
+}

@@ -1,0 +1,106 @@
+//! Phase 3, scale: the pods to create (built from their revision's stored template) and the
+//! pods to delete (scale-down and `scaleStrategy.podsToDelete`, with surge). It exists to keep
+//! the replica count apart from updates; it may not hold deletions back (the preDelete gate
+//! does, in [`super::gates`], for every deletion alike) nor touch the pods it keeps.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+
+use super::super::plan::{DeleteReason, PlanInput};
+use super::super::pods::{self, Owner};
+use super::super::scale::{self, ScaleInput};
+use super::super::spec::Resolved;
+use super::super::status::ConditionReport;
+use super::revisions::Revisions;
+use crate::inplace::PodView;
+use crate::names;
+
+/// The scale decisions of this reconcile.
+pub struct Scaled {
+    pub create: Vec<Pod>,
+    /// Before the preDelete gate.
+    pub delete: Vec<(String, DeleteReason)>,
+    pub problems: Vec<ConditionReport>,
+}
+
+impl Scaled {
+    /// Whether this reconcile scales (then it starts no updates, as in the original).
+    pub fn scaling(&self) -> bool {
+        !self.create.is_empty() || !self.delete.is_empty()
+    }
+}
+
+/// Decides what scaling `world`'s GameDeployment takes now.
+pub fn scale(
+    world: &PlanInput,
+    resolved: &Resolved,
+    owner: &Owner,
+    views: &[PodView],
+    revisions: &Revisions,
+    suffix: &mut dyn FnMut() -> String,
+) -> Scaled {
+    let gd = world.gd;
+    let mut out = Scaled {
+        create: Vec::new(),
+        delete: Vec::new(),
+        problems: Vec::new(),
+    };
+    let pods_to_delete = gd
+        .spec
+        .scale_strategy
+        .as_ref()
+        .map(|s| s.pods_to_delete.clone())
+        .unwrap_or_default();
+    let cost_descending = gd
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::ANNOTATION_DELETION_COST_SORT))
+        .is_some_and(|v| v == "descend");
+    let scale_plan = scale::plan(
+        &ScaleInput {
+            name: &owner.name,
+            pods: views,
+            replicas: resolved.limits.replicas,
+            partition: resolved.limits.partition,
+            max_surge: resolved.max_surge,
+            update_revision: &revisions.update,
+            current_revision: &revisions.current,
+            pods_to_delete: &pods_to_delete,
+            node_costs: world.node_costs,
+            cost_descending,
+            min_ready_seconds: resolved.limits.min_ready_seconds,
+            now: world.now,
+        },
+        suffix,
+    );
+    for new in &scale_plan.create {
+        match revisions
+            .plan
+            .templates
+            .get(&new.revision)
+            .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
+        {
+            Some(Ok(t)) => out.create.push(pods::build(owner, &t, new)),
+            _ => out.problems.push(ConditionReport {
+                condition: names::CONDITION_FAILED_SCALE,
+                reason: names::REASON_MISSING_REVISION.into(),
+                message: format!(
+                    "cannot create {}: revision {} has no readable template",
+                    new.name, new.revision
+                ),
+            }),
+        }
+    }
+    let requested: BTreeSet<&str> = pods_to_delete.iter().map(String::as_str).collect();
+    for name in &scale_plan.delete {
+        let reason = if requested.contains(name.as_str()) {
+            DeleteReason::Requested
+        } else {
+            DeleteReason::ScaleDown
+        };
+        out.delete.push((name.clone(), reason));
+    }
+    out
+}

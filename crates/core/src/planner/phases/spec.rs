@@ -1,0 +1,71 @@
+//! Phase 1, the spec: resolved into limits and policies once, with its selector checked. It
+//! exists so that a bad spec stops the reconcile before anything is decided: a refused spec
+//! yields a plan with an event and a status, and touches no pod, revision or HookRun.
+
+use super::super::adopt;
+use super::super::effect::{Effect, EventNote};
+use super::super::plan::{Plan, PlanInput};
+use super::super::spec::{Resolved, resolve};
+use super::super::status::{self, ConditionReport};
+use super::status::label_selector;
+use crate::api::GameDeployment;
+use crate::inplace::PodView;
+use crate::names;
+
+/// The spec resolved and its selector checked, or the message that refuses it.
+pub fn resolve_spec(gd: &GameDeployment) -> Result<Resolved, String> {
+    resolve(&gd.spec)
+        .map_err(|e| e.to_string())
+        .and_then(|r| check_selector(gd).map(|()| r))
+}
+
+/// A selector the controller can use safely: non-empty and matching the template labels
+/// (otherwise it would create pods it cannot see, for ever).
+fn check_selector(gd: &GameDeployment) -> Result<(), String> {
+    adopt::selector_of(gd)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// A plan that touches nothing and says why.
+pub fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
+    let gd = world.gd;
+    let problems = [ConditionReport {
+        condition: names::CONDITION_FAILED_SCALE,
+        reason: names::EVENT_INVALID_SPEC.into(),
+        message: message.clone(),
+    }];
+    let previous = gd.status.as_ref();
+    let update = previous
+        .map(|s| s.update_revision.clone())
+        .unwrap_or_default();
+    let order: Vec<String> = previous
+        .map(|s| vec![s.current_revision.clone()])
+        .unwrap_or_default();
+    let status = status::compute(&status::StatusInput {
+        generation: gd.metadata.generation,
+        pods: views,
+        replicas: gd.spec.replicas(),
+        partition: 0,
+        paused: false,
+        update_revision: &update,
+        revisions: &order,
+        collision_count: previous.and_then(|s| s.collision_count),
+        label_selector: label_selector(gd),
+        min_ready_seconds: 0,
+        abandoned: 0,
+        problems: &problems,
+        previous,
+        now: world.now,
+    });
+    Plan {
+        effects: vec![
+            Effect::Event {
+                note: EventNote::warning(names::EVENT_INVALID_SPEC, message),
+                chain: None,
+            },
+            Effect::WriteStatus(status),
+        ],
+        requeue_at: None,
+    }
+}

@@ -1,0 +1,127 @@
+//! Phase 6, status: the status and its conditions, the hook-wait lists, and when to look
+//! again. It exists so the status is computed once, last, from what was observed and what
+//! the earlier phases decided (their problems and hook waits); it decides nothing itself.
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::super::adopt;
+use super::super::plan::PlanInput;
+use super::super::spec::Resolved;
+use super::super::status::{self, ConditionReport};
+use super::Observed;
+use super::revisions::Revisions;
+use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition};
+use crate::inplace::{Decoded, HookPhase, Outcome, State};
+
+/// Pods waiting on a hook in this reconcile, with the hook's phase.
+pub struct HookWaits<'a> {
+    pub pre_inplace: &'a [(String, HookPhase)],
+    pub pre_delete: &'a [(String, HookPhase)],
+    pub post_inplace: &'a [(String, HookPhase)],
+}
+
+/// The status to write and when to reconcile again even if nothing changes.
+pub fn status(
+    world: &PlanInput,
+    resolved: &Resolved,
+    observed: &Observed,
+    revisions: &Revisions,
+    problems: &[ConditionReport],
+    waits: &HookWaits,
+    machines: &[(String, Outcome)],
+) -> (GameDeploymentStatus, Option<Timestamp>) {
+    let gd = world.gd;
+    let views = &observed.views;
+    let update = &revisions.update;
+    let previous = gd.status.as_ref();
+    let mut out = status::compute(&status::StatusInput {
+        generation: gd.metadata.generation,
+        pods: views,
+        replicas: resolved.limits.replicas,
+        partition: resolved.limits.partition,
+        paused: resolved.paused,
+        update_revision: update,
+        revisions: &revisions.plan.order,
+        collision_count: revisions.plan.collision_count,
+        label_selector: label_selector(gd),
+        min_ready_seconds: resolved.limits.min_ready_seconds,
+        abandoned: observed
+            .records
+            .iter()
+            .filter(|d| {
+                matches!(d, Decoded::Valid(r) if r.revision == *update && r.state == State::Abandoned)
+            })
+            .count() as i32,
+        problems,
+        previous,
+        now: world.now,
+    });
+    let held = |list: Option<&Vec<HookCondition>>, now_waiting: &[(String, HookPhase)]| {
+        hook_conditions(list.map_or(&[][..], Vec::as_slice), now_waiting, world.now)
+    };
+    out.pre_inplace_hook_condition = held(
+        previous.map(|s| &s.pre_inplace_hook_condition),
+        waits.pre_inplace,
+    );
+    out.pre_delete_hook_condition = held(
+        previous.map(|s| &s.pre_delete_hook_condition),
+        waits.pre_delete,
+    );
+    out.post_inplace_hook_condition = held(
+        previous.map(|s| &s.post_inplace_hook_condition),
+        waits.post_inplace,
+    );
+    let availability = views
+        .iter()
+        .filter(|p| p.ready)
+        .filter_map(|p| {
+            p.ready_since?
+                .checked_add(SignedDuration::from_secs(resolved.limits.min_ready_seconds))
+                .ok()
+        })
+        .filter(|t| *t > world.now);
+    let requeue_at = machines
+        .iter()
+        .filter_map(|(_, o)| o.wake_at)
+        .chain(availability)
+        .min();
+    (out, requeue_at)
+}
+
+/// The status list the original keeps of pods waiting on a hook (`preInplaceHookCondition`,
+/// `preDeleteHookCondition`): one entry per waiting pod, its start time kept from before.
+fn hook_conditions(
+    previous: &[HookCondition],
+    waiting: &[(String, HookPhase)],
+    now: Timestamp,
+) -> Vec<HookCondition> {
+    waiting
+        .iter()
+        .map(|(pod, phase)| HookCondition {
+            pod_name: pod.clone(),
+            start_time: previous
+                .iter()
+                .find(|c| &c.pod_name == pod)
+                .map_or(Time(now), |c| c.start_time.clone()),
+            phase: *phase,
+        })
+        .collect()
+}
+
+/// The selector as a query string, for the scale subresource (`matchLabels` alone when the
+/// selector is unusable: the status of a refused spec still names what it has).
+pub fn label_selector(gd: &GameDeployment) -> String {
+    match adopt::Selector::new(&gd.spec.selector) {
+        Ok(s) => s.to_query(),
+        Err(_) => gd
+            .spec
+            .selector
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}

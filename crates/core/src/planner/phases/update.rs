@@ -1,0 +1,364 @@
+//! Phase 4, update: which pods move to the update revision now (partition and
+//! maxUnavailable), and how: the in-place machine's next step, a recreate, or a hot patch.
+//! Pods the scale phase deletes are left out. It exists to keep "which pods, how" in one
+//! place, with the readiness-gate release of the pods it leaves alone (which depends on what
+//! it just decided for each pod). It may not run preDelete or postInplace hooks or hold back
+//! deletions (that is [`super::gates`]), and it starts nothing in a reconcile that scales or
+//! while paused (machines already running still advance).
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use serde_json::Value;
+
+use super::super::effect::EventNote;
+use super::super::plan::{DeleteReason, PlanInput};
+use super::super::revision::{NotInPlace, in_place_target};
+use super::super::rollout::{self, RolloutPlan};
+use super::super::spec::Resolved;
+use super::super::status::ConditionReport;
+use super::Observed;
+use super::revisions::Revisions;
+use super::scale::Scaled;
+use crate::api::UpdateStrategyType;
+use crate::inplace::{
+    self, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, State, Target,
+};
+use crate::names;
+
+/// The update decisions of this reconcile.
+#[derive(Default)]
+pub struct Updated {
+    /// In-place machine outcomes, by pod name (only those with something to do or say).
+    pub machines: Vec<(String, Outcome)>,
+    /// Hot patches to write, by pod name.
+    pub hot_patches: Vec<(String, PodWrite)>,
+    /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):
+    /// every pod carries the readiness gate, so without this it would never become Ready.
+    pub release_gates: Vec<(String, PodWrite)>,
+    /// Pods to recreate (before the preDelete gate).
+    pub recreate: Vec<(String, DeleteReason)>,
+    pub problems: Vec<ConditionReport>,
+    /// Pods whose in-place machine waits on its preInplace hook, with the hook's phase.
+    pub waiting: Vec<(String, HookPhase)>,
+    pub notes: Vec<EventNote>,
+}
+
+/// Decides the updates of this reconcile.
+pub fn update(
+    world: &PlanInput,
+    resolved: &Resolved,
+    observed: &Observed,
+    revisions: &Revisions,
+    scaled: &Scaled,
+) -> Updated {
+    let gd = world.gd;
+    let views = &observed.views;
+    let update = &revisions.update;
+    let mut out = Updated::default();
+    let deleting: BTreeSet<&str> = scaled.delete.iter().map(|(n, _)| n.as_str()).collect();
+    // Without deletions (the common case) every pod remains: no copies of 10,000 views.
+    let remaining: Cow<[PodView]> = if deleting.is_empty() {
+        Cow::Borrowed(views)
+    } else {
+        Cow::Owned(
+            views
+                .iter()
+                .filter(|p| !deleting.contains(p.name.as_str()))
+                .cloned()
+                .collect(),
+        )
+    };
+    let records: Vec<&Decoded> = observed.remaining(&deleting).map(|(_, r)| r).collect();
+    let in_flight: BTreeSet<String> = remaining
+        .iter()
+        .zip(&records)
+        .filter(|(_, d)| match d {
+            Decoded::Valid(r) => {
+                r.revision == *update && !matches!(r.state, State::Ready | State::Abandoned)
+            }
+            _ => false,
+        })
+        .map(|(p, _)| p.name.clone())
+        .collect();
+    let mut rollout: RolloutPlan =
+        rollout::plan(&remaining, update, &in_flight, resolved.limits, world.now);
+    if scaled.scaling() || resolved.paused {
+        // The original skips updates in a sync that scaled, and a pause stops new updates;
+        // machines already running still advance, so no pod is left unready.
+        rollout.may_start.clear();
+    }
+    let targets: BTreeSet<&str> = rollout.targets.iter().map(String::as_str).collect();
+    let templates = &revisions.plan.templates;
+    let new_template = templates.get(update).cloned().unwrap_or(Value::Null);
+    // The difference between two templates is the same for every pod on the same revision:
+    // compute it once per revision, not once per pod.
+    let mut diffs: BTreeMap<&str, Result<Target, NotInPlace>> = BTreeMap::new();
+    for (pod, &record) in remaining.iter().zip(&records) {
+        let own = pod.revision.as_deref().unwrap_or_default();
+        let wants_update = own == update || targets.contains(pod.name.as_str());
+        let may_start = rollout.may_start.contains(&pod.name);
+        let diff = diffs
+            .entry(own)
+            .or_insert_with(|| revision_diff(own, templates, &new_template, update));
+        match resolved.strategy {
+            UpdateStrategyType::InplaceUpdate => {
+                let target = match (diff, wants_update) {
+                    (Ok(t), true) => t.clone(),
+                    (Err(why), true) if own != update => {
+                        if may_start {
+                            out.recreate
+                                .push((pod.name.clone(), DeleteReason::Recreate(why.to_string())));
+                        }
+                        continue;
+                    }
+                    // Not (or no longer) chosen: the pod's own revision, which calls off a
+                    // machine that has not patched anything yet.
+                    _ => own_target(pod, templates),
+                };
+                if let Some(phase) = step_machine(
+                    world,
+                    resolved,
+                    (pod, record),
+                    &target,
+                    may_start,
+                    &mut out.machines,
+                    &mut out.problems,
+                ) {
+                    out.waiting.push((pod.name.clone(), phase));
+                }
+            }
+            UpdateStrategyType::RollingUpdate => {
+                if may_start && own != update && wants_update {
+                    out.recreate.push((
+                        pod.name.clone(),
+                        DeleteReason::Recreate("RollingUpdate".into()),
+                    ));
+                }
+            }
+            UpdateStrategyType::HotPatchUpdate if may_start && own != update && wants_update => {
+                match diff {
+                    Ok(t) => out
+                        .hot_patches
+                        .push((pod.name.clone(), hot_patch(pod, t, world.now))),
+                    Err(why) => out.problems.push(ConditionReport {
+                        condition: names::CONDITION_FAILED_UPDATE,
+                        reason: names::EVENT_FAILED_HOTPATCH.into(),
+                        message: format!("pod {}: {why}", pod.name),
+                    }),
+                }
+            }
+            UpdateStrategyType::HotPatchUpdate => {}
+        }
+        if let Some(w) = release_gate(pod, record, &out, world.now) {
+            out.release_gates.push((pod.name.clone(), w));
+        }
+    }
+
+    // Canary steps are not run yet: say so once per spec change rather than ignore them.
+    let steps = gd
+        .spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.canary.as_ref())
+        .map_or(0, |c| c.steps.len());
+    if steps > 0 && gd.status.as_ref().map(|s| s.observed_generation) != gd.metadata.generation {
+        out.notes.push(EventNote::warning(
+            names::EVENT_CANARY_STEPS_NOT_SUPPORTED,
+            format!(
+                "updateStrategy.canary has {steps} steps, which this operator does not run yet: \
+                 updateStrategy.partition applies instead (set it to stage the rollout by hand)"
+            ),
+        ));
+    }
+    out
+}
+
+/// What moving a pod from revision `own` to `update` takes in place, or why it cannot be done
+/// in place (then the pod is recreated).
+fn revision_diff(
+    own: &str,
+    templates: &BTreeMap<String, Value>,
+    new_template: &Value,
+    update: &str,
+) -> Result<Target, NotInPlace> {
+    match templates.get(own) {
+        Some(old) => in_place_target(old, new_template, update),
+        None if own == update => in_place_target(new_template, new_template, update),
+        None if own.is_empty() => Err(NotInPlace {
+            path: format!(
+                "revision (none: the pod has no {} label)",
+                names::LABEL_REVISION
+            ),
+        }),
+        None => Err(NotInPlace {
+            path: format!("revision {own} (no longer stored)"),
+        }),
+    }
+}
+
+/// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
+fn step_machine(
+    world: &PlanInput,
+    resolved: &Resolved,
+    (pod, record): (&PodView, &Decoded),
+    target: &Target,
+    may_start: bool,
+    machines: &mut Vec<(String, Outcome)>,
+    problems: &mut Vec<ConditionReport>,
+) -> Option<HookPhase> {
+    let hook_run = match record {
+        Decoded::Valid(r) => r
+            .hook_run
+            .as_ref()
+            .and_then(|n| Some((world.hook_runs.get(n)?.phase?, n.clone()))),
+        _ => None,
+    };
+    let hook = hook_run.as_ref().map(|(phase, _)| *phase);
+    let outcome = inplace::advance_decoded(
+        &Input {
+            pod,
+            target,
+            policy: &resolved.policy,
+            hook,
+            selected: may_start,
+            now: world.now,
+        },
+        record,
+    );
+    if outcome.state == Some(State::Failed) || outcome.state == Some(State::Unknown) {
+        let detail = match record {
+            Decoded::Valid(r) => r
+                .message
+                .clone()
+                .unwrap_or_else(|| r.reason.clone().unwrap_or_default()),
+            _ => "its in-place update state is unreadable".into(),
+        };
+        problems.push(ConditionReport {
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::REASON_INPLACE_UPDATE_FAILED.into(),
+            message: format!("pod {}: {detail}", pod.name),
+        });
+    }
+    let waiting = (outcome.state == Some(State::HookCheck))
+        .then(|| hook_run.as_ref().map_or(HookPhase::Pending, |(p, _)| *p));
+    // A completed, unsuccessful hook holds its pod for good (as in the original): say so in
+    // the status for as long as it does, not only in the one event.
+    if let (Some(State::HookCheck), Some((phase, name))) = (outcome.state, &hook_run)
+        && phase.is_completed()
+        && *phase != HookPhase::Successful
+    {
+        problems.push(ConditionReport {
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::REASON_PRE_INPLACE_HOOK_FAILED.into(),
+            message: format!(
+                "pod {}: preInplaceUpdateStrategy HookRun {name} is {phase}; force Pending to \
+                 retry it or Unready to bypass it (annotation {})",
+                pod.name,
+                names::ANNOTATION_FORCE
+            ),
+        });
+    }
+    if !outcome.actions.is_empty() || outcome.wake_at.is_some() {
+        machines.push((pod.name.clone(), outcome));
+    }
+    waiting
+}
+
+/// The target that keeps a pod where it is.
+fn own_target(pod: &PodView, templates: &BTreeMap<String, Value>) -> Target {
+    let revision = pod.revision.clone().unwrap_or_default();
+    templates
+        .get(&revision)
+        .and_then(|t| in_place_target(t, t, &revision).ok())
+        .unwrap_or_else(|| Target {
+            revision,
+            images: pod.spec_images.clone(),
+            ..Default::default()
+        })
+}
+
+/// The original's hot patch: images and revision label at once, marked for BCS's kubelet.
+/// As in the original, `lastContainerStatuses` records only the containers whose image
+/// changes (and that report a status), and an existing marker value is kept.
+fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
+    let mut w = PodWrite::new(Endpoint::Pod, pod.resource_version.clone());
+    w.images = target
+        .images
+        .iter()
+        .filter(|(c, i)| pod.spec_images.get(*c) != Some(*i))
+        .map(|(c, i)| (c.clone(), i.clone()))
+        .collect();
+    w.labels = target.labels.clone();
+    w.labels
+        .insert(names::LABEL_REVISION.into(), target.revision.clone());
+    let last: BTreeMap<&String, Value> = pod
+        .containers
+        .iter()
+        .filter(|(n, _)| w.images.contains_key(*n))
+        .map(|(n, c)| {
+            (
+                n,
+                serde_json::json!({"imageID": c.image_id.clone().unwrap_or_default()}),
+            )
+        })
+        .collect();
+    let state = serde_json::json!({"revision": target.revision, "updateTimestamp": now.to_string(), "lastContainerStatuses": last});
+    w.annotations.insert(
+        names::ANNOTATION_HOTPATCH_STATE.into(),
+        Some(state.to_string()),
+    );
+    if !pod
+        .annotations
+        .contains_key(names::ANNOTATION_HOTPATCH_CONTAINER)
+    {
+        w.annotations.insert(
+            names::ANNOTATION_HOTPATCH_CONTAINER.into(),
+            Some("true".into()),
+        );
+    }
+    w.annotations.extend(
+        target
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone()))),
+    );
+    w
+}
+
+/// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
+/// needs one. Pods being deleted or written this reconcile are left for the next one.
+fn release_gate(
+    pod: &PodView,
+    record: &Decoded,
+    out: &Updated,
+    now: Timestamp,
+) -> Option<PodWrite> {
+    if pod.deleting || pod.in_place_ready == Some(true) {
+        return None;
+    }
+    let settled = match record {
+        Decoded::Missing => true,
+        Decoded::Valid(r) => matches!(r.state, State::Ready | State::Abandoned),
+        Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => false,
+    };
+    let busy = out.recreate.iter().any(|(n, _)| *n == pod.name)
+        || out.hot_patches.iter().any(|(n, _)| *n == pod.name)
+        || out.machines.iter().any(|(n, o)| {
+            *n == pod.name
+                && (o.writes().next().is_some()
+                    || !matches!(o.state, None | Some(State::Ready | State::Abandoned)))
+        });
+    if !settled || busy {
+        return None;
+    }
+    let mut w = PodWrite::new(Endpoint::PodStatus, pod.resource_version.clone());
+    w.condition = Some(inplace::ConditionWrite {
+        ready: true,
+        reason: "NoInPlaceUpdate".into(),
+        message: "no in-place update holds the pod".into(),
+        last_transition_time: now,
+    });
+    Some(w)
+}
