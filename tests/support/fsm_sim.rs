@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use gamedeploy_core::inplace::table::Node;
 use gamedeploy_core::inplace::{
-    Action, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, Policy, State, Target,
-    Trigger, advance, decode,
+    Action, Decoded, Endpoint, HookPhase, Input, MachineStep, PodView, PodWrite, Policy, State,
+    Target, Trigger, advance, decode,
 };
 use gamedeploy_core::names;
 use jiff::{SignedDuration, Timestamp};
@@ -632,7 +632,7 @@ impl Sim {
             selected: self.selected,
             now: self.ts(self.now),
         };
-        let out: Outcome = advance(&input);
+        let out: MachineStep = advance(&input);
         for tr in &out.transitions {
             self.edges.insert((tr.from, tr.to, tr.trigger));
         }

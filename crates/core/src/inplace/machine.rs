@@ -78,10 +78,11 @@ pub struct Transition {
     pub trigger: Trigger,
 }
 
-/// The result of one decision.
+/// What one call of [`advance`] decided for a pod (not to be confused with
+/// `planner::outcome`, which judges the result of an API write).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Outcome {
+pub struct MachineStep {
     pub transitions: Vec<Transition>,
     /// Current state after the transitions (`None`: no machine on this pod).
     pub state: Option<State>,
@@ -91,7 +92,7 @@ pub struct Outcome {
     pub wake_at: Option<Timestamp>,
 }
 
-impl Outcome {
+impl MachineStep {
     /// Writes this decision costs.
     pub fn writes(&self) -> impl Iterator<Item = &PodWrite> {
         self.actions.iter().filter_map(Action::as_write)
@@ -116,14 +117,14 @@ impl Outcome {
 const MAX_TRANSITIONS: usize = 16;
 
 /// Decides the next step of one pod's in-place update.
-pub fn advance(input: &Input) -> Outcome {
+pub fn advance(input: &Input) -> MachineStep {
     advance_decoded(input, &decode(&input.pod.annotations))
 }
 
 /// [`advance`] for a caller that has already decoded the pod's state annotation
 /// (`decoded` must be `decode(&input.pod.annotations)`): decoding is most of the cost of a
 /// decision that changes nothing, and the controller reads the record anyway.
-pub fn advance_decoded(input: &Input, decoded: &Decoded) -> Outcome {
+pub fn advance_decoded(input: &Input, decoded: &Decoded) -> MachineStep {
     let mut run = Run::new(input);
     if input.pod.deleting {
         return run.finish();
@@ -849,7 +850,7 @@ impl<'a> Run<'a> {
         self.stopped = true;
     }
 
-    fn finish(mut self) -> Outcome {
+    fn finish(mut self) -> MachineStep {
         if self.consume_force {
             // The request was refused, or changed nothing: remove it so it is not re-read.
             let mut w = PodWrite::new(Endpoint::Pod, self.pod().resource_version.clone());
@@ -859,7 +860,7 @@ impl<'a> Run<'a> {
         }
         let wake_at = self.wake_at();
         debug_assert!(self.check_writes_match_table());
-        Outcome {
+        MachineStep {
             transitions: self.transitions,
             state: self.state,
             actions: self.actions,
@@ -951,7 +952,7 @@ mod tests {
         }
     }
 
-    fn decide(pod: &PodView, selected: bool, now: Timestamp) -> Outcome {
+    fn decide(pod: &PodView, selected: bool, now: Timestamp) -> MachineStep {
         let policy = Policy {
             grace_period_seconds: 30,
             ..Default::default()

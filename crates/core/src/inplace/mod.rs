@@ -20,7 +20,7 @@ pub use action::{
     Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, pod_hook_args,
 };
 pub use machine::{
-    HookPhase, Input, Outcome, Policy, Target, Transition, advance, advance_decoded,
+    HookPhase, Input, MachineStep, Policy, Target, Transition, advance, advance_decoded,
 };
 pub use observe::{ContainerView, PodView};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};

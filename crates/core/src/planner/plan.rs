@@ -22,7 +22,7 @@ use super::phases::{Observed, assemble};
 use super::pods::Owner;
 use super::revision::RevisionPlan;
 use crate::api::{GameDeployment, GameDeploymentStatus, HookTemplate};
-use crate::inplace::{HookRunRequest, Outcome, PodView, PodWrite};
+use crate::inplace::{HookRunRequest, MachineStep, PodView, PodWrite};
 
 /// What one reconcile observed.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +76,7 @@ pub(super) struct Decisions {
     pub(super) create: Vec<Pod>,
     pub(super) delete: Vec<(String, DeleteReason)>,
     /// In-place machine outcomes, by pod name (only those with something to do or say).
-    pub(super) machines: Vec<(String, Outcome)>,
+    pub(super) machines: Vec<(String, MachineStep)>,
     /// Hot patches to write, by pod name.
     pub(super) hot_patches: Vec<(String, PodWrite)>,
     /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):

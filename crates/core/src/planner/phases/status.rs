@@ -12,7 +12,7 @@ use super::super::status::{self, ConditionReport};
 use super::Observed;
 use super::revisions::Revisions;
 use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition};
-use crate::inplace::{Decoded, HookPhase, Outcome, State};
+use crate::inplace::{Decoded, HookPhase, MachineStep, State};
 
 /// Pods waiting on a hook in this reconcile, with the hook's phase.
 pub struct HookWaits<'a> {
@@ -29,7 +29,7 @@ pub fn status(
     revisions: &Revisions,
     problems: &[ConditionReport],
     waits: &HookWaits,
-    machines: &[(String, Outcome)],
+    machines: &[(String, MachineStep)],
 ) -> (GameDeploymentStatus, Option<Timestamp>) {
     let gd = world.gd;
     let views = &observed.views;

@@ -23,7 +23,7 @@ use super::revisions::Revisions;
 use super::scale::Scaled;
 use crate::api::UpdateStrategyType;
 use crate::inplace::{
-    self, Decoded, Endpoint, HookPhase, Input, Outcome, PodView, PodWrite, State, Target,
+    self, Decoded, Endpoint, HookPhase, Input, MachineStep, PodView, PodWrite, State, Target,
 };
 use crate::names;
 
@@ -31,7 +31,7 @@ use crate::names;
 #[derive(Default)]
 pub struct Updated {
     /// In-place machine outcomes, by pod name (only those with something to do or say).
-    pub machines: Vec<(String, Outcome)>,
+    pub machines: Vec<(String, MachineStep)>,
     /// Hot patches to write, by pod name.
     pub hot_patches: Vec<(String, PodWrite)>,
     /// `InPlaceUpdateReady=True` for pods no update holds (new pods, pods an update left):
@@ -205,7 +205,7 @@ fn step_machine(
     (pod, record): (&PodView, &Decoded),
     target: &Target,
     may_start: bool,
-    machines: &mut Vec<(String, Outcome)>,
+    machines: &mut Vec<(String, MachineStep)>,
     problems: &mut Vec<ConditionReport>,
 ) -> Option<HookPhase> {
     let hook_run = match record {
