@@ -595,3 +595,92 @@ async fn a_post_in_place_hook_runs_after_each_update_without_gating_it() {
     );
     h.operator.shutdown().await;
 }
+
+/// Pod creates and deletes the operator has sent so far.
+fn pod_writes(server: &ApiServer) -> (u64, u64) {
+    let count = |verb: &str| {
+        server
+            .request_counts()
+            .iter()
+            .filter(|c| {
+                c.client == "operator"
+                    && c.verb == verb
+                    && c.resource == "pods"
+                    && c.subresource.is_empty()
+            })
+            .map(|c| c.count)
+            .sum()
+    };
+    (count("create"), count("delete"))
+}
+
+/// Scales the seed GameDeployment from `from` to `to` replicas with the operator's watches
+/// `watch_delay` late; returns the pod creates and deletes it sent, once settled.
+async fn scale_and_count(from: i32, to: i32, watch_delay: Duration) -> (u64, u64) {
+    let mut gd = seed_gd();
+    gd.spec.replicas = Some(from);
+    let (server, clock, admin) = cluster_with(crds(), &gd).await;
+    server.set_faults(Some(embedded_apiserver::FaultConfig {
+        watch_delay,
+        client: Some("operator".into()),
+        ..Default::default()
+    }));
+    let operator = start_operator(&server, &clock, 11);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let settled_at = |n: i32| {
+        let (pods, gds) = (&pods, &gds);
+        async move {
+            let listed = pods.list(&ListParams::default()).await.unwrap().items.len();
+            let status = gds.get("test-gamedeployment").await.unwrap().status;
+            listed == n as usize && status.is_some_and(|s| s.replicas == n)
+        }
+    };
+    assert!(wait_for(|| settled_at(from)).await, "{from} pods");
+    if from != to {
+        gds.patch_scale(
+            "test-gamedeployment",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": to}})),
+        )
+        .await
+        .unwrap();
+        assert!(wait_for(|| settled_at(to)).await, "{to} pods");
+    }
+    // Long enough for any late reconcile to act on what it saw.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(settled_at(to).await, "still {to} pods");
+    let counted = pod_writes(&server);
+    operator.shutdown().await;
+    counted
+}
+
+/// A reconcile that runs before the watch shows the operator's own creates must not create
+/// again (nor delete the surplus afterwards): every scale makes exactly the pods it needs.
+#[tokio::test(start_paused = true)]
+async fn scaling_creates_exactly_the_missing_pods_and_deletes_none() {
+    for delay in [
+        Duration::ZERO,
+        Duration::from_millis(300),
+        Duration::from_secs(3),
+    ] {
+        assert_eq!(
+            scale_and_count(100, 100, delay).await,
+            (100, 0),
+            "0 -> 100, watch delay {delay:?}"
+        );
+        assert_eq!(
+            scale_and_count(8, 100, delay).await,
+            (8 + 92, 0),
+            "8 -> 100, watch delay {delay:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_to_a_thousand_with_late_watches_creates_a_thousand() {
+    assert_eq!(
+        scale_and_count(0, 1000, Duration::from_secs(2)).await,
+        (1000, 0)
+    );
+}

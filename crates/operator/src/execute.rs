@@ -12,6 +12,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions
 use kube::{Resource, ResourceExt};
 
 use super::events::Events;
+use super::expectations::Expectations;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
 use gamedeploy_core::inplace::{Action, EventType, HookKind, HookRunRequest, PodWrite};
 use gamedeploy_core::names;
@@ -69,10 +70,12 @@ impl std::ops::AddAssign for Writes {
     }
 }
 
-/// Runs `plan` for `gd`; returns the writes made.
+/// Runs `plan` for `gd`; returns the writes made. Each pod create and delete is recorded in
+/// `expectations` before it is sent, and withdrawn if it fails.
 pub async fn execute(
     client: &kube::Client,
     events: &Events,
+    expectations: &Expectations,
     gd: &GameDeployment,
     pods: &[Arc<Pod>],
     plan: Plan,
@@ -82,6 +85,7 @@ pub async fn execute(
         return Err(super::Error::Unnamed);
     };
     let pod_api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let uid = gd.uid().unwrap_or_default();
     let by_name: BTreeMap<String, &Pod> = pods.iter().map(|p| (p.name_any(), p.as_ref())).collect();
     let mut ledger = Ledger {
         events,
@@ -121,7 +125,15 @@ pub async fn execute(
         let batch: Vec<&Pod> = created.by_ref().take(size).collect();
         ledger.writes.pods += batch.len();
         let params = PostParams::default();
+        batch
+            .iter()
+            .for_each(|p| expectations.creating(&uid, &p.name_any(), now));
         let results = join_all(batch.iter().map(|p| pod_api.create(&params, p))).await;
+        for (pod, r) in batch.iter().zip(&results) {
+            if r.is_err() {
+                expectations.create_failed(&uid, &pod.name_any());
+            }
+        }
         for (pod, r) in batch.iter().zip(results) {
             let what = format!("create Pod {} in GameDeployment {name}", pod.name_any());
             match r {
@@ -171,7 +183,13 @@ pub async fn execute(
             FAILED_SCALE
         };
         let what = format!("delete Pod {pod_name}{detail}");
-        match pod_api.delete(pod_name, &params).await {
+        let pod_uid = pod.uid().unwrap_or_default();
+        expectations.deleting(&uid, &pod_uid, now);
+        let deleted = pod_api.delete(pod_name, &params).await;
+        if deleted.is_err() {
+            expectations.delete_failed(&uid, &pod_uid);
+        }
+        match deleted {
             Ok(_) => ledger.succeeded(ok_reason, &what).await,
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
