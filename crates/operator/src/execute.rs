@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 
+use super::describe;
 use super::events::Events;
 use super::expectations::Expectations;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
@@ -105,7 +106,7 @@ pub async fn execute(
                 ledger.record(
                     FAILED_SCALE,
                     "FailedCreateRevision",
-                    format!("creating revision {}: {e}", revs.update),
+                    format!("creating revision {}: {}", revs.update, describe(&e)),
                 );
             }
         }
@@ -114,7 +115,7 @@ pub async fn execute(
             if let Err(e) = api.delete(old, &DeleteParams::default()).await
                 && !is_not_found(&e)
             {
-                tracing::warn!(revision = %old, error = %e, "could not prune revision");
+                tracing::warn!(revision = %old, error = %describe(&e), "could not prune revision");
             }
         }
     }
@@ -135,15 +136,19 @@ pub async fn execute(
             }
         }
         for (pod, r) in batch.iter().zip(results) {
-            let what = format!("create Pod {} in GameDeployment {name}", pod.name_any());
+            let pod_name = pod.name_any();
             match r {
                 Ok(_) => {
-                    ledger
-                        .succeeded("SuccessfulCreate", &format!("{what} successful"))
-                        .await
+                    let msg = format!("create Pod {pod_name} in GameDeployment {name} successful");
+                    ledger.succeeded("SuccessfulCreate", &msg).await
                 }
                 Err(e) => {
-                    let msg = format!("{what} failed: {e}");
+                    // The same every attempt (the server's message names the random pod):
+                    // an unchanged condition is not rewritten, and events repeat as a series.
+                    let msg = format!(
+                        "create Pod in GameDeployment {name} failed: {}",
+                        without_suffix(&describe(&e), &pod_name)
+                    );
                     ledger.failed(FAILED_SCALE, "FailedCreate", msg).await;
                     break 'batches;
                 }
@@ -193,7 +198,7 @@ pub async fn execute(
             Ok(_) => ledger.succeeded(ok_reason, &what).await,
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                let msg = format!("{what} failed: {e}");
+                let msg = format!("{what} failed: {}", describe(&e));
                 ledger.failed(condition, fail_reason, msg).await;
             }
         }
@@ -219,7 +224,8 @@ pub async fn execute(
                         if is_conflict(&e) {
                             ledger.writes.failed += 1;
                         } else {
-                            let msg = format!("update Pod {pod_name} in place failed: {e}");
+                            let msg =
+                                format!("update Pod {pod_name} in place failed: {}", describe(&e));
                             ledger
                                 .failed(FAILED_UPDATE, "FailedUpdatePodInPlace", msg)
                                 .await;
@@ -260,7 +266,7 @@ pub async fn execute(
             }
             Err(e) if is_conflict(&e) => ledger.writes.failed += 1,
             Err(e) => {
-                let msg = format!("{what} failed: {e}");
+                let msg = format!("{what} failed: {}", describe(&e));
                 ledger
                     .failed(FAILED_UPDATE, "FailedUpdatePodHotPatch", msg)
                     .await;
@@ -274,7 +280,7 @@ pub async fn execute(
             && !is_not_found(&e)
         {
             ledger.writes.failed += 1;
-            tracing::debug!(pod = %pod_name, error = %e, "could not set InPlaceUpdateReady");
+            tracing::debug!(pod = %pod_name, error = %describe(&e), "could not set InPlaceUpdateReady");
         }
     }
 
@@ -288,7 +294,7 @@ pub async fn execute(
             ledger.writes.pods += 1;
             if let Err(e) = write_pod(&pod_api, pod_name, w).await {
                 ledger.writes.failed += 1;
-                tracing::debug!(pod = %pod_name, error = %e, "could not mark pod for deletion");
+                tracing::debug!(pod = %pod_name, error = %describe(&e), "could not mark pod for deletion");
                 continue;
             }
         }
@@ -337,7 +343,7 @@ pub async fn execute(
             if let Err(e) = runs.delete(run, &DeleteParams::default()).await
                 && !is_not_found(&e)
             {
-                tracing::warn!(hookrun = %run, error = %e, "could not delete a finished HookRun");
+                tracing::warn!(hookrun = %run, error = %describe(&e), "could not delete a finished HookRun");
             }
         }
     }
@@ -413,11 +419,11 @@ async fn create_hook_run(
              {strategy}.hook.templateName",
             req.template, owner.namespace
         ),
-        kube::Error::Api(s) => format!(
+        other => format!(
             "HookTemplate {} cannot be read: {}",
-            req.template, s.message
+            req.template,
+            describe(&other)
         ),
-        other => format!("HookTemplate {} cannot be read: {other}", req.template),
     })?;
     let configured = match req.kind {
         HookKind::PreInplace => &gd.spec.pre_inplace_update_strategy,
@@ -449,7 +455,7 @@ async fn create_hook_run(
     match runs.create(&PostParams::default(), &run).await {
         Ok(_) => Ok(()),
         Err(e) if is_already_exists(&e) => Ok(()),
-        Err(e) => Err(format!("creating HookRun {}: {e}", req.name)),
+        Err(e) => Err(format!("creating HookRun {}: {}", req.name, describe(&e))),
     }
 }
 
@@ -470,4 +476,38 @@ pub(super) fn is_not_found(e: &kube::Error) -> bool {
 
 fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
+}
+
+/// `message` with the generated pod name `name` written as kube's generated names are before
+/// the suffix (`Pod "test-gamedeployment-" is invalid`), so it reads the same every attempt.
+fn without_suffix(message: &str, name: &str) -> String {
+    match name.rsplit_once('-') {
+        Some((base, _)) if !base.is_empty() => message.replace(name, &format!("{base}-")),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_create_reads_the_same_whatever_the_pod_was_called() {
+        let said = |name: &str| {
+            let e = kube::Error::Api(
+                kube::core::Status::failure(
+                    &format!("Pod \"{name}\" is invalid: spec.containers[0].image: Required value"),
+                    "Invalid",
+                )
+                .with_code(422)
+                .boxed(),
+            );
+            without_suffix(&describe(&e), name)
+        };
+        assert_eq!(said("gd-x-b4c5d"), said("gd-x-zz9q2"));
+        assert_eq!(
+            said("gd-x-b4c5d"),
+            "Pod \"gd-x-\" is invalid: spec.containers[0].image: Required value"
+        );
+    }
 }
