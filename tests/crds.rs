@@ -1087,6 +1087,30 @@ fn cases() -> Vec<Case> {
             Some(PARTITION),
         ),
         case(
+            "partition past int32",
+            gd,
+            strategy(json!({"partition": 2147483648_i64})),
+            Some(PARTITION),
+        ),
+        case(
+            "partition at the int32 maximum",
+            gd,
+            strategy(json!({"partition": 2147483647})),
+            None,
+        ),
+        case(
+            "maxSurge past int32",
+            gd,
+            strategy(json!({"maxSurge": 1099511627776_i64})),
+            Some(MAX_SURGE),
+        ),
+        case(
+            "maxUnavailable past int32",
+            gd,
+            strategy(json!({"maxUnavailable": 1099511627776_i64})),
+            Some(MAX_UNAVAILABLE),
+        ),
+        case(
             "partition without %",
             gd,
             strategy(json!({"partition": "50"})),
@@ -1269,4 +1293,40 @@ fn every_cel_rule_is_exercised_by_a_rejecting_case() {
             "{kind} needs an accepted case"
         );
     }
+}
+
+/// Every integer in every schema (`format: int32` is not enforced by kube-apiserver for
+/// custom resources) has a `minimum` and a `maximum` within its format's range, so an object
+/// the operator cannot decode is refused by the API server.
+#[test]
+fn every_integer_is_bounded_by_its_format() {
+    fn walk(node: &Value, at: &str, out: &mut Vec<String>) {
+        if node.get("type").and_then(Value::as_str) == Some("integer") {
+            let (lo, hi) = match node.get("format").and_then(Value::as_str) {
+                Some("int32") => (f64::from(i32::MIN), f64::from(i32::MAX)),
+                _ => (i64::MIN as f64, i64::MAX as f64),
+            };
+            let min = node.get("minimum").and_then(Value::as_f64);
+            let max = node.get("maximum").and_then(Value::as_f64);
+            if !min.is_some_and(|m| m >= lo) || !max.is_some_and(|m| m <= hi) {
+                out.push(format!("{at}: minimum {min:?}, maximum {max:?}"));
+            }
+        }
+        match node {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, v)| walk(v, &format!("{at}.{k}"), out)),
+            Value::Array(a) => a.iter().for_each(|v| walk(v, &format!("{at}[]"), out)),
+            _ => {}
+        }
+    }
+    let mut unbounded = Vec::new();
+    for crd in api::crds() {
+        walk(&schema_of(&crd), &crd.spec.names.kind, &mut unbounded);
+    }
+    assert!(
+        unbounded.is_empty(),
+        "unbounded integers:\n{}",
+        unbounded.join("\n")
+    );
 }

@@ -594,3 +594,170 @@ async fn a_post_in_place_hook_runs_after_each_update_without_gating_it() {
     );
     h.operator.shutdown().await;
 }
+
+/// Pod creates and deletes the operator has sent so far.
+fn pod_writes(server: &ApiServer) -> (u64, u64) {
+    let count = |verb: &str| {
+        server
+            .request_counts()
+            .iter()
+            .filter(|c| {
+                c.client == "operator"
+                    && c.verb == verb
+                    && c.resource == "pods"
+                    && c.subresource.is_empty()
+            })
+            .map(|c| c.count)
+            .sum()
+    };
+    (count("create"), count("delete"))
+}
+
+/// Scales the seed GameDeployment from `from` to `to` replicas with the operator's watches
+/// `watch_delay` late; returns the pod creates and deletes it sent, once settled.
+async fn scale_and_count(from: i32, to: i32, watch_delay: Duration) -> (u64, u64) {
+    let mut gd = seed_gd();
+    gd.spec.replicas = Some(from);
+    let (server, clock, admin) = cluster_with(crds(), &gd).await;
+    server.set_faults(Some(embedded_apiserver::FaultConfig {
+        watch_delay,
+        client: Some("operator".into()),
+        ..Default::default()
+    }));
+    let operator = start_operator(&server, &clock, 11);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let settled_at = |n: i32| {
+        let (pods, gds) = (&pods, &gds);
+        async move {
+            let listed = pods.list(&ListParams::default()).await.unwrap().items.len();
+            let status = gds.get("test-gamedeployment").await.unwrap().status;
+            listed == n as usize && status.is_some_and(|s| s.replicas == n)
+        }
+    };
+    assert!(wait_for(|| settled_at(from)).await, "{from} pods");
+    if from != to {
+        gds.patch_scale(
+            "test-gamedeployment",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": to}})),
+        )
+        .await
+        .unwrap();
+        assert!(wait_for(|| settled_at(to)).await, "{to} pods");
+    }
+    // Long enough for any late reconcile to act on what it saw.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(settled_at(to).await, "still {to} pods");
+    let counted = pod_writes(&server);
+    operator.shutdown().await;
+    counted
+}
+
+/// A reconcile that runs before the watch shows the operator's own creates must not create
+/// again (nor delete the surplus afterwards): every scale makes exactly the pods it needs.
+#[tokio::test(start_paused = true)]
+async fn scaling_creates_exactly_the_missing_pods_and_deletes_none() {
+    for delay in [
+        Duration::ZERO,
+        Duration::from_millis(300),
+        Duration::from_secs(3),
+    ] {
+        assert_eq!(
+            scale_and_count(100, 100, delay).await,
+            (100, 0),
+            "0 -> 100, watch delay {delay:?}"
+        );
+        assert_eq!(
+            scale_and_count(8, 100, delay).await,
+            (8 + 92, 0),
+            "8 -> 100, watch delay {delay:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_to_a_thousand_with_late_watches_creates_a_thousand() {
+    assert_eq!(
+        scale_and_count(0, 1000, Duration::from_secs(2)).await,
+        (1000, 0)
+    );
+}
+
+/// Requests the operator sent, of `verb` on `resource` (and `subresource`, "" for none).
+fn sent(server: &ApiServer, verb: &str, resource: &str, subresource: &str) -> u64 {
+    server
+        .request_counts()
+        .iter()
+        .filter(|c| {
+            c.client == "operator"
+                && c.verb == verb
+                && c.resource == resource
+                && c.subresource == subresource
+        })
+        .map(|c| c.count)
+        .sum()
+}
+
+/// A template the API server rejects: creates back off instead of looping, the condition and
+/// events carry the server's message (not a `Debug` dump, not a random pod name), and a
+/// condition that does not change is not written again.
+#[tokio::test(start_paused = true)]
+async fn a_template_the_server_rejects_backs_off_with_a_stable_human_message() {
+    let mut gd = seed_gd();
+    gd.spec.template.spec.as_mut().unwrap().containers[0].image = None;
+    let (server, clock, admin) = cluster_with(crds_without_cel(), &gd).await;
+    let operator = start_operator(&server, &clock, 5);
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let creates = sent(&server, "create", "pods", "");
+    let status_writes = sent(&server, "patch", "gamedeployments", "status");
+    let event_writes = sent(&server, "create", "events", "") + sent(&server, "patch", "events", "");
+    operator.shutdown().await;
+    println!("creates {creates}, status writes {status_writes}, event writes {event_writes}");
+    assert!(
+        (2..=12).contains(&creates),
+        "{creates} creates in 5 minutes"
+    );
+    assert!(status_writes <= 3, "{status_writes} status writes");
+    assert!(event_writes <= creates + 2, "{event_writes} event writes");
+    let server_says = "spec.containers[0].image: Required value";
+    let debug_markers = ["Status {", "ErrorResponse", "code:"];
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let status = gds
+        .get("test-gamedeployment")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
+    let failed = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "FailedScale")
+        .expect("a FailedScale condition");
+    assert!(failed.message.contains(server_says), "{}", failed.message);
+    for marker in debug_markers {
+        assert!(!failed.message.contains(marker), "{}", failed.message);
+    }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin, "default");
+    let warnings: Vec<String> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| e.note)
+        .collect();
+    assert!(!warnings.is_empty(), "a Warning event");
+    for note in &warnings {
+        assert!(note.contains(server_says), "{note}");
+        for marker in debug_markers {
+            assert!(!note.contains(marker), "{note}");
+        }
+    }
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one event, repeated as a series: {warnings:?}"
+    );
+}

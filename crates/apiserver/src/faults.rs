@@ -15,6 +15,10 @@ pub struct FaultConfig {
     pub error_rate: f64,
     /// Added before every eligible request is handled (virtual under paused tokio time).
     pub latency: Duration,
+    /// How late each change reaches an eligible client's watches (opened while this is set):
+    /// a slow watch cache, so a client's reads lag its own writes. Initial events are not
+    /// delayed.
+    pub watch_delay: Duration,
     /// Only requests from this client identity are eligible (all clients when `None`).
     pub client: Option<String>,
     /// Only writes (create/update/patch/delete/deletecollection) get 409/500 when true.
@@ -28,6 +32,7 @@ impl Default for FaultConfig {
             conflict_rate: 0.0,
             error_rate: 0.0,
             latency: Duration::ZERO,
+            watch_delay: Duration::ZERO,
             client: None,
             writes_only: true,
         }
@@ -77,6 +82,14 @@ impl Faults {
         self.cfg
             .as_ref()
             .is_some_and(|c| c.client.as_deref().is_none_or(|x| x == client))
+    }
+
+    /// The delay of change events on a watch `client` opens now.
+    pub fn watch_delay(&self, client: &str) -> Duration {
+        match &self.cfg {
+            Some(c) if self.applies_to(client) => c.watch_delay,
+            _ => Duration::ZERO,
+        }
     }
 
     pub fn decide(

@@ -723,6 +723,7 @@ fn start_watch(
         client: client.to_string(),
         events_v1,
         metadata_only,
+        delay: lock(&inner.faults).watch_delay(client),
     };
     let rx = {
         let mut st = lock(&inner.store);

@@ -3,6 +3,7 @@
 //! it is too old, as the watch cache reports it), bookmarks on request, `sendInitialEvents`
 //! streaming lists ending in an `k8s.io/initial-events-end` bookmark, and a server-side timeout.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +35,8 @@ pub struct WatchParams {
     pub events_v1: bool,
     /// Send `PartialObjectMetadata` objects (metadata watches).
     pub metadata_only: bool,
+    /// Hold each change this long before sending it (fault injection).
+    pub delay: Duration,
 }
 
 struct Filter {
@@ -151,13 +154,14 @@ pub fn start(
             }
         }
     }
-    let (tx, mut rx) = mpsc::channel::<Arc<LoggedEvent>>(backlog.max(1));
+    let (tx, rx) = mpsc::channel::<Arc<LoggedEvent>>(backlog.max(1));
     let (stop_tx, mut stop) = oneshot::channel::<()>();
     table.watchers.push(WatchSink {
         client: p.client.clone(),
         tx,
         _stop: stop_tx,
     });
+    let mut rx = delayed(rx, p.delay);
     let bookmarks = p.bookmarks;
     let initial_end = p.send_initial_events;
     let timeout = p.timeout;
@@ -208,6 +212,41 @@ pub fn start(
         }
     });
     Ok(body_rx)
+}
+
+/// `events`, each handed on `delay` after it arrived, in order. The store's bounded queue is
+/// drained at once, so a delayed watcher is not closed as lagging; what it holds is bounded
+/// by the changes of one `delay`.
+fn delayed(
+    mut events: mpsc::Receiver<Arc<LoggedEvent>>,
+    delay: Duration,
+) -> mpsc::Receiver<Arc<LoggedEvent>> {
+    if delay.is_zero() {
+        return events;
+    }
+    let (tx, out) = mpsc::channel(BODY_LINES);
+    tokio::spawn(async move {
+        let mut held: VecDeque<(tokio::time::Instant, Arc<LoggedEvent>)> = VecDeque::new();
+        let mut open = true;
+        while open || !held.is_empty() {
+            let due = held.front().map(|(t, _)| *t);
+            tokio::select! {
+                ev = events.recv(), if open => match ev {
+                    Some(ev) => held.push_back((tokio::time::Instant::now() + delay, ev)),
+                    None => open = false,
+                },
+                () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                    if let Some((_, ev)) = held.pop_front()
+                        && tx.send(ev).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                () = tx.closed() => return,
+            }
+        }
+    });
+    out
 }
 
 /// Hand one line to the response, waiting while the client is behind; false when the watch

@@ -84,7 +84,7 @@ pub async fn execute(
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
                 out.writes.failed += 1;
-                let msg = format!("{verb} Pod {pod_name} failed: {e}");
+                let msg = format!("{verb} Pod {pod_name} failed: {}", crate::describe(&e));
                 events.emit(&gd_ref, true, failed, &msg).await;
             }
         }
@@ -101,7 +101,7 @@ async fn can_adopt(client: &kube::Client, gd: &GameDeployment, writes: &mut Writ
         Ok(fresh) => fresh.uid() == gd.uid() && fresh.meta().deletion_timestamp.is_none(),
         Err(e) => {
             writes.failed += 1;
-            tracing::warn!(gamedeployment = %gd.name_any(), error = %e, "cannot recheck before adopting");
+            tracing::warn!(gamedeployment = %gd.name_any(), error = %crate::describe(&e), "cannot recheck before adopting");
             false
         }
     }

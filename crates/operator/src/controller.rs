@@ -24,6 +24,7 @@ use kube::{Resource, ResourceExt};
 use super::claim;
 use super::events::Events;
 use crate::execute::{self, Writes};
+use crate::expectations::Expectations;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
 use gamedeploy_core::planner::adopt::{self, controlled_by};
@@ -79,6 +80,8 @@ pub struct Context {
     writes: Mutex<Writes>,
     /// Consecutive reconciles with failed writes, by `namespace/name`.
     failing: Mutex<BTreeMap<String, u32>>,
+    /// Pod creates and deletes sent and not yet seen by the pod watch.
+    expectations: Arc<Expectations>,
 }
 
 impl Context {
@@ -104,6 +107,7 @@ impl Context {
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             writes: Mutex::new(Writes::default()),
             failing: Mutex::new(BTreeMap::new()),
+            expectations: Arc::default(),
         }
     }
 
@@ -188,6 +192,7 @@ fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
 pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Action, super::Error> {
     if gd.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
+        ctx.expectations.forget(&gd.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     // The controller starts as soon as the GameDeployment watch does; a reconcile before the
@@ -210,6 +215,16 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         hook_runs,
         hook_templates,
     } = observe(&gd, &ctx);
+    // The whole reconcile waits, not only its creates and deletes: a plan made from a pod set
+    // that lacks the operator's own writes is wrong beyond its counts (status would go
+    // backwards, maxUnavailable and preDelete victims would be chosen from a set about to
+    // change). The wait is the watch's lag: the event that satisfies the last expectation
+    // triggers the next reconcile, and the timeout bounds it if that event is lost.
+    let now = ctx.clock.now();
+    if let Some(expires) = ctx.expectations.unsatisfied(&uid, &in_namespace, now) {
+        tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the pod watch to show our writes");
+        return Ok(Action::requeue(until(now, expires)));
+    }
     // The cache's own Arcs: copying 10,000 pods took longer than planning them.
     let pods: Vec<Arc<Pod>> = match adopt::claim(&gd, &in_namespace) {
         Ok(claim) => {
@@ -242,7 +257,6 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
                 .collect()
         }
     };
-    let now = ctx.clock.now();
     let node_costs = ctx.node_costs();
     let world = PlanInput {
         gd: &gd,
@@ -255,7 +269,16 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
     let requeue_at = plan.requeue_at;
-    let writes = execute::run_plan(&ctx.client, &ctx.events, &gd, &pods, plan, now).await?;
+    let writes = execute::run_plan(
+        &ctx.client,
+        &ctx.events,
+        &ctx.expectations,
+        &gd,
+        &pods,
+        plan,
+        now,
+    )
+    .await?;
     ctx.record(writes);
     let key = format!("{ns}/{}", gd.name_any());
     let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
@@ -269,12 +292,15 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     failing.remove(&key);
     drop(failing);
     Ok(match requeue_at {
-        Some(t) => {
-            let wait = t.duration_since(now).max(jiff::SignedDuration::ZERO);
-            Action::requeue(Duration::try_from(wait).unwrap_or(Duration::from_secs(1)))
-        }
+        Some(t) => Action::requeue(until(now, t)),
         None => Action::await_change(),
     })
+}
+
+/// The wait from `now` to `t` (none if `t` is past).
+fn until(now: jiff::Timestamp, t: jiff::Timestamp) -> Duration {
+    let wait = t.duration_since(now).max(jiff::SignedDuration::ZERO);
+    Duration::try_from(wait).unwrap_or(Duration::from_secs(1))
 }
 
 /// Reads one GameDeployment's namespace pods, revisions, HookRuns and HookTemplates from the
@@ -390,9 +416,13 @@ pub async fn run(
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
     let controller = Controller::new(Api::<GameDeployment>::all(client), cfg);
     let gds = controller.store();
+    let expectations = ctx.expectations.clone();
     let reconciles = controller
         .with_config(config)
-        .watches_stream(pod_stream, move |pod| pod_triggers(&gds, &pod))
+        .watches_stream(pod_stream, move |pod| {
+            expectations.observe(&pod);
+            pod_triggers(&gds, &pod)
+        })
         .owns_stream(rev_stream)
         .owns_stream(hook_stream)
         .graceful_shutdown_on(shutdown)

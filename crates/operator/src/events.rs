@@ -125,7 +125,7 @@ impl Events {
             }
         };
         if let Err(e) = result {
-            tracing::warn!(reason, error = %e, "could not record event");
+            tracing::warn!(reason, error = %crate::describe(&e), "could not record event");
         }
     }
 

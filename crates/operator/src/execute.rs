@@ -12,6 +12,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions
 use kube::{Resource, ResourceExt};
 
 use super::events::Events;
+use super::expectations::Expectations;
 use gamedeploy_core::api::{GameDeployment, HookRun};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::effect::{
@@ -47,6 +48,10 @@ struct Executor<'a> {
     pod_refs: BTreeMap<String, ObjectReference>,
     pods: Api<Pod>,
     ns: String,
+    /// Creates and deletes are recorded here before they are sent, so the next reconcile waits
+    /// until the pod watch shows them (see `crates/operator/src/expectations.rs`).
+    expectations: &'a Expectations,
+    owner_uid: String,
     writes: Writes,
     failures: Vec<Failure>,
     failed_chains: BTreeSet<String>,
@@ -98,11 +103,22 @@ impl Executor<'_> {
     async fn create_pods(&mut self, batch: &[&Write<Pod>]) {
         self.writes.pods += batch.len();
         let params = PostParams::default();
+        for w in batch {
+            let name = w.object.name_any();
+            self.expectations.creating(&self.owner_uid, &name, self.now);
+        }
         let results = join_all(batch.iter().map(|w| self.pods.create(&params, &w.object))).await;
         for (write, result) in batch.iter().zip(results) {
+            let name = write.object.name_any();
+            if result.is_err() {
+                self.expectations.create_failed(&self.owner_uid, &name);
+            }
+            // The server's message names the random pod: written as kube writes a generated
+            // name before its suffix, it reads the same on every attempt.
+            let result = refusal(result).map_err(|(kind, m)| (kind, without_suffix(&m, &name)));
             // A failure stops the rest of the batch's reports as well as later batches.
             if !self.skipped(write.chain.as_ref()) {
-                self.settle(*write, refusal(result)).await;
+                self.settle(*write, result).await;
             }
         }
     }
@@ -131,7 +147,13 @@ impl Executor<'_> {
                     ..Default::default()
                 };
                 self.writes.pods += 1;
+                let pod_uid = uid.clone().unwrap_or_default();
+                self.expectations
+                    .deleting(&self.owner_uid, &pod_uid, self.now);
                 let r = self.pods.delete(&pod.object, &params).await;
+                if r.is_err() {
+                    self.expectations.delete_failed(&self.owner_uid, &pod_uid);
+                }
                 self.settle(pod, refusal(r)).await;
             }
             Effect::WritePod { pod, write } => {
@@ -199,6 +221,7 @@ impl Executor<'_> {
 pub async fn run_plan(
     client: &kube::Client,
     events: &Events,
+    expectations: &Expectations,
     gd: &GameDeployment,
     pods: &[Arc<Pod>],
     plan: Plan,
@@ -221,6 +244,8 @@ pub async fn run_plan(
             .collect(),
         pods: Api::namespaced(client.clone(), &ns),
         ns,
+        expectations,
+        owner_uid: gd.uid().unwrap_or_default(),
         writes: Writes::default(),
         failures: Vec::new(),
         failed_chains: BTreeSet::new(),
@@ -283,7 +308,7 @@ fn is_already_exists(e: &kube::Error) -> bool {
 fn refusal<T>(result: Result<T, kube::Error>) -> Result<(), (ApiErrorKind, String)> {
     result
         .map(|_| ())
-        .map_err(|e| (error_kind(&e), e.to_string()))
+        .map_err(|e| (error_kind(&e), super::describe(&e)))
 }
 
 /// The kind of an API error, for [`outcome::judge`].
@@ -296,5 +321,39 @@ fn error_kind(e: &kube::Error) -> ApiErrorKind {
         ApiErrorKind::NotFound
     } else {
         ApiErrorKind::Other
+    }
+}
+
+/// `message` with the generated pod name `name` written as kube's generated names are before
+/// the suffix (`Pod "test-gamedeployment-" is invalid`), so it reads the same every attempt.
+fn without_suffix(message: &str, name: &str) -> String {
+    match name.rsplit_once('-') {
+        Some((base, _)) if !base.is_empty() => message.replace(name, &format!("{base}-")),
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_create_reads_the_same_whatever_the_pod_was_called() {
+        let said = |name: &str| {
+            let e = kube::Error::Api(
+                kube::core::Status::failure(
+                    &format!("Pod \"{name}\" is invalid: spec.containers[0].image: Required value"),
+                    "Invalid",
+                )
+                .with_code(422)
+                .boxed(),
+            );
+            without_suffix(&super::super::describe(&e), name)
+        };
+        assert_eq!(said("gd-x-b4c5d"), said("gd-x-zz9q2"));
+        assert_eq!(
+            said("gd-x-b4c5d"),
+            "Pod \"gd-x-\" is invalid: spec.containers[0].image: Required value"
+        );
     }
 }

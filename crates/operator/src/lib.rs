@@ -4,12 +4,14 @@
 //!
 //! - [`controller`]: watches, caches, the reconcile loop, requeue timing.
 //! - [`execute`]: [`execute::run_plan`] runs one [`gamedeploy_core::planner::plan::Plan`].
+//! - [`expectations`]: creates and deletes sent and not yet seen by the pod watch.
 //! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::adopt`] decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
 pub mod claim;
 pub mod controller;
 pub mod events;
 pub mod execute;
+pub mod expectations;
 
 /// Why a reconcile could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]

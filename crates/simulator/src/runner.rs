@@ -103,6 +103,7 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
             conflict_rate: f.conflict_rate,
             error_rate: f.error_rate,
             latency: f.latency.unwrap_or(Duration::ZERO),
+            watch_delay: Duration::ZERO,
             client: Some(OPERATOR.into()),
             writes_only: true,
         }));

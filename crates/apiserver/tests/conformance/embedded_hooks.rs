@@ -7,7 +7,7 @@ use crate::support::*;
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PostParams, WatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PostParams, WatchEvent, WatchParams};
 use serde_json::json;
 
 #[tokio::test]
@@ -141,5 +141,69 @@ async fn changes_are_attributed_to_clients() {
             ("operator".to_string(), Deleted, "p".to_string()),
         ]
     );
+    env.cleanup().await;
+}
+
+/// A watch delay holds each change back from the client's watches, in order, without
+/// closing them; other clients' watches are on time.
+#[tokio::test(start_paused = true)]
+async fn injected_watch_delay_holds_changes_back() {
+    if real_cluster().is_some() {
+        eprintln!("skipped on a real cluster: fault injection is an embedded-server feature");
+        return;
+    }
+    let env = env("watch-delay").await;
+    let server = env.server.clone().unwrap();
+    server.set_faults(Some(embedded_apiserver::FaultConfig {
+        watch_delay: Duration::from_secs(5),
+        client: Some("slow".into()),
+        ..Default::default()
+    }));
+    let watch = |client: kube::Client| {
+        let api: Api<Lease> = Api::namespaced(client, &env.ns);
+        async move {
+            let rv = api
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .metadata
+                .resource_version
+                .unwrap();
+            api.watch(&WatchParams::default(), &rv)
+                .await
+                .unwrap()
+                .boxed()
+        }
+    };
+    let mut slow = watch(server.client_as("slow")).await;
+    let mut fast = watch(server.client_as("fast")).await;
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), &env.ns);
+    let t0 = tokio::time::Instant::now();
+    for name in ["a", "b"] {
+        leases
+            .create(&PostParams::default(), &lease(name))
+            .await
+            .unwrap();
+    }
+    let name = |ev: Option<Result<WatchEvent<Lease>, kube::Error>>| match ev.unwrap().unwrap() {
+        WatchEvent::Added(o) => o.metadata.name.unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(name(fast.next().await), "a");
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "other clients are on time"
+    );
+    assert_eq!(name(slow.next().await), "a");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(5),
+        "the change is held back"
+    );
+    assert_eq!(name(slow.next().await), "b", "in order");
+    assert!(
+        t0.elapsed() < Duration::from_secs(6),
+        "each change waits once, not behind the one before"
+    );
+    server.set_faults(None);
     env.cleanup().await;
 }

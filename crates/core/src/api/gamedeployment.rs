@@ -38,7 +38,7 @@ const RULE_SELECTOR_NOT_EMPTY: &str = "(has(self.selector.matchLabels) && size(s
 // heterogeneous equality holds exactly for strings. `type(x) == string` would read better but
 // kube-cel (used by the tests to evaluate these rules) cannot evaluate `type()`.
 
-/// A non-negative int, or a percentage such as "20%".
+/// A non-negative int32 (the operator reads these as `i32`), or a percentage such as "20%".
 macro_rules! int_or_percent_rule {
     ($f:literal) => {
         concat!(
@@ -52,7 +52,9 @@ macro_rules! int_or_percent_rule {
             $f,
             ".matches('^[0-9]+%$') : self.",
             $f,
-            " >= 0)"
+            " >= 0 && self.",
+            $f,
+            " <= 2147483647)"
         )
     };
 }

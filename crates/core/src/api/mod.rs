@@ -6,6 +6,7 @@
 //! The CRDs are `apiextensions.k8s.io/v1` with structural schemas that default and validate
 //! (OpenAPI bounds plus CEL rules), unlike the original's v1beta1 CRDs which did neither.
 
+pub mod bounds;
 mod gamedeployment;
 mod hook;
 pub mod schema;
@@ -50,6 +51,30 @@ pub(crate) fn seed_example() -> GameDeployment {
 /// Every CRD gamedeploy serves, in a stable order: GameDeployment, HookTemplate, HookRun.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![GameDeployment::crd(), HookTemplate::crd(), HookRun::crd()]
+        .into_iter()
+        .map(bounded)
+        .collect()
+}
+
+/// `crd` with every integer of its schemas bounded (see [`bounds`]).
+fn bounded(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let mut crd = crd;
+    for version in &mut crd.spec.versions {
+        let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.take())
+        else {
+            continue;
+        };
+        let mut value = serde_json::to_value(&schema).unwrap_or_default();
+        bounds::bound_integers(&mut value);
+        let schema = serde_json::from_value(value).unwrap_or(schema);
+        if let Some(s) = version.schema.as_mut() {
+            s.open_api_v3_schema = Some(schema);
+        }
+    }
+    crd
 }
 
 /// File name under `deploy/crds/` for a CRD: `<group>_<plural>.yaml`, as controller-gen names them.

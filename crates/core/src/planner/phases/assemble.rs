@@ -67,10 +67,12 @@ pub fn into_plan(world: &PlanInput, views: &[PodView], d: Decisions) -> Plan {
                 "create Pod {} in GameDeployment {gd_name}",
                 pod.metadata.name.as_deref().unwrap_or_default()
             );
+            // Without the pod's random name: the failure reads the same on every attempt, so
+            // an unchanged condition is not rewritten and the events form one series.
             let on_failure = report(
                 names::CONDITION_FAILED_SCALE,
                 names::EVENT_FAILED_CREATE,
-                format!("{what} failed: "),
+                format!("create Pod in GameDeployment {gd_name} failed: "),
                 Some(Regarding::GameDeployment),
             );
             let write = Write::new(pod, on_failure)

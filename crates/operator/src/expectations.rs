@@ -1,0 +1,235 @@
+//! Expectations: the pod creates and deletes the operator has sent for each GameDeployment
+//! and not yet seen through its pod watch, as kube-controller-manager's
+//! `UIDTrackingControllerExpectations` keeps them for ReplicaSets.
+//!
+//! The reconcile reads pods from the watch cache, which lags the operator's own writes. A
+//! reconcile that runs in between (triggered by the first of a hundred new pods, a status
+//! write, a requeue) would see pods missing and create them again, or see a pod it deleted
+//! still there and pick another victim; the surplus was deleted afterwards. So a reconcile
+//! waits while any expectation of its GameDeployment is unsatisfied: see
+//! [`Expectations::unsatisfied`].
+//!
+//! Creates are tracked by pod name (the operator names its pods), deletes by pod UID. An
+//! expectation is satisfied when the watch shows the created pod (in the cache, or passing
+//! by in [`Expectations::observe`] even if already gone), or the deleted pod terminating or
+//! gone; when its request fails; or [`TIMEOUT`] after it was raised, so a lost watch event
+//! cannot hold a GameDeployment forever.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+
+use gamedeploy_core::planner::adopt;
+
+/// How long an expectation waits for the watch before it is given up (kube's value).
+pub const TIMEOUT: SignedDuration = SignedDuration::from_secs(300);
+
+/// What one GameDeployment waits to see.
+#[derive(Debug, Default)]
+struct Pending {
+    /// Names of pods created and not yet seen.
+    creates: BTreeSet<String>,
+    /// UIDs of pods deleted and not yet seen terminating or gone.
+    deletes: BTreeSet<String>,
+    /// When the last expectation was raised: all expire [`TIMEOUT`] after it.
+    raised: Option<Timestamp>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.creates.is_empty() && self.deletes.is_empty()
+    }
+}
+
+/// Unseen creates and deletes, by GameDeployment UID.
+#[derive(Debug, Default)]
+pub struct Expectations {
+    by_owner: Mutex<HashMap<String, Pending>>,
+}
+
+impl Expectations {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Pending>> {
+        self.by_owner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records, before the request is sent, that `owner` creates the pod `name`.
+    pub fn creating(&self, owner: &str, name: &str, now: Timestamp) {
+        let mut all = self.lock();
+        let p = all.entry(owner.to_string()).or_default();
+        p.creates.insert(name.to_string());
+        p.raised = Some(now);
+    }
+
+    /// The create of `name` failed: there is nothing to wait for.
+    pub fn create_failed(&self, owner: &str, name: &str) {
+        self.settle(owner, |p| {
+            p.creates.remove(name);
+        });
+    }
+
+    /// Records, before the request is sent, that `owner` deletes the pod with `uid`.
+    pub fn deleting(&self, owner: &str, uid: &str, now: Timestamp) {
+        let mut all = self.lock();
+        let p = all.entry(owner.to_string()).or_default();
+        p.deletes.insert(uid.to_string());
+        p.raised = Some(now);
+    }
+
+    /// The delete of `uid` failed (or found the pod already gone): nothing to wait for.
+    pub fn delete_failed(&self, owner: &str, uid: &str) {
+        self.settle(owner, |p| {
+            p.deletes.remove(uid);
+        });
+    }
+
+    /// A pod the watch delivered (added, changed or deleted): satisfies its controller's
+    /// expectation of its creation, and of its deletion once it is terminating.
+    pub fn observe(&self, pod: &Pod) {
+        let Some(owner) = adopt::controller_of(pod).map(|o| o.uid.clone()) else {
+            return;
+        };
+        let name = pod.name_any();
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        let uid = pod.uid().unwrap_or_default();
+        self.settle(&owner, |p| {
+            p.creates.remove(&name);
+            if terminating {
+                p.deletes.remove(&uid);
+            }
+        });
+    }
+
+    /// Forgets a GameDeployment (it is being deleted).
+    pub fn forget(&self, owner: &str) {
+        self.lock().remove(owner);
+    }
+
+    /// When `owner`'s expectations expire, if some are still unsatisfied by `cached`, the
+    /// pods of its namespace in the watch cache; `None` when it may scale.
+    pub fn unsatisfied(
+        &self,
+        owner: &str,
+        cached: &[impl Borrow<Pod>],
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let mut all = self.lock();
+        let p = all.get_mut(owner)?;
+        if !p.is_empty() {
+            let names: BTreeSet<String> = cached.iter().map(|c| c.borrow().name_any()).collect();
+            let alive: BTreeSet<String> = cached
+                .iter()
+                .map(Borrow::borrow)
+                .filter(|c| c.metadata.deletion_timestamp.is_none())
+                .filter_map(|c| c.uid())
+                .collect();
+            p.creates.retain(|n| !names.contains(n));
+            p.deletes.retain(|u| alive.contains(u));
+        }
+        let expires = p
+            .raised
+            .map_or(now, |t| t.checked_add(TIMEOUT).unwrap_or(Timestamp::MAX));
+        if p.is_empty() || expires <= now {
+            if !p.is_empty() {
+                tracing::warn!(
+                    gamedeployment_uid = owner,
+                    creates = p.creates.len(),
+                    deletes = p.deletes.len(),
+                    "the pod watch never showed these writes; scaling again from what it shows"
+                );
+            }
+            all.remove(owner);
+            return None;
+        }
+        Some(expires)
+    }
+
+    fn settle(&self, owner: &str, change: impl FnOnce(&mut Pending)) {
+        let mut all = self.lock();
+        if let Some(p) = all.get_mut(owner) {
+            change(p);
+            if p.is_empty() {
+                all.remove(owner);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+
+    fn pod(name: &str, uid: &str, owner: &str) -> Pod {
+        let mut p = Pod::default();
+        p.metadata.name = Some(name.into());
+        p.metadata.uid = Some(uid.into());
+        p.metadata.owner_references = Some(vec![OwnerReference {
+            uid: owner.into(),
+            controller: Some(true),
+            kind: "GameDeployment".into(),
+            api_version: "tkex.tencent.com/v1alpha1".into(),
+            name: "gd".into(),
+            ..Default::default()
+        }]);
+        p
+    }
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    const NONE: &[Pod] = &[];
+
+    #[test]
+    fn creates_wait_until_the_cache_or_the_watch_shows_them() {
+        let e = Expectations::default();
+        assert_eq!(e.unsatisfied("gd", NONE, t(0)), None);
+        e.creating("gd", "a", t(0));
+        e.creating("gd", "b", t(0));
+        assert_eq!(e.unsatisfied("gd", NONE, t(1)), Some(t(0) + TIMEOUT));
+        assert_eq!(
+            e.unsatisfied("gd", &[pod("a", "1", "gd")], t(1)),
+            Some(t(0) + TIMEOUT)
+        );
+        // b was created and deleted before a reconcile saw it in the cache.
+        e.observe(&pod("b", "2", "gd"));
+        assert_eq!(e.unsatisfied("gd", NONE, t(1)), None);
+        assert_eq!(e.unsatisfied("other", NONE, t(1)), None);
+    }
+
+    #[test]
+    fn deletes_wait_until_the_pod_terminates_or_leaves_the_cache() {
+        let e = Expectations::default();
+        e.deleting("gd", "1", t(0));
+        e.deleting("gd", "2", t(0));
+        let mut terminating = pod("b", "2", "gd");
+        terminating.metadata.deletion_timestamp = Some(Time(t(1)));
+        let cached = [pod("a", "1", "gd"), terminating];
+        assert!(e.unsatisfied("gd", &cached, t(1)).is_some());
+        assert_eq!(e.unsatisfied("gd", &cached[1..], t(1)), None);
+    }
+
+    #[test]
+    fn failed_requests_are_not_waited_for() {
+        let e = Expectations::default();
+        e.creating("gd", "a", t(0));
+        e.deleting("gd", "1", t(0));
+        e.create_failed("gd", "a");
+        e.delete_failed("gd", "1");
+        assert_eq!(e.unsatisfied("gd", &[pod("x", "1", "gd")], t(0)), None);
+    }
+
+    #[test]
+    fn expectations_expire_after_the_timeout_of_the_last_one() {
+        let e = Expectations::default();
+        e.creating("gd", "a", t(0));
+        e.creating("gd", "b", t(100));
+        assert_eq!(e.unsatisfied("gd", NONE, t(350)), Some(t(100) + TIMEOUT));
+        assert_eq!(e.unsatisfied("gd", NONE, t(400)), None, "expired");
+        assert_eq!(e.unsatisfied("gd", NONE, t(401)), None, "and forgotten");
+    }
+}
