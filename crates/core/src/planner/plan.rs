@@ -164,7 +164,7 @@ fn owner_of(gd: &GameDeployment) -> Owner {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::UpdateStrategyType;
     use crate::inplace::{Action, Endpoint, State};
@@ -173,11 +173,13 @@ mod tests {
     use serde_json::Value;
     use std::collections::BTreeSet;
 
-    fn seed() -> GameDeployment {
+    /// The seed example, the starting point of the planner's unit tests.
+    pub(crate) fn seed() -> GameDeployment {
         crate::api::seed_example()
     }
 
-    fn now() -> Timestamp {
+    /// The instant the planner's unit tests plan at.
+    pub(crate) fn now() -> Timestamp {
         "2026-01-01T00:10:00Z".parse().unwrap()
     }
 

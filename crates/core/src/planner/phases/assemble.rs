@@ -307,16 +307,7 @@ fn hook_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::GameDeployment;
-    use jiff::Timestamp;
-
-    fn seed() -> GameDeployment {
-        crate::api::seed_example()
-    }
-
-    fn now() -> Timestamp {
-        "2026-01-01T00:10:00Z".parse().unwrap()
-    }
+    use crate::planner::plan::tests::{now, seed};
 
     #[test]
     fn a_missing_hook_template_is_an_unbuildable_run_that_says_what_to_fix() {
