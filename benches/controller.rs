@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use embedded_apiserver::ApiServer;
 use futures::StreamExt;
 use gamedeploy_clock::{SharedClock, SystemClock};
-use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, crds};
+use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDeployment, crds};
 use gamedeploy_core::inplace::{self, ContainerSnapshot, PodView, Record, State};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::effect::Effect;
@@ -396,7 +396,7 @@ async fn bench_reconcile(c: &Cluster, n: usize) {
     let clock: SharedClock = Arc::new(SystemClock);
     let ctx = Arc::new(Context::new(client, clock, caches, 1, "bench".into()));
     // The first reconcile writes the status (the GameDeployment was created without one).
-    let gd = Arc::new(c.gd.clone());
+    let gd = Arc::new(StoredGameDeployment::from(c.gd.clone()));
     controller::reconcile(gd.clone(), ctx.clone())
         .await
         .expect("reconcile");
@@ -406,7 +406,7 @@ async fn bench_reconcile(c: &Cluster, n: usize) {
         .get(&c.gd.metadata.name.clone().unwrap_or_default())
         .await
         .expect("gd");
-    let gd = Arc::new(gd);
+    let gd = Arc::new(StoredGameDeployment::from(gd));
     let t = Instant::now();
     let mut iters = 0u32;
     while iters < 5 || t.elapsed().as_secs_f64() < 3.0 {
@@ -423,7 +423,9 @@ async fn bench_reconcile(c: &Cluster, n: usize) {
         "reconcile (observe + plan + act)    {:>8.2} ms per reconcile ({iters} runs); API writes: {writes}",
         ms(per)
     );
-    let (_, per) = time(5, 2.0, || controller::observe(&gd, &ctx));
+    let (_, per) = time(5, 2.0, || {
+        controller::observe(gd.decoded().expect("decoded"), &ctx)
+    });
     println!("  of which observe (cache read)     {:>8.2} ms", ms(per));
     for t in tasks {
         t.abort();

@@ -761,3 +761,144 @@ async fn a_template_the_server_rejects_backs_off_with_a_stable_human_message() {
         "one event, repeated as a series: {warnings:?}"
     );
 }
+
+/// The CRDs as an install older than the integer bounds has them: no `minimum`/`maximum` and
+/// no CEL, so a spec whose numbers do not fit their format is stored.
+fn crds_without_bounds() -> Vec<CustomResourceDefinition> {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for key in ["minimum", "maximum", "x-kubernetes-validations"] {
+                    m.remove(key);
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let mut v = serde_json::to_value(crd).unwrap();
+            strip(&mut v);
+            serde_json::from_value(v).unwrap()
+        })
+        .collect()
+}
+
+/// `value` wrapped in `depth` levels of objects.
+fn nested(depth: usize) -> serde_json::Value {
+    (0..depth).fold(
+        serde_json::json!("bottom"),
+        |inner, _| serde_json::json!({ "x": inner }),
+    )
+}
+
+/// GameDeployments the operator cannot decode (numbers past their format, stored through a CRD
+/// without bounds) get a Warning event and an `InvalidSpec` condition, touch no pod, and do not
+/// stop the operator from reconciling the others, before and after a restart. A template nested
+/// as deep as the server stores is no obstacle: its unknown fields are skipped.
+#[tokio::test(start_paused = true)]
+async fn game_deployments_the_operator_cannot_decode_are_reported_and_do_not_stall_the_others() {
+    let (server, clock, admin) = cluster_with(crds_without_bounds(), &seed_gd()).await;
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<GameDeployment>(&()),
+    );
+    let poison = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = serde_json::to_value(seed_gd()).unwrap();
+        v["metadata"]["name"] = name.into();
+        for labels in [
+            "/spec/selector/matchLabels",
+            "/spec/template/metadata/labels",
+        ] {
+            v.pointer_mut(labels).unwrap()["app"] = name.into();
+        }
+        edit(&mut v);
+        serde_json::from_value::<kube::api::DynamicObject>(v).unwrap()
+    };
+    for gd in [
+        poison("huge-grace", &|v| {
+            v["spec"]["updateStrategy"]["inPlaceUpdateStrategy"]["gracePeriodSeconds"] =
+                1_000_000_000_000_i64.into()
+        }),
+        poison("huge-replicas", &|v| {
+            v["spec"]["replicas"] = 1_099_511_627_776_i64.into()
+        }),
+        poison("deep", &|v| {
+            v["spec"]["template"]["spec"]["x"] = nested(110)
+        }),
+    ] {
+        raw.create(&PostParams::default(), &gd).await.unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    for restart in [false, true] {
+        let operator = start_operator(&server, &clock, 3);
+        let pods_of = |app: &'static str| {
+            let pods = &pods;
+            async move {
+                pods.list(&ListParams::default().labels(&format!("app={app}")))
+                    .await
+                    .unwrap()
+                    .items
+                    .len()
+            }
+        };
+        let settled =
+            || async { pods_of("test-gamedeployment").await == 8 && pods_of("deep").await == 8 };
+        assert!(wait_for(settled).await, "restart {restart}");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        for (name, field) in [
+            (
+                "huge-grace",
+                "spec.updateStrategy.inPlaceUpdateStrategy.gracePeriodSeconds",
+            ),
+            ("huge-replicas", "spec.replicas"),
+        ] {
+            let gd = raw.get(name).await.unwrap();
+            let conditions = gd.data["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let c = conditions
+                .iter()
+                .find(|c| c["type"] == "FailedScale")
+                .unwrap_or_else(|| panic!("{name}: no condition in {}", gd.data["status"]));
+            assert_eq!(c["reason"], "InvalidSpec");
+            let message = c["message"].as_str().unwrap();
+            assert!(message.contains(field), "{name}: {message}");
+        }
+        let all = pods.list(&ListParams::default()).await.unwrap().items;
+        assert_eq!(all.len(), 16, "pods of the seed and of the deep one only");
+        operator.shutdown().await;
+    }
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(admin, "default");
+    let warnings: Vec<(String, String)> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| {
+            (
+                e.regarding.and_then(|r| r.name).unwrap_or_default(),
+                e.note.unwrap_or_default(),
+            )
+        })
+        .collect();
+    for name in ["huge-grace", "huge-replicas"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|(n, note)| n == name && note.starts_with("cannot read spec.")),
+            "{name}: {warnings:?}"
+        );
+    }
+    assert!(
+        warnings.iter().all(|(n, _)| n.starts_with("huge-")),
+        "{warnings:?}"
+    );
+}

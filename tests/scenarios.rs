@@ -567,3 +567,44 @@ fn a_change_that_cannot_be_made_in_place_recreates_pods_with_the_reason() {
     );
     snapshot("not-in-place-change", &r);
 }
+
+/// A spec stored through a CRD without bounds, which the operator cannot decode: reported in
+/// a condition and a Warning event naming the field, across an operator restart, with no pod
+/// touched; the run ends (it used to spin at one virtual instant). Fixed, it settles as before.
+#[test]
+fn a_spec_the_operator_cannot_decode_is_reported_across_a_restart_and_touches_no_pod() {
+    let s = scenario("undecodable-spec.yaml");
+    let mid = simulate(&until(&s, Duration::from_secs(59)));
+    assert!(
+        !mid.settled,
+        "a GameDeployment that cannot be read is not settled"
+    );
+    assert_eq!(mid.operator_restarts, 1);
+    let (reason, message) = condition(&mid, "FailedScale").expect("FailedScale is set");
+    assert_eq!(reason, "InvalidSpec");
+    assert_eq!(
+        message,
+        "cannot read spec.replicas: invalid value: integer `1099511627776`, expected i32"
+    );
+    let warned: Vec<f64> = mid
+        .events
+        .iter()
+        .filter(|e| e.reason == "InvalidSpec" && e.type_ == "Warning" && e.message == message)
+        .map(|e| e.t)
+        .collect();
+    assert_eq!(warned, [20.0, 30.0], "once per operator instance");
+    let touched = mid
+        .history
+        .iter()
+        .filter(|h| h.client == "operator" && h.t >= 20.0)
+        .count();
+    assert_eq!(touched, 0, "no pod written while the spec cannot be read");
+    assert_eq!(mid.pods.len(), 8);
+
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert_eq!(condition(&r, "FailedScale"), None, "cleared once fixed");
+    let uids: BTreeSet<&str> = r.history.iter().map(|h| h.uid.as_str()).collect();
+    assert_eq!(uids.len(), 8, "the same eight pods from start to end");
+    assert!(violations(&r, 8, 0, 2, 30.0).is_empty());
+}

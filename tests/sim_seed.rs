@@ -154,7 +154,7 @@ fn run(end: i64, patch_grace: i64) -> Run {
                 Duration::from_secs(s as u64),
                 now,
                 &list,
-                std::slice::from_ref(&gd),
+                &[gd.clone().into()],
             ));
         }
     }

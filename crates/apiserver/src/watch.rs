@@ -87,9 +87,13 @@ impl Filter {
     }
 }
 
+/// One event line, `type` first as kube-apiserver writes it (Go's `metav1.WatchEvent` field
+/// order): a client can then decode the object straight from the stream instead of buffering
+/// it to find the tag first (serde's adjacently tagged enums do, and lose raw values).
 fn line(kind: &str, obj: &Value) -> Bytes {
-    let mut s = json!({"type": kind, "object": obj}).to_string();
-    s.push('\n');
+    let mut s = format!("{{\"type\":\"{kind}\",\"object\":");
+    s.push_str(&obj.to_string());
+    s.push_str("}\n");
     Bytes::from(s)
 }
 

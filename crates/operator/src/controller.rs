@@ -26,7 +26,7 @@ use super::events::Events;
 use crate::execute::{self, Writes};
 use crate::expectations::Expectations;
 use gamedeploy_clock::SharedClock;
-use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate};
+use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDeployment};
 use gamedeploy_core::planner::adopt::{self, controlled_by};
 use gamedeploy_core::planner::hooks::HookRunView;
 use gamedeploy_core::planner::plan::{self, PlanInput};
@@ -165,9 +165,12 @@ pub fn for_cache<K: Resource>(obj: &mut K) {
 
 /// The GameDeployments a pod event concerns: its owners, or, for a pod without a controller,
 /// every GameDeployment that would adopt it.
-fn pod_triggers(gds: &Store<GameDeployment>, pod: &Pod) -> Vec<ObjectRef<GameDeployment>> {
+fn pod_triggers(
+    gds: &Store<StoredGameDeployment>,
+    pod: &Pod,
+) -> Vec<ObjectRef<StoredGameDeployment>> {
     let ns = pod.namespace();
-    let mut refs: Vec<ObjectRef<GameDeployment>> = pod
+    let mut refs: Vec<ObjectRef<StoredGameDeployment>> = pod
         .owner_references()
         .iter()
         .filter_map(|o| ObjectRef::from_owner_ref(ns.as_deref(), o, ()))
@@ -176,8 +179,12 @@ fn pod_triggers(gds: &Store<GameDeployment>, pod: &Pod) -> Vec<ObjectRef<GameDep
         refs.extend(
             gds.state()
                 .iter()
-                .filter(|gd| adopt::wants_orphan(gd, pod))
-                .map(|gd| ObjectRef::from_obj(gd.as_ref())),
+                .filter(|stored| {
+                    stored
+                        .decoded()
+                        .is_some_and(|gd| adopt::wants_orphan(gd, pod))
+                })
+                .map(|stored| ObjectRef::from_obj(stored.as_ref())),
         );
     }
     refs
@@ -188,11 +195,15 @@ fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
     pods.iter().map(|p| -> &'a Pod { p }).collect()
 }
 
-/// One reconcile: observe from the caches, claim pods, plan, act.
-pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Action, super::Error> {
-    if gd.meta().deletion_timestamp.is_some() {
+/// One reconcile: observe from the caches, claim pods, plan, act. An object whose spec does
+/// not decode is reported (condition and event) and nothing else is touched.
+pub async fn reconcile(
+    stored: Arc<StoredGameDeployment>,
+    ctx: Arc<Context>,
+) -> Result<Action, super::Error> {
+    if stored.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
-        ctx.expectations.forget(&gd.uid().unwrap_or_default());
+        ctx.expectations.forget(&stored.uid().unwrap_or_default());
         return Ok(Action::await_change());
     }
     // The controller starts as soon as the GameDeployment watch does; a reconcile before the
@@ -207,6 +218,43 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
     ] {
         ready.map_err(|_| super::Error::CacheClosed)?;
     }
+    match stored.as_ref() {
+        StoredGameDeployment::Decoded(gd) => reconcile_decoded(gd.clone(), &stored, &ctx).await,
+        StoredGameDeployment::Undecodable(u) => {
+            tracing::warn!(gamedeployment = %stored.name_any(), reason = %u.reason, "cannot decode the spec");
+            let uid = stored.uid().unwrap_or_default();
+            let ns = stored.namespace();
+            let owned: Vec<Arc<Pod>> = ctx
+                .pods
+                .state()
+                .into_iter()
+                .filter(|p| p.metadata.namespace == ns && controlled_by(p.as_ref(), &uid))
+                .collect();
+            let now = ctx.clock.now();
+            let plan = plan::plan_undecodable(u, &owned, now);
+            let writes = execute::run_plan(
+                &ctx.client,
+                &ctx.events,
+                &ctx.expectations,
+                &stored,
+                &owned,
+                plan,
+                now,
+            )
+            .await?;
+            ctx.record(writes);
+            // A new spec is a new object in the watch: nothing to do until then.
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// The reconcile of a GameDeployment whose spec decoded.
+async fn reconcile_decoded(
+    gd: Arc<GameDeployment>,
+    stored: &StoredGameDeployment,
+    ctx: &Context,
+) -> Result<Action, super::Error> {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
     let CachedObjects {
@@ -214,7 +262,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         revisions,
         hook_runs,
         hook_templates,
-    } = observe(&gd, &ctx);
+    } = observe(&gd, ctx);
     // The whole reconcile waits, not only its creates and deletes: a plan made from a pod set
     // that lacks the operator's own writes is wrong beyond its counts (status would go
     // backwards, maxUnavailable and preDelete victims would be chosen from a set about to
@@ -273,7 +321,7 @@ pub async fn reconcile(gd: Arc<GameDeployment>, ctx: Arc<Context>) -> Result<Act
         &ctx.client,
         &ctx.events,
         &ctx.expectations,
-        &gd,
+        stored,
         &pods,
         plan,
         now,
@@ -340,7 +388,11 @@ pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
 }
 
 /// Retry a failed reconcile soon; the error is logged with the object's name.
-pub fn error_policy(gd: Arc<GameDeployment>, error: &super::Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy(
+    gd: Arc<StoredGameDeployment>,
+    error: &super::Error,
+    _ctx: Arc<Context>,
+) -> Action {
     tracing::warn!(gamedeployment = %gd.name_any(), %error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
@@ -414,7 +466,7 @@ pub async fn run(
         options.instance,
     ));
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
-    let controller = Controller::new(Api::<GameDeployment>::all(client), cfg);
+    let controller = Controller::new(Api::<StoredGameDeployment>::all(client), cfg);
     let gds = controller.store();
     let expectations = ctx.expectations.clone();
     let reconciles = controller

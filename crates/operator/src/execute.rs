@@ -13,7 +13,7 @@ use kube::{Resource, ResourceExt};
 
 use super::events::Events;
 use super::expectations::Expectations;
-use gamedeploy_core::api::{GameDeployment, HookRun};
+use gamedeploy_core::api::{GameDeployment, HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::effect::{
     ApiErrorKind, Effect, EventNote, HookRunToCreate, Regarding, Write,
@@ -43,7 +43,7 @@ impl std::ops::AddAssign for Writes {
 struct Executor<'a> {
     client: &'a kube::Client,
     events: &'a Events,
-    gd: &'a GameDeployment,
+    gd: &'a StoredGameDeployment,
     gd_ref: ObjectReference,
     /// The pods events may be about, by name. Their `ObjectReference`s are built only for the
     /// events actually sent: building 10,000 of them up front doubled a no-op reconcile.
@@ -197,7 +197,7 @@ impl Executor<'_> {
                 }
             }
             Effect::WriteStatus(planned) => {
-                let previous = self.gd.status.as_ref();
+                let previous = self.gd.status();
                 let status = outcome::status_after(
                     previous
                         .map(|s| s.conditions.as_slice())
@@ -227,7 +227,7 @@ pub async fn run_plan(
     client: &kube::Client,
     events: &Events,
     expectations: &Expectations,
-    gd: &GameDeployment,
+    gd: &StoredGameDeployment,
     pods: &[Arc<Pod>],
     plan: Plan,
     now: jiff::Timestamp,
@@ -235,7 +235,7 @@ pub async fn run_plan(
     let Some(ns) = gd.namespace() else {
         return Err(super::Error::Unnamed);
     };
-    if gd.metadata.name.is_none() {
+    if gd.meta().name.is_none() {
         return Err(super::Error::Unnamed);
     }
     let mut exec = Executor {

@@ -10,7 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::scenario::format_duration;
-use gamedeploy_core::api::GameDeployment;
+use gamedeploy_core::api::StoredGameDeployment;
+use kube::Resource;
 
 const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;
@@ -204,25 +205,29 @@ pub fn pods_table(pods: &[Pod], now: Timestamp) -> String {
 
 /// `kubectl get gamedeployment` at `now`: the CRD's printer columns. Counts the status does
 /// not have yet print empty, as kubectl does for a missing column value.
-pub fn gamedeployments_table(gds: &[GameDeployment], now: Timestamp) -> String {
+pub fn gamedeployments_table(gds: &[StoredGameDeployment], now: Timestamp) -> String {
     if gds.is_empty() {
         return "No resources found in default namespace.\n".into();
     }
-    let rows: Vec<Vec<String>> = sorted_by_name(gds, |g| g.metadata.name.as_deref())
+    let rows: Vec<Vec<String>> = sorted_by_name(gds, |g| g.meta().name.as_deref())
         .into_iter()
         .map(|g| {
-            let status = g.status.as_ref();
+            let status = g.status();
+            let desired = match g {
+                StoredGameDeployment::Decoded(gd) => gd.spec.replicas.map(|r| r.to_string()),
+                StoredGameDeployment::Undecodable(u) => u.stored_replicas().map(|r| r.to_string()),
+            };
             let count = |f: fn(&gamedeploy_core::api::GameDeploymentStatus) -> i32| {
                 status.map(|s| f(s).to_string()).unwrap_or_default()
             };
             vec![
-                g.metadata.name.clone().unwrap_or_default(),
-                g.spec.replicas.map(|r| r.to_string()).unwrap_or_default(),
+                g.meta().name.clone().unwrap_or_default(),
+                desired.unwrap_or_default(),
                 count(|s| s.updated_replicas),
                 count(|s| s.updated_ready_replicas),
                 count(|s| s.ready_replicas),
                 count(|s| s.replicas),
-                age(g.metadata.creation_timestamp.as_ref(), now),
+                age(g.meta().creation_timestamp.as_ref(), now),
             ]
         })
         .collect();
@@ -242,7 +247,12 @@ pub fn gamedeployments_table(gds: &[GameDeployment], now: Timestamp) -> String {
 
 /// One notable moment of a run: both tables under a header with the virtual time since the
 /// start (`elapsed`); `now` is the virtual wall clock the ages are computed against.
-pub fn snapshot(elapsed: Duration, now: Timestamp, pods: &[Pod], gds: &[GameDeployment]) -> String {
+pub fn snapshot(
+    elapsed: Duration,
+    now: Timestamp,
+    pods: &[Pod],
+    gds: &[StoredGameDeployment],
+) -> String {
     let t = format_duration(elapsed);
     format!(
         "[t={t}] $ kubectl get pods\n{}\n[t={t}] $ kubectl get gamedeployment\n{}",
@@ -403,7 +413,7 @@ test-gamedeployment-wzxm7   1/1     Running            1          9s
 
     #[test]
     fn gamedeployment_table_matches_the_seed() {
-        let gd: GameDeployment = serde_json::from_value(json!({
+        let gd: gamedeploy_core::api::GameDeployment = serde_json::from_value(json!({
             "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "GameDeployment",
             "metadata": {"name": "test-gamedeployment", "creationTimestamp": "2026-01-01T00:51:11Z"},
             "spec": {"replicas": 8, "selector": {"matchLabels": {"a": "b"}},
@@ -415,17 +425,33 @@ test-gamedeployment-wzxm7   1/1     Running            1          9s
 NAME                  DESIRED   UPDATED   UPDATED_READY   READY   TOTAL   AGE
 test-gamedeployment   8         5         5               8       8       8m49s
 ";
-        assert_eq!(
-            gamedeployments_table(std::slice::from_ref(&gd), now()),
-            want
-        );
+        assert_eq!(gamedeployments_table(&[gd.clone().into()], now()), want);
         let mut fresh = gd;
         fresh.status = None;
         assert_eq!(
-            gamedeployments_table(&[fresh], now()).lines().nth(1),
+            gamedeployments_table(&[fresh.into()], now()).lines().nth(1),
             // Column widths 10 + 10 + 16 + 8 + 8, minus the "8".
             Some(format!("test-gamedeployment   8{}8m49s", " ".repeat(51)).as_str())
         );
+    }
+
+    /// A spec the operator cannot decode still has a row, with the replicas as stored.
+    #[test]
+    fn an_undecodable_gamedeployment_shows_its_stored_replicas() {
+        let gd = StoredGameDeployment::from_json(
+            &json!({
+                "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "GameDeployment",
+                "metadata": {"name": "huge", "creationTimestamp": "2026-01-01T00:51:11Z"},
+                "spec": {"replicas": 1_099_511_627_776_i64},
+                "status": {"replicas": 0}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        assert!(gd.decoded().is_none());
+        let table = gamedeployments_table(&[gd], now());
+        let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row, ["huge", "1099511627776", "0", "0", "0", "0", "8m49s"]);
     }
 
     #[test]

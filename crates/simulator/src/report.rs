@@ -11,8 +11,9 @@ use k8s_openapi::api::events::v1::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use gamedeploy_core::api::GameDeployment;
+use gamedeploy_core::api::StoredGameDeployment;
 use gamedeploy_core::names;
+use kube::Resource;
 
 /// Everything a run leaves behind.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,14 +47,19 @@ pub struct GameDeploymentEntry {
 }
 
 impl GameDeploymentEntry {
-    pub fn from_object(gd: &GameDeployment) -> Self {
+    /// The entry for `gd`; a spec the operator cannot decode is shown as stored.
+    pub fn from_object(gd: &StoredGameDeployment) -> Self {
+        let meta = gd.meta();
+        let spec = match gd {
+            StoredGameDeployment::Decoded(gd) => serde_json::to_value(&gd.spec).ok(),
+            StoredGameDeployment::Undecodable(u) => serde_json::from_str(&u.spec_json).ok(),
+        };
         GameDeploymentEntry {
-            namespace: gd.metadata.namespace.clone().unwrap_or_default(),
-            name: gd.metadata.name.clone().unwrap_or_default(),
-            spec: serde_json::to_value(&gd.spec).unwrap_or(Value::Null),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            spec: spec.unwrap_or(Value::Null),
             status: gd
-                .status
-                .as_ref()
+                .status()
                 .and_then(|s| serde_json::to_value(s).ok())
                 .unwrap_or(Value::Null),
         }
@@ -471,16 +477,22 @@ mod tests {
 
     #[test]
     fn game_deployments_keep_spec_and_status() {
-        let gd: GameDeployment = serde_json::from_value(json!({
-            "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "GameDeployment",
-            "metadata": {"name": "gd", "namespace": "default"},
-            "spec": {"replicas": 8, "selector": {"matchLabels": {"a": "b"}},
-                     "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}},
-            "status": {"replicas": 8, "updatedReplicas": 5}
-        }))
-        .unwrap();
-        let e = GameDeploymentEntry::from_object(&gd);
+        let object = |replicas: serde_json::Value| {
+            let text = json!({
+                "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "GameDeployment",
+                "metadata": {"name": "gd", "namespace": "default"},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"a": "b"}},
+                         "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": []}}},
+                "status": {"replicas": 8, "updatedReplicas": 5}
+            });
+            StoredGameDeployment::from_json(&text.to_string()).unwrap()
+        };
+        let e = GameDeploymentEntry::from_object(&object(json!(8)));
         assert_eq!(e.spec["replicas"], 8);
+        assert_eq!(e.status["updatedReplicas"], 5);
+        // One the operator cannot decode is reported as stored.
+        let e = GameDeploymentEntry::from_object(&object(json!(1_099_511_627_776_i64)));
+        assert_eq!(e.spec["replicas"], 1_099_511_627_776_i64);
         assert_eq!(e.status["updatedReplicas"], 5);
     }
 }

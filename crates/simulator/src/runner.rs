@@ -12,6 +12,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Discovery;
+use kube::discovery::{ApiCapabilities, Scope};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -23,7 +24,7 @@ use super::report::{
 use super::scenario::{Manifest, PatchType, Scenario, StepAction, StepObject};
 use embedded_apiserver::{ApiServer, Change, EventType, FaultConfig, ServerOptions};
 use gamedeploy_clock::{SharedClock, TokioClock};
-use gamedeploy_core::api::{GameDeployment, crds};
+use gamedeploy_core::api::{StoredGameDeployment, crds};
 use gamedeploy_core::inplace::{self, Decoded, State};
 use gamedeploy_operator::controller::{Handle, Options};
 use gamedeploy_operator::describe;
@@ -187,8 +188,7 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
         let progress: Vec<(i32, i32)> = gds
             .iter()
             .map(|g| {
-                g.status
-                    .as_ref()
+                g.status()
                     .map_or((0, 0), |s| (s.updated_replicas, s.updated_ready_replicas))
             })
             .collect();
@@ -338,7 +338,8 @@ fn record(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
 }
 
 /// Every GameDeployment's status matches its spec and no pod is mid-update or terminating.
-pub fn is_settled(pods: &[Pod], gds: &[GameDeployment]) -> bool {
+/// A GameDeployment whose spec the operator cannot decode never is.
+pub fn is_settled(pods: &[Pod], gds: &[StoredGameDeployment]) -> bool {
     let pods_quiet = pods.iter().all(|p| {
         p.metadata.deletion_timestamp.is_none()
             && match inplace::decode(&p.metadata.annotations.clone().unwrap_or_default()) {
@@ -349,7 +350,10 @@ pub fn is_settled(pods: &[Pod], gds: &[GameDeployment]) -> bool {
             }
     });
     pods_quiet
-        && gds.iter().all(|gd| {
+        && gds.iter().all(|stored| {
+            let Some(gd) = stored.decoded() else {
+                return false;
+            };
             let Some(s) = &gd.status else { return false };
             let replicas = gd.spec.replicas();
             let partition = gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas);
@@ -374,37 +378,52 @@ async fn list_pods(client: &kube::Client) -> Vec<Pod> {
         .unwrap_or_default()
 }
 
-async fn list_gds(client: &kube::Client) -> Vec<GameDeployment> {
-    Api::<GameDeployment>::all(client.clone())
+/// GameDeployments as the operator reads them: one it cannot decode is listed as such, not
+/// dropped with the whole list.
+async fn list_gds(client: &kube::Client) -> Vec<StoredGameDeployment> {
+    Api::<StoredGameDeployment>::all(client.clone())
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
         .unwrap_or_default()
 }
 
+/// The resource serving `kind`, and its scope.
 fn resource_for_kind(
     discovery: &Discovery,
     api_version: Option<&str>,
     kind: &str,
-) -> Option<ApiResource> {
+) -> Option<Served> {
     if let Some(av) = api_version {
         let (group, version) = av.rsplit_once('/').unwrap_or(("", av));
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        if let Some((ar, _)) = discovery.resolve_gvk(&gvk) {
-            return Some(ar);
+        if let Some((resource, caps)) = discovery.resolve_gvk(&gvk) {
+            return Some(Served { resource, caps });
         }
     }
     discovery
         .groups()
         .flat_map(|g| g.recommended_resources())
-        .map(|(ar, _)| ar)
-        .find(|ar| ar.kind.eq_ignore_ascii_case(kind))
+        .find(|(ar, _)| ar.kind.eq_ignore_ascii_case(kind))
+        .map(|(resource, caps)| Served { resource, caps })
 }
 
-fn api_for(client: &kube::Client, ar: &ApiResource, namespace: Option<&str>) -> Api<DynamicObject> {
-    match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
-        None => Api::default_namespaced_with(client.clone(), ar),
+/// A kind the cluster serves.
+struct Served {
+    resource: ApiResource,
+    caps: ApiCapabilities,
+}
+
+impl Served {
+    /// The API for objects of this kind in `namespace` (default: `default`); cluster-scoped
+    /// kinds (a CRD, a node) ignore it.
+    fn api(&self, client: &kube::Client, namespace: Option<&str>) -> Api<DynamicObject> {
+        let ar = &self.resource;
+        match (&self.caps.scope, namespace) {
+            (Scope::Cluster, _) => Api::all_with(client.clone(), ar),
+            (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, ar),
+            (Scope::Namespaced, None) => Api::default_namespaced_with(client.clone(), ar),
+        }
     }
 }
 
@@ -423,7 +442,7 @@ async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Re
     };
     let api_version = m.object.get("apiVersion").and_then(Value::as_str);
     let kind = m.kind();
-    let ar =
+    let served =
         resource_for_kind(discovery, api_version, kind).ok_or_else(|| err(no_such_kind(kind)))?;
     let name = m
         .object
@@ -434,7 +453,8 @@ async fn apply(client: &kube::Client, discovery: &Discovery, m: &Manifest) -> Re
         .object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str);
-    api_for(client, &ar, ns)
+    served
+        .api(client, ns)
         .patch(
             name,
             &PatchParams::apply(SCENARIO).force(),
@@ -475,14 +495,16 @@ async fn act(
     let resource = resource_for_kind(discovery, None, &target.kind);
     // `patch pods/foo`, as kubectl names it (the kind as written when the cluster has none).
     let what = |name: &str| {
-        let kind = resource.as_ref().map_or(&target.kind, |ar| &ar.plural);
+        let kind = resource
+            .as_ref()
+            .map_or(&target.kind, |s| &s.resource.plural);
         format!("{verb} {kind}/{name}")
     };
     let fail = |message: String| Failed {
         what: what(&target.name),
         message,
     };
-    let Some(ar) = &resource else {
+    let Some(served) = &resource else {
         return Err(fail(no_such_kind(&target.kind)));
     };
     let expanded;
@@ -508,7 +530,7 @@ async fn act(
         }
         None => action,
     };
-    let api = |t: &StepObject| api_for(client, ar, t.namespace.as_deref());
+    let api = |t: &StepObject| served.api(client, t.namespace.as_deref());
     let pp = PatchParams::default();
     let (name, result) = match action {
         StepAction::Patch(p) => {

@@ -73,6 +73,32 @@ async fn watch_streams_changes_and_resumes() {
     env.cleanup().await;
 }
 
+/// Each event is `{"type":...,"object":...}` with `type` first, as Go writes `metav1.WatchEvent`:
+/// clients that decode the object while reading it (serde's tagged enums) rely on the order.
+#[tokio::test]
+async fn watch_events_name_their_type_before_the_object() {
+    let env = env("watch-order").await;
+    let leases: Api<Lease> = env.api();
+    create(&leases, &lease("a")).await;
+    let uri = format!(
+        "/apis/coordination.k8s.io/v1/namespaces/{}/leases?watch=true&resourceVersion=0&timeoutSeconds=1",
+        env.ns
+    );
+    let req = http::Request::builder()
+        .uri(uri)
+        .body(kube::client::Body::empty())
+        .unwrap();
+    let resp = env.client.send(req).await.unwrap();
+    let body = resp.into_body().collect_bytes().await.unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let first = text.lines().next().expect("an event");
+    assert!(
+        first.starts_with(r#"{"type":"ADDED","object":{"#),
+        "{first}"
+    );
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn watch_too_old_resource_version_is_410() {
     let Some(_) = (real_cluster().is_none()).then_some(()) else {

@@ -10,9 +10,11 @@ pub mod bounds;
 mod gamedeployment;
 mod hook;
 pub mod schema;
+mod stored;
 
 pub use gamedeployment::*;
 pub use hook::*;
+pub use stored::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

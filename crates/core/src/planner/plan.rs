@@ -15,13 +15,13 @@ use super::hooks::HookRunView;
 use super::phases::gates::gates;
 use super::phases::revisions::revisions;
 use super::phases::scale::scale;
-use super::phases::spec::{refuse, resolve_spec};
+use super::phases::spec::{refuse, refuse_undecodable, resolve_spec};
 use super::phases::status::{HookWaits, status};
 use super::phases::update::update;
 use super::phases::{Observed, assemble};
 use super::pods::Owner;
 use super::revision::RevisionPlan;
-use crate::api::{GameDeployment, GameDeploymentStatus, HookTemplate};
+use crate::api::{GameDeployment, GameDeploymentStatus, HookTemplate, Undecodable};
 use crate::inplace::{HookRunRequest, MachineStep, PodView, PodWrite};
 
 /// What one reconcile observed.
@@ -101,6 +101,13 @@ pub fn plan(world: &PlanInput, suffix: &mut dyn FnMut() -> String) -> Plan {
         Ok((decisions, views)) => assemble::into_plan(world, &views, decisions),
         Err(refused) => refused,
     }
+}
+
+/// Plans a reconcile of a GameDeployment whose spec does not decode: a Warning event and a
+/// `FailedScale`/`InvalidSpec` condition saying which field to fix, over `pods` (the ones it
+/// controls, counted in status). Nothing else is written: no pod changes without a spec.
+pub fn plan_undecodable(u: &Undecodable, pods: &[Arc<Pod>], now: Timestamp) -> Plan {
+    refuse_undecodable(u, &Observed::new(pods).views, now)
 }
 
 /// The decisions of one reconcile, phase by phase (see [`super::phases`]), with the pod
@@ -481,6 +488,50 @@ pub(crate) mod tests {
         assert_eq!(c.reason, "InvalidSpec");
         assert!(c.message.contains("app=other"), "{}", c.message);
         assert!(plan.notes[0].warning);
+    }
+
+    /// An object whose spec does not decode: one Warning event and a status over the pods it
+    /// controls, with the field to fix; nothing else.
+    #[test]
+    fn an_undecodable_spec_is_reported_over_the_pods_it_owns_and_touches_none() {
+        let (first, pods, _) = first_sync(&seed());
+        let mut text = serde_json::to_value(seed()).unwrap();
+        text["spec"]["replicas"] = serde_json::json!(1_099_511_627_776_i64);
+        text["status"] = serde_json::to_value(&first.status).unwrap();
+        let crate::api::StoredGameDeployment::Undecodable(u) =
+            crate::api::StoredGameDeployment::from_json(&text.to_string()).unwrap()
+        else {
+            panic!("decoded")
+        };
+        let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
+        let plan = plan_undecodable(&u, &pods, now());
+        let [
+            Effect::Event { note, chain: None },
+            Effect::WriteStatus(status),
+        ] = plan.effects.as_slice()
+        else {
+            panic!("{:?}", plan.effects)
+        };
+        assert!(note.warning);
+        assert_eq!(note.reason, names::EVENT_INVALID_SPEC);
+        assert_eq!(note.message, u.reason);
+        assert!(
+            note.message.starts_with("cannot read spec.replicas: "),
+            "{}",
+            note.message
+        );
+        assert_eq!(status.replicas, 8);
+        assert_eq!(status.label_selector, first.status.label_selector);
+        let c = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == names::CONDITION_FAILED_SCALE)
+            .unwrap();
+        assert_eq!(
+            (c.reason.as_str(), c.message.as_str()),
+            ("InvalidSpec", note.message.as_str())
+        );
+        assert_eq!(plan.requeue_at, None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::super::plan::{Plan, PlanInput};
 use super::super::spec::{Resolved, resolve};
 use super::super::status::{self, ConditionReport};
 use super::status::label_selector;
-use crate::api::GameDeployment;
+use crate::api::{GameDeployment, GameDeploymentStatus, Undecodable};
 use crate::inplace::PodView;
 use crate::names;
 
@@ -30,12 +30,54 @@ fn check_selector(gd: &GameDeployment) -> Result<(), String> {
 /// A plan that touches nothing and says why.
 pub fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
     let gd = world.gd;
+    refusal(
+        Refused {
+            generation: gd.metadata.generation,
+            replicas: gd.spec.replicas(),
+            label_selector: label_selector(gd),
+            previous: gd.status.as_ref(),
+            now: world.now,
+        },
+        views,
+        message,
+    )
+}
+
+/// A plan for a GameDeployment whose spec cannot be decoded: what [`refuse`] does, with what
+/// can be known without a spec (the replicas it owns now, the selector it last reported).
+pub fn refuse_undecodable(u: &Undecodable, views: &[PodView], now: jiff::Timestamp) -> Plan {
+    let previous = u.status.as_ref();
+    refusal(
+        Refused {
+            generation: u.metadata.generation,
+            replicas: views.iter().filter(|p| !p.deleting).count() as i32,
+            label_selector: previous
+                .map(|s| s.label_selector.clone())
+                .unwrap_or_default(),
+            previous,
+            now,
+        },
+        views,
+        u.reason.clone(),
+    )
+}
+
+/// What a refusal's status is computed from.
+struct Refused<'a> {
+    generation: Option<i64>,
+    replicas: i32,
+    label_selector: String,
+    previous: Option<&'a GameDeploymentStatus>,
+    now: jiff::Timestamp,
+}
+
+fn refusal(r: Refused, views: &[PodView], message: String) -> Plan {
     let problems = [ConditionReport {
         condition: names::CONDITION_FAILED_SCALE,
         reason: names::EVENT_INVALID_SPEC.into(),
         message: message.clone(),
     }];
-    let previous = gd.status.as_ref();
+    let previous = r.previous;
     let update = previous
         .map(|s| s.update_revision.clone())
         .unwrap_or_default();
@@ -43,20 +85,20 @@ pub fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
         .map(|s| vec![s.current_revision.clone()])
         .unwrap_or_default();
     let status = status::compute(&status::StatusInput {
-        generation: gd.metadata.generation,
+        generation: r.generation,
         pods: views,
-        replicas: gd.spec.replicas(),
+        replicas: r.replicas,
         partition: 0,
         paused: false,
         update_revision: &update,
         revisions: &order,
         collision_count: previous.and_then(|s| s.collision_count),
-        label_selector: label_selector(gd),
+        label_selector: r.label_selector,
         min_ready_seconds: 0,
         abandoned: 0,
         problems: &problems,
         previous,
-        now: world.now,
+        now: r.now,
     });
     Plan {
         effects: vec![
