@@ -231,7 +231,7 @@ enum Unusable {
     )]
     NoApi { url: String, reason: String },
     #[error(
-        "the cluster at {url} refuses the operator's requests: {reason} (grant the rights in deploy/rbac.yaml to the account in the kubeconfig)"
+        "the cluster at {url} refuses the operator's requests: {reason} (grant the rights in deploy/operator/rbac.yaml to the account in the kubeconfig)"
     )]
     Refused { url: String, reason: String },
 }

@@ -74,17 +74,35 @@ fn checked_in_crds_match_the_generated_ones() {
     );
 }
 
+/// `deploy/crds/` holds one file per CRD, and its `kustomization.yaml` (what
+/// `kubectl apply -k deploy/` installs) lists exactly those.
 #[test]
 fn deploy_crds_holds_exactly_the_generated_files() {
+    const KUSTOMIZATION: &str = "kustomization.yaml";
     let expected: BTreeSet<String> = api::crds().iter().map(api::crd_file_name).collect();
     let on_disk: BTreeSet<String> = std::fs::read_dir(repo_path("deploy/crds"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != KUSTOMIZATION)
         .collect();
     assert_eq!(
         on_disk, expected,
         "deploy/crds must hold one file per CRD and nothing else (remove stale files, \
          then run `{BLESS_VAR}=1 cargo test --test crds`)"
+    );
+    let kustomization: serde_json::Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(repo_path("deploy/crds").join(KUSTOMIZATION)).unwrap(),
+    )
+    .unwrap();
+    let listed: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        listed, expected,
+        "deploy/crds/{KUSTOMIZATION} lists every CRD file"
     );
 }
 

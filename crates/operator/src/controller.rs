@@ -550,11 +550,12 @@ mod tests {
         assert_eq!(retry_delay(u32::MAX), MAX_RETRY_AFTER_FAILED_WRITE);
     }
 
-    /// Every API call the operator makes is granted by `deploy/rbac.yaml`.
+    /// Every API call the operator makes is granted by `deploy/operator/rbac.yaml`.
     #[test]
     fn the_cluster_role_grants_what_the_operator_calls() {
         let docs: Vec<Value> =
-            serde_saphyr::from_multiple(include_str!("../../../deploy/rbac.yaml")).unwrap();
+            serde_saphyr::from_multiple(include_str!("../../../deploy/operator/rbac.yaml"))
+                .unwrap();
         let role = docs
             .into_iter()
             .find(|d| d["kind"] == "ClusterRole")
