@@ -68,6 +68,62 @@ pub(crate) async fn cluster(
     Ok(String::new())
 }
 
+/// `simulate --fault-seeds`: the scenario under every seed, summarised (see
+/// `gamedeploy_simulator::chaos`). Progress goes to stderr when it is a terminal.
+pub(crate) fn chaos(
+    path: &std::path::Path,
+    seeds: &str,
+    jobs: Option<usize>,
+    output: SimOutput,
+) -> ExitCode {
+    use gamedeploy_simulator::chaos::{SeedRun, parse_seeds, run_seeds};
+    use gamedeploy_simulator::scenario::{ExitStatus, load};
+    use std::io::IsTerminal;
+    let invalid = |e: String| {
+        eprintln!("gamedeploy: {e}");
+        ExitCode::from(ExitStatus::InvalidScenario.exit_code())
+    };
+    let seeds = match parse_seeds(seeds) {
+        Ok(s) => s,
+        Err(e) => return invalid(e),
+    };
+    let scenario = match load(path) {
+        Ok(s) => s,
+        Err(e) => return invalid(e.to_string()),
+    };
+    let total = seeds.clone().count();
+    let jobs = jobs
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let terminal = std::io::stderr().is_terminal();
+    let progress = |run: &SeedRun| {
+        let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if terminal {
+            eprint!(
+                "\r{n}/{total} runs; seed {} {}   ",
+                run.seed,
+                if run.ok() { "ok" } else { "FAILED" }
+            );
+        }
+    };
+    let summary = match run_seeds(&scenario, seeds, jobs, &progress) {
+        Ok(s) => s,
+        Err(e) => return invalid(format!("{}: {e}", path.display())),
+    };
+    if terminal {
+        eprintln!();
+    }
+    match output {
+        SimOutput::Json => match serde_json::to_string_pretty(&summary) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("gamedeploy: cannot render the summary: {e}"),
+        },
+        SimOutput::Table => print!("{}", summary.render(&path.display().to_string())),
+    }
+    ExitCode::from(ExitStatus::of_run(summary.ok()).exit_code())
+}
+
 /// Runs a scenario on a single-threaded runtime with paused time: timers jump straight to the
 /// next deadline, so a run is fast and its virtual timeline reproducible.
 pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {

@@ -44,6 +44,15 @@ enum Command {
         /// `table`: kubectl-style snapshots as the run goes; `json`: the full report at the end.
         #[arg(short, long, value_enum, default_value_t = SimOutput::Table)]
         output: SimOutput,
+        /// Chaos runs: run the scenario once per seed in this range (`1..1000`), each with
+        /// seeded API faults (409, 500, latency, dropped watches) and an operator crash after a
+        /// seeded write, check every invariant, and print a summary. Exit status 1 if any run
+        /// breaks an invariant or does not settle.
+        #[arg(long, value_name = "A..B")]
+        fault_seeds: Option<String>,
+        /// Chaos runs at once (default: one per CPU).
+        #[arg(long, requires = "fault_seeds")]
+        jobs: Option<usize>,
     },
     #[cfg(feature = "embedded")]
     /// Serve the embedded cluster (API server) over HTTP on loopback and write a kubeconfig
@@ -93,8 +102,17 @@ enum StatesFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     #[cfg(feature = "embedded")]
-    if let Command::Simulate { scenario, output } = &cli.command {
-        return embedded::simulate(scenario, *output);
+    if let Command::Simulate {
+        scenario,
+        output,
+        fault_seeds,
+        jobs,
+    } = &cli.command
+    {
+        return match fault_seeds {
+            Some(seeds) => embedded::chaos(scenario, seeds, *jobs, *output),
+            None => embedded::simulate(scenario, *output),
+        };
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

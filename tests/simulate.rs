@@ -136,3 +136,19 @@ fn api_faults_over_many_seeds_change_nothing() {
         assert_seed_outcome(&r, &format!("fault seed {seed}"));
     }
 }
+
+/// `gamedeploy simulate --fault-seeds 1..50`: the seed scenario under 50 seeds of API faults,
+/// each with an operator crash after a seeded write; every run settles with the seed's outcome
+/// and breaks no invariant.
+#[test]
+fn fifty_chaos_seeds_of_the_seed_scenario_break_no_invariant() {
+    use gamedeploy_simulator::chaos::run_seeds;
+    let base = scenario("seed-inplace-update.yaml");
+    let summary = run_seeds(&base, 1..=50, 2, &|_| {}).unwrap();
+    assert_eq!(summary.runs.len(), 50);
+    assert!(summary.ok(), "{}", summary.render("seed-inplace-update.yaml"));
+    let faults: u64 = summary.runs.iter().map(|r| r.faults_injected).sum();
+    let crashed = summary.runs.iter().filter(|r| r.operator_restarts > 0).count();
+    assert!(faults > 50, "{faults} faults injected");
+    assert!(crashed >= 40, "only {crashed} of 50 runs crashed the operator");
+}

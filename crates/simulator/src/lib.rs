@@ -7,6 +7,8 @@
 //! - [`kubectl_table`]: what `kubectl get pods` / `kubectl get gamedeployment` would print.
 //! - [`podref`]: `${pods[N]}` references to generated pod names in steps.
 //! - [`invariants`]: the state machine's invariants, checked from a report's history.
+//! - [`chaos`]: one scenario under many seeds of API faults and operator crashes.
+pub mod chaos;
 pub mod invariants;
 pub mod kubectl_table;
 pub mod podref;

@@ -33,7 +33,8 @@ use simulated_kubelet::{NodeConfig, NodeRuntime};
 /// Virtual time zero of every simulation, so reports are reproducible.
 pub const EPOCH: &str = "2026-01-01T00:00:00Z";
 
-const OPERATOR: &str = "operator";
+/// Client name of the operator's requests and writes in reports and histories.
+pub const OPERATOR: &str = "operator";
 const SCENARIO: &str = "scenario";
 
 /// Something the simulation could not do (as opposed to the operator misbehaving, which the
