@@ -4,6 +4,7 @@
 
 #[cfg(feature = "embedded")]
 mod embedded;
+mod inspect;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -71,6 +72,35 @@ enum Command {
         #[arg(long)]
         kubelet: bool,
     },
+    /// A GameDeployment's rollout at a glance: revisions, strategy, counts, problems, and
+    /// where each pod's in-place update stands.
+    Status {
+        /// The GameDeployment.
+        name: String,
+        /// Its namespace (default: the kubeconfig context's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Use this kubeconfig file instead of the usual lookup.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Redraw on every change until Ctrl-C.
+        #[arg(short, long)]
+        watch: bool,
+    },
+    /// Force a pod's in-place update into STATE (see `gamedeploy states`), if the operator
+    /// would accept it from the pod's current state; says what the operator will do next.
+    Force {
+        /// The pod.
+        pod: String,
+        /// The state to force: Pending, Unready, ImagePatched, Ready or Abandoned.
+        state: String,
+        /// The pod's namespace (default: the kubeconfig context's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Use this kubeconfig file instead of the usual lookup.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
     /// Run the operator against a cluster found through the usual kube config (KUBECONFIG,
     /// ~/.kube/config, or the in-cluster service account). Stops cleanly on SIGTERM or Ctrl-C.
     Run {
@@ -128,6 +158,22 @@ async fn async_main(cli: Cli) -> ExitCode {
     let output = match cli.command {
         Command::Crds => gamedeploy_core::api::crds_yaml().map_err(|e| e.to_string()),
         Command::States { format } => states(format),
+        Command::Status {
+            name,
+            namespace,
+            kubeconfig,
+            watch,
+        } => inspect::status(kubeconfig.as_deref(), namespace, &name, watch)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Force {
+            pod,
+            state,
+            namespace,
+            kubeconfig,
+        } => inspect::force(kubeconfig.as_deref(), namespace, &pod, &state)
+            .await
+            .map_err(|e| e.to_string()),
         Command::Run {
             kubeconfig,
             concurrency,

@@ -146,3 +146,47 @@ fn simulate_warns_of_steps_after_the_timeout_and_still_runs() {
     assert_eq!(report["operatorRestarts"], 1);
     assert!(!stdout.contains("warning"), "{stdout}");
 }
+
+/// The table output ends with the state the run settled in (issue 11 item 5): the last
+/// scenario step of `not-in-place-change.yaml` is at 26s, the rollout settles later, and that
+/// final snapshot is printed once, at the time the summary line gives.
+#[test]
+fn simulate_table_ends_with_the_settled_state_once() {
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/scenarios/not-in-place-change.yaml"
+    );
+    let (ok, stdout, stderr) = run(&["simulate", scenario]);
+    assert!(ok, "{stderr}");
+    let headers: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("[t=") && l.ends_with("$ kubectl get pods"))
+        .collect();
+    let summary = stdout.lines().last().unwrap();
+    let seconds: u64 = summary
+        .strip_prefix("settled after ")
+        .and_then(|s| s.split('s').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    let settled_at = if seconds < 60 {
+        format!("[t={seconds}s]")
+    } else {
+        format!("[t={}m{}s]", seconds / 60, seconds % 60)
+    };
+    assert!(
+        headers.last().unwrap().starts_with(&settled_at),
+        "last snapshot {headers:?}, settled {summary}"
+    );
+    assert_eq!(
+        headers
+            .iter()
+            .filter(|h| h.starts_with(&settled_at))
+            .count(),
+        1,
+        "{headers:?}"
+    );
+    assert!(
+        headers.iter().any(|h| h.starts_with("[t=26s]")),
+        "{headers:?}"
+    );
+}

@@ -72,10 +72,30 @@ fn the_core_is_pure() {
     );
 }
 
+/// `gamedeploy status` renders in a pure function; fetching and watching stay in the binary.
+#[test]
+fn the_inspect_screens_are_pure() {
+    assert_none_of(
+        "gamedeploy-inspect",
+        &[],
+        &[
+            "kube-client",
+            "kube-runtime",
+            "tokio",
+            "hyper",
+            "hyper-util",
+            "tower",
+            "reqwest",
+            "gamedeploy-operator",
+        ],
+    );
+}
+
 #[test]
 fn the_embedded_cluster_knows_nothing_of_game_deployments() {
     let ours = [
         "gamedeploy-core",
+        "gamedeploy-inspect",
         "gamedeploy-operator",
         "gamedeploy-simulator",
     ];

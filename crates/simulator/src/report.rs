@@ -188,13 +188,7 @@ fn revision(pod: &Pod) -> Option<String> {
 }
 
 /// A pod condition's status, `None` when absent.
-pub fn condition(pod: &Pod, type_: &str) -> Option<bool> {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
-        .map(|c| c.status == "True")
-}
+pub use gamedeploy_inspect::kubectl::condition;
 
 /// Virtual seconds from `start` to `t`.
 pub fn seconds_since(start: Timestamp, t: Timestamp) -> f64 {

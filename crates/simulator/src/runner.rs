@@ -130,6 +130,8 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
     let mut progress_shown: Vec<(i32, i32)> = Vec::new();
     let mut last_shown: Option<Instant> = None;
     let deadline = start + scenario.until.timeout;
+    // The instant the loop last looked at the cluster: where the run ended.
+    let mut ended;
     let settled = loop {
         // Drain the change feed: history and the operator's write count.
         while let Ok(c) = changes.try_recv() {
@@ -143,6 +145,7 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
             }
         }
         let now = Instant::now();
+        ended = now;
         if let Some((index, step)) = steps.next_if(|(_, s)| start + s.at <= now) {
             match &step.action {
                 StepAction::RestartOperator => operator.restart(&server, &clock, false).await,
@@ -210,10 +213,11 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
     };
 
     let end = clock.now();
-    if !settled {
-        // The state the run gave up in: exactly what a reader needs to see.
+    // The state the run settled or gave up in, which is what a reader came to see; once, so
+    // not again when the loop's last look already printed it.
+    if last_shown != Some(ended) {
         table(snapshot(
-            Instant::now() - start,
+            ended - start,
             end,
             &list_pods(&admin).await,
             &list_gds(&admin).await,

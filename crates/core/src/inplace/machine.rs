@@ -17,6 +17,7 @@ use super::action::{
     Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite,
 };
 use super::completion::{Failure, Progress, progress};
+use super::force::{self, ForceRefused, Forced};
 use super::observe::PodView;
 use super::record::{ContainerSnapshot, Decoded, Record, decode};
 use super::state::{State, Trigger};
@@ -138,6 +139,29 @@ pub fn advance_decoded(input: &Input, decoded: &Decoded) -> MachineStep {
         }
     }
     run.finish()
+}
+
+/// The state of `pod`'s machine as the operator sees it before deciding anything: the
+/// record's state, what the watch shows of it (`GracefulWait`, `Restarting`), `Unknown` for
+/// a record it cannot read, or `Failed` for an unreadable one on a pod held unready (the
+/// operator fails it). `None`: no machine. What `gamedeploy status` shows and what a force is
+/// judged against, computed by the same code as [`advance`] so they cannot disagree.
+pub fn observed_state(pod: &PodView, decoded: &Decoded, now: Timestamp) -> Option<State> {
+    let (target, policy) = (Target::default(), Policy::default());
+    let input = Input {
+        pod,
+        target: &target,
+        policy: &policy,
+        hook: None,
+        selected: false,
+        now,
+    };
+    let mut run = Run::new(&input);
+    run.load(decoded);
+    if run.state != Some(State::Unknown) {
+        run.derive();
+    }
+    run.state
 }
 
 struct Run<'a> {
@@ -270,43 +294,16 @@ impl<'a> Run<'a> {
             return;
         };
         self.consume_force = true;
-        let Ok(table) = table() else { return };
-        let requested = raw.trim().parse::<State>();
-        let refusal = match (self.state, requested) {
-            (_, Err(_)) => format!(
-                "{}={raw:?} is not a state; states are {}",
-                names::ANNOTATION_FORCE,
-                <State as strum::IntoEnumIterator>::iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+        match force::check(self.state, raw) {
+            Ok(Forced { from, to }) => self.forced(from, to),
+            // A broken table is reported by `go` on every transition; nothing to add here.
+            Err(ForceRefused::Table(_)) => {}
+            Err(refusal) => self.event(
+                EventType::Warning,
+                names::EVENT_INPLACE_FORCE_REFUSED,
+                refusal.to_string(),
             ),
-            (None, Ok(to)) => format!("cannot force {to}: no in-place update has run on this pod"),
-            (Some(from), Ok(to)) if table.forcible(from, to) => {
-                self.forced(from, to);
-                return;
-            }
-            (Some(from), Ok(to)) => {
-                let allowed: Vec<String> = table
-                    .forcible_from(from)
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-                format!(
-                    "cannot force {from} -> {to}: not a forcible transition; from {from} you may force {}",
-                    if allowed.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
-                )
-            }
-        };
-        self.event(
-            EventType::Warning,
-            names::EVENT_INPLACE_FORCE_REFUSED,
-            refusal,
-        );
+        }
     }
 
     fn forced(&mut self, from: State, to: State) {

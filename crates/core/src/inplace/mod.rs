@@ -7,9 +7,11 @@
 //! - [`observe`]: the view of a pod the machine decides on.
 //! - [`completion`]: how a finished (or failed) container restart is recognised.
 //! - [`action`]: what the controller is asked to do.
+//! - [`force`]: which force requests are accepted, and what they do.
 //! - [`table`]: the transition table from `states/transitions.yaml`.
 pub mod action;
 pub mod completion;
+pub mod force;
 pub mod machine;
 pub mod observe;
 pub mod record;
@@ -19,8 +21,10 @@ pub mod table;
 pub use action::{
     Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, pod_hook_args,
 };
+pub use force::{ForceRefused, Forced};
 pub use machine::{
     HookPhase, Input, MachineStep, Policy, Target, Transition, advance, advance_decoded,
+    observed_state,
 };
 pub use observe::{ContainerView, PodView};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};
