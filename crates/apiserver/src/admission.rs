@@ -288,8 +288,14 @@ fn selector_matches(selector: Option<&Value>, obj: &Value) -> bool {
 /// `MatchResources` (of a policy's `matchConstraints` or a binding's `matchResources`):
 /// selectors, then a matching `resourceRules` entry and no matching `excludeResourceRules`.
 /// A cluster-scoped object passes `namespaceSelector`, except a Namespace, which is matched
-/// on its own labels.
-fn resources_match(m: &Value, a: &Attributes<'_>, namespace: Option<&Value>) -> bool {
+/// on its own labels. A binding's `matchResources` without `resourceRules` does not narrow
+/// the policy's resources (`require_rules` false); a policy's `matchConstraints` must list them.
+fn resources_match(
+    m: &Value,
+    a: &Attributes<'_>,
+    namespace: Option<&Value>,
+    require_rules: bool,
+) -> bool {
     let obj = a.object.or(a.old_object).unwrap_or(&Value::Null);
     let ns_ok = if a.desc.group.is_empty() && a.desc.plural == "namespaces" {
         selector_matches(m.get("namespaceSelector"), obj)
@@ -312,9 +318,10 @@ fn resources_match(m: &Value, a: &Attributes<'_>, namespace: Option<&Value>) -> 
             .flatten()
             .collect()
     };
+    let included = rules("resourceRules");
     ns_ok
         && object_ok
-        && rules("resourceRules").iter().any(|r| rule_matches(r, a))
+        && ((included.is_empty() && !require_rules) || included.iter().any(|r| rule_matches(r, a)))
         && !rules("excludeResourceRules")
             .iter()
             .any(|r| rule_matches(r, a))
@@ -497,10 +504,10 @@ pub fn validate(store: &Store, a: &Attributes<'_>) -> Result<Vec<String>, ApiErr
         let constraints = policy
             .pointer("/spec/matchConstraints")
             .unwrap_or(&Value::Null);
-        if !resources_match(constraints, a, namespace)
+        if !resources_match(constraints, a, namespace, true)
             || binding
                 .pointer("/spec/matchResources")
-                .is_some_and(|m| !resources_match(m, a, namespace))
+                .is_some_and(|m| !resources_match(m, a, namespace, false))
         {
             continue;
         }
