@@ -580,13 +580,23 @@ async fn handle(
     resp
 }
 
-/// `Warning: 299 - "text"` headers (RFC 7234), as kube-apiserver sends admission warnings.
+/// `Warning: 299 - "text"` headers (RFC 7234), as kube-apiserver sends admission warnings:
+/// the text quoted with `\` and `"` escaped; UTF-8 is kept (obs-text), control characters
+/// become spaces.
 fn add_warnings(resp: &mut ::http::Response<Body>, warnings: &[String]) {
     for w in warnings {
-        let text = w
-            .replace(['"', '\\'], "'")
-            .replace(|c: char| c.is_control(), " ");
-        if let Ok(v) = ::http::HeaderValue::from_str(&format!("299 - \"{text}\"")) {
+        let mut text = String::with_capacity(w.len());
+        for c in w.chars() {
+            match c {
+                '"' | '\\' => {
+                    text.push('\\');
+                    text.push(c);
+                }
+                c if c.is_control() => text.push(' '),
+                c => text.push(c),
+            }
+        }
+        if let Ok(v) = ::http::HeaderValue::from_bytes(format!("299 - \"{text}\"").as_bytes()) {
             resp.headers_mut().append(::http::header::WARNING, v);
         }
     }
