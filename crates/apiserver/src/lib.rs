@@ -2,12 +2,14 @@
 // differs from kube-apiserver, and how to use it in a project.
 #![doc = include_str!("../README.md")]
 
+mod admission;
 mod builtin;
 mod convert;
 mod errors;
 mod faults;
 mod gc;
 mod http;
+mod kinds;
 mod managed;
 mod openapi;
 mod ops;
@@ -238,6 +240,7 @@ fn request_context_at(
         manager: manager.to_string(),
         dry_run,
         strict,
+        user: None,
     }
 }
 
@@ -526,7 +529,10 @@ async fn handle(
         });
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
-    let ctx = request_context_at(&inner.clock, &manager, dry_run, strict);
+    let ctx = RequestContext {
+        user: Some(client.clone()),
+        ..request_context_at(&inner.clock, &manager, dry_run, strict)
+    };
     if matches!(verb, "get" | "list" | "watch")
         && let Err(e) =
             ops::parse_resource_version(q.get("resourceVersion").map_or("", String::as_str))
@@ -559,27 +565,69 @@ async fn handle(
             dispatch(&mut st, &ctx, verb, &r, &q, &ctype, &body)
         };
         st.actor.0 = "garbage-collector".into();
-        gc::collect(&mut st, &ctx);
-        out
+        gc::collect(
+            &mut st,
+            &RequestContext {
+                user: None,
+                ..ctx.clone()
+            },
+        );
+        (out, std::mem::take(&mut st.warnings))
     };
+    let (result, warnings) = result;
+    let mut resp = respond(result, verb, &r, &accept, ctx.now_secs);
+    add_warnings(&mut resp, &warnings);
+    resp
+}
+
+/// `Warning: 299 - "text"` headers (RFC 7234), as kube-apiserver sends admission warnings:
+/// the text quoted with `\` and `"` escaped; UTF-8 is kept (obs-text), control characters
+/// become spaces.
+fn add_warnings(resp: &mut ::http::Response<Body>, warnings: &[String]) {
+    for w in warnings {
+        let mut text = String::with_capacity(w.len());
+        for c in w.chars() {
+            match c {
+                '"' | '\\' => {
+                    text.push('\\');
+                    text.push(c);
+                }
+                c if c.is_control() => text.push(' '),
+                c => text.push(c),
+            }
+        }
+        if let Ok(v) = ::http::HeaderValue::from_bytes(format!("299 - \"{text}\"").as_bytes()) {
+            resp.headers_mut().append(::http::header::WARNING, v);
+        }
+    }
+}
+
+/// The response of a non-watch request: the object, a Table or metadata as asked.
+fn respond(
+    result: Result<(u16, Value), ApiError>,
+    verb: &str,
+    r: &ResourceRoute,
+    accept: &str,
+    now_secs: i64,
+) -> ::http::Response<Body> {
     match result {
         Ok((code, v)) => {
-            if http::wants_partial_metadata(&accept)
+            if http::wants_partial_metadata(accept)
                 && matches!(verb, "get" | "list" | "patch" | "update" | "create")
             {
                 return full(code, &http::partial_metadata(&v));
             }
-            if verb == "list" && http::wants_table(&accept) {
+            if verb == "list" && http::wants_table(accept) {
                 let items: Vec<Value> = v
                     .get("items")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
                 let md = v.get("metadata").cloned().unwrap_or(json!({}));
-                return full(200, &http::table(&r.desc, &items, md, ctx.now_secs));
+                return full(200, &http::table(&r.desc, &items, md, now_secs));
             }
-            if verb == "get" && r.sub.is_none() && http::wants_table(&accept) {
-                return full(200, &http::table(&r.desc, &[v], json!({}), ctx.now_secs));
+            if verb == "get" && r.sub.is_none() && http::wants_table(accept) {
+                return full(200, &http::table(&r.desc, &[v], json!({}), now_secs));
             }
             full(code, &v)
         }
@@ -979,16 +1027,14 @@ fn dispatch(
             let scale = ops::parse_object(body)?;
             let old = ops::get(st, desc, ns, name)?;
             let new = ops::apply_scale(desc, &old, &scale)?;
-            let out = ops::update(st, ctx, desc, ns, name, new, Subresource::Main, None)?;
-            Ok((200, ops::scale_of(desc, &out)?))
+            Ok((200, scale_update(st, ctx, desc, ns, name, &old, new)?))
         }
         ("patch", Some("scale")) => {
             let old = ops::get(st, desc, ns, name)?;
             let current = ops::scale_of(desc, &old)?;
             let patched = ops::patched(desc, &current, ctype, body)?;
             let new = ops::apply_scale(desc, &old, &patched)?;
-            let out = ops::update(st, ctx, desc, ns, name, new, Subresource::Main, None)?;
-            Ok((200, ops::scale_of(desc, &out)?))
+            Ok((200, scale_update(st, ctx, desc, ns, name, &old, new)?))
         }
         ("patch", None | Some("status")) => {
             let subresource = Subresource::of_status_path(sub);
@@ -1075,6 +1121,50 @@ fn dispatch(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// A `/scale` write: admitted as the Scale it is (subresource `scale`), then stored as a write
+/// of the object itself that is not admitted a second time.
+fn scale_update(
+    st: &mut Store,
+    ctx: &RequestContext,
+    desc: &resources::ResourceDesc,
+    ns: Option<&str>,
+    name: &str,
+    old: &Value,
+    new: Value,
+) -> Result<Value, ApiError> {
+    let (old_scale, new_scale) = (ops::scale_of(desc, old)?, ops::scale_of(desc, &new)?);
+    ops::run_admission(
+        st,
+        ctx,
+        &admission::Attributes {
+            operation: admission::Operation::Update,
+            desc,
+            subresource: "scale",
+            name,
+            namespace: ns.unwrap_or(""),
+            user: "",
+            dry_run: ctx.dry_run,
+            object: Some(&new_scale),
+            old_object: Some(&old_scale),
+        },
+    )?;
+    let unadmitted = RequestContext {
+        user: None,
+        ..ctx.clone()
+    };
+    let out = ops::update(
+        st,
+        &unadmitted,
+        desc,
+        ns,
+        name,
+        new,
+        Subresource::Main,
+        None,
+    )?;
+    ops::scale_of(desc, &out)
 }
 
 /// `pods/binding`: what the scheduler posts to assign a node (`BindingREST.Create`).

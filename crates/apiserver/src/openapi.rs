@@ -22,9 +22,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::builtin::{TypeVisitor, with_type};
 use super::resources::{Registry, ResourceDesc, Strategy};
 
 /// `x-kubernetes-patch-merge-key` / `x-kubernetes-patch-strategy` of the built-in types served
@@ -158,6 +162,13 @@ const PATCH_META: &[(&str, &str, &str, &str)] = &[
         "type",
         "merge",
     ),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", "port", "merge"),
+    (
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        "type",
+        "merge",
+    ),
     (
         "io.k8s.api.core.v1.NamespaceStatus",
         "conditions",
@@ -182,50 +193,36 @@ fn gv_key(group: &str, version: &str) -> String {
 /// reversed group (`util.ToRESTFriendlyName` in apiextensions-apiserver's builder).
 fn schema_name(d: &ResourceDesc) -> String {
     if let Some(n) = builtin_schema_name(d) {
-        return n.to_string();
+        return n;
     }
     let mut parts: Vec<&str> = d.group.split('.').collect();
     parts.reverse();
     format!("{}.{}.{}", parts.join("."), d.version, d.kind)
 }
 
-fn builtin_schema_name(d: &ResourceDesc) -> Option<&'static str> {
-    Some(match (d.group.as_str(), d.kind.as_str()) {
-        ("", "Pod") => "io.k8s.api.core.v1.Pod",
-        ("", "Event") => "io.k8s.api.core.v1.Event",
-        ("", "Namespace") => "io.k8s.api.core.v1.Namespace",
-        ("", "Node") => "io.k8s.api.core.v1.Node",
-        ("events.k8s.io", "Event") => "io.k8s.api.events.v1.Event",
-        ("apps", "ControllerRevision") => "io.k8s.api.apps.v1.ControllerRevision",
-        ("coordination.k8s.io", "Lease") => "io.k8s.api.coordination.v1.Lease",
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"
+/// The component name k8s-openapi gives a built-in kind (its Go package path), or `None` for
+/// kinds with no built-in type.
+fn builtin_schema_name(d: &ResourceDesc) -> Option<String> {
+    struct Name;
+    impl TypeVisitor for Name {
+        type Out = String;
+        fn visit<T: DeserializeOwned + Serialize + JsonSchema>(self) -> String {
+            T::schema_name().into_owned()
         }
-        _ => return None,
-    })
+    }
+    with_type(&d.group, &d.kind, Name).ok()
 }
 
 /// Adds the schema of a built-in kind (and everything it references) to the generator.
 fn add_builtin(generator: &mut SchemaGenerator, d: &ResourceDesc) {
-    use k8s_openapi::api;
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    match (d.group.as_str(), d.kind.as_str()) {
-        ("", "Pod") => generator.subschema_for::<api::core::v1::Pod>(),
-        ("", "Event") => generator.subschema_for::<api::core::v1::Event>(),
-        ("", "Namespace") => generator.subschema_for::<api::core::v1::Namespace>(),
-        ("", "Node") => generator.subschema_for::<api::core::v1::Node>(),
-        ("events.k8s.io", "Event") => generator.subschema_for::<api::events::v1::Event>(),
-        ("apps", "ControllerRevision") => {
-            generator.subschema_for::<api::apps::v1::ControllerRevision>()
+    struct Add<'a>(&'a mut SchemaGenerator);
+    impl TypeVisitor for Add<'_> {
+        type Out = ();
+        fn visit<T: DeserializeOwned + Serialize + JsonSchema>(self) {
+            self.0.subschema_for::<T>();
         }
-        ("coordination.k8s.io", "Lease") => {
-            generator.subschema_for::<api::coordination::v1::Lease>()
-        }
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            generator.subschema_for::<CustomResourceDefinition>()
-        }
-        _ => return,
-    };
+    }
+    let _ = with_type(&d.group, &d.kind, Add(generator));
 }
 
 fn gvk_ext(group: &str, version: &str, kind: &str) -> Value {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
+use super::admission::{self, Attributes, Operation};
 use super::errors::{
     ApiError, Cause, duplicate, forbidden_field, invalid_value, required, too_long,
 };
+use super::kinds;
 use super::managed::{self, Writer};
 use super::patch::{self, ListSemantics};
 use super::resources::{ResourceDesc, Strategy, descriptors_from_crd};
@@ -31,6 +33,10 @@ pub struct RequestContext {
     pub dry_run: bool,
     /// `fieldValidation=Strict`: unknown or duplicate fields are an error instead of dropped.
     pub strict: bool,
+    /// The client a request came from (`request.userInfo.username` for admission policies);
+    /// `None` for the server's own writes (seeding, garbage collection, the object behind a
+    /// `/scale` write, which is admitted as a Scale), which skip admission.
+    pub user: Option<String>,
 }
 
 /// Paths present in `before` but gone from `after` (objects only), for strict field validation.
@@ -288,7 +294,7 @@ const TOTAL_ANNOTATION_BYTES: usize = 256 * 1024;
 
 /// Defaults kube-apiserver applies to every pod it decodes (`SetDefaults_Pod` and friends),
 /// so stored pods look like real ones and re-sent pods compare equal.
-fn default_pod(obj: &mut Value) {
+pub fn default_pod(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -398,6 +404,21 @@ fn same_content(a: &Value, b: &Value) -> bool {
     !differs_except(am, bm, |k| k == "resourceVersion" || k == "managedFields")
 }
 
+/// Validating admission policies for a client's write (none for the server's own, see
+/// [`RequestContext::user`]); `Warn` results are queued on the store for the response.
+pub fn run_admission(
+    store: &mut Store,
+    ctx: &RequestContext,
+    attrs: &Attributes<'_>,
+) -> Result<(), ApiError> {
+    let Some(user) = ctx.user.as_deref() else {
+        return Ok(());
+    };
+    let warnings = admission::validate(store, &Attributes { user, ..*attrs })?;
+    store.warnings.extend(warnings);
+    Ok(())
+}
+
 /// Kind-specific validation and normalisation common to create and update.
 fn admit(
     store: &Store,
@@ -475,6 +496,23 @@ fn admit(
                 ));
             }
         }
+        Strategy::Service => {
+            kinds::default_service(obj);
+            kinds::validate_service(obj, &mut causes);
+        }
+        Strategy::Secret => {
+            kinds::default_secret(obj);
+            kinds::validate_data_keys(obj, old, &mut causes);
+        }
+        Strategy::Plain if desc.group.is_empty() && desc.kind == "ConfigMap" => {
+            kinds::validate_data_keys(obj, old, &mut causes);
+        }
+        Strategy::Deployment => {
+            kinds::default_deployment(obj, default_pod);
+            kinds::validate_deployment(obj, old, &mut causes);
+        }
+        Strategy::AdmissionPolicy => causes.extend(admission::check_policy(obj)),
+        Strategy::AdmissionPolicyBinding => kinds::validate_policy_binding(obj, &mut causes),
         Strategy::Plain if desc.group == "coordination.k8s.io" => {
             // ValidateLeaseSpec.
             for f in ["leaseDurationSeconds"] {
@@ -871,14 +909,31 @@ pub fn create(
             set_crd_condition_times(&mut st, &ctx.now);
             obj["status"] = st;
         }
-        Strategy::Custom if desc.has_status => {
+        Strategy::Custom | Strategy::AdmissionPolicy if desc.has_status => {
             if let Value::Object(m) = &mut obj {
                 m.remove("status");
             }
         }
+        Strategy::Deployment => obj["status"] = json!({}),
+        Strategy::Service => obj["status"] = json!({"loadBalancer": {}}),
         _ => {}
     }
     admit(store, desc, &mut obj, None)?;
+    run_admission(
+        store,
+        ctx,
+        &Attributes {
+            operation: Operation::Create,
+            desc,
+            subresource: "",
+            name: &name,
+            namespace: url_ns,
+            user: "",
+            dry_run: ctx.dry_run,
+            object: Some(&obj),
+            old_object: None,
+        },
+    )?;
     if store.get(&desc.gr(), &k).is_some() {
         return Err(ApiError::already_exists(&desc.group, &desc.plural, &name));
     }
@@ -1092,6 +1147,21 @@ pub fn update(
         new["status"] = st;
     }
     admit(store, desc, &mut new, Some(&old))?;
+    run_admission(
+        store,
+        ctx,
+        &Attributes {
+            operation: Operation::Update,
+            desc,
+            subresource: sub.name().unwrap_or(""),
+            name,
+            namespace: str_at(&old, "/metadata/namespace"),
+            user: "",
+            dry_run: ctx.dry_run,
+            object: Some(&new),
+            old_object: Some(&old),
+        },
+    )?;
     if desc.tracks_generation && generation_changed(desc, &new, &old) {
         let g = old
             .pointer("/metadata/generation")
@@ -1243,6 +1313,21 @@ pub fn delete(
             ),
         ));
     }
+    run_admission(
+        store,
+        ctx,
+        &Attributes {
+            operation: Operation::Delete,
+            desc,
+            subresource: "",
+            name,
+            namespace: str_at(&old, "/metadata/namespace"),
+            user: "",
+            dry_run: ctx.dry_run || opts.dry_run,
+            object: None,
+            old_object: Some(&old),
+        },
+    )?;
     let policy = opts
         .propagation
         .clone()
@@ -1395,6 +1480,11 @@ pub fn scale_of(desc: &ResourceDesc, obj: &Value) -> Result<Value, ApiError> {
         .and_then(|v| v.as_str().map(String::from))
     {
         status["selector"] = json!(sel);
+    }
+    if desc.strategy == Strategy::Deployment
+        && let Some(sel) = obj.pointer("/spec/selector")
+    {
+        status["selector"] = json!(kinds::format_label_selector(sel));
     }
     let m = meta(obj);
     Ok(json!({

@@ -90,6 +90,8 @@ fn builtin_list_strategy(path: &[String]) -> ListStrategy {
         {
             key("containerPort")
         }
+        // Service ports (`ServiceSpec.Ports`, patchMergeKey "port").
+        "ports" if parent == "spec" => key("port"),
         "volumeMounts" => key("mountPath"),
         "volumeDevices" => key("devicePath"),
         "conditions" => key("type"),

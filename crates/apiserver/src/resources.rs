@@ -23,9 +23,20 @@ pub enum Strategy {
     Namespace,
     Node,
     Crd,
+    /// Services: `spec.type` and port defaults (`SetDefaults_Service`).
+    Service,
+    /// Secrets: `type` default and `stringData` folded into `data`.
+    Secret,
+    /// Deployments: `SetDefaults_Deployment`, selector validation; no controller runs.
+    Deployment,
+    /// ValidatingAdmissionPolicies: CEL expressions compile, or the write is refused.
+    AdmissionPolicy,
+    /// ValidatingAdmissionPolicyBindings: `policyName` and `validationActions` are required.
+    AdmissionPolicyBinding,
     /// Custom resources (`customResourceStrategy` in apiextensions-apiserver).
     Custom,
-    /// Built-ins with no special rules (events, leases, controllerrevisions).
+    /// Built-ins with no special rules (events, leases, controllerrevisions, configmaps,
+    /// serviceaccounts, RBAC).
     Plain,
 }
 
@@ -82,40 +93,176 @@ impl ResourceDesc {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn builtin(
-    group: &str,
-    version: &str,
-    kind: &str,
-    plural: &str,
-    short: &[&str],
+/// A built-in kind as kube-apiserver's discovery describes it.
+struct Builtin {
+    group: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    short: &'static [&'static str],
+    categories: &'static [&'static str],
     namespaced: bool,
     has_status: bool,
     tracks_generation: bool,
     strategy: Strategy,
-) -> ResourceDesc {
-    ResourceDesc {
-        group: group.into(),
-        version: version.into(),
-        kind: kind.into(),
-        plural: plural.into(),
-        singular: kind.to_lowercase(),
-        short_names: short.iter().map(|s| s.to_string()).collect(),
-        categories: if plural == "pods" {
-            vec!["all".into()]
-        } else {
-            vec![]
-        },
-        namespaced,
-        has_status,
-        scale: None,
-        tracks_generation,
-        unconditional_update: true,
-        strategy,
-        schema: None,
-        printer_columns: vec![],
+}
+
+impl Builtin {
+    fn desc(&self) -> ResourceDesc {
+        let strs = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect();
+        ResourceDesc {
+            group: self.group.into(),
+            version: "v1".into(),
+            kind: self.kind.into(),
+            plural: self.plural.into(),
+            singular: self.kind.to_lowercase(),
+            short_names: strs(self.short),
+            categories: strs(self.categories),
+            namespaced: self.namespaced,
+            has_status: self.has_status,
+            scale: (self.strategy == Strategy::Deployment).then(|| ScalePaths {
+                spec_replicas: ".spec.replicas".into(),
+                status_replicas: ".status.replicas".into(),
+                // Scale's selector comes from `spec.selector` (see `ops::scale_of`).
+                label_selector: None,
+            }),
+            tracks_generation: self.tracks_generation,
+            unconditional_update: true,
+            strategy: self.strategy,
+            schema: None,
+            printer_columns: vec![],
+        }
     }
 }
+
+/// Every built-in kind served, all at version `v1`. Short names and categories are those
+/// kube-apiserver 1.33's discovery reports.
+const BUILTINS: &[Builtin] = {
+    use Strategy::*;
+    const fn b(
+        group: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+        namespaced: bool,
+        strategy: Strategy,
+    ) -> Builtin {
+        Builtin {
+            group,
+            kind,
+            plural,
+            short: &[],
+            categories: &[],
+            namespaced,
+            has_status: false,
+            tracks_generation: false,
+            strategy,
+        }
+    }
+    const RBAC: &str = "rbac.authorization.k8s.io";
+    const ADMISSION: &str = "admissionregistration.k8s.io";
+    &[
+        Builtin {
+            short: &["po"],
+            categories: &["all"],
+            has_status: true,
+            tracks_generation: true,
+            ..b("", "Pod", "pods", true, Pod)
+        },
+        Builtin {
+            short: &["ev"],
+            ..b("", "Event", "events", true, Plain)
+        },
+        Builtin {
+            short: &["ns"],
+            has_status: true,
+            ..b("", "Namespace", "namespaces", false, Namespace)
+        },
+        Builtin {
+            short: &["no"],
+            has_status: true,
+            ..b("", "Node", "nodes", false, Node)
+        },
+        Builtin {
+            short: &["sa"],
+            ..b("", "ServiceAccount", "serviceaccounts", true, Plain)
+        },
+        Builtin {
+            short: &["svc"],
+            categories: &["all"],
+            has_status: true,
+            ..b("", "Service", "services", true, Service)
+        },
+        Builtin {
+            short: &["cm"],
+            ..b("", "ConfigMap", "configmaps", true, Plain)
+        },
+        b("", "Secret", "secrets", true, Secret),
+        Builtin {
+            short: &["ev"],
+            ..b("events.k8s.io", "Event", "events", true, Plain)
+        },
+        b(
+            "apps",
+            "ControllerRevision",
+            "controllerrevisions",
+            true,
+            Plain,
+        ),
+        Builtin {
+            short: &["deploy"],
+            categories: &["all"],
+            has_status: true,
+            tracks_generation: true,
+            ..b("apps", "Deployment", "deployments", true, Deployment)
+        },
+        b("coordination.k8s.io", "Lease", "leases", true, Plain),
+        b(RBAC, "ClusterRole", "clusterroles", false, Plain),
+        b(
+            RBAC,
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            Plain,
+        ),
+        b(RBAC, "Role", "roles", true, Plain),
+        b(RBAC, "RoleBinding", "rolebindings", true, Plain),
+        Builtin {
+            categories: &["api-extensions"],
+            has_status: true,
+            tracks_generation: true,
+            ..b(
+                ADMISSION,
+                "ValidatingAdmissionPolicy",
+                "validatingadmissionpolicies",
+                false,
+                AdmissionPolicy,
+            )
+        },
+        Builtin {
+            categories: &["api-extensions"],
+            tracks_generation: true,
+            ..b(
+                ADMISSION,
+                "ValidatingAdmissionPolicyBinding",
+                "validatingadmissionpolicybindings",
+                false,
+                AdmissionPolicyBinding,
+            )
+        },
+        Builtin {
+            short: &["crd", "crds"],
+            categories: &["api-extensions"],
+            has_status: true,
+            tracks_generation: true,
+            ..b(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                "customresourcedefinitions",
+                false,
+                Crd,
+            )
+        },
+    ]
+};
 
 /// Key: (group, version, plural).
 type Gvr = (String, String, String);
@@ -129,79 +276,9 @@ pub struct Registry {
 
 impl Registry {
     pub fn with_builtins() -> Self {
-        use Strategy::*;
         let mut r = Registry::default();
-        for d in [
-            builtin("", "v1", "Pod", "pods", &["po"], true, true, true, Pod),
-            builtin(
-                "",
-                "v1",
-                "Event",
-                "events",
-                &["ev"],
-                true,
-                false,
-                false,
-                Plain,
-            ),
-            builtin(
-                "",
-                "v1",
-                "Namespace",
-                "namespaces",
-                &["ns"],
-                false,
-                true,
-                false,
-                Namespace,
-            ),
-            builtin("", "v1", "Node", "nodes", &["no"], false, true, false, Node),
-            builtin(
-                "events.k8s.io",
-                "v1",
-                "Event",
-                "events",
-                &["ev"],
-                true,
-                false,
-                false,
-                Plain,
-            ),
-            builtin(
-                "apps",
-                "v1",
-                "ControllerRevision",
-                "controllerrevisions",
-                &[],
-                true,
-                false,
-                false,
-                Plain,
-            ),
-            builtin(
-                "coordination.k8s.io",
-                "v1",
-                "Lease",
-                "leases",
-                &[],
-                true,
-                false,
-                false,
-                Plain,
-            ),
-            builtin(
-                "apiextensions.k8s.io",
-                "v1",
-                "CustomResourceDefinition",
-                "customresourcedefinitions",
-                &["crd", "crds"],
-                false,
-                true,
-                true,
-                Crd,
-            ),
-        ] {
-            r.insert(d);
+        for b in BUILTINS {
+            r.insert(b.desc());
         }
         r
     }

@@ -97,6 +97,9 @@ pub struct Store {
     /// Who is writing now, and when (set per request).
     pub actor: (String, String),
     pub change_subs: Vec<UnboundedSender<Change>>,
+    /// `Warning` headers for the response to the request being served (admission policies
+    /// with `Warn`); taken by the handler after each request.
+    pub warnings: Vec<String>,
     /// Watches closed because their queue was full.
     pub watches_closed_lagging: u64,
 }
@@ -114,6 +117,7 @@ impl Store {
             gc_queue: VecDeque::new(),
             actor: (String::new(), String::new()),
             change_subs: Vec::new(),
+            warnings: Vec::new(),
             watches_closed_lagging: 0,
         }
     }

@@ -7,6 +7,7 @@
 
 mod support;
 
+mod admission_policy;
 mod crd_schema;
 mod crud;
 mod delete;
@@ -14,6 +15,7 @@ mod discovery;
 mod embedded_hooks;
 mod events;
 mod gc;
+mod install_kinds;
 mod limits;
 mod patch;
 mod subresources;
