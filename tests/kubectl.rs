@@ -441,3 +441,86 @@ fn gamedeploy_run_drives_a_cluster_through_its_kubeconfig_and_stops_on_sigterm()
     };
     assert!(status.success(), "gamedeploy run exited with {status}");
 }
+
+/// `kubectl apply -k deploy/` against `gamedeploy cluster` creates every object of the install,
+/// and the deletion-protection policy it installs refuses what the Go original's webhook
+/// refused: a GameDeployment without `io.tencent.bcs.dev/deletion-allow`, one labelled
+/// `Cascading` while it has replicas, and the CRD; it lets `Cascading` at 0 replicas through.
+#[test]
+fn kubectl_apply_k_installs_everything_and_deletion_protection_holds() {
+    if skipped("kubectl apply -k deploy/") {
+        return;
+    }
+    let c = start("install", &[]);
+    let kc = c.kubeconfig.as_path();
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    kubectl(kc, &["apply", "-k", deploy]);
+    for (kind, name, ns) in [
+        ("namespace", "gamedeploy", None),
+        ("serviceaccount", "gamedeploy", Some("gamedeploy")),
+        ("clusterrole", "gamedeploy", None),
+        ("clusterrolebinding", "gamedeploy", None),
+        ("deployment", "gamedeploy", Some("gamedeploy")),
+        ("service", "gamedeploy-metrics", Some("gamedeploy")),
+        ("crd", "gamedeployments.tkex.tencent.com", None),
+        (
+            "validatingadmissionpolicy",
+            "gamedeploy-deletion-protection",
+            None,
+        ),
+        (
+            "validatingadmissionpolicybinding",
+            "gamedeploy-deletion-protection",
+            None,
+        ),
+        (
+            "validatingadmissionpolicy",
+            "gamedeploy-crd-deletion-protection",
+            None,
+        ),
+        (
+            "validatingadmissionpolicybinding",
+            "gamedeploy-crd-deletion-protection",
+            None,
+        ),
+    ] {
+        let mut args = vec!["get", kind, name, "-o", "name"];
+        if let Some(ns) = ns {
+            args.extend(["-n", ns]);
+        }
+        assert!(!kubectl(kc, &args).is_empty(), "{kind}/{name}");
+    }
+    // Applying again changes nothing and fails nothing.
+    kubectl(kc, &["apply", "-k", deploy]);
+
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let gd = "gamedeployment/test-gamedeployment";
+    let refused = |what: &str| {
+        let (ok, out) = kubectl_result(kc, &["delete", gd, "--wait=false"]);
+        assert!(!ok, "{what}: the delete went through: {out}");
+        assert!(out.contains("is protected from deletion"), "{what}: {out}");
+    };
+    refused("no label");
+    kubectl(
+        kc,
+        &["label", gd, "io.tencent.bcs.dev/deletion-allow=Cascading"],
+    );
+    refused("Cascading with 8 replicas");
+    let (ok, out) = kubectl_result(
+        kc,
+        &[
+            "delete",
+            "crd",
+            "gamedeployments.tkex.tencent.com",
+            "--wait=false",
+        ],
+    );
+    assert!(!ok && out.contains("is protected from deletion"), "{out}");
+    kubectl(kc, &["scale", gd, "--replicas=0"]);
+    kubectl(kc, &["delete", gd, "--wait=false"]);
+    assert_not_found(kc, "gamedeployment", "test-gamedeployment");
+}

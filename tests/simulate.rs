@@ -146,9 +146,20 @@ fn fifty_chaos_seeds_of_the_seed_scenario_break_no_invariant() {
     let base = scenario("seed-inplace-update.yaml");
     let summary = run_seeds(&base, 1..=50, 2, &|_| {}).unwrap();
     assert_eq!(summary.runs.len(), 50);
-    assert!(summary.ok(), "{}", summary.render("seed-inplace-update.yaml"));
+    assert!(
+        summary.ok(),
+        "{}",
+        summary.render("seed-inplace-update.yaml")
+    );
     let faults: u64 = summary.runs.iter().map(|r| r.faults_injected).sum();
-    let crashed = summary.runs.iter().filter(|r| r.operator_restarts > 0).count();
+    let crashed = summary
+        .runs
+        .iter()
+        .filter(|r| r.operator_restarts > 0)
+        .count();
     assert!(faults > 50, "{faults} faults injected");
-    assert!(crashed >= 40, "only {crashed} of 50 runs crashed the operator");
+    assert!(
+        crashed >= 40,
+        "only {crashed} of 50 runs crashed the operator"
+    );
 }
