@@ -7,6 +7,7 @@ mod embedded;
 mod run_args;
 
 use std::io::Write;
+#[cfg(feature = "embedded")]
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -155,6 +156,7 @@ fn states(format: StatesFormat) -> Result<String, String> {
     })
 }
 
+#[cfg(feature = "embedded")]
 pub(crate) fn init_tracing() {
     init_tracing_as(run_args::LogFormat::Text);
 }
