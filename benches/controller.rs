@@ -480,6 +480,7 @@ async fn bench_memory(c: &Cluster, n: usize) {
             seed: 1,
             instance: "bench".into(),
             concurrency: 4,
+            ..Default::default()
         },
     );
     let running = settled_live().await;

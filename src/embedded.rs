@@ -12,6 +12,7 @@ pub(crate) async fn cluster(
     kubeconfig_out: PathBuf,
     operator: bool,
     kubelet: bool,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<String, String> {
     use embedded_apiserver::{ApiServer, serve};
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -37,11 +38,33 @@ pub(crate) async fn cluster(
         .map_err(|e| format!("cannot write {}: {e}", kubeconfig_out.display()))?;
     eprintln!("embedded cluster listening on http://{addr}");
     eprintln!("  export KUBECONFIG={}", kubeconfig_out.display());
+    if metrics_addr.is_some() && !operator {
+        return Err("--metrics-addr serves the operator's metrics: add --operator".into());
+    }
     if operator {
+        let metrics = Arc::new(gamedeploy_operator::metrics::Metrics::new());
+        metrics.set_role(gamedeploy_operator::metrics::Role::Active {
+            leader: false,
+            synced: false,
+        });
+        if let Some(addr) = metrics_addr {
+            let listener = gamedeploy_operator::serve::bind(addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            eprintln!("operator metrics on http://{addr}/metrics");
+            tokio::spawn(gamedeploy_operator::serve::serve(
+                listener,
+                metrics.clone(),
+                shutdown_signal(),
+            ));
+        }
         let options = gamedeploy_operator::controller::Options {
             seed: 1,
             instance: "embedded".into(),
             concurrency: 4,
+            metrics,
+            ..Default::default()
         };
         tokio::spawn(gamedeploy_operator::controller::run(
             server.client_as("operator"),

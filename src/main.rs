@@ -5,6 +5,7 @@
 #[cfg(feature = "embedded")]
 mod embedded;
 mod inspect;
+mod run_args;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -71,6 +72,9 @@ enum Command {
         /// Also run a simulated kubelet node, so pods start and become ready.
         #[arg(long)]
         kubelet: bool,
+        /// With --operator: serve the operator's /metrics, /healthz and /readyz here.
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
     /// A GameDeployment's rollout at a glance: revisions, strategy, counts, problems, and
     /// where each pod's in-place update stands.
@@ -102,15 +106,9 @@ enum Command {
         kubeconfig: Option<PathBuf>,
     },
     /// Run the operator against a cluster found through the usual kube config (KUBECONFIG,
-    /// ~/.kube/config, or the in-cluster service account). Stops cleanly on SIGTERM or Ctrl-C.
-    Run {
-        /// Use this kubeconfig file instead of the usual lookup.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// GameDeployments reconciled at once.
-        #[arg(long, default_value_t = 4)]
-        concurrency: u16,
-    },
+    /// ~/.kube/config, or the in-cluster service account), with leader election on a Lease.
+    /// Stops cleanly on SIGTERM or Ctrl-C, releasing the lease.
+    Run(run_args::RunArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -174,10 +172,7 @@ async fn async_main(cli: Cli) -> ExitCode {
         } => inspect::force(kubeconfig.as_deref(), namespace, &pod, &state)
             .await
             .map_err(|e| e.to_string()),
-        Command::Run {
-            kubeconfig,
-            concurrency,
-        } => run(kubeconfig, concurrency).await,
+        Command::Run(args) => run(args).await,
         #[cfg(feature = "embedded")]
         Command::Simulate { .. } => Err("simulate runs on its own runtime".into()),
         #[cfg(feature = "embedded")]
@@ -186,7 +181,8 @@ async fn async_main(cli: Cli) -> ExitCode {
             kubeconfig_out,
             operator,
             kubelet,
-        } => embedded::cluster(listen, kubeconfig_out, operator, kubelet).await,
+            metrics_addr,
+        } => embedded::cluster(listen, kubeconfig_out, operator, kubelet, metrics_addr).await,
     };
     match output {
         Ok(text) => {
@@ -223,18 +219,26 @@ fn states(format: StatesFormat) -> Result<String, String> {
     })
 }
 
+#[cfg(feature = "embedded")]
 pub(crate) fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // kube's HTTP layer logs every failed request at ERROR without saying where to, and
-            // a dropped watch at WARN as a `Debug` dump; `run` and the operator say what failed
-            // themselves, once per attempt.
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,kube_client::client=error,kube_client::client::builder=off".into()
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing_as(run_args::LogFormat::Text);
+}
+
+/// Logs to stderr, as text for people or as JSON lines for a log pipeline.
+pub(crate) fn init_tracing_as(format: run_args::LogFormat) {
+    // kube's HTTP layer logs every failed request at ERROR without saying where to, and
+    // a dropped watch at WARN as a `Debug` dump; `run` and the operator say what failed
+    // themselves, once per attempt.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "info,kube_client::client=error,kube_client::client::builder=off".into()
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        run_args::LogFormat::Text => logs.init(),
+        run_args::LogFormat::Json => logs.json().init(),
+    }
 }
 
 /// After SIGTERM, in-flight reconciles get this long to finish before the process exits
@@ -245,31 +249,59 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Longest wait between two attempts to reach the cluster at startup.
 const MAX_CONNECT_BACKOFF: Duration = Duration::from_secs(30);
 
-async fn run(kubeconfig: Option<PathBuf>, concurrency: u16) -> Result<String, String> {
-    init_tracing();
+async fn run(args: run_args::RunArgs) -> Result<String, String> {
+    init_tracing_as(args.log_format);
     // Installed before any await, so SIGTERM stops the operator whatever it is waiting for.
     let shutdown = shutdown_signal();
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "gamedeploy".into());
+    let lease = if args.no_leader_election {
+        None
+    } else {
+        Some(args.lease(&instance).map_err(|e| e.to_string())?)
+    };
+    // Served from the start: /healthz answers while the cluster is still being reached.
+    let metrics = Arc::new(gamedeploy_operator::metrics::Metrics::new());
+    let listener = gamedeploy_operator::serve::bind(args.metrics_addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+    }
+    tokio::spawn(gamedeploy_operator::serve::serve(
+        listener,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let client = tokio::select! {
-        client = connect(kubeconfig.as_deref()) => client?,
+        client = connect(args.kubeconfig.as_deref()) => client?,
         () = shutdown.clone() => {
             tracing::info!("gamedeploy operator stopped before it reached the cluster");
             return Ok(String::new());
         }
     };
-    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "gamedeploy".into());
     let seed = jiff::Timestamp::now().as_nanosecond() as u64;
-    tracing::info!(%instance, "gamedeploy operator starting");
+    tracing::info!(%instance, namespace = args.namespace.as_deref().unwrap_or("(all)"), "gamedeploy operator starting");
     let options = gamedeploy_operator::controller::Options {
         seed,
         instance,
-        concurrency,
+        concurrency: args.concurrency,
+        namespace: args.namespace,
+        metrics: metrics.clone(),
+        ..Default::default()
     };
-    let operator = gamedeploy_operator::controller::run(
-        client,
-        Arc::new(gamedeploy_clock::SystemClock),
-        options,
-        shutdown.clone(),
-    );
+    let clock: gamedeploy_clock::SharedClock = Arc::new(gamedeploy_clock::SystemClock);
+    if let Some(lease) = lease {
+        tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), "leader election on");
+        gamedeploy_operator::leader::run(client, clock, lease, options, SHUTDOWN_GRACE, shutdown)
+            .await;
+        tracing::info!("gamedeploy operator stopped");
+        return Ok(String::new());
+    }
+    metrics.set_role(gamedeploy_operator::metrics::Role::Active {
+        leader: false,
+        synced: false,
+    });
+    let operator = gamedeploy_operator::controller::run(client, clock, options, shutdown.clone());
     // The controller's graceful shutdown waits for its caches' first lists and for every
     // in-flight reconcile, which against a lost server may be for ever.
     tokio::select! {

@@ -43,6 +43,7 @@ async fn cluster() -> Cluster {
         seed: 3,
         instance: "test".into(),
         concurrency: 4,
+        ..Default::default()
     };
     let operator = Handle::start(server.client_as("operator"), clock, options);
     Cluster {

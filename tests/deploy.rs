@@ -72,6 +72,8 @@ fn kustomize_installs_every_object_the_operator_needs() {
         "ServiceAccount/gamedeploy/gamedeploy",
         "ClusterRole//gamedeploy",
         "ClusterRoleBinding//gamedeploy",
+        "Role/gamedeploy/gamedeploy-leader-election",
+        "RoleBinding/gamedeploy/gamedeploy-leader-election",
         "Deployment/gamedeploy/gamedeploy",
         "Service/gamedeploy/gamedeploy-metrics",
         "ValidatingAdmissionPolicy//gamedeploy-deletion-protection",

@@ -37,6 +37,7 @@ fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle 
         seed,
         instance: "test".into(),
         concurrency: 4,
+        ..Default::default()
     };
     Handle::start(server.client_as("operator"), clock.clone(), options)
 }

@@ -68,6 +68,8 @@ fn start(kubeconfig: &PathBuf) -> (Child, Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
         .args(["run", "--kubeconfig"])
         .arg(kubeconfig)
+        // Tests run at once, and the default port may be anyone's.
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

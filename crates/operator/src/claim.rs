@@ -24,6 +24,7 @@ pub struct Claimed {
 /// reported as events; a pod that is gone is simply skipped.
 pub async fn execute(
     client: &kube::Client,
+    edge: &crate::execute::Edge<'_>,
     events: &Events,
     gd: &GameDeployment,
     adopt: &[&Pod],
@@ -69,6 +70,11 @@ pub async fn execute(
             let reasons = (names::EVENT_SUCCESSFUL_RELEASE, names::EVENT_FAILED_RELEASE);
             (patch, "release", "released", "no longer matches", reasons)
         };
+        if !edge.gate.is_open() {
+            // Leadership is lost: a claim half done is finished by the next leader.
+            return out;
+        }
+        edge.metrics.write_sent("patch", "pods");
         out.writes.pods += 1;
         match pods
             .patch(&pod_name, &params, &Patch::Strategic(patch))

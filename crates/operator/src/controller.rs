@@ -23,8 +23,10 @@ use kube::{Resource, ResourceExt};
 
 use super::claim;
 use super::events::Events;
-use crate::execute::{self, Writes};
+use crate::execute::{self, Edge, Writes};
 use crate::expectations::Expectations;
+use crate::leader::Gate;
+use crate::metrics::{ErrorKind, GdLabels, Metrics};
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDeployment};
 use gamedeploy_core::planner::adopt::{self, controlled_by};
@@ -82,6 +84,9 @@ pub struct Context {
     failing: Mutex<BTreeMap<String, u32>>,
     /// Pod creates and deletes sent and not yet seen by the pod watch.
     expectations: Arc<Expectations>,
+    /// Closed when leadership is lost; every write checks it first.
+    gate: Gate,
+    metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -108,6 +113,25 @@ impl Context {
             writes: Mutex::new(Writes::default()),
             failing: Mutex::new(BTreeMap::new()),
             expectations: Arc::default(),
+            gate: Gate::default(),
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The same context, writing only while `gate` is open and reporting to `metrics`.
+    pub fn guarded(self, gate: Gate, metrics: Arc<Metrics>) -> Self {
+        Context {
+            events: self.events.guarded(gate.clone(), metrics.clone()),
+            gate,
+            metrics,
+            ..self
+        }
+    }
+
+    fn edge(&self) -> Edge<'_> {
+        Edge {
+            gate: &self.gate,
+            metrics: &self.metrics,
         }
     }
 
@@ -196,15 +220,36 @@ fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
 }
 
 /// One reconcile: observe from the caches, claim pods, plan, act. An object whose spec does
-/// not decode is reported (condition and event) and nothing else is touched.
+/// not decode is reported (condition and event) and nothing else is touched. Timed and
+/// counted in the metrics.
 pub async fn reconcile(
     stored: Arc<StoredGameDeployment>,
     ctx: Arc<Context>,
 ) -> Result<Action, super::Error> {
+    // Real time even in simulations: this measures the operator's cost, not the cluster's.
+    let started = std::time::Instant::now();
+    let result = reconcile_once(stored, &ctx).await;
+    let error = match &result {
+        Ok((_, false)) => None,
+        Ok((_, true)) => Some(ErrorKind::WriteFailed),
+        Err(super::Error::Status { .. }) => Some(ErrorKind::StatusWrite),
+        Err(super::Error::NotLeader) => Some(ErrorKind::NotLeader),
+        Err(super::Error::Unnamed | super::Error::CacheClosed) => Some(ErrorKind::Internal),
+    };
+    ctx.metrics.reconciled(started.elapsed(), error);
+    result.map(|(action, _)| action)
+}
+
+/// [`reconcile`]'s work; the flag says whether a write failed.
+async fn reconcile_once(
+    stored: Arc<StoredGameDeployment>,
+    ctx: &Arc<Context>,
+) -> Result<(Action, bool), super::Error> {
     if stored.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
         ctx.expectations.forget(&stored.uid().unwrap_or_default());
-        return Ok(Action::await_change());
+        ctx.metrics.forget(&labels_of(&stored));
+        return Ok((Action::await_change(), false));
     }
     // The controller starts as soon as the GameDeployment watch does; a reconcile before the
     // first full list of pods would see none and create them all again (and one before the
@@ -219,7 +264,7 @@ pub async fn reconcile(
         ready.map_err(|_| super::Error::CacheClosed)?;
     }
     match stored.as_ref() {
-        StoredGameDeployment::Decoded(gd) => reconcile_decoded(gd.clone(), &stored, &ctx).await,
+        StoredGameDeployment::Decoded(gd) => reconcile_decoded(gd.clone(), &stored, ctx).await,
         StoredGameDeployment::Undecodable(u) => {
             tracing::warn!(gamedeployment = %stored.name_any(), reason = %u.reason, "cannot decode the spec");
             let uid = stored.uid().unwrap_or_default();
@@ -234,6 +279,7 @@ pub async fn reconcile(
             let plan = plan::plan_undecodable(u, &owned, now);
             let writes = execute::run_plan(
                 &ctx.client,
+                ctx.edge(),
                 &ctx.events,
                 &ctx.expectations,
                 &stored,
@@ -244,7 +290,7 @@ pub async fn reconcile(
             .await?;
             ctx.record(writes);
             // A new spec is a new object in the watch: nothing to do until then.
-            Ok(Action::await_change())
+            Ok((Action::await_change(), writes.failed > 0))
         }
     }
 }
@@ -254,7 +300,7 @@ async fn reconcile_decoded(
     gd: Arc<GameDeployment>,
     stored: &StoredGameDeployment,
     ctx: &Context,
-) -> Result<Action, super::Error> {
+) -> Result<(Action, bool), super::Error> {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
     let CachedObjects {
@@ -271,13 +317,14 @@ async fn reconcile_decoded(
     let now = ctx.clock.now();
     if let Some(expires) = ctx.expectations.unsatisfied(&uid, &in_namespace, now) {
         tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the pod watch to show our writes");
-        return Ok(Action::requeue(until(now, expires)));
+        return Ok((Action::requeue(until(now, expires)), false));
     }
     // The cache's own Arcs: copying 10,000 pods took longer than planning them.
     let pods: Vec<Arc<Pod>> = match adopt::claim(&gd, &in_namespace) {
         Ok(claim) => {
             let claimed = claim::execute(
                 &ctx.client,
+                &ctx.edge(),
                 &ctx.events,
                 &gd,
                 &as_pods(&claim.adopt),
@@ -287,7 +334,7 @@ async fn reconcile_decoded(
             ctx.record(claimed.writes);
             if claimed.writes.failed > 0 {
                 // Planning without a pod we failed to adopt would create its replacement.
-                return Ok(Action::requeue(RETRY_AFTER_FAILED_WRITE));
+                return Ok((Action::requeue(RETRY_AFTER_FAILED_WRITE), true));
             }
             claim
                 .owned
@@ -317,8 +364,12 @@ async fn reconcile_decoded(
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
     let requeue_at = plan.requeue_at;
+    let status = plan.status().cloned();
+    let labels = labels_of(stored);
+    ctx.metrics.machines(&labels, &machine_counts(&pods));
     let writes = execute::run_plan(
         &ctx.client,
+        ctx.edge(),
         &ctx.events,
         &ctx.expectations,
         stored,
@@ -328,6 +379,10 @@ async fn reconcile_decoded(
     )
     .await?;
     ctx.record(writes);
+    if let Some(status) = &status {
+        let desired = gd.spec.replicas.unwrap_or_default();
+        ctx.metrics.status(&labels, desired, status);
+    }
     let key = format!("{ns}/{}", gd.name_any());
     let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
     if writes.failed > 0 {
@@ -335,14 +390,55 @@ async fn reconcile_decoded(
         let attempt = failing.entry(key).or_default();
         let wait = retry_delay(*attempt);
         *attempt = attempt.saturating_add(1);
-        return Ok(Action::requeue(wait));
+        return Ok((Action::requeue(wait), true));
     }
     failing.remove(&key);
     drop(failing);
-    Ok(match requeue_at {
+    let action = match requeue_at {
         Some(t) => Action::requeue(until(now, t)),
         None => Action::await_change(),
-    })
+    };
+    Ok((action, false))
+}
+
+/// A GameDeployment's metric labels.
+fn labels_of(stored: &StoredGameDeployment) -> GdLabels {
+    GdLabels {
+        namespace: stored.namespace().unwrap_or_default(),
+        name: stored.name_any(),
+    }
+}
+
+/// The state annotation's field this needs: only `state` is read, which is much cheaper than
+/// the whole record on every pod of every reconcile.
+#[derive(serde::Deserialize)]
+struct StateOnly {
+    state: gamedeploy_core::inplace::State,
+}
+
+/// How many of `pods` are in each in-place state, from their state annotations (a pod without
+/// one has never been updated in place and is not counted).
+fn machine_counts(pods: &[Arc<Pod>]) -> BTreeMap<gamedeploy_core::inplace::State, i64> {
+    use gamedeploy_core::inplace::{Decoded, State, decode};
+    let mut counts = BTreeMap::new();
+    for pod in pods {
+        let Some(annotations) = pod.metadata.annotations.as_ref() else {
+            continue;
+        };
+        let state = match annotations
+            .get(gamedeploy_core::names::ANNOTATION_STATE)
+            .and_then(|raw| serde_json::from_str::<StateOnly>(raw).ok())
+        {
+            Some(s) => s.state,
+            None => match decode(annotations) {
+                Decoded::Missing => continue,
+                Decoded::Valid(r) => r.state,
+                Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => State::Unknown,
+            },
+        };
+        *counts.entry(state).or_default() += 1;
+    }
+    counts
 }
 
 /// The wait from `now` to `t` (none if `t` is past).
@@ -398,6 +494,7 @@ pub fn error_policy(
 }
 
 /// Options for [`run`].
+#[derive(Clone)]
 pub struct Options {
     /// Seed for pod-name suffixes (a fixed seed replays the same names).
     pub seed: u64,
@@ -405,6 +502,37 @@ pub struct Options {
     pub instance: String,
     /// GameDeployments reconciled at once.
     pub concurrency: u16,
+    /// Watch only this namespace (all when `None`).
+    pub namespace: Option<String>,
+    /// Where the controller reports; shared with the metrics endpoint.
+    pub metrics: Arc<Metrics>,
+    /// The leadership gate (open when there is no leader election).
+    pub gate: Gate,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed: 0,
+            instance: "gamedeploy".into(),
+            concurrency: 4,
+            namespace: None,
+            metrics: Arc::default(),
+            gate: Gate::default(),
+        }
+    }
+}
+
+/// An `Api` over one namespace, or over all.
+fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 /// Runs the operator until `shutdown` resolves; returns the context (write counts).
@@ -415,24 +543,25 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Context> {
     let cfg = watcher::Config::default();
+    let ns = options.namespace.as_deref();
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(Api::<Pod>::all(client.clone()), cfg.clone()).modify(for_cache),
+        watcher(api::<Pod>(&client, ns), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (revisions, rev_writer) = reflector::store();
     let rev_stream = reflector::reflector(
         rev_writer,
-        watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()).modify(for_cache),
+        watcher(api::<ControllerRevision>(&client, ns), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (hook_runs, hook_writer) = reflector::store();
     let hook_stream = reflector::reflector(
         hook_writer,
-        watcher(Api::<HookRun>::all(client.clone()), cfg.clone()).modify(for_cache),
+        watcher(api::<HookRun>(&client, ns), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
@@ -440,7 +569,7 @@ pub async fn run(
     let (hook_templates, template_writer) = reflector::store();
     let template_stream = reflector::reflector(
         template_writer,
-        watcher(Api::<HookTemplate>::all(client.clone()), cfg.clone()).modify(for_cache),
+        watcher(api::<HookTemplate>(&client, ns), cfg.clone()).modify(for_cache),
     )
     .default_backoff();
     let (nodes, node_writer) = reflector::store();
@@ -452,22 +581,72 @@ pub async fn run(
         ),
     )
     .default_backoff();
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        clock,
-        Caches {
-            pods,
-            revisions,
-            hook_runs,
-            hook_templates,
-            nodes,
-        },
-        options.seed,
-        options.instance,
-    ));
+    let synced = {
+        let stores = (
+            pods.clone(),
+            revisions.clone(),
+            hook_runs.clone(),
+            hook_templates.clone(),
+            nodes.clone(),
+        );
+        async move {
+            let (p, r, h, t, n) = stores;
+            let _ = futures::join!(
+                p.wait_until_ready(),
+                r.wait_until_ready(),
+                h.wait_until_ready(),
+                t.wait_until_ready(),
+                n.wait_until_ready(),
+            );
+        }
+    };
+    let metrics = options.metrics.clone();
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            clock,
+            Caches {
+                pods,
+                revisions,
+                hook_runs,
+                hook_templates,
+                nodes,
+            },
+            options.seed,
+            options.instance,
+        )
+        .guarded(options.gate.clone(), metrics.clone()),
+    );
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
-    let controller = Controller::new(Api::<StoredGameDeployment>::all(client), cfg);
-    let gds = controller.store();
+    // The GameDeployment watch is ours, not the Controller's, to see deletions: their series
+    // leave the metrics with them.
+    let (gds, gd_writer) = reflector::store::<StoredGameDeployment>();
+    let gd_stream = {
+        let (gds, metrics) = (gds.clone(), metrics.clone());
+        reflector::reflector(
+            gd_writer,
+            watcher(api::<StoredGameDeployment>(&client, ns), cfg.clone()),
+        )
+        .inspect(move |event| match event {
+            Ok(watcher::Event::Delete(gd)) => metrics.forget(&labels_of(gd)),
+            // A relist may have missed deletions.
+            Ok(watcher::Event::InitDone) => {
+                let live: BTreeSet<GdLabels> = gds.state().iter().map(|gd| labels_of(gd)).collect();
+                for gone in metrics.known().into_iter().filter(|k| !live.contains(k)) {
+                    metrics.forget(&gone);
+                }
+            }
+            _ => {}
+        })
+        .applied_objects()
+    };
+    let gd_synced = {
+        let gds = gds.clone();
+        async move {
+            let _ = gds.wait_until_ready().await;
+        }
+    };
+    let controller = Controller::for_stream(gd_stream, gds.clone());
     let expectations = ctx.expectations.clone();
     let reconciles = controller
         .with_config(config)
@@ -500,10 +679,17 @@ pub async fn run(
         );
         std::future::pending::<()>().await
     };
+    let readiness = async {
+        futures::join!(synced, gd_synced);
+        metrics.set_synced(true);
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         () = reconciles => {}
         () = node_cache => {}
+        () = readiness => {}
     }
+    metrics.set_synced(false);
     ctx
 }
 
@@ -550,19 +736,30 @@ mod tests {
         assert_eq!(retry_delay(u32::MAX), MAX_RETRY_AFTER_FAILED_WRITE);
     }
 
-    /// Every API call the operator makes is granted by `deploy/operator/rbac.yaml`.
+    /// Every API call the operator makes is granted by `deploy/operator/rbac.yaml`: cluster-wide
+    /// by the ClusterRole, except the leader Lease, which only the Role in the operator's own
+    /// namespace grants.
     #[test]
     fn the_cluster_role_grants_what_the_operator_calls() {
         let docs: Vec<Value> =
             serde_saphyr::from_multiple(include_str!("../../../deploy/operator/rbac.yaml"))
                 .unwrap();
-        let role = docs
-            .into_iter()
-            .find(|d| d["kind"] == "ClusterRole")
-            .map(|d| serde_json::from_value::<ClusterRole>(d).unwrap())
-            .unwrap();
-        let rules = role.rules.unwrap_or_default();
-        let allows = |group: &str, resource: &str, verb: &str| {
+        let rules_of = |kind: &str| -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
+            let doc = docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
+            match kind {
+                "ClusterRole" => serde_json::from_value::<ClusterRole>(doc).unwrap().rules,
+                _ => {
+                    serde_json::from_value::<k8s_openapi::api::rbac::v1::Role>(doc)
+                        .unwrap()
+                        .rules
+                }
+            }
+            .unwrap_or_default()
+        };
+        let allows = |rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
+                      group: &str,
+                      resource: &str,
+                      verb: &str| {
             rules.iter().any(|r| {
                 let has = |list: &Option<Vec<String>>, x: &str| {
                     list.iter().flatten().any(|v| v == x || v == "*")
@@ -572,6 +769,23 @@ mod tests {
                     && r.verbs.iter().any(|v| v == verb)
             })
         };
+        let (cluster, namespaced) = (rules_of("ClusterRole"), rules_of("Role"));
+        for verb in ["get", "create", "update"] {
+            assert!(
+                allows(&namespaced, "coordination.k8s.io", "leases", verb),
+                "{verb} leases"
+            );
+            assert!(
+                !allows(&cluster, "coordination.k8s.io", "leases", verb),
+                "leases cluster-wide"
+            );
+        }
+        let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").unwrap();
+        assert_eq!(binding["metadata"]["namespace"], "gamedeploy");
+        assert_eq!(binding["roleRef"]["name"], "gamedeploy-leader-election");
+        let rules = cluster;
+        let allows =
+            |group: &str, resource: &str, verb: &str| allows(&rules, group, resource, verb);
         for (group, resource, verbs) in [
             (
                 "tkex.tencent.com",

@@ -3,7 +3,7 @@
 //! `series` instead of creating a new object, like kube's own recorder.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -11,6 +11,8 @@ use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
+use crate::leader::Gate;
+use crate::metrics::Metrics;
 use gamedeploy_clock::SharedClock;
 
 /// The `reportingController` of every event.
@@ -27,6 +29,9 @@ pub struct Events {
     clock: SharedClock,
     instance: String,
     seen: Mutex<HashMap<(String, String, String), Seen>>,
+    /// Closed once leadership is lost: an event is a write like any other.
+    gate: Gate,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -43,12 +48,26 @@ impl Events {
             clock,
             instance: instance.into(),
             seen: Mutex::new(HashMap::new()),
+            gate: Gate::default(),
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The same emitter, writing only while `gate` is open and counting its writes.
+    pub fn guarded(self, gate: Gate, metrics: Arc<Metrics>) -> Self {
+        Events {
+            gate,
+            metrics,
+            ..self
         }
     }
 
     /// Records an event on `regarding`. Failures are logged, never fatal: an event is a
     /// report, not a checkpoint.
     pub async fn emit(&self, regarding: &ObjectReference, warning: bool, reason: &str, note: &str) {
+        if !self.gate.is_open() {
+            return;
+        }
         let now = self.clock.now();
         let namespace = regarding
             .namespace
@@ -68,6 +87,7 @@ impl Events {
                     last_observed_time: MicroTime(now),
                 };
                 let patch = serde_json::json!({ "series": series });
+                self.metrics.write_sent("patch", "events");
                 let r = api
                     .patch(&p.name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -105,6 +125,10 @@ impl Events {
                 // of one reconcile share an instant, so a taken name gets a numbered suffix.
                 let mut attempt = 0;
                 let r = loop {
+                    if !self.gate.is_open() {
+                        return;
+                    }
+                    self.metrics.write_sent("create", "events");
                     match api.create(&PostParams::default(), &event).await {
                         Err(kube::Error::Api(e)) if e.code == 409 && attempt < NAME_ATTEMPTS => {
                             attempt += 1;

@@ -13,6 +13,8 @@ use kube::{Resource, ResourceExt};
 
 use super::events::Events;
 use super::expectations::Expectations;
+use crate::leader::Gate;
+use crate::metrics::Metrics;
 use gamedeploy_core::api::{GameDeployment, HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::effect::{
@@ -39,9 +41,19 @@ impl std::ops::AddAssign for Writes {
     }
 }
 
+/// What every write of the operator passes through: the leadership gate, checked right before
+/// each request is sent (so a reconcile in flight when the lease is lost sends nothing more),
+/// and the metrics that count the writes.
+#[derive(Clone, Copy)]
+pub struct Edge<'a> {
+    pub gate: &'a Gate,
+    pub metrics: &'a Metrics,
+}
+
 /// The API handles and the record of one plan's execution.
 struct Executor<'a> {
     client: &'a kube::Client,
+    edge: Edge<'a>,
     events: &'a Events,
     gd: &'a StoredGameDeployment,
     gd_ref: ObjectReference,
@@ -111,6 +123,7 @@ impl Executor<'_> {
         for w in batch {
             let name = w.object.name_any();
             self.expectations.creating(&self.owner_uid, &name, self.now);
+            self.edge.metrics.write_sent("create", "pods");
         }
         let results = join_all(batch.iter().map(|w| self.pods.create(&params, &w.object))).await;
         for (write, result) in batch.iter().zip(results) {
@@ -133,12 +146,18 @@ impl Executor<'_> {
             Effect::CreatePod { pod, .. } => self.create_pods(&[pod]).await,
             Effect::CreateRevision(w) => {
                 self.writes.other += 1;
+                self.edge
+                    .metrics
+                    .write_sent("create", "controllerrevisions");
                 let revs: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &self.ns);
                 let r = revs.create(&PostParams::default(), &w.object).await;
                 self.settle(w, refusal(r)).await;
             }
             Effect::DeleteRevision(w) => {
                 self.writes.other += 1;
+                self.edge
+                    .metrics
+                    .write_sent("delete", "controllerrevisions");
                 let revs: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &self.ns);
                 let r = revs.delete(&w.object, &DeleteParams::default()).await;
                 self.settle(w, refusal(r)).await;
@@ -155,6 +174,7 @@ impl Executor<'_> {
                 let pod_uid = uid.clone().unwrap_or_default();
                 self.expectations
                     .deleting(&self.owner_uid, &pod_uid, self.now);
+                self.edge.metrics.write_sent("delete", "pods");
                 let r = self.pods.delete(&pod.object, &params).await;
                 if r.is_err() {
                     self.expectations.delete_failed(&self.owner_uid, &pod_uid);
@@ -166,7 +186,18 @@ impl Executor<'_> {
                     return Ok(());
                 }
                 self.writes.pods += 1;
+                let resource = match write.object.endpoint {
+                    gamedeploy_core::inplace::Endpoint::Pod => "pods",
+                    gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
+                };
+                self.edge.metrics.write_sent("patch", resource);
                 let r = write_pod(&self.pods, pod, &write.object).await;
+                if r.is_ok()
+                    && let Some(record) = &write.object.checkpoint
+                    && record.state == gamedeploy_core::inplace::State::Ready
+                {
+                    self.edge.metrics.inplace_ready(record, self.now);
+                }
                 self.settle(write, refusal(r)).await;
             }
             Effect::CreateHookRun(w) => {
@@ -176,6 +207,7 @@ impl Executor<'_> {
                 self.writes.other += 1;
                 let r = match &w.object {
                     HookRunToCreate::Ready(run) => {
+                        self.edge.metrics.write_sent("create", "hookruns");
                         let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
                         refusal(runs.create(&PostParams::default(), run).await)
                     }
@@ -187,6 +219,7 @@ impl Executor<'_> {
             }
             Effect::DeleteHookRun(w) => {
                 self.writes.other += 1;
+                self.edge.metrics.write_sent("delete", "hookruns");
                 let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
                 let r = runs.delete(&w.object, &DeleteParams::default()).await;
                 self.settle(w, refusal(r)).await;
@@ -211,6 +244,9 @@ impl Executor<'_> {
                     let gds: Api<GameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
                     let body = serde_json::json!({ "status": status });
                     self.writes.other += 1;
+                    self.edge
+                        .metrics
+                        .write_sent("patch", "gamedeployments/status");
                     gds.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
                         .await
                         .map_err(|source| super::Error::Status { name, source })?;
@@ -223,8 +259,10 @@ impl Executor<'_> {
 
 /// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made.
 /// Every decision was made by the planner: this only writes, and reports what came back.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_plan(
     client: &kube::Client,
+    edge: Edge<'_>,
     events: &Events,
     expectations: &Expectations,
     gd: &StoredGameDeployment,
@@ -240,6 +278,7 @@ pub async fn run_plan(
     }
     let mut exec = Executor {
         client,
+        edge,
         events,
         gd,
         gd_ref: gd.object_ref(&()),
@@ -258,6 +297,9 @@ pub async fn run_plan(
     };
     let mut effects = plan.effects.iter().peekable();
     while let Some(effect) = effects.next() {
+        if !edge.gate.is_open() {
+            return Err(super::Error::NotLeader);
+        }
         if let Effect::CreatePod { pod, batch } = effect {
             // One slow-start batch is sent at once.
             let mut group = vec![pod];

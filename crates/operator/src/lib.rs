@@ -7,11 +7,17 @@
 //! - [`expectations`]: creates and deletes sent and not yet seen by the pod watch.
 //! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::adopt`] decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
+//! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, and the write gate it
+//!   closes when leadership is lost.
+//! - [`metrics`]: Prometheus metrics and readiness; [`serve`] serves them.
 pub mod claim;
 pub mod controller;
 pub mod events;
 pub mod execute;
 pub mod expectations;
+pub mod leader;
+pub mod metrics;
+pub mod serve;
 
 /// Why a reconcile could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +28,8 @@ pub enum Error {
     Unnamed,
     #[error("a watch cache stopped before its first list completed")]
     CacheClosed,
+    #[error("this operator lost the leader lease; the rest of the reconcile was not written")]
+    NotLeader,
 }
 
 /// An error and its causes as one line for people. kube's own `Display` of an API error

@@ -294,6 +294,7 @@ impl Operator {
             seed: self.seed,
             instance: format!("sim-{}", self.seed),
             concurrency: 4,
+            ..Default::default()
         };
         self.handle = Some(Handle::start(
             server.client_as(OPERATOR),

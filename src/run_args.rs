@@ -1,0 +1,76 @@
+//! The flags of `gamedeploy run`, and what they turn into: the controller's options, the
+//! lease, the metrics address, the log format.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use gamedeploy_operator::leader::{LeaseSettings, SettingsError};
+
+/// Where the lease lives when neither `--lease-namespace` nor `POD_NAMESPACE` says: the
+/// namespace `deploy/` installs the operator in.
+const DEFAULT_LEASE_NAMESPACE: &str = "gamedeploy";
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// Use this kubeconfig file instead of the usual lookup.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// GameDeployments reconciled at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: u16,
+    /// Watch and reconcile only this namespace (default: all namespaces).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Log lines as `text` or as `json` (one object a line); the level comes from RUST_LOG.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Serve /metrics, /healthz and /readyz on this address.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Run without leader election: for a single replica, or development.
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// Namespace of the leader Lease (default: the pod's, from POD_NAMESPACE, else
+    /// gamedeploy).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "gamedeploy-operator")]
+    pub lease_name: String,
+    /// How long the lease lasts after its last renewal: how long a crashed leader's
+    /// GameDeployments wait for a standby.
+    #[arg(long, default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// How often the leader renews the lease (shorter than the duration).
+    #[arg(long, default_value_t = 5)]
+    pub lease_renew_seconds: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+impl RunArgs {
+    /// The lease settings, with `identity` (the pod's name) as the holder.
+    pub fn lease(&self, identity: &str) -> Result<LeaseSettings, SettingsError> {
+        let namespace = self.lease_namespace.clone().unwrap_or_else(|| {
+            std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|ns| !ns.is_empty())
+                .unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.into())
+        });
+        let settings = LeaseSettings {
+            name: self.lease_name.clone(),
+            namespace,
+            identity: identity.to_string(),
+            duration: Duration::from_secs(self.lease_duration_seconds),
+            renew: Duration::from_secs(self.lease_renew_seconds),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}

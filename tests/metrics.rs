@@ -1,0 +1,144 @@
+//! The operator's metrics after a real rollout on the embedded cluster (virtual time): the
+//! in-place phases are measured from the pods' state annotations, the status gauges match the
+//! GameDeployment, and its series leave with it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use embedded_apiserver::ApiServer;
+use gamedeploy_clock::{SharedClock, TokioClock};
+use gamedeploy_core::api::{GameDeployment, crds};
+use gamedeploy_operator::controller::{Handle, Options};
+use gamedeploy_operator::metrics::Metrics;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+
+async fn wait_for<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..1200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    false
+}
+
+/// The value of the sample `name{labels}` in `text`.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_shows_in_place_phase_durations_and_status_gauges() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let server = ApiServer::new(clock.clone());
+    let admin = server.client_as("scenario");
+    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in crds() {
+        crd_api.create(&PostParams::default(), &crd).await.unwrap();
+    }
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let gd: GameDeployment =
+        serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap();
+    gds.create(&PostParams::default(), &gd).await.unwrap();
+    let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
+    tokio::spawn(simulated_kubelet::node::run(
+        server.client_as("kubelet"),
+        Default::default(),
+        clock.clone(),
+        config_rx,
+        Default::default(),
+        std::future::pending::<()>(),
+    ));
+    let metrics = Arc::new(Metrics::new());
+    let options = Options {
+        seed: 9,
+        instance: "test".into(),
+        metrics: metrics.clone(),
+        ..Default::default()
+    };
+    let operator = Handle::start(server.client_as("operator"), clock.clone(), options);
+    let ready = |n: i32| {
+        let gds = gds.clone();
+        async move {
+            gds.get("test-gamedeployment")
+                .await
+                .unwrap()
+                .status
+                .is_some_and(|s| s.ready_replicas == 8 && s.updated_ready_replicas == n)
+        }
+    };
+    assert!(wait_for(|| ready(8)).await);
+    let patch = serde_json::json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "python:latest"}]);
+    gds.patch(
+        "test-gamedeployment",
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(wait_for(|| ready(5)).await);
+    // The last status write lands after the pods are seen ready.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let text = metrics.render();
+    let h = "bkbcs_gamedeployment_inplace_update_duration_seconds";
+    for phase in ["unready_to_patched", "patched_to_ready", "total"] {
+        let count = sample(&text, &format!("{h}_count{{phase=\"{phase}\"}}"));
+        let sum = sample(&text, &format!("{h}_sum{{phase=\"{phase}\"}}"));
+        assert_eq!(count, Some(5.0), "{phase} count in\n{text}");
+        assert!(sum.is_some_and(|s| s > 0.0), "{phase} sum {sum:?}");
+        eprintln!("{phase}: {:.1}s per pod", sum.unwrap() / 5.0);
+    }
+    // The 30 s grace is the unready-to-patched phase.
+    let grace = sample(&text, &format!("{h}_sum{{phase=\"unready_to_patched\"}}")).unwrap() / 5.0;
+    assert!(grace >= 30.0, "{grace}");
+    let gd = r#"{namespace="default",name="test-gamedeployment"}"#;
+    for (name, value) in [
+        ("desired_replicas", 8.0),
+        ("replicas", 8.0),
+        ("ready_replicas", 8.0),
+        ("updated_replicas", 5.0),
+        ("updated_ready_replicas", 5.0),
+    ] {
+        assert_eq!(
+            sample(&text, &format!("bkbcs_gamedeployment_{name}{gd}")),
+            Some(value),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            r#"bkbcs_gamedeployment_inplace_machines{namespace="default",name="test-gamedeployment",state="Ready"}"#
+        ),
+        Some(5.0)
+    );
+    let writes = |verb: &str, resource: &str| {
+        sample(
+            &text,
+            &format!(
+                "bkbcs_gamedeployment_api_writes_total{{verb=\"{verb}\",resource=\"{resource}\"}}"
+            ),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(writes("create", "pods"), 8.0);
+    // Per pod: unready (pods/status), images (pods), ready (pods/status).
+    assert!(writes("patch", "pods") >= 5.0);
+    assert!(writes("patch", "pods/status") >= 10.0);
+    assert!(sample(&text, "bkbcs_gamedeployment_reconciles_total").unwrap() > 0.0);
+
+    gds.delete("test-gamedeployment", &DeleteParams::default())
+        .await
+        .unwrap();
+    assert!(wait_for(|| async { !metrics.render().contains("test-gamedeployment") }).await);
+    operator.shutdown().await;
+}
