@@ -461,7 +461,11 @@ fn kubectl_apply_k_installs_everything_and_deletion_protection_holds() {
         ("clusterrole", "gamedeploy", None),
         ("clusterrolebinding", "gamedeploy", None),
         ("role", "gamedeploy-leader-election", Some("gamedeploy")),
-        ("rolebinding", "gamedeploy-leader-election", Some("gamedeploy")),
+        (
+            "rolebinding",
+            "gamedeploy-leader-election",
+            Some("gamedeploy"),
+        ),
         ("deployment", "gamedeploy", Some("gamedeploy")),
         ("service", "gamedeploy-metrics", Some("gamedeploy")),
         ("crd", "gamedeployments.tkex.tencent.com", None),
