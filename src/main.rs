@@ -290,7 +290,10 @@ async fn run(args: run_args::RunArgs) -> Result<String, String> {
         ..Default::default()
     };
     let clock: gamedeploy_clock::SharedClock = Arc::new(gamedeploy_clock::SystemClock);
-    if let Some(lease) = lease {
+    if let Some(mut lease) = lease {
+        if lease.namespace.is_empty() {
+            lease.namespace = client.default_namespace().to_string();
+        }
         tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), "leader election on");
         gamedeploy_operator::leader::run(client, clock, lease, options, SHUTDOWN_GRACE, shutdown)
             .await;

@@ -8,10 +8,6 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use gamedeploy_operator::leader::{LeaseSettings, SettingsError};
 
-/// Where the lease lives when neither `--lease-namespace` nor `POD_NAMESPACE` says: the
-/// namespace `deploy/` installs the operator in.
-const DEFAULT_LEASE_NAMESPACE: &str = "gamedeploy";
-
 #[derive(Args)]
 pub(crate) struct RunArgs {
     /// Use this kubeconfig file instead of the usual lookup.
@@ -32,8 +28,8 @@ pub(crate) struct RunArgs {
     /// Run without leader election: for a single replica, or development.
     #[arg(long)]
     pub no_leader_election: bool,
-    /// Namespace of the leader Lease (default: the pod's, from POD_NAMESPACE, else
-    /// gamedeploy).
+    /// Namespace of the leader Lease (default: the pod's, from POD_NAMESPACE, else the
+    /// kubeconfig context's namespace).
     #[arg(long)]
     pub lease_namespace: Option<String>,
     /// Name of the leader Lease.
@@ -55,13 +51,16 @@ pub(crate) enum LogFormat {
 }
 
 impl RunArgs {
-    /// The lease settings, with `identity` (the pod's name) as the holder.
+    /// The lease settings, with `identity` (the pod's name) as the holder. The namespace is
+    /// `--lease-namespace`, else `POD_NAMESPACE`; empty when neither says, for the caller to
+    /// fill with the client's default namespace once connected (in a pod: its service account's
+    /// namespace; elsewhere: the kubeconfig context's), which always exists.
     pub fn lease(&self, identity: &str) -> Result<LeaseSettings, SettingsError> {
         let namespace = self.lease_namespace.clone().unwrap_or_else(|| {
             std::env::var("POD_NAMESPACE")
                 .ok()
                 .filter(|ns| !ns.is_empty())
-                .unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.into())
+                .unwrap_or_default()
         });
         let settings = LeaseSettings {
             name: self.lease_name.clone(),

@@ -10,6 +10,16 @@ struct Cluster {
     kubeconfig: PathBuf,
 }
 
+/// A child process killed when the test ends, even when it fails half-way.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -417,13 +427,17 @@ fn gamedeploy_run_drives_a_cluster_through_its_kubeconfig_and_stops_on_sigterm()
     }
     let cluster = start("run", &["--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
-        .args(["run", "--kubeconfig"])
-        .arg(kc)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gamedeploy run");
+    // Its own metrics port: the default 8080 may be taken on a shared machine.
+    let mut operator = Killed(
+        Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
+            .args(["run", "--metrics-addr", "127.0.0.1:0", "--kubeconfig"])
+            .arg(kc)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gamedeploy run"),
+    );
+    let operator = &mut operator.0;
     apply_seed_until_running(kc);
     // The shell's builtin kill: no extra package needed.
     let killed = Command::new("sh")

@@ -1,0 +1,229 @@
+//! Two `gamedeploy run` processes against `gamedeploy cluster --kubelet`, in real time: the
+//! leader is killed (SIGKILL) in the middle of the seed's rollout, the standby takes the Lease
+//! and the seed's session completes as written (five pods restarted once in place, `8 5 5 8 8`),
+//! and the standby wrote nothing while it was standby. Skipped, loudly, without kubectl.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the process when the test ends, passing or not.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `/metrics` of the operator on `port`, or `None` if it does not answer.
+fn metrics(port: u16) -> Option<String> {
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    conn.read_to_string(&mut response).ok()?;
+    Some(response.split_once("\r\n\r\n")?.1.to_string())
+}
+
+fn leads(port: u16) -> bool {
+    metrics(port).is_some_and(|m| m.lines().any(|l| l == "bkbcs_gamedeployment_leader 1"))
+}
+
+/// API writes the operator on `port` reports having sent.
+fn writes(port: u16) -> f64 {
+    metrics(port)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("bkbcs_gamedeployment_api_writes_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Polls until `f` gives a value (bounded; never asserts a duration).
+fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn operator(kubeconfig: &PathBuf, name: &str, port: u16) -> Reaped {
+    Reaped(
+        Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
+            .args(["run", "--kubeconfig"])
+            .arg(kubeconfig)
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args(["--lease-namespace", "default"])
+            .env("HOSTNAME", name)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gamedeploy run"),
+    )
+}
+
+#[test]
+fn the_standby_finishes_the_seed_session_after_the_leader_is_killed_mid_rollout() {
+    if Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        eprintln!("SKIPPED: no kubectl on PATH; the leader hand-over session did not run");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gamedeploy-leader-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("kubeconfig");
+    let _ = std::fs::remove_file(&kc);
+    let _cluster = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
+            .args([
+                "cluster",
+                "--listen",
+                "127.0.0.1:0",
+                "--kubelet",
+                "--kubeconfig-out",
+            ])
+            .arg(&kc)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gamedeploy cluster"),
+    );
+    poll("the kubeconfig", Duration::from_secs(30), || {
+        kc.exists().then_some(())
+    });
+    let ports = [free_port(), free_port()];
+    let mut ops = [
+        Some(operator(&kc, "operator-a", ports[0])),
+        Some(operator(&kc, "operator-b", ports[1])),
+    ];
+    let leader = poll("a leader", Duration::from_secs(60), || {
+        (0..2).find(|i| leads(ports[*i]))
+    });
+    let standby = 1 - leader;
+
+    // The seed's session: apply, wait for eight running pods, patch the image.
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(&kc, &["apply", "-f", example]);
+    poll("8 running pods", Duration::from_secs(120), || {
+        let pods = kubectl(&kc, &["get", "pods"]);
+        (pods.matches("1/1     Running   0").count() == 8).then_some(())
+    });
+    kubectl(
+        &kc,
+        &[
+            "patch",
+            "gamedeployment",
+            "test-gamedeployment",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"python:latest"}]"#,
+        ],
+    );
+    // Mid-rollout: the first pods are out of endpoints, waiting out their grace (the record
+    // says `Unready`; GracefulWait is derived from it and the clock).
+    poll(
+        "pods in their grace period",
+        Duration::from_secs(60),
+        || {
+            let states = kubectl(
+                &kc,
+                &[
+                    "get",
+                    "pods",
+                    "-o",
+                    "jsonpath={.items[*].metadata.annotations}",
+                ],
+            );
+            states.contains(r#"\"state\":\"Unready\""#).then_some(())
+        },
+    );
+    assert!(leads(ports[leader]) && !leads(ports[standby]));
+    assert_eq!(
+        writes(ports[standby]),
+        0.0,
+        "the standby wrote while standing by"
+    );
+    ops[leader] = None; // SIGKILL: no lease release, no goodbye.
+    poll(
+        "the standby to take the lease",
+        Duration::from_secs(60),
+        || leads(ports[standby]).then_some(()),
+    );
+
+    let done = poll("8 5 5 8 8", Duration::from_secs(300), || {
+        let gd = kubectl(&kc, &["get", "gamedeployment", "test-gamedeployment"]);
+        let row: Vec<String> = gd
+            .lines()
+            .nth(1)?
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        (row[1..6] == ["8", "5", "5", "8", "8"]).then_some(row)
+    });
+    assert_eq!(done[0], "test-gamedeployment");
+    let pods = kubectl(&kc, &["get", "pods", "--no-headers"]);
+    let restarts: Vec<&str> = pods
+        .lines()
+        .map(|l| l.split_whitespace().nth(3).unwrap())
+        .collect();
+    assert_eq!(restarts.iter().filter(|r| **r == "1").count(), 5, "{pods}");
+    assert_eq!(restarts.iter().filter(|r| **r == "0").count(), 3, "{pods}");
+    let images = kubectl(
+        &kc,
+        &[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
+    );
+    assert_eq!(images.matches("python:latest").count(), 5, "{images}");
+    assert!(
+        writes(ports[standby]) > 0.0,
+        "the new leader finished the rollout"
+    );
+}
