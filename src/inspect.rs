@@ -60,26 +60,27 @@ impl InspectError {
 /// A client for `--kubeconfig`, or for the usual lookup (KUBECONFIG, ~/.kube/config,
 /// in-cluster). Unlike `run`, one attempt: a person is waiting for an answer.
 async fn client(kubeconfig: Option<&Path>) -> Result<Client, InspectError> {
-    let config = match kubeconfig {
+    Client::try_from(config(kubeconfig).await?).map_err(|e| InspectError::Client(e.to_string()))
+}
+
+/// The cluster's client configuration: `kubeconfig` if given, else the usual lookup
+/// (`KUBECONFIG`, `~/.kube/config`, in-cluster). `gamedeploy run` connects through it too.
+pub(crate) async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, InspectError> {
+    match kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| {
-                InspectError::Kubeconfig {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let unreadable = |e: &dyn std::fmt::Display| InspectError::Kubeconfig {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            };
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| unreadable(&e))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
-                .map_err(|e| InspectError::Kubeconfig {
-                    path: path.display().to_string(),
-                    reason: e.to_string(),
-                })?
+                .map_err(|e| unreadable(&e))
         }
         None => kube::Config::infer()
             .await
-            .map_err(|e| InspectError::NoCluster(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(|e| InspectError::Client(e.to_string()))
+            .map_err(|e| InspectError::NoCluster(e.to_string())),
+    }
 }
 
 /// Where the objects are: `-n`, else the kubeconfig context's namespace.

@@ -352,18 +352,9 @@ impl Unusable {
 /// that, the controller's watches would retry silently for ever. One line per failed attempt.
 async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
     use gamedeploy_core::api::GameDeployment;
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("no cluster found ({e}); set KUBECONFIG or pass --kubeconfig"))?,
-    };
+    let config = inspect::config(kubeconfig)
+        .await
+        .map_err(|e| e.to_string())?;
     let url = config.cluster_url.to_string();
     let client =
         kube::Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
