@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_apiserver::ApiServer;
-use gamedeploy_clock::{SharedClock, TokioClock};
+use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_core::names;
 use gamedeploy_operator::controller::Options;
@@ -14,52 +14,19 @@ use gamedeploy_operator::leader::{Gate, Handle, LeaseSettings};
 use gamedeploy_operator::metrics::Metrics;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+
+#[path = "support/embedded.rs"]
+mod embedded;
+use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
 
 const LEASE: &str = "gamedeploy-operator";
 const DURATION: Duration = Duration::from_secs(15);
 
-async fn wait_for<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
-}
-
 /// The seed's cluster with a simulated kubelet, so pods run and in-place updates complete.
 async fn cluster() -> (ApiServer, SharedClock, kube::Client) {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(
-        "2026-01-01T00:00:00Z".parse().unwrap(),
-    ));
-    let server = ApiServer::new(clock.clone());
-    let admin = server.client_as("scenario");
-    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in crds() {
-        crd_api.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    let gd: GameDeployment =
-        serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap();
-    Api::<GameDeployment>::namespaced(admin.clone(), "default")
-        .create(&PostParams::default(), &gd)
-        .await
-        .unwrap();
-    let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
-    tokio::spawn(simulated_kubelet::node::run(
-        server.client_as("kubelet"),
-        Default::default(),
-        clock.clone(),
-        config_rx,
-        Default::default(),
-        std::future::pending::<()>(),
-    ));
+    let (server, clock, admin) = cluster_with(crds(), &seed_gd()).await;
+    start_kubelet(&server, &clock);
     (server, clock, admin)
 }
 

@@ -5,27 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use embedded_apiserver::ApiServer;
-use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_operator::controller::{Handle, Options};
 use gamedeploy_operator::metrics::Metrics;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 
-async fn wait_for<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..1200 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    false
-}
+#[path = "support/embedded.rs"]
+mod embedded;
+use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
 
 /// The value of the sample `name{labels}` in `text`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -35,28 +22,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test(start_paused = true)]
 async fn a_rollout_shows_in_place_phase_durations_and_status_gauges() {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(
-        "2026-01-01T00:00:00Z".parse().unwrap(),
-    ));
-    let server = ApiServer::new(clock.clone());
-    let admin = server.client_as("scenario");
-    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in crds() {
-        crd_api.create(&PostParams::default(), &crd).await.unwrap();
-    }
+    let (server, clock, admin) = cluster_with(crds(), &seed_gd()).await;
     let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    let gd: GameDeployment =
-        serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap();
-    gds.create(&PostParams::default(), &gd).await.unwrap();
-    let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
-    tokio::spawn(simulated_kubelet::node::run(
-        server.client_as("kubelet"),
-        Default::default(),
-        clock.clone(),
-        config_rx,
-        Default::default(),
-        std::future::pending::<()>(),
-    ));
+    start_kubelet(&server, &clock);
     let metrics = Arc::new(Metrics::new());
     let options = Options {
         seed: 9,

@@ -3,11 +3,10 @@
 //! operator writes and that partition and grace are obeyed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use embedded_apiserver::ApiServer;
-use gamedeploy_clock::{SharedClock, TokioClock};
+use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_core::names;
 use gamedeploy_operator::controller::{Handle, Options};
@@ -17,19 +16,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
-async fn wait_for<F, Fut>(mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..600 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    false
-}
+#[path = "support/embedded.rs"]
+mod embedded;
+use embedded::{cluster_with, seed_gd, wait_for};
 
 /// The real operator on its own task (`shutdown` stops it gracefully).
 fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
@@ -40,29 +29,6 @@ fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle 
         ..Default::default()
     };
     Handle::start(server.client_as("operator"), clock.clone(), options)
-}
-
-/// The embedded server with these CRDs installed and `gd` created.
-async fn cluster_with(
-    crds: Vec<CustomResourceDefinition>,
-    gd: &GameDeployment,
-) -> (ApiServer, SharedClock, kube::Client) {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(
-        "2026-01-01T00:00:00Z".parse().unwrap(),
-    ));
-    let server = ApiServer::new(clock.clone());
-    let admin = server.client_as("scenario");
-    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in crds {
-        crd_api.create(&PostParams::default(), &crd).await.unwrap();
-    }
-    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    gds.create(&PostParams::default(), gd).await.unwrap();
-    (server, clock, admin)
-}
-
-fn seed_gd() -> GameDeployment {
-    serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap()
 }
 
 /// The embedded server with the CRDs and the seed's GameDeployment applied.
