@@ -39,13 +39,20 @@ async fn seed_cluster() -> (ApiServer, SharedClock, kube::Client) {
 /// The CRDs as an older install may have them: without CEL rules, so specs the current schema
 /// rejects get stored.
 fn crds_without_cel() -> Vec<CustomResourceDefinition> {
-    fn strip(v: &mut serde_json::Value) {
+    crds_without(&["x-kubernetes-validations"])
+}
+
+/// The CRDs with every schema keyword in `keys` removed, at any depth.
+fn crds_without(keys: &[&str]) -> Vec<CustomResourceDefinition> {
+    fn strip(v: &mut serde_json::Value, keys: &[&str]) {
         match v {
             serde_json::Value::Object(m) => {
-                m.remove("x-kubernetes-validations");
-                m.values_mut().for_each(strip);
+                for key in keys {
+                    m.remove(*key);
+                }
+                m.values_mut().for_each(|v| strip(v, keys));
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| strip(v, keys)),
             _ => {}
         }
     }
@@ -53,7 +60,7 @@ fn crds_without_cel() -> Vec<CustomResourceDefinition> {
         .into_iter()
         .map(|crd| {
             let mut v = serde_json::to_value(crd).unwrap();
-            strip(&mut v);
+            strip(&mut v, keys);
             serde_json::from_value(v).unwrap()
         })
         .collect()
@@ -732,26 +739,7 @@ async fn a_template_the_server_rejects_backs_off_with_a_stable_human_message() {
 /// The CRDs as an install older than the integer bounds has them: no `minimum`/`maximum` and
 /// no CEL, so a spec whose numbers do not fit their format is stored.
 fn crds_without_bounds() -> Vec<CustomResourceDefinition> {
-    fn strip(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for key in ["minimum", "maximum", "x-kubernetes-validations"] {
-                    m.remove(key);
-                }
-                m.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    crds()
-        .into_iter()
-        .map(|crd| {
-            let mut v = serde_json::to_value(crd).unwrap();
-            strip(&mut v);
-            serde_json::from_value(v).unwrap()
-        })
-        .collect()
+    crds_without(&["minimum", "maximum", "x-kubernetes-validations"])
 }
 
 /// `value` wrapped in `depth` levels of objects.
