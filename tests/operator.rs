@@ -18,7 +18,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
 #[path = "support/embedded.rs"]
 mod embedded;
-use embedded::{cluster_with, seed_gd, wait_for};
+use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
 
 /// The real operator on its own task (`shutdown` stops it gracefully).
 fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
@@ -310,15 +310,7 @@ impl Hooked {
             .create(&PostParams::default(), &template)
             .await
             .unwrap();
-        let (_config, config_rx) = tokio::sync::watch::channel(Default::default());
-        tokio::spawn(simulated_kubelet::node::run(
-            server.client_as("kubelet"),
-            Default::default(),
-            clock.clone(),
-            config_rx,
-            Default::default(),
-            std::future::pending::<()>(),
-        ));
+        start_kubelet(&server, &clock);
         let h = Hooked {
             operator: start_operator(&server, &clock, 5),
             pods: Api::namespaced(admin.clone(), "default"),
