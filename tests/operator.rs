@@ -849,3 +849,45 @@ async fn game_deployments_the_operator_cannot_decode_are_reported_and_do_not_sta
         "{warnings:?}"
     );
 }
+
+/// A client of `server` as `identity` whose full pod lists (not watches) arrive `delay` late,
+/// as on a cluster with many pods: the GameDeployment list completes first.
+fn client_with_slow_pod_lists(server: &ApiServer, identity: &str, delay: Duration) -> kube::Client {
+    use tower::ServiceExt;
+    let inner = server.service(Some(identity));
+    let slow = tower::service_fn(move |req: http::Request<kube::client::Body>| {
+        let inner = inner.clone();
+        let slow = req.method() == http::Method::GET
+            && req.uri().path() == "/api/v1/pods"
+            && !req.uri().query().unwrap_or_default().contains("watch=true");
+        async move {
+            if slow {
+                tokio::time::sleep(delay).await;
+            }
+            inner.oneshot(req).await
+        }
+    });
+    kube::Client::new(slow, "default")
+}
+
+/// kube-runtime's store readiness wakes only the last of its waiters (one oneshot receiver
+/// behind a mutex). A reconcile that began waiting for the pod cache before the operator's own
+/// readiness check did was never woken: a new leader with many pods reported ready and never
+/// reconciled. Now only one future waits per cache.
+#[tokio::test(start_paused = true)]
+async fn an_operator_whose_pod_list_arrives_last_still_reconciles() {
+    let (server, clock, admin) = seed_cluster().await;
+    let options = Options {
+        instance: "test".into(),
+        ..Default::default()
+    };
+    let client = client_with_slow_pod_lists(&server, "operator", Duration::from_secs(3));
+    let operator = Handle::start(client, clock.clone(), options);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    assert!(
+        wait_for(|| async { pods.list(&ListParams::default()).await.unwrap().items.len() == 8 })
+            .await,
+        "the operator never created the seed's pods"
+    );
+    operator.shutdown().await;
+}

@@ -221,7 +221,8 @@ fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
 
 /// One reconcile: observe from the caches, claim pods, plan, act. An object whose spec does
 /// not decode is reported (condition and event) and nothing else is touched. Timed and
-/// counted in the metrics.
+/// counted in the metrics. The caches must be full: [`run`] starts no reconcile before they
+/// are.
 pub async fn reconcile(
     stored: Arc<StoredGameDeployment>,
     ctx: Arc<Context>,
@@ -234,7 +235,7 @@ pub async fn reconcile(
         Ok((_, true)) => Some(ErrorKind::WriteFailed),
         Err(super::Error::Status { .. }) => Some(ErrorKind::StatusWrite),
         Err(super::Error::NotLeader) => Some(ErrorKind::NotLeader),
-        Err(super::Error::Unnamed | super::Error::CacheClosed) => Some(ErrorKind::Internal),
+        Err(super::Error::Unnamed) => Some(ErrorKind::Internal),
     };
     ctx.metrics.reconciled(started.elapsed(), error);
     result.map(|(action, _)| action)
@@ -250,18 +251,6 @@ async fn reconcile_once(
         ctx.expectations.forget(&stored.uid().unwrap_or_default());
         ctx.metrics.forget(&labels_of(&stored));
         return Ok((Action::await_change(), false));
-    }
-    // The controller starts as soon as the GameDeployment watch does; a reconcile before the
-    // first full list of pods would see none and create them all again (and one before the
-    // node list would scale down ignoring node costs).
-    for ready in [
-        ctx.pods.wait_until_ready().await,
-        ctx.revisions.wait_until_ready().await,
-        ctx.hook_runs.wait_until_ready().await,
-        ctx.hook_templates.wait_until_ready().await,
-        ctx.nodes.wait_until_ready().await,
-    ] {
-        ready.map_err(|_| super::Error::CacheClosed)?;
     }
     match stored.as_ref() {
         StoredGameDeployment::Decoded(gd) => reconcile_decoded(gd.clone(), &stored, ctx).await,
@@ -581,7 +570,14 @@ pub async fn run(
         ),
     )
     .default_backoff();
-    let synced = {
+    // A reconcile before the first full list of pods would see none and create them all again
+    // (one before the node list would scale down ignoring node costs). kube-runtime's
+    // `wait_until_ready` wakes only the last future that waited on a store, so a reconcile
+    // waiting beside a readiness check could sleep for ever (a new leader with many pods did).
+    // Hence exactly one future waits for these caches: it holds the GameDeployment watch back
+    // until they are full, and the Controller, which waits for its own store, reconciles
+    // nothing before then.
+    let caches_synced = {
         let stores = (
             pods.clone(),
             revisions.clone(),
@@ -623,14 +619,16 @@ pub async fn run(
     let (gds, gd_writer) = reflector::store::<StoredGameDeployment>();
     let gd_stream = {
         let (gds, metrics) = (gds.clone(), metrics.clone());
-        reflector::reflector(
+        let gd_stream = reflector::reflector(
             gd_writer,
             watcher(api::<StoredGameDeployment>(&client, ns), cfg.clone()),
         )
         .inspect(move |event| match event {
             Ok(watcher::Event::Delete(gd)) => metrics.forget(&labels_of(gd)),
-            // A relist may have missed deletions.
+            // Every cache is full once the GameDeployments are listed. A relist may have
+            // missed deletions.
             Ok(watcher::Event::InitDone) => {
+                metrics.set_synced(true);
                 let live: BTreeSet<GdLabels> = gds.state().iter().map(|gd| labels_of(gd)).collect();
                 for gone in metrics.known().into_iter().filter(|k| !live.contains(k)) {
                     metrics.forget(&gone);
@@ -638,13 +636,12 @@ pub async fn run(
             }
             _ => {}
         })
-        .applied_objects()
-    };
-    let gd_synced = {
-        let gds = gds.clone();
-        async move {
-            let _ = gds.wait_until_ready().await;
-        }
+        .applied_objects();
+        futures::stream::once(async move {
+            caches_synced.await;
+            gd_stream
+        })
+        .flatten()
     };
     let controller = Controller::for_stream(gd_stream, gds.clone());
     let expectations = ctx.expectations.clone();
@@ -679,15 +676,9 @@ pub async fn run(
         );
         std::future::pending::<()>().await
     };
-    let readiness = async {
-        futures::join!(synced, gd_synced);
-        metrics.set_synced(true);
-        std::future::pending::<()>().await
-    };
     tokio::select! {
         () = reconciles => {}
         () = node_cache => {}
-        () = readiness => {}
     }
     metrics.set_synced(false);
     ctx
@@ -728,6 +719,46 @@ mod tests {
     use super::*;
     use k8s_openapi::api::rbac::v1::ClusterRole;
     use serde_json::Value;
+
+    /// Why exactly one future waits for each cache in [`run`]. If kube-runtime starts waking
+    /// every waiter, this fails, and a reconcile may wait for the caches again.
+    #[test]
+    fn a_kube_runtime_store_wakes_only_the_last_future_waiting_for_it() {
+        use futures::task::{ArcWake, waker};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::task::Context as TaskContext;
+
+        #[derive(Default)]
+        struct Woken(AtomicBool);
+        impl ArcWake for Woken {
+            fn wake_by_ref(me: &Arc<Self>) {
+                me.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let (store, mut writer) = reflector::store::<k8s_openapi::api::core::v1::ConfigMap>();
+        let (first, second) = (Arc::new(Woken::default()), Arc::new(Woken::default()));
+        let mut a = Box::pin(store.wait_until_ready());
+        let mut b = Box::pin(store.wait_until_ready());
+        let waker_a = waker(first.clone());
+        let waker_b = waker(second.clone());
+        assert!(
+            a.as_mut()
+                .poll(&mut TaskContext::from_waker(&waker_a))
+                .is_pending()
+        );
+        assert!(
+            b.as_mut()
+                .poll(&mut TaskContext::from_waker(&waker_b))
+                .is_pending()
+        );
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(second.0.load(Ordering::SeqCst), "the last waiter is woken");
+        assert!(
+            !first.0.load(Ordering::SeqCst),
+            "kube-runtime now wakes every waiter of a store"
+        );
+    }
 
     #[test]
     fn failed_writes_back_off_from_one_second_to_five_minutes() {

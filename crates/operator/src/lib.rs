@@ -26,8 +26,6 @@ pub enum Error {
     Status { name: String, source: kube::Error },
     #[error("the GameDeployment has no namespace or name")]
     Unnamed,
-    #[error("a watch cache stopped before its first list completed")]
-    CacheClosed,
     #[error("this operator lost the leader lease; the rest of the reconcile was not written")]
     NotLeader,
 }
