@@ -120,14 +120,19 @@ pub(crate) fn chaos(
         .unwrap_or(1);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let terminal = std::io::stderr().is_terminal();
+    let shown = path.display().to_string();
+    // A failed seed is printed as soon as it ends, so a long run is worth watching (and a
+    // killed one still says what failed); the summary repeats it.
     let progress = |run: &SeedRun| {
         let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let failures = run.failures(&shown);
         if terminal {
-            eprint!(
-                "\r{n}/{total} runs; seed {} {}   ",
-                run.seed,
-                if run.ok() { "ok" } else { "FAILED" }
-            );
+            eprint!("\r{failures}{n}/{total} runs   ");
+        } else {
+            eprint!("{failures}");
+            if n % 100 == 0 || n == total {
+                eprintln!("{n}/{total} runs");
+            }
         }
     };
     let summary = match run_seeds(&scenario, seeds, jobs, &progress) {
@@ -142,7 +147,7 @@ pub(crate) fn chaos(
             Ok(json) => println!("{json}"),
             Err(e) => eprintln!("gamedeploy: cannot render the summary: {e}"),
         },
-        SimOutput::Table => print!("{}", summary.render(&path.display().to_string())),
+        SimOutput::Table => print!("{}", summary.render(&shown)),
     }
     ExitCode::from(ExitStatus::of_run(summary.ok()).exit_code())
 }

@@ -45,6 +45,29 @@ impl SeedRun {
     pub fn ok(&self) -> bool {
         self.settled && self.violations.is_empty()
     }
+
+    /// One line per way this run failed, each with the command that replays it; empty when it
+    /// passed. Printed as the run ends and again in the summary.
+    pub fn failures(&self, scenario_path: &str) -> String {
+        let seed = self.seed;
+        let replay = format!("gamedeploy simulate {scenario_path} --fault-seeds {seed}..{seed}");
+        let mut out = String::new();
+        if !self.settled {
+            out.push_str(&format!("  seed {seed}: did not settle ({replay})\n"));
+        }
+        for v in &self.violations {
+            let pod = v
+                .pod
+                .as_deref()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  seed {seed}: t={}s {}{pod}: {} ({replay})\n",
+                v.t, v.invariant, v.message
+            ));
+        }
+        out
+    }
 }
 
 /// Every seed's run, in seed order.
@@ -71,27 +94,8 @@ impl Summary {
             "{}: {runs} runs, {settled} settled, {faults} faults injected, {crashes} operator restarts, {violations} invariant violations\n",
             self.scenario
         );
-        for r in self.runs.iter().filter(|r| !r.ok()) {
-            let replay = format!(
-                "gamedeploy simulate {scenario_path} --fault-seeds {}..{}",
-                r.seed, r.seed
-            );
-            if !r.settled {
-                out.push_str(&format!("  seed {}: did not settle ({replay})\n", r.seed));
-            }
-            for v in &r.violations {
-                out.push_str(&format!(
-                    "  seed {}: t={}s {}{}: {} ({replay})\n",
-                    r.seed,
-                    v.t,
-                    v.invariant,
-                    v.pod
-                        .as_deref()
-                        .map(|p| format!(" {p}"))
-                        .unwrap_or_default(),
-                    v.message
-                ));
-            }
+        for r in &self.runs {
+            out.push_str(&r.failures(scenario_path));
         }
         out
     }
