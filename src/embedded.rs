@@ -130,7 +130,7 @@ pub(crate) fn chaos(
             eprint!("\r{failures}{n}/{total} runs   ");
         } else {
             eprint!("{failures}");
-            if n % 100 == 0 || n == total {
+            if n.is_multiple_of(100) || n == total {
                 eprintln!("{n}/{total} runs");
             }
         }
