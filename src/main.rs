@@ -137,6 +137,10 @@ fn main() -> ExitCode {
         jobs,
     } = &cli.command
     {
+        // A simulation is quiet unless asked: its tables and report are the output.
+        if std::env::var_os("RUST_LOG").is_some() {
+            init_tracing_as(run_args::LogFormat::Text);
+        }
         return match fault_seeds {
             Some(seeds) => embedded::chaos(scenario, seeds, *jobs, *output),
             None => embedded::simulate(scenario, *output),

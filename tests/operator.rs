@@ -891,3 +891,16 @@ async fn an_operator_whose_pod_list_arrives_last_still_reconciles() {
     );
     operator.shutdown().await;
 }
+
+/// A stop that arrives before the first lists complete ends the operator at once: kube-runtime
+/// holds its graceful shutdown until its store is ready, which a stopped operator's never
+/// becomes (a chaos seed hung there, its watches re-opening for ever on virtual time).
+#[tokio::test(start_paused = true)]
+async fn an_operator_stopped_before_its_caches_fill_stops() {
+    let (server, clock, _admin) = seed_cluster().await;
+    let client = client_with_slow_pod_lists(&server, "operator", Duration::from_secs(3));
+    let operator = Handle::start(client, clock.clone(), Options::default());
+    tokio::task::yield_now().await;
+    let stopped = tokio::time::timeout(Duration::from_secs(60), operator.shutdown()).await;
+    assert!(stopped.is_ok(), "the operator did not stop");
+}

@@ -8,10 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
@@ -531,6 +532,9 @@ pub async fn run(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Context> {
+    let shutdown = shutdown.boxed().shared();
+    // Set once the GameDeployments are listed, which is after every other cache.
+    let listed = Arc::new(AtomicBool::new(false));
     let cfg = watcher::Config::default();
     let ns = options.namespace.as_deref();
     let (pods, pod_writer) = reflector::store();
@@ -618,7 +622,7 @@ pub async fn run(
     // leave the metrics with them.
     let (gds, gd_writer) = reflector::store::<StoredGameDeployment>();
     let gd_stream = {
-        let (gds, metrics) = (gds.clone(), metrics.clone());
+        let (gds, metrics, listed) = (gds.clone(), metrics.clone(), listed.clone());
         let gd_stream = reflector::reflector(
             gd_writer,
             watcher(api::<StoredGameDeployment>(&client, ns), cfg.clone()),
@@ -628,6 +632,7 @@ pub async fn run(
             // Every cache is full once the GameDeployments are listed. A relist may have
             // missed deletions.
             Ok(watcher::Event::InitDone) => {
+                listed.store(true, Ordering::SeqCst);
                 metrics.set_synced(true);
                 let live: BTreeSet<GdLabels> = gds.state().iter().map(|gd| labels_of(gd)).collect();
                 for gone in metrics.known().into_iter().filter(|k| !live.contains(k)) {
@@ -653,7 +658,7 @@ pub async fn run(
         })
         .owns_stream(rev_stream)
         .owns_stream(hook_stream)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             match result {
@@ -676,9 +681,19 @@ pub async fn run(
         );
         std::future::pending::<()>().await
     };
+    // kube-runtime's graceful shutdown first waits for its store to be ready, which after the
+    // stop it never becomes (its watch is no longer polled). Stopped before the first lists,
+    // nothing is in flight: stop at once.
+    let stopped_unsynced = async {
+        shutdown.clone().await;
+        if listed.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await
+        }
+    };
     tokio::select! {
         () = reconciles => {}
         () = node_cache => {}
+        () = stopped_unsynced => {}
     }
     metrics.set_synced(false);
     ctx
