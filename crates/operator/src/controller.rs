@@ -700,32 +700,13 @@ pub async fn run(
 }
 
 /// A running operator that can be stopped gracefully, or killed as by a crash, and replaced
-/// by a fresh one with empty caches (simulations and tests).
-pub struct Handle {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Arc<Context>>,
-}
+/// by a fresh one with empty caches (simulations and tests); `shutdown` returns its context.
+pub type Handle = crate::handle::Handle<Arc<Context>>;
 
 impl Handle {
     /// Starts an operator on its own task.
     pub fn start(client: kube::Client, clock: SharedClock, options: Options) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(client, clock, options, async {
-            let _ = stopped.await;
-        }));
-        Handle { stop, task }
-    }
-
-    /// Graceful shutdown: in-flight reconciles finish.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-
-    /// Ends the operator at once, mid-reconcile if need be, as a crash would.
-    pub async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        Self::spawn(|stopped| run(client, clock, options, stopped))
     }
 }
 

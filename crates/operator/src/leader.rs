@@ -351,11 +351,9 @@ pub async fn run(
     }
 }
 
-/// An operator under leader election on its own task (tests and simulations).
-pub struct Handle {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
+/// An operator under leader election on its own task (tests and simulations): `shutdown`
+/// lets in-flight reconciles finish and releases the lease; `kill` leaves it to expire.
+pub type Handle = crate::handle::Handle<()>;
 
 impl Handle {
     pub fn start(
@@ -364,30 +362,16 @@ impl Handle {
         settings: LeaseSettings,
         options: Options,
     ) -> Self {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(run(
-            client,
-            clock,
-            settings,
-            options,
-            Duration::from_millis(500),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Handle { stop, task }
-    }
-
-    /// Graceful shutdown: in-flight reconciles finish, the lease is released.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-
-    /// Ends it at once, as a crash would: the lease is left to expire.
-    pub async fn kill(self) {
-        self.task.abort();
-        let _ = self.task.await;
+        Self::spawn(|stopped| {
+            run(
+                client,
+                clock,
+                settings,
+                options,
+                Duration::from_millis(500),
+                stopped,
+            )
+        })
     }
 }
 

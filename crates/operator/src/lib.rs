@@ -10,11 +10,13 @@
 //! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, and the write gate it
 //!   closes when leadership is lost.
 //! - [`metrics`]: Prometheus metrics and readiness; [`serve`] serves them.
+//! - [`handle`]: an operator on its own task, stopped or killed (tests and simulations).
 pub mod claim;
 pub mod controller;
 pub mod events;
 pub mod execute;
 pub mod expectations;
+pub mod handle;
 pub mod leader;
 pub mod metrics;
 pub mod serve;

@@ -308,7 +308,7 @@ impl Operator {
             if crash {
                 h.kill().await
             } else {
-                h.shutdown().await
+                h.shutdown().await;
             }
         }
         self.restarts += 1;
