@@ -3,64 +3,13 @@
 //! Skipped, loudly, when no kubectl is on PATH.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-struct Cluster {
-    child: Child,
-    kubeconfig: PathBuf,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kubectl_available() -> bool {
-    Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// `gamedeploy cluster --operator --kubelet` on a free loopback port; ready once it has
-/// written its kubeconfig. `tag` keeps the kubeconfigs of tests running in parallel apart.
-fn start(tag: &str) -> Cluster {
-    let dir = std::env::temp_dir().join(format!("gamedeploy-inspect-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    let _ = std::fs::remove_file(&kubeconfig);
-    let child = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
-        .args(["cluster", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .args(["--operator", "--kubelet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gamedeploy cluster");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !kubeconfig.exists() {
-        assert!(Instant::now() < deadline, "no kubeconfig written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Cluster { child, kubeconfig }
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) {
-    let out = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::{kubectl, skipped, start};
 
 /// Runs `gamedeploy ARGS --kubeconfig KC` (the flag, not KUBECONFIG, is what is tested).
 fn gamedeploy(kubeconfig: &Path, args: &[&str]) -> Output {
@@ -112,11 +61,10 @@ fn pod_rows(screen: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn status_shows_a_rollout_and_force_is_judged_like_the_operator() {
-    if !kubectl_available() {
-        eprintln!("SKIPPED: no kubectl on PATH; the status/force process test did not run");
+    if skipped("the status/force process test") {
         return;
     }
-    let cluster = start("rollout");
+    let cluster = start("rollout", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -240,7 +188,7 @@ fn status_shows_a_rollout_and_force_is_judged_like_the_operator() {
 
 #[test]
 fn status_of_a_missing_game_deployment_says_where_it_looked() {
-    let cluster = start("missing");
+    let cluster = start("missing", &["--operator", "--kubelet"]);
     let out = gamedeploy(&cluster.kubeconfig, &["status", "nope", "-n", "games"]);
     assert!(!out.status.success());
     assert_eq!(

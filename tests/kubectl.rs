@@ -1,14 +1,13 @@
 //! The real `kubectl` against `gamedeploy cluster --operator`, through the seed's commands.
 //! Skipped, loudly, when no kubectl is on PATH.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Cluster {
-    child: Child,
-    kubeconfig: PathBuf,
-}
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::{kubectl, kubectl_result, skipped, start};
 
 /// A child process killed when the test ends, even when it fails half-way.
 struct Killed(Child);
@@ -18,86 +17,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether the test must be skipped for want of kubectl (said on stderr, so a skip is seen).
-fn skipped(what: &str) -> bool {
-    let missing = !kubectl_available();
-    if missing {
-        eprintln!("SKIPPED: no kubectl on PATH; {what} did not run");
-    }
-    missing
-}
-
-fn kubectl_available() -> bool {
-    Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Starts `gamedeploy cluster` with `extra` flags (`--operator`, `--kubelet`); `tag` keeps the
-/// kubeconfigs of tests running in parallel apart.
-fn start(tag: &str, extra: &[&str]) -> Cluster {
-    let dir = std::env::temp_dir().join(format!("gamedeploy-kubectl-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    let _ = std::fs::remove_file(&kubeconfig);
-    let child = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
-        .args(["cluster", "--listen", "127.0.0.1:0", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gamedeploy cluster");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !kubeconfig.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "gamedeploy cluster did not write its kubeconfig"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Cluster { child, kubeconfig }
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .output()
-        .expect("run kubectl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
-
-/// Runs kubectl and returns (success, stdout and stderr), for commands expected to fail.
-fn kubectl_result(kubeconfig: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .output()
-        .expect("run kubectl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// Polls a kubectl command until `done` holds (bounded; never asserts a duration).

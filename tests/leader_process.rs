@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+#[path = "support/cluster.rs"]
+mod cluster;
 #[path = "support/process.rs"]
 mod process;
+use cluster::{kubectl, skipped};
 use process::{Reaped, free_port, get, poll};
 
 /// `/metrics` of the operator on `port`, or `None` if it does not answer.
@@ -28,20 +31,6 @@ fn writes(port: u16) -> f64 {
         .filter(|l| l.starts_with("bkbcs_gamedeployment_api_writes_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
-        .args(args)
-        .output()
-        .expect("run kubectl");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Starts `gamedeploy run`; its log goes to `log`, for the reader of a failure.
@@ -73,38 +62,12 @@ fn operator(kubeconfig: &PathBuf, name: &str, port: u16, log: &Path) -> Reaped {
 /// failure it prints the new leader's log.
 #[test]
 fn the_standby_finishes_the_seed_session_after_the_leader_is_killed_mid_rollout() {
-    if Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
-        eprintln!("SKIPPED: no kubectl on PATH; the leader hand-over session did not run");
+    if skipped("the leader hand-over session") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("gamedeploy-leader-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kc = dir.join("kubeconfig");
-    let _ = std::fs::remove_file(&kc);
-    let _cluster = Reaped(
-        Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
-            .args([
-                "cluster",
-                "--listen",
-                "127.0.0.1:0",
-                "--kubelet",
-                "--kubeconfig-out",
-            ])
-            .arg(&kc)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gamedeploy cluster"),
-    );
-    poll("the kubeconfig", Duration::from_secs(30), || {
-        kc.exists().then_some(())
-    });
+    let cluster = cluster::start("leader", &["--kubelet"]);
+    let kc = cluster.kubeconfig.clone();
+    let dir = kc.parent().unwrap().to_path_buf();
     let ports = [free_port(), free_port()];
     let logs = [dir.join("operator-a.log"), dir.join("operator-b.log")];
     let mut ops = [
