@@ -100,6 +100,8 @@ struct Inner {
     store: Mutex<Store>,
     faults: Mutex<faults::Faults>,
     counts: Mutex<BTreeMap<CountKey, u64>>,
+    /// Error answers, by client and status code.
+    errors: Mutex<BTreeMap<(String, u16), u64>>,
     watch_backlog: usize,
 }
 
@@ -133,6 +135,7 @@ impl ApiServer {
                 store: Mutex::new(Store::new(opts.seed, opts.event_history)),
                 faults: Mutex::new(faults::Faults::default()),
                 counts: Mutex::new(BTreeMap::new()),
+                errors: Mutex::new(BTreeMap::new()),
                 watch_backlog: opts.watch_backlog,
             }),
         };
@@ -172,6 +175,15 @@ impl ApiServer {
             inner: self.inner.clone(),
             identity: identity.map(String::from),
         }
+    }
+
+    /// Answers with status `code` (400 or above) sent to `client` so far: a test's count of
+    /// the conflicts or errors a client met (injected faults included).
+    pub fn error_responses(&self, client: &str, code: u16) -> u64 {
+        lock(&self.inner.errors)
+            .get(&(client.to_string(), code))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Requests served so far, per client, verb, resource and subresource.
@@ -415,22 +427,44 @@ fn verb_of(
     })
 }
 
+/// Who sent a request: the service's identity, else the client header, else the user agent.
+fn client_of(identity: Option<String>, parts: &::http::request::Parts) -> String {
+    identity
+        .or_else(|| Some(header(parts, CLIENT_HEADER).to_string()).filter(|s| !s.is_empty()))
+        .or_else(|| {
+            header(parts, "user-agent")
+                .split('/')
+                .next()
+                .map(String::from)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Serves one request and counts its answer when it is an error.
 async fn handle(
     inner: Arc<Inner>,
     identity: Option<String>,
     parts: ::http::request::Parts,
     body: Bytes,
 ) -> ::http::Response<Body> {
+    let client = client_of(identity, &parts);
+    let response = serve(&inner, client.clone(), parts, body).await;
+    let code = response.status().as_u16();
+    if code >= 400 {
+        *lock(&inner.errors).entry((client, code)).or_insert(0) += 1;
+    }
+    response
+}
+
+async fn serve(
+    inner: &Arc<Inner>,
+    client: String,
+    parts: ::http::request::Parts,
+    body: Bytes,
+) -> ::http::Response<Body> {
+    let inner = inner.clone();
     let ua = header(&parts, "user-agent");
-    let client = identity
-        .or_else(|| Some(header(&parts, CLIENT_HEADER).to_string()).filter(|s| !s.is_empty()))
-        .or_else(|| {
-            ua.split('/')
-                .next()
-                .map(String::from)
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "unknown".into());
     let q = http::query(parts.uri.query());
     let path = parts.uri.path().to_string();
     let routed = {

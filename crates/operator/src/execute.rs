@@ -62,8 +62,8 @@ struct Executor<'a> {
     pods_by_name: BTreeMap<&'a str, &'a Pod>,
     pods: Api<Pod>,
     ns: String,
-    /// Creates and deletes are recorded here before they are sent, so the next reconcile waits
-    /// until the pod watch shows them (see `crates/operator/src/expectations.rs`).
+    /// Creates, deletes and updates are recorded here before they are sent, so the next
+    /// reconcile waits until the pod watch shows them (see `crates/operator/src/expectations.rs`).
     expectations: &'a Expectations,
     owner_uid: String,
     writes: Writes,
@@ -191,7 +191,26 @@ impl Executor<'_> {
                     gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
                 };
                 self.edge.metrics.write_sent("patch", resource);
+                // Written over a version: the next reconcile waits until the cache moves past
+                // it, instead of deciding this pod again from what it wrote over.
+                let watched = self
+                    .pods_by_name
+                    .get(pod.as_str())
+                    .and_then(|p| Some((p.uid()?, write.object.precondition.clone()?)));
+                if let Some((uid, over)) = &watched {
+                    self.expectations
+                        .updating(&self.owner_uid, uid, over, self.now);
+                }
                 let r = write_pod(&self.pods, pod, &write.object).await;
+                if let Some((uid, over)) = &watched {
+                    // A failed write, or one that changed nothing (no new version, no watch
+                    // event), leaves nothing to wait for.
+                    let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
+                    if new_version.is_none_or(|v| &v == over) {
+                        self.expectations.update_failed(&self.owner_uid, uid);
+                    }
+                }
+                let r = r.map(|_| ());
                 if r.is_ok()
                     && let Some(record) = &write.object.checkpoint
                     && record.state == gamedeploy_core::inplace::State::Ready
@@ -319,15 +338,14 @@ pub async fn run_plan(
     Ok(exec.writes)
 }
 
-async fn write_pod(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<(), kube::Error> {
+/// Sends one pod write; the pod as the server stored it.
+async fn write_pod(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<Pod, kube::Error> {
     let patch = Patch::Strategic(w.to_patch());
     let params = PatchParams::default();
     match w.endpoint {
-        gamedeploy_core::inplace::Endpoint::Pod => {
-            api.patch(name, &params, &patch).await.map(|_| ())
-        }
+        gamedeploy_core::inplace::Endpoint::Pod => api.patch(name, &params, &patch).await,
         gamedeploy_core::inplace::Endpoint::PodStatus => {
-            api.patch_status(name, &params, &patch).await.map(|_| ())
+            api.patch_status(name, &params, &patch).await
         }
     }
 }

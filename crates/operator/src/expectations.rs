@@ -1,6 +1,6 @@
-//! Expectations: the pod creates and deletes the operator has sent for each GameDeployment
-//! and not yet seen through its pod watch, as kube-controller-manager's
-//! `UIDTrackingControllerExpectations` keeps them for ReplicaSets.
+//! Expectations: the pod creates, deletes and updates the operator has sent for each
+//! GameDeployment and not yet seen through its pod watch, as kube-controller-manager's
+//! `UIDTrackingControllerExpectations` keeps creates and deletes for ReplicaSets.
 //!
 //! The reconcile reads pods from the watch cache, which lags the operator's own writes. A
 //! reconcile that runs in between (triggered by the first of a hundred new pods, a status
@@ -9,11 +9,17 @@
 //! waits while any expectation of its GameDeployment is unsatisfied: see
 //! [`Expectations::unsatisfied`].
 //!
+//! Updates matter as much: a reconcile that ran on a cache still showing the version a
+//! checkpoint was written over decided that pod's step again, and its write, made over the
+//! old resourceVersion, met a 409 (47 in a 100-pod rollout). An update is tracked by pod UID
+//! with the resourceVersion it was written over, and is seen once the pod shows any other
+//! version (versions of one object are ordered, so any later one includes the write).
+//!
 //! Creates are tracked by pod name (the operator names its pods), deletes by pod UID. An
 //! expectation is satisfied when the watch shows the created pod (in the cache, or passing
-//! by in [`Expectations::observe`] even if already gone), or the deleted pod terminating or
-//! gone; when its request fails; or [`TIMEOUT`] after it was raised, so a lost watch event
-//! cannot hold a GameDeployment forever.
+//! by in [`Expectations::observe`] even if already gone), the deleted pod terminating or
+//! gone, or the updated pod at a new version; when its request fails; or [`TIMEOUT`] after it
+//! was raised, so a lost watch event cannot hold a GameDeployment forever.
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
@@ -35,13 +41,15 @@ struct Pending {
     creates: BTreeSet<String>,
     /// UIDs of pods deleted and not yet seen terminating or gone.
     deletes: BTreeSet<String>,
+    /// Pods updated, by UID, with the resourceVersion the update was written over.
+    updates: HashMap<String, String>,
     /// When the last expectation was raised: all expire [`TIMEOUT`] after it.
     raised: Option<Timestamp>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.creates.is_empty() && self.deletes.is_empty()
+        self.creates.is_empty() && self.deletes.is_empty() && self.updates.is_empty()
     }
 }
 
@@ -86,8 +94,25 @@ impl Expectations {
         });
     }
 
+    /// Records, before the request is sent, that `owner` updates the pod with `uid` over
+    /// its version `over`.
+    pub fn updating(&self, owner: &str, uid: &str, over: &str, now: Timestamp) {
+        let mut all = self.lock();
+        let p = all.entry(owner.to_string()).or_default();
+        p.updates.insert(uid.to_string(), over.to_string());
+        p.raised = Some(now);
+    }
+
+    /// The update of `uid` failed: the cache will show nothing new of it.
+    pub fn update_failed(&self, owner: &str, uid: &str) {
+        self.settle(owner, |p| {
+            p.updates.remove(uid);
+        });
+    }
+
     /// A pod the watch delivered (added, changed or deleted): satisfies its controller's
-    /// expectation of its creation, and of its deletion once it is terminating.
+    /// expectation of its creation, of its update once at another version, and of its
+    /// deletion once it is terminating.
     pub fn observe(&self, pod: &Pod) {
         let Some(owner) = adopt::controller_of(pod).map(|o| o.uid.clone()) else {
             return;
@@ -95,10 +120,17 @@ impl Expectations {
         let name = pod.name_any();
         let terminating = pod.metadata.deletion_timestamp.is_some();
         let uid = pod.uid().unwrap_or_default();
+        let version = pod.resource_version();
         self.settle(&owner, |p| {
             p.creates.remove(&name);
             if terminating {
                 p.deletes.remove(&uid);
+            }
+            if p.updates
+                .get(&uid)
+                .is_some_and(|over| version.as_ref() != Some(over))
+            {
+                p.updates.remove(&uid);
             }
         });
     }
@@ -128,6 +160,16 @@ impl Expectations {
                 .collect();
             p.creates.retain(|n| !names.contains(n));
             p.deletes.retain(|u| alive.contains(u));
+            if !p.updates.is_empty() {
+                // Still waiting only for pods the cache shows at the version written over.
+                let at: HashMap<String, String> = cached
+                    .iter()
+                    .map(Borrow::borrow)
+                    .filter_map(|c| Some((c.uid()?, c.resource_version()?)))
+                    .collect();
+                p.updates
+                    .retain(|uid, over| at.get(uid).is_some_and(|v| v == over));
+            }
         }
         let expires = p
             .raised
@@ -138,6 +180,7 @@ impl Expectations {
                     gamedeployment_uid = owner,
                     creates = p.creates.len(),
                     deletes = p.deletes.len(),
+                    updates = p.updates.len(),
                     "the pod watch never showed these writes; scaling again from what it shows"
                 );
             }
@@ -211,6 +254,34 @@ mod tests {
         let cached = [pod("a", "1", "gd"), terminating];
         assert!(e.unsatisfied("gd", &cached, t(1)).is_some());
         assert_eq!(e.unsatisfied("gd", &cached[1..], t(1)), None);
+    }
+
+    #[test]
+    fn updates_wait_until_the_pod_shows_another_version() {
+        let at = |rv: &str| {
+            let mut p = pod("a", "1", "gd");
+            p.metadata.resource_version = Some(rv.into());
+            p
+        };
+        let e = Expectations::default();
+        e.updating("gd", "1", "7", t(0));
+        assert!(
+            e.unsatisfied("gd", &[at("7")], t(1)).is_some(),
+            "still the old version"
+        );
+        assert_eq!(e.unsatisfied("gd", &[at("9")], t(1)), None);
+        // Seen passing by on the watch, before any reconcile looked.
+        e.updating("gd", "1", "9", t(2));
+        e.observe(&at("9"));
+        assert!(e.unsatisfied("gd", &[at("9")], t(3)).is_some());
+        e.observe(&at("10"));
+        assert_eq!(e.unsatisfied("gd", &[at("9")], t(3)), None);
+        // A failed update, or a pod gone from the cache, is not waited for.
+        e.updating("gd", "1", "10", t(4));
+        e.update_failed("gd", "1");
+        assert_eq!(e.unsatisfied("gd", &[at("10")], t(5)), None);
+        e.updating("gd", "1", "10", t(6));
+        assert_eq!(e.unsatisfied("gd", NONE, t(7)), None);
     }
 
     #[test]

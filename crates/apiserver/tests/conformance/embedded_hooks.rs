@@ -66,6 +66,11 @@ async fn faults_and_request_accounting() {
     assert_eq!(find("operator", "list"), Some(1));
     assert_eq!(find("operator", "watch"), Some(1));
     assert_eq!(find("conformance", "create"), Some(2));
+    // Error answers are counted by client and code: the injected 409 to the operator, the
+    // injected 500 to the conformance client.
+    assert_eq!(server.error_responses("operator", 409), 1);
+    assert_eq!(server.error_responses("conformance", 500), 1);
+    assert_eq!(server.error_responses("operator", 500), 0);
     env.cleanup().await;
 }
 
