@@ -594,6 +594,12 @@ until: {{settled: true, timeout: 3h}}
             *by.entry(key).or_default() += r.count;
         }
     }
+    let event_creates = by.get("create events").copied().unwrap_or(0);
+    // Only the operator records events here (the simulated kubelet records none).
+    let operator_events = report.events.len();
+    println!(
+        "operator events                     {operator_events:>8} stored, {event_creates} create requests"
+    );
     println!(
         "operator API writes (whole run)     {:>8} ({})",
         report.operator_writes,
