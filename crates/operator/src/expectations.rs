@@ -150,26 +150,36 @@ impl Expectations {
     ) -> Option<Timestamp> {
         let mut all = self.lock();
         let p = all.get_mut(owner)?;
-        if !p.is_empty() {
-            let names: BTreeSet<String> = cached.iter().map(|c| c.borrow().name_any()).collect();
-            let alive: BTreeSet<String> = cached
+        // Only what is awaited is looked up: this runs on every reconcile over every cached
+        // pod of the namespace, and most of the time only one kind of write is pending.
+        if !p.creates.is_empty() {
+            let names: BTreeSet<&str> = cached
+                .iter()
+                .filter_map(|c| c.borrow().metadata.name.as_deref())
+                .collect();
+            p.creates.retain(|n| !names.contains(n.as_str()));
+        }
+        if !p.deletes.is_empty() {
+            let alive: BTreeSet<&str> = cached
                 .iter()
                 .map(Borrow::borrow)
                 .filter(|c| c.metadata.deletion_timestamp.is_none())
-                .filter_map(|c| c.uid())
+                .filter_map(|c| c.metadata.uid.as_deref())
                 .collect();
-            p.creates.retain(|n| !names.contains(n));
-            p.deletes.retain(|u| alive.contains(u));
-            if !p.updates.is_empty() {
-                // Still waiting only for pods the cache shows at the version written over.
-                let at: HashMap<String, String> = cached
-                    .iter()
-                    .map(Borrow::borrow)
-                    .filter_map(|c| Some((c.uid()?, c.resource_version()?)))
-                    .collect();
-                p.updates
-                    .retain(|uid, over| at.get(uid).is_some_and(|v| v == over));
-            }
+            p.deletes.retain(|u| alive.contains(u.as_str()));
+        }
+        if !p.updates.is_empty() {
+            // Still waiting only for pods the cache shows at the version written over.
+            let unseen: BTreeSet<&str> = cached
+                .iter()
+                .map(Borrow::borrow)
+                .filter_map(|c| {
+                    let uid = c.metadata.uid.as_deref()?;
+                    let over = p.updates.get(uid)?;
+                    (c.metadata.resource_version.as_deref() == Some(over.as_str())).then_some(uid)
+                })
+                .collect();
+            p.updates.retain(|uid, _| unseen.contains(uid.as_str()));
         }
         let expires = p
             .raised
