@@ -207,7 +207,7 @@ impl Executor<'_> {
                     // event), leaves nothing to wait for.
                     let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
                     if new_version.is_none_or(|v| &v == over) {
-                        self.expectations.update_failed(&self.owner_uid, uid);
+                        self.expectations.forget_update(&self.owner_uid, uid);
                     }
                 }
                 let r = r.map(|_| ());

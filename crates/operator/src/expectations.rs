@@ -103,8 +103,9 @@ impl Expectations {
         p.raised = Some(now);
     }
 
-    /// The update of `uid` failed: the cache will show nothing new of it.
-    pub fn update_failed(&self, owner: &str, uid: &str) {
+    /// Nothing to wait for after all: the update of `uid` failed, or changed nothing (no new
+    /// version, so no watch event will come).
+    pub fn forget_update(&self, owner: &str, uid: &str) {
         self.settle(owner, |p| {
             p.updates.remove(uid);
         });
@@ -288,7 +289,7 @@ mod tests {
         assert_eq!(e.unsatisfied("gd", &[at("9")], t(3)), None);
         // A failed update, or a pod gone from the cache, is not waited for.
         e.updating("gd", "1", "10", t(4));
-        e.update_failed("gd", "1");
+        e.forget_update("gd", "1");
         assert_eq!(e.unsatisfied("gd", &[at("10")], t(5)), None);
         e.updating("gd", "1", "10", t(6));
         assert_eq!(e.unsatisfied("gd", NONE, t(7)), None);
