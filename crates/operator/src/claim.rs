@@ -9,8 +9,8 @@ use super::events::Events;
 use crate::execute::{Writes, is_not_found};
 use gamedeploy_core::api::GameDeployment;
 use gamedeploy_core::names;
-use gamedeploy_core::planner::adopt;
 use gamedeploy_core::planner::pods::Owner;
+use gamedeploy_core::planner::{CachedPod, adopt};
 
 /// What claiming did.
 #[derive(Debug, Default)]
@@ -27,8 +27,8 @@ pub async fn execute(
     edge: &crate::execute::Edge<'_>,
     events: &Events,
     gd: &GameDeployment,
-    adopt: &[&Pod],
-    release: &[&Pod],
+    adopt: &[&CachedPod],
+    release: &[&CachedPod],
 ) -> Claimed {
     let mut out = Claimed::default();
     if adopt.is_empty() && release.is_empty() {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -30,6 +30,7 @@ use crate::leader::Gate;
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDeployment};
+use gamedeploy_core::planner::CachedPod;
 use gamedeploy_core::planner::adopt::{self, controlled_by};
 use gamedeploy_core::planner::hooks::HookRunView;
 use gamedeploy_core::planner::plan::{self, PlanInput};
@@ -50,7 +51,7 @@ fn retry_delay(attempt: u32) -> Duration {
 
 /// The reflector caches a reconcile reads.
 pub struct Caches {
-    pub pods: Store<Pod>,
+    pub pods: Store<CachedPod>,
     pub revisions: Store<ControllerRevision>,
     pub hook_runs: Store<HookRun>,
     pub hook_templates: Store<HookTemplate>,
@@ -60,7 +61,7 @@ pub struct Caches {
 /// What one reconcile read from the caches for one GameDeployment (no API requests).
 pub struct CachedObjects {
     /// Pods of its namespace, shared with the cache (claiming decides which are its own).
-    pub pods: Vec<Arc<Pod>>,
+    pub pods: Vec<Arc<CachedPod>>,
     pub revisions: Vec<ControllerRevision>,
     pub hook_runs: BTreeMap<String, HookRunView>,
     /// HookTemplates of its namespace, by name: the planner builds HookRuns from them.
@@ -72,7 +73,7 @@ pub struct Context {
     pub client: kube::Client,
     pub clock: SharedClock,
     pub events: Events,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     revisions: Store<ControllerRevision>,
     hook_runs: Store<HookRun>,
     hook_templates: Store<HookTemplate>,
@@ -183,7 +184,7 @@ impl Context {
 }
 
 /// What the caches keep of an object: everything but `managedFields`, which the operator
-/// never reads and which was most of a cached pod's memory.
+/// never reads. Pods are cached as [`CachedPod`]s, which keep far less.
 pub fn for_cache<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
@@ -192,7 +193,7 @@ pub fn for_cache<K: Resource>(obj: &mut K) {
 /// every GameDeployment that would adopt it.
 fn pod_triggers(
     gds: &Store<StoredGameDeployment>,
-    pod: &Pod,
+    pod: &CachedPod,
 ) -> Vec<ObjectRef<StoredGameDeployment>> {
     let ns = pod.namespace();
     let mut refs: Vec<ObjectRef<StoredGameDeployment>> = pod
@@ -216,8 +217,8 @@ fn pod_triggers(
 }
 
 /// The claim's pods as plain references, for the IO edge.
-fn as_pods<'a>(pods: &[&'a Arc<Pod>]) -> Vec<&'a Pod> {
-    pods.iter().map(|p| -> &'a Pod { p }).collect()
+fn as_pods<'a>(pods: &[&'a Arc<CachedPod>]) -> Vec<&'a CachedPod> {
+    pods.iter().map(|p| -> &'a CachedPod { p }).collect()
 }
 
 /// One reconcile: observe from the caches, claim pods, plan, act. An object whose spec does
@@ -259,11 +260,11 @@ async fn reconcile_once(
             tracing::warn!(gamedeployment = %stored.name_any(), reason = %u.reason, "cannot decode the spec");
             let uid = stored.uid().unwrap_or_default();
             let ns = stored.namespace();
-            let owned: Vec<Arc<Pod>> = ctx
+            let owned: Vec<Arc<CachedPod>> = ctx
                 .pods
                 .state()
                 .into_iter()
-                .filter(|p| p.metadata.namespace == ns && controlled_by(p.as_ref(), &uid))
+                .filter(|p| p.meta().namespace == ns && controlled_by(p.as_ref(), &uid))
                 .collect();
             let now = ctx.clock.now();
             let plan = plan::plan_undecodable(u, &owned, now);
@@ -310,7 +311,7 @@ async fn reconcile_decoded(
         return Ok((Action::requeue(until(now, expires)), false));
     }
     // The cache's own Arcs: copying 10,000 pods took longer than planning them.
-    let pods: Vec<Arc<Pod>> = match adopt::claim(&gd, &in_namespace) {
+    let pods: Vec<Arc<CachedPod>> = match adopt::claim(&gd, &in_namespace) {
         Ok(claim) => {
             let claimed = claim::execute(
                 &ctx.client,
@@ -330,7 +331,7 @@ async fn reconcile_decoded(
                 .owned
                 .into_iter()
                 .cloned()
-                .chain(claimed.adopted.into_iter().map(Arc::new))
+                .chain(claimed.adopted.into_iter().map(|p| Arc::new(p.into())))
                 .collect()
         }
         Err(e) => {
@@ -399,32 +400,16 @@ fn labels_of(stored: &StoredGameDeployment) -> GdLabels {
     }
 }
 
-/// The state annotation's field this needs: only `state` is read, which is much cheaper than
-/// the whole record on every pod of every reconcile.
-#[derive(serde::Deserialize)]
-struct StateOnly {
-    state: gamedeploy_core::inplace::State,
-}
-
-/// How many of `pods` are in each in-place state, from their state annotations (a pod without
-/// one has never been updated in place and is not counted).
-fn machine_counts(pods: &[Arc<Pod>]) -> BTreeMap<gamedeploy_core::inplace::State, i64> {
-    use gamedeploy_core::inplace::{Decoded, State, decode};
+/// How many of `pods` are in each in-place state, from their decoded state annotations (a pod
+/// without one has never been updated in place and is not counted).
+fn machine_counts(pods: &[Arc<CachedPod>]) -> BTreeMap<gamedeploy_core::inplace::State, i64> {
+    use gamedeploy_core::inplace::{Decoded, State};
     let mut counts = BTreeMap::new();
     for pod in pods {
-        let Some(annotations) = pod.metadata.annotations.as_ref() else {
-            continue;
-        };
-        let state = match annotations
-            .get(gamedeploy_core::names::ANNOTATION_STATE)
-            .and_then(|raw| serde_json::from_str::<StateOnly>(raw).ok())
-        {
-            Some(s) => s.state,
-            None => match decode(annotations) {
-                Decoded::Missing => continue,
-                Decoded::Valid(r) => r.state,
-                Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => State::Unknown,
-            },
+        let state = match pod.record() {
+            Decoded::Missing => continue,
+            Decoded::Valid(r) => r.state,
+            Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => State::Unknown,
         };
         *counts.entry(state).or_default() += 1;
     }
@@ -447,7 +432,7 @@ pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
             .pods
             .state()
             .into_iter()
-            .filter(|p| p.metadata.namespace == ns)
+            .filter(|p| p.meta().namespace == ns)
             .collect(),
         revisions: ctx
             .revisions
@@ -540,7 +525,8 @@ pub async fn run(
     let (pods, pod_writer) = reflector::store();
     let pod_stream = reflector::reflector(
         pod_writer,
-        watcher(api::<Pod>(&client, ns), cfg.clone()).modify(for_cache),
+        // Each pod is projected (view and record derived) as it arrives: see `CachedPod`.
+        watcher(api::<CachedPod>(&client, ns), cfg.clone()),
     )
     .default_backoff()
     .touched_objects();

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::join_all;
+use gamedeploy_core::planner::CachedPod;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -59,7 +60,7 @@ struct Executor<'a> {
     gd_ref: ObjectReference,
     /// The pods events may be about, by name. Their `ObjectReference`s are built only for the
     /// events actually sent: building 10,000 of them up front doubled a no-op reconcile.
-    pods_by_name: BTreeMap<&'a str, &'a Pod>,
+    pods_by_name: BTreeMap<&'a str, &'a CachedPod>,
     pods: Api<Pod>,
     ns: String,
     /// Creates, deletes and updates are recorded here before they are sent, so the next
@@ -285,7 +286,7 @@ pub async fn run_plan(
     events: &Events,
     expectations: &Expectations,
     gd: &StoredGameDeployment,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
     plan: Plan,
     now: jiff::Timestamp,
 ) -> Result<Writes, super::Error> {
@@ -303,7 +304,7 @@ pub async fn run_plan(
         gd_ref: gd.object_ref(&()),
         pods_by_name: pods
             .iter()
-            .filter_map(|p| Some((p.metadata.name.as_deref()?, p.as_ref())))
+            .filter_map(|p| Some((p.meta().name.as_deref()?, p.as_ref())))
             .collect(),
         pods: Api::namespaced(client.clone(), &ns),
         ns,

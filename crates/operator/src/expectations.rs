@@ -25,9 +25,9 @@ use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
+use gamedeploy_core::planner::CachedPod;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use gamedeploy_core::planner::adopt;
 
@@ -114,12 +114,12 @@ impl Expectations {
     /// A pod the watch delivered (added, changed or deleted): satisfies its controller's
     /// expectation of its creation, of its update once at another version, and of its
     /// deletion once it is terminating.
-    pub fn observe(&self, pod: &Pod) {
+    pub fn observe(&self, pod: &CachedPod) {
         let Some(owner) = adopt::controller_of(pod).map(|o| o.uid.clone()) else {
             return;
         };
         let name = pod.name_any();
-        let terminating = pod.metadata.deletion_timestamp.is_some();
+        let terminating = pod.meta().deletion_timestamp.is_some();
         let uid = pod.uid().unwrap_or_default();
         let version = pod.resource_version();
         self.settle(&owner, |p| {
@@ -146,7 +146,7 @@ impl Expectations {
     pub fn unsatisfied(
         &self,
         owner: &str,
-        cached: &[impl Borrow<Pod>],
+        cached: &[impl Borrow<CachedPod>],
         now: Timestamp,
     ) -> Option<Timestamp> {
         let mut all = self.lock();
@@ -156,7 +156,7 @@ impl Expectations {
         if !p.creates.is_empty() {
             let names: BTreeSet<&str> = cached
                 .iter()
-                .filter_map(|c| c.borrow().metadata.name.as_deref())
+                .filter_map(|c| c.borrow().meta().name.as_deref())
                 .collect();
             p.creates.retain(|n| !names.contains(n.as_str()));
         }
@@ -164,8 +164,8 @@ impl Expectations {
             let alive: BTreeSet<&str> = cached
                 .iter()
                 .map(Borrow::borrow)
-                .filter(|c| c.metadata.deletion_timestamp.is_none())
-                .filter_map(|c| c.metadata.uid.as_deref())
+                .filter(|c| c.meta().deletion_timestamp.is_none())
+                .filter_map(|c| c.meta().uid.as_deref())
                 .collect();
             p.deletes.retain(|u| alive.contains(u.as_str()));
         }
@@ -175,9 +175,9 @@ impl Expectations {
                 .iter()
                 .map(Borrow::borrow)
                 .filter_map(|c| {
-                    let uid = c.metadata.uid.as_deref()?;
+                    let uid = c.meta().uid.as_deref()?;
                     let over = p.updates.get(uid)?;
-                    (c.metadata.resource_version.as_deref() == Some(over.as_str())).then_some(uid)
+                    (c.meta().resource_version.as_deref() == Some(over.as_str())).then_some(uid)
                 })
                 .collect();
             p.updates.retain(|uid, _| unseen.contains(uid.as_str()));
@@ -215,9 +215,10 @@ impl Expectations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 
-    fn pod(name: &str, uid: &str, owner: &str) -> Pod {
+    fn pod(name: &str, uid: &str, owner: &str) -> CachedPod {
         let mut p = Pod::default();
         p.metadata.name = Some(name.into());
         p.metadata.uid = Some(uid.into());
@@ -229,14 +230,14 @@ mod tests {
             name: "gd".into(),
             ..Default::default()
         }]);
-        p
+        p.into()
     }
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
     }
 
-    const NONE: &[Pod] = &[];
+    const NONE: &[CachedPod] = &[];
 
     #[test]
     fn creates_wait_until_the_cache_or_the_watch_shows_them() {
@@ -261,7 +262,7 @@ mod tests {
         e.deleting("gd", "1", t(0));
         e.deleting("gd", "2", t(0));
         let mut terminating = pod("b", "2", "gd");
-        terminating.metadata.deletion_timestamp = Some(Time(t(1)));
+        terminating.meta_mut().deletion_timestamp = Some(Time(t(1)));
         let cached = [pod("a", "1", "gd"), terminating];
         assert!(e.unsatisfied("gd", &cached, t(1)).is_some());
         assert_eq!(e.unsatisfied("gd", &cached[1..], t(1)), None);
@@ -271,7 +272,7 @@ mod tests {
     fn updates_wait_until_the_pod_shows_another_version() {
         let at = |rv: &str| {
             let mut p = pod("a", "1", "gd");
-            p.metadata.resource_version = Some(rv.into());
+            p.meta_mut().resource_version = Some(rv.into());
             p
         };
         let e = Expectations::default();

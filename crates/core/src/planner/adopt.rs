@@ -7,7 +7,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use super::cached_pod::CachedPod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Resource;
 
@@ -174,7 +174,7 @@ pub struct Claim<'a, P> {
 /// Claims pods like a ReplicaSet. Nothing is adopted or released while the GameDeployment is
 /// being deleted; an unusable selector claims nothing new and releases nothing (the plan
 /// refuses such a spec and says why: a bad spec changes no pod).
-pub fn claim<'a, P: Borrow<Pod>>(
+pub fn claim<'a, P: Borrow<CachedPod>>(
     gd: &GameDeployment,
     pods: &'a [P],
 ) -> Result<Claim<'a, P>, SelectorError> {
@@ -187,11 +187,11 @@ pub fn claim<'a, P: Borrow<Pod>>(
         release: Vec::new(),
     };
     for p in pods {
-        let pod: &Pod = p.borrow();
+        let pod: &CachedPod = p.borrow();
         if !same_namespace(gd, pod) {
             continue;
         }
-        let matches = selector.matches(pod.meta().labels.as_ref().unwrap_or(&BTreeMap::new()));
+        let matches = selector.matches(pod.labels());
         match controller_of(pod) {
             Some(r) if r.uid != uid => {}
             Some(_) if matches => out.owned.push(p),
@@ -219,24 +219,24 @@ pub fn release_patch(owner_uid: &str, pod_uid: &str) -> serde_json::Value {
 }
 
 /// Whether the GameDeployment would adopt `pod` (the trigger for orphan pod events).
-pub fn wants_orphan(gd: &GameDeployment, pod: &Pod) -> bool {
+pub fn wants_orphan(gd: &GameDeployment, pod: &CachedPod) -> bool {
     claim(gd, std::slice::from_ref(pod)).is_ok_and(|c| !c.adopt.is_empty())
 }
 
-fn same_namespace(gd: &GameDeployment, pod: &Pod) -> bool {
+fn same_namespace(gd: &GameDeployment, pod: &CachedPod) -> bool {
     gd.meta().namespace.is_some() && pod.meta().namespace == gd.meta().namespace
 }
 
 /// Active pods only, as the ReplicaSet's `FilterActivePods`: a pod being deleted or already
 /// finished is not worth taking over.
-fn adoptable(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    pod.meta().deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+fn adoptable(pod: &CachedPod) -> bool {
+    pod.meta().deletion_timestamp.is_none() && !matches!(pod.phase(), Some("Succeeded" | "Failed"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 
@@ -258,9 +258,9 @@ mod tests {
         .unwrap()
     }
 
-    fn names<P: Borrow<Pod>>(pods: &[&P]) -> Vec<String> {
+    fn names<P: Borrow<CachedPod>>(pods: &[&P]) -> Vec<String> {
         pods.iter()
-            .map(|p| Borrow::<Pod>::borrow(*p).metadata.name.clone().unwrap())
+            .map(|p| Borrow::<CachedPod>::borrow(*p).meta().name.clone().unwrap())
             .collect()
     }
 
@@ -289,6 +289,7 @@ mod tests {
             done,
             bystander,
         ];
+        let pods: Vec<CachedPod> = pods.into_iter().map(CachedPod::from).collect();
         let c = claim(&gd, &pods).unwrap();
         assert_eq!(names(&c.owned), ["mine"]);
         assert_eq!(names(&c.adopt), ["orphan", "non-controller-ref"]);
@@ -308,6 +309,7 @@ mod tests {
             pod("relabeled", "default", "other", Some("gd-uid")),
             pod("orphan", "default", &app, None),
         ];
+        let pods: Vec<CachedPod> = pods.into_iter().map(CachedPod::from).collect();
         let c = claim(&gd, &pods).unwrap();
         assert_eq!(names(&c.owned), ["mine"]);
         assert!(c.adopt.is_empty() && c.release.is_empty());
@@ -319,6 +321,7 @@ mod tests {
         let mut gd = gd();
         gd.spec.selector = LabelSelector::default();
         let pods = vec![pod("orphan", "default", "any", None)];
+        let pods: Vec<CachedPod> = pods.into_iter().map(CachedPod::from).collect();
         assert_eq!(claim(&gd, &pods).unwrap_err(), SelectorError::Empty);
         assert!(!wants_orphan(&gd, &pods[0]));
         gd.spec.selector = serde_json::from_value(

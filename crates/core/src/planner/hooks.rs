@@ -55,7 +55,7 @@ impl HookRunView {
 /// HookRuns of a pod (preInplace, preDelete, postInplace) whose pod is gone, or has moved to
 /// another revision: the original deletes them, so they do not pile up with every update and
 /// scale-down. Runs of other kinds (canary steps) are left alone.
-pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[PodView]) -> Vec<String> {
+pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[&PodView]) -> Vec<String> {
     let live: BTreeSet<(&str, &str)> = pods
         .iter()
         .map(|p| (p.revision.as_deref().unwrap_or_default(), p.instance_id()))
@@ -265,7 +265,7 @@ mod tests {
             revision: Some("r1".into()),
             ..Default::default()
         };
-        assert_eq!(stale(&runs, &[pod]), ["before-update", "delete-gone"]);
+        assert_eq!(stale(&runs, &[&pod]), ["before-update", "delete-gone"]);
         assert_eq!(
             stale(&runs, &[]).len(),
             3,

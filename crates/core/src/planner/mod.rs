@@ -3,6 +3,7 @@
 //! of observed objects and a clock, returning decisions; the runtime edge executes them.
 //!
 //! - [`adopt`]: which pods a GameDeployment controls: adoption and release by selector.
+//! - [`cached_pod`]: what the operator keeps of a pod, derived once per watch event.
 //! - [`hooks`]: a HookRun (preInplace or preDelete) built from its HookTemplate.
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
@@ -26,6 +27,7 @@
 //! - [`scale`]: how many pods to create or delete, and which.
 //! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod adopt;
+pub mod cached_pod;
 pub mod effect;
 pub mod hooks;
 pub mod order;
@@ -39,3 +41,5 @@ pub mod rollout;
 pub mod scale;
 pub mod spec;
 pub mod status;
+
+pub use cached_pod::CachedPod;

@@ -10,6 +10,8 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 
+use super::cached_pod::CachedPod;
+
 use super::effect::{Effect, EventNote};
 use super::hooks::HookRunView;
 use super::phases::gates::gates;
@@ -30,8 +32,9 @@ pub struct PlanInput<'a> {
     /// HookTemplates of the GameDeployment's namespace, by name (from the cache).
     pub hook_templates: &'a BTreeMap<String, Arc<HookTemplate>>,
     pub gd: &'a GameDeployment,
-    /// Pods this GameDeployment owns, shared with the reflector cache (never copied).
-    pub pods: &'a [Arc<Pod>],
+    /// Pods this GameDeployment owns, shared with the reflector cache (never copied), each
+    /// with its view and record derived when the watch delivered it.
+    pub pods: &'a [Arc<CachedPod>],
     pub revisions: &'a [ControllerRevision],
     /// HookRuns this GameDeployment owns, by name.
     pub hook_runs: &'a BTreeMap<String, HookRunView>,
@@ -106,16 +109,16 @@ pub fn plan(world: &PlanInput, suffix: &mut dyn FnMut() -> String) -> Plan {
 /// Plans a reconcile of a GameDeployment whose spec does not decode: a Warning event and a
 /// `FailedScale`/`InvalidSpec` condition saying which field to fix, over `pods` (the ones it
 /// controls, counted in status). Nothing else is written: no pod changes without a spec.
-pub fn plan_undecodable(u: &Undecodable, pods: &[Arc<Pod>], now: Timestamp) -> Plan {
+pub fn plan_undecodable(u: &Undecodable, pods: &[Arc<CachedPod>], now: Timestamp) -> Plan {
     refuse_undecodable(u, &Observed::new(pods).views, now)
 }
 
 /// The decisions of one reconcile, phase by phase (see [`super::phases`]), with the pod
 /// views they were made from; or the plan that refuses the spec.
-fn decide(
-    world: &PlanInput,
+fn decide<'a>(
+    world: &PlanInput<'a>,
     suffix: &mut dyn FnMut() -> String,
-) -> Result<(Decisions, Vec<PodView>), Plan> {
+) -> Result<(Decisions, Vec<&'a PodView>), Plan> {
     let observed = Observed::new(world.pods);
     let resolved = resolve_spec(world.gd).map_err(|m| refuse(world, &observed.views, m))?;
     let owner = owner_of(world.gd);
@@ -300,7 +303,7 @@ pub(crate) mod tests {
     }
 
     fn plan_with(gd: &GameDeployment, pods: &[Pod], revs: &[ControllerRevision]) -> Decisions {
-        let pods: Vec<Arc<Pod>> = pods.iter().cloned().map(Arc::new).collect();
+        let pods: Vec<Arc<CachedPod>> = pods.iter().cloned().map(|p| Arc::new(p.into())).collect();
         let pods = pods.as_slice();
         let hooks = BTreeMap::new();
         let costs = BTreeMap::new();
@@ -503,7 +506,7 @@ pub(crate) mod tests {
         else {
             panic!("decoded")
         };
-        let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
+        let pods: Vec<Arc<CachedPod>> = pods.into_iter().map(|p| Arc::new(p.into())).collect();
         let plan = plan_undecodable(&u, &pods, now());
         let [
             Effect::Event { note, chain: None },

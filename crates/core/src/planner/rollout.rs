@@ -53,13 +53,13 @@ pub fn is_available(pod: &PodView, min_ready_seconds: i64, now: Timestamp) -> bo
 /// is working towards the update revision: they keep their place and their share of the budget
 /// even while they still serve (a pod waiting for its hook will go unready without asking again).
 pub fn plan(
-    pods: &[PodView],
+    pods: &[&PodView],
     update_revision: &str,
     in_flight: &BTreeSet<String>,
     limits: Limits,
     now: Timestamp,
 ) -> RolloutPlan {
-    let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).collect();
+    let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).copied().collect();
     let updated = live
         .iter()
         .filter(|p| p.revision.as_deref() == Some(update_revision))
@@ -130,6 +130,23 @@ mod tests {
             max_unavailable,
             min_ready_seconds: 0,
         }
+    }
+
+    /// The rollout plan over owned views (the planner passes borrowed ones).
+    fn plan(
+        pods: &[PodView],
+        update: &str,
+        in_flight: &BTreeSet<String>,
+        limits: Limits,
+        now: Timestamp,
+    ) -> RolloutPlan {
+        super::plan(
+            &pods.iter().collect::<Vec<_>>(),
+            update,
+            in_flight,
+            limits,
+            now,
+        )
     }
 
     fn seed() -> Vec<PodView> {

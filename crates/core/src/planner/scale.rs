@@ -26,7 +26,7 @@ pub struct NewPod {
 #[derive(Debug, Clone)]
 pub struct ScaleInput<'a> {
     pub name: &'a str,
-    pub pods: &'a [PodView],
+    pub pods: &'a [&'a PodView],
     pub replicas: i32,
     pub partition: i32,
     /// Extra pods allowed while an update is in progress.
@@ -55,7 +55,7 @@ pub struct ScalePlan {
 /// Decides what to create and delete. `suffix` yields candidate 5-character suffixes; names
 /// already taken (by any pod, terminating ones included) are skipped.
 pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan {
-    let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).collect();
+    let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).copied().collect();
     let mut plan = ScalePlan::default();
 
     // Pods named in podsToDelete go first; their replacements are created below.
@@ -233,7 +233,7 @@ mod tests {
     }
 
     fn input<'a>(
-        pods: &'a [PodView],
+        pods: &'a [&'a PodView],
         replicas: i32,
         costs: &'a BTreeMap<String, i64>,
     ) -> ScaleInput<'a> {
@@ -255,8 +255,9 @@ mod tests {
 
     #[test]
     fn creates_with_unique_names() {
-        let pods = vec![pod("gd-aaaaa", "r2")];
+        let pods = [pod("gd-aaaaa", "r2")];
         let costs = BTreeMap::new();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let p = plan(
             &input(&pods, 3, &costs),
             &mut suffixes(&["aaaaa", "bbbbb", "ccccc"]),
@@ -268,8 +269,9 @@ mod tests {
 
     #[test]
     fn scale_up_during_a_partitioned_update_creates_old_pods_first() {
-        let pods = vec![pod("gd-a", "r2"), pod("gd-b", "r1")];
+        let pods = [pod("gd-a", "r2"), pod("gd-b", "r1")];
         let costs = BTreeMap::new();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let mut i = input(&pods, 5, &costs);
         i.partition = 3;
         i.current_revision = "r1";
@@ -280,7 +282,7 @@ mod tests {
 
     #[test]
     fn scale_down_removes_old_revisions_first_then_by_cost() {
-        let mut pods = vec![
+        let mut pods = [
             pod("gd-new1", "r2"),
             pod("gd-old1", "r1"),
             pod("gd-new2", "r2"),
@@ -293,6 +295,7 @@ mod tests {
             .annotations
             .insert(names::ANNOTATION_POD_DELETION_COST.into(), "10".into());
         let costs = BTreeMap::new();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
         assert_eq!(p.delete, ["gd-old1", "gd-new2", "gd-new3"]);
         let mut desc = input(&pods, 2, &costs);
@@ -309,7 +312,7 @@ mod tests {
             node_name: Some(node.into()),
             ..pod(name, "r2")
         };
-        let pods = vec![
+        let pods = [
             on("gd-plain", "plain"),
             on("gd-dear", "dear"),
             on("gd-cheap", "cheap"),
@@ -318,6 +321,7 @@ mod tests {
         let costs: BTreeMap<String, i64> = [("dear", 100), ("cheap", 1), ("negative", -3)]
             .map(|(n, c)| (n.to_string(), c))
             .into();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
         assert_eq!(p.delete, ["gd-negative", "gd-cheap", "gd-dear"]);
     }
@@ -344,8 +348,9 @@ mod tests {
 
     #[test]
     fn pods_to_delete_go_first_and_are_replaced() {
-        let pods = vec![pod("gd-a", "r2"), pod("gd-b", "r2")];
+        let pods = [pod("gd-a", "r2"), pod("gd-b", "r2")];
         let costs = BTreeMap::new();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let mut i = input(&pods, 2, &costs);
         let doomed = vec!["gd-b".to_string(), "gd-not-mine".to_string()];
         i.pods_to_delete = &doomed;
@@ -356,8 +361,9 @@ mod tests {
 
     #[test]
     fn surge_only_while_updating_and_capped_by_old_pods() {
-        let pods = vec![pod("gd-a", "r1"), pod("gd-b", "r2")];
+        let pods = [pod("gd-a", "r1"), pod("gd-b", "r2")];
         let costs = BTreeMap::new();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let mut i = input(&pods, 2, &costs);
         i.current_revision = "r1";
         i.max_surge = 5;
@@ -377,6 +383,7 @@ mod tests {
         pods.push(pod("gd-old1", "r1"));
         pods.push(pod("gd-old2", "r1"));
         let costs = BTreeMap::new();
+        let pods: Vec<&PodView> = pods.iter().collect();
         let mut i = input(&pods, 8, &costs);
         i.current_revision = "r1";
         i.max_surge = 2;
@@ -396,8 +403,10 @@ mod tests {
         i.replicas = 10;
         assert_eq!(plan(&i, &mut suffixes(&[])), ScalePlan::default());
         // A new pod that is not ready yet still needs its surge slot: no old pod goes.
+        let mut not_ready = pods[7].clone();
+        not_ready.ready = false;
         let mut starting = pods.clone();
-        starting[7].ready = false;
+        starting[7] = &not_ready;
         let i = ScaleInput {
             pods: &starting,
             replicas: 8,

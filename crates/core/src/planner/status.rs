@@ -24,7 +24,7 @@ pub struct ConditionReport {
 pub struct StatusInput<'a> {
     pub generation: Option<i64>,
     /// Owned pods, including those being deleted.
-    pub pods: &'a [PodView],
+    pub pods: &'a [&'a PodView],
     pub replicas: i32,
     pub partition: i32,
     pub paused: bool,
@@ -44,7 +44,7 @@ pub struct StatusInput<'a> {
 
 /// Computes the status to write.
 pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
-    let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).collect();
+    let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).copied().collect();
     let on_update = |p: &&&PodView| p.revision.as_deref() == Some(o.update_revision);
     let updated: Vec<&&PodView> = active.iter().filter(on_update).collect();
     let current_revision = o
@@ -195,7 +195,7 @@ mod tests {
     }
 
     fn observed<'a>(
-        pods: &'a [PodView],
+        pods: &'a [&'a PodView],
         problems: &'a [ConditionReport],
         revisions: &'a [String],
     ) -> StatusInput<'a> {
@@ -222,6 +222,7 @@ mod tests {
         let mut pods: Vec<PodView> = (0..5).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
         pods.extend((5..8).map(|i| pod(&format!("p{i}"), "r1", true)));
         let revs = vec!["r1".to_string(), "r2".to_string()];
+        let pods: Vec<&PodView> = pods.iter().collect();
         let s = compute(&observed(&pods, &[], &revs));
         assert_eq!(
             (
@@ -259,6 +260,7 @@ mod tests {
     fn one_revision_everywhere_is_complete_whatever_the_partition() {
         let pods: Vec<PodView> = (0..8).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
         let revs = vec!["r2".to_string()];
+        let pods: Vec<&PodView> = pods.iter().collect();
         let s = compute(&observed(&pods, &[], &revs));
         assert_eq!(progressing(&s), ("Complete", "all 8 pods run revision r2"));
     }
@@ -268,6 +270,7 @@ mod tests {
         let mut pods: Vec<PodView> = (0..4).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
         pods.extend((4..8).map(|i| pod(&format!("p{i}"), "r1", true)));
         let revs = vec!["r1".to_string(), "r2".to_string()];
+        let pods: Vec<&PodView> = pods.iter().collect();
         let mut o = observed(&pods, &[], &revs);
         o.abandoned = 1;
         let s = compute(&o);
@@ -284,7 +287,7 @@ mod tests {
 
     #[test]
     fn failures_become_conditions_and_keep_their_transition_time() {
-        let pods = vec![pod("p0", "r2", false)];
+        let pods = [pod("p0", "r2", false)];
         let revs = vec!["r2".to_string()];
         let problems = vec![
             ConditionReport {
@@ -298,6 +301,7 @@ mod tests {
                 message: "p1: CrashLoop".into(),
             },
         ];
+        let pods: Vec<&PodView> = pods.iter().collect();
         let first = compute(&observed(&pods, &problems, &revs));
         let failed = first
             .conditions
@@ -334,7 +338,7 @@ mod tests {
         let mut pods: Vec<PodView> = (0..5).map(|i| pod(&format!("p{i}"), "r2", true)).collect();
         pods.extend((5..8).map(|i| pod(&format!("p{i}"), "r1", true)));
         pods[0].ready = false;
-        let updating = compute(&observed(&pods, &[], &revs));
+        let updating = compute(&observed(&pods.iter().collect::<Vec<_>>(), &[], &revs));
         let progressing = |s: &GameDeploymentStatus| {
             s.conditions
                 .iter()
@@ -344,6 +348,7 @@ mod tests {
         };
         assert_eq!(progressing(&updating).reason, "Updating");
         pods[0].ready = true;
+        let pods: Vec<&PodView> = pods.iter().collect();
         let mut later = observed(&pods, &[], &revs);
         later.now = t("2026-01-01T01:00:00Z");
         later.previous = Some(&updating);
@@ -358,9 +363,10 @@ mod tests {
 
     #[test]
     fn terminating_pods_are_not_counted() {
-        let mut pods = vec![pod("p0", "r2", true), pod("p1", "r2", true)];
+        let mut pods = [pod("p0", "r2", true), pod("p1", "r2", true)];
         pods[1].deleting = true;
         let revs = vec!["r2".to_string()];
+        let pods: Vec<&PodView> = pods.iter().collect();
         let s = compute(&observed(&pods, &[], &revs));
         assert_eq!(s.replicas, 1);
         assert_eq!(s.current_revision, "r2");

@@ -18,7 +18,7 @@ use crate::names;
 /// The decisions put in the order the executor must follow (revisions before the pods that
 /// reference them, each pod's checkpoint before what depends on it, the status last), each
 /// write with the events and failure handling the original gives it.
-pub fn into_plan(world: &PlanInput, views: &[PodView], d: Decisions) -> Plan {
+pub fn into_plan(world: &PlanInput, views: &[&PodView], d: Decisions) -> Plan {
     let gd = world.gd;
     let gd_name = gd.metadata.name.clone().unwrap_or_default();
     let owner = Owner {

@@ -52,7 +52,7 @@ pub fn gates(
 /// existence is the record that it was started, so it is kept until the pod moves on to
 /// another revision or goes (then [`hooks::stale`] removes it), and the status lists the pod
 /// until the run has succeeded.
-fn post_hooks(world: &PlanInput, views: &[PodView], records: &[Decoded], out: &mut Gated) {
+fn post_hooks(world: &PlanInput, views: &[&PodView], records: &[&Decoded], out: &mut Gated) {
     let Some(template) = world
         .gd
         .spec
@@ -103,7 +103,7 @@ fn post_hooks(world: &PlanInput, views: &[PodView], records: &[Decoded], out: &m
 /// Keeps back the deletions whose preDelete hook has not succeeded yet.
 fn gate_deletions(
     world: &PlanInput,
-    views: &[PodView],
+    views: &[&PodView],
     deletions: Vec<(String, DeleteReason)>,
     out: &mut Gated,
 ) {

@@ -23,41 +23,41 @@ pub mod update;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use super::cached_pod::CachedPod;
+use crate::inplace::{Decoded, PodView};
 
-use crate::inplace::{self, Decoded, PodView};
-
-/// The pods as every phase reads them, computed once per reconcile.
-pub struct Observed {
+/// The pods as every phase reads them: borrowed from the cache, where each pod's view and
+/// decoded state annotation were derived once, when the watch delivered it (no per-reconcile
+/// copies or JSON parsing).
+pub struct Observed<'a> {
     /// Pod views sorted by name: caches hand pods out in no particular order, and the same
     /// world must give the same plan (writes, events and condition messages in the same order
     /// on every run).
-    pub views: Vec<PodView>,
-    /// Each pod's state annotation, decoded once (decoding is JSON parsing), index for index
-    /// with `views`: the scheduler, the machine, the readiness gate, the status and the post
-    /// hooks all read it.
-    pub records: Vec<Decoded>,
+    pub views: Vec<&'a PodView>,
+    /// Each pod's decoded state annotation, index for index with `views`: the scheduler, the
+    /// machine, the readiness gate, the status and the post hooks all read it.
+    pub records: Vec<&'a Decoded>,
 }
 
-impl Observed {
-    pub fn new(pods: &[Arc<Pod>]) -> Self {
-        let mut views: Vec<PodView> = pods.iter().map(|p| PodView::from_pod(p)).collect();
-        views.sort_by(|a, b| a.name.cmp(&b.name));
-        let records = views
-            .iter()
-            .map(|p| inplace::decode(&p.annotations))
-            .collect();
-        Observed { views, records }
+impl<'a> Observed<'a> {
+    pub fn new(pods: &'a [Arc<CachedPod>]) -> Self {
+        let mut sorted: Vec<&CachedPod> = pods.iter().map(|p| p.as_ref()).collect();
+        sorted.sort_unstable_by(|a, b| a.view().name.cmp(&b.view().name));
+        Observed {
+            views: sorted.iter().map(|p| p.view()).collect(),
+            records: sorted.iter().map(|p| p.record()).collect(),
+        }
     }
 
     /// The pods (with their records) not in `deleting`, in order.
-    pub fn remaining<'a>(
-        &'a self,
-        deleting: &'a BTreeSet<&str>,
-    ) -> impl Iterator<Item = (&'a PodView, &'a Decoded)> + 'a {
+    pub fn remaining<'s>(
+        &'s self,
+        deleting: &'s BTreeSet<&str>,
+    ) -> impl Iterator<Item = (&'a PodView, &'a Decoded)> + 's {
         self.views
             .iter()
             .zip(&self.records)
             .filter(|(p, _)| !deleting.contains(p.name.as_str()))
+            .map(|(p, r)| (*p, *r))
     }
 }

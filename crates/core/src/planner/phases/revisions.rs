@@ -22,7 +22,7 @@ pub struct Revisions {
 }
 
 /// The revisions of `world`'s GameDeployment, given the pods' labels.
-pub fn revisions(world: &PlanInput, owner: &Owner, views: &[PodView]) -> Revisions {
+pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisions {
     let gd = world.gd;
     let template = serde_json::to_value(&gd.spec.template).unwrap_or(Value::Null);
     let in_use: BTreeSet<String> = views.iter().filter_map(|p| p.revision.clone()).collect();

@@ -36,7 +36,7 @@ pub fn scale(
     world: &PlanInput,
     resolved: &Resolved,
     owner: &Owner,
-    views: &[PodView],
+    views: &[&PodView],
     revisions: &Revisions,
     suffix: &mut dyn FnMut() -> String,
 ) -> Scaled {

@@ -28,7 +28,7 @@ fn check_selector(gd: &GameDeployment) -> Result<(), String> {
 }
 
 /// A plan that touches nothing and says why.
-pub fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
+pub fn refuse(world: &PlanInput, views: &[&PodView], message: String) -> Plan {
     let gd = world.gd;
     refusal(
         Refused {
@@ -45,7 +45,7 @@ pub fn refuse(world: &PlanInput, views: &[PodView], message: String) -> Plan {
 
 /// A plan for a GameDeployment whose spec cannot be decoded: what [`refuse`] does, with what
 /// can be known without a spec (the replicas it owns now, the selector it last reported).
-pub fn refuse_undecodable(u: &Undecodable, views: &[PodView], now: jiff::Timestamp) -> Plan {
+pub fn refuse_undecodable(u: &Undecodable, views: &[&PodView], now: jiff::Timestamp) -> Plan {
     let previous = u.status.as_ref();
     refusal(
         Refused {
@@ -71,7 +71,7 @@ struct Refused<'a> {
     now: jiff::Timestamp,
 }
 
-fn refusal(r: Refused, views: &[PodView], message: String) -> Plan {
+fn refusal(r: Refused, views: &[&PodView], message: String) -> Plan {
     let problems = [ConditionReport {
         condition: names::CONDITION_FAILED_SCALE,
         reason: names::EVENT_INVALID_SPEC.into(),

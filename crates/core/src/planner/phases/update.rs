@@ -59,14 +59,14 @@ pub fn update(
     let mut out = Updated::default();
     let deleting: BTreeSet<&str> = scaled.delete.iter().map(|(n, _)| n.as_str()).collect();
     // Without deletions (the common case) every pod remains: no copies of 10,000 views.
-    let remaining: Cow<[PodView]> = if deleting.is_empty() {
+    let remaining: Cow<[&PodView]> = if deleting.is_empty() {
         Cow::Borrowed(views)
     } else {
         Cow::Owned(
             views
                 .iter()
                 .filter(|p| !deleting.contains(p.name.as_str()))
-                .cloned()
+                .copied()
                 .collect(),
         )
     };
