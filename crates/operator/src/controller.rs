@@ -6,7 +6,7 @@
 //! A reconcile requeues exactly when a timer in the plan is due (grace end, deadline,
 //! minReadySeconds), never by polling.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,7 @@ use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDepl
 use gamedeploy_core::planner::CachedPod;
 use gamedeploy_core::planner::adopt::{self, controlled_by};
 use gamedeploy_core::planner::hooks::HookRunView;
+use gamedeploy_core::planner::outcome::StatusWrite;
 use gamedeploy_core::planner::plan::{self, PlanInput};
 use gamedeploy_core::planner::scale;
 
@@ -84,6 +85,9 @@ pub struct Context {
     writes: Mutex<Writes>,
     /// Consecutive reconciles with failed writes, by `namespace/name`.
     failing: Mutex<BTreeMap<String, u32>>,
+    /// When each GameDeployment's status was last written by this operator, by uid: status
+    /// writes that only move counts are coalesced for a second after it.
+    status_written: Mutex<HashMap<String, jiff::Timestamp>>,
     /// Pod creates and deletes sent and not yet seen by the pod watch.
     expectations: Arc<Expectations>,
     /// Closed when leadership is lost; every write checks it first.
@@ -114,6 +118,7 @@ impl Context {
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             writes: Mutex::new(Writes::default()),
             failing: Mutex::new(BTreeMap::new()),
+            status_written: Mutex::default(),
             expectations: Arc::default(),
             gate: Gate::default(),
             metrics: Arc::default(),
@@ -146,6 +151,46 @@ impl Context {
         if let Ok(mut total) = self.writes.lock() {
             *total += writes;
         }
+    }
+
+    /// Executes `plan` for `stored` and records its writes; returns them, and when a status
+    /// write held back to coalesce it with what follows is due (see
+    /// `outcome::status_write`), for the reconcile to come back then.
+    async fn execute(
+        &self,
+        stored: &StoredGameDeployment,
+        pods: &[Arc<CachedPod>],
+        plan: plan::Plan,
+        now: jiff::Timestamp,
+    ) -> Result<(Writes, Option<jiff::Timestamp>), super::Error> {
+        let uid = stored.uid().unwrap_or_default();
+        let last = self.status_written.lock().ok().and_then(|m| m.get(&uid).copied());
+        let (writes, status) = execute::run_plan(
+            &self.client,
+            self.edge(),
+            &self.events,
+            &self.expectations,
+            stored,
+            pods,
+            plan,
+            now,
+            last,
+        )
+        .await?;
+        self.record(writes);
+        Ok((
+            writes,
+            match status {
+                StatusWrite::Now => {
+                    if let Ok(mut m) = self.status_written.lock() {
+                        m.insert(uid, now);
+                    }
+                    None
+                }
+                StatusWrite::At(t) => Some(t),
+                StatusWrite::Unchanged => None,
+            },
+        ))
     }
 
     /// Node deletion costs from the node cache; a value that is not an integer is ignored,
@@ -250,7 +295,11 @@ async fn reconcile_once(
 ) -> Result<(Action, bool), super::Error> {
     if stored.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
-        ctx.expectations.forget(&stored.uid().unwrap_or_default());
+        let uid = stored.uid().unwrap_or_default();
+        ctx.expectations.forget(&uid);
+        if let Ok(mut m) = ctx.status_written.lock() {
+            m.remove(&uid);
+        }
         ctx.metrics.forget(&labels_of(&stored));
         return Ok((Action::await_change(), false));
     }
@@ -268,20 +317,14 @@ async fn reconcile_once(
                 .collect();
             let now = ctx.clock.now();
             let plan = plan::plan_undecodable(u, &owned, now);
-            let writes = execute::run_plan(
-                &ctx.client,
-                ctx.edge(),
-                &ctx.events,
-                &ctx.expectations,
-                &stored,
-                &owned,
-                plan,
-                now,
-            )
-            .await?;
-            ctx.record(writes);
-            // A new spec is a new object in the watch: nothing to do until then.
-            Ok((Action::await_change(), writes.failed > 0))
+            let (writes, status_due) = ctx.execute(&stored, &owned, plan, now).await?;
+            // A new spec is a new object in the watch: nothing to do until then, but for a
+            // status write held back.
+            let action = match status_due {
+                Some(t) => Action::requeue(until(now, t)),
+                None => Action::await_change(),
+            };
+            Ok((action, writes.failed > 0))
         }
     }
 }
@@ -358,18 +401,7 @@ async fn reconcile_decoded(
     let status = plan.status().cloned();
     let labels = labels_of(stored);
     ctx.metrics.machines(&labels, &machine_counts(&pods));
-    let writes = execute::run_plan(
-        &ctx.client,
-        ctx.edge(),
-        &ctx.events,
-        &ctx.expectations,
-        stored,
-        &pods,
-        plan,
-        now,
-    )
-    .await?;
-    ctx.record(writes);
+    let (writes, status_due) = ctx.execute(stored, &pods, plan, now).await?;
     if let Some(status) = &status {
         let desired = gd.spec.replicas.unwrap_or_default();
         ctx.metrics.status(&labels, desired, status);
@@ -385,7 +417,7 @@ async fn reconcile_decoded(
     }
     failing.remove(&key);
     drop(failing);
-    let action = match requeue_at {
+    let action = match requeue_at.into_iter().chain(status_due).min() {
         Some(t) => Action::requeue(until(now, t)),
         None => Action::await_change(),
     };

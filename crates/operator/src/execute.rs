@@ -21,7 +21,7 @@ use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::effect::{
     ApiErrorKind, Effect, EventNote, HookRunToCreate, Regarding, Write,
 };
-use gamedeploy_core::planner::outcome::{self, Failure, Verdict};
+use gamedeploy_core::planner::outcome::{self, Failure, StatusWrite, Verdict};
 use gamedeploy_core::planner::plan::Plan;
 
 /// API writes made, for budgets and reports.
@@ -71,6 +71,10 @@ struct Executor<'a> {
     failures: Vec<Failure>,
     failed_chains: BTreeSet<String>,
     now: jiff::Timestamp,
+    /// When this operator last wrote the status, for coalescing (`outcome::status_write`).
+    last_status_write: Option<jiff::Timestamp>,
+    /// What became of the status.
+    status: StatusWrite,
 }
 
 impl Executor<'_> {
@@ -259,7 +263,9 @@ impl Executor<'_> {
                     std::mem::take(&mut self.failures),
                     self.now,
                 );
-                if previous != Some(&status) {
+                self.status =
+                    outcome::status_write(previous, &status, self.last_status_write, self.now);
+                if self.status == StatusWrite::Now {
                     let name = self.gd.name_any();
                     let gds: Api<GameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
                     let body = serde_json::json!({ "status": status });
@@ -277,8 +283,11 @@ impl Executor<'_> {
     }
 }
 
-/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made.
-/// Every decision was made by the planner: this only writes, and reports what came back.
+/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made and
+/// what became of the status (written now, unchanged, or coalesced until a later instant: see
+/// `outcome::status_write`, given when the status was last written). Every decision was made
+/// by the planner or by `outcome`'s pure functions: this only writes, and reports what came
+/// back.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_plan(
     client: &kube::Client,
@@ -289,7 +298,8 @@ pub async fn run_plan(
     pods: &[Arc<CachedPod>],
     plan: Plan,
     now: jiff::Timestamp,
-) -> Result<Writes, super::Error> {
+    last_status_write: Option<jiff::Timestamp>,
+) -> Result<(Writes, StatusWrite), super::Error> {
     let Some(ns) = gd.namespace() else {
         return Err(super::Error::Unnamed);
     };
@@ -314,6 +324,8 @@ pub async fn run_plan(
         failures: Vec::new(),
         failed_chains: BTreeSet::new(),
         now,
+        last_status_write,
+        status: StatusWrite::Unchanged,
     };
     let mut effects = plan.effects.iter().peekable();
     while let Some(effect) = effects.next() {
@@ -336,7 +348,7 @@ pub async fn run_plan(
         }
         exec.run(effect).await?;
     }
-    Ok(exec.writes)
+    Ok((exec.writes, exec.status))
 }
 
 /// Sends one pod write; the pod as the server stored it.

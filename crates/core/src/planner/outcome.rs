@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 use super::effect::{ApiErrorKind, Consequence, EventNote, OnFailure, Write};
 use super::status;
@@ -118,6 +118,73 @@ pub fn status_after(
         }
     }
     planned
+}
+
+/// How long a status whose only news is counts may wait: `kubectl get gd` is never more stale
+/// than this, and a burst of pod changes within it (a 1,000-pod rollout makes several per
+/// second) costs one status write instead of one each.
+pub const STATUS_COALESCING: SignedDuration = SignedDuration::from_secs(1);
+
+/// Whether and when to write a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusWrite {
+    /// What the status shows has not changed.
+    Unchanged,
+    Now,
+    /// Only counts (and the messages that quote them) changed, and the last status write was
+    /// less than [`STATUS_COALESCING`] ago: write it when that has passed, together with
+    /// whatever else changes meanwhile.
+    At(Timestamp),
+}
+
+/// Whether `status` must be written now, given what the object shows (`previous`) and when
+/// this operator last wrote its status (`last_write`; unknown after a restart, which writes at
+/// once). A change of generation, revisions, selector, condition types, statuses or reasons,
+/// pauses or canary progress is written at once: tools and users wait on those.
+pub fn status_write(
+    previous: Option<&GameDeploymentStatus>,
+    status: &GameDeploymentStatus,
+    last_write: Option<Timestamp>,
+    now: Timestamp,
+) -> StatusWrite {
+    let Some(previous) = previous.filter(|p| *p != status) else {
+        return if previous.is_some() {
+            StatusWrite::Unchanged
+        } else {
+            StatusWrite::Now
+        };
+    };
+    let due = last_write.and_then(|t| t.checked_add(STATUS_COALESCING).ok());
+    match due {
+        Some(due) if due > now && counts_only(previous, status) => StatusWrite::At(due),
+        _ => StatusWrite::Now,
+    }
+}
+
+/// Whether `a` and `b` differ only in counts and condition messages.
+fn counts_only(a: &GameDeploymentStatus, b: &GameDeploymentStatus) -> bool {
+    fn shape(s: &GameDeploymentStatus) -> impl PartialEq + '_ {
+        let conditions: Vec<(&str, &str, &str)> = s
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect();
+        (
+            (
+                s.observed_generation,
+                &s.update_revision,
+                &s.current_revision,
+            ),
+            (s.collision_count, &s.label_selector, conditions),
+            (
+                &s.pause_conditions,
+                s.current_step_index,
+                &s.current_step_hash,
+            ),
+            &s.canary,
+        )
+    }
+    shape(a) == shape(b)
 }
 
 #[cfg(test)]
@@ -236,5 +303,87 @@ mod tests {
             again.conditions[0].last_transition_time,
             first.conditions[0].last_transition_time
         );
+    }
+
+    mod status_coalescing {
+        use super::super::*;
+
+        fn t(s: i64) -> Timestamp {
+            Timestamp::from_second(1_700_000_000 + s).unwrap()
+        }
+
+        fn progressing(reason: &str, message: &str) -> GameDeploymentStatus {
+            GameDeploymentStatus {
+                observed_generation: 2,
+                replicas: 10,
+                updated_replicas: 3,
+                update_revision: "r2".into(),
+                current_revision: "r1".into(),
+                conditions: vec![GameDeploymentCondition {
+                    type_: "Progressing".into(),
+                    status: "True".into(),
+                    reason: reason.into(),
+                    message: message.into(),
+                    last_transition_time: None,
+                }],
+                ..Default::default()
+            }
+        }
+
+        #[test]
+        fn counts_within_a_second_of_the_last_write_wait_for_it() {
+            let before = progressing("Updating", "3 of 10 pods updated, 3 ready");
+            let mut after = progressing("Updating", "4 of 10 pods updated, 3 ready");
+            after.updated_replicas = 4;
+            let last = t(0) + SignedDuration::from_millis(300);
+            assert_eq!(
+                status_write(Some(&before), &after, Some(last), t(1)),
+                StatusWrite::At(last + STATUS_COALESCING)
+            );
+            // Due: written.
+            let later = last + STATUS_COALESCING;
+            assert_eq!(
+                status_write(Some(&before), &after, Some(last), later),
+                StatusWrite::Now
+            );
+            // Never written by this operator (a restart): written at once.
+            assert_eq!(
+                status_write(Some(&before), &after, None, t(1)),
+                StatusWrite::Now
+            );
+        }
+
+        #[test]
+        fn what_tools_wait_on_is_written_at_once() {
+            let before = progressing("Updating", "9 of 10 pods updated, 9 ready");
+            let last = Some(t(1));
+            let complete = progressing("Complete", "all 10 pods run revision r2");
+            assert_eq!(
+                status_write(Some(&before), &complete, last, t(1)),
+                StatusWrite::Now
+            );
+            let mut generation = before.clone();
+            generation.observed_generation = 3;
+            assert_eq!(
+                status_write(Some(&before), &generation, last, t(1)),
+                StatusWrite::Now
+            );
+            let mut revision = before.clone();
+            revision.current_revision = "r2".into();
+            assert_eq!(
+                status_write(Some(&before), &revision, last, t(1)),
+                StatusWrite::Now
+            );
+        }
+
+        #[test]
+        fn an_unchanged_status_is_not_written_and_a_first_one_is() {
+            let s = progressing("Updating", "3 of 10 pods updated, 3 ready");
+            assert_eq!(
+                status_write(Some(&s), &s, Some(t(0)), t(0)),
+                StatusWrite::Unchanged
+            );
+            assert_eq!(status_write(None, &s, Some(t(0)), t(0)), StatusWrite::Now);
+        }
     }
 }
