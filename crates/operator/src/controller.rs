@@ -164,7 +164,11 @@ impl Context {
         now: jiff::Timestamp,
     ) -> Result<(Writes, Option<jiff::Timestamp>), super::Error> {
         let uid = stored.uid().unwrap_or_default();
-        let last = self.status_written.lock().ok().and_then(|m| m.get(&uid).copied());
+        let last = self
+            .status_written
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&uid).copied());
         let (writes, status) = execute::run_plan(
             &self.client,
             self.edge(),

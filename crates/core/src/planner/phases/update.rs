@@ -81,6 +81,13 @@ pub fn update(
             _ => false,
         })
         .map(|(p, _)| p.name.clone())
+        .chain(
+            (resolved.strategy == UpdateStrategyType::HotPatchUpdate)
+                .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
+                .into_iter()
+                .flatten()
+                .map(|p| p.name.clone()),
+        )
         .collect();
     let mut rollout: RolloutPlan =
         rollout::plan(&remaining, update, &in_flight, resolved.limits, world.now);
@@ -327,6 +334,36 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
     w
 }
 
+/// Whether `pod` was hot-patched to `update` and a patched container still runs the image it
+/// ran before (its imageID is the one the patch recorded): the kubelet has yet to apply the
+/// patch (a stock kubelet restarts the container). Such a pod keeps its share of the
+/// maxUnavailable budget, or the next reconcile, seeing it still Ready, would patch another.
+fn hot_patch_pending(pod: &PodView, update: &str) -> bool {
+    let Some(raw) = pod.annotations.get(names::ANNOTATION_HOTPATCH_STATE) else {
+        return false;
+    };
+    let Ok(state) = serde_json::from_str::<Value>(raw) else {
+        return false;
+    };
+    if state["revision"] != update || pod.revision.as_deref() != Some(update) {
+        return false;
+    }
+    let Some(last) = state["lastContainerStatuses"].as_object() else {
+        return false;
+    };
+    let patched_at = state["updateTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    last.iter().any(|(name, before)| {
+        let before = before["imageID"].as_str().unwrap_or_default();
+        pod.containers.get(name).is_some_and(|c| {
+            // Unknown before, or restarted since (a retag to the same digest): applied.
+            let restarted = matches!((c.started_at, patched_at), (Some(s), Some(p)) if s > p);
+            !before.is_empty() && c.image_id.as_deref() == Some(before) && !restarted
+        })
+    })
+}
+
 /// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
 /// needs one. Pods being deleted or written this reconcile are left for the next one.
 fn release_gate(
@@ -366,4 +403,57 @@ fn release_gate(
         last_transition_time: now,
     });
     Some(w)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inplace::ContainerView;
+
+    fn patched(image_id: &str, started_at: &str) -> PodView {
+        let state = serde_json::json!({"revision": "r2", "updateTimestamp": "2026-01-01T00:00:10Z",
+            "lastContainerStatuses": {"python": {"imageID": "sha256:old"}}});
+        PodView {
+            name: "p".into(),
+            revision: Some("r2".into()),
+            annotations: [(
+                names::ANNOTATION_HOTPATCH_STATE.to_string(),
+                state.to_string(),
+            )]
+            .into(),
+            containers: [(
+                "python".to_string(),
+                ContainerView {
+                    image_id: Some(image_id.into()),
+                    started_at: Some(started_at.parse().unwrap()),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_hot_patch_is_pending_until_the_container_runs_another_image_or_restarts() {
+        assert!(hot_patch_pending(
+            &patched("sha256:old", "2026-01-01T00:00:00Z"),
+            "r2"
+        ));
+        assert!(!hot_patch_pending(
+            &patched("sha256:new", "2026-01-01T00:00:00Z"),
+            "r2"
+        ));
+        // Same digest under a new tag: the restart shows it was applied.
+        assert!(!hot_patch_pending(
+            &patched("sha256:old", "2026-01-01T00:00:11Z"),
+            "r2"
+        ));
+        // A patch to another revision is not this update.
+        assert!(!hot_patch_pending(
+            &patched("sha256:old", "2026-01-01T00:00:00Z"),
+            "r3"
+        ));
+        assert!(!hot_patch_pending(&PodView::default(), "r2"));
+    }
 }
