@@ -8,6 +8,7 @@
 //! first write, because the next decision needs to see that write come back through the
 //! watch. That is also why a checkpoint always travels in the same write as its side effect.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -19,6 +20,7 @@ use super::action::{
 use super::completion::{Failure, Progress, progress};
 use super::force::{self, ForceRefused, Forced};
 use super::observe::PodView;
+
 use super::record::{ContainerSnapshot, Decoded, Record, decode};
 use super::state::{State, Trigger};
 use super::table::{Node, WriteKind, table};
@@ -125,7 +127,7 @@ pub fn advance(input: &Input) -> MachineStep {
 /// [`advance`] for a caller that has already decoded the pod's state annotation
 /// (`decoded` must be `decode(&input.pod.annotations)`): decoding is most of the cost of a
 /// decision that changes nothing, and the controller reads the record anyway.
-pub fn advance_decoded(input: &Input, decoded: &Decoded) -> MachineStep {
+pub fn advance_decoded<'a>(input: &'a Input<'a>, decoded: &'a Decoded) -> MachineStep {
     let mut run = Run::new(input);
     if input.pod.deleting {
         return run.finish();
@@ -167,7 +169,9 @@ pub fn observed_state(pod: &PodView, decoded: &Decoded, now: Timestamp) -> Optio
 struct Run<'a> {
     input: &'a Input<'a>,
     state: Option<State>,
-    record: Option<Record>,
+    /// Borrowed from the decoded annotation until a transition changes it: most pods of a
+    /// reconcile have nothing to do, and copying 10,000 records cost more than deciding.
+    record: Option<Cow<'a, Record>>,
     transitions: Vec<Transition>,
     actions: Vec<Action>,
     /// A write went out: stop until it is observed.
@@ -211,12 +215,12 @@ impl<'a> Run<'a> {
 
     // ----- reading ----------------------------------------------------------------------
 
-    fn load(&mut self, decoded: &Decoded) {
+    fn load(&mut self, decoded: &'a Decoded) {
         match decoded {
             Decoded::Missing => {}
             Decoded::Valid(r) => {
                 self.state = Some(r.state);
-                self.record = Some(r.clone());
+                self.record = Some(Cow::Borrowed(r));
             }
             Decoded::Unsupported { version } => {
                 self.state = Some(State::Unknown);
@@ -259,7 +263,7 @@ impl<'a> Run<'a> {
         }
         let mut r = Record::start(&self.target().revision, self.now());
         r.unready_since = self.pod().is_marked_unready().then(|| self.now());
-        self.record = Some(r);
+        self.record = Some(Cow::Owned(r));
         self.fail(Trigger::CorruptState, "CorruptState", message);
     }
 
@@ -317,7 +321,7 @@ impl<'a> Run<'a> {
         );
         match to {
             State::Pending => {
-                let old = self.record.take();
+                let old = self.record.take().map(Cow::into_owned);
                 let mut r = Record::start(&self.target().revision, self.now());
                 if let Some(old) = old {
                     r.attempt = old.attempt + 1;
@@ -337,7 +341,7 @@ impl<'a> Run<'a> {
                         r.unready_since = old.unready_since;
                     }
                 }
-                self.record = Some(r);
+                self.record = Some(Cow::Owned(r));
                 self.go(State::Pending, Trigger::Forced);
             }
             State::Unready => self.make_unready(Trigger::Forced, false),
@@ -379,7 +383,10 @@ impl<'a> Run<'a> {
         {
             return false;
         }
-        self.record = Some(Record::start(&self.target().revision, self.now()));
+        self.record = Some(Cow::Owned(Record::start(
+            &self.target().revision,
+            self.now(),
+        )));
         self.go(State::Pending, Trigger::Selected);
         true
     }
@@ -489,7 +496,7 @@ impl<'a> Run<'a> {
             return false;
         }
         let unready = self.pod().is_marked_unready();
-        let old = self.record.take();
+        let old = self.record.take().map(Cow::into_owned);
         let mut r = Record::start(&self.target().revision, self.now());
         if let Some(old) = &old {
             // Containers still restarting for the superseded revision are judged against
@@ -501,10 +508,10 @@ impl<'a> Run<'a> {
             // The pod stays out of endpoints; the grace keeps counting from when it left.
             r.state = State::Unready;
             r.unready_since = old.and_then(|o| o.unready_since).or(Some(self.now()));
-            self.record = Some(r);
+            self.record = Some(Cow::Owned(r));
             self.go(State::GracefulWait, Trigger::Retargeted);
         } else {
-            self.record = Some(r);
+            self.record = Some(Cow::Owned(r));
             self.go(State::Pending, Trigger::Retargeted);
         }
         true
@@ -526,7 +533,7 @@ impl<'a> Run<'a> {
                     let mut r = record.clone();
                     r.reason = Some(reason);
                     r.message = Some(message.clone());
-                    self.record = Some(r);
+                    self.record = Some(Cow::Owned(r));
                     self.event(
                         EventType::Warning,
                         names::EVENT_FAILED_PRE_INPLACE_HOOK,
@@ -552,7 +559,7 @@ impl<'a> Run<'a> {
 
     fn metadata_only(&mut self) {
         let w = self.template_write();
-        if let Some(r) = self.record.as_mut() {
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
             r.patched_at = Some(self.input.now);
         }
         self.go(State::Ready, Trigger::MetadataOnly);
@@ -568,7 +575,7 @@ impl<'a> Run<'a> {
     }
 
     fn start_hook(&mut self, template: &str) {
-        let Some(mut r) = self.record.clone() else {
+        let Some(mut r) = self.record.as_deref().cloned() else {
             return;
         };
         let mut name = format!(
@@ -581,7 +588,7 @@ impl<'a> Run<'a> {
             name.push_str(&format!(".{}", r.attempt));
         }
         r.hook_run = Some(name);
-        self.record = Some(r.clone());
+        self.record = Some(Cow::Owned(r.clone()));
         self.go(State::HookCheck, Trigger::HookConfigured);
         self.write_checkpoint(Endpoint::Pod, None);
         if let Some(req) = self.hook_request(&r) {
@@ -608,7 +615,7 @@ impl<'a> Run<'a> {
     fn make_unready(&mut self, trigger: Trigger, keep_since: bool) {
         let now = self.now();
         let marked = self.pod().is_marked_unready();
-        let Some(r) = self.record.as_mut() else {
+        let Some(r) = self.record.as_mut().map(Cow::to_mut) else {
             return;
         };
         let since = match r.unready_since {
@@ -645,7 +652,7 @@ impl<'a> Run<'a> {
             .and_then(|r| r.unready_since)
             .map(|t| now.duration_since(t).as_secs())
             .unwrap_or(0);
-        let Some(r) = self.record.as_mut() else {
+        let Some(r) = self.record.as_mut().map(Cow::to_mut) else {
             return;
         };
         let mut snapshot: BTreeMap<String, ContainerSnapshot> = BTreeMap::new();
@@ -708,7 +715,7 @@ impl<'a> Run<'a> {
     fn restore_readiness(&mut self, to: State, trigger: Trigger, reason: &str) {
         let now = self.now();
         let revision = self.pod().revision.clone().unwrap_or_default();
-        if let Some(r) = self.record.as_mut() {
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
             if trigger == Trigger::RolledBack {
                 r.revision = revision;
             }
@@ -729,7 +736,7 @@ impl<'a> Run<'a> {
     }
 
     fn fail(&mut self, trigger: Trigger, reason: &str, message: String) {
-        if let Some(r) = self.record.as_mut() {
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
             r.reason = Some(reason.to_string());
             r.message = Some(message.clone());
         }
@@ -820,7 +827,7 @@ impl<'a> Run<'a> {
         }
         self.transitions.push(Transition { from, to, trigger });
         self.state = Some(to);
-        if let Some(r) = self.record.as_mut()
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut)
             && to.is_persisted()
         {
             r.state = to;
@@ -838,7 +845,7 @@ impl<'a> Run<'a> {
         if self.stopped {
             return;
         }
-        w.checkpoint = self.record.clone();
+        w.checkpoint = self.record.as_deref().cloned();
         if std::mem::take(&mut self.consume_force) {
             w.annotations
                 .insert(names::ANNOTATION_FORCE.to_string(), None);
