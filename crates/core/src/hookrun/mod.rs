@@ -7,7 +7,8 @@
 //!   measurement folded into the status).
 //! - [`condition`]: `successCondition` / `failureCondition` in CEL, with the original's helpers.
 //! - [`extract`]: a web response body to `result`, through JSONPath.
-//! - [`provider`]: the provider request with arguments filled in, and what came back.
+//! - [`provider`]: the provider request with arguments filled in, what came back, and a
+//!   Prometheus answer read as numbers.
 pub mod compile;
 pub mod condition;
 pub mod duration;
@@ -19,4 +20,4 @@ pub use compile::{CompileError, CompileErrors, CompiledMetric, CompiledRun, chec
 pub use engine::{
     Decision, Finished, MEASUREMENTS_KEPT, MeasureRequest, RunTimeout, decide, record, rejected,
 };
-pub use provider::{ObjectTarget, Observation, ProviderCall};
+pub use provider::{ObjectTarget, Observation, ProviderCall, prometheus_observation};

@@ -152,6 +152,62 @@ impl ProviderCall {
     }
 }
 
+/// A Prometheus `/api/v1/query` answer as an observation: a scalar or a vector's samples are
+/// numbers (NaN and infinities included: they are data), an empty vector is no data, an
+/// error answer or an unreadable body is a provider error.
+pub fn prometheus_observation(http_status: u16, body: &str) -> Observation {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        status: String,
+        #[serde(default)]
+        error: String,
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+    enum Data {
+        Scalar((f64, String)),
+        Vector(Vec<Sample>),
+        Matrix(serde::de::IgnoredAny),
+        String(serde::de::IgnoredAny),
+    }
+    #[derive(serde::Deserialize)]
+    struct Sample {
+        value: (f64, String),
+    }
+    let answer: Answer = match serde_json::from_str(body) {
+        Ok(a) => a,
+        Err(e) => {
+            return Observation::Error(format!(
+                "HTTP {http_status}: not a Prometheus query answer ({e})"
+            ));
+        }
+    };
+    if answer.status != "success" {
+        return Observation::Error(format!("Prometheus refused the query: {}", answer.error));
+    }
+    let number = |text: &str| {
+        text.parse::<f64>()
+            .map_err(|_| Observation::Error(format!("Prometheus sent {text:?}, not a number")))
+    };
+    let numbers: Result<Vec<f64>, Observation> = match answer.data {
+        Some(Data::Scalar((_, v))) => number(&v).map(|n| vec![n]),
+        Some(Data::Vector(samples)) if samples.is_empty() => {
+            return Observation::NoData("the query returned no samples".into());
+        }
+        Some(Data::Vector(samples)) => samples.iter().map(|s| number(&s.value.1)).collect(),
+        Some(Data::Matrix(_) | Data::String(_)) | None => {
+            return Observation::Error(
+                "a Prometheus metric needs an instant query answering a scalar or a vector".into(),
+            );
+        }
+    };
+    match numbers {
+        Ok(ns) => Observation::Numbers(ns),
+        Err(e) => e,
+    }
+}
+
 /// Replaces each `{{ args.NAME }}` (spaces optional) with the argument's value.
 fn substitute(text: &str, arg: &dyn Fn(&str) -> Option<String>) -> Result<String, ResolveError> {
     let mut out = String::with_capacity(text.len());
@@ -244,6 +300,59 @@ mod tests {
             ProviderCall::resolve(&MetricProvider::default(), &none),
             Err(ResolveError::Providers)
         );
+    }
+
+    #[test]
+    fn prometheus_answers() {
+        let vector = |values: &str| {
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{values}]}}}}"#
+            )
+        };
+        let sample =
+            |v: &str| format!(r#"{{"metric":{{"pod":"a"}},"value":[1700000000.5,"{v}"]}}"#);
+        assert_eq!(
+            prometheus_observation(200, &vector(&sample("0.97"))),
+            Observation::Numbers(vec![0.97])
+        );
+        let two = format!("{},{}", sample("1e6"), sample("+Inf"));
+        assert_eq!(
+            prometheus_observation(200, &vector(&two)),
+            Observation::Numbers(vec![1e6, f64::INFINITY])
+        );
+        let Observation::Numbers(nan) = prometheus_observation(200, &vector(&sample("NaN"))) else {
+            panic!("NaN is data")
+        };
+        assert!(nan[0].is_nan());
+        assert_eq!(
+            prometheus_observation(200, &vector("")),
+            Observation::NoData("the query returned no samples".into())
+        );
+        assert_eq!(
+            prometheus_observation(
+                200,
+                r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#
+            ),
+            Observation::Numbers(vec![3.0])
+        );
+        assert_eq!(
+            prometheus_observation(
+                400,
+                r#"{"status":"error","errorType":"bad_data","error":"parse error at char 4"}"#
+            ),
+            Observation::Error("Prometheus refused the query: parse error at char 4".into())
+        );
+        assert!(matches!(
+            prometheus_observation(502, "<html>bad gateway</html>"),
+            Observation::Error(m) if m.starts_with("HTTP 502: not a Prometheus query answer")
+        ));
+        assert!(matches!(
+            prometheus_observation(
+                200,
+                r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#
+            ),
+            Observation::Error(m) if m.contains("instant query")
+        ));
     }
 
     #[test]
