@@ -3,9 +3,11 @@
 //!
 //! - [`api`]: the custom resources (GameDeployment, HookTemplate, HookRun) and their CRDs.
 //! - [`names`]: labels, annotations, condition types and event reasons users and scripts see.
+//! - [`hookrun`]: the HookRun engine: what to measure when, what a measurement means.
 //! - [`inplace`]: the per-pod in-place update state machine; where a pod's state changes.
 //! - [`planner`]: one reconcile of a GameDeployment decided: revisions, scale, updates, status.
 pub mod api;
+pub mod hookrun;
 pub mod inplace;
 pub mod names;
 pub mod planner;

@@ -62,6 +62,10 @@ pub const CONDITION_FAILED_SCALE: &str = "FailedScale";
 pub const CONDITION_FAILED_UPDATE: &str = "FailedUpdate";
 /// GameDeployment condition: how far the rollout has come.
 pub const CONDITION_PROGRESSING: &str = "Progressing";
+/// HookRun condition (kstatus): True once the run is Successful.
+pub const CONDITION_READY: &str = "Ready";
+/// HookRun condition (kstatus): True once nothing more will be measured, whatever the outcome.
+pub const CONDITION_COMPLETED: &str = "Completed";
 /// Progressing reason: updates are paused.
 pub const REASON_PAUSED: &str = "Paused";
 /// Progressing reason: pods whose update was abandoned by force hold the rollout.

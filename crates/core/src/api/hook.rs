@@ -1,7 +1,7 @@
 //! `HookTemplate` and `HookRun` (`tkex.tencent.com/v1alpha1`): measurements that gate pod
 //! deletion, in-place updates and canary steps, in the shape of the original bcs-hook-operator.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,15 +71,38 @@ pub enum HookPhase {
     Error,
     /// Neither condition held more often than allowed.
     Inconclusive,
+    /// Stopped by `spec.terminate` (or, for a metric, because its run ended) before it had an
+    /// outcome. Not a success: a gate treats it like Failed.
+    Terminated,
 }
 
 impl HookPhase {
     /// Whether nothing more will be measured.
     pub fn is_completed(&self) -> bool {
-        matches!(
-            self,
-            HookPhase::Successful | HookPhase::Failed | HookPhase::Error | HookPhase::Inconclusive
-        )
+        !matches!(self, HookPhase::Pending | HookPhase::Running)
+    }
+}
+
+/// An outcome a user declares for a case no condition decides: a measurement without data
+/// (`noData`) or a run past its deadline.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema, strum::Display,
+)]
+pub enum HookOutcome {
+    Successful,
+    Failed,
+    /// Neither: counts against `inconclusiveLimit`.
+    #[default]
+    Inconclusive,
+}
+
+impl From<HookOutcome> for HookPhase {
+    fn from(o: HookOutcome) -> Self {
+        match o {
+            HookOutcome::Successful => HookPhase::Successful,
+            HookOutcome::Failed => HookPhase::Failed,
+            HookOutcome::Inconclusive => HookPhase::Inconclusive,
+        }
     }
 }
 
@@ -116,9 +139,10 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_condition: Option<String>,
 
-    /// Failed measurements tolerated; 0 disables the check (as the original code does).
+    /// Failed measurements tolerated: default 0, so one Failed measurement fails the metric
+    /// (the original's 0 disabled the check); -1 tolerates any number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = -1))]
     pub failure_limit: Option<i32>,
 
     /// Successful measurements after which the metric is Successful.
@@ -126,20 +150,31 @@ pub struct Metric {
     #[schemars(range(min = 0))]
     pub successful_limit: Option<i32>,
 
-    /// Inconclusive measurements tolerated.
+    /// Inconclusive measurements tolerated: default 0; -1 tolerates any number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = -1))]
     pub inconclusive_limit: Option<i32>,
 
-    /// Consecutive errors tolerated before the metric is Error.
+    /// Consecutive provider errors tolerated before the metric is Error: default 4; -1
+    /// retries forever. Errors are retried sooner than `interval`, with back-off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = -1))]
     pub consecutive_error_limit: Option<i32>,
 
     /// Consecutive successes after which the metric is Successful.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub consecutive_successful_limit: Option<i32>,
+
+    /// What a measurement without data counts as (an empty query result, a jsonPath that
+    /// matches nothing, a condition reading a missing key). Default Inconclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Inconclusive"))]
+    pub no_data: Option<HookOutcome>,
+
+    /// Measure and report, but leave the run's phase to the other metrics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 
     pub provider: MetricProvider,
 }
@@ -301,9 +336,14 @@ pub struct HookRunStatus {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metric_results: Vec<MetricResult>,
-    /// When the first measurement started.
+    /// When the engine first looked at the run; `initialDelay` and a run deadline count from
+    /// here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// `Ready` (True once Successful) and `Completed` (True once nothing more will be
+    /// measured), so `kubectl wait --for=condition=Completed` works.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
 }
 
 /// Tally and recent measurements of one metric.
@@ -331,6 +371,9 @@ pub struct MetricResult {
     pub consecutive_error: i32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub consecutive_successful: i32,
+    /// Copied from the metric: this result does not decide the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 /// One measurement.
@@ -346,9 +389,16 @@ pub struct Measurement {
     /// Unset while the measurement is running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<Time>,
-    /// The measured value, as text.
+    /// What was asked: the resolved URL, query or object.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request: String,
+    /// The measured value, as text (JSON for structured values), cut at 1,000 bytes.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
+    /// Which condition decided the phase, e.g. ``successCondition `result.players == 0`
+    /// is true``.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub condition: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
     /// When to measure again after an error.

@@ -522,7 +522,12 @@ impl<'a> Run<'a> {
             Some(HookPhase::Successful) => {
                 self.make_unready(Trigger::HookSucceeded, false);
             }
-            Some(phase @ (HookPhase::Failed | HookPhase::Error | HookPhase::Inconclusive)) => {
+            Some(
+                phase @ (HookPhase::Failed
+                | HookPhase::Error
+                | HookPhase::Inconclusive
+                | HookPhase::Terminated),
+            ) => {
                 let reason = format!("Hook{phase}");
                 if record.reason.as_deref() != Some(reason.as_str()) {
                     let message = format!(
@@ -1008,6 +1013,40 @@ mod tests {
         assert_eq!(patch.images["app"], "app:2");
         assert_eq!(patch.labels[names::LABEL_REVISION], "r2");
         assert_eq!(patch.precondition.as_deref(), Some("5"));
+    }
+
+    /// A Terminated HookRun (the engine's phase for a run stopped before an outcome) is not a
+    /// success: the pod stays in HookCheck and is told why, as for Failed.
+    #[test]
+    fn a_terminated_hook_holds_the_pod_like_a_failed_one() {
+        let policy = Policy {
+            hook_template: Some("drain".into()),
+            ..Default::default()
+        };
+        let run = |pod: &PodView, hook, now| {
+            advance(&Input {
+                pod,
+                target: &target(),
+                policy: &policy,
+                hook,
+                selected: true,
+                now,
+            })
+        };
+        let first = run(&pod(), None, t(0));
+        assert_eq!(first.state, Some(State::HookCheck));
+        let checkpoint = first.writes().next().unwrap().checkpoint.clone().unwrap();
+        let mut p = pod();
+        p.annotations.insert(
+            names::ANNOTATION_STATE.into(),
+            super::super::record::encode(&checkpoint),
+        );
+        let held = run(&p, Some(HookPhase::Terminated), t(5));
+        assert_eq!(held.state, Some(State::HookCheck));
+        let write = held.writes().next().expect("the reason is recorded");
+        assert!(write.images.is_empty(), "no image is written");
+        let reason = write.checkpoint.as_ref().unwrap().reason.as_deref();
+        assert_eq!(reason, Some("HookTerminated"));
     }
 
     #[test]

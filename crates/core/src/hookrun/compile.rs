@@ -1,0 +1,361 @@
+//! Checking a HookTemplate or HookRun once, before anything is measured: conditions, JSONPaths,
+//! durations, providers and (for a run) arguments. A broken expression is reported once, naming
+//! the metric and the expression, instead of turning every measurement into an Error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::SignedDuration;
+
+use super::condition::{self, Conditions, Expression};
+use super::duration;
+use super::extract::JsonPath;
+use super::provider::{ProviderCall, ResolveError};
+use crate::api::{HookOutcome, HookPolicy, HookRunSpec, HookTemplateSpec, Metric};
+
+/// One thing wrong with a template or run, in words that say what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("there are no metrics: add at least one under spec.metrics")]
+    NoMetrics,
+    #[error("metric name {metric} is used twice: each metric needs its own name")]
+    DuplicateMetric { metric: String },
+    #[error("metric {metric}: {field} `{expression}` is not valid CEL: {reason}")]
+    Condition {
+        metric: String,
+        field: &'static str,
+        expression: String,
+        reason: String,
+    },
+    #[error(
+        "metric {metric}: {field} `{expression}` reads statusCode, which only the web provider sets"
+    )]
+    StatusCodeWithoutWeb {
+        metric: String,
+        field: &'static str,
+        expression: String,
+    },
+    #[error("metric {metric}: jsonPath {path} is not valid: {reason}")]
+    JsonPath {
+        metric: String,
+        path: String,
+        reason: String,
+    },
+    #[error("metric {metric}: {field} {value:?} is not a duration such as 30s, 1m or 1h30m")]
+    Duration {
+        metric: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error(
+        "metric {metric}: set exactly one of provider.web, provider.prometheus or provider.kubernetes"
+    )]
+    Providers { metric: String },
+    #[error(
+        "metric {metric} uses argument {arg}, but the run has no value for it: give it a value in spec.args"
+    )]
+    MissingArgument { metric: String, arg: String },
+    #[error("metric {metric}: {text} is not an argument placeholder: write {{{{ args.NAME }}}}")]
+    Placeholder { metric: String, text: String },
+    #[error(
+        "metric {metric}: kubernetes field {path} is not supported: only metadata.annotations.KEY"
+    )]
+    FieldPath { metric: String, path: String },
+}
+
+/// Every problem found, so one edit can fix them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct CompileErrors(pub Vec<CompileError>);
+
+/// A metric ready to schedule and evaluate.
+#[derive(Debug)]
+pub struct CompiledMetric {
+    pub name: String,
+    pub conditions: Conditions,
+    pub json_path: Option<JsonPath>,
+    pub interval: Option<SignedDuration>,
+    pub initial_delay: SignedDuration,
+    /// The request, with the run's arguments filled in.
+    pub call: ProviderCall,
+    /// Whether the conditions read `statusCode`, and so see non-2xx responses.
+    pub reads_status_code: bool,
+    pub no_data: HookOutcome,
+    pub dry_run: bool,
+    /// The metric as written, for its limits.
+    pub spec: Metric,
+}
+
+/// A HookRun's metrics, compiled once per spec and reused for every decision about it.
+#[derive(Debug)]
+pub struct CompiledRun {
+    pub metrics: Vec<CompiledMetric>,
+    pub ordered: bool,
+}
+
+impl CompiledRun {
+    /// Compiles a run: everything a template check does, plus its arguments.
+    pub fn compile(spec: &HookRunSpec) -> Result<CompiledRun, CompileErrors> {
+        let args: BTreeMap<&str, &str> = spec
+            .args
+            .iter()
+            .filter_map(|a| Some((a.name.as_str(), a.value.as_deref()?)))
+            .collect();
+        let metrics =
+            compile_metrics(&spec.metrics, &|name| args.get(name).map(|v| v.to_string()))?;
+        Ok(CompiledRun {
+            metrics,
+            ordered: spec.policy == Some(HookPolicy::Ordered),
+        })
+    }
+
+    pub fn metric(&self, name: &str) -> Option<(usize, &CompiledMetric)> {
+        self.metrics
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.name == name)
+    }
+}
+
+/// Checks a HookTemplate when it is applied. Argument values may come only when a run is
+/// created, so placeholders are checked for shape, not for values.
+pub fn check_template(spec: &HookTemplateSpec) -> Result<(), CompileErrors> {
+    compile_metrics(&spec.metrics, &|_| Some(String::new())).map(|_| ())
+}
+
+fn compile_metrics(
+    metrics: &[Metric],
+    arg: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<CompiledMetric>, CompileErrors> {
+    let mut errors = Vec::new();
+    if metrics.is_empty() {
+        errors.push(CompileError::NoMetrics);
+    }
+    let mut seen = BTreeSet::new();
+    let mut compiled = Vec::new();
+    for m in metrics {
+        if !seen.insert(m.name.as_str()) {
+            errors.push(CompileError::DuplicateMetric {
+                metric: m.name.clone(),
+            });
+        }
+        match compile_metric(m, arg) {
+            Ok(c) => compiled.push(c),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(compiled)
+    } else {
+        Err(CompileErrors(errors))
+    }
+}
+
+fn compile_metric(
+    m: &Metric,
+    arg: &dyn Fn(&str) -> Option<String>,
+) -> Result<CompiledMetric, Vec<CompileError>> {
+    let mut errors = Vec::new();
+    let metric = || m.name.clone();
+    let is_web = m.provider.web.is_some();
+    let mut expression = |field: &'static str, text: &Option<String>| {
+        let text = text.as_deref()?;
+        match Expression::compile(text) {
+            Ok(e) if e.reads(condition::STATUS_CODE) && !is_web => {
+                errors.push(CompileError::StatusCodeWithoutWeb {
+                    metric: metric(),
+                    field,
+                    expression: text.to_string(),
+                });
+                None
+            }
+            Ok(e) => Some(e),
+            Err(reason) => {
+                errors.push(CompileError::Condition {
+                    metric: metric(),
+                    field,
+                    expression: text.to_string(),
+                    reason,
+                });
+                None
+            }
+        }
+    };
+    let conditions = Conditions {
+        success: expression("successCondition", &m.success_condition),
+        failure: expression("failureCondition", &m.failure_condition),
+    };
+    let json_path = m
+        .provider
+        .web
+        .as_ref()
+        .filter(|w| !w.json_path.trim().is_empty())
+        .and_then(|w| match JsonPath::compile(&w.json_path) {
+            Ok(p) => Some(p),
+            Err(reason) => {
+                errors.push(CompileError::JsonPath {
+                    metric: metric(),
+                    path: w.json_path.clone(),
+                    reason,
+                });
+                None
+            }
+        });
+    let mut duration = |field: &'static str, text: &Option<String>| {
+        let text = text.as_deref()?;
+        let parsed = duration::parse(text);
+        if parsed.is_none() {
+            errors.push(CompileError::Duration {
+                metric: metric(),
+                field,
+                value: text.to_string(),
+            });
+        }
+        parsed
+    };
+    let interval = duration("interval", &m.interval);
+    let initial_delay = duration("initialDelay", &m.initial_delay).unwrap_or_default();
+    let call = ProviderCall::resolve(&m.provider, arg).map_err(|e| match e {
+        ResolveError::MissingArgument(arg) => CompileError::MissingArgument {
+            metric: metric(),
+            arg,
+        },
+        ResolveError::Placeholder(text) => CompileError::Placeholder {
+            metric: metric(),
+            text,
+        },
+        ResolveError::FieldPath(path) => CompileError::FieldPath {
+            metric: metric(),
+            path,
+        },
+        ResolveError::Providers => CompileError::Providers { metric: metric() },
+    });
+    match call {
+        Ok(call) if errors.is_empty() => Ok(CompiledMetric {
+            name: m.name.clone(),
+            reads_status_code: conditions.reads(condition::STATUS_CODE),
+            conditions,
+            json_path,
+            interval,
+            initial_delay,
+            call,
+            no_data: m.no_data.unwrap_or_default(),
+            dry_run: m.dry_run,
+            spec: m.clone(),
+        }),
+        Ok(_) => Err(errors),
+        Err(e) => {
+            errors.push(e);
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn template(metrics: serde_json::Value) -> HookTemplateSpec {
+        serde_json::from_value(json!({"metrics": metrics})).unwrap()
+    }
+
+    fn web(name: &str, extra: serde_json::Value) -> serde_json::Value {
+        let mut m =
+            json!({"name": name, "provider": {"web": {"url": "http://{{ args.PodIP }}/x"}}});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m
+    }
+
+    #[test]
+    fn a_good_template_passes_without_argument_values() {
+        let t = template(json!([web(
+            "drain",
+            json!({"successCondition": "result.players == 0", "interval": "10s"})
+        )]));
+        assert_eq!(check_template(&t), Ok(()));
+    }
+
+    #[test]
+    fn a_broken_expression_names_the_metric_and_the_expression() {
+        let t = template(json!([web(
+            "drain",
+            json!({"successCondition": "result.players =="})
+        )]));
+        let err = check_template(&t).unwrap_err();
+        let [
+            CompileError::Condition {
+                metric,
+                field,
+                expression,
+                ..
+            },
+        ] = err.0.as_slice()
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!((metric.as_str(), *field), ("drain", "successCondition"));
+        assert_eq!(expression, "result.players ==");
+        assert!(
+            err.to_string().starts_with(
+                "metric drain: successCondition `result.players ==` is not valid CEL: "
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let t = template(json!([
+            web("a", json!({"interval": "ten seconds", "failureCondition": "(("})),
+            {"name": "a", "failureCondition": "statusCode == 500",
+             "provider": {"prometheus": {"address": "http://p", "query": "{{ PodName }}"}}},
+            {"name": "b", "provider": {"web": {"url": "http://x", "jsonPath": "{$.a"}}},
+            {"name": "c", "provider": {}},
+        ]));
+        let err = check_template(&t).unwrap_err();
+        assert_eq!(err.0.len(), 7, "{err}");
+        assert!(matches!(err.0[0], CompileError::Condition { .. }), "{err}");
+        assert!(matches!(err.0[1], CompileError::Duration { .. }));
+        assert!(matches!(err.0[2], CompileError::DuplicateMetric { .. }));
+        assert!(matches!(
+            err.0[3],
+            CompileError::StatusCodeWithoutWeb { .. }
+        ));
+        assert!(matches!(err.0[4], CompileError::Placeholder { .. }));
+        assert!(matches!(err.0[5], CompileError::JsonPath { .. }));
+        assert!(matches!(err.0[6], CompileError::Providers { .. }));
+        assert_eq!(
+            err.0[4].to_string(),
+            "metric a: {{ PodName }} is not an argument placeholder: write {{ args.NAME }}"
+        );
+    }
+
+    #[test]
+    fn a_run_needs_its_argument_values() {
+        let spec: HookRunSpec = serde_json::from_value(json!({
+            "metrics": [web("drain", json!({}))],
+            "args": [{"name": "PodIP"}],
+        }))
+        .unwrap();
+        let err = CompiledRun::compile(&spec).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "metric drain uses argument PodIP, but the run has no value for it: give it a value in spec.args"
+        );
+        let spec: HookRunSpec = serde_json::from_value(json!({
+            "metrics": [web("drain", json!({"interval": "1m", "initialDelay": "5s"}))],
+            "args": [{"name": "PodIP", "value": "10.0.0.5"}],
+            "policy": "Ordered",
+        }))
+        .unwrap();
+        let run = CompiledRun::compile(&spec).unwrap();
+        assert!(run.ordered);
+        let m = &run.metrics[0];
+        assert_eq!(m.call.describe(), "GET http://10.0.0.5/x");
+        assert_eq!(m.interval, Some(SignedDuration::from_mins(1)));
+        assert_eq!(m.initial_delay, SignedDuration::from_secs(5));
+        assert_eq!(m.no_data, HookOutcome::Inconclusive);
+    }
+}

@@ -1,0 +1,446 @@
+//! `successCondition` / `failureCondition`: CEL over `result`, compiled once when a template or
+//! run is checked, evaluated per measurement. The original's `expr` helpers (`asInt`,
+//! `asFloat`, `len`) and Argo's `isNaN` are registered, so its simple expressions keep working.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cel::extractors::This;
+use cel::objects::{Key, Map};
+use cel::{Context, ExecutionError, FunctionContext, Program, ResolveResult, Value};
+
+use crate::api::HookPhase;
+
+/// The variable holding the measured value.
+pub const RESULT: &str = "result";
+/// The variable holding a web response's HTTP status; a condition that reads it is shown
+/// non-2xx responses too (otherwise they are provider errors, as in the original).
+pub const STATUS_CODE: &str = "statusCode";
+
+/// One compiled expression and the text it came from.
+#[derive(Debug)]
+pub struct Expression {
+    pub text: String,
+    program: Program,
+}
+
+impl Expression {
+    /// Parses `text`; the error is the parser's description of what is wrong.
+    pub fn compile(text: &str) -> Result<Expression, String> {
+        let program = Program::compile(text).map_err(|e| e.to_string())?;
+        Ok(Expression {
+            text: text.to_string(),
+            program,
+        })
+    }
+
+    /// Whether the expression reads `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.program.references().has_variable(name)
+    }
+
+    fn eval(&self, ctx: &Context) -> Result<bool, Evaluation> {
+        match self.program.execute(ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(Evaluation::Error(format!(
+                "`{}` gave {}, not true or false",
+                self.text,
+                show(&other)
+            ))),
+            Err(ExecutionError::NoSuchKey(key)) => Err(Evaluation::NoData(format!(
+                "`{}` reads key {key}, which the result does not have",
+                self.text
+            ))),
+            Err(e) => Err(Evaluation::Error(format!(
+                "`{}` could not be evaluated: {}",
+                self.text,
+                explain(&e)
+            ))),
+        }
+    }
+}
+
+/// A metric's two conditions.
+#[derive(Debug, Default)]
+pub struct Conditions {
+    pub success: Option<Expression>,
+    pub failure: Option<Expression>,
+}
+
+/// What the conditions made of one value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Evaluation {
+    /// A phase (Successful, Failed or Inconclusive) and which condition decided it.
+    Decided { phase: HookPhase, because: String },
+    /// The value lacks what a condition reads: the metric's `noData` policy decides.
+    NoData(String),
+    /// The expression failed at run time (a type mismatch, a non-boolean result).
+    Error(String),
+}
+
+impl Conditions {
+    /// Whether either condition reads `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        [&self.success, &self.failure]
+            .into_iter()
+            .flatten()
+            .any(|e| e.reads(name))
+    }
+
+    /// The original's rules: no condition is Successful; a true failure condition wins; with
+    /// one condition the other outcome is its negation; with both and neither true,
+    /// Inconclusive.
+    pub fn evaluate(&self, result: Value, status_code: Option<u16>) -> Evaluation {
+        let mut ctx = context();
+        ctx.add_variable_from_value(RESULT, result);
+        if let Some(code) = status_code {
+            ctx.add_variable_from_value(STATUS_CODE, i64::from(code));
+        }
+        let decided = |phase, because: String| Evaluation::Decided { phase, because };
+        let failed = match &self.failure {
+            Some(f) => match f.eval(&ctx) {
+                Ok(b) => Some(b),
+                Err(e) => return e,
+            },
+            None => None,
+        };
+        if failed == Some(true) {
+            let f = self.failure.as_ref().map_or("", |f| f.text.as_str());
+            return decided(HookPhase::Failed, format!("failureCondition `{f}` is true"));
+        }
+        let succeeded = match &self.success {
+            Some(s) => match s.eval(&ctx) {
+                Ok(b) => Some(b),
+                Err(e) => return e,
+            },
+            None => None,
+        };
+        let s_text = self.success.as_ref().map_or("", |s| s.text.as_str());
+        let f_text = self.failure.as_ref().map_or("", |f| f.text.as_str());
+        match (succeeded, failed) {
+            (None, None) => decided(
+                HookPhase::Successful,
+                "no conditions: any value is Successful".into(),
+            ),
+            (Some(true), _) => decided(
+                HookPhase::Successful,
+                format!("successCondition `{s_text}` is true"),
+            ),
+            (Some(false), None) => decided(
+                HookPhase::Failed,
+                format!("successCondition `{s_text}` is false"),
+            ),
+            (None, Some(_)) => decided(
+                HookPhase::Successful,
+                format!("failureCondition `{f_text}` is false"),
+            ),
+            (Some(false), Some(_)) => decided(
+                HookPhase::Inconclusive,
+                format!(
+                    "neither successCondition `{s_text}` nor failureCondition `{f_text}` is true"
+                ),
+            ),
+        }
+    }
+}
+
+/// CEL's standard functions plus the original's helpers.
+fn context() -> Context<'static> {
+    let mut ctx = Context::default();
+    ctx.add_function("asInt", as_int);
+    ctx.add_function("asFloat", as_float);
+    ctx.add_function("isNaN", is_nan);
+    ctx.add_function("len", cel::functions::size);
+    ctx
+}
+
+/// An integer from an int, an integral float (`1e6`), or text holding either: the original's
+/// web results were always text, and printed a million as `1e+06`.
+fn as_int(ftx: &FunctionContext, This(v): This<Value>) -> ResolveResult {
+    let from_float = |f: f64| {
+        if f.fract() == 0.0 && f.abs() < 9.2e18 {
+            Ok(Value::Int(f as i64))
+        } else {
+            Err(ftx.error(format!("{f} is not a whole number")))
+        }
+    };
+    match v {
+        Value::Int(i) => Ok(Value::Int(i)),
+        Value::UInt(u) => i64::try_from(u)
+            .map(Value::Int)
+            .map_err(|_| ftx.error(format!("{u} is too large"))),
+        Value::Float(f) => from_float(f),
+        Value::String(s) => match s.trim().parse::<i64>() {
+            Ok(i) => Ok(Value::Int(i)),
+            Err(_) => match s.trim().parse::<f64>() {
+                Ok(f) => from_float(f),
+                Err(_) => Err(ftx.error(format!("\"{s}\" is not a number"))),
+            },
+        },
+        other => Err(ftx.error(format!("cannot read {} as an integer", show(&other)))),
+    }
+}
+
+fn as_float(ftx: &FunctionContext, This(v): This<Value>) -> ResolveResult {
+    match v {
+        Value::Int(i) => Ok(Value::Float(i as f64)),
+        Value::UInt(u) => Ok(Value::Float(u as f64)),
+        Value::Float(f) => Ok(Value::Float(f)),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| ftx.error(format!("\"{s}\" is not a number"))),
+        other => Err(ftx.error(format!("cannot read {} as a number", show(&other)))),
+    }
+}
+
+fn is_nan(ftx: &FunctionContext, This(v): This<Value>) -> ResolveResult {
+    match v {
+        Value::Float(f) => Ok(Value::Bool(f.is_nan())),
+        Value::Int(_) | Value::UInt(_) => Ok(Value::Bool(false)),
+        Value::String(s) => Ok(Value::Bool(s.trim().eq_ignore_ascii_case("nan"))),
+        other => Err(ftx.error(format!("cannot test {} for NaN", show(&other)))),
+    }
+}
+
+/// A JSON value as CEL sees it: integers stay integers (`result.players == 0` compares an int
+/// with an int), other numbers are doubles.
+pub fn from_json(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::Int(i),
+            (None, Some(u), _) => Value::UInt(u),
+            (_, _, f) => Value::Float(f.unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(from_json).collect())),
+        serde_json::Value::Object(o) => {
+            let map: HashMap<Key, Value> = o
+                .iter()
+                .map(|(k, v)| (Key::String(Arc::new(k.clone())), from_json(v)))
+                .collect();
+            Value::Map(Map { map: Arc::new(map) })
+        }
+    }
+}
+
+/// A CEL value for a user: its type and a short rendering, never Rust's Debug form.
+fn show(v: &Value) -> String {
+    match v {
+        Value::Int(i) => format!("int {i}"),
+        Value::UInt(u) => format!("uint {u}"),
+        Value::Float(f) => format!("double {f}"),
+        Value::String(s) => format!("string \"{s}\""),
+        Value::Bool(b) => format!("bool {b}"),
+        Value::Null => "null".into(),
+        Value::List(l) => format!("a list of {}", l.len()),
+        Value::Map(m) => format!("a map of {} keys", m.map.len()),
+        other => format!("a {}", other.type_of()),
+    }
+}
+
+/// A CEL run-time error in words; the library's own messages print values in Debug form.
+fn explain(e: &ExecutionError) -> String {
+    use ExecutionError as E;
+    match e {
+        E::UnsupportedBinaryOperator(op, a, b) => {
+            format!("`{op}` does not apply to {} and {}", show(a), show(b))
+        }
+        E::UnsupportedUnaryOperator(op, a) => format!("`{op}` does not apply to {}", show(a)),
+        E::ValuesNotComparable(a, b) => format!("{} cannot be compared with {}", show(a), show(b)),
+        E::UnsupportedTargetType { target } => format!("unsupported argument {}", show(target)),
+        E::NotSupportedAsMethod { method, target } => {
+            format!("{method}() cannot be called on {}", show(target))
+        }
+        E::UnsupportedKeyType(v) | E::UnsupportedMapIndex(v) => {
+            format!("{} cannot be a map key", show(v))
+        }
+        E::UnsupportedListIndex(v) => format!("{} cannot index a list", show(v)),
+        E::UnsupportedIndex(i, v) => format!("{} cannot index {}", show(i), show(v)),
+        E::IndexOutOfBounds(i) => format!("index {} is out of bounds", show(i)),
+        E::DivisionByZero(v) | E::RemainderByZero(v) => format!("{} divided by zero", show(v)),
+        E::Overflow(op, a, b) => format!("{} {op} {} overflows", show(a), show(b)),
+        E::NoSuchOverload => "a function or operator got arguments of the wrong types (CEL \
+                              does not compare an int with a double: use asFloat)"
+            .into(),
+        E::UndeclaredReference(name) if name.as_str() == STATUS_CODE => {
+            "statusCode is only set for the web provider".into()
+        }
+        E::UndeclaredReference(name) => format!(
+            "unknown name {name}: the variables are result and statusCode, the helpers asInt, \
+             asFloat, isNaN and len"
+        ),
+        E::UnsupportedFunctionCallIdentifierType(_) | E::UnsupportedFieldsConstruction(_) => {
+            "this CEL construct is not supported".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conditions(success: Option<&str>, failure: Option<&str>) -> Conditions {
+        Conditions {
+            success: success.map(|s| Expression::compile(s).unwrap()),
+            failure: failure.map(|f| Expression::compile(f).unwrap()),
+        }
+    }
+
+    fn phase_of(c: &Conditions, v: serde_json::Value) -> HookPhase {
+        match c.evaluate(from_json(&v), None) {
+            Evaluation::Decided { phase, .. } => phase,
+            other => panic!("not decided: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_originals_simple_expressions_work_unchanged() {
+        let ok = conditions(Some(r#"result == "ok""#), None);
+        assert_eq!(phase_of(&ok, json!("ok")), HookPhase::Successful);
+        assert_eq!(phase_of(&ok, json!("no")), HookPhase::Failed);
+        let int = conditions(Some("asInt(result) > 3"), None);
+        assert_eq!(phase_of(&int, json!("4")), HookPhase::Successful);
+        assert_eq!(phase_of(&int, json!(4)), HookPhase::Successful);
+        assert_eq!(phase_of(&int, json!("3")), HookPhase::Failed);
+        let float = conditions(Some("asFloat(result) >= 0.95"), None);
+        assert_eq!(phase_of(&float, json!("0.97")), HookPhase::Successful);
+        assert_eq!(phase_of(&float, json!(1)), HookPhase::Successful);
+        assert_eq!(phase_of(&float, json!(0.5)), HookPhase::Failed);
+        let players = conditions(Some("result.players == 0"), None);
+        assert_eq!(
+            phase_of(&players, json!({"players": 0})),
+            HookPhase::Successful
+        );
+        assert_eq!(phase_of(&players, json!({"players": 2})), HookPhase::Failed);
+        let size = conditions(Some("len(result) == 2"), None);
+        assert_eq!(phase_of(&size, json!([1, 2])), HookPhase::Successful);
+    }
+
+    /// The original printed numbers of a million and more as `1e+06`, which its `asInt`
+    /// could not read; here both that text and the number itself read as integers.
+    #[test]
+    fn as_int_reads_exponent_text_and_big_numbers() {
+        let c = conditions(Some("asInt(result) == 1000000"), None);
+        assert_eq!(phase_of(&c, json!("1e+06")), HookPhase::Successful);
+        assert_eq!(phase_of(&c, json!(1_000_000)), HookPhase::Successful);
+        assert_eq!(phase_of(&c, json!(1e6)), HookPhase::Successful);
+        match c.evaluate(from_json(&json!("1.5")), None) {
+            Evaluation::Error(m) => assert!(m.contains("1.5 is not a whole number"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_originals_outcome_rules() {
+        let none = conditions(None, None);
+        assert_eq!(phase_of(&none, json!("anything")), HookPhase::Successful);
+        let only_failure = conditions(None, Some("result > 5"));
+        assert_eq!(phase_of(&only_failure, json!(6)), HookPhase::Failed);
+        assert_eq!(phase_of(&only_failure, json!(1)), HookPhase::Successful);
+        let both = conditions(Some("result < 3"), Some("result > 5"));
+        assert_eq!(phase_of(&both, json!(1)), HookPhase::Successful);
+        assert_eq!(phase_of(&both, json!(9)), HookPhase::Failed);
+        assert_eq!(phase_of(&both, json!(4)), HookPhase::Inconclusive);
+        let overlapping = conditions(Some("result > 0"), Some("result > 5"));
+        assert_eq!(
+            phase_of(&overlapping, json!(9)),
+            HookPhase::Failed,
+            "the failure condition wins"
+        );
+    }
+
+    #[test]
+    fn evaluation_says_which_condition_decided() {
+        let c = conditions(Some("result.players == 0"), Some("result.players > 100"));
+        assert_eq!(
+            c.evaluate(from_json(&json!({"players": 0})), None),
+            Evaluation::Decided {
+                phase: HookPhase::Successful,
+                because: "successCondition `result.players == 0` is true".into()
+            }
+        );
+        assert_eq!(
+            c.evaluate(from_json(&json!({"players": 7})), None),
+            Evaluation::Decided {
+                phase: HookPhase::Inconclusive,
+                because: "neither successCondition `result.players == 0` nor failureCondition \
+                          `result.players > 100` is true"
+                    .into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_key_is_no_data_and_a_type_error_is_an_error() {
+        let c = conditions(Some("result.players == 0"), None);
+        match c.evaluate(from_json(&json!({"online": 3})), None) {
+            Evaluation::NoData(m) => assert!(m.contains("key players"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let c = conditions(Some("result"), None);
+        match c.evaluate(from_json(&json!(3)), None) {
+            Evaluation::Error(m) => assert_eq!(m, "`result` gave int 3, not true or false"),
+            other => panic!("{other:?}"),
+        }
+        let c = conditions(Some("result > 0.5"), None);
+        match c.evaluate(from_json(&json!("x")), None) {
+            Evaluation::Error(m) => {
+                assert!(
+                    m.starts_with("`result > 0.5` could not be evaluated"),
+                    "{m}"
+                );
+                assert!(!m.contains("String("), "no Debug output: {m}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn nan_is_data() {
+        let c = conditions(Some("!isNaN(result) && result >= 0.95"), None);
+        assert_eq!(
+            c.evaluate(Value::Float(f64::NAN), None),
+            Evaluation::Decided {
+                phase: HookPhase::Failed,
+                because: "successCondition `!isNaN(result) && result >= 0.95` is false".into()
+            }
+        );
+        assert!(matches!(
+            c.evaluate(Value::Float(0.99), None),
+            Evaluation::Decided {
+                phase: HookPhase::Successful,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn status_code_is_readable_when_given() {
+        let c = conditions(Some("statusCode == 404"), None);
+        assert!(c.reads(STATUS_CODE));
+        assert!(!conditions(Some("result == 1"), None).reads(STATUS_CODE));
+        assert!(matches!(
+            c.evaluate(Value::Null, Some(404)),
+            Evaluation::Decided {
+                phase: HookPhase::Successful,
+                ..
+            }
+        ));
+        match c.evaluate(Value::Null, None) {
+            Evaluation::Error(m) => assert!(m.contains("only set for the web provider"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_at_compile_time() {
+        let e = Expression::compile("result ==").unwrap_err();
+        assert!(!e.is_empty());
+    }
+}

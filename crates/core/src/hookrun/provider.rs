@@ -1,0 +1,400 @@
+//! What a measurement asks of the world, with the run's arguments filled in: the IO edge
+//! carries out a [`ProviderCall`] and hands back an [`Observation`].
+
+use jiff::SignedDuration;
+
+use crate::api::{KubernetesFunction, MetricProvider};
+
+/// Annotation fields are the only kubernetes fields the original supports.
+const ANNOTATION_PREFIX: &str = "metadata.annotations.";
+
+/// One provider request, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderCall {
+    /// HTTP GET; redirects are not followed.
+    Web {
+        url: String,
+        headers: Vec<(String, String)>,
+        timeout: SignedDuration,
+    },
+    /// An instant query over the HTTP API (`GET {address}/api/v1/query`).
+    Prometheus { address: String, query: String },
+    /// Read (`Get`) or write (`Patch`) annotations of one object.
+    Kubernetes {
+        function: KubernetesFunction,
+        target: ObjectTarget,
+        /// `(annotation key, value)`; for `Get` the value is what the original compared with.
+        annotations: Vec<(String, String)>,
+    },
+}
+
+/// The object a kubernetes metric reads or patches: args `Group`, `Version`, `Kind` (default
+/// the core v1 Pod), `PodNamespace` and `PodName`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectTarget {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What the IO edge saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A web response, any status: the engine applies `jsonPath` and the conditions.
+    Http { status: u16, body: String },
+    /// A value, e.g. an annotation as a JSON string or a patch's `true`.
+    Value(serde_json::Value),
+    /// Prometheus numbers: a scalar, or a vector's samples. NaN is data.
+    Numbers(Vec<f64>),
+    /// Nothing to evaluate: an empty vector, a missing annotation. `noData` decides.
+    NoData(String),
+    /// The provider failed: unreachable, timed out, refused, unreadable answer.
+    Error(String),
+}
+
+/// Why a provider cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// `{{ args.NAME }}` without a value.
+    MissingArgument(String),
+    /// `{{ ... }}` that is not an argument placeholder, or that is never closed.
+    Placeholder(String),
+    /// A kubernetes field other than an annotation.
+    FieldPath(String),
+    /// Not exactly one provider.
+    Providers,
+}
+
+impl ProviderCall {
+    /// Resolves `provider` with `arg`, which gives an argument's value by name.
+    pub fn resolve(
+        provider: &MetricProvider,
+        arg: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ProviderCall, ResolveError> {
+        let fill = |text: &str| substitute(text, arg);
+        match (&provider.web, &provider.prometheus, &provider.kubernetes) {
+            (Some(web), None, None) => Ok(ProviderCall::Web {
+                url: fill(&web.url)?,
+                headers: web
+                    .headers
+                    .iter()
+                    .map(|h| Ok((h.key.clone(), fill(&h.value)?)))
+                    .collect::<Result<_, ResolveError>>()?,
+                timeout: SignedDuration::from_secs(i64::from(web.timeout_seconds())),
+            }),
+            (None, Some(prom), None) => Ok(ProviderCall::Prometheus {
+                address: fill(&prom.address)?,
+                query: fill(&prom.query)?,
+            }),
+            (None, None, Some(k)) => {
+                let annotations = k
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let key = f
+                            .path
+                            .strip_prefix(ANNOTATION_PREFIX)
+                            .filter(|key| !key.is_empty())
+                            .ok_or_else(|| ResolveError::FieldPath(f.path.clone()))?;
+                        Ok((key.to_string(), fill(&f.value)?))
+                    })
+                    .collect::<Result<_, ResolveError>>()?;
+                let required = |name: &str| {
+                    arg(name).ok_or_else(|| ResolveError::MissingArgument(name.to_string()))
+                };
+                Ok(ProviderCall::Kubernetes {
+                    function: k.function.clone().unwrap_or(KubernetesFunction::Get),
+                    target: ObjectTarget {
+                        group: arg("Group").unwrap_or_default(),
+                        version: arg("Version").unwrap_or_else(|| "v1".into()),
+                        kind: arg("Kind").unwrap_or_else(|| "Pod".into()),
+                        namespace: required("PodNamespace")?,
+                        name: required("PodName")?,
+                    },
+                    annotations,
+                })
+            }
+            _ => Err(ResolveError::Providers),
+        }
+    }
+
+    /// The request in words, recorded with each measurement.
+    pub fn describe(&self) -> String {
+        match self {
+            ProviderCall::Web { url, .. } => format!("GET {url}"),
+            ProviderCall::Prometheus { address, query } => format!("query {query} at {address}"),
+            ProviderCall::Kubernetes {
+                function,
+                target,
+                annotations,
+            } => {
+                let verb = match function {
+                    KubernetesFunction::Get => "get",
+                    KubernetesFunction::Patch => "patch",
+                };
+                let keys: Vec<&str> = annotations.iter().map(|(k, _)| k.as_str()).collect();
+                let group = if target.group.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{}", target.group)
+                };
+                format!(
+                    "{verb} {}{group} {}/{} annotations {}",
+                    target.kind.to_lowercase(),
+                    target.namespace,
+                    target.name,
+                    keys.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// A Prometheus `/api/v1/query` answer as an observation: a scalar or a vector's samples are
+/// numbers (NaN and infinities included: they are data), an empty vector is no data, an
+/// error answer or an unreadable body is a provider error.
+pub fn prometheus_observation(http_status: u16, body: &str) -> Observation {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        status: String,
+        #[serde(default)]
+        error: String,
+        data: Option<Data>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+    enum Data {
+        Scalar((f64, String)),
+        Vector(Vec<Sample>),
+        Matrix(serde::de::IgnoredAny),
+        String(serde::de::IgnoredAny),
+    }
+    #[derive(serde::Deserialize)]
+    struct Sample {
+        value: (f64, String),
+    }
+    let answer: Answer = match serde_json::from_str(body) {
+        Ok(a) => a,
+        Err(e) => {
+            return Observation::Error(format!(
+                "HTTP {http_status}: not a Prometheus query answer ({e})"
+            ));
+        }
+    };
+    if answer.status != "success" {
+        return Observation::Error(format!("Prometheus refused the query: {}", answer.error));
+    }
+    let number = |text: &str| {
+        text.parse::<f64>()
+            .map_err(|_| Observation::Error(format!("Prometheus sent {text:?}, not a number")))
+    };
+    let numbers: Result<Vec<f64>, Observation> = match answer.data {
+        Some(Data::Scalar((_, v))) => number(&v).map(|n| vec![n]),
+        Some(Data::Vector(samples)) if samples.is_empty() => {
+            return Observation::NoData("the query returned no samples".into());
+        }
+        Some(Data::Vector(samples)) => samples.iter().map(|s| number(&s.value.1)).collect(),
+        Some(Data::Matrix(_) | Data::String(_)) | None => {
+            return Observation::Error(
+                "a Prometheus metric needs an instant query answering a scalar or a vector".into(),
+            );
+        }
+    };
+    match numbers {
+        Ok(ns) => Observation::Numbers(ns),
+        Err(e) => e,
+    }
+}
+
+/// Replaces each `{{ args.NAME }}` (spaces optional) with the argument's value.
+fn substitute(text: &str, arg: &dyn Fn(&str) -> Option<String>) -> Result<String, ResolveError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| ResolveError::Placeholder(rest[open..].to_string()))?;
+        let inner = after[..close].trim();
+        let name = inner
+            .strip_prefix("args.")
+            .ok_or_else(|| ResolveError::Placeholder(format!("{{{{{}}}}}", &after[..close])))?;
+        out.push_str(&arg(name).ok_or_else(|| ResolveError::MissingArgument(name.to_string()))?);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{
+        KubernetesField, KubernetesMetric, PrometheusMetric, WebMetric, WebMetricHeader,
+    };
+    use std::collections::BTreeMap;
+
+    fn args(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn web_urls_and_headers_are_filled() {
+        let provider = MetricProvider {
+            web: Some(WebMetric {
+                url: "http://{{args.PodIP}}:8080/drain?pod={{ args.PodName }}".into(),
+                headers: vec![WebMetricHeader {
+                    key: "X-Pod".into(),
+                    value: "{{ args.PodName }}".into(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let call = ProviderCall::resolve(
+            &provider,
+            &args(&[("PodIP", "10.0.0.5"), ("PodName", "gd-a")]),
+        )
+        .unwrap();
+        assert_eq!(
+            call,
+            ProviderCall::Web {
+                url: "http://10.0.0.5:8080/drain?pod=gd-a".into(),
+                headers: vec![("X-Pod".into(), "gd-a".into())],
+                timeout: SignedDuration::from_secs(10),
+            }
+        );
+        assert_eq!(call.describe(), "GET http://10.0.0.5:8080/drain?pod=gd-a");
+    }
+
+    #[test]
+    fn a_missing_argument_or_a_broken_placeholder_is_named() {
+        let provider = |query: &str| MetricProvider {
+            prometheus: Some(PrometheusMetric {
+                address: "http://prom:9090".into(),
+                query: query.into(),
+            }),
+            ..Default::default()
+        };
+        let none = args(&[]);
+        assert_eq!(
+            ProviderCall::resolve(&provider("up{pod=\"{{ args.PodName }}\"}"), &none),
+            Err(ResolveError::MissingArgument("PodName".into()))
+        );
+        assert_eq!(
+            ProviderCall::resolve(&provider("{{ PodName }}"), &none),
+            Err(ResolveError::Placeholder("{{ PodName }}".into()))
+        );
+        assert_eq!(
+            ProviderCall::resolve(&provider("x {{ args.PodName"), &none),
+            Err(ResolveError::Placeholder("{{ args.PodName".into()))
+        );
+        assert_eq!(
+            ProviderCall::resolve(&MetricProvider::default(), &none),
+            Err(ResolveError::Providers)
+        );
+    }
+
+    #[test]
+    fn prometheus_answers() {
+        let vector = |values: &str| {
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[{values}]}}}}"#
+            )
+        };
+        let sample =
+            |v: &str| format!(r#"{{"metric":{{"pod":"a"}},"value":[1700000000.5,"{v}"]}}"#);
+        assert_eq!(
+            prometheus_observation(200, &vector(&sample("0.97"))),
+            Observation::Numbers(vec![0.97])
+        );
+        let two = format!("{},{}", sample("1e6"), sample("+Inf"));
+        assert_eq!(
+            prometheus_observation(200, &vector(&two)),
+            Observation::Numbers(vec![1e6, f64::INFINITY])
+        );
+        let Observation::Numbers(nan) = prometheus_observation(200, &vector(&sample("NaN"))) else {
+            panic!("NaN is data")
+        };
+        assert!(nan[0].is_nan());
+        assert_eq!(
+            prometheus_observation(200, &vector("")),
+            Observation::NoData("the query returned no samples".into())
+        );
+        assert_eq!(
+            prometheus_observation(
+                200,
+                r#"{"status":"success","data":{"resultType":"scalar","result":[1700000000,"3"]}}"#
+            ),
+            Observation::Numbers(vec![3.0])
+        );
+        assert_eq!(
+            prometheus_observation(
+                400,
+                r#"{"status":"error","errorType":"bad_data","error":"parse error at char 4"}"#
+            ),
+            Observation::Error("Prometheus refused the query: parse error at char 4".into())
+        );
+        assert!(matches!(
+            prometheus_observation(502, "<html>bad gateway</html>"),
+            Observation::Error(m) if m.starts_with("HTTP 502: not a Prometheus query answer")
+        ));
+        assert!(matches!(
+            prometheus_observation(
+                200,
+                r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#
+            ),
+            Observation::Error(m) if m.contains("instant query")
+        ));
+    }
+
+    #[test]
+    fn kubernetes_targets_the_pod_unless_told_otherwise() {
+        let provider = MetricProvider {
+            kubernetes: Some(KubernetesMetric {
+                fields: vec![KubernetesField {
+                    path: "metadata.annotations.example.com/drained".into(),
+                    value: "true".into(),
+                }],
+                function: Some(KubernetesFunction::Patch),
+            }),
+            ..Default::default()
+        };
+        let call = ProviderCall::resolve(
+            &provider,
+            &args(&[("PodName", "gd-a"), ("PodNamespace", "games")]),
+        )
+        .unwrap();
+        assert_eq!(
+            call.describe(),
+            "patch pod games/gd-a annotations example.com/drained"
+        );
+        let ProviderCall::Kubernetes { target, .. } = &call else {
+            panic!("{call:?}")
+        };
+        assert_eq!(
+            (target.version.as_str(), target.kind.as_str()),
+            ("v1", "Pod")
+        );
+        assert_eq!(
+            ProviderCall::resolve(&provider, &args(&[("PodName", "gd-a")])),
+            Err(ResolveError::MissingArgument("PodNamespace".into()))
+        );
+        let mut labels = provider.clone();
+        labels.kubernetes.as_mut().unwrap().fields[0].path = "metadata.labels.x".into();
+        assert_eq!(
+            ProviderCall::resolve(
+                &labels,
+                &args(&[("PodName", "gd-a"), ("PodNamespace", "games")])
+            ),
+            Err(ResolveError::FieldPath("metadata.labels.x".into()))
+        );
+    }
+}
