@@ -153,6 +153,25 @@ impl Context {
         }
     }
 
+    /// Drops what is remembered of a GameDeployment being deleted or gone: called from its
+    /// reconcile with a deletion timestamp and from the watch's Delete event (one deleted
+    /// without finalizers is never reconciled again).
+    fn forget(&self, stored: &StoredGameDeployment) {
+        let uid = stored.uid().unwrap_or_default();
+        self.expectations.forget(&uid);
+        if let Ok(mut m) = self.status_written.lock() {
+            m.remove(&uid);
+        }
+        if let Ok(mut m) = self.failing.lock() {
+            m.remove(&format!(
+                "{}/{}",
+                stored.namespace().unwrap_or_default(),
+                stored.name_any()
+            ));
+        }
+        self.metrics.forget(&labels_of(stored));
+    }
+
     /// Executes `plan` for `stored` and records its writes; returns them, and when a status
     /// write held back to coalesce it with what follows is due (see
     /// `outcome::status_write`), for the reconcile to come back then.
@@ -299,12 +318,7 @@ async fn reconcile_once(
 ) -> Result<(Action, bool), super::Error> {
     if stored.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
-        let uid = stored.uid().unwrap_or_default();
-        ctx.expectations.forget(&uid);
-        if let Ok(mut m) = ctx.status_written.lock() {
-            m.remove(&uid);
-        }
-        ctx.metrics.forget(&labels_of(&stored));
+        ctx.forget(&stored);
         return Ok((Action::await_change(), false));
     }
     match stored.as_ref() {
@@ -641,16 +655,17 @@ pub async fn run(
     );
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
     // The GameDeployment watch is ours, not the Controller's, to see deletions: their series
-    // leave the metrics with them.
+    // leave the metrics with them, and what the context remembers of them is dropped.
     let (gds, gd_writer) = reflector::store::<StoredGameDeployment>();
     let gd_stream = {
         let (gds, metrics, listed) = (gds.clone(), metrics.clone(), listed.clone());
+        let forget_ctx = ctx.clone();
         let gd_stream = reflector::reflector(
             gd_writer,
             watcher(api::<StoredGameDeployment>(&client, ns), cfg.clone()),
         )
         .inspect(move |event| match event {
-            Ok(watcher::Event::Delete(gd)) => metrics.forget(&labels_of(gd)),
+            Ok(watcher::Event::Delete(gd)) => forget_ctx.forget(gd),
             // Every cache is full once the GameDeployments are listed. A relist may have
             // missed deletions.
             Ok(watcher::Event::InitDone) => {
