@@ -155,7 +155,9 @@ pub(crate) fn chaos(
 /// Runs a scenario on a single-threaded runtime with paused time: timers jump straight to the
 /// next deadline, so a run is fast and its virtual timeline reproducible.
 pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
+    use gamedeploy_simulator::progress::{Progress, Throttle};
     use gamedeploy_simulator::scenario::{ExitStatus, load};
+    use std::io::IsTerminal;
     let scenario = match load(path) {
         Ok(s) => s,
         Err(e) => {
@@ -182,7 +184,22 @@ pub(crate) fn simulate(path: &std::path::Path, output: SimOutput) -> ExitCode {
             println!("{snapshot}");
         }
     };
-    let report = match runtime.block_on(gamedeploy_simulator::runner::run(&scenario, &mut print)) {
+    // A long run shows how far it has got, on a terminal only: tests and pipes capture stderr.
+    let terminal = std::io::stderr().is_terminal();
+    let mut throttle = Throttle::new(std::time::Duration::from_secs(1), std::time::Instant::now());
+    let mut shown = false;
+    let mut progress = |p: Progress| {
+        if terminal && throttle.due(std::time::Instant::now()) {
+            eprint!("\r{}   ", p.line());
+            shown = true;
+        }
+    };
+    let run = gamedeploy_simulator::runner::run_with_progress(&scenario, &mut print, &mut progress);
+    let result = runtime.block_on(run);
+    if shown {
+        eprintln!();
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gamedeploy: {}: {e}", path.display());

@@ -3,6 +3,7 @@
 //! applied as a user (client `scenario`) would; the operator can be restarted or crashed after
 //! its N-th write; faults are injected on the operator's requests only.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,11 +14,15 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Discovery;
 use kube::discovery::{ApiCapabilities, Scope};
+use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::kubectl_table::snapshot;
+use super::observed::{Observed, read_pods};
+use super::progress::Progress;
 use super::report::{
     ApiRequest, EventEntry, GameDeploymentEntry, HistoryEntry, PodEntry, Report, seconds_since,
 };
@@ -59,6 +64,16 @@ pub enum SimError {
 /// Runs `scenario`; `table` receives kubectl-style snapshots as the run goes.
 /// Must run on a tokio runtime with paused time (`start_paused`).
 pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<Report, SimError> {
+    run_with_progress(scenario, table, &mut |_| {}).await
+}
+
+/// [`run`], also telling `progress` where the run has got to every 500 virtual ms (callers
+/// throttle it: see [`super::progress::Throttle`]).
+pub async fn run_with_progress(
+    scenario: &Scenario,
+    table: &mut dyn FnMut(String),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Report, SimError> {
     let epoch: Timestamp = EPOCH.parse().map_err(|e| SimError::Setup(format!("{e}")))?;
     let clock: SharedClock = Arc::new(TokioClock::starting_at(epoch));
     let start = Instant::now();
@@ -114,6 +129,9 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
     let mut operator = Operator::start(&server, &clock);
 
     let mut history = Vec::new();
+    let mut observed = Observed::default();
+    // Changes `observed` has taken in and the history not yet.
+    let mut pending = VecDeque::new();
     let mut operator_writes = 0u64;
     let mut crash_after: Option<u64> = None;
     for m in &scenario.apply {
@@ -133,8 +151,11 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
     // The instant the loop last looked at the cluster: where the run ended.
     let mut ended;
     let settled = loop {
-        // Drain the change feed: history and the operator's write count.
-        while let Ok(c) = changes.try_recv() {
+        // The change feed, in order: history and the operator's write count (a crash after
+        // a write restarts the operator mid-way, and what it stores then follows at once).
+        loop {
+            pull(&mut changes, &mut observed, &mut pending);
+            let Some(c) = pending.pop_front() else { break };
             record(&c, epoch, &mut history);
             if c.client == OPERATOR {
                 operator_writes += 1;
@@ -187,21 +208,28 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
             );
         }
         let done = steps.peek().is_none();
-        let (pods, gds) = (list_pods(&admin).await, list_gds(&admin).await);
-        let is_settled = is_settled(&pods, &gds);
-        let progress: Vec<(i32, i32)> = gds
-            .iter()
-            .map(|g| {
-                g.status()
-                    .map_or((0, 0), |s| (s.updated_replicas, s.updated_ready_replicas))
-            })
-            .collect();
-        if progress != progress_shown && (is_settled || progress.iter().any(|(u, r)| u == r)) {
+        // The settle check looks at pods, then at GameDeployments, each after a round trip
+        // to the API server: see `sync_point`.
+        sync_point::<Pod>(&admin).await;
+        pull(&mut changes, &mut observed, &mut pending);
+        let (pods_busy, pods) = (observed.pods_busy(), observed.pods());
+        sync_point::<StoredGameDeployment>(&admin).await;
+        pull(&mut changes, &mut observed, &mut pending);
+        let is_settled = !pods_busy && observed.gds_settled();
+        let (updated, replicas) = observed.updated_of_replicas();
+        progress(Progress {
+            elapsed: now - start,
+            updated,
+            replicas,
+        });
+        let shown = observed.progress();
+        if shown != progress_shown && (is_settled || shown.iter().any(|(u, r)| u == r)) {
             if last_shown != Some(now) {
-                table(snapshot(now - start, clock.now(), &pods, &gds));
+                let pods = read_pods(&pods);
+                table(snapshot(now - start, clock.now(), &pods, &observed.gds()));
                 last_shown = Some(now);
             }
-            progress_shown = progress;
+            progress_shown = shown;
         }
         if done && is_settled && scenario.until.settled {
             break true;
@@ -227,11 +255,17 @@ pub async fn run(scenario: &Scenario, table: &mut dyn FnMut(String)) -> Result<R
     operator.stop().await;
     let _ = kubelet_stop.send(());
     let _ = kubelet.await;
-    while let Ok(c) = changes.try_recv() {
+    pull(&mut changes, &mut observed, &mut pending);
+    for c in pending {
         record(&c, epoch, &mut history);
     }
     let pods = list_pods(&admin).await;
     let gds = list_gds(&admin).await;
+    debug_assert_eq!(
+        observed.is_settled(),
+        is_settled(&pods, &gds),
+        "the change feed's view of the cluster is what a list shows"
+    );
     let events: Api<CoreEvent> = Api::all(admin.clone());
     let mut events: Vec<EventEntry> = events
         .list(&ListParams::default())
@@ -322,12 +356,25 @@ impl Operator {
     }
 }
 
+/// Moves what the change feed holds into `observed`, and queues it for the history.
+fn pull(
+    changes: &mut UnboundedReceiver<Change>,
+    observed: &mut Observed,
+    pending: &mut VecDeque<Change>,
+) {
+    while let Ok(c) = changes.try_recv() {
+        observed.apply(&c);
+        pending.push_back(c);
+    }
+}
+
 /// A pod change, as a history entry.
 fn record(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
     if c.resource != "pods" {
         return;
     }
-    let Ok(pod) = serde_json::from_value::<Pod>((*c.object).clone()) else {
+    // Read in place: no copy of the stored object.
+    let Ok(pod) = Pod::deserialize(&*c.object) else {
         return;
     };
     let t = c
@@ -343,37 +390,60 @@ fn record(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
     ));
 }
 
+/// One of the settle check's moments: a list of `K` as the check made when it listed every
+/// pod and GameDeployment every 500 virtual ms, but selecting nothing. The round trip lets the
+/// tasks woken at this instant (operator, kubelet) run before the check looks, as they always
+/// did, so runs end at the same virtual time and show the same tables, and the report's
+/// request counts stay what they were; what the check reads comes from the change feed
+/// ([`Observed`]), which costs nothing per pod.
+async fn sync_point<K>(client: &kube::Client)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let nothing = ListParams::default().labels(NO_OBJECT_HAS_THIS_LABEL);
+    let _ = Api::<K>::all(client.clone()).list(&nothing).await;
+}
+
+/// A label key no object carries (a selector on its existence matches nothing).
+const NO_OBJECT_HAS_THIS_LABEL: &str = "simulate.gamedeploy.dev/sync-point";
+
 /// Every GameDeployment's status matches its spec and no pod is mid-update or terminating.
 /// A GameDeployment whose spec the operator cannot decode never is.
 pub fn is_settled(pods: &[Pod], gds: &[StoredGameDeployment]) -> bool {
-    let pods_quiet = pods.iter().all(|p| {
-        p.metadata.deletion_timestamp.is_none()
-            && match inplace::decode(&p.metadata.annotations.clone().unwrap_or_default()) {
-                Decoded::Valid(r) => {
-                    matches!(r.state, State::Ready | State::Abandoned | State::Failed)
-                }
-                _ => true,
+    !pods.iter().any(pod_busy) && gds.iter().all(gd_settled)
+}
+
+/// The pod is terminating or mid-update (a state record that is not Ready, Abandoned or
+/// Failed).
+pub fn pod_busy(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some()
+        || match p.metadata.annotations.as_ref().map(inplace::decode) {
+            Some(Decoded::Valid(r)) => {
+                !matches!(r.state, State::Ready | State::Abandoned | State::Failed)
             }
-    });
-    pods_quiet
-        && gds.iter().all(|stored| {
-            let Some(gd) = stored.decoded() else {
-                return false;
-            };
-            let Some(s) = &gd.status else { return false };
-            let replicas = gd.spec.replicas();
-            let partition = gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas);
-            let expected = if gd.spec.paused() {
-                s.updated_replicas
-            } else {
-                replicas - partition
-            };
-            s.observed_generation == gd.metadata.generation.unwrap_or(0)
-                && s.replicas == replicas
-                && s.ready_replicas == replicas
-                && s.updated_replicas >= expected
-                && s.updated_ready_replicas == s.updated_replicas
-        })
+            _ => false,
+        }
+}
+
+/// The GameDeployment's status shows its spec done: observed, every replica ready and
+/// updated (up to the partition, or as far as it got when paused).
+pub fn gd_settled(stored: &StoredGameDeployment) -> bool {
+    let Some(gd) = stored.decoded() else {
+        return false;
+    };
+    let Some(s) = &gd.status else { return false };
+    let replicas = gd.spec.replicas();
+    let partition = gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas);
+    let expected = if gd.spec.paused() {
+        s.updated_replicas
+    } else {
+        replicas - partition
+    };
+    s.observed_generation == gd.metadata.generation.unwrap_or(0)
+        && s.replicas == replicas
+        && s.ready_replicas == replicas
+        && s.updated_replicas >= expected
+        && s.updated_ready_replicas == s.updated_replicas
 }
 
 async fn list_pods(client: &kube::Client) -> Vec<Pod> {
