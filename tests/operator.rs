@@ -18,14 +18,27 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 
 #[path = "support/embedded.rs"]
 mod embedded;
+#[path = "support/hooks.rs"]
+mod hooks;
 use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
 
 /// The real operator on its own task (`shutdown` stops it gracefully).
 fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
+    start_operator_with(server, clock, seed, None)
+}
+
+/// The same, with hook measurements answered by `measure`.
+fn start_operator_with(
+    server: &ApiServer,
+    clock: &SharedClock,
+    seed: u64,
+    measure: Option<std::sync::Arc<dyn gamedeploy_operator::hookruns::providers::Measure>>,
+) -> Handle {
     let options = Options {
         seed,
         instance: "test".into(),
         concurrency: 4,
+        measure,
         ..Default::default()
     };
     Handle::start(server.client_as("operator"), clock.clone(), options)
@@ -282,10 +295,11 @@ async fn an_operator_restart_during_the_grace_period_neither_cuts_nor_resets_it(
 
 /// A cluster with a node (the hooks gate only running pods, as in the original), the HookTemplate
 /// `ready-check`, the seed GameDeployment with `configure` applied, and the operator, once all
-/// eight pods serve. The tests stand in for the hook operator (a separate component in the
-/// original, not part of this operator yet): they set each HookRun's phase.
+/// eight pods serve. The HookRun controller measures each run; the tests script what each
+/// pod's `ready` endpoint answers ([`hooks::Answers`]), and until they do it waits.
 struct Hooked {
     admin: kube::Client,
+    answers: hooks::Answers,
     operator: Handle,
     pods: Api<Pod>,
     runs: Api<gamedeploy_core::api::HookRun>,
@@ -311,8 +325,10 @@ impl Hooked {
             .await
             .unwrap();
         start_kubelet(&server, &clock);
+        let answers = hooks::Answers::default();
         let h = Hooked {
-            operator: start_operator(&server, &clock, 5),
+            operator: start_operator_with(&server, &clock, 5, Some(answers.measure())),
+            answers,
             pods: Api::namespaced(admin.clone(), "default"),
             runs: Api::namespaced(admin.clone(), "default"),
             gds: Api::namespaced(admin.clone(), "default"),
@@ -350,12 +366,13 @@ impl Hooked {
             .collect()
     }
 
-    async fn set_phase(&self, run: &str, phase: gamedeploy_core::api::HookPhase) {
-        let body = serde_json::json!({"status": {"phase": phase.to_string()}});
-        self.runs
-            .patch_status(run, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .unwrap();
+    /// From now on `pod`'s ready endpoint answers `{"ok": ok}`: its run becomes Successful
+    /// or Failed (one Failed measurement fails the template's metric).
+    fn answer(&self, pod: &str, ok: bool) {
+        self.answers.answer(
+            &format!("http://{pod}:8000/ready"),
+            serde_json::json!({ "ok": ok }),
+        );
     }
 
     async fn pods_where(&self, keep: impl Fn(&Pod) -> bool) -> Vec<String> {
@@ -403,7 +420,6 @@ impl Hooked {
 /// a Failed HookRun holds its pod untouched, with a FailedUpdate condition.
 #[tokio::test(start_paused = true)]
 async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
-    use gamedeploy_core::api::HookPhase;
     let h = Hooked::start(|gd| {
         gd.spec.pre_inplace_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
@@ -423,9 +439,9 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
         .map(|(_, pod)| (pod.clone(), "Pending".to_string()))
         .collect();
     assert_eq!(h.waiting(|s| &s.pre_inplace_hook_condition).await, pending);
-    let ((good, good_pod), (bad, bad_pod)) = (&runs[0], &runs[1]);
-    h.set_phase(good, HookPhase::Successful).await;
-    h.set_phase(bad, HookPhase::Failed).await;
+    let ((_, good_pod), (_, bad_pod)) = (&runs[0], &runs[1]);
+    h.answer(good_pod, true);
+    h.answer(bad_pod, false);
     assert!(
         wait_for(|| async { h.pods_where(out_of_endpoints).await.contains(good_pod) }).await,
         "the pod whose hook succeeded leaves endpoints"
@@ -453,7 +469,6 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
 /// condition.
 #[tokio::test(start_paused = true)]
 async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
-    use gamedeploy_core::api::HookPhase;
     let h = Hooked::start(|gd| {
         gd.spec.pre_delete_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
@@ -486,9 +501,9 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
         marked.iter().collect::<BTreeSet<_>>(),
         victims.iter().collect::<BTreeSet<_>>()
     );
-    let ((good, good_pod), (bad, bad_pod)) = (&runs[0], &runs[1]);
-    h.set_phase(good, HookPhase::Successful).await;
-    h.set_phase(bad, HookPhase::Failed).await;
+    let ((_, good_pod), (_, bad_pod)) = (&runs[0], &runs[1]);
+    h.answer(good_pod, true);
+    h.answer(bad_pod, false);
     assert!(
         wait_for(|| async { !h.pods_where(|_| true).await.contains(good_pod) }).await,
         "the pod whose hook succeeded is deleted"
@@ -514,7 +529,6 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
 /// `postInplaceHookCondition` until its run succeeds, and the runs stay until the pod moves on.
 #[tokio::test(start_paused = true)]
 async fn a_post_in_place_hook_runs_after_each_update_without_gating_it() {
-    use gamedeploy_core::api::HookPhase;
     let h = Hooked::start(|gd| {
         gd.spec.post_inplace_update_strategy = Some(
             serde_json::from_value(serde_json::json!({"hook": {"templateName": "ready-check"}}))
@@ -541,8 +555,8 @@ async fn a_post_in_place_hook_runs_after_each_update_without_gating_it() {
     );
     let waiting = h.waiting(|s| &s.post_inplace_hook_condition).await;
     assert_eq!(waiting.len(), 5, "{waiting:?}");
-    let (done, done_pod) = &runs[0];
-    h.set_phase(done, HookPhase::Successful).await;
+    let (_, done_pod) = &runs[0];
+    h.answer(done_pod, true);
     assert!(
         wait_for(|| async {
             !h.waiting(|s| &s.post_inplace_hook_condition)

@@ -152,6 +152,13 @@ pub const EVENT_FAILED_ADOPT: &str = "FailedAdopt";
 pub const EVENT_SUCCESSFUL_RELEASE: &str = "SuccessfulRelease";
 /// A pod could not be released.
 pub const EVENT_FAILED_RELEASE: &str = "FailedRelease";
+/// A HookRun ended Successful (Normal), on the HookRun.
+pub const EVENT_HOOKRUN_SUCCESSFUL: &str = "HookRunSuccessful";
+/// A HookRun ended Failed, Error, Inconclusive or Terminated (Warning), on the HookRun; the
+/// note names the metric and the limit.
+pub const EVENT_HOOKRUN_UNSUCCESSFUL: &str = "HookRunUnsuccessful";
+/// A HookRun's spec cannot run (a broken condition, a missing argument), on the HookRun.
+pub const EVENT_HOOKRUN_INVALID: &str = "InvalidHookRun";
 
 #[cfg(test)]
 mod tests {

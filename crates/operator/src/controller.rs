@@ -26,6 +26,8 @@ use super::claim;
 use super::events::Events;
 use crate::execute::{self, Edge, Writes};
 use crate::expectations::Expectations;
+use crate::hookruns::providers::{Measure, Providers};
+use crate::hookruns::{self, HookRunContext};
 use crate::leader::Gate;
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
 use gamedeploy_clock::SharedClock;
@@ -533,6 +535,8 @@ pub struct Options {
     pub metrics: Arc<Metrics>,
     /// The leadership gate (open when there is no leader election).
     pub gate: Gate,
+    /// Who takes HookRun measurements: the live providers when `None`; simulations script them.
+    pub measure: Option<Arc<dyn Measure>>,
 }
 
 impl Default for Options {
@@ -544,6 +548,7 @@ impl Default for Options {
             namespace: None,
             metrics: Arc::default(),
             gate: Gate::default(),
+            measure: None,
         }
     }
 }
@@ -637,6 +642,7 @@ pub async fn run(
         }
     };
     let metrics = options.metrics.clone();
+    let instance = options.instance.clone();
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -653,6 +659,26 @@ pub async fn run(
         )
         .guarded(options.gate.clone(), metrics.clone()),
     );
+    let hook_ctx = Arc::new(HookRunContext::new(
+        client.clone(),
+        ctx.clock.clone(),
+        options
+            .measure
+            .clone()
+            .unwrap_or_else(|| Arc::new(Providers::new(client.clone()))),
+        &instance,
+        options.gate.clone(),
+        metrics.clone(),
+    ));
+    // Measurements are not checkpoints: when the GameDeployment controller has stopped, a
+    // measurement still in flight is dropped and taken again by the next operator.
+    let hook_controller = {
+        let hook_runs = hookruns::run(api::<HookRun>(&client, ns), hook_ctx, shutdown.clone());
+        async move {
+            hook_runs.await;
+            std::future::pending::<()>().await
+        }
+    };
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
     // The GameDeployment watch is ours, not the Controller's, to see deletions: their series
     // leave the metrics with them, and what the context remembers of them is dropped.
@@ -730,6 +756,7 @@ pub async fn run(
     tokio::select! {
         () = reconciles => {}
         () = node_cache => {}
+        () = hook_controller => {}
         () = stopped_unsynced => {}
     }
     metrics.set_synced(false);
@@ -862,8 +889,13 @@ mod tests {
                 "hookruns",
                 &["list", "watch", "create", "delete"],
             ),
+            ("tkex.tencent.com", "hookruns/status", &["patch"]),
             ("tkex.tencent.com", "hooktemplates", &["list", "watch"]),
-            ("", "pods", &["list", "watch", "create", "delete", "patch"]),
+            (
+                "",
+                "pods",
+                &["get", "list", "watch", "create", "delete", "patch"],
+            ),
             ("", "pods/status", &["patch"]),
             ("", "nodes", &["list", "watch"]),
             (

@@ -7,6 +7,7 @@
 //! - [`expectations`]: creates and deletes sent and not yet seen by the pod watch.
 //! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::adopt`] decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
+//! - [`hookruns`]: the HookRun controller and the providers' IO (HTTP, the Kubernetes API).
 //! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, and the write gate it
 //!   closes when leadership is lost.
 //! - [`metrics`]: Prometheus metrics and readiness; [`serve`] serves them.
@@ -17,6 +18,7 @@ pub mod events;
 pub mod execute;
 pub mod expectations;
 pub mod handle;
+pub mod hookruns;
 pub mod leader;
 pub mod metrics;
 pub mod serve;

@@ -192,12 +192,19 @@ pub struct MetricProvider {
     pub kubernetes: Option<KubernetesMetric>,
 }
 
-/// HTTP GET; a non-2xx answer is an Error measurement.
+/// An HTTP request (GET, or POST with a body); a non-2xx answer is an Error measurement unless
+/// a condition reads `statusCode`. Redirects are not followed.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WebMetric {
     #[schemars(length(min = 1))]
     pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "GET"))]
+    pub method: Option<WebMethod>,
+    /// Request body (POST), with `{{args.NAME}}` filled in.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<WebMetricHeader>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +220,18 @@ impl WebMetric {
     pub fn timeout_seconds(&self) -> i32 {
         self.timeout_seconds.unwrap_or(DEFAULT_WEB_TIMEOUT_SECONDS)
     }
+}
+
+/// The HTTP method of a web metric.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema, strum::Display,
+)]
+pub enum WebMethod {
+    /// Without a body.
+    #[default]
+    GET,
+    /// With `body`.
+    POST,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -284,6 +303,15 @@ pub struct HookTemplateSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Parallel"))]
     pub policy: Option<HookPolicy>,
+    /// Seconds from the run's start after which it ends with `onTimeout`, whatever its
+    /// metrics are doing (not in the original: a hook there could wait for ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<i32>,
+    /// The phase of a run that timed out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Failed"))]
+    pub on_timeout: Option<HookOutcome>,
 }
 
 /// One execution of a hook, created by the operator from a HookTemplate.
@@ -323,6 +351,15 @@ pub struct HookRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = "Parallel"))]
     pub policy: Option<HookPolicy>,
+    /// Seconds from the run's start after which it ends with `onTimeout`, whatever its
+    /// metrics are doing (not in the original: a hook there could wait for ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_seconds: Option<i32>,
+    /// The phase of a run that timed out (copied from the template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Failed"))]
+    pub on_timeout: Option<HookOutcome>,
 }
 
 /// Progress of a HookRun.

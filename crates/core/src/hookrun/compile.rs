@@ -10,7 +10,9 @@ use super::condition::{self, Conditions, Expression};
 use super::duration;
 use super::extract::JsonPath;
 use super::provider::{ProviderCall, ResolveError};
-use crate::api::{HookOutcome, HookPolicy, HookRunSpec, HookTemplateSpec, Metric};
+use crate::api::{
+    HookOutcome, HookPolicy, HookRunSpec, HookTemplateSpec, KubernetesFunction, Metric,
+};
 
 /// One thing wrong with a template or run, in words that say what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -231,9 +233,15 @@ fn compile_metric(
     });
     match call {
         Ok(call) if errors.is_empty() => Ok(CompiledMetric {
-            name: m.name.clone(),
             reads_status_code: conditions.reads(condition::STATUS_CODE),
-            conditions,
+            conditions: match conditions {
+                Conditions {
+                    success: None,
+                    failure: None,
+                } => annotation_equality(&call).unwrap_or(conditions),
+                given => given,
+            },
+            name: m.name.clone(),
             json_path,
             interval,
             initial_delay,
@@ -248,6 +256,38 @@ fn compile_metric(
             Err(errors)
         }
     }
+}
+
+/// A kubernetes `get` whose fields carry values and whose metric has no conditions succeeds
+/// when every annotation equals its value, as in the original (which reported a mismatch as
+/// an Error): the comparison becomes an ordinary `successCondition`, so a mismatch is Failed
+/// and the measurement records the expression. `None` when the metric is not such a `get`.
+fn annotation_equality(call: &ProviderCall) -> Option<Conditions> {
+    let ProviderCall::Kubernetes {
+        function: KubernetesFunction::Get,
+        annotations,
+        ..
+    } = call
+    else {
+        return None;
+    };
+    let literal = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    let compared: Vec<String> = match annotations.as_slice() {
+        [(_, value)] if !value.is_empty() => vec![format!("result == {}", literal(value))],
+        many => many
+            .iter()
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(key, value)| format!("result[{}] == {}", literal(key), literal(value)))
+            .collect(),
+    };
+    if compared.is_empty() {
+        return None;
+    }
+    let success = Expression::compile(&compared.join(" && ")).ok()?;
+    Some(Conditions {
+        success: Some(success),
+        failure: None,
+    })
 }
 
 #[cfg(test)]
@@ -357,5 +397,60 @@ mod tests {
         assert_eq!(m.interval, Some(SignedDuration::from_mins(1)));
         assert_eq!(m.initial_delay, SignedDuration::from_secs(5));
         assert_eq!(m.no_data, HookOutcome::Inconclusive);
+    }
+
+    #[test]
+    fn a_kubernetes_get_with_values_and_no_conditions_compares_for_equality() {
+        use super::super::condition::Evaluation;
+        let spec = |conditions: serde_json::Value| -> HookRunSpec {
+            let mut metric = json!({"name": "drained", "provider": {"kubernetes": {
+                "function": "get",
+                "fields": [{"path": "metadata.annotations.drained", "value": "y\"es"}]}}});
+            metric
+                .as_object_mut()
+                .unwrap()
+                .extend(conditions.as_object().unwrap().clone());
+            serde_json::from_value(json!({"metrics": [metric], "args": [
+                {"name": "PodName", "value": "p"}, {"name": "PodNamespace", "value": "default"}]}))
+            .unwrap()
+        };
+        let run = CompiledRun::compile(&spec(json!({}))).unwrap();
+        let c = &run.metrics[0].conditions;
+        assert_eq!(c.success.as_ref().unwrap().text, r#"result == "y\"es""#);
+        let phase = |v: &str| match c.evaluate(cel::Value::String(v.to_string().into()), None) {
+            Evaluation::Decided { phase, .. } => phase,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(phase("y\"es"), crate::api::HookPhase::Successful);
+        assert_eq!(phase("no"), crate::api::HookPhase::Failed);
+        // A condition of the user's own wins.
+        let own =
+            CompiledRun::compile(&spec(json!({"successCondition": "result != \"\""}))).unwrap();
+        assert_eq!(
+            own.metrics[0].conditions.success.as_ref().unwrap().text,
+            r#"result != """#
+        );
+    }
+
+    #[test]
+    fn a_run_deadline_defaults_to_failed() {
+        use crate::hookrun::RunTimeout;
+        let spec: HookRunSpec = serde_json::from_value(json!({
+            "metrics": [], "timeoutSeconds": 30}))
+        .unwrap();
+        assert_eq!(
+            RunTimeout::of(&spec),
+            Some(RunTimeout {
+                after: SignedDuration::from_secs(30),
+                outcome: HookOutcome::Failed
+            })
+        );
+        let spec: HookRunSpec =
+            serde_json::from_value(json!({"metrics": [], "onTimeout": "Inconclusive"})).unwrap();
+        assert_eq!(
+            RunTimeout::of(&spec),
+            None,
+            "no deadline without timeoutSeconds"
+        );
     }
 }

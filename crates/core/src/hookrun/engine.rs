@@ -15,7 +15,9 @@ use super::compile::{CompileErrors, CompiledMetric, CompiledRun};
 use super::condition::{Evaluation, from_json};
 use super::extract::{self, NoValue};
 use super::provider::{Observation, ProviderCall};
-use crate::api::{HookOutcome, HookPhase, HookRun, HookRunStatus, Measurement, MetricResult};
+use crate::api::{
+    HookOutcome, HookPhase, HookRun, HookRunSpec, HookRunStatus, Measurement, MetricResult,
+};
 use crate::names;
 
 /// Measurements kept per metric, newest last.
@@ -35,6 +37,16 @@ pub const VALUE_MAX_BYTES: usize = 1000;
 pub struct RunTimeout {
     pub after: SignedDuration,
     pub outcome: HookOutcome,
+}
+
+impl RunTimeout {
+    /// The run's `timeoutSeconds` and `onTimeout` (default `Failed`), if it has a deadline.
+    pub fn of(spec: &HookRunSpec) -> Option<RunTimeout> {
+        spec.timeout_seconds.map(|s| RunTimeout {
+            after: SignedDuration::from_secs(i64::from(s.max(0))),
+            outcome: spec.on_timeout.unwrap_or(HookOutcome::Failed),
+        })
+    }
 }
 
 /// One measurement to take now.

@@ -3,7 +3,7 @@
 
 use jiff::SignedDuration;
 
-use crate::api::{KubernetesFunction, MetricProvider};
+use crate::api::{KubernetesFunction, MetricProvider, WebMethod};
 
 /// Annotation fields are the only kubernetes fields the original supports.
 const ANNOTATION_PREFIX: &str = "metadata.annotations.";
@@ -11,9 +11,11 @@ const ANNOTATION_PREFIX: &str = "metadata.annotations.";
 /// One provider request, resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderCall {
-    /// HTTP GET; redirects are not followed.
+    /// An HTTP request; redirects are not followed.
     Web {
+        method: WebMethod,
         url: String,
+        body: String,
         headers: Vec<(String, String)>,
         timeout: SignedDuration,
     },
@@ -76,7 +78,9 @@ impl ProviderCall {
         let fill = |text: &str| substitute(text, arg);
         match (&provider.web, &provider.prometheus, &provider.kubernetes) {
             (Some(web), None, None) => Ok(ProviderCall::Web {
+                method: web.method.unwrap_or_default(),
                 url: fill(&web.url)?,
+                body: fill(&web.body)?,
                 headers: web
                     .headers
                     .iter()
@@ -123,7 +127,7 @@ impl ProviderCall {
     /// The request in words, recorded with each measurement.
     pub fn describe(&self) -> String {
         match self {
-            ProviderCall::Web { url, .. } => format!("GET {url}"),
+            ProviderCall::Web { method, url, .. } => format!("{method} {url}"),
             ProviderCall::Prometheus { address, query } => format!("query {query} at {address}"),
             ProviderCall::Kubernetes {
                 function,
@@ -266,7 +270,9 @@ mod tests {
         assert_eq!(
             call,
             ProviderCall::Web {
+                method: WebMethod::GET,
                 url: "http://10.0.0.5:8080/drain?pod=gd-a".into(),
+                body: String::new(),
                 headers: vec![("X-Pod".into(), "gd-a".into())],
                 timeout: SignedDuration::from_secs(10),
             }

@@ -164,6 +164,8 @@ pub fn build(
             args,
             terminate: false,
             policy: template.spec.policy.clone(),
+            timeout_seconds: template.spec.timeout_seconds,
+            on_timeout: template.spec.on_timeout,
         },
         status: None,
     })

@@ -1,0 +1,337 @@
+//! The HookRun controller: every HookRun, whoever created it (a GameDeployment's gate, a
+//! canary step, a user), is measured until it has an outcome.
+//!
+//! One reconcile is `decide` → measure what is due → `record` → `decide` → write the status →
+//! requeue at the instant the engine names (on the injected clock, so simulations replay).
+//! The engine ([`gamedeploy_core::hookrun`]) decides everything; this module only carries the
+//! measurements out ([`providers`]) and writes what the engine said.
+//!
+//! Crash safety: a measurement is taken from the stored status and its result written with
+//! a JSON-patch `test` of the resourceVersion it was taken from, so a result is recorded
+//! once or not at all. An operator killed mid-measurement loses that measurement (the run
+//! shows nothing of it) and takes it again after the restart; nothing recorded is lost.
+
+pub mod providers;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use gamedeploy_clock::SharedClock;
+use gamedeploy_core::api::{HookPhase, HookRun, HookRunStatus};
+use gamedeploy_core::hookrun::{
+    CompileErrors, CompiledRun, Finished, RunTimeout, decide, record, rejected,
+};
+use gamedeploy_core::names;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use crate::events::Events;
+use crate::leader::Gate;
+use crate::metrics::Metrics;
+use providers::Measure;
+
+/// Why a HookRun reconcile could not finish; it is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing HookRun {name} status: {reason}")]
+    Status { name: String, reason: String },
+    #[error("this operator lost the leader lease; the HookRun's status was not written")]
+    NotLeader,
+}
+
+/// How soon a failed status write is retried.
+const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
+
+/// A run's compiled spec, or why it cannot run, for one generation.
+type Compiled = Arc<Result<CompiledRun, CompileErrors>>;
+
+/// What the HookRun controller keeps between reconciles.
+pub struct HookRunContext {
+    client: kube::Client,
+    clock: SharedClock,
+    measure: Arc<dyn Measure>,
+    gate: Gate,
+    events: Events,
+    /// Compiled specs by uid, with the generation they were compiled from.
+    compiled: Mutex<HashMap<String, (Option<i64>, Compiled)>>,
+    /// The resourceVersion each run had when this operator last wrote its status: until the
+    /// watch shows a newer one, the cache is stale and a reconcile would measure again.
+    written: Mutex<HashMap<String, String>>,
+    /// Measurements taken and status writes sent (tests and benchmarks count them).
+    pub measurements: AtomicU64,
+    pub status_writes: AtomicU64,
+}
+
+impl HookRunContext {
+    pub fn new(
+        client: kube::Client,
+        clock: SharedClock,
+        measure: Arc<dyn Measure>,
+        instance: &str,
+        gate: Gate,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        HookRunContext {
+            events: Events::new(client.clone(), clock.clone(), instance)
+                .guarded(gate.clone(), metrics),
+            client,
+            clock,
+            measure,
+            gate,
+            compiled: Mutex::default(),
+            written: Mutex::default(),
+            measurements: AtomicU64::new(0),
+            status_writes: AtomicU64::new(0),
+        }
+    }
+
+    /// The run's spec compiled once per generation.
+    fn compiled(&self, run: &HookRun) -> Compiled {
+        let uid = run.uid().unwrap_or_default();
+        let generation = run.metadata.generation;
+        let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, c)) = cache.get(&uid)
+            && *g == generation
+        {
+            return c.clone();
+        }
+        let c: Compiled = Arc::new(CompiledRun::compile(&run.spec));
+        cache.insert(uid, (generation, c.clone()));
+        c
+    }
+
+    /// Forgets a run that completed or is gone.
+    fn forget(&self, uid: &str) {
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// Whether the cached run predates this operator's last status write.
+    fn stale(&self, run: &HookRun) -> bool {
+        let uid = run.uid().unwrap_or_default();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match written.get(&uid) {
+            Some(rv) if Some(rv) == run.metadata.resource_version.as_ref() => true,
+            Some(_) => {
+                written.remove(&uid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Writes `status` if it differs from the stored one, guarded by the resourceVersion the
+    /// decision was made from.
+    async fn write(&self, run: &HookRun, status: &HookRunStatus) -> Result<bool, Error> {
+        if run.status.as_ref() == Some(status) {
+            return Ok(false);
+        }
+        if !self.gate.is_open() {
+            return Err(Error::NotLeader);
+        }
+        let name = run.name_any();
+        let api: Api<HookRun> =
+            Api::namespaced(self.client.clone(), &run.namespace().unwrap_or_default());
+        let rv = run.metadata.resource_version.clone().unwrap_or_default();
+        let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+            {"op": "add", "path": "/status", "value": status},
+        ]))
+        .map_err(|e| Error::Status {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        self.status_writes.fetch_add(1, Ordering::Relaxed);
+        api.patch_status(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+            .map_err(|e| Error::Status {
+                name: name.clone(),
+                reason: crate::describe(&e),
+            })?;
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(run.uid().unwrap_or_default(), rv);
+        Ok(true)
+    }
+
+    /// The completion event, once: only the write that completed the run sends it.
+    async fn report(&self, run: &HookRun, status: &HookRunStatus) {
+        let Some(phase) = status.phase.filter(HookPhase::is_completed) else {
+            return;
+        };
+        let (warning, reason) = match phase {
+            HookPhase::Successful => (false, names::EVENT_HOOKRUN_SUCCESSFUL),
+            _ => (true, names::EVENT_HOOKRUN_UNSUCCESSFUL),
+        };
+        let note = if status.message.is_empty() {
+            format!("the run is {phase}")
+        } else {
+            format!("the run is {phase}: {}", status.message)
+        };
+        self.events
+            .emit(&object_ref(run), warning, reason, &note)
+            .await;
+    }
+}
+
+fn object_ref(run: &HookRun) -> ObjectReference {
+    let mut r = run.object_ref(&());
+    r.resource_version = None;
+    r
+}
+
+fn completed(status: Option<&HookRunStatus>) -> bool {
+    status
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p.is_completed())
+}
+
+/// One HookRun reconcile.
+pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Action, Error> {
+    let uid = run.uid().unwrap_or_default();
+    if run.meta().deletion_timestamp.is_some() {
+        ctx.forget(&uid);
+        return Ok(Action::await_change());
+    }
+    if ctx.stale(&run) {
+        // Our own write is on its way through the watch, which triggers the next reconcile.
+        return Ok(Action::await_change());
+    }
+    let was_completed = completed(run.status.as_ref());
+    let compiled = ctx.compiled(&run);
+    let now = ctx.clock.now();
+    let compiled = match compiled.as_ref() {
+        Ok(c) => c,
+        Err(errors) => {
+            let status = rejected(&run, errors, now);
+            if ctx.write(&run, &status).await? && !was_completed {
+                ctx.events
+                    .emit(
+                        &object_ref(&run),
+                        true,
+                        names::EVENT_HOOKRUN_INVALID,
+                        &status.message,
+                    )
+                    .await;
+            }
+            ctx.forget(&uid);
+            return Ok(Action::await_change());
+        }
+    };
+    let timeout = RunTimeout::of(&run.spec);
+    let mut decision = decide(&run, compiled, timeout.as_ref(), now);
+    if !decision.measure.is_empty() {
+        let mut current = HookRun {
+            status: Some(decision.status.clone()),
+            ..(*run).clone()
+        };
+        let clock = &ctx.clock;
+        let finished = futures::future::join_all(decision.measure.iter().map(|m| async {
+            let started_at = clock.now();
+            let observation = ctx.measure.measure(&m.call).await;
+            Finished {
+                metric: m.metric.clone(),
+                started_at,
+                finished_at: clock.now(),
+                observation,
+            }
+        }))
+        .await;
+        ctx.measurements
+            .fetch_add(finished.len() as u64, Ordering::Relaxed);
+        for f in finished {
+            current.status = Some(record(&current, compiled, f));
+        }
+        decision = decide(&current, compiled, timeout.as_ref(), ctx.clock.now());
+    }
+    if ctx.write(&run, &decision.status).await? && !was_completed {
+        ctx.report(&run, &decision.status).await;
+    }
+    if completed(Some(&decision.status)) {
+        ctx.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&uid);
+    }
+    Ok(match decision.requeue_at {
+        Some(at) => Action::requeue(until(at, ctx.clock.now())),
+        None => Action::await_change(),
+    })
+}
+
+/// The wait from `now` until `at` (none if it has passed).
+fn until(at: Timestamp, now: Timestamp) -> Duration {
+    at.duration_since(now).try_into().unwrap_or(Duration::ZERO)
+}
+
+fn error_policy(_run: Arc<HookRun>, error: &Error, _ctx: Arc<HookRunContext>) -> Action {
+    match error {
+        Error::NotLeader => Action::await_change(),
+        Error::Status { .. } => {
+            tracing::debug!("{error}; retrying");
+            Action::requeue(RETRY_AFTER_FAILED_WRITE)
+        }
+    }
+}
+
+/// Runs the HookRun controller until `shutdown` resolves.
+pub async fn run(
+    api: Api<HookRun>,
+    ctx: Arc<HookRunContext>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let forget = ctx.clone();
+    let (store, writer) = kube::runtime::reflector::store();
+    let stream = kube::runtime::reflector(writer, watcher(api, watcher::Config::default()))
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(run)) = event {
+                forget.forget(&run.uid().unwrap_or_default());
+            }
+        });
+    let stream = kube::runtime::WatchStreamExt::applied_objects(
+        kube::runtime::WatchStreamExt::default_backoff(stream),
+    );
+    Controller::for_stream(stream, store)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HookRun controller event");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_instant_in_the_past_is_due_now() {
+        let t: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+        assert_eq!(until(t, t), Duration::ZERO);
+        assert_eq!(
+            until(t, "2026-01-01T00:00:12Z".parse().unwrap()),
+            Duration::ZERO
+        );
+        assert_eq!(
+            until(t, "2026-01-01T00:00:07.5Z".parse().unwrap()),
+            Duration::from_millis(2500)
+        );
+    }
+}

@@ -1,0 +1,272 @@
+//! The providers' IO: what a [`ProviderCall`] asks of the world, carried out, and what came
+//! back as an [`Observation`]. Deciding what the answer means is the engine's
+//! ([`gamedeploy_core::hookrun::record`]); nothing here judges.
+//!
+//! One HTTP client serves the whole process (its connection pool is shared by every
+//! measurement); TLS is rustls with the system's roots. Redirects are not followed: a 3xx is
+//! the answer, which a condition on `statusCode` may accept.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use gamedeploy_core::api::{KubernetesFunction, WebMethod};
+use gamedeploy_core::hookrun::{ObjectTarget, Observation, ProviderCall, prometheus_observation};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+
+/// Largest response body read from a web or Prometheus endpoint: a measurement reads a
+/// number or a short document, and a runaway endpoint must not fill the operator's memory.
+pub const RESPONSE_MAX_BYTES: usize = 1024 * 1024;
+/// A Prometheus query's timeout (the API has no field for it).
+pub const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Takes measurements. The operator's is [`Providers`]; simulations script their answers.
+pub trait Measure: Send + Sync + 'static {
+    fn measure<'a>(&'a self, call: &'a ProviderCall) -> BoxFuture<'a, Observation>;
+}
+
+type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// The live providers: HTTP (web, Prometheus) and the Kubernetes API.
+#[derive(Clone)]
+pub struct Providers {
+    http: HttpClient<Https, Full<Bytes>>,
+    kube: kube::Client,
+}
+
+impl Providers {
+    /// The process's providers; `kube` is the operator's own client (its RBAC decides which
+    /// objects a kubernetes metric may read or patch).
+    pub fn new(kube: kube::Client) -> Self {
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match builder.with_provider_and_native_roots(provider.clone()) {
+            Ok(b) => b,
+            Err(e) => {
+                // No system roots (a scratch image): plain HTTP still works, and every HTTPS
+                // measurement says why it fails.
+                tracing::warn!(
+                    "no TLS root certificates found ({e}); https hooks will fail to verify servers"
+                );
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .expect("ring supports the default protocol versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+        };
+        let connector = builder.https_or_http().enable_http1().build();
+        let http = HttpClient::builder(TokioExecutor::new()).build(connector);
+        Providers { http, kube }
+    }
+
+    async fn http(
+        &self,
+        method: WebMethod,
+        url: &str,
+        headers: &[(String, String)],
+        body: &str,
+        timeout: Duration,
+    ) -> Result<(u16, String), String> {
+        let mut request = http::Request::builder()
+            .method(match method {
+                WebMethod::GET => http::Method::GET,
+                WebMethod::POST => http::Method::POST,
+            })
+            .uri(url);
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.to_string())))
+            .map_err(|e| format!("cannot build a request to {url}: {e}"))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| format!("{method} {url} failed: {}", crate::describe(&e)))?;
+            let status = response.status().as_u16();
+            let bytes = Limited::new(response.into_body(), RESPONSE_MAX_BYTES)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        format!(
+                            "the answer of {url} is larger than {} KiB",
+                            RESPONSE_MAX_BYTES / 1024
+                        )
+                    } else {
+                        format!("reading the answer of {url}: {e}")
+                    }
+                })?
+                .to_bytes();
+            Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| format!("{url} did not answer within {}s", timeout.as_secs()))?
+    }
+
+    async fn kubernetes(
+        &self,
+        function: &KubernetesFunction,
+        target: &ObjectTarget,
+        annotations: &[(String, String)],
+    ) -> Observation {
+        let gvk = GroupVersionKind::gvk(&target.group, &target.version, &target.kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.kube.clone(),
+            &target.namespace,
+            &ApiResource::from_gvk(&gvk),
+        );
+        let what = format!(
+            "{} {}/{}",
+            target.kind.to_lowercase(),
+            target.namespace,
+            target.name
+        );
+        match function {
+            KubernetesFunction::Get => match api.get_opt(&target.name).await {
+                Ok(Some(obj)) => annotation_values(&obj, annotations, &what),
+                Ok(None) => Observation::Error(format!("{what} does not exist")),
+                Err(e) => Observation::Error(format!("reading {what}: {}", crate::describe(&e))),
+            },
+            KubernetesFunction::Patch => {
+                // A merge patch creates the annotations map when the object has none and
+                // escapes keys and values as JSON (the original built a JSON patch by hand).
+                let values: BTreeMap<&str, &str> = annotations
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let patch = serde_json::json!({"metadata": {"annotations": values}});
+                match api
+                    .patch(&target.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => Observation::Value(serde_json::Value::Bool(true)),
+                    Err(e) => {
+                        Observation::Error(format!("patching {what}: {}", crate::describe(&e)))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The annotations a `get` reads: one as its text, several as an object by key; a missing one
+/// is no data.
+fn annotation_values(
+    obj: &DynamicObject,
+    annotations: &[(String, String)],
+    what: &str,
+) -> Observation {
+    let present = obj.metadata.annotations.as_ref();
+    let mut values = serde_json::Map::new();
+    for (key, _) in annotations {
+        match present.and_then(|a| a.get(key)) {
+            Some(v) => {
+                values.insert(key.clone(), serde_json::Value::String(v.clone()));
+            }
+            None => return Observation::NoData(format!("{what} has no annotation {key}")),
+        }
+    }
+    match values.len() {
+        1 => Observation::Value(
+            values
+                .into_iter()
+                .next()
+                .map(|(_, v)| v)
+                .unwrap_or_default(),
+        ),
+        _ => Observation::Value(serde_json::Value::Object(values)),
+    }
+}
+
+impl Measure for Providers {
+    fn measure<'a>(&'a self, call: &'a ProviderCall) -> BoxFuture<'a, Observation> {
+        Box::pin(async move {
+            match call {
+                ProviderCall::Web {
+                    method,
+                    url,
+                    headers,
+                    body,
+                    timeout,
+                } => {
+                    let timeout = timeout.unsigned_abs();
+                    match self.http(*method, url, headers, body, timeout).await {
+                        Ok((status, body)) => Observation::Http { status, body },
+                        Err(e) => Observation::Error(e),
+                    }
+                }
+                ProviderCall::Prometheus { address, query } => {
+                    let url = prometheus_url(address, query);
+                    match self
+                        .http(WebMethod::GET, &url, &[], "", PROMETHEUS_TIMEOUT)
+                        .await
+                    {
+                        Ok((status, body)) => prometheus_observation(status, &body),
+                        Err(e) => Observation::Error(e),
+                    }
+                }
+                ProviderCall::Kubernetes {
+                    function,
+                    target,
+                    annotations,
+                } => self.kubernetes(function, target, annotations).await,
+            }
+        })
+    }
+}
+
+/// `{address}/api/v1/query?query=...`, the query form-encoded.
+pub fn prometheus_url(address: &str, query: &str) -> String {
+    let encoded: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", query)
+        .finish();
+    format!("{}/api/v1/query?{encoded}", address.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prometheus_query_is_form_encoded_after_the_address() {
+        assert_eq!(
+            prometheus_url("http://prom:9090/", "sum(rate(x{a=\"b\"}[1m])) > 0"),
+            "http://prom:9090/api/v1/query?query=sum%28rate%28x%7Ba%3D%22b%22%7D%5B1m%5D%29%29+%3E+0"
+        );
+    }
+
+    #[test]
+    fn annotations_read_as_text_or_an_object_and_a_missing_one_is_no_data() {
+        let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {"a": "1", "b": "two"}}
+        }))
+        .unwrap();
+        let keys = |ks: &[&str]| -> Vec<(String, String)> {
+            ks.iter().map(|k| (k.to_string(), String::new())).collect()
+        };
+        assert_eq!(
+            annotation_values(&obj, &keys(&["b"]), "pod default/p"),
+            Observation::Value("two".into())
+        );
+        assert_eq!(
+            annotation_values(&obj, &keys(&["a", "b"]), "pod default/p"),
+            Observation::Value(serde_json::json!({"a": "1", "b": "two"}))
+        );
+        assert_eq!(
+            annotation_values(&obj, &keys(&["a", "c"]), "pod default/p"),
+            Observation::NoData("pod default/p has no annotation c".into())
+        );
+    }
+}
