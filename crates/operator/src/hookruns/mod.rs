@@ -241,7 +241,7 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
             ..(*run).clone()
         };
         let clock = &ctx.clock;
-        let finished = futures::future::join_all(decision.measure.iter().map(|m| async {
+        let measuring = futures::future::join_all(decision.measure.iter().map(|m| async {
             let started_at = clock.now();
             let observation = ctx.measure.measure(&m.call).await;
             Finished {
@@ -250,8 +250,19 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
                 finished_at: clock.now(),
                 observation,
             }
-        }))
-        .await;
+        }));
+        // The run's deadline cuts measurements in flight short: the run ends then, not when a
+        // slow endpoint gives up.
+        let deadline = timeout.and_then(|t| Some(decision.status.started_at.as_ref()?.0 + t.after));
+        let finished = match deadline {
+            Some(at) => {
+                tokio::select! {
+                    f = measuring => f,
+                    () = tokio::time::sleep(until(at, now)) => Vec::new(),
+                }
+            }
+            None => measuring.await,
+        };
         ctx.measurements
             .fetch_add(finished.len() as u64, Ordering::Relaxed);
         for f in finished {
