@@ -608,3 +608,60 @@ fn a_spec_the_operator_cannot_decode_is_reported_across_a_restart_and_touches_no
     assert_eq!(uids.len(), 8, "the same eight pods from start to end");
     assert!(violations(&r, 8, 0, 2, 30.0).is_empty());
 }
+
+/// The README's drain hook: every pod's HookRun asks its admin port until no player is left
+/// (two "2 players" answers, 5 s apart, then 0), and only then is the pod made unready; five
+/// pods update once, three stay, and each run ends Successful with an event.
+#[test]
+fn a_drain_hook_holds_each_pod_until_its_players_are_gone() {
+    let r = simulate(&scenario("pre-inplace-drain-hook.yaml"));
+    assert!(r.settled);
+    let updated: Vec<_> = r
+        .pods
+        .iter()
+        .filter(|p| p.containers[0].image == "python:latest")
+        .collect();
+    assert_eq!(updated.len(), 5);
+    assert!(
+        updated
+            .iter()
+            .all(|p| p.ready && p.containers[0].restart_count == 1)
+    );
+    let first_unready = r
+        .history
+        .iter()
+        .filter(|h| h.in_place_update_ready == Some(false))
+        .map(|h| h.t)
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first_unready >= 30.0,
+        "no pod leaves endpoints before its hook's third answer (image changed at 20 s, answers every 5 s): {first_unready}"
+    );
+    assert_eq!(events(&r, "HookRunSuccessful"), 5);
+    assert_eq!(events(&r, "HookRunUnsuccessful"), 0);
+    assert!(per_pod_violations(&r, 30.0).is_empty());
+    snapshot("pre-inplace-drain-hook", &r);
+}
+
+/// A hook whose endpoint answers 503 fails its run (the fifth consecutive error); its pod is
+/// never touched, and a rollback to the stable image settles the rollout without a restart.
+#[test]
+fn a_failing_hook_holds_its_pod_until_a_rollback() {
+    let r = simulate(&scenario("failing-hook.yaml"));
+    assert!(r.settled);
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:3.9")
+    );
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    assert!(
+        r.history
+            .iter()
+            .all(|h| h.in_place_update_ready != Some(false)),
+        "no pod left endpoints"
+    );
+    assert_eq!(events(&r, "HookRunUnsuccessful"), 1, "one pod at a time");
+    assert_eq!(events(&r, "HookRunSuccessful"), 0);
+    snapshot("failing-hook", &r);
+}

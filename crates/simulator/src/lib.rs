@@ -11,6 +11,7 @@
 //! - [`invariants`]: the state machine's invariants, checked from a report's history.
 //! - [`chaos`]: one scenario under many seeds of API faults and operator crashes.
 pub mod chaos;
+pub mod hooks;
 pub mod invariants;
 pub mod kubectl_table;
 pub mod observed;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::hooks::ScriptedHooks;
 use super::kubectl_table::snapshot;
 use super::observed::{Observed, read_pods};
 use super::progress::Progress;
@@ -126,7 +127,11 @@ pub async fn run_with_progress(
         }));
     }
 
-    let mut operator = Operator::start(&server, &clock);
+    let hooks = Arc::new(ScriptedHooks::new(
+        scenario.hooks.clone(),
+        server.client_as(OPERATOR),
+    ));
+    let mut operator = Operator::start(&server, &clock, hooks);
 
     let mut history = Vec::new();
     let mut observed = Observed::default();
@@ -309,14 +314,17 @@ struct Operator {
     handle: Option<Handle>,
     seed: u64,
     restarts: u32,
+    /// The scenario's hook endpoints, shared by every incarnation.
+    hooks: Arc<ScriptedHooks>,
 }
 
 impl Operator {
-    fn start(server: &ApiServer, clock: &SharedClock) -> Self {
+    fn start(server: &ApiServer, clock: &SharedClock, hooks: Arc<ScriptedHooks>) -> Self {
         let mut op = Operator {
             handle: None,
             seed: 0,
             restarts: 0,
+            hooks,
         };
         op.spawn(server, clock);
         op
@@ -328,6 +336,7 @@ impl Operator {
             seed: self.seed,
             instance: format!("sim-{}", self.seed),
             concurrency: 4,
+            measure: Some(self.hooks.clone()),
             ..Default::default()
         };
         self.handle = Some(Handle::start(

@@ -27,6 +27,27 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     pub faults: Option<Faults>,
     pub until: Until,
+    /// Scripted answers to hook measurements (web and Prometheus).
+    pub hooks: Vec<HookResponder>,
+}
+
+/// A scripted hook endpoint: a measurement of a URL matching `url` (`*` matches any run of
+/// characters) gets these answers in turn, each URL counting on its own (so every pod's
+/// endpoint goes through the list); the last answer repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookResponder {
+    pub url: String,
+    pub answers: Vec<HookAnswer>,
+}
+
+/// One scripted answer, given `times` times in a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookAnswer {
+    pub status: u16,
+    pub body: String,
+    pub times: u64,
+    /// Virtual time before the answer arrives.
+    pub delay: Option<Duration>,
 }
 
 impl Scenario {
@@ -296,7 +317,9 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     let top = cx.mapping(
         &root,
         "",
-        &["name", "kubelet", "apply", "steps", "faults", "until"],
+        &[
+            "name", "kubelet", "apply", "steps", "faults", "until", "hooks",
+        ],
     )?;
     let name = cx.string(cx.required(top, "", "name")?, "name")?;
     if name.trim().is_empty() {
@@ -316,7 +339,12 @@ pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     };
     let faults = top.get("faults").map(|v| cx.faults(v)).transpose()?;
     let until = top.get("until").map(|v| cx.until(v)).transpose()?;
+    let hooks = match top.get("hooks") {
+        Some(v) => cx.hooks(v)?,
+        None => Vec::new(),
+    };
     Ok(Scenario {
+        hooks,
         name,
         file: file.to_path_buf(),
         kubelet,
@@ -899,6 +927,72 @@ impl YamlWalker<'_> {
         })
     }
 
+    fn hooks(&self, v: &Value) -> Result<Vec<HookResponder>, ScenarioError> {
+        let list = v
+            .as_array()
+            .ok_or_else(|| self.err("hooks", format!("must be a list, not {}", type_name(v))))?;
+        list.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let path = format!("hooks[{i}]");
+                let m = self.mapping(r, &path, &["url", "answers"])?;
+                let url = self.string(self.required(m, &path, "url")?, &join(&path, "url"))?;
+                let answers_path = join(&path, "answers");
+                let answers = self
+                    .required(m, &path, "answers")?
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| {
+                        self.err(&answers_path, "must be a list of at least one answer")
+                    })?;
+                let answers = answers
+                    .iter()
+                    .enumerate()
+                    .map(|(j, a)| {
+                        let at = format!("{answers_path}[{j}]");
+                        let m = self.mapping(a, &at, &["status", "body", "times", "delay"])?;
+                        let status = m
+                            .get("status")
+                            .map(|v| self.uint(v, &join(&at, "status"), 599))
+                            .transpose()?
+                            .unwrap_or(200);
+                        if status < 100 {
+                            return Err(self.err(
+                                join(&at, "status"),
+                                "must be an HTTP status from 100 to 599",
+                            ));
+                        }
+                        // A string is the body as it is; anything else is sent as JSON.
+                        let body = match m.get("body") {
+                            None => String::new(),
+                            Some(Value::String(b)) => b.clone(),
+                            Some(other) => other.to_string(),
+                        };
+                        let times = m
+                            .get("times")
+                            .map(|v| self.uint(v, &join(&at, "times"), u64::from(u32::MAX)))
+                            .transpose()?
+                            .unwrap_or(1);
+                        if times == 0 {
+                            return Err(self.err(join(&at, "times"), "must be at least 1"));
+                        }
+                        let delay = m
+                            .get("delay")
+                            .map(|v| self.duration(v, &join(&at, "delay")))
+                            .transpose()?;
+                        Ok(HookAnswer {
+                            status: status as u16,
+                            body,
+                            times,
+                            delay,
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(HookResponder { url, answers })
+            })
+            .collect()
+    }
+
     fn until(&self, v: &Value) -> Result<Until, ScenarioError> {
         let m = self.mapping(v, "until", &["settled", "timeout"])?;
         let mut u = Until::default();
@@ -1105,8 +1199,24 @@ until: { settled: false, timeout: 1h }
                 "fixtures/scenarios/x.yaml: name: must not be empty",
             ),
             (
+                "name: x\nhooks: [{url: 'http://*', answers: []}]",
+                "fixtures/scenarios/x.yaml: hooks[0].answers: must be a list of at least one answer",
+            ),
+            (
+                "name: x\nhooks: [{url: 'http://*', answers: [{status: 42}]}]",
+                "fixtures/scenarios/x.yaml: hooks[0].answers[0].status: must be an HTTP status from 100 to 599",
+            ),
+            (
+                "name: x\nhooks: [{url: 'http://*', answers: [{body: ok, delay: soon}]}]",
+                "fixtures/scenarios/x.yaml: hooks[0].answers[0].delay: \"soon\" is not a duration (use e.g. 20s, 1m30s, 2h)",
+            ),
+            (
+                "name: x\nhooks: [{answers: [{}]}]",
+                "fixtures/scenarios/x.yaml: hooks[0].url: is required",
+            ),
+            (
                 "name: x\nnmae: y",
-                "fixtures/scenarios/x.yaml: nmae: unknown field (expected one of: name, kubelet, apply, steps, faults, until)",
+                "fixtures/scenarios/x.yaml: nmae: unknown field (expected one of: name, kubelet, apply, steps, faults, until, hooks)",
             ),
             (
                 "- a",
