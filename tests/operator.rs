@@ -998,3 +998,91 @@ async fn a_fault_free_rollout_creates_each_event_once_and_meets_no_conflict() {
         assert_eq!(cost.conflicts, 0, "{cost:?}");
     }
 }
+
+/// The original's pod index: each new pod takes the lowest free index of the range, in its
+/// annotation and in `POD_INDEX`; a replacement takes the index its predecessor freed; more
+/// replicas than the range holds is a `FailedScale` condition and creates nothing.
+#[tokio::test(start_paused = true)]
+async fn pods_take_the_lowest_free_index_of_the_range() {
+    let mut gd = seed_gd();
+    gd.spec.replicas = Some(3);
+    gd.metadata.annotations = Some(
+        [
+            (names::ANNOTATION_INDEX_ON.to_string(), "true".to_string()),
+            (
+                names::ANNOTATION_INDEX_RANGE.to_string(),
+                r#"{"podStartIndex":10,"podEndIndex":13}"#.to_string(),
+            ),
+        ]
+        .into(),
+    );
+    let (server, clock, admin) = cluster_with(crds(), &gd).await;
+    start_kubelet(&server, &clock);
+    let operator = start_operator(&server, &clock, 9);
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let indices = || async {
+        let mut found: Vec<(String, String, String)> = pods
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                let index = p.annotations()[names::ANNOTATION_POD_INDEX].clone();
+                let env = p.spec.as_ref().unwrap().containers[0]
+                    .env
+                    .iter()
+                    .flatten()
+                    .find(|e| e.name == "POD_INDEX")
+                    .and_then(|e| e.value.clone())
+                    .unwrap_or_default();
+                (index, env, p.metadata.name.unwrap())
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    assert!(wait_for(|| async { indices().await.len() == 3 }).await);
+    let first = indices().await;
+    let numbers: Vec<(&str, &str)> = first
+        .iter()
+        .map(|(i, e, _)| (i.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(numbers, [("10", "10"), ("11", "11"), ("12", "12")]);
+    // The pod with index 11 goes; its replacement takes 11 again.
+    pods.delete(&first[1].2, &Default::default()).await.unwrap();
+    assert!(
+        wait_for(|| async {
+            let now = indices().await;
+            now.len() == 3 && now[1].0 == "11" && now[1].2 != first[1].2
+        })
+        .await,
+        "the replacement takes the freed index"
+    );
+    // Four replicas do not fit in three indices.
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    gds.patch(
+        "test-gamedeployment",
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"replicas": 4}})),
+    )
+    .await
+    .unwrap();
+    let failed = || async {
+        gds.get("test-gamedeployment")
+            .await
+            .unwrap()
+            .status
+            .and_then(|s| {
+                s.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == names::CONDITION_FAILED_SCALE)
+            })
+            .is_some_and(|c| c.reason == names::REASON_INVALID_POD_INDEX_RANGE)
+    };
+    assert!(wait_for(failed).await, "a FailedScale condition");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(indices().await.len(), 3, "no pod without an index");
+    operator.shutdown().await;
+}

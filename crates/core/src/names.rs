@@ -49,6 +49,14 @@ pub const ANNOTATION_POD_DELETION_COST: &str = "controller.kubernetes.io/pod-del
 pub const ANNOTATION_DELETION_COST_SORT: &str = "io.tencent.bcs.dev/pod-deletion-cost-sort-method";
 /// Node annotation: the deletion cost of every pod on the node.
 pub const ANNOTATION_NODE_DELETION_COST: &str = "io.tencent.bcs.dev/node-deletion-cost";
+/// GameDeployment annotation: `"true"` gives each new pod an index (see `planner::index`).
+pub const ANNOTATION_INDEX_ON: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-on";
+/// GameDeployment annotation: the index range, `{"podStartIndex":a,"podEndIndex":b}`.
+pub const ANNOTATION_INDEX_RANGE: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-range";
+/// Pod annotation: the pod's index.
+pub const ANNOTATION_POD_INDEX: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-id";
+/// Container env: the pod's index.
+pub const ENV_POD_INDEX: &str = "POD_INDEX";
 
 // ----- Condition types and reasons ---------------------------------------------------------
 // Conditions on pods and in the GameDeployment status. A FailedScale or FailedUpdate
@@ -92,6 +100,8 @@ pub const REASON_START_INPLACE_UPDATE: &str = "StartInPlaceUpdate";
 pub const REASON_ABANDONED: &str = "Abandoned";
 /// InPlaceUpdateReady reason (and state record reason) after the update was rolled back.
 pub const REASON_ROLLED_BACK: &str = "RolledBack";
+/// `FailedScale` reason: the pod index range is invalid, too small for `replicas`, or full.
+pub const REASON_INVALID_POD_INDEX_RANGE: &str = "InvalidPodIndexRange";
 
 // ----- Event reasons -----------------------------------------------------------------------
 // Events on the GameDeployment and its pods (`kubectl describe`); most as the original names them.

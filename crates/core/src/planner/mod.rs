@@ -30,6 +30,7 @@ pub mod adopt;
 pub mod cached_pod;
 pub mod effect;
 pub mod hooks;
+pub mod index;
 pub mod order;
 pub mod outcome;
 mod phases;

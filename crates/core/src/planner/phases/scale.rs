@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
+use super::super::index;
 use super::super::plan::{DeleteReason, PlanInput};
 use super::super::pods::{self, Owner};
 use super::super::scale::{self, ScaleInput};
@@ -75,14 +76,49 @@ pub fn scale(
         },
         suffix,
     );
-    for new in &scale_plan.create {
+    let index_problem = |message: String| ConditionReport {
+        condition: names::CONDITION_FAILED_SCALE,
+        reason: names::REASON_INVALID_POD_INDEX_RANGE.into(),
+        message,
+    };
+    let mut creates = scale_plan.create.as_slice();
+    let mut indices = Vec::new();
+    if !creates.is_empty() {
+        match index::range(gd.metadata.annotations.as_ref(), resolved.limits.replicas) {
+            Ok(None) => {}
+            Ok(Some(range)) => {
+                indices = index::free(range, views, creates.len());
+                if indices.len() < creates.len() {
+                    out.problems.push(index_problem(format!(
+                        "cannot create {} pods: only {} indices of {} to {} are free (terminating pods still hold theirs)",
+                        creates.len(),
+                        indices.len(),
+                        range.start,
+                        range.end - 1
+                    )));
+                    creates = &creates[..indices.len()];
+                }
+            }
+            Err(e) => {
+                out.problems.push(index_problem(e.to_string()));
+                creates = &[];
+            }
+        }
+    }
+    for (i, new) in creates.iter().enumerate() {
         match revisions
             .plan
             .templates
             .get(&new.revision)
             .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
         {
-            Some(Ok(t)) => out.create.push(pods::build(owner, &t, new)),
+            Some(Ok(t)) => {
+                let mut pod = pods::build(owner, &t, new);
+                if let Some(&at) = indices.get(i) {
+                    index::stamp(&mut pod, at);
+                }
+                out.create.push(pod);
+            }
             _ => out.problems.push(ConditionReport {
                 condition: names::CONDITION_FAILED_SCALE,
                 reason: names::REASON_MISSING_REVISION.into(),
