@@ -55,6 +55,10 @@ pub const ANNOTATION_INDEX_ON: &str = "tkex.bkbcs.tencent.com/gamedeployment-ind
 pub const ANNOTATION_INDEX_RANGE: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-range";
 /// Pod annotation: the pod's index.
 pub const ANNOTATION_POD_INDEX: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-id";
+/// HookRun annotation: the HookTemplate it was made from.
+pub const ANNOTATION_HOOK_TEMPLATE: &str = "tkex.tencent.com/hook-template";
+/// HookRun annotation: a hash of that template's spec when the run was made.
+pub const ANNOTATION_HOOK_TEMPLATE_HASH: &str = "tkex.tencent.com/hook-template-hash";
 /// Container env: the pod's index.
 pub const ENV_POD_INDEX: &str = "POD_INDEX";
 

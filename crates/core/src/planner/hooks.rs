@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pods::Owner;
+use super::revision::revision_hash;
 use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
 use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView};
 use crate::names;
@@ -156,6 +157,24 @@ pub fn build(
             name: Some(request.name.clone()),
             namespace: Some(owner.namespace.clone()),
             labels: Some(labels),
+            // Which template, as it was: the run carries its own copy of the metrics and the
+            // resolved arguments, and the hash says whether the template changed since.
+            annotations: Some(
+                [
+                    (
+                        names::ANNOTATION_HOOK_TEMPLATE.to_string(),
+                        request.template.clone(),
+                    ),
+                    (
+                        names::ANNOTATION_HOOK_TEMPLATE_HASH.to_string(),
+                        revision_hash(
+                            &serde_json::to_value(&template.spec).unwrap_or_default(),
+                            None,
+                        ),
+                    ),
+                ]
+                .into(),
+            ),
             owner_references: Some(vec![owner.reference()]),
             ..Default::default()
         },
@@ -228,6 +247,25 @@ mod tests {
         assert_eq!(
             run.metadata.owner_references.unwrap()[0].kind,
             "GameDeployment"
+        );
+        let annotations = run.metadata.annotations.unwrap();
+        assert_eq!(annotations[names::ANNOTATION_HOOK_TEMPLATE], "check");
+        let hash = &annotations[names::ANNOTATION_HOOK_TEMPLATE_HASH];
+        let mut changed = t.clone();
+        changed.spec.metrics[0].interval = Some("5s".into());
+        let again = build(
+            &owner(),
+            &changed,
+            &request(),
+            &BTreeMap::new(),
+            "r2",
+            "abcde",
+        )
+        .unwrap();
+        assert_ne!(
+            &again.metadata.annotations.unwrap()[names::ANNOTATION_HOOK_TEMPLATE_HASH],
+            hash,
+            "the hash follows the template's spec"
         );
     }
 
