@@ -10,14 +10,14 @@ use gamedeploy_core::names;
 use gamedeploy_operator::controller::{Handle, Options};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 #[path = "support/embedded.rs"]
 mod embedded;
 #[path = "support/hook_server.rs"]
 mod hook_server;
-use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
+use embedded::{cluster_with, seed_gd, set_image, start_kubelet, wait_for};
 use hook_server::{HookServer, Reply, ok};
 
 fn start_operator(
@@ -59,18 +59,6 @@ fn drain_template(url: &str) -> HookTemplate {
         }]}
     }))
     .unwrap()
-}
-
-async fn set_image(admin: &kube::Client, image: &str) {
-    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    let patch = json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
-    gds.patch(
-        "test-gamedeployment",
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
-    )
-    .await
-    .unwrap();
 }
 
 /// Each pod's image and restart count.

@@ -8,11 +8,11 @@ use std::time::Duration;
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_operator::controller::{Handle, Options};
 use gamedeploy_operator::metrics::Metrics;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 
 #[path = "support/embedded.rs"]
 mod embedded;
-use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
+use embedded::{cluster_with, seed_gd, set_image, start_kubelet, wait_for};
 
 /// The value of the sample `name{labels}` in `text`.
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -44,14 +44,7 @@ async fn a_rollout_shows_in_place_phase_durations_and_status_gauges() {
         }
     };
     assert!(wait_for(|| ready(8)).await);
-    let patch = serde_json::json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "python:latest"}]);
-    gds.patch(
-        "test-gamedeployment",
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
-    )
-    .await
-    .unwrap();
+    set_image(&admin, "python:latest").await;
     assert!(wait_for(|| ready(5)).await);
     // The last status write lands after the pods are seen ready.
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -20,7 +20,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 mod embedded;
 #[path = "support/hooks.rs"]
 mod hooks;
-use embedded::{cluster_with, seed_gd, start_kubelet, wait_for};
+use embedded::{cluster_with, seed_gd, set_image, start_kubelet, wait_for};
 
 /// The real operator on its own task (`shutdown` stops it gracefully).
 fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
@@ -134,18 +134,6 @@ async fn a_selector_that_does_not_match_the_template_is_refused_without_creating
     let mut gd = seed_gd();
     gd.spec.selector.match_labels = Some([("app".to_string(), "other".to_string())].into());
     refused(gd, "spec.selector requires app=other").await;
-}
-
-async fn set_image(admin: &kube::Client, image: &str) {
-    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
-    let patch = serde_json::json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
-    gds.patch(
-        "test-gamedeployment",
-        &PatchParams::default(),
-        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
-    )
-    .await
-    .unwrap();
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,7 +11,7 @@ use embedded_apiserver::ApiServer;
 use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::GameDeployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 
 /// Polls `check` every 250 virtual ms, up to 300 virtual seconds; whether it came true.
 pub async fn wait_for<F, Fut>(mut check: F) -> bool
@@ -65,4 +65,17 @@ pub fn start_kubelet(server: &ApiServer, clock: &SharedClock) {
         Default::default(),
         std::future::pending::<()>(),
     ));
+}
+
+/// Changes the seed GameDeployment's first container image, as the seed's `kubectl patch` does.
+pub async fn set_image(admin: &kube::Client, image: &str) {
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    let patch = serde_json::json!([{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image}]);
+    gds.patch(
+        "test-gamedeployment",
+        &PatchParams::default(),
+        &Patch::Json::<()>(serde_json::from_value(patch).unwrap()),
+    )
+    .await
+    .unwrap();
 }
