@@ -88,6 +88,38 @@ pub struct PodView {
     pub ready_since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
+    /// The revision of a hot patch the kubelet has not applied yet; see
+    /// [`unapplied_hot_patch`]. Derived with the view (once per watch event), not per
+    /// reconcile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unapplied_hot_patch: Option<String>,
+}
+
+/// The revision of the pod's hot patch (`hotpatch-update-state`) if a patched container still
+/// runs the image it ran before (its imageID is the one the patch recorded) and has not
+/// restarted since: the kubelet has yet to apply the patch (a stock kubelet restarts the
+/// container). Such a pod keeps its share of the maxUnavailable budget, or the next reconcile,
+/// seeing it still Ready, would patch another.
+pub fn unapplied_hot_patch(
+    annotations: &BTreeMap<String, String>,
+    containers: &BTreeMap<String, ContainerView>,
+) -> Option<String> {
+    let raw = annotations.get(names::ANNOTATION_HOTPATCH_STATE)?;
+    let state: serde_json::Value = serde_json::from_str(raw).ok()?;
+    let revision = state["revision"].as_str()?;
+    let last = state["lastContainerStatuses"].as_object()?;
+    let patched_at = state["updateTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok());
+    let pending = last.iter().any(|(name, before)| {
+        let before = before["imageID"].as_str().unwrap_or_default();
+        containers.get(name).is_some_and(|c| {
+            // Unknown before, or restarted since (a retag to the same digest): applied.
+            let restarted = matches!((c.started_at, patched_at), (Some(s), Some(p)) if s > p);
+            !before.is_empty() && c.image_id.as_deref() == Some(before) && !restarted
+        })
+    });
+    pending.then(|| revision.to_string())
 }
 
 impl PodView {
@@ -129,13 +161,15 @@ impl PodView {
         };
         let in_place_ready = condition(names::CONDITION_INPLACE_READY).map(|c| c.status == "True");
         let ready = condition("Ready").filter(|c| c.status == "True");
+        let annotations = meta.annotations.clone().unwrap_or_default();
         PodView {
+            unapplied_hot_patch: unapplied_hot_patch(&annotations, &containers),
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
             resource_version: meta.resource_version.clone(),
             revision: labels.get(names::LABEL_REVISION).cloned(),
             labels,
-            annotations: meta.annotations.clone().unwrap_or_default(),
+            annotations,
             spec_images: pod
                 .spec
                 .as_ref()

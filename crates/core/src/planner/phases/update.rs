@@ -334,34 +334,10 @@ fn hot_patch(pod: &PodView, target: &Target, now: Timestamp) -> PodWrite {
     w
 }
 
-/// Whether `pod` was hot-patched to `update` and a patched container still runs the image it
-/// ran before (its imageID is the one the patch recorded): the kubelet has yet to apply the
-/// patch (a stock kubelet restarts the container). Such a pod keeps its share of the
-/// maxUnavailable budget, or the next reconcile, seeing it still Ready, would patch another.
+/// Whether `pod` was hot-patched to `update` and the kubelet has not applied it yet
+/// ([`crate::inplace::observe::unapplied_hot_patch`], derived with the view).
 fn hot_patch_pending(pod: &PodView, update: &str) -> bool {
-    let Some(raw) = pod.annotations.get(names::ANNOTATION_HOTPATCH_STATE) else {
-        return false;
-    };
-    let Ok(state) = serde_json::from_str::<Value>(raw) else {
-        return false;
-    };
-    if state["revision"] != update || pod.revision.as_deref() != Some(update) {
-        return false;
-    }
-    let Some(last) = state["lastContainerStatuses"].as_object() else {
-        return false;
-    };
-    let patched_at = state["updateTimestamp"]
-        .as_str()
-        .and_then(|t| t.parse::<Timestamp>().ok());
-    last.iter().any(|(name, before)| {
-        let before = before["imageID"].as_str().unwrap_or_default();
-        pod.containers.get(name).is_some_and(|c| {
-            // Unknown before, or restarted since (a retag to the same digest): applied.
-            let restarted = matches!((c.started_at, patched_at), (Some(s), Some(p)) if s > p);
-            !before.is_empty() && c.image_id.as_deref() == Some(before) && !restarted
-        })
-    })
+    pod.revision.as_deref() == Some(update) && pod.unapplied_hot_patch.as_deref() == Some(update)
 }
 
 /// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
@@ -413,7 +389,7 @@ mod tests {
     fn patched(image_id: &str, started_at: &str) -> PodView {
         let state = serde_json::json!({"revision": "r2", "updateTimestamp": "2026-01-01T00:00:10Z",
             "lastContainerStatuses": {"python": {"imageID": "sha256:old"}}});
-        PodView {
+        let mut view = PodView {
             name: "p".into(),
             revision: Some("r2".into()),
             annotations: [(
@@ -431,7 +407,11 @@ mod tests {
             )]
             .into(),
             ..Default::default()
-        }
+        };
+        // As `PodView::from_pod` derives it.
+        view.unapplied_hot_patch =
+            crate::inplace::observe::unapplied_hot_patch(&view.annotations, &view.containers);
+        view
     }
 
     #[test]
