@@ -2,7 +2,7 @@
 //! back. It decides nothing: what an outcome means (a retry, a condition, the rest of a chain
 //! skipped) is [`gamedeploy_core::planner::outcome`]'s to say.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -60,7 +60,9 @@ struct Executor<'a> {
     gd_ref: ObjectReference,
     /// The pods events may be about, by name. Their `ObjectReference`s are built only for the
     /// events actually sent: building 10,000 of them up front doubled a no-op reconcile.
-    pods_by_name: BTreeMap<&'a str, &'a CachedPod>,
+    /// The index itself is built on the first lookup: a plan that writes no pod needs none.
+    pods_by_name: std::sync::OnceLock<HashMap<&'a str, &'a CachedPod>>,
+    all_pods: &'a [Arc<CachedPod>],
     pods: Api<Pod>,
     ns: String,
     /// Creates, deletes and updates are recorded here before they are sent, so the next
@@ -77,14 +79,24 @@ struct Executor<'a> {
     status: StatusWrite,
 }
 
-impl Executor<'_> {
+impl<'a> Executor<'a> {
+    /// The cached pod named `name`.
+    fn pod(&self, name: &str) -> Option<&'a CachedPod> {
+        self.pods_by_name
+            .get_or_init(|| {
+                self.all_pods
+                    .iter()
+                    .filter_map(|p| Some((p.meta().name.as_deref()?, p.as_ref())))
+                    .collect()
+            })
+            .get(name)
+            .copied()
+    }
+
     async fn emit(&self, note: &EventNote) {
         let regarding = match &note.regarding {
             Regarding::GameDeployment => Some(self.gd_ref.clone()),
-            Regarding::Pod(name) => self
-                .pods_by_name
-                .get(name.as_str())
-                .map(|p| p.object_ref(&())),
+            Regarding::Pod(name) => self.pod(name).map(|p| p.object_ref(&())),
         };
         if let Some(r) = regarding {
             self.events
@@ -199,8 +211,7 @@ impl Executor<'_> {
                 // Written over a version: the next reconcile waits until the cache moves past
                 // it, instead of deciding this pod again from what it wrote over.
                 let watched = self
-                    .pods_by_name
-                    .get(pod.as_str())
+                    .pod(pod)
                     .and_then(|p| Some((p.uid()?, write.object.precondition.clone()?)));
                 if let Some((uid, over)) = &watched {
                     self.expectations
@@ -312,10 +323,8 @@ pub async fn run_plan(
         events,
         gd,
         gd_ref: gd.object_ref(&()),
-        pods_by_name: pods
-            .iter()
-            .filter_map(|p| Some((p.meta().name.as_deref()?, p.as_ref())))
-            .collect(),
+        pods_by_name: std::sync::OnceLock::new(),
+        all_pods: pods,
         pods: Api::namespaced(client.clone(), &ns),
         ns,
         expectations,

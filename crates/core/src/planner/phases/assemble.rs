@@ -3,7 +3,7 @@
 //! itself: every object it writes was chosen by a phase; it only orders them and says what a
 //! failure means.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::super::effect::{
     ApiErrorKind, Effect, EventNote, HookRunToCreate, OnFailure, Regarding, Report, Write,
@@ -26,7 +26,15 @@ pub fn into_plan(world: &PlanInput, views: &[&PodView], d: Decisions) -> Plan {
         namespace: gd.metadata.namespace.clone().unwrap_or_default(),
         uid: gd.metadata.uid.clone().unwrap_or_default(),
     };
-    let view = |name: &str| views.iter().find(|p| p.name == name);
+    // By name, built on the first lookup: a reconcile that acts on nothing builds nothing, and
+    // one whose thousand machines act finds each pod at once instead of scanning them all.
+    let by_name: std::cell::OnceCell<HashMap<&str, &PodView>> = std::cell::OnceCell::new();
+    let view = |name: &str| {
+        by_name
+            .get_or_init(|| views.iter().map(|p| (p.name.as_str(), *p)).collect())
+            .get(name)
+            .copied()
+    };
     let report = |condition, reason, prefix: String, event| {
         OnFailure::reported(Report {
             condition,
