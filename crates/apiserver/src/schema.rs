@@ -10,6 +10,9 @@ use super::errors::{Cause, invalid_value, render_value, required};
 #[derive(Debug, Clone)]
 pub struct CrSchema {
     root: Value,
+    /// The CEL rules compiled once, when the CRD is stored: compiling them on every write
+    /// (parsing each rule) was most of the cost of a status write to a HookRun.
+    compiled: std::sync::Arc<kube_cel::CompiledSchema>,
 }
 
 impl CrSchema {
@@ -17,7 +20,8 @@ impl CrSchema {
         if !root.is_object() {
             return Err("schema must be an object".into());
         }
-        Ok(Self { root })
+        let compiled = std::sync::Arc::new(kube_cel::compile_schema(&root));
+        Ok(Self { root, compiled })
     }
 
     /// The `openAPIV3Schema` as declared (published in the OpenAPI documents).
@@ -87,7 +91,7 @@ impl CrSchema {
         }
         if causes.is_empty() {
             // CEL only over structurally valid data: rules assume the declared types.
-            if let Err(errs) = kube_cel::validate(&self.root, obj, old) {
+            if let Err(errs) = kube_cel::validate_compiled(&self.compiled, obj, old) {
                 for e in errs.iter() {
                     let at = lookup_dotted(obj, &e.field_path);
                     let shown = match at {
