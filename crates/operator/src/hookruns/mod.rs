@@ -208,6 +208,10 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         ctx.forget(&uid);
         return Ok(Action::await_change());
     }
+    if !ctx.gate.is_open() {
+        // A measurement may write (a kubernetes patch): only the leader measures.
+        return Err(Error::NotLeader);
+    }
     if ctx.stale(&run) {
         // Our own write is on its way through the watch, which triggers the next reconcile.
         return Ok(Action::await_change());
