@@ -163,3 +163,29 @@ fn fifty_chaos_seeds_of_the_seed_scenario_break_no_invariant() {
         "only {crashed} of 50 runs crashed the operator"
     );
 }
+
+/// The hook-gated rollout (`pre-inplace-drain-hook.yaml`) under 50 seeds of API faults, each
+/// with an operator crash after a seeded write: the HookRun controller's writes meet 409s, 500s
+/// and dropped watches, and every run still settles without breaking an invariant (no pod
+/// restarted twice, grace kept, UIDs stable).
+#[test]
+fn fifty_chaos_seeds_of_a_hook_gated_rollout_break_no_invariant() {
+    use gamedeploy_simulator::chaos::run_seeds;
+    let base = scenario("pre-inplace-drain-hook.yaml");
+    let summary = run_seeds(&base, 1..=50, 2, &|_| {}).unwrap();
+    assert_eq!(summary.runs.len(), 50);
+    assert!(
+        summary.ok(),
+        "{}",
+        summary.render("pre-inplace-drain-hook.yaml")
+    );
+    let crashed = summary
+        .runs
+        .iter()
+        .filter(|r| r.operator_restarts > 0)
+        .count();
+    assert!(
+        crashed >= 40,
+        "only {crashed} of 50 runs crashed the operator"
+    );
+}
