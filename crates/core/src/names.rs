@@ -146,6 +146,8 @@ pub const EVENT_UNSUPPORTED_INPLACE_STATE: &str = "UnsupportedInPlaceUpdateState
 pub const EVENT_UNTABLED_TRANSITION: &str = "UntabledTransition";
 /// A pod's preInplace hook completed unsuccessfully.
 pub const EVENT_FAILED_PRE_INPLACE_HOOK: &str = "FailedPreInplaceHook";
+/// `preInplaceUpdateStrategy.retry` runs a pod's failed hook again.
+pub const EVENT_PRE_INPLACE_HOOK_RETRIED: &str = "PreInplaceHookRetried";
 /// A pod's preInplace HookRun could not be created.
 pub const EVENT_FAILED_CREATE_PRE_INPLACE_HOOKRUN: &str = "FailedCreatePreInplaceHookRun";
 /// A pod's preDelete HookRun could not be created.

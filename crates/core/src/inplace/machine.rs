@@ -54,6 +54,11 @@ pub struct Policy {
     /// preInplaceUpdateStrategy hook template, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_template: Option<String>,
+    /// The GameDeployment generation while `preInplaceUpdateStrategy.retry` is true: a pod whose
+    /// hook did not succeed runs it again, once per generation (so the flag needs no writing
+    /// back: set it, or touch the spec again, to retry again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_retry_generation: Option<i64>,
 }
 
 /// Phase of the pod's HookRun, as observed (the HookRun API's own type).
@@ -325,6 +330,8 @@ impl<'a> Run<'a> {
                 let mut r = Record::start(&self.target().revision, self.now());
                 if let Some(old) = old {
                     r.attempt = old.attempt + 1;
+                    // A forced retry does not renew `retry: true`'s one retry per generation.
+                    r.hook_retry_generation = old.hook_retry_generation;
                     if old.revision == r.revision {
                         // A retry keeps the instances from before the first patch, so completion
                         // is still judged against them, but counts crashes from now on: a
@@ -528,6 +535,12 @@ impl<'a> Run<'a> {
                 | HookPhase::Inconclusive
                 | HookPhase::Terminated),
             ) => {
+                if let Some(generation) = self.input.policy.hook_retry_generation
+                    && record.hook_retry_generation.is_none_or(|g| g < generation)
+                {
+                    self.retry_hook(record, phase, generation);
+                    return true;
+                }
                 let reason = format!("Hook{phase}");
                 if record.reason.as_deref() != Some(reason.as_str()) {
                     let message = format!(
@@ -558,6 +571,25 @@ impl<'a> Run<'a> {
             }
         }
         false
+    }
+
+    /// `retry: true`: the hook runs again as a fresh HookRun (a new attempt), once for this
+    /// generation of the GameDeployment.
+    fn retry_hook(&mut self, record: &Record, phase: HookPhase, generation: i64) {
+        let mut r = Record::start(&self.target().revision, self.now());
+        r.attempt = record.attempt + 1;
+        r.hook_retry_generation = Some(generation);
+        self.record = Some(Cow::Owned(r));
+        self.event(
+            EventType::Normal,
+            names::EVENT_PRE_INPLACE_HOOK_RETRIED,
+            format!(
+                "preInplaceUpdate HookRun {} is {phase}; preInplaceUpdateStrategy.retry runs the \
+                 hook again (generation {generation})",
+                record.hook_run.as_deref().unwrap_or("?")
+            ),
+        );
+        self.go(State::Pending, Trigger::HookRetried);
     }
 
     // ----- moves with writes --------------------------------------------------------------

@@ -57,6 +57,10 @@ pub struct Record {
     /// Retry counter (forced `Pending`); part of the HookRun name so a retry runs a fresh hook.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u32,
+    /// The GameDeployment generation whose `retry: true` started this attempt: the hook is
+    /// retried at most once per generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_retry_generation: Option<i64>,
     /// Machine-readable cause of `Failed`, or of the last refusal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -83,6 +87,7 @@ impl Record {
             containers: BTreeMap::new(),
             hook_run: None,
             attempt: 0,
+            hook_retry_generation: None,
             reason: None,
             message: None,
         }
@@ -90,6 +95,9 @@ impl Record {
 }
 
 /// What the annotation held.
+// Most cached pods hold a `Valid` record (every pod that was ever updated): boxing it to shrink
+// the rare variants would add an allocation to each of them.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
     /// No annotation: no machine has run on this pod.

@@ -105,6 +105,8 @@ pub enum Trigger {
     HookSucceeded,
     /// The HookRun reached `Failed`, `Error` or `Inconclusive`.
     HookFailed,
+    /// `preInplaceUpdateStrategy.retry` runs a hook that did not succeed again.
+    HookRetried,
     /// The watch shows `InPlaceUpdateReady=False`.
     UnreadyObserved,
     /// Someone set `InPlaceUpdateReady` back while we needed it False; reassert it and

@@ -40,6 +40,8 @@ pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, ApiError> {
                 .as_ref()
                 .and_then(|s| s.hook.as_ref())
                 .map(|h| h.template_name.clone()),
+            // Needs the generation: set by `phases::spec::resolve_spec`.
+            hook_retry_generation: None,
         },
     })
 }

@@ -14,9 +14,15 @@ use crate::names;
 
 /// The spec resolved and its selector checked, or the message that refuses it.
 pub fn resolve_spec(gd: &GameDeployment) -> Result<Resolved, String> {
-    resolve(&gd.spec)
-        .map_err(|e| e.to_string())
-        .and_then(|r| check_selector(gd).map(|()| r))
+    let mut resolved = resolve(&gd.spec).map_err(|e| e.to_string())?;
+    check_selector(gd)?;
+    let retry = gd
+        .spec
+        .pre_inplace_update_strategy
+        .as_ref()
+        .is_some_and(|s| s.retry);
+    resolved.policy.hook_retry_generation = retry.then(|| gd.metadata.generation.unwrap_or(0));
+    Ok(resolved)
 }
 
 /// A selector the controller can use safely: non-empty and matching the template labels
@@ -109,5 +115,31 @@ fn refusal(r: Refused, views: &[&PodView], message: String) -> Plan {
             Effect::WriteStatus(status),
         ],
         requeue_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_true_names_the_generation_it_retries_in() {
+        let mut gd: GameDeployment = serde_saphyr::from_str(
+            include_str!("../../../../../deploy/examples/drain-hook.yaml")
+                .split("---")
+                .nth(1)
+                .unwrap(),
+        )
+        .unwrap();
+        gd.metadata.generation = Some(7);
+        assert_eq!(
+            resolve_spec(&gd).unwrap().policy.hook_retry_generation,
+            None
+        );
+        gd.spec.pre_inplace_update_strategy.as_mut().unwrap().retry = true;
+        assert_eq!(
+            resolve_spec(&gd).unwrap().policy.hook_retry_generation,
+            Some(7)
+        );
     }
 }
