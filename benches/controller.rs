@@ -42,13 +42,9 @@ use serde_json::json;
 #[path = "support/alloc.rs"]
 mod alloc;
 use alloc::live;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+#[path = "support/env.rs"]
+mod env;
+use env::env_usize;
 
 const IMAGE: &str = "python:3.9";
 

@@ -14,15 +14,11 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
+#[path = "support/env.rs"]
+mod env;
 #[path = "../tests/support/hook_server.rs"]
 mod hook_server;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use env::env_usize;
 
 async fn run(runs: usize, count: usize) {
     let hook = hook_server::HookServer::start(|_, _| hook_server::ok(json!({"ok": true}))).await;
