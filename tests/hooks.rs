@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use gamedeploy_core::api::{GameDeployment, HookPhase, HookRun, HookTemplate, crds};
 use gamedeploy_core::names;
-use gamedeploy_operator::controller::{Handle, Options};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
@@ -17,21 +16,8 @@ use serde_json::json;
 mod embedded;
 #[path = "support/hook_server.rs"]
 mod hook_server;
-use embedded::{cluster_with, seed_gd, set_image, start_kubelet, wait_for};
+use embedded::{cluster_with, seed_gd, set_image, start_kubelet, start_operator, wait_for};
 use hook_server::{HookServer, Reply, ok};
-
-fn start_operator(
-    server: &embedded_apiserver::ApiServer,
-    clock: &gamedeploy_clock::SharedClock,
-    seed: u64,
-) -> Handle {
-    let options = Options {
-        seed,
-        instance: format!("hooks-{seed}"),
-        ..Default::default()
-    };
-    Handle::start(server.client_as("operator"), clock.clone(), options)
-}
 
 /// Two pods of the seed's GameDeployment (no partition, both at once, grace 1 s) gated by the HookTemplate
 /// `drain`, which polls `url` every second until `result.players == 0`.

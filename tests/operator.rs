@@ -20,29 +20,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 mod embedded;
 #[path = "support/hooks.rs"]
 mod hooks;
-use embedded::{cluster_with, seed_gd, set_image, start_kubelet, wait_for};
-
-/// The real operator on its own task (`shutdown` stops it gracefully).
-fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
-    start_operator_with(server, clock, seed, None)
-}
-
-/// The same, with hook measurements answered by `measure`.
-fn start_operator_with(
-    server: &ApiServer,
-    clock: &SharedClock,
-    seed: u64,
-    measure: Option<std::sync::Arc<dyn gamedeploy_operator::hookruns::providers::Measure>>,
-) -> Handle {
-    let options = Options {
-        seed,
-        instance: "test".into(),
-        concurrency: 4,
-        measure,
-        ..Default::default()
-    };
-    Handle::start(server.client_as("operator"), clock.clone(), options)
-}
+use embedded::{
+    cluster_with, seed_gd, set_image, start_kubelet, start_operator, start_operator_with, wait_for,
+};
 
 /// The embedded server with the CRDs and the seed's GameDeployment applied.
 async fn seed_cluster() -> (ApiServer, SharedClock, kube::Client) {

@@ -10,6 +10,8 @@ use std::time::Duration;
 use embedded_apiserver::ApiServer;
 use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::GameDeployment;
+use gamedeploy_operator::controller::{Handle, Options};
+use gamedeploy_operator::hookruns::providers::Measure;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
@@ -78,4 +80,27 @@ pub async fn set_image(admin: &kube::Client, image: &str) {
     )
     .await
     .unwrap();
+}
+
+/// The real operator on its own task (`shutdown` stops it gracefully), with the live hook
+/// providers.
+pub fn start_operator(server: &ApiServer, clock: &SharedClock, seed: u64) -> Handle {
+    start_operator_with(server, clock, seed, None)
+}
+
+/// The same, with hook measurements answered by `measure`.
+pub fn start_operator_with(
+    server: &ApiServer,
+    clock: &SharedClock,
+    seed: u64,
+    measure: Option<Arc<dyn Measure>>,
+) -> Handle {
+    let options = Options {
+        seed,
+        instance: "test".into(),
+        concurrency: 4,
+        measure,
+        ..Default::default()
+    };
+    Handle::start(server.client_as("operator"), clock.clone(), options)
 }
