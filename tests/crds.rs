@@ -1037,6 +1037,7 @@ const MAX_SURGE: &str =
     "updateStrategy.maxSurge must be a non-negative integer or a percentage such as \"25%\"";
 const BOTH_ZERO: &str = "updateStrategy.maxUnavailable and maxSurge are both zero, so no pod could ever be updated: make one of them positive";
 const DEADLINE: &str = "inPlaceUpdateStrategy.deadlineSeconds must be greater than gracePeriodSeconds: the deadline starts when the pod is chosen and has to cover the grace period plus the image swap";
+const ONE_STEP: &str = "a canary step is exactly one of partition, pause or hook";
 const ONE_PROVIDER: &str = "metric provider must set exactly one of web, prometheus or kubernetes";
 const COUNT_INTERVAL: &str =
     "a metric with count > 1 needs an interval between measurements, e.g. interval: 10s";
@@ -1224,6 +1225,26 @@ fn cases() -> Vec<Case> {
                 json!({"inPlaceUpdateStrategy": {"gracePeriodSeconds": 30, "deadlineSeconds": 30}}),
             ),
             Some(DEADLINE),
+        ),
+        case(
+            "canary steps of each kind",
+            gd,
+            strategy(json!({"canary": {"steps": [
+                {"partition": 6}, {"pause": {}}, {"pause": {"duration": 60}},
+                {"hook": {"templateName": "check"}}]}})),
+            None,
+        ),
+        case(
+            "a canary step that is both a partition and a pause",
+            gd,
+            strategy(json!({"canary": {"steps": [{"partition": 6, "pause": {}}]}})),
+            Some(ONE_STEP),
+        ),
+        case(
+            "an empty canary step",
+            gd,
+            strategy(json!({"canary": {"steps": [{}]}})),
+            Some(ONE_STEP),
         ),
         case("one provider", ht, hook_template(metric(json!({}))), None),
         case(

@@ -665,3 +665,124 @@ fn a_failing_hook_holds_its_pod_until_a_rollback() {
     assert_eq!(events(&r, "HookRunSuccessful"), 0);
     snapshot("failing-hook", &r);
 }
+
+/// Times at which pods on `image` left endpoints (InPlaceUpdateReady false), first per pod.
+fn first_unready_by_pod(r: &Report) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for h in &r.history {
+        if h.in_place_update_ready == Some(false) {
+            out.entry(h.pod.clone()).or_insert(h.t);
+        }
+    }
+    out
+}
+
+/// The README's three-step canary (`canary-steps.yaml`): two pods update (partition 6), the
+/// error-rate hook passes after three measurements 10 s apart, the rollout waits 60 s, then the
+/// other six update; every pod restarts once, in place, and the status records every step.
+#[test]
+fn a_three_step_canary_runs_partition_hook_and_pause_in_order() {
+    let r = simulate(&scenario("canary-steps.yaml"));
+    assert!(r.settled);
+    assert!(restarts(&r).values().all(|n| *n == 1), "{:?}", restarts(&r));
+    assert_eq!(uids(&r).len(), 8, "in place: the same eight pods");
+    let started: Vec<f64> = first_unready_by_pod(&r).into_values().collect();
+    let (first, rest): (Vec<f64>, Vec<f64>) = started.iter().partition(|t| **t < 100.0);
+    assert_eq!(first.len(), 2, "step 0 lets two pods through: {started:?}");
+    let hook_done = r
+        .events
+        .iter()
+        .find(|e| e.reason == "HookRunSuccessful")
+        .expect("the canary hook succeeds")
+        .t;
+    assert!(
+        hook_done >= 70.0,
+        "three measurements, 10 s apart: {hook_done}"
+    );
+    assert!(
+        rest.iter().all(|t| *t >= hook_done + 60.0),
+        "the other six wait for the 60 s pause after the hook: {rest:?}"
+    );
+    let steps: Vec<&str> = r
+        .events
+        .iter()
+        .filter(|e| e.reason == "SetStepIndex")
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "Set Step Index to 0",
+            "Set Step Index to 1",
+            "Set Step Index to 2",
+            "Set Step Index to 3"
+        ]
+    );
+    let status = &r.game_deployments[0].status;
+    assert_eq!(status["currentStepIndex"], 3);
+    assert_eq!(status["canary"]["revision"], status["updateRevision"]);
+    assert!(
+        status.get("pauseConditions").is_none(),
+        "cleared once done: {status}"
+    );
+    assert!(per_pod_violations(&r, 30.0).is_empty());
+    snapshot("canary-steps", &r);
+}
+
+/// A failed canary hook pauses the rollout (spec paused, a pause condition, a FailedUpdate
+/// condition and one Warning event) and no further pod moves; the user's resume runs the hook
+/// again (the original skipped it) and it passes; the pause without duration then waits for
+/// the user's second resume.
+#[test]
+fn a_failed_canary_hook_pauses_and_resuming_checks_again() {
+    let s = scenario("canary-hook-failure.yaml");
+    let held = simulate(&until(&s, Duration::from_secs(110)));
+    let gd = &held.game_deployments[0];
+    assert_eq!(gd.spec["updateStrategy"]["paused"], true);
+    assert_eq!(
+        gd.status["pauseConditions"][0]["reason"],
+        "PausedByStepBasedHook"
+    );
+    let (reason, message) = condition(&held, "FailedUpdate").expect("FailedUpdate is set");
+    assert_eq!(reason, "CanaryHookFailed");
+    assert!(message.contains("ended Failed"), "{message}");
+    assert_eq!(events(&held, "CanaryHookFailed"), 1);
+    assert_eq!(
+        first_unready_by_pod(&held).len(),
+        1,
+        "only the first step's pod moved"
+    );
+
+    let waiting = simulate(&until(&s, Duration::from_secs(230)));
+    assert_eq!(events(&waiting, "CanaryHookRetried"), 1);
+    assert_eq!(
+        events(&waiting, "HookRunSuccessful"),
+        1,
+        "the second attempt"
+    );
+    assert_eq!(waiting.game_deployments[0].status["currentStepIndex"], 2);
+    assert_eq!(
+        waiting.game_deployments[0].spec["updateStrategy"]["paused"],
+        true
+    );
+    assert_eq!(
+        condition(&waiting, "FailedUpdate"),
+        None,
+        "cleared by the retry"
+    );
+    assert_eq!(first_unready_by_pod(&waiting).len(), 1);
+
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert!(restarts(&r).values().all(|n| *n == 1), "{:?}", restarts(&r));
+    assert!(
+        first_unready_by_pod(&r)
+            .values()
+            .filter(|t| **t >= 240.0)
+            .count()
+            == 7,
+        "the other seven after the second resume"
+    );
+    assert!(per_pod_violations(&r, 30.0).is_empty());
+    snapshot("canary-hook-failure", &r);
+}

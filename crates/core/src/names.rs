@@ -25,6 +25,11 @@ pub const LABEL_HOOKRUN_REVISION: &str = "workload-revision";
 /// HookRun label: the instance id of the pod the run is for (the pod's is
 /// [`LABEL_POD_INSTANCE_ID`]; the original names the two differently).
 pub const LABEL_HOOKRUN_INSTANCE_ID: &str = "instance-id";
+/// HookRun label: the canary step a `canary-step` run is for (its index in the steps).
+pub const LABEL_HOOKRUN_CANARY_STEP_INDEX: &str = "canary-step-index";
+/// HookRun label (gamedeploy): the `currentStepHash` of the steps a canary run was made for,
+/// so a run made before the steps were edited is never taken for the current step's.
+pub const LABEL_HOOKRUN_CANARY_STEP_HASH: &str = "tkex.tencent.com/canary-step-hash";
 
 // ----- Annotations -------------------------------------------------------------------------
 // On pods, nodes and GameDeployments; written by the operator or set by users.
@@ -112,8 +117,16 @@ pub const REASON_INVALID_POD_INDEX_RANGE: &str = "InvalidPodIndexRange";
 
 /// The spec was refused (also the FailedScale reason): nothing is touched.
 pub const EVENT_INVALID_SPEC: &str = "InvalidSpec";
-/// `updateStrategy.canary.steps` are set, which this operator does not run.
-pub const EVENT_CANARY_STEPS_NOT_SUPPORTED: &str = "CanaryStepsNotSupported";
+/// The canary moved to another step (the original's text: "Set Step Index to N").
+pub const EVENT_SET_STEP_INDEX: &str = "SetStepIndex";
+/// The canary reached a pause without `duration`: it waits for `updateStrategy.paused: false`.
+pub const EVENT_CANARY_PAUSED: &str = "CanaryPaused";
+/// A canary hook step ended unsuccessfully: the rollout is paused (also the FailedUpdate reason).
+pub const EVENT_CANARY_HOOK_FAILED: &str = "CanaryHookFailed";
+/// A paused, failed canary hook step runs again after the user resumed.
+pub const EVENT_CANARY_HOOK_RETRIED: &str = "CanaryHookRetried";
+/// A canary step's HookRun could not be created.
+pub const EVENT_FAILED_CREATE_CANARY_HOOKRUN: &str = "FailedCreateCanaryHookRun";
 /// A ControllerRevision could not be created.
 pub const EVENT_FAILED_CREATE_REVISION: &str = "FailedCreateRevision";
 /// A pod was created.

@@ -259,6 +259,38 @@ impl<'a> Executor<'a> {
                 let r = runs.delete(&w.object, &DeleteParams::default()).await;
                 self.settle(w, refusal(r)).await;
             }
+            Effect::TerminateHookRun(w) => {
+                self.writes.other += 1;
+                self.edge.metrics.write_sent("patch", "hookruns");
+                let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
+                let body = serde_json::json!({ "spec": { "terminate": true } });
+                let r = runs
+                    .patch(&w.object, &PatchParams::default(), &Patch::Merge(&body))
+                    .await;
+                self.settle(w, refusal(r)).await;
+            }
+            Effect::PauseUpdates(w) => {
+                self.writes.other += 1;
+                self.edge.metrics.write_sent("patch", "gamedeployments");
+                let gds: Api<StoredGameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
+                // Only over the version planned from: a resume the user wrote since stands.
+                let patch = serde_json::from_value::<json_patch::Patch>(serde_json::json!([
+                    {"op": "test", "path": "/metadata/resourceVersion", "value": w.object},
+                    {"op": "add", "path": "/spec/updateStrategy/paused", "value": true},
+                ]));
+                let r = match patch {
+                    Ok(patch) => refusal(
+                        gds.patch(
+                            &self.gd.name_any(),
+                            &PatchParams::default(),
+                            &Patch::Json::<()>(patch),
+                        )
+                        .await,
+                    ),
+                    Err(e) => Err((ApiErrorKind::Other, e.to_string())),
+                };
+                self.settle(w, r).await;
+            }
             Effect::Event { note, chain } => {
                 if !self.skipped(chain.as_ref()) {
                     self.emit(note).await;
@@ -279,7 +311,12 @@ impl<'a> Executor<'a> {
                 if self.status == StatusWrite::Now {
                     let name = self.gd.name_any();
                     let gds: Api<GameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
-                    let body = serde_json::json!({ "status": status });
+                    let body = serde_json::json!({
+                        "status": merge_patch(
+                            &serde_json::to_value(previous).unwrap_or_default(),
+                            &serde_json::to_value(&status).unwrap_or_default(),
+                        )
+                    });
                     self.writes.other += 1;
                     self.edge
                         .metrics
@@ -392,6 +429,32 @@ fn is_already_exists(e: &kube::Error) -> bool {
 }
 
 /// A result as [`outcome::judge`] takes it.
+/// The JSON merge patch (RFC 7386) that turns `old` into `new`: what `new` leaves out (an
+/// emptied list, a cleared field, which the status omits rather than writes empty) is written
+/// as `null`, or a merge patch would keep the old value for ever.
+fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(old), Value::Object(new)) => {
+            let mut patch: serde_json::Map<String, Value> = new
+                .iter()
+                .map(|(k, v)| {
+                    let v = match old.get(k) {
+                        Some(o) => merge_patch(o, v),
+                        None => v.clone(),
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            for k in old.keys().filter(|k| !new.contains_key(*k)) {
+                patch.insert(k.clone(), Value::Null);
+            }
+            Value::Object(patch)
+        }
+        (_, new) => new.clone(),
+    }
+}
+
 fn refusal<T>(result: Result<T, kube::Error>) -> Result<(), (ApiErrorKind, String)> {
     result
         .map(|_| ())
@@ -423,6 +486,28 @@ fn without_suffix(message: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_merge_patch_clears_what_the_new_status_leaves_out() {
+        let old = serde_json::json!({
+            "replicas": 8,
+            "pauseConditions": [{"reason": "PausedByCanaryPauseStep"}],
+            "canary": {"revision": "r1", "currentStepHookRun": "canary-r2-1-check"},
+        });
+        let new = serde_json::json!({"replicas": 8, "canary": {"revision": "r2"}});
+        let patch = merge_patch(&old, &new);
+        assert_eq!(
+            patch,
+            serde_json::json!({
+                "replicas": 8,
+                "pauseConditions": null,
+                "canary": {"revision": "r2", "currentStepHookRun": null},
+            })
+        );
+        let mut applied = old.clone();
+        json_patch::merge(&mut applied, &patch);
+        assert_eq!(applied, new);
+    }
 
     #[test]
     fn a_failed_create_reads_the_same_whatever_the_pod_was_called() {

@@ -442,13 +442,21 @@ pub fn gd_settled(stored: &StoredGameDeployment) -> bool {
     };
     let Some(s) = &gd.status else { return false };
     let replicas = gd.spec.replicas();
-    let partition = gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas);
+    // Canary steps replace the partition: settled once every step is done (or paused).
+    let steps = gd.spec.canary_steps().len();
+    let partition = if steps > 0 {
+        0
+    } else {
+        gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas)
+    };
+    let steps_done = s.current_step_index.is_none_or(|i| i as usize >= steps);
     let expected = if gd.spec.paused() {
         s.updated_replicas
     } else {
         replicas - partition
     };
     s.observed_generation == gd.metadata.generation.unwrap_or(0)
+        && (steps_done || gd.spec.paused())
         && s.replicas == replicas
         && s.ready_replicas == replicas
         && s.updated_replicas >= expected

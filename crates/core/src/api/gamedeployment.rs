@@ -220,7 +220,8 @@ pub struct UpdateStrategy {
     #[schemars(extend("default" = "RollingUpdate"))]
     pub type_: Option<UpdateStrategyType>,
 
-    /// Pods (or percentage of replicas, rounded up) kept on old revisions. Ignored while canary steps exist.
+    /// Pods (or percentage of replicas, rounded up) kept on old revisions. Ignored while canary
+    /// steps exist: the current step's partition applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("default" = DEFAULT_PARTITION))]
     pub partition: Option<IntOrString>,
@@ -235,7 +236,8 @@ pub struct UpdateStrategy {
     #[schemars(extend("default" = DEFAULT_MAX_SURGE))]
     pub max_surge: Option<IntOrString>,
 
-    /// Stops pod updates; scaling continues. The operator owns this flag while canary pauses exist.
+    /// Stops pod updates; scaling continues. The operator sets it to true at a canary pause
+    /// without duration or a failed canary hook step, and never back to false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paused: bool,
 
@@ -274,10 +276,12 @@ pub struct CanaryStrategy {
 }
 
 /// One canary step: move the partition, pause, or run a hook.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new("(has(self.partition) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.hook) ? 1 : 0) == 1").message("a canary step is exactly one of partition, pause or hook"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStep {
-    /// Pods kept on the old revision once this step is reached.
+    /// Pods kept on older revisions from this step on; the step is done once the others are
+    /// updated, ready and available.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub partition: Option<i32>,

@@ -146,6 +146,8 @@ pub enum HookKind {
     PreDelete,
     /// Runs after a pod's in-place update completed; gates nothing.
     PostInplace,
+    /// A canary step's hook: gates the next step, not a pod.
+    CanaryStep,
 }
 
 impl HookKind {
@@ -159,6 +161,7 @@ impl HookKind {
             HookKind::PreInplace => "pre-inplace-step",
             HookKind::PreDelete => "pre-delete-step",
             HookKind::PostInplace => "post-inplace-step",
+            HookKind::CanaryStep => "canary-step",
         }
     }
 }

@@ -37,6 +37,12 @@ pub enum Effect {
     CreateHookRun(Write<HookRunToCreate>),
     /// Deletes a HookRun whose pod is gone or has moved on, by name.
     DeleteHookRun(Write<String>),
+    /// Stops a HookRun (`spec.terminate: true`) superseded by another canary step, by name.
+    TerminateHookRun(Write<String>),
+    /// Sets the GameDeployment's `spec.updateStrategy.paused` to true, if the object is still
+    /// at this `resourceVersion` (so a user's resume in between is not undone): a canary pause
+    /// without duration or a failed canary hook step stops the rollout.
+    PauseUpdates(Write<String>),
     /// An event; skipped when a failure stopped its `chain` (see [`Write::chain`]).
     Event {
         note: EventNote,

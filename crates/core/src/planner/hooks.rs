@@ -42,6 +42,8 @@ pub struct HookRunView {
     /// `None` until the hook operator has looked at it (as good as Pending).
     pub phase: Option<HookPhase>,
     pub labels: BTreeMap<String, String>,
+    /// `spec.terminate` is set: asked to stop, not yet stopped.
+    pub terminate: bool,
 }
 
 impl HookRunView {
@@ -49,6 +51,7 @@ impl HookRunView {
         HookRunView {
             phase: run.status.as_ref().and_then(|s| s.phase),
             labels: run.metadata.labels.clone().unwrap_or_default(),
+            terminate: run.spec.terminate,
         }
     }
 }
@@ -97,17 +100,34 @@ pub fn strategy_field(kind: HookKind) -> &'static str {
         HookKind::PreInplace => "preInplaceUpdateStrategy",
         HookKind::PreDelete => "preDeleteUpdateStrategy",
         HookKind::PostInplace => "postInplaceUpdateStrategy",
+        HookKind::CanaryStep => "updateStrategy.canary.steps[]",
     }
 }
 
-/// The HookRun for `request`, owned by the GameDeployment.
+/// The labels that tie a pod's HookRun to the pod (revision and instance id), which
+/// [`stale`] reads to clean it up.
+pub fn pod_identity(revision: &str, instance_id: &str) -> BTreeMap<String, String> {
+    [
+        (
+            names::LABEL_HOOKRUN_REVISION.to_string(),
+            revision.to_string(),
+        ),
+        (
+            names::LABEL_HOOKRUN_INSTANCE_ID.to_string(),
+            instance_id.to_string(),
+        ),
+    ]
+    .into()
+}
+
+/// The HookRun for `request`, owned by the GameDeployment, labelled with its kind and
+/// `identity` (what it is for: [`pod_identity`], or a canary step's).
 pub fn build(
     owner: &Owner,
     template: &HookTemplate,
     request: &HookRunRequest,
     extra_args: &BTreeMap<String, String>,
-    revision: &str,
-    instance_id: &str,
+    identity: BTreeMap<String, String>,
 ) -> Result<HookRun, HookError> {
     let mut supplied = request.args.clone();
     supplied.extend(extra_args.clone());
@@ -137,21 +157,11 @@ pub fn build(
                 value: Some(value),
             }),
     );
-    let labels = [
-        (
-            names::LABEL_HOOKRUN_TYPE.to_string(),
-            request.kind.label().to_string(),
-        ),
-        (
-            names::LABEL_HOOKRUN_REVISION.to_string(),
-            revision.to_string(),
-        ),
-        (
-            names::LABEL_HOOKRUN_INSTANCE_ID.to_string(),
-            instance_id.to_string(),
-        ),
-    ]
-    .into();
+    let mut labels = identity;
+    labels.insert(
+        names::LABEL_HOOKRUN_TYPE.to_string(),
+        request.kind.label().to_string(),
+    );
     Ok(HookRun {
         metadata: ObjectMeta {
             name: Some(request.name.clone()),
@@ -229,7 +239,14 @@ mod tests {
     fn arguments_fill_the_template() {
         let t =
             template(serde_json::json!([{"name": "PodName"}, {"name": "Port", "value": "8000"}]));
-        let run = build(&owner(), &t, &request(), &BTreeMap::new(), "r2", "abcde").unwrap();
+        let run = build(
+            &owner(),
+            &t,
+            &request(),
+            &BTreeMap::new(),
+            pod_identity("r2", "abcde"),
+        )
+        .unwrap();
         let args: BTreeMap<String, Option<String>> = run
             .spec
             .args
@@ -258,8 +275,7 @@ mod tests {
             &changed,
             &request(),
             &BTreeMap::new(),
-            "r2",
-            "abcde",
+            pod_identity("r2", "abcde"),
         )
         .unwrap();
         assert_ne!(
@@ -272,7 +288,14 @@ mod tests {
     #[test]
     fn a_template_argument_without_value_is_an_error_naming_it() {
         let t = template(serde_json::json!([{"name": "Token"}]));
-        let e = build(&owner(), &t, &request(), &BTreeMap::new(), "r2", "abcde").unwrap_err();
+        let e = build(
+            &owner(),
+            &t,
+            &request(),
+            &BTreeMap::new(),
+            pod_identity("r2", "abcde"),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("argument Token has no value"), "{e}");
         assert!(
             e.to_string()
@@ -287,7 +310,14 @@ mod tests {
         let view = |kind: HookKind, rev: &str| {
             let req = HookRunRequest { kind, ..request() };
             HookRunView::from_hook_run(
-                &build(&owner(), &t, &req, &BTreeMap::new(), rev, "abcde").unwrap(),
+                &build(
+                    &owner(),
+                    &t,
+                    &req,
+                    &BTreeMap::new(),
+                    pod_identity(rev, "abcde"),
+                )
+                .unwrap(),
             )
         };
         let mut canary = view(HookKind::PreInplace, "r0");
@@ -324,13 +354,27 @@ mod tests {
             ..request()
         };
         let t = template(serde_json::json!([{"name": "PodName"}]));
-        let run = build(&owner(), &t, &req, &BTreeMap::new(), "r2", "abcde").unwrap();
+        let run = build(
+            &owner(),
+            &t,
+            &req,
+            &BTreeMap::new(),
+            pod_identity("r2", "abcde"),
+        )
+        .unwrap();
         assert_eq!(
             run.metadata.labels.unwrap()[names::LABEL_HOOKRUN_TYPE],
             "pre-delete-step"
         );
         let t = template(serde_json::json!([{"name": "Token"}]));
-        let e = build(&owner(), &t, &req, &BTreeMap::new(), "r2", "abcde").unwrap_err();
+        let e = build(
+            &owner(),
+            &t,
+            &req,
+            &BTreeMap::new(),
+            pod_identity("r2", "abcde"),
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .ends_with("in preDeleteUpdateStrategy.hook.args"),

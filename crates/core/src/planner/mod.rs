@@ -4,6 +4,7 @@
 //!
 //! - [`adopt`]: which pods a GameDeployment controls: adoption and release by selector.
 //! - [`cached_pod`]: what the operator keeps of a pod, derived once per watch event.
+//! - [`canary`]: canary steps: the partition they allow, their pauses and hook runs.
 //! - [`hooks`]: a HookRun (preInplace or preDelete) built from its HookTemplate.
 //! - [`order`]: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`revision`]: template revision names and the in-place eligibility check.
@@ -11,11 +12,12 @@
 //!   order, each taking earlier phases' typed results and returning its own decisions):
 //!   1. `spec`: the spec resolved and its selector checked, or a plan that refuses it;
 //!   2. `revisions`: update and current revision, the revision to create, those to prune;
-//!   3. `scale`: pods to create and delete for the replica count;
-//!   4. `update`: which pods move now and how (in-place step, recreate, hot patch), and the
+//!   3. `canary`: where the canary steps stand and the partition they allow ([`canary`]);
+//!   4. `scale`: pods to create and delete for the replica count;
+//!   5. `update`: which pods move now and how (in-place step, recreate, hot patch), and the
 //!      readiness gates of the pods left alone;
-//!   5. `gates`: the preDelete gate on every deletion, postInplace and stale HookRuns;
-//!   6. `status`: status, conditions, hook lists and when to look again;
+//!   6. `gates`: the preDelete gate on every deletion, postInplace and stale HookRuns;
+//!   7. `status`: status, conditions, hook lists and when to look again;
 //!
 //!   then `assemble` puts the decisions in the executor's order as [`effect`]s.
 //! - [`effect`]: a plan's output: one ordered list of finished writes and events.
@@ -28,6 +30,7 @@
 //! - [`status`]: the status and its conditions, computed from what was observed.
 pub mod adopt;
 pub mod cached_pod;
+pub mod canary;
 pub mod effect;
 pub mod hooks;
 pub mod index;

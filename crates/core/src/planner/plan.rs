@@ -12,8 +12,10 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::cached_pod::CachedPod;
 
+use super::canary::StepRun;
 use super::effect::{Effect, EventNote};
 use super::hooks::HookRunView;
+use super::phases::canary::canary;
 use super::phases::gates::gates;
 use super::phases::revisions::revisions;
 use super::phases::scale::scale;
@@ -90,8 +92,15 @@ pub(super) struct Decisions {
     pub(super) pre_delete: Vec<(String, Option<HookRunRequest>, Option<PodWrite>)>,
     /// PostInplace HookRuns to create, by pod name.
     pub(super) post_hooks: Vec<(String, HookRunRequest)>,
-    /// Pod HookRuns whose pod is gone or on another revision.
+    /// Pod HookRuns whose pod is gone or on another revision, and canary HookRuns of another
+    /// revision.
     pub(super) stale_hook_runs: Vec<String>,
+    /// The HookRun the current canary hook step needs.
+    pub(super) canary_run: Option<StepRun>,
+    /// Canary HookRuns another step or attempt superseded, still running.
+    pub(super) terminate_hook_runs: Vec<String>,
+    /// Set `updateStrategy.paused: true` (a canary pause without duration, a failed hook step).
+    pub(super) pause_updates: bool,
     pub(super) notes: Vec<EventNote>,
     pub(super) status: GameDeploymentStatus,
     /// When to reconcile again even if nothing changes.
@@ -120,9 +129,10 @@ fn decide<'a>(
     suffix: &mut dyn FnMut() -> String,
 ) -> Result<(Decisions, Vec<&'a PodView>), Plan> {
     let observed = Observed::new(world.pods);
-    let resolved = resolve_spec(world.gd).map_err(|m| refuse(world, &observed.views, m))?;
+    let mut resolved = resolve_spec(world.gd).map_err(|m| refuse(world, &observed.views, m))?;
     let owner = owner_of(world.gd);
     let revisions = revisions(world, &owner, &observed.views);
+    let canary = canary(world, &mut resolved, &observed, &revisions);
     let scaled = scale(
         world,
         &resolved,
@@ -137,6 +147,7 @@ fn decide<'a>(
     let problems: Vec<_> = (scaled.problems.into_iter())
         .chain(updated.problems)
         .chain(gated.problems)
+        .chain(canary.problems.iter().cloned())
         .collect();
     let waits = HookWaits {
         pre_inplace: &updated.waiting,
@@ -145,7 +156,7 @@ fn decide<'a>(
     };
     let machines = &updated.machines;
     let (status, requeue_at) = status(
-        world, &resolved, &observed, &revisions, &problems, &waits, machines,
+        world, &resolved, &observed, &revisions, &problems, &waits, machines, &canary,
     );
     let decisions = Decisions {
         revisions: Some(revisions.plan),
@@ -156,8 +167,15 @@ fn decide<'a>(
         release_gates: updated.release_gates,
         pre_delete: gated.pre_delete,
         post_hooks: gated.post_hooks,
-        stale_hook_runs: gated.stale_hook_runs,
-        notes: updated.notes,
+        stale_hook_runs: gated
+            .stale_hook_runs
+            .into_iter()
+            .chain(canary.delete)
+            .collect(),
+        canary_run: canary.create,
+        terminate_hook_runs: canary.terminate,
+        pause_updates: canary.pause_updates,
+        notes: canary.notes.into_iter().chain(updated.notes).collect(),
         status,
         requeue_at,
     };
@@ -643,24 +661,33 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn canary_steps_are_reported_once_per_generation_not_silently_ignored() {
+    fn canary_steps_replace_the_partition_and_their_position_is_in_the_status() {
         let mut gd = seed();
         gd.spec.update_strategy.as_mut().unwrap().canary = Some(
-            serde_json::from_value(serde_json::json!({"steps": [{"partition": 6}, {"pause": {}}]}))
+            serde_json::from_value(serde_json::json!({"steps": [{"partition": 7}, {"pause": {}}]}))
                 .unwrap(),
         );
-        let (_, pods, revs) = first_sync(&gd);
+        let (first, pods, revs) = first_sync(&gd);
+        assert_eq!(
+            first.status.current_step_index,
+            Some(2),
+            "creation skips the steps"
+        );
+        gd.status = Some(first.status);
+        gd.spec.template.spec.as_mut().unwrap().containers[0].image = Some("python:latest".into());
         let plan = plan_with(&gd, &pods, &revs);
-        let note = plan
-            .notes
+        let started = plan
+            .machines
             .iter()
-            .find(|n| n.reason == "CanaryStepsNotSupported")
-            .expect("a warning");
-        assert!(note.warning);
-        assert!(note.message.contains("has 2 steps"), "{}", note.message);
-        gd.status = Some(plan.status);
-        let again = plan_with(&gd, &pods, &revs);
-        assert!(again.notes.is_empty(), "only once per spec change");
+            .filter(|(_, o)| o.state == Some(State::Unready))
+            .count();
+        assert_eq!(
+            started, 1,
+            "partition 7 of the first step, not the spec's 3"
+        );
+        assert_eq!(plan.status.current_step_index, Some(0));
+        assert!(plan.notes.iter().any(|n| n.reason == "SetStepIndex"));
+        assert!(!plan.notes.iter().any(|n| n.warning), "{:?}", plan.notes);
     }
 
     #[test]

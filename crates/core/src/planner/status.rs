@@ -42,11 +42,43 @@ pub struct StatusInput<'a> {
     pub now: Timestamp,
 }
 
+/// The pod counts the status reports, and canary steps wait on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Pods not being deleted.
+    pub replicas: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// On the update revision.
+    pub updated: i32,
+    pub updated_ready: i32,
+}
+
+impl Counts {
+    /// Counts `pods` (those being deleted left out) against `update_revision`.
+    pub fn of(
+        pods: &[&PodView],
+        update_revision: &str,
+        min_ready_seconds: i64,
+        now: Timestamp,
+    ) -> Self {
+        let mut c = Counts::default();
+        for p in pods.iter().filter(|p| !p.deleting) {
+            let updated = p.revision.as_deref() == Some(update_revision);
+            c.replicas += 1;
+            c.ready += i32::from(p.ready);
+            c.available += i32::from(is_available(p, min_ready_seconds, now));
+            c.updated += i32::from(updated);
+            c.updated_ready += i32::from(updated && p.ready);
+        }
+        c
+    }
+}
+
 /// Computes the status to write.
 pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
     let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).copied().collect();
-    let on_update = |p: &&&PodView| p.revision.as_deref() == Some(o.update_revision);
-    let updated: Vec<&&PodView> = active.iter().filter(on_update).collect();
+    let counts = Counts::of(&active, o.update_revision, o.min_ready_seconds, o.now);
     let current_revision = o
         .revisions
         .iter()
@@ -59,14 +91,11 @@ pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
         .unwrap_or_else(|| o.update_revision.to_string());
     let mut status = o.previous.cloned().unwrap_or_default();
     status.observed_generation = o.generation.unwrap_or(status.observed_generation);
-    status.replicas = active.len() as i32;
-    status.ready_replicas = active.iter().filter(|p| p.ready).count() as i32;
-    status.available_replicas = active
-        .iter()
-        .filter(|p| is_available(p, o.min_ready_seconds, o.now))
-        .count() as i32;
-    status.updated_replicas = updated.len() as i32;
-    status.updated_ready_replicas = updated.iter().filter(|p| p.ready).count() as i32;
+    status.replicas = counts.replicas;
+    status.ready_replicas = counts.ready;
+    status.available_replicas = counts.available;
+    status.updated_replicas = counts.updated;
+    status.updated_ready_replicas = counts.updated_ready;
     status.update_revision = o.update_revision.to_string();
     status.current_revision = current_revision;
     status.collision_count = o.collision_count;

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::super::canary::StepRun;
 use super::super::effect::{
     ApiErrorKind, Effect, EventNote, HookRunToCreate, OnFailure, Regarding, Report, Write,
 };
@@ -12,6 +13,7 @@ use super::super::hooks;
 use super::super::plan::{Decisions, DeleteReason, Plan, PlanInput};
 use super::super::pods::Owner;
 use super::super::scale;
+use crate::api::HookStep;
 use crate::inplace::{Action, EventType, HookKind, HookRunRequest, PodView};
 use crate::names;
 
@@ -241,6 +243,31 @@ pub fn into_plan(world: &PlanInput, views: &[&PodView], d: Decisions) -> Plan {
         effects.push(Effect::CreateHookRun(write));
     }
 
+    if let Some(step) = &d.canary_run {
+        let run = canary_hook_run(world, &owner, step);
+        let on_failure = report(
+            names::CONDITION_FAILED_UPDATE,
+            names::EVENT_FAILED_CREATE_CANARY_HOOKRUN,
+            run.failure_prefix(),
+            Some(Regarding::GameDeployment),
+        );
+        let write = Write::new(run, on_failure.tolerating(ApiErrorKind::AlreadyExists));
+        effects.push(Effect::CreateHookRun(write));
+    }
+
+    for run in d.terminate_hook_runs {
+        let on_failure = OnFailure::logged().tolerating(ApiErrorKind::NotFound);
+        effects.push(Effect::TerminateHookRun(Write::new(run, on_failure)));
+    }
+
+    if d.pause_updates {
+        let version = gd.metadata.resource_version.clone().unwrap_or_default();
+        effects.push(Effect::PauseUpdates(Write::new(
+            version,
+            OnFailure::retried().retrying_conflicts(),
+        )));
+    }
+
     for run in d.stale_hook_runs {
         let on_failure = OnFailure::logged().tolerating(ApiErrorKind::NotFound);
         effects.push(Effect::DeleteHookRun(Write::new(run, on_failure)));
@@ -261,13 +288,60 @@ pub fn into_plan(world: &PlanInput, views: &[&PodView], d: Decisions) -> Plan {
 /// The chain of this reconcile's pod creations (slow start: a failure stops the rest).
 const CHAIN_CREATE: &str = "create-pods";
 
-/// The HookRun `request` asks for, built from its HookTemplate (read from the cache before
-/// planning), or why it cannot be.
+/// The HookRun `request` asks for on `pod`, built from its HookTemplate (read from the cache
+/// before planning) with the arguments of the strategy that asked, or why it cannot be.
 fn hook_run(
     world: &PlanInput,
     owner: &Owner,
     pod: &PodView,
     request: &HookRunRequest,
+) -> HookRunToCreate {
+    let spec = &world.gd.spec;
+    let configured = match request.kind {
+        HookKind::PreInplace => &spec.pre_inplace_update_strategy,
+        HookKind::PreDelete => &spec.pre_delete_update_strategy,
+        HookKind::PostInplace => &spec.post_inplace_update_strategy,
+        HookKind::CanaryStep => &None,
+    };
+    let hook = configured.as_ref().and_then(|s| s.hook.as_ref());
+    let label = |key: &str| pod.labels.get(key).cloned().unwrap_or_default();
+    let identity = hooks::pod_identity(
+        &label(names::LABEL_REVISION),
+        &label(names::LABEL_POD_INSTANCE_ID),
+    );
+    build_hook_run(world, owner, request, hook, identity)
+}
+
+/// The HookRun a canary hook step needs: the step's arguments, labelled with the step.
+fn canary_hook_run(world: &PlanInput, owner: &Owner, step: &StepRun) -> HookRunToCreate {
+    let request = HookRunRequest {
+        name: step.name.clone(),
+        template: step.hook.template_name.clone(),
+        args: BTreeMap::new(),
+        kind: HookKind::CanaryStep,
+    };
+    let identity = [
+        (names::LABEL_HOOKRUN_REVISION, step.revision.clone()),
+        (
+            names::LABEL_HOOKRUN_CANARY_STEP_INDEX,
+            step.index.to_string(),
+        ),
+        (names::LABEL_HOOKRUN_CANARY_STEP_HASH, step.hash.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    build_hook_run(world, owner, &request, Some(&step.hook), identity)
+}
+
+/// The HookRun for `request` from its HookTemplate, with `hook`'s arguments, or why it cannot
+/// be built.
+fn build_hook_run(
+    world: &PlanInput,
+    owner: &Owner,
+    request: &HookRunRequest,
+    hook: Option<&HookStep>,
+    identity: BTreeMap<String, String>,
 ) -> HookRunToCreate {
     let unbuildable = |why: String| HookRunToCreate::Unbuildable {
         name: request.name.clone(),
@@ -282,15 +356,7 @@ fn hook_run(
             hooks::strategy_field(request.kind)
         ));
     };
-    let spec = &world.gd.spec;
-    let configured = match request.kind {
-        HookKind::PreInplace => &spec.pre_inplace_update_strategy,
-        HookKind::PreDelete => &spec.pre_delete_update_strategy,
-        HookKind::PostInplace => &spec.post_inplace_update_strategy,
-    };
-    let extra: BTreeMap<String, String> = configured
-        .as_ref()
-        .and_then(|s| s.hook.as_ref())
+    let extra: BTreeMap<String, String> = hook
         .map(|h| {
             h.args
                 .iter()
@@ -298,15 +364,7 @@ fn hook_run(
                 .collect()
         })
         .unwrap_or_default();
-    let label = |key: &str| pod.labels.get(key).cloned().unwrap_or_default();
-    match hooks::build(
-        owner,
-        template,
-        request,
-        &extra,
-        &label(names::LABEL_REVISION),
-        &label(names::LABEL_POD_INSTANCE_ID),
-    ) {
+    match hooks::build(owner, template, request, &extra, identity) {
         Ok(run) => HookRunToCreate::Ready(Box::new(run)),
         Err(e) => unbuildable(e.to_string()),
     }

@@ -1,4 +1,4 @@
-//! Phase 5, gates: the hooks around the pods' lifecycle. Every deletion decided by the scale
+//! Phase 6, gates: the hooks around the pods' lifecycle. Every deletion decided by the scale
 //! and update phases passes the preDelete hook here, last, so scale-down, podsToDelete and
 //! recreates are gated alike; postInplace HookRuns are started for pods whose in-place update
 //! completed; HookRuns whose pod is gone or moved on are cleaned up. It exists so that no

@@ -4,15 +4,17 @@
 //!
 //! 1. [`spec`]: the spec resolved and its selector checked, or the plan that refuses it.
 //! 2. [`revisions`]: the update and current revisions, the revision to create, those to prune.
-//! 3. [`scale`]: the pods to create and to delete for the replica count.
-//! 4. [`update`]: the pods that move now, and how (in-place step, recreate, hot patch), and
+//! 3. [`canary`]: where the canary steps stand, the partition they allow, their HookRuns.
+//! 4. [`scale`]: the pods to create and to delete for the replica count.
+//! 5. [`update`]: the pods that move now, and how (in-place step, recreate, hot patch), and
 //!    the readiness gates of the pods left alone.
-//! 5. [`gates`]: the preDelete gate on every deletion, postInplace HookRuns, stale HookRuns.
-//! 6. [`status`]: the status, its conditions and hook lists, and when to look again.
+//! 6. [`gates`]: the preDelete gate on every deletion, postInplace HookRuns, stale HookRuns.
+//! 7. [`status`]: the status, its conditions and hook lists, and when to look again.
 //!
 //! Then [`assemble`] puts the decisions in the order the executor must follow, as effects.
 
 pub mod assemble;
+pub mod canary;
 pub mod gates;
 pub mod revisions;
 pub mod scale;

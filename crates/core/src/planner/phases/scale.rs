@@ -1,4 +1,4 @@
-//! Phase 3, scale: the pods to create (built from their revision's stored template) and the
+//! Phase 4, scale: the pods to create (built from their revision's stored template) and the
 //! pods to delete (scale-down and `scaleStrategy.podsToDelete`, with surge). It exists to keep
 //! the replica count apart from updates; it may not hold deletions back (the preDelete gate
 //! does, in [`super::gates`], for every deletion alike) nor touch the pods it keeps.

@@ -1,4 +1,4 @@
-//! Phase 6, status: the status and its conditions, the hook-wait lists, and when to look
+//! Phase 7, status: the status and its conditions, the hook-wait lists, and when to look
 //! again. It exists so the status is computed once, last, from what was observed and what
 //! the earlier phases decided (their problems and hook waits); it decides nothing itself.
 
@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::super::adopt;
+use super::super::canary::Canary;
 use super::super::plan::PlanInput;
 use super::super::spec::Resolved;
 use super::super::status::{self, ConditionReport};
@@ -22,6 +23,7 @@ pub struct HookWaits<'a> {
 }
 
 /// The status to write and when to reconcile again even if nothing changes.
+#[allow(clippy::too_many_arguments)]
 pub fn status(
     world: &PlanInput,
     resolved: &Resolved,
@@ -30,6 +32,7 @@ pub fn status(
     problems: &[ConditionReport],
     waits: &HookWaits,
     machines: &[(String, MachineStep)],
+    canary: &Canary,
 ) -> (GameDeploymentStatus, Option<Timestamp>) {
     let gd = world.gd;
     let views = &observed.views;
@@ -72,6 +75,10 @@ pub fn status(
         previous.map(|s| &s.post_inplace_hook_condition),
         waits.post_inplace,
     );
+    out.current_step_index = canary.current_step_index;
+    out.current_step_hash = canary.current_step_hash.clone();
+    out.canary = canary.status.clone();
+    out.pause_conditions = canary.pause_conditions.clone();
     let availability = views
         .iter()
         .filter(|p| p.ready)
@@ -85,6 +92,7 @@ pub fn status(
         .iter()
         .filter_map(|(_, o)| o.wake_at)
         .chain(availability)
+        .chain(canary.wake_at)
         .min();
     (out, requeue_at)
 }

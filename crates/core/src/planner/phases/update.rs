@@ -1,4 +1,4 @@
-//! Phase 4, update: which pods move to the update revision now (partition and
+//! Phase 5, update: which pods move to the update revision now (partition and
 //! maxUnavailable), and how: the in-place machine's next step, a recreate, or a hot patch.
 //! Pods the scale phase deletes are left out. It exists to keep "which pods, how" in one
 //! place, with the readiness-gate release of the pods it leaves alone (which depends on what
@@ -53,7 +53,6 @@ pub fn update(
     revisions: &Revisions,
     scaled: &Scaled,
 ) -> Updated {
-    let gd = world.gd;
     let views = &observed.views;
     let update = &revisions.update;
     let mut out = Updated::default();
@@ -163,22 +162,6 @@ pub fn update(
         }
     }
 
-    // Canary steps are not run yet: say so once per spec change rather than ignore them.
-    let steps = gd
-        .spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.canary.as_ref())
-        .map_or(0, |c| c.steps.len());
-    if steps > 0 && gd.status.as_ref().map(|s| s.observed_generation) != gd.metadata.generation {
-        out.notes.push(EventNote::warning(
-            names::EVENT_CANARY_STEPS_NOT_SUPPORTED,
-            format!(
-                "updateStrategy.canary has {steps} steps, which this operator does not run yet: \
-                 updateStrategy.partition applies instead (set it to stage the rollout by hand)"
-            ),
-        ));
-    }
     out
 }
 

@@ -1,0 +1,775 @@
+//! Canary steps (`updateStrategy.canary.steps`): where the rollout stands and what moves it on,
+//! as a pure function of the steps, the last status, the pod counts, the canary HookRuns and the
+//! clock. While steps exist, the partition it returns replaces `updateStrategy.partition`.
+//!
+//! The position lives in the status, in the original's fields (`currentStepIndex`,
+//! `currentStepHash`, `canary.revision`, `canary.currentStepHookRun`, `pauseConditions`), and
+//! every step ends on a fact that still holds when looked at again (pods updated and ready, a
+//! pause's start time, a HookRun's phase, the user's `paused: false`). So a crash or a lost
+//! status write only makes the next reconcile decide the same again.
+//!
+//! Where it differs from the original, on purpose: resuming after a failed hook step runs the
+//! hook again instead of skipping it; the operator writes `paused: true` only to stop at a pause
+//! without duration or a failed hook, and never writes it back to false, so a user's own pause
+//! holds; a partition step that is already exceeded completes (the original waited for an exact
+//! count).
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::effect::EventNote;
+use super::hooks::HookRunView;
+use super::revision::revision_hash;
+use super::status::{ConditionReport, Counts};
+use crate::api::{
+    CanaryPause, CanaryStatus, CanaryStep, GameDeploymentStatus, HookPhase, HookStep,
+    PauseCondition, PauseReason,
+};
+use crate::inplace::HookKind;
+use crate::names;
+
+/// What one reconcile knows about the canary.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    pub steps: &'a [CanaryStep],
+    pub previous: Option<&'a GameDeploymentStatus>,
+    pub update_revision: &'a str,
+    /// `updateStrategy.paused` as the spec has it now.
+    pub paused: bool,
+    /// `spec.replicas`.
+    pub replicas: i32,
+    pub counts: Counts,
+    /// The HookRuns the GameDeployment owns (only `canary-step` ones are read).
+    pub runs: &'a BTreeMap<String, HookRunView>,
+    pub now: Timestamp,
+}
+
+/// The HookRun a hook step needs, not there yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRun {
+    pub name: String,
+    /// The revision, the step's index, and the hash of the steps it is made for (its labels).
+    pub revision: String,
+    pub index: usize,
+    pub hash: String,
+    pub hook: HookStep,
+}
+
+/// The canary decided: the partition to apply, the status fields, and what to write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Canary {
+    /// The partition the update phase applies; `None` without steps (then
+    /// `updateStrategy.partition` applies).
+    pub partition: Option<i32>,
+    pub current_step_index: Option<i32>,
+    pub current_step_hash: String,
+    pub status: Option<CanaryStatus>,
+    pub pause_conditions: Vec<PauseCondition>,
+    pub create: Option<StepRun>,
+    /// Write `updateStrategy.paused: true`: a pause without duration or a failed hook step was
+    /// reached while the spec is not paused. The pause condition is recorded on the next
+    /// reconcile, once the spec shows the pause, so `paused: false` next to a pause condition
+    /// always means a user resumed.
+    pub pause_updates: bool,
+    /// Canary HookRuns superseded by another step or attempt, still running: stopped.
+    pub terminate: Vec<String>,
+    /// Canary HookRuns of another revision.
+    pub delete: Vec<String>,
+    pub notes: Vec<EventNote>,
+    pub problems: Vec<ConditionReport>,
+    /// A timed pause ends then.
+    pub wake_at: Option<Timestamp>,
+}
+
+/// Decides the canary of one reconcile.
+pub fn decide(input: &Input) -> Canary {
+    let mut out = Canary::default();
+    if input.steps.is_empty() {
+        supersede(input, None, &mut out);
+        return out;
+    }
+    let len = input.steps.len();
+    let update = input.update_revision;
+    let hash = steps_hash(input.steps);
+    let previous = input.previous;
+    let last = previous.and_then(|s| s.canary.as_ref());
+    let mut stable = last.map(|c| c.revision.clone()).unwrap_or_default();
+    let mut current = last
+        .map(|c| c.current_step_hook_run.clone())
+        .unwrap_or_default();
+    let mut pauses = previous
+        .map(|s| s.pause_conditions.clone())
+        .unwrap_or_default();
+    let mut index = previous
+        .and_then(|s| s.current_step_index)
+        .map_or(0, |i| i.clamp(0, len as i32) as usize);
+    let restart =
+        previous.is_none_or(|s| s.current_step_hash != hash || s.update_revision != update);
+    if restart {
+        // The steps move a rollout off the stable revision: the first sync creates pods on the
+        // update revision (nothing to stage), and a rollback to the stable revision skips them.
+        if stable.is_empty() {
+            stable = previous
+                .map(|s| s.current_revision.clone())
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| update.to_string());
+        }
+        let to = if update == stable { len } else { 0 };
+        // Steps added to a settled GameDeployment have nothing to move: no event.
+        if previous
+            .and_then(|s| s.current_step_index)
+            .unwrap_or(len as i32)
+            != to as i32
+        {
+            out.notes.push(step_note(to));
+        }
+        index = to;
+        current.clear();
+        pauses.clear();
+    }
+    let step_input = StepInput {
+        input,
+        hash: &hash,
+        len,
+    };
+    while index < len {
+        let step = &input.steps[index];
+        let done = if let Some(p) = step.partition {
+            partition_reached(p, input)
+        } else if let Some(pause) = &step.pause {
+            pause_over(pause, index, &step_input, &mut pauses, &mut out)
+        } else if let Some(hook) = &step.hook {
+            hook_passed(
+                hook,
+                index,
+                &step_input,
+                &mut current,
+                &mut pauses,
+                &mut out,
+            )
+        } else {
+            true
+        };
+        if !done {
+            break;
+        }
+        index += 1;
+        current.clear();
+        out.notes.push(step_note(index));
+    }
+    if index == len {
+        stable = update.to_string();
+        pauses.clear();
+    }
+    supersede(input, Some(&current), &mut out);
+    out.partition = Some(effective_partition(input.steps, index, input.replicas));
+    out.current_step_index = Some(index as i32);
+    out.current_step_hash = hash;
+    out.status = Some(CanaryStatus {
+        revision: stable,
+        pause_start_time: last.and_then(|c| c.pause_start_time.clone()),
+        current_step_hook_run: current,
+    });
+    out.pause_conditions = pauses;
+    out
+}
+
+/// The hash of the steps (`currentStepHash`): a change restarts them.
+pub fn steps_hash(steps: &[CanaryStep]) -> String {
+    revision_hash(&serde_json::to_value(steps).unwrap_or_default(), None)
+}
+
+/// The partition at step `index`: the nearest `partition` step at or before it; all pods kept
+/// back before the first one; none once every step is done.
+fn effective_partition(steps: &[CanaryStep], index: usize, replicas: i32) -> i32 {
+    if index >= steps.len() {
+        return 0;
+    }
+    steps[..=index]
+        .iter()
+        .rev()
+        .find_map(|s| s.partition)
+        .map_or(replicas, |p| p.clamp(0, replicas.max(0)))
+}
+
+/// The original's event text.
+fn step_note(index: usize) -> EventNote {
+    EventNote::normal(
+        names::EVENT_SET_STEP_INDEX,
+        format!("Set Step Index to {index}"),
+    )
+}
+
+/// What every step reads besides the input.
+struct StepInput<'a> {
+    input: &'a Input<'a>,
+    hash: &'a str,
+    len: usize,
+}
+
+/// A partition step is done once the pods it lets through are updated and ready, and every
+/// ready pod is available.
+fn partition_reached(partition: i32, input: &Input) -> bool {
+    let target = input.replicas - partition.clamp(0, input.replicas.max(0));
+    input.counts.updated_ready >= target && input.counts.available == input.counts.ready
+}
+
+/// A pause step: a timed one ends `duration` after it began; one without duration when the
+/// user sets `paused: false` after the operator paused.
+fn pause_over(
+    pause: &CanaryPause,
+    index: usize,
+    s: &StepInput,
+    pauses: &mut Vec<PauseCondition>,
+    out: &mut Canary,
+) -> bool {
+    let reason = PauseReason::PausedByCanaryPauseStep;
+    let since = pauses
+        .iter()
+        .find(|c| c.reason == reason)
+        .map(|c| c.start_time.0);
+    let now = s.input.now;
+    let position = format!("canary step {index} of {}", s.len);
+    match (pause.duration, since) {
+        (Some(seconds), since) => {
+            let start = since.unwrap_or(now);
+            let end = start
+                .checked_add(SignedDuration::from_secs(i64::from(seconds)))
+                .unwrap_or(start);
+            if end <= now {
+                pauses.retain(|c| c.reason != reason);
+                return true;
+            }
+            if since.is_none() {
+                pauses.push(pause_condition(reason, now));
+                out.notes.push(EventNote::normal(
+                    names::EVENT_CANARY_PAUSED,
+                    format!("{position}: paused for {seconds}s"),
+                ));
+            }
+            out.wake_at = Some(end);
+            false
+        }
+        (None, Some(_)) if !s.input.paused => {
+            pauses.retain(|c| c.reason != reason);
+            true
+        }
+        (None, Some(_)) => false,
+        (None, None) if s.input.paused => {
+            pauses.push(pause_condition(reason, now));
+            out.notes.push(EventNote::normal(
+                names::EVENT_CANARY_PAUSED,
+                format!("{position}: paused; set spec.updateStrategy.paused to false to continue"),
+            ));
+            false
+        }
+        (None, None) => {
+            out.pause_updates = true;
+            false
+        }
+    }
+}
+
+fn pause_condition(reason: PauseReason, now: Timestamp) -> PauseCondition {
+    PauseCondition {
+        reason,
+        start_time: Time(now),
+    }
+}
+
+/// A hook step is done when its HookRun is Successful. One that ends otherwise pauses the
+/// rollout; when the user resumes, the hook runs again as a new attempt (`<name>.N`).
+fn hook_passed(
+    hook: &HookStep,
+    index: usize,
+    s: &StepInput,
+    current: &mut String,
+    pauses: &mut Vec<PauseCondition>,
+    out: &mut Canary,
+) -> bool {
+    let input = s.input;
+    let base = format!(
+        "canary-{}-{index}-{}",
+        input.update_revision, hook.template_name
+    );
+    let reason = PauseReason::PausedByStepBasedHook;
+    *current = current_attempt(&base, index, s, current);
+    let request = |name: &str| StepRun {
+        name: name.to_string(),
+        revision: input.update_revision.to_string(),
+        index,
+        hash: s.hash.to_string(),
+        hook: hook.clone(),
+    };
+    let Some(run) = input.runs.get(current.as_str()) else {
+        // Not there yet (or not in the cache yet: creating it again is answered
+        // AlreadyExists, which is fine).
+        out.create = Some(request(current));
+        pauses.retain(|c| c.reason != reason);
+        return false;
+    };
+    let phase = run.phase.unwrap_or(HookPhase::Pending);
+    if phase == HookPhase::Successful {
+        pauses.retain(|c| c.reason != reason);
+        return true;
+    }
+    if !phase.is_completed() {
+        pauses.retain(|c| c.reason != reason);
+        return false;
+    }
+    let paused_by_hook = pauses.iter().any(|c| c.reason == reason);
+    if paused_by_hook && !input.paused {
+        pauses.retain(|c| c.reason != reason);
+        let again = free_name(&base, input.runs);
+        out.notes.push(EventNote::normal(
+            names::EVENT_CANARY_HOOK_RETRIED,
+            format!(
+                "canary step {index}: resumed; running hook {} again as HookRun {again}",
+                hook.template_name
+            ),
+        ));
+        out.create = Some(request(&again));
+        *current = again;
+        return false;
+    }
+    let message = format!(
+        "canary step {index}: HookRun {current} (template {}) ended {phase}; the rollout is \
+         paused: fix the cause, then set spec.updateStrategy.paused to false to run the hook \
+         again",
+        hook.template_name
+    );
+    out.problems.push(ConditionReport {
+        condition: names::CONDITION_FAILED_UPDATE,
+        reason: names::EVENT_CANARY_HOOK_FAILED.into(),
+        message: message.clone(),
+    });
+    if !paused_by_hook {
+        if input.paused {
+            pauses.push(pause_condition(reason, input.now));
+            out.notes
+                .push(EventNote::warning(names::EVENT_CANARY_HOOK_FAILED, message));
+        } else {
+            out.pause_updates = true;
+        }
+    }
+    false
+}
+
+/// The attempt of this step that counts: the newest run made for it (by its labels: this
+/// revision, step and steps hash), or the one the status names if that is newer (created but
+/// not in the cache yet); without either, a new one.
+fn current_attempt(base: &str, index: usize, s: &StepInput, recorded: &str) -> String {
+    let input = s.input;
+    let index_label = index.to_string();
+    let made_for_step = input
+        .runs
+        .iter()
+        .filter(|(_, r)| {
+            let label = |k: &str| r.labels.get(k).map(String::as_str);
+            label(names::LABEL_HOOKRUN_TYPE) == Some(HookKind::CanaryStep.label())
+                && label(names::LABEL_HOOKRUN_REVISION) == Some(input.update_revision)
+                && label(names::LABEL_HOOKRUN_CANARY_STEP_INDEX) == Some(index_label.as_str())
+                && label(names::LABEL_HOOKRUN_CANARY_STEP_HASH) == Some(s.hash)
+        })
+        .filter_map(|(name, _)| Some((attempt(base, name)?, name.as_str())));
+    let recorded = attempt(base, recorded).map(|a| (a, recorded));
+    made_for_step
+        .chain(recorded)
+        .max()
+        .map_or_else(|| free_name(base, input.runs), |(_, n)| n.to_string())
+}
+
+/// The attempt number of `name`: 0 for `base`, N for `base.N`; `None` for another step's.
+fn attempt(base: &str, name: &str) -> Option<u32> {
+    match name.strip_prefix(base)? {
+        "" => Some(0),
+        rest => rest.strip_prefix('.')?.parse().ok(),
+    }
+}
+
+/// `base`, or the first `base.N` no HookRun has (the original's collision suffix).
+fn free_name(base: &str, runs: &BTreeMap<String, HookRunView>) -> String {
+    std::iter::once(base.to_string())
+        .chain((1..).map(|n| format!("{base}.{n}")))
+        .find(|n| !runs.contains_key(n))
+        .unwrap_or_default()
+}
+
+/// Canary runs that no longer count: those of another revision are deleted; those of this
+/// revision other than `keep` are stopped if still running, and kept for the record.
+fn supersede(input: &Input, keep: Option<&String>, out: &mut Canary) {
+    for (name, run) in input.runs {
+        let label = |k: &str| run.labels.get(k).map(String::as_str);
+        if label(names::LABEL_HOOKRUN_TYPE) != Some(HookKind::CanaryStep.label()) {
+            continue;
+        }
+        if label(names::LABEL_HOOKRUN_REVISION) != Some(input.update_revision) {
+            out.delete.push(name.clone());
+        } else if Some(name) != keep
+            && !run.terminate
+            && !run.phase.is_some_and(|p| p.is_completed())
+        {
+            out.terminate.push(name.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        format!("2026-01-01T00:{s}Z").parse().unwrap()
+    }
+
+    fn steps(yaml: &str) -> Vec<CanaryStep> {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    /// Eight pods, `updated` of them on the update revision `r2`, all ready and available.
+    fn counts(updated: i32) -> Counts {
+        Counts {
+            replicas: 8,
+            ready: 8,
+            available: 8,
+            updated,
+            updated_ready: updated,
+        }
+    }
+
+    struct World {
+        steps: Vec<CanaryStep>,
+        status: Option<GameDeploymentStatus>,
+        update: String,
+        paused: bool,
+        updated: i32,
+        runs: BTreeMap<String, HookRunView>,
+        now: Timestamp,
+    }
+
+    impl World {
+        /// A rollout from `r1` to `r2` whose previous reconcile saw only `r1`.
+        fn new(yaml: &str) -> Self {
+            let steps = steps(yaml);
+            World {
+                status: Some(GameDeploymentStatus {
+                    update_revision: "r1".into(),
+                    current_revision: "r1".into(),
+                    current_step_index: Some(steps.len() as i32),
+                    current_step_hash: steps_hash(&steps),
+                    canary: Some(CanaryStatus {
+                        revision: "r1".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                steps,
+                update: "r2".into(),
+                paused: false,
+                updated: 0,
+                runs: BTreeMap::new(),
+                now: t("00:00"),
+            }
+        }
+
+        fn decide(&self) -> Canary {
+            decide(&Input {
+                steps: &self.steps,
+                previous: self.status.as_ref(),
+                update_revision: &self.update,
+                paused: self.paused,
+                replicas: 8,
+                counts: counts(self.updated),
+                runs: &self.runs,
+                now: self.now,
+            })
+        }
+
+        /// Decides, then records the status as the executor would write it.
+        fn step(&mut self) -> Canary {
+            let c = self.decide();
+            let s = self.status.get_or_insert_with(Default::default);
+            s.update_revision = self.update.clone();
+            s.current_step_index = c.current_step_index;
+            s.current_step_hash = c.current_step_hash.clone();
+            s.canary = c.status.clone();
+            s.pause_conditions = c.pause_conditions.clone();
+            c
+        }
+
+        fn run(&mut self, name: &str, phase: Option<HookPhase>) {
+            let c = self.decide();
+            let made = c.create.expect("a run to create");
+            assert_eq!(made.name, name);
+            self.runs.insert(
+                name.into(),
+                HookRunView {
+                    phase,
+                    labels: [
+                        (names::LABEL_HOOKRUN_TYPE, "canary-step"),
+                        (names::LABEL_HOOKRUN_REVISION, self.update.as_str()),
+                        (
+                            names::LABEL_HOOKRUN_CANARY_STEP_INDEX,
+                            &made.index.to_string(),
+                        ),
+                        (names::LABEL_HOOKRUN_CANARY_STEP_HASH, &made.hash),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                    terminate: false,
+                },
+            );
+        }
+
+        fn set_phase(&mut self, name: &str, phase: HookPhase) {
+            self.runs.get_mut(name).unwrap().phase = Some(phase);
+        }
+    }
+
+    fn reasons(c: &Canary) -> Vec<String> {
+        c.notes
+            .iter()
+            .map(|n| format!("{}: {}", n.reason, n.message))
+            .collect()
+    }
+
+    #[test]
+    fn the_first_sync_skips_the_steps_and_records_the_stable_revision() {
+        let mut w = World::new("[{partition: 4}]");
+        w.status = None;
+        let c = w.step();
+        assert_eq!(c.current_step_index, Some(1));
+        assert_eq!(c.partition, Some(0));
+        assert_eq!(c.status.unwrap().revision, "r2");
+        assert!(c.notes.is_empty());
+    }
+
+    #[test]
+    fn partition_steps_hold_pods_back_until_the_pods_they_let_through_are_ready() {
+        let mut w = World::new("[{partition: 6}, {partition: 2}]");
+        let c = w.step();
+        assert_eq!(reasons(&c), ["SetStepIndex: Set Step Index to 0"]);
+        assert_eq!((c.current_step_index, c.partition), (Some(0), Some(6)));
+        w.updated = 1;
+        assert_eq!(w.step().partition, Some(6), "one of two is not enough");
+        w.updated = 2;
+        let c = w.step();
+        assert_eq!((c.current_step_index, c.partition), (Some(1), Some(2)));
+        assert_eq!(reasons(&c), ["SetStepIndex: Set Step Index to 1"]);
+        w.updated = 6;
+        let c = w.step();
+        assert_eq!((c.current_step_index, c.partition), (Some(2), Some(0)));
+        assert_eq!(c.status.unwrap().revision, "r2", "the canary is done");
+    }
+
+    #[test]
+    fn before_the_first_partition_step_no_pod_moves() {
+        let mut w = World::new("[{pause: {duration: 60}}, {partition: 4}]");
+        assert_eq!(w.step().partition, Some(8));
+    }
+
+    #[test]
+    fn a_timed_pause_ends_on_the_clock_without_touching_the_spec() {
+        let mut w = World::new("[{partition: 6}, {pause: {duration: 60}}]");
+        w.updated = 2;
+        let c = w.step();
+        assert_eq!(c.current_step_index, Some(1));
+        assert_eq!(c.wake_at, Some(t("01:00")));
+        assert!(!c.pause_updates);
+        assert_eq!(
+            c.pause_conditions[0].reason,
+            PauseReason::PausedByCanaryPauseStep
+        );
+        w.now = t("00:59");
+        let c = w.step();
+        assert_eq!(
+            (c.current_step_index, c.wake_at),
+            (Some(1), Some(t("01:00"))),
+            "the start time is kept"
+        );
+        w.now = t("01:00");
+        let c = w.step();
+        assert_eq!((c.current_step_index, c.partition), (Some(2), Some(0)));
+        assert!(c.pause_conditions.is_empty());
+    }
+
+    #[test]
+    fn a_pause_without_duration_pauses_the_spec_then_waits_for_the_user() {
+        let mut w = World::new("[{partition: 6}, {pause: {}}]");
+        w.updated = 2;
+        let c = w.step();
+        assert!(c.pause_updates, "first the spec is paused");
+        assert!(
+            c.pause_conditions.is_empty(),
+            "the condition follows the spec"
+        );
+        w.paused = true;
+        let c = w.step();
+        assert!(!c.pause_updates);
+        assert_eq!(c.pause_conditions.len(), 1);
+        assert_eq!(reasons(&c)[0].split(':').next(), Some("CanaryPaused"));
+        let c = w.step();
+        assert_eq!(c.current_step_index, Some(1), "still paused");
+        assert!(c.notes.is_empty(), "said once");
+        w.paused = false;
+        let c = w.step();
+        assert_eq!((c.current_step_index, c.partition), (Some(2), Some(0)));
+        assert!(c.pause_conditions.is_empty());
+    }
+
+    #[test]
+    fn a_users_own_pause_is_taken_as_the_stop_and_never_written_back() {
+        let mut w = World::new("[{partition: 6}, {pause: {}}]");
+        w.paused = true;
+        w.updated = 2;
+        let c = w.step();
+        assert!(!c.pause_updates);
+        assert_eq!(c.pause_conditions.len(), 1);
+    }
+
+    #[test]
+    fn a_hook_step_runs_its_hook_and_passes_when_it_succeeds() {
+        let mut w = World::new("[{partition: 6}, {hook: {templateName: check}}]");
+        w.updated = 2;
+        w.run("canary-r2-1-check", None);
+        let c = w.step();
+        assert_eq!(c.current_step_index, Some(1));
+        assert_eq!(c.status.unwrap().current_step_hook_run, "canary-r2-1-check");
+        assert_eq!(c.create, None, "it is there");
+        w.set_phase("canary-r2-1-check", HookPhase::Running);
+        assert_eq!(w.step().current_step_index, Some(1));
+        w.set_phase("canary-r2-1-check", HookPhase::Successful);
+        let c = w.step();
+        assert_eq!((c.current_step_index, c.partition), (Some(2), Some(0)));
+        assert_eq!(c.status.unwrap().current_step_hook_run, "");
+    }
+
+    #[test]
+    fn a_failed_hook_pauses_and_resuming_runs_it_again_instead_of_skipping_it() {
+        let mut w = World::new("[{partition: 6}, {hook: {templateName: check}}]");
+        w.updated = 2;
+        w.run("canary-r2-1-check", Some(HookPhase::Failed));
+        let c = w.step();
+        assert!(c.pause_updates);
+        assert_eq!(c.problems[0].reason, "CanaryHookFailed");
+        assert!(
+            c.problems[0].message.contains("ended Failed"),
+            "{:?}",
+            c.problems
+        );
+        w.paused = true;
+        let c = w.step();
+        assert_eq!(
+            c.pause_conditions[0].reason,
+            PauseReason::PausedByStepBasedHook
+        );
+        assert_eq!(reasons(&c).len(), 1, "one Warning event");
+        assert!(reasons(&c)[0].starts_with("CanaryHookFailed"));
+        assert!(w.step().notes.is_empty(), "said once");
+        w.paused = false;
+        let c = w.decide();
+        assert_eq!(c.current_step_index, Some(1), "not skipped");
+        assert!(reasons(&c)[0].starts_with("CanaryHookRetried"));
+        w.run("canary-r2-1-check.1", None);
+        let c = w.step();
+        assert!(c.pause_conditions.is_empty());
+        assert!(c.problems.is_empty(), "the new attempt is running");
+        assert_eq!(
+            c.status.unwrap().current_step_hook_run,
+            "canary-r2-1-check.1"
+        );
+        w.set_phase("canary-r2-1-check.1", HookPhase::Successful);
+        assert_eq!(w.step().current_step_index, Some(2));
+    }
+
+    #[test]
+    fn a_lost_status_write_finds_the_run_it_made_and_makes_no_second_one() {
+        let mut w = World::new("[{hook: {templateName: check}}]");
+        w.run("canary-r2-0-check", None);
+        // The status that would have named the run was never written.
+        w.status.as_mut().unwrap().update_revision = "r2".into();
+        w.status.as_mut().unwrap().current_step_index = Some(0);
+        let c = w.step();
+        assert_eq!(c.create, None);
+        assert_eq!(c.status.unwrap().current_step_hook_run, "canary-r2-0-check");
+    }
+
+    #[test]
+    fn a_steps_edit_restarts_them_and_never_reuses_a_run_made_for_the_old_steps() {
+        let mut w = World::new("[{hook: {templateName: check}}, {partition: 4}]");
+        w.run("canary-r2-0-check", Some(HookPhase::Running));
+        w.step();
+        w.set_phase("canary-r2-0-check", HookPhase::Successful);
+        assert_eq!(w.step().current_step_index, Some(1));
+        w.steps = steps("[{hook: {templateName: check}}, {partition: 2}]");
+        let c = w.decide();
+        assert_eq!(c.current_step_index, Some(0));
+        assert_eq!(
+            c.create.map(|r| r.name).as_deref(),
+            Some("canary-r2-0-check.1"),
+            "a new run, not the old success"
+        );
+    }
+
+    #[test]
+    fn a_template_change_restarts_and_supersedes_the_runs_of_the_old_revision() {
+        let mut w = World::new("[{hook: {templateName: check}}]");
+        w.run("canary-r2-0-check", Some(HookPhase::Running));
+        w.step();
+        w.update = "r3".into();
+        let c = w.step();
+        assert_eq!(c.current_step_index, Some(0));
+        assert_eq!(c.delete, ["canary-r2-0-check"]);
+        assert_eq!(c.create.as_ref().unwrap().name, "canary-r3-0-check");
+        assert!(
+            reasons(&c).is_empty(),
+            "the index stays 0: {:?}",
+            reasons(&c)
+        );
+    }
+
+    #[test]
+    fn a_rollback_to_the_stable_revision_skips_the_steps() {
+        let mut w = World::new("[{partition: 6}, {pause: {}}]");
+        w.updated = 2;
+        w.step();
+        w.update = "r1".into();
+        w.updated = 6;
+        let c = w.step();
+        assert_eq!((c.current_step_index, c.partition), (Some(2), Some(0)));
+        assert_eq!(reasons(&c), ["SetStepIndex: Set Step Index to 2"]);
+        assert!(!c.pause_updates);
+    }
+
+    #[test]
+    fn steps_removed_clear_the_canary_and_stop_its_runs() {
+        let mut w = World::new("[{hook: {templateName: check}}]");
+        w.run("canary-r2-0-check", Some(HookPhase::Running));
+        w.step();
+        w.steps.clear();
+        let c = w.step();
+        assert_eq!(c.partition, None);
+        assert_eq!(c.current_step_index, None);
+        assert_eq!(c.terminate, ["canary-r2-0-check"]);
+    }
+
+    #[test]
+    fn a_duplicate_attempt_is_stopped() {
+        let mut w = World::new("[{hook: {templateName: check}}]");
+        w.run("canary-r2-0-check", Some(HookPhase::Running));
+        w.step();
+        w.runs.insert(
+            "canary-r2-0-check.1".into(),
+            w.runs["canary-r2-0-check"].clone(),
+        );
+        let c = w.step();
+        assert_eq!(
+            c.status.unwrap().current_step_hook_run,
+            "canary-r2-0-check.1"
+        );
+        assert_eq!(c.terminate, ["canary-r2-0-check"]);
+    }
+}

@@ -1,0 +1,47 @@
+//! Phase 3, canary: where the canary steps stand, and the partition they allow. It exists so
+//! that the update phase takes one partition, whether the user set it or a step did, and so the
+//! steps' own writes (their HookRuns, the pause) are decided before anything moves. The steps
+//! themselves are [`crate::planner::canary`]'s; this phase only hands it what was observed.
+
+use super::super::canary::{self, Canary};
+use super::super::plan::PlanInput;
+use super::super::spec::Resolved;
+use super::super::status::Counts;
+use super::Observed;
+use super::revisions::Revisions;
+
+/// The canary of this reconcile; `resolved`'s partition replaced by the steps' while they exist.
+pub fn canary(
+    world: &PlanInput,
+    resolved: &mut Resolved,
+    observed: &Observed,
+    revisions: &Revisions,
+) -> Canary {
+    let steps = world.gd.spec.canary_steps();
+    let limits = &mut resolved.limits;
+    // Counting 10,000 pods is only needed when a step may wait on them.
+    let counts = if steps.is_empty() {
+        Counts::default()
+    } else {
+        Counts::of(
+            &observed.views,
+            &revisions.update,
+            limits.min_ready_seconds,
+            world.now,
+        )
+    };
+    let decided = canary::decide(&canary::Input {
+        steps,
+        previous: world.gd.status.as_ref(),
+        update_revision: &revisions.update,
+        paused: resolved.paused,
+        replicas: limits.replicas,
+        counts,
+        runs: world.hook_runs,
+        now: world.now,
+    });
+    if let Some(p) = decided.partition {
+        limits.partition = p;
+    }
+    decided
+}
