@@ -43,6 +43,9 @@ use gamedeploy_core::planner::scale;
 /// while a failure the user must fix (a missing HookTemplate) should not cost a request a
 /// second for ever, so consecutive failures back off, up to [`MAX_RETRY_AFTER_FAILED_WRITE`].
 const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
+/// How long a reconcile waits for the watch to show the operator's own status write before it
+/// plans without it (the event normally comes within milliseconds and triggers it sooner).
+const STATUS_WATCH_WAIT: Duration = Duration::from_secs(5);
 const MAX_RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(300);
 
 /// The wait before retry number `attempt` (0-based) of a reconcile whose writes failed.
@@ -90,6 +93,10 @@ pub struct Context {
     /// When each GameDeployment's status was last written by this operator, by uid: status
     /// writes that only move counts are coalesced for a second after it.
     status_written: Mutex<HashMap<String, jiff::Timestamp>>,
+    /// By GameDeployment uid, the version its last status write replaced: while the cache
+    /// still shows that version, a reconcile would decide again from the status before the
+    /// write (and repeat its events), so it waits for the watch instead.
+    status_over: Mutex<HashMap<String, String>>,
     /// Pod creates and deletes sent and not yet seen by the pod watch.
     expectations: Arc<Expectations>,
     /// Closed when leadership is lost; every write checks it first.
@@ -121,6 +128,7 @@ impl Context {
             writes: Mutex::new(Writes::default()),
             failing: Mutex::new(BTreeMap::new()),
             status_written: Mutex::default(),
+            status_over: Mutex::default(),
             expectations: Arc::default(),
             gate: Gate::default(),
             metrics: Arc::default(),
@@ -164,6 +172,9 @@ impl Context {
         if let Ok(mut m) = self.status_written.lock() {
             m.remove(&uid);
         }
+        if let Ok(mut m) = self.status_over.lock() {
+            m.remove(&uid);
+        }
         if let Ok(mut m) = self.failing.lock() {
             m.remove(&format!(
                 "{}/{}",
@@ -190,7 +201,7 @@ impl Context {
             .lock()
             .ok()
             .and_then(|m| m.get(&uid).copied());
-        let (writes, status) = execute::run_plan(
+        let (writes, status, over) = execute::run_plan(
             &self.client,
             self.edge(),
             &self.events,
@@ -203,6 +214,9 @@ impl Context {
         )
         .await?;
         self.record(writes);
+        if let (Some(over), Ok(mut m)) = (over, self.status_over.lock()) {
+            m.insert(uid.clone(), over);
+        }
         Ok((
             writes,
             match status {
@@ -216,6 +230,20 @@ impl Context {
                 StatusWrite::Unchanged => None,
             },
         ))
+    }
+
+    /// Whether the cache still shows the version `uid`'s last status write replaced; once it
+    /// shows another, that write is forgotten.
+    fn status_unseen(&self, uid: &str, cached: Option<&str>) -> bool {
+        let mut m = self.status_over.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(uid) {
+            Some(over) if Some(over.as_str()) == cached => true,
+            Some(_) => {
+                m.remove(uid);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Node deletion costs from the node cache; a value that is not an integer is ignored,
@@ -372,6 +400,12 @@ async fn reconcile_decoded(
     if let Some(expires) = ctx.expectations.unsatisfied(&uid, &in_namespace, now) {
         tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the pod watch to show our writes");
         return Ok((Action::requeue(until(now, expires)), false));
+    }
+    if ctx.status_unseen(&uid, gd.metadata.resource_version.as_deref()) {
+        // The watch event of our own status write triggers the next reconcile; the wait only
+        // bounds a lost event.
+        tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the watch to show our status write");
+        return Ok((Action::requeue(STATUS_WATCH_WAIT), false));
     }
     // The cache's own Arcs: copying 10,000 pods took longer than planning them.
     let pods: Vec<Arc<CachedPod>> = match adopt::claim(&gd, &in_namespace) {

@@ -77,6 +77,8 @@ struct Executor<'a> {
     last_status_write: Option<jiff::Timestamp>,
     /// What became of the status.
     status: StatusWrite,
+    /// The version a status write replaced, once the server answered with a newer one.
+    status_over: Option<String>,
 }
 
 impl<'a> Executor<'a> {
@@ -321,9 +323,14 @@ impl<'a> Executor<'a> {
                     self.edge
                         .metrics
                         .write_sent("patch", "gamedeployments/status");
-                    gds.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+                    let written = gds
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
                         .await
                         .map_err(|source| super::Error::Status { name, source })?;
+                    let over = self.gd.resource_version();
+                    if written.resource_version() != over {
+                        self.status_over = over;
+                    }
                 }
             }
         }
@@ -331,9 +338,10 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made and
+/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made,
 /// what became of the status (written now, unchanged, or coalesced until a later instant: see
-/// `outcome::status_write`, given when the status was last written). Every decision was made
+/// `outcome::status_write`, given when the status was last written), and the version of `gd`
+/// a status write replaced. Every decision was made
 /// by the planner or by `outcome`'s pure functions: this only writes, and reports what came
 /// back.
 #[allow(clippy::too_many_arguments)]
@@ -347,7 +355,7 @@ pub async fn run_plan(
     plan: Plan,
     now: jiff::Timestamp,
     last_status_write: Option<jiff::Timestamp>,
-) -> Result<(Writes, StatusWrite), super::Error> {
+) -> Result<(Writes, StatusWrite, Option<String>), super::Error> {
     let Some(ns) = gd.namespace() else {
         return Err(super::Error::Unnamed);
     };
@@ -372,6 +380,7 @@ pub async fn run_plan(
         now,
         last_status_write,
         status: StatusWrite::Unchanged,
+        status_over: None,
     };
     let mut effects = plan.effects.iter().peekable();
     while let Some(effect) = effects.next() {
@@ -394,7 +403,7 @@ pub async fn run_plan(
         }
         exec.run(effect).await?;
     }
-    Ok((exec.writes, exec.status))
+    Ok((exec.writes, exec.status, exec.status_over))
 }
 
 /// Sends one pod write; the pod as the server stored it.
