@@ -434,7 +434,7 @@ async fn a_pre_in_place_hook_gates_each_pod_until_its_hook_run_succeeds() {
 
 /// The preDelete hook gates every deletion: a scale-down marks its victims and waits for their
 /// HookRuns; a successful hook lets its pod go, a failed one keeps it, with a FailedScale
-/// condition.
+/// condition, until `retry: true` runs it again.
 #[tokio::test(start_paused = true)]
 async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
     let h = Hooked::start(|gd| {
@@ -489,6 +489,27 @@ async fn a_pre_delete_hook_gates_a_scale_down_until_its_hook_run_succeeds() {
         h.waiting(|s| &s.pre_delete_hook_condition).await,
         [(bad_pod.clone(), "Failed".to_string())].into()
     );
+    // retry: true runs the failed hook again as a new HookRun (the old one is finished and
+    // measures nothing more), which now succeeds; the flag is not written back.
+    h.answer(bad_pod, true);
+    h.gds
+        .patch(
+            "test-gamedeployment",
+            &PatchParams::default(),
+            &Patch::Merge(
+                serde_json::json!({"spec": {"preDeleteUpdateStrategy": {"retry": true}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(
+        wait_for(|| async { !h.pods_where(|_| true).await.contains(bad_pod) }).await,
+        "the retried hook lets its pod go"
+    );
+    assert_eq!(h.pods_where(|_| true).await.len(), 6);
+    assert_eq!(h.condition("FailedScale").await, None);
+    let gd = h.gds.get("test-gamedeployment").await.unwrap();
+    assert!(gd.spec.pre_delete_update_strategy.unwrap().retry);
     h.operator.shutdown().await;
 }
 

@@ -25,6 +25,9 @@ pub const LABEL_HOOKRUN_REVISION: &str = "workload-revision";
 /// HookRun label: the instance id of the pod the run is for (the pod's is
 /// [`LABEL_POD_INSTANCE_ID`]; the original names the two differently).
 pub const LABEL_HOOKRUN_INSTANCE_ID: &str = "instance-id";
+/// HookRun label (gamedeploy): the GameDeployment generation in which `retry: true` made this
+/// run, so an unsuccessful hook is retried once per generation without writing the spec back.
+pub const LABEL_HOOKRUN_RETRY_GENERATION: &str = "tkex.tencent.com/hook-retry-generation";
 /// HookRun label: the canary step a `canary-step` run is for (its index in the steps).
 pub const LABEL_HOOKRUN_CANARY_STEP_INDEX: &str = "canary-step-index";
 /// HookRun label (gamedeploy): the `currentStepHash` of the steps a canary run was made for,

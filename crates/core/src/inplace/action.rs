@@ -134,6 +134,10 @@ pub struct HookRunRequest {
     pub args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "HookKind::is_pre_inplace")]
     pub kind: HookKind,
+    /// `retry: true` made this run (a new attempt) in this GameDeployment generation; written as
+    /// a label, so the hook is retried once per generation without writing the spec back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_generation: Option<i64>,
 }
 
 /// Which gate a HookRun is for: decides its `hookrun-type` label and where extra arguments

@@ -644,6 +644,7 @@ impl<'a> Run<'a> {
             template,
             args,
             kind: HookKind::PreInplace,
+            retry_generation: None,
         })
     }
 

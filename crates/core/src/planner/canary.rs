@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::effect::EventNote;
-use super::hooks::HookRunView;
+use super::hooks::{HookRunView, attempt, free_name};
 use super::revision::revision_hash;
 use super::status::{ConditionReport, Counts};
 use crate::api::{
@@ -379,22 +379,6 @@ fn current_attempt(base: &str, index: usize, s: &StepInput, recorded: &str) -> S
         .chain(recorded)
         .max()
         .map_or_else(|| free_name(base, input.runs), |(_, n)| n.to_string())
-}
-
-/// The attempt number of `name`: 0 for `base`, N for `base.N`; `None` for another step's.
-fn attempt(base: &str, name: &str) -> Option<u32> {
-    match name.strip_prefix(base)? {
-        "" => Some(0),
-        rest => rest.strip_prefix('.')?.parse().ok(),
-    }
-}
-
-/// `base`, or the first `base.N` no HookRun has (the original's collision suffix).
-fn free_name(base: &str, runs: &BTreeMap<String, HookRunView>) -> String {
-    std::iter::once(base.to_string())
-        .chain((1..).map(|n| format!("{base}.{n}")))
-        .find(|n| !runs.contains_key(n))
-        .unwrap_or_default()
 }
 
 /// Canary runs that no longer count: those of another revision are deleted; those of this

@@ -94,6 +94,34 @@ pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[&PodView]) -> Vec<Str
         .collect()
 }
 
+/// The attempt number of a run named `name`: 0 for `base`, N for `base.N` (the original's
+/// collision suffix, used for every new attempt); `None` for a run of another base.
+pub fn attempt(base: &str, name: &str) -> Option<u32> {
+    match name.strip_prefix(base)? {
+        "" => Some(0),
+        rest => rest.strip_prefix('.')?.parse().ok(),
+    }
+}
+
+/// The newest attempt of `base` among `runs`: its number, name and view.
+pub fn latest_attempt<'a>(
+    base: &str,
+    runs: &'a BTreeMap<String, HookRunView>,
+) -> Option<(u32, &'a String, &'a HookRunView)> {
+    runs.range(base.to_string()..)
+        .take_while(|(name, _)| name.starts_with(base))
+        .filter_map(|(name, run)| Some((attempt(base, name)?, name, run)))
+        .max_by_key(|(n, _, _)| *n)
+}
+
+/// `base`, or the first `base.N` no run has.
+pub fn free_name(base: &str, runs: &BTreeMap<String, HookRunView>) -> String {
+    std::iter::once(base.to_string())
+        .chain((1..).map(|n| format!("{base}.{n}")))
+        .find(|n| !runs.contains_key(n))
+        .unwrap_or_default()
+}
+
 /// The spec field that configures hooks of this kind (for messages).
 pub fn strategy_field(kind: HookKind) -> &'static str {
     match kind {
@@ -162,6 +190,12 @@ pub fn build(
         names::LABEL_HOOKRUN_TYPE.to_string(),
         request.kind.label().to_string(),
     );
+    if let Some(g) = request.retry_generation {
+        labels.insert(
+            names::LABEL_HOOKRUN_RETRY_GENERATION.to_string(),
+            g.to_string(),
+        );
+    }
     Ok(HookRun {
         metadata: ObjectMeta {
             name: Some(request.name.clone()),
@@ -224,6 +258,7 @@ mod tests {
             ]
             .into(),
             kind: HookKind::PreInplace,
+            retry_generation: None,
         }
     }
 

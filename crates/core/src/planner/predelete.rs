@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::hooks::HookRunView;
+use super::hooks::{self, HookRunView};
 use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView, pod_hook_args};
 use crate::names;
 
@@ -23,10 +23,21 @@ pub enum Verdict {
         mark: bool,
         /// Why the pod will never go without the user's help (a completed, failed hook).
         stuck: Option<String>,
+        /// The phase of the hook it waits on (`Pending` until one exists).
+        phase: HookPhase,
     },
 }
 
-/// The HookRun name the original uses for a pod's preDelete hook.
+/// How the gate is configured (`preDeleteUpdateStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gate<'a> {
+    pub template: &'a str,
+    /// With `retry: true`, the GameDeployment generation: an unsuccessful hook runs again as a
+    /// new attempt, once in this generation (the attempt carries it as a label).
+    pub retry_generation: Option<i64>,
+}
+
+/// The HookRun name the original uses for a pod's preDelete hook (its first attempt).
 pub fn hook_run_name(pod: &PodView, template: &str) -> String {
     format!(
         "predelete-{}-{}-{template}",
@@ -35,48 +46,62 @@ pub fn hook_run_name(pod: &PodView, template: &str) -> String {
     )
 }
 
-/// Decides whether `pod` may be deleted now, given the hook template configured (if any) and
-/// the phases of this GameDeployment's HookRuns by name.
+/// Decides whether `pod` may be deleted now, given the gate configured (if any) and this
+/// GameDeployment's HookRuns by name.
 pub fn check(
     pod: &PodView,
-    template: Option<&str>,
+    gate: Option<Gate>,
     hook_runs: &BTreeMap<String, HookRunView>,
 ) -> Verdict {
-    let Some(template) = template else {
+    let Some(gate) = gate else {
         return Verdict::Delete;
     };
     // As in the original: a pod that is not running has nothing to drain.
     if pod.phase.as_deref() != Some("Running") {
         return Verdict::Delete;
     }
-    let name = hook_run_name(pod, template);
+    let base = hook_run_name(pod, gate.template);
     let mark = !pod.annotations.contains_key(names::ANNOTATION_POD_DELETING);
-    match hook_runs.get(&name).map(|r| r.phase) {
-        Some(Some(HookPhase::Successful)) => Verdict::Delete,
-        Some(Some(phase)) if phase.is_completed() => Verdict::Wait {
-            create: None,
-            mark,
-            stuck: Some(format!(
+    let request = |name: String, retry_generation| HookRunRequest {
+        name,
+        template: gate.template.to_string(),
+        args: pod_hook_args(pod),
+        kind: HookKind::PreDelete,
+        retry_generation,
+    };
+    let wait = |create, stuck, phase| Verdict::Wait {
+        create,
+        mark,
+        stuck,
+        phase,
+    };
+    let Some((attempt, name, run)) = hooks::latest_attempt(&base, hook_runs) else {
+        return wait(Some(request(base, None)), None, HookPhase::Pending);
+    };
+    let phase = run.phase.unwrap_or(HookPhase::Pending);
+    if phase == HookPhase::Successful {
+        return Verdict::Delete;
+    }
+    if !phase.is_completed() {
+        return wait(None, None, phase);
+    }
+    let retried_in = run.labels.get(names::LABEL_HOOKRUN_RETRY_GENERATION);
+    match gate.retry_generation {
+        Some(g) if retried_in != Some(&g.to_string()) => wait(
+            Some(request(format!("{base}.{}", attempt + 1), Some(g))),
+            None,
+            HookPhase::Pending,
+        ),
+        _ => wait(
+            None,
+            Some(format!(
                 "pod {}: preDeleteUpdateStrategy HookRun {name} is {phase}; the pod is kept \
-                 (delete the HookRun to run the hook again, or delete the pod yourself)",
+                 (set preDeleteUpdateStrategy.retry to true to run the hook again, once per \
+                 spec change; or delete the HookRun, or the pod yourself)",
                 pod.name
             )),
-        },
-        Some(_) => Verdict::Wait {
-            create: None,
-            mark,
-            stuck: None,
-        },
-        None => Verdict::Wait {
-            create: Some(HookRunRequest {
-                name,
-                template: template.to_string(),
-                args: pod_hook_args(pod),
-                kind: HookKind::PreDelete,
-            }),
-            mark,
-            stuck: None,
-        },
+            phase,
+        ),
     }
 }
 
@@ -95,6 +120,13 @@ mod tests {
         }
     }
 
+    fn drain() -> Option<Gate<'static>> {
+        Some(Gate {
+            template: "drain",
+            retry_generation: None,
+        })
+    }
+
     #[test]
     fn without_a_hook_or_a_running_pod_deletion_goes_ahead() {
         let runs = BTreeMap::new();
@@ -103,7 +135,7 @@ mod tests {
             phase: Some("Pending".into()),
             ..pod()
         };
-        assert_eq!(check(&pending, Some("drain"), &runs), Verdict::Delete);
+        assert_eq!(check(&pending, drain(), &runs), Verdict::Delete);
     }
 
     #[test]
@@ -113,7 +145,8 @@ mod tests {
             create: Some(req),
             mark: true,
             stuck: None,
-        } = check(&pod(), Some("drain"), &runs)
+            ..
+        } = check(&pod(), drain(), &runs)
         else {
             panic!("expected a HookRun request");
         };
@@ -128,7 +161,7 @@ mod tests {
         runs.insert(req.name.clone(), HookRunView::default());
         assert!(
             matches!(
-                check(&pod(), Some("drain"), &runs),
+                check(&pod(), drain(), &runs),
                 Verdict::Wait { create: None, .. }
             ),
             "created but not yet evaluated: wait, do not ask again"
@@ -139,15 +172,16 @@ mod tests {
             .annotations
             .insert(names::ANNOTATION_POD_DELETING.into(), "true".into());
         assert_eq!(
-            check(&marked, Some("drain"), &runs),
+            check(&marked, drain(), &runs),
             Verdict::Wait {
                 create: None,
                 mark: false,
-                stuck: None
+                stuck: None,
+                phase: HookPhase::Running,
             }
         );
         runs.insert(req.name.clone(), run(HookPhase::Successful));
-        assert_eq!(check(&marked, Some("drain"), &runs), Verdict::Delete);
+        assert_eq!(check(&marked, drain(), &runs), Verdict::Delete);
     }
 
     #[test]
@@ -161,7 +195,7 @@ mod tests {
             create: None,
             stuck: Some(why),
             ..
-        } = check(&pod(), Some("drain"), &runs)
+        } = check(&pod(), drain(), &runs)
         else {
             panic!("expected the pod to be held");
         };
@@ -170,5 +204,68 @@ mod tests {
             "{why}"
         );
         assert!(why.contains("delete the HookRun"), "{why}");
+        assert!(why.contains("preDeleteUpdateStrategy.retry"), "{why}");
+    }
+
+    #[test]
+    fn retry_runs_a_failed_hook_again_once_per_generation() {
+        let gate = |g| {
+            Some(Gate {
+                template: "drain",
+                retry_generation: Some(g),
+            })
+        };
+        let failed = |labels: &[(&str, &str)]| HookRunView {
+            phase: Some(HookPhase::Failed),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let mut runs: BTreeMap<String, HookRunView> =
+            [("predelete-r1-abcde-drain".to_string(), failed(&[]))].into();
+        let Verdict::Wait {
+            create: Some(req),
+            stuck: None,
+            ..
+        } = check(&pod(), gate(4), &runs)
+        else {
+            panic!("expected a second attempt");
+        };
+        assert_eq!(req.name, "predelete-r1-abcde-drain.1");
+        assert_eq!(req.retry_generation, Some(4));
+        runs.insert(
+            req.name.clone(),
+            failed(&[(names::LABEL_HOOKRUN_RETRY_GENERATION, "4")]),
+        );
+        let Verdict::Wait {
+            create: None,
+            stuck: Some(why),
+            ..
+        } = check(&pod(), gate(4), &runs)
+        else {
+            panic!("once per generation");
+        };
+        assert!(
+            why.contains("HookRun predelete-r1-abcde-drain.1 is Failed"),
+            "{why}"
+        );
+        let Verdict::Wait {
+            create: Some(again),
+            ..
+        } = check(&pod(), gate(5), &runs)
+        else {
+            panic!("a new generation retries again");
+        };
+        assert_eq!(again.name, "predelete-r1-abcde-drain.2");
+        runs.insert(
+            again.name.clone(),
+            HookRunView {
+                phase: Some(HookPhase::Successful),
+                ..Default::default()
+            },
+        );
+        assert_eq!(check(&pod(), gate(5), &runs), Verdict::Delete);
     }
 }

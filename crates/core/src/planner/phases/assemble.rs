@@ -319,6 +319,7 @@ fn canary_hook_run(world: &PlanInput, owner: &Owner, step: &StepRun) -> HookRunT
         template: step.hook.template_name.clone(),
         args: BTreeMap::new(),
         kind: HookKind::CanaryStep,
+        retry_generation: None,
     };
     let identity = [
         (names::LABEL_HOOKRUN_REVISION, step.revision.clone()),
@@ -398,6 +399,7 @@ mod tests {
             template: "canary-check".into(),
             args: BTreeMap::new(),
             kind: HookKind::PreInplace,
+            retry_generation: None,
         };
         let run = hook_run(&world, &owner, &PodView::default(), &request);
         let HookRunToCreate::Unbuildable { why, .. } = &run else {

@@ -93,6 +93,7 @@ fn post_hooks(world: &PlanInput, views: &[&PodView], records: &[&Decoded], out: 
                         template: template.to_string(),
                         args: inplace::pod_hook_args(pod),
                         kind: HookKind::PostInplace,
+                        retry_generation: None,
                     },
                 ));
             }
@@ -107,29 +108,28 @@ fn gate_deletions(
     deletions: Vec<(String, DeleteReason)>,
     out: &mut Gated,
 ) {
-    let template = world
-        .gd
-        .spec
-        .pre_delete_update_strategy
-        .as_ref()
+    let strategy = world.gd.spec.pre_delete_update_strategy.as_ref();
+    let gate = strategy
         .and_then(|s| s.hook.as_ref())
-        .map(|h| h.template_name.as_str());
+        .map(|h| predelete::Gate {
+            template: &h.template_name,
+            retry_generation: strategy
+                .is_some_and(|s| s.retry)
+                .then(|| world.gd.metadata.generation.unwrap_or(0)),
+        });
     let mut kept = Vec::new();
     for (name, why) in deletions {
         let Some(pod) = views.iter().find(|p| p.name == name) else {
             continue;
         };
-        match predelete::check(pod, template, world.hook_runs) {
+        match predelete::check(pod, gate, world.hook_runs) {
             predelete::Verdict::Delete => kept.push((name, why)),
             predelete::Verdict::Wait {
                 create,
                 mark,
                 stuck,
+                phase,
             } => {
-                let phase = template
-                    .and_then(|t| world.hook_runs.get(&predelete::hook_run_name(pod, t)))
-                    .and_then(|r| r.phase)
-                    .unwrap_or(HookPhase::Pending);
                 out.pre_delete_waiting.push((name.clone(), phase));
                 let mark = mark.then(|| {
                     let mut w = PodWrite::new(Endpoint::Pod, None);
