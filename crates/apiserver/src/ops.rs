@@ -676,7 +676,8 @@ fn encode_continue(rv: u64, k: ObjKey) -> String {
     raw.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn decode_continue(tok: &str) -> Option<ObjKey> {
+/// The list's resourceVersion (of its first page) and the last key returned.
+fn decode_continue(tok: &str) -> Option<(u64, ObjKey)> {
     if !tok.len().is_multiple_of(2) {
         return None;
     }
@@ -686,8 +687,11 @@ fn decode_continue(tok: &str) -> Option<ObjKey> {
         .collect();
     let v: Value = serde_json::from_slice(&bytes?).ok()?;
     Some((
-        v.get("ns")?.as_str()?.to_string(),
-        v.get("name")?.as_str()?.to_string(),
+        v.get("rv")?.as_u64()?,
+        (
+            v.get("ns")?.as_str()?.to_string(),
+            v.get("name")?.as_str()?.to_string(),
+        ),
     ))
 }
 
@@ -698,8 +702,12 @@ pub struct ListOpts {
     pub cont: Option<String>,
 }
 
-/// LIST. Pages continue after the last returned key; the list resourceVersion is the current
-/// global version. Unlike etcd, later pages show the current state rather than a snapshot.
+/// LIST. Pages continue after the last returned key, and every page carries the
+/// resourceVersion of the first, as kube-apiserver's do: a client that watches from it after
+/// the last page sees every change made while it paged (a later page's version would hide the
+/// changes to objects already listed, for ever). Unlike etcd, later pages show the current
+/// state rather than a snapshot, so a change may be seen twice; a token whose version the
+/// event log no longer covers is 410 Expired, as a compacted one is.
 pub fn list(
     store: &Store,
     desc: &ResourceDesc,
@@ -722,18 +730,24 @@ pub fn list_raw(
     ns: Option<&str>,
     opts: &ListOpts,
 ) -> Result<(Value, Vec<Arc<Value>>), ApiError> {
-    let start = match &opts.cont {
-        Some(t) if !t.is_empty() => Some(decode_continue(t).ok_or_else(|| {
-            ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
-        })?),
-        _ => None,
+    let (list_rv, start) = match &opts.cont {
+        Some(t) if !t.is_empty() => {
+            let (rv, key) = decode_continue(t).ok_or_else(|| {
+                ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+            })?;
+            (rv, Some(key))
+        }
+        _ => (store.rv, None),
     };
+    let table = store.tables.get(&desc.gr());
+    if start.is_some() && table.is_some_and(|t| list_rv < t.compacted_rv) {
+        return Err(ApiError::gone(
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter.",
+        ));
+    }
     let empty = Default::default();
-    let objects = store
-        .tables
-        .get(&desc.gr())
-        .map(|t| &t.objects)
-        .unwrap_or(&empty);
+    let objects = table.map(|t| &t.objects).unwrap_or(&empty);
     let selecting = !(opts.labels.is_empty() && opts.fields.is_empty());
     let range = match (&start, desc.namespaced.then_some(ns).flatten()) {
         (Some(s), _) => objects.range((
@@ -763,7 +777,7 @@ pub fn list_raw(
         {
             if next.is_none() {
                 next = Some(encode_continue(
-                    store.rv,
+                    list_rv,
                     last_key.cloned().unwrap_or_default(),
                 ));
                 if selecting {
@@ -776,7 +790,7 @@ pub fn list_raw(
         last_key = Some(k);
         items.push(o.clone());
     }
-    let mut md = json!({"resourceVersion": store.rv.to_string()});
+    let mut md = json!({"resourceVersion": list_rv.to_string()});
     if let Some(n) = next {
         md["continue"] = json!(n);
         if !selecting {

@@ -122,3 +122,76 @@ async fn binds_runs_gates_restarts_and_deletes_through_the_api() {
     let runtime = task.await.unwrap().unwrap();
     assert_eq!(runtime.uids().count(), 0);
 }
+
+/// A kubelet that falls behind its pod watch (the server closes a watch `watch_backlog` events
+/// behind, and keeps only `event_history` events to resume from) gets 410 Gone, lists again
+/// and goes on: every pod of a burst runs, and so does every pod created after it.
+#[tokio::test(start_paused = true)]
+async fn a_kubelet_whose_watch_expired_lists_again_and_runs_every_pod() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let server = ApiServer::with_options(
+        clock.clone(),
+        embedded_apiserver::ServerOptions {
+            seed: 0,
+            event_history: 40,
+            watch_backlog: 20,
+        },
+    );
+    let (_tx, rx) = tokio::sync::watch::channel(KubeletConfig::default());
+    tokio::spawn(simulated_kubelet::run(
+        server.client_as("kubelet"),
+        NodeConfig::default(),
+        clock.clone(),
+        rx,
+        NodeRuntime::default(),
+        std::future::pending::<()>(),
+    ));
+    let client = server.client_as("scenario");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let create = |name: String| {
+        let pods = pods.clone();
+        async move {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"containers": [{"name": "app", "image": "python:3.9"}]}
+            }))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    futures::future::join_all((0..600).map(|i| create(format!("burst-{i}")))).await;
+    let running = || async {
+        let list = pods.list(&Default::default()).await.unwrap().items;
+        let ready = list
+            .iter()
+            .filter(|p| cond(p, "ContainersReady").as_deref() == Some("True"))
+            .count();
+        (ready, list.len())
+    };
+    let mut seen = (0, 0);
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        seen = running().await;
+        if seen.0 == 600 {
+            break;
+        }
+    }
+    assert_eq!(seen, (600, 600), "(running, pods) after the burst");
+    assert!(
+        server.watch_stats().closed_lagging > 0,
+        "the burst closed the kubelet's watch: {:?}",
+        server.watch_stats()
+    );
+    futures::future::join_all((0..20).map(|i| create(format!("after-{i}")))).await;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        seen = running().await;
+        if seen.0 == 620 {
+            break;
+        }
+    }
+    assert_eq!(seen, (620, 620), "(running, pods) after the next pods");
+}

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::support::*;
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PostParams};
@@ -141,6 +142,31 @@ async fn list_selectors_and_pagination() {
     assert!(third.metadata.continue_.as_deref().unwrap_or("").is_empty());
     all.extend(names(third));
     assert_eq!(all, vec!["l0", "l1", "l2", "l3", "l4"]);
+    // Every page carries the first page's resourceVersion, so a watch from it after the last
+    // page sees what changed while paging, even among objects already listed.
+    let first = leases.list(&ListParams::default().limit(2)).await.unwrap();
+    let rv = first.metadata.resource_version.clone().unwrap();
+    create(&leases, &lease("l0a")).await;
+    let mut tok = first.metadata.continue_.clone();
+    while let Some(t) = tok.filter(|t| !t.is_empty()) {
+        let page = leases
+            .list(&ListParams::default().limit(2).continue_token(&t))
+            .await
+            .unwrap();
+        assert_eq!(page.metadata.resource_version.as_ref(), Some(&rv));
+        tok = page.metadata.continue_;
+    }
+    let mut events = leases
+        .watch(&kube::api::WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    match events.next().await {
+        Some(Ok(kube::api::WatchEvent::Added(l))) => {
+            assert_eq!(l.metadata.name.as_deref(), Some("l0a"))
+        }
+        other => panic!("expected l0a ADDED, got {other:?}"),
+    }
     // Pods: spec.nodeName and status.phase field selectors.
     let pods: Api<Pod> = env.api();
     create(&pods, &pod("p1", "nginx")).await;
