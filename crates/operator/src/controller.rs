@@ -43,6 +43,12 @@ use gamedeploy_core::planner::scale;
 /// while a failure the user must fix (a missing HookTemplate) should not cost a request a
 /// second for ever, so consecutive failures back off, up to [`MAX_RETRY_AFTER_FAILED_WRITE`].
 const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
+/// The shortest time between the starts of two reconciles of one GameDeployment: the watch
+/// events of one burst (a kubelet reporting hundreds of pods at once; every event of one
+/// virtual instant in a simulation) are planned together, once, instead of once per event.
+/// Short next to a pod's own start-up, so a pod turning Ready still reaches the next pod's
+/// update within it.
+const MIN_RECONCILE_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a reconcile waits for the watch to show the operator's own status write before it
 /// plans without it (the event normally comes within milliseconds and triggers it sooner).
 const STATUS_WATCH_WAIT: Duration = Duration::from_secs(5);
@@ -97,6 +103,8 @@ pub struct Context {
     /// still shows that version, a reconcile would decide again from the status before the
     /// write (and repeat its events), so it waits for the watch instead.
     status_over: Mutex<HashMap<String, String>>,
+    /// By GameDeployment uid, when its last reconcile started (see [`MIN_RECONCILE_INTERVAL`]).
+    last_start: Mutex<HashMap<String, jiff::Timestamp>>,
     /// Pod creates and deletes sent and not yet seen by the pod watch.
     expectations: Arc<Expectations>,
     /// Closed when leadership is lost; every write checks it first.
@@ -129,6 +137,7 @@ impl Context {
             failing: Mutex::new(BTreeMap::new()),
             status_written: Mutex::default(),
             status_over: Mutex::default(),
+            last_start: Mutex::default(),
             expectations: Arc::default(),
             gate: Gate::default(),
             metrics: Arc::default(),
@@ -173,6 +182,9 @@ impl Context {
             m.remove(&uid);
         }
         if let Ok(mut m) = self.status_over.lock() {
+            m.remove(&uid);
+        }
+        if let Ok(mut m) = self.last_start.lock() {
             m.remove(&uid);
         }
         if let Ok(mut m) = self.failing.lock() {
@@ -230,6 +242,21 @@ impl Context {
                 StatusWrite::Unchanged => None,
             },
         ))
+    }
+
+    /// When `uid` may be reconciled, if not yet (its last reconcile started less than
+    /// [`MIN_RECONCILE_INTERVAL`] ago); otherwise records `now` as its start.
+    fn too_soon(&self, uid: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
+        let mut m = self.last_start.lock().unwrap_or_else(|e| e.into_inner());
+        let interval = jiff::SignedDuration::try_from(MIN_RECONCILE_INTERVAL).unwrap_or_default();
+        let due = m.get(uid).and_then(|t| t.checked_add(interval).ok());
+        match due {
+            Some(due) if now < due => Some(due),
+            _ => {
+                m.insert(uid.to_string(), now);
+                None
+            }
+        }
     }
 
     /// Whether the cache still shows the version `uid`'s last status write replaced; once it
@@ -385,6 +412,9 @@ async fn reconcile_decoded(
 ) -> Result<(Action, bool), super::Error> {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
+    if let Some(due) = ctx.too_soon(&uid, ctx.clock.now()) {
+        return Ok((Action::requeue(until(ctx.clock.now(), due)), false));
+    }
     let CachedObjects {
         pods: in_namespace,
         revisions,
