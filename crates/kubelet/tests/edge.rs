@@ -163,35 +163,32 @@ async fn a_kubelet_whose_watch_expired_lists_again_and_runs_every_pod() {
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     futures::future::join_all((0..600).map(|i| create(format!("burst-{i}")))).await;
-    let running = || async {
-        let list = pods.list(&Default::default()).await.unwrap().items;
-        let ready = list
-            .iter()
-            .filter(|p| cond(p, "ContainersReady").as_deref() == Some("True"))
-            .count();
-        (ready, list.len())
-    };
-    let mut seen = (0, 0);
-    for _ in 0..120 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        seen = running().await;
-        if seen.0 == 600 {
-            break;
+    // (pods with ContainersReady, pods) once `n` run, or after two virtual minutes.
+    let running = |n: usize| {
+        let pods = pods.clone();
+        async move {
+            let mut seen = (0, 0);
+            for _ in 0..120 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let list = pods.list(&Default::default()).await.unwrap().items;
+                let ready = list
+                    .iter()
+                    .filter(|p| cond(p, "ContainersReady").as_deref() == Some("True"))
+                    .count();
+                seen = (ready, list.len());
+                if ready == n {
+                    break;
+                }
+            }
+            seen
         }
-    }
-    assert_eq!(seen, (600, 600), "(running, pods) after the burst");
+    };
+    assert_eq!(running(600).await, (600, 600), "after the burst");
     assert!(
         server.watch_stats().closed_lagging > 0,
         "the burst closed the kubelet's watch: {:?}",
         server.watch_stats()
     );
     futures::future::join_all((0..20).map(|i| create(format!("after-{i}")))).await;
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        seen = running().await;
-        if seen.0 == 620 {
-            break;
-        }
-    }
-    assert_eq!(seen, (620, 620), "(running, pods) after the next pods");
+    assert_eq!(running(620).await, (620, 620), "after the next pods");
 }

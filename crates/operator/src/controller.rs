@@ -99,10 +99,10 @@ pub struct Context {
     /// When each GameDeployment's status was last written by this operator, by uid: status
     /// writes that only move counts are coalesced for a second after it.
     status_written: Mutex<HashMap<String, jiff::Timestamp>>,
-    /// By GameDeployment uid, the version its last status write replaced: while the cache
-    /// still shows that version, a reconcile would decide again from the status before the
-    /// write (and repeat its events), so it waits for the watch instead.
-    status_over: Mutex<HashMap<String, String>>,
+    /// By GameDeployment uid, the version its last status write replaced, and when: while the
+    /// cache still shows that version, a reconcile would decide again from the status before
+    /// the write (and repeat its events), so it waits for the watch instead.
+    status_over: Mutex<HashMap<String, (String, jiff::Timestamp)>>,
     /// By GameDeployment uid, when its last reconcile started (see [`MIN_RECONCILE_INTERVAL`]).
     last_start: Mutex<HashMap<String, jiff::Timestamp>>,
     /// Pod creates and deletes sent and not yet seen by the pod watch.
@@ -227,7 +227,7 @@ impl Context {
         .await?;
         self.record(writes);
         if let (Some(over), Ok(mut m)) = (over, self.status_over.lock()) {
-            m.insert(uid.clone(), over);
+            m.insert(uid.clone(), (over, now));
         }
         Ok((
             writes,
@@ -259,12 +259,19 @@ impl Context {
         }
     }
 
-    /// Whether the cache still shows the version `uid`'s last status write replaced; once it
-    /// shows another, that write is forgotten.
-    fn status_unseen(&self, uid: &str, cached: Option<&str>) -> bool {
+    /// Whether the cache still shows the version `uid`'s last status write replaced, less than
+    /// [`STATUS_WATCH_WAIT`] after the write; once it shows another, or the wait is over, that
+    /// write is forgotten.
+    fn status_unseen(&self, uid: &str, cached: Option<&str>, now: jiff::Timestamp) -> bool {
         let mut m = self.status_over.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = jiff::SignedDuration::try_from(STATUS_WATCH_WAIT).unwrap_or_default();
         match m.get(uid) {
-            Some(over) if Some(over.as_str()) == cached => true,
+            Some((over, at))
+                if Some(over.as_str()) == cached
+                    && at.checked_add(wait).is_ok_and(|due| now < due) =>
+            {
+                true
+            }
             Some(_) => {
                 m.remove(uid);
                 false
@@ -412,8 +419,9 @@ async fn reconcile_decoded(
 ) -> Result<(Action, bool), super::Error> {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace().unwrap_or_default();
-    if let Some(due) = ctx.too_soon(&uid, ctx.clock.now()) {
-        return Ok((Action::requeue(until(ctx.clock.now(), due)), false));
+    let now = ctx.clock.now();
+    if let Some(due) = ctx.too_soon(&uid, now) {
+        return Ok((Action::requeue(until(now, due)), false));
     }
     let CachedObjects {
         pods: in_namespace,
@@ -426,12 +434,11 @@ async fn reconcile_decoded(
     // backwards, maxUnavailable and preDelete victims would be chosen from a set about to
     // change). The wait is the watch's lag: the event that satisfies the last expectation
     // triggers the next reconcile, and the timeout bounds it if that event is lost.
-    let now = ctx.clock.now();
     if let Some(expires) = ctx.expectations.unsatisfied(&uid, &in_namespace, now) {
         tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the pod watch to show our writes");
         return Ok((Action::requeue(until(now, expires)), false));
     }
-    if ctx.status_unseen(&uid, gd.metadata.resource_version.as_deref()) {
+    if ctx.status_unseen(&uid, gd.metadata.resource_version.as_deref(), now) {
         // The watch event of our own status write triggers the next reconcile; the wait only
         // bounds a lost event.
         tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the watch to show our status write");
