@@ -129,11 +129,7 @@ pub fn decide(input: &Input) -> Canary {
         current.clear();
         pauses.clear();
     }
-    let step_input = StepInput {
-        input,
-        hash: &hash,
-        len,
-    };
+    let step_input = StepInput { input, hash: &hash };
     while index < len {
         let step = &input.steps[index];
         let done = if let Some(p) = step.partition {
@@ -206,7 +202,6 @@ fn step_note(index: usize) -> EventNote {
 struct StepInput<'a> {
     input: &'a Input<'a>,
     hash: &'a str,
-    len: usize,
 }
 
 /// A partition step is done once the pods it lets through are updated and ready, and every
@@ -231,7 +226,7 @@ fn pause_over(
         .find(|c| c.reason == reason)
         .map(|c| c.start_time.0);
     let now = s.input.now;
-    let position = format!("canary step {index} of {}", s.len);
+    let position = format!("canary step {index} of {}", s.input.steps.len());
     match (pause.duration, since) {
         (Some(seconds), since) => {
             let start = since.unwrap_or(now);
@@ -367,11 +362,10 @@ fn current_attempt(base: &str, index: usize, s: &StepInput, recorded: &str) -> S
         .runs
         .iter()
         .filter(|(_, r)| {
-            let label = |k: &str| r.labels.get(k).map(String::as_str);
-            label(names::LABEL_HOOKRUN_TYPE) == Some(HookKind::CanaryStep.label())
-                && label(names::LABEL_HOOKRUN_REVISION) == Some(input.update_revision)
-                && label(names::LABEL_HOOKRUN_CANARY_STEP_INDEX) == Some(index_label.as_str())
-                && label(names::LABEL_HOOKRUN_CANARY_STEP_HASH) == Some(s.hash)
+            is_canary(r)
+                && r.label(names::LABEL_HOOKRUN_REVISION) == Some(input.update_revision)
+                && r.label(names::LABEL_HOOKRUN_CANARY_STEP_INDEX) == Some(index_label.as_str())
+                && r.label(names::LABEL_HOOKRUN_CANARY_STEP_HASH) == Some(s.hash)
         })
         .filter_map(|(name, _)| Some((attempt(base, name)?, name.as_str())));
     let recorded = attempt(base, recorded).map(|a| (a, recorded));
@@ -381,15 +375,16 @@ fn current_attempt(base: &str, index: usize, s: &StepInput, recorded: &str) -> S
         .map_or_else(|| free_name(base, input.runs), |(_, n)| n.to_string())
 }
 
+/// Whether `run` is a canary step's (not a pod's).
+fn is_canary(run: &HookRunView) -> bool {
+    run.label(names::LABEL_HOOKRUN_TYPE) == Some(HookKind::CanaryStep.label())
+}
+
 /// Canary runs that no longer count: those of another revision are deleted; those of this
 /// revision other than `keep` are stopped if still running, and kept for the record.
 fn supersede(input: &Input, keep: Option<&String>, out: &mut Canary) {
-    for (name, run) in input.runs {
-        let label = |k: &str| run.labels.get(k).map(String::as_str);
-        if label(names::LABEL_HOOKRUN_TYPE) != Some(HookKind::CanaryStep.label()) {
-            continue;
-        }
-        if label(names::LABEL_HOOKRUN_REVISION) != Some(input.update_revision) {
+    for (name, run) in input.runs.iter().filter(|(_, r)| is_canary(r)) {
+        if run.label(names::LABEL_HOOKRUN_REVISION) != Some(input.update_revision) {
             out.delete.push(name.clone());
         } else if Some(name) != keep
             && !run.terminate

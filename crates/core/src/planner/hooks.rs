@@ -47,6 +47,11 @@ pub struct HookRunView {
 }
 
 impl HookRunView {
+    /// The value of label `key`, if set.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+
     pub fn from_hook_run(run: &HookRun) -> Self {
         HookRunView {
             phase: run.status.as_ref().and_then(|s| s.phase),

@@ -85,9 +85,9 @@ pub fn check(
     if !phase.is_completed() {
         return wait(None, None, phase);
     }
-    let retried_in = run.labels.get(names::LABEL_HOOKRUN_RETRY_GENERATION);
+    let retried_in = run.label(names::LABEL_HOOKRUN_RETRY_GENERATION);
     match gate.retry_generation {
-        Some(g) if retried_in != Some(&g.to_string()) => wait(
+        Some(g) if retried_in != Some(g.to_string().as_str()) => wait(
             Some(request(format!("{base}.{}", attempt + 1), Some(g))),
             None,
             HookPhase::Pending,

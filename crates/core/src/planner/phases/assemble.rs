@@ -298,12 +298,13 @@ fn hook_run(
 ) -> HookRunToCreate {
     let spec = &world.gd.spec;
     let configured = match request.kind {
-        HookKind::PreInplace => &spec.pre_inplace_update_strategy,
-        HookKind::PreDelete => &spec.pre_delete_update_strategy,
-        HookKind::PostInplace => &spec.post_inplace_update_strategy,
-        HookKind::CanaryStep => &None,
+        HookKind::PreInplace => spec.pre_inplace_update_strategy.as_ref(),
+        HookKind::PreDelete => spec.pre_delete_update_strategy.as_ref(),
+        HookKind::PostInplace => spec.post_inplace_update_strategy.as_ref(),
+        // Built by `canary_hook_run`, from its step.
+        HookKind::CanaryStep => None,
     };
-    let hook = configured.as_ref().and_then(|s| s.hook.as_ref());
+    let hook = configured.and_then(|s| s.hook.as_ref());
     let label = |key: &str| pod.labels.get(key).cloned().unwrap_or_default();
     let identity = hooks::pod_identity(
         &label(names::LABEL_REVISION),
