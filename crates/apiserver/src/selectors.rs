@@ -1,7 +1,7 @@
 //! Label and field selectors with the grammar of `k8s.io/apimachinery/pkg/labels` and
 //! `pkg/fields`: `=`, `==`, `!=`, `in`, `notin`, `exists`, `!key`, `gt`/`lt`.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::errors::ApiError;
 use super::resources::{ResourceDesc, Strategy};
@@ -240,41 +240,122 @@ pub struct FieldSelector {
 }
 
 /// Field paths a kind can be selected on (`GetAttrs`/`ToSelectableFields` of each registry),
-/// as JSON pointers into the object.
+/// as JSON pointers into the object: (strategy, or any; core resource, or any; field; pointer).
+const SELECTABLE: &[(Option<Strategy>, Option<&str>, &str, &str)] = &[
+    (None, None, "metadata.name", "/metadata/name"),
+    (None, None, "metadata.namespace", "/metadata/namespace"),
+    (Some(Strategy::Pod), None, "spec.nodeName", "/spec/nodeName"),
+    (
+        Some(Strategy::Pod),
+        None,
+        "spec.restartPolicy",
+        "/spec/restartPolicy",
+    ),
+    (
+        Some(Strategy::Pod),
+        None,
+        "spec.schedulerName",
+        "/spec/schedulerName",
+    ),
+    (
+        Some(Strategy::Pod),
+        None,
+        "spec.serviceAccountName",
+        "/spec/serviceAccountName",
+    ),
+    (Some(Strategy::Pod), None, "status.phase", "/status/phase"),
+    (Some(Strategy::Pod), None, "status.podIP", "/status/podIP"),
+    (
+        Some(Strategy::Pod),
+        None,
+        "status.nominatedNodeName",
+        "/status/nominatedNodeName",
+    ),
+    (
+        Some(Strategy::Namespace),
+        None,
+        "status.phase",
+        "/status/phase",
+    ),
+    (
+        None,
+        Some("events"),
+        "involvedObject.kind",
+        "/involvedObject/kind",
+    ),
+    (
+        None,
+        Some("events"),
+        "involvedObject.namespace",
+        "/involvedObject/namespace",
+    ),
+    (
+        None,
+        Some("events"),
+        "involvedObject.name",
+        "/involvedObject/name",
+    ),
+    (
+        None,
+        Some("events"),
+        "involvedObject.uid",
+        "/involvedObject/uid",
+    ),
+    (
+        None,
+        Some("events"),
+        "involvedObject.apiVersion",
+        "/involvedObject/apiVersion",
+    ),
+    (
+        None,
+        Some("events"),
+        "involvedObject.fieldPath",
+        "/involvedObject/fieldPath",
+    ),
+    (None, Some("events"), "reason", "/reason"),
+    (None, Some("events"), "type", "/type"),
+    (
+        None,
+        Some("events"),
+        "reportingComponent",
+        "/reportingComponent",
+    ),
+];
+
 fn selectable(desc: &ResourceDesc, field: &str) -> Option<&'static str> {
-    let common = match field {
-        "metadata.name" => Some("/metadata/name"),
-        "metadata.namespace" => Some("/metadata/namespace"),
-        _ => None,
-    };
-    if common.is_some() {
-        return common;
+    SELECTABLE
+        .iter()
+        .find(|(strategy, core, f, _)| {
+            *f == field
+                && strategy.is_none_or(|s| s == desc.strategy)
+                && core.is_none_or(|p| desc.group.is_empty() && desc.plural == p)
+        })
+        .map(|(_, _, _, ptr)| *ptr)
+}
+
+/// All that a watch's namespace, label and field selectors can read of `obj` (its labels and
+/// every selectable field), as a smaller object that matches every selector exactly as `obj`
+/// does. The watch log keeps these for the versions it has serialized.
+pub fn selection_view(obj: &Value) -> Value {
+    let mut out = Value::Object(Map::new());
+    let pointers = std::iter::once("/metadata/labels").chain(SELECTABLE.iter().map(|e| e.3));
+    for ptr in pointers {
+        let Some(v) = obj.pointer(ptr) else { continue };
+        let mut cur = &mut out;
+        let mut segs = ptr.split('/').skip(1).peekable();
+        while let Some(seg) = segs.next() {
+            let Value::Object(m) = cur else { break };
+            if segs.peek().is_none() {
+                m.insert(seg.to_string(), v.clone());
+                break;
+            }
+            cur = m
+                .entry(seg.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+        }
     }
-    match (
-        desc.strategy,
-        desc.group.as_str(),
-        desc.plural.as_str(),
-        field,
-    ) {
-        (Strategy::Pod, _, _, "spec.nodeName") => Some("/spec/nodeName"),
-        (Strategy::Pod, _, _, "spec.restartPolicy") => Some("/spec/restartPolicy"),
-        (Strategy::Pod, _, _, "spec.schedulerName") => Some("/spec/schedulerName"),
-        (Strategy::Pod, _, _, "spec.serviceAccountName") => Some("/spec/serviceAccountName"),
-        (Strategy::Pod, _, _, "status.phase") => Some("/status/phase"),
-        (Strategy::Pod, _, _, "status.podIP") => Some("/status/podIP"),
-        (Strategy::Pod, _, _, "status.nominatedNodeName") => Some("/status/nominatedNodeName"),
-        (Strategy::Namespace, _, _, "status.phase") => Some("/status/phase"),
-        (_, "", "events", "involvedObject.kind") => Some("/involvedObject/kind"),
-        (_, "", "events", "involvedObject.namespace") => Some("/involvedObject/namespace"),
-        (_, "", "events", "involvedObject.name") => Some("/involvedObject/name"),
-        (_, "", "events", "involvedObject.uid") => Some("/involvedObject/uid"),
-        (_, "", "events", "involvedObject.apiVersion") => Some("/involvedObject/apiVersion"),
-        (_, "", "events", "involvedObject.fieldPath") => Some("/involvedObject/fieldPath"),
-        (_, "", "events", "reason") => Some("/reason"),
-        (_, "", "events", "type") => Some("/type"),
-        (_, "", "events", "reportingComponent") => Some("/reportingComponent"),
-        _ => None,
-    }
+    out
 }
 
 impl FieldSelector {

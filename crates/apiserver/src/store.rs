@@ -10,6 +10,7 @@ use tokio::sync::mpsc::{Sender, UnboundedSender};
 use tokio::sync::oneshot;
 
 use super::resources::{GroupResource, Registry};
+use super::selectors::selection_view;
 
 /// Watch event types on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,52 @@ pub struct LoggedEvent {
     pub obj: Arc<Value>,
     pub prev: Option<Arc<Value>>,
 }
+
+/// A change as the log keeps it once it is no longer recent: the object serialized, and of it
+/// and the version before only what watch selectors read ([`selection_view`]). Why: a stored
+/// pod version, with its managedFields, is some 40 KiB as a `Value` and a tenth of that as
+/// JSON, and the log keeps thousands of versions no one reads unless a watch resumes from them.
+#[derive(Debug)]
+pub struct CompactEvent {
+    pub rv: u64,
+    pub kind: EventType,
+    pub json: Box<str>,
+    pub selection: Value,
+    pub prev_selection: Option<Value>,
+}
+
+impl CompactEvent {
+    fn of(ev: &LoggedEvent) -> Self {
+        CompactEvent {
+            rv: ev.rv,
+            kind: ev.kind,
+            json: ev.obj.to_string().into_boxed_str(),
+            selection: selection_view(&ev.obj),
+            prev_selection: ev.prev.as_deref().map(selection_view),
+        }
+    }
+}
+
+/// One entry of a resource's event log.
+#[derive(Debug)]
+pub enum Logged {
+    /// Shared with the watchers' queues, as it was recorded.
+    Recent(Arc<LoggedEvent>),
+    Compact(CompactEvent),
+}
+
+impl Logged {
+    pub fn rv(&self) -> u64 {
+        match self {
+            Logged::Recent(e) => e.rv,
+            Logged::Compact(c) => c.rv,
+        }
+    }
+}
+
+/// How many of a log's newest entries stay as recorded: a watch that resumes from a recent
+/// version (the common case: a dropped connection) then costs no parsing.
+pub const RECENT_EVENTS: usize = 512;
 
 /// A registered watch: a bounded queue of events (shared with the log, not copied) and the
 /// handle whose drop ends the stream (never sent on): dropping the sink closes the watch.
@@ -74,7 +121,7 @@ pub struct Change {
 #[derive(Debug, Default)]
 pub struct ResourceTable {
     pub objects: BTreeMap<ObjKey, Arc<Value>>,
-    pub log: VecDeque<Arc<LoggedEvent>>,
+    pub log: VecDeque<Logged>,
     /// Events with rv ≤ this may have been evicted from `log`: a watch from an older version
     /// gets 410 Gone.
     pub compacted_rv: u64,
@@ -337,11 +384,18 @@ impl ResourceTable {
     /// their queue was full (the cacher's answer to a watcher that stopped reading).
     fn record(&mut self, limit: usize, ev: LoggedEvent) -> u64 {
         let ev = Arc::new(ev);
-        self.log.push_back(ev.clone());
+        self.log.push_back(Logged::Recent(ev.clone()));
         while self.log.len() > limit {
             if let Some(old) = self.log.pop_front() {
-                self.compacted_rv = old.rv;
+                self.compacted_rv = old.rv();
             }
+        }
+        // Each entry is serialized once, when it leaves the recent window.
+        if let Some(i) = self.log.len().checked_sub(RECENT_EVENTS + 1)
+            && let Some(Logged::Recent(e)) = self.log.get(i)
+        {
+            let compact = CompactEvent::of(e);
+            self.log[i] = Logged::Compact(compact);
         }
         let mut lagging = 0;
         self.watchers.retain(|w| match w.tx.try_send(ev.clone()) {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::errors::ApiError;
 use super::resources::ResourceDesc;
 use super::selectors::{FieldSelector, LabelSelector};
-use super::store::{EventType, LoggedEvent, Store, WatchSink};
+use super::store::{EventType, Logged, LoggedEvent, Store, WatchSink};
 
 /// How often a watch asking for bookmarks gets one (the real server sends them about once a
 /// minute).
@@ -60,15 +60,46 @@ impl Filter {
     /// Event as this watcher sees it: objects entering/leaving the selection become
     /// ADDED/DELETED.
     fn translate(&self, ev: &LoggedEvent) -> Option<(EventType, Arc<Value>)> {
-        let now = self.matches(&ev.obj);
-        let before = ev.prev.as_ref().is_some_and(|p| self.matches(p));
-        match ev.kind {
-            EventType::Added => now.then(|| (EventType::Added, ev.obj.clone())),
-            EventType::Deleted => before.then(|| (EventType::Deleted, ev.obj.clone())),
+        let kind = self.seen_as(
+            ev.kind,
+            self.matches(&ev.obj),
+            ev.prev.as_ref().is_some_and(|p| self.matches(p)),
+        )?;
+        Some((kind, ev.obj.clone()))
+    }
+
+    /// [`Filter::translate`] of a logged change, whether kept as recorded or compacted (then
+    /// decided on its selection views, and the object parsed only when this watcher gets it).
+    fn translate_logged(&self, ev: &Logged) -> Option<(EventType, Arc<Value>)> {
+        match ev {
+            Logged::Recent(e) => self.translate(e),
+            Logged::Compact(c) => {
+                let kind = self.seen_as(
+                    c.kind,
+                    self.matches(&c.selection),
+                    c.prev_selection.as_ref().is_some_and(|p| self.matches(p)),
+                )?;
+                match serde_json::from_str(&c.json) {
+                    Ok(obj) => Some((kind, Arc::new(obj))),
+                    Err(e) => {
+                        tracing::error!(rv = c.rv, "a logged change does not parse: {e}");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// The event type this watcher sees for a change, given whether the object matches its
+    /// selectors now and did before.
+    fn seen_as(&self, kind: EventType, now: bool, before: bool) -> Option<EventType> {
+        match kind {
+            EventType::Added => now.then_some(EventType::Added),
+            EventType::Deleted => before.then_some(EventType::Deleted),
             EventType::Modified => match (before, now) {
-                (true, true) => Some((EventType::Modified, ev.obj.clone())),
-                (false, true) => Some((EventType::Added, ev.obj.clone())),
-                (true, false) => Some((EventType::Deleted, ev.obj.clone())),
+                (true, true) => Some(EventType::Modified),
+                (false, true) => Some(EventType::Added),
+                (true, false) => Some(EventType::Deleted),
                 (false, false) => None,
             },
         }
@@ -152,8 +183,8 @@ pub fn start(
             let _ = body_tx.try_send(line("ERROR", &err.to_status()));
             return Ok(body_rx);
         }
-        for ev in table.log.iter().filter(|e| e.rv > n) {
-            if let Some(t) = filter.translate(ev) {
+        for ev in table.log.iter().filter(|e| e.rv() > n) {
+            if let Some(t) = filter.translate_logged(ev) {
                 initial.push(t);
             }
         }

@@ -73,6 +73,75 @@ async fn watch_streams_changes_and_resumes() {
     env.cleanup().await;
 }
 
+/// A watch resuming from a version hundreds of changes back gets exactly the events (types and
+/// whole objects, managedFields included) a watch open at the time got, selectors applied to
+/// each version as it was. (The embedded server keeps older log entries serialized.)
+#[tokio::test]
+async fn a_watch_resuming_far_back_replays_every_change_as_it_was() {
+    let env = env("watch-far").await;
+    let leases: Api<Lease> = env.api();
+    let l = create(&leases, &lease("a")).await;
+    let rv = l.metadata.resource_version.clone().unwrap();
+    let open = |labels: &'static str| {
+        let leases = leases.clone();
+        let rv = rv.clone();
+        async move {
+            let params = WatchParams::default().labels(labels);
+            leases.watch(&params, &rv).await.unwrap().boxed()
+        }
+    };
+    let mut live_all = open("").await;
+    let mut live_a = open("app=a").await;
+    create(&leases, &lease("b")).await;
+    // b leaves app=a, then comes back; a is deleted.
+    for app in ["z", "a"] {
+        let labels = json!({"metadata": {"labels": {"app": app}}});
+        send_patch(&leases, "b", Patch::Merge(labels))
+            .await
+            .unwrap();
+    }
+    leases.delete("a", &DeleteParams::default()).await.unwrap();
+    let mut filler = lease("filler");
+    filler.metadata.labels = Some([("app".to_string(), "other".to_string())].into());
+    create(&leases, &filler).await;
+    for i in 0..600 {
+        let spec = json!({"spec": {"leaseDurationSeconds": i + 1}});
+        send_patch(&leases, "filler", Patch::Merge(spec))
+            .await
+            .unwrap();
+    }
+    async fn take(
+        s: &mut (impl futures::Stream<Item = kube::Result<WatchEvent<Lease>>> + Unpin),
+        n: usize,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let ev = tokio::time::timeout(WAIT, s.next())
+                .await
+                .expect("event in time")
+                .expect("stream open")
+                .unwrap();
+            let (t, o) = match ev {
+                WatchEvent::Added(o) => ("ADDED", o),
+                WatchEvent::Modified(o) => ("MODIFIED", o),
+                WatchEvent::Deleted(o) => ("DELETED", o),
+                WatchEvent::Bookmark(_) => continue,
+                WatchEvent::Error(e) => panic!("{e:?}"),
+            };
+            out.push(format!("{t} {}", serde_json::to_string(&o).unwrap()));
+        }
+        out
+    }
+    // b created, out, in, a deleted, filler created and 600 patches.
+    let all = take(&mut live_all, 605).await;
+    let only_a = take(&mut live_a, 4).await;
+    let kinds: Vec<&str> = only_a.iter().map(|l| &l[..l.find(' ').unwrap()]).collect();
+    assert_eq!(kinds, ["ADDED", "DELETED", "ADDED", "DELETED"]);
+    assert_eq!(take(&mut open("").await, 605).await, all);
+    assert_eq!(take(&mut open("app=a").await, 4).await, only_a);
+    env.cleanup().await;
+}
+
 /// Each event is `{"type":...,"object":...}` with `type` first, as Go writes `metav1.WatchEvent`:
 /// clients that decode the object while reading it (serde's tagged enums) rely on the order.
 #[tokio::test]
