@@ -2,7 +2,7 @@
 //! per-resource event log for watch resumption, and the registered watchers.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value;
 use tokio::sync::mpsc::error::TrySendError;
@@ -38,6 +38,25 @@ pub struct LoggedEvent {
     pub kind: EventType,
     pub obj: Arc<Value>,
     pub prev: Option<Arc<Value>>,
+    json: OnceLock<Arc<str>>,
+}
+
+impl LoggedEvent {
+    pub fn new(rv: u64, kind: EventType, obj: Arc<Value>, prev: Option<Arc<Value>>) -> Self {
+        LoggedEvent {
+            rv,
+            kind,
+            obj,
+            prev,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The object as JSON, serialized once for every watcher that sends it whole and for the
+    /// log's compact form.
+    pub fn json(&self) -> &Arc<str> {
+        self.json.get_or_init(|| self.obj.to_string().into())
+    }
 }
 
 /// A change as the log keeps it once it is no longer recent: the object serialized, and of it
@@ -48,7 +67,7 @@ pub struct LoggedEvent {
 pub struct CompactEvent {
     pub rv: u64,
     pub kind: EventType,
-    pub json: Box<str>,
+    pub json: Arc<str>,
     pub selection: Value,
     pub prev_selection: Option<Value>,
 }
@@ -58,7 +77,7 @@ impl CompactEvent {
         CompactEvent {
             rv: ev.rv,
             kind: ev.kind,
-            json: ev.obj.to_string().into_boxed_str(),
+            json: ev.json().clone(),
             selection: selection_view(&ev.obj),
             prev_selection: ev.prev.as_deref().map(selection_view),
         }
@@ -229,15 +248,7 @@ impl Store {
         let table = self.table(gr);
         let prev = table.objects.insert(key.clone(), obj.clone());
         let is_new = prev.is_none();
-        let closed = table.record(
-            limit,
-            LoggedEvent {
-                rv,
-                kind,
-                obj: obj.clone(),
-                prev: prev.clone(),
-            },
-        );
+        let closed = table.record(limit, LoggedEvent::new(rv, kind, obj.clone(), prev.clone()));
         self.watches_closed_lagging += closed;
         self.publish(
             rv,
@@ -329,12 +340,7 @@ impl Store {
         table.objects.remove(key);
         let closed = table.record(
             limit,
-            LoggedEvent {
-                rv,
-                kind: EventType::Deleted,
-                obj: last.clone(),
-                prev: Some(old),
-            },
+            LoggedEvent::new(rv, EventType::Deleted, last.clone(), Some(old)),
         );
         self.watches_closed_lagging += closed;
         self.publish(rv, EventType::Deleted, gr, key, &last);

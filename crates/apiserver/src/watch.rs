@@ -59,35 +59,56 @@ impl Filter {
 
     /// Event as this watcher sees it: objects entering/leaving the selection become
     /// ADDED/DELETED.
-    fn translate(&self, ev: &LoggedEvent) -> Option<(EventType, Arc<Value>)> {
+    /// The line this watcher gets for a change, if any: the object whole reuses the change's
+    /// one serialization.
+    fn live_line(&self, ev: &LoggedEvent) -> Option<Bytes> {
         let kind = self.seen_as(
             ev.kind,
             self.matches(&ev.obj),
             ev.prev.as_ref().is_some_and(|p| self.matches(p)),
         )?;
-        Some((kind, ev.obj.clone()))
+        Some(if self.whole() {
+            line_json(kind.as_str(), ev.json())
+        } else {
+            self.line(kind, &ev.obj)
+        })
     }
 
-    /// [`Filter::translate`] of a logged change, whether kept as recorded or compacted (then
-    /// decided on its selection views, and the object parsed only when this watcher gets it).
-    fn translate_logged(&self, ev: &Logged) -> Option<(EventType, Arc<Value>)> {
-        match ev {
-            Logged::Recent(e) => self.translate(e),
+    /// What this watcher replays of a logged change, if anything: decided on the objects,
+    /// or on the selection views of a compacted change (whose JSON is parsed only for a
+    /// converted representation). Whole objects stay one shared serialization until sent.
+    fn replay(&self, ev: &Logged) -> Option<Initial> {
+        let (kind, json) = match ev {
+            Logged::Recent(e) => {
+                let kind = self.seen_as(
+                    e.kind,
+                    self.matches(&e.obj),
+                    e.prev.as_ref().is_some_and(|p| self.matches(p)),
+                )?;
+                if !self.whole() {
+                    return Some(Initial::Line(self.line(kind, &e.obj)));
+                }
+                (kind, e.json())
+            }
             Logged::Compact(c) => {
                 let kind = self.seen_as(
                     c.kind,
                     self.matches(&c.selection),
                     c.prev_selection.as_ref().is_some_and(|p| self.matches(p)),
                 )?;
-                match serde_json::from_str(&c.json) {
-                    Ok(obj) => Some((kind, Arc::new(obj))),
-                    Err(e) => {
-                        tracing::error!(rv = c.rv, "a logged change does not parse: {e}");
-                        None
-                    }
+                if !self.whole() {
+                    return match serde_json::from_str(&c.json) {
+                        Ok(obj) => Some(Initial::Line(self.line(kind, &obj))),
+                        Err(e) => {
+                            tracing::error!(rv = c.rv, "a logged change does not parse: {e}");
+                            None
+                        }
+                    };
                 }
+                (kind, &c.json)
             }
-        }
+        };
+        Some(Initial::Json(kind, json.clone()))
     }
 
     /// The event type this watcher sees for a change, given whether the object matches its
@@ -107,6 +128,11 @@ impl Filter {
 }
 
 impl Filter {
+    /// Objects are sent as stored (not as metadata only or converted to events.k8s.io).
+    fn whole(&self) -> bool {
+        !self.metadata_only && !self.events_v1
+    }
+
     fn line(&self, kind: EventType, obj: &Value) -> Bytes {
         if self.metadata_only {
             line(kind.as_str(), &super::http::partial_metadata(obj))
@@ -122,8 +148,15 @@ impl Filter {
 /// order): a client can then decode the object straight from the stream instead of buffering
 /// it to find the tag first (serde's adjacently tagged enums do, and lose raw values).
 fn line(kind: &str, obj: &Value) -> Bytes {
-    let mut s = format!("{{\"type\":\"{kind}\",\"object\":");
-    s.push_str(&obj.to_string());
+    line_json(kind, &obj.to_string())
+}
+
+fn line_json(kind: &str, json: &str) -> Bytes {
+    let mut s = String::with_capacity(json.len() + 32);
+    s.push_str("{\"type\":\"");
+    s.push_str(kind);
+    s.push_str("\",\"object\":");
+    s.push_str(json);
     s.push_str("}\n");
     Bytes::from(s)
 }
@@ -137,6 +170,14 @@ fn bookmark(desc: &ResourceDesc, rv: u64, initial_end: bool) -> Bytes {
         "BOOKMARK",
         &json!({"kind": desc.kind, "apiVersion": desc.api_version(), "metadata": md}),
     )
+}
+
+/// What a watch sends before the changes that follow it, serialized as it is sent: the objects
+/// of a list, or logged changes (shared JSON, or a converted representation's line).
+enum Initial {
+    Object(Arc<Value>),
+    Json(EventType, Arc<str>),
+    Line(Bytes),
 }
 
 /// Serialized lines a watch response may hold before its writer waits for the client: the
@@ -164,12 +205,12 @@ pub fn start(
     let current_rv = store.rv;
     let table = store.table(&gr);
     let rv_param = p.resource_version.as_deref().unwrap_or("");
-    let mut initial: Vec<(EventType, Arc<Value>)> = Vec::new();
+    let mut initial: Vec<Initial> = Vec::new();
     let from_scratch = rv_param.is_empty() || rv_param == "0" || p.send_initial_events;
     if from_scratch {
         for o in table.objects.values() {
             if filter.matches(o) {
-                initial.push((EventType::Added, o.clone()));
+                initial.push(Initial::Object(o.clone()));
             }
         }
     } else {
@@ -184,8 +225,8 @@ pub fn start(
             return Ok(body_rx);
         }
         for ev in table.log.iter().filter(|e| e.rv() > n) {
-            if let Some(t) = filter.translate_logged(ev) {
-                initial.push(t);
+            if let Some(i) = filter.replay(ev) {
+                initial.push(i);
             }
         }
     }
@@ -203,8 +244,13 @@ pub fn start(
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last_rv = current_rv;
-        for (t, o) in initial {
-            if !send(&body_tx, &mut stop, deadline, filter.line(t, &o)).await {
+        for i in initial {
+            let l = match i {
+                Initial::Object(o) => filter.line(EventType::Added, &o),
+                Initial::Json(kind, json) => line_json(kind.as_str(), &json),
+                Initial::Line(l) => l,
+            };
+            if !send(&body_tx, &mut stop, deadline, l).await {
                 return;
             }
         }
@@ -228,8 +274,8 @@ pub fn start(
                 ev = rx.recv() => match ev {
                     Some(ev) => {
                         last_rv = last_rv.max(ev.rv);
-                        match filter.translate(&ev) {
-                            Some((t, o)) => filter.line(t, &o),
+                        match filter.live_line(&ev) {
+                            Some(l) => l,
                             None => continue,
                         }
                     }
