@@ -2,6 +2,12 @@
 //! With the default `embedded` feature it also carries the embedded cluster and the simulator
 //! (`cluster`, `simulate`, in `embedded.rs`); without it, only the operator.
 
+/// mimalloc, not glibc's malloc: the operator and the embedded cluster free and allocate
+/// millions of small JSON nodes, which glibc's bins served slowly once the heap was
+/// fragmented, and whose freed pages it kept (BENCHMARKS.md has both runs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(feature = "embedded")]
 mod embedded;
 mod inspect;
