@@ -5,8 +5,25 @@
 /// mimalloc, not glibc's malloc: the operator and the embedded cluster free and allocate
 /// millions of small JSON nodes, which glibc's bins served slowly once the heap was
 /// fragmented, and whose freed pages it kept (BENCHMARKS.md has both runs).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The operator (`gamedeploy run`) trades a little allocation speed for memory: arenas are
+/// committed as they are used, and freed pages go back to the system at once. (The defaults
+/// make simulations faster; BENCHMARKS.md has both.)
+#[cfg(feature = "mimalloc")]
+fn lean_allocator() {
+    // Option numbers of `mi_option_e` in the mimalloc.h that libmimalloc-sys (locked) builds;
+    // the crate names only some options.
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is a plain store that mimalloc reads on later allocations.
+    unsafe {
+        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
+    }
+}
 
 #[cfg(feature = "embedded")]
 mod embedded;
@@ -135,6 +152,10 @@ enum StatesFormat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    #[cfg(feature = "mimalloc")]
+    if matches!(cli.command, Command::Run(_)) {
+        lean_allocator();
+    }
     #[cfg(feature = "embedded")]
     if let Command::Simulate {
         scenario,
