@@ -22,8 +22,12 @@ fn key_json(v: &Value, keys: &[String]) -> String {
     Value::Object(m).to_string()
 }
 
-/// Leaf paths (with values) of `v`, skipping metadata the server owns.
-pub fn leaves(v: &Value, sem: ListSemantics<'_>) -> BTreeMap<FieldPath, Value> {
+/// The value of a list element's own (`.`) path.
+static ELEMENT: Value = Value::Null;
+
+/// Leaf paths of `v` with their values (borrowed: every write walks two versions of the
+/// object, and copying each leaf was most of that cost), skipping metadata the server owns.
+pub fn leaves<'v>(v: &'v Value, sem: ListSemantics<'_>) -> BTreeMap<FieldPath, &'v Value> {
     let mut out = BTreeMap::new();
     if let Value::Object(m) = v {
         for (k, child) in m {
@@ -45,13 +49,13 @@ pub fn leaves(v: &Value, sem: ListSemantics<'_>) -> BTreeMap<FieldPath, Value> {
     out
 }
 
-fn walk(
-    v: &Value,
+fn walk<'v>(
+    v: &'v Value,
     name: &str,
     fp: &mut FieldPath,
     names: &mut Vec<String>,
     sem: ListSemantics<'_>,
-    out: &mut BTreeMap<FieldPath, Value>,
+    out: &mut BTreeMap<FieldPath, &'v Value>,
 ) {
     fp.push(format!("f:{name}"));
     names.push(name.to_string());
@@ -66,7 +70,7 @@ fn walk(
                 names.push("[]".into());
                 for it in items {
                     fp.push(format!("k:{}", key_json(it, &keys)));
-                    out.insert(with(fp, "."), Value::Null);
+                    out.insert(with(fp, "."), &ELEMENT);
                     if let Value::Object(im) = it {
                         for (k, c) in im {
                             walk(c, k, fp, names, sem, out);
@@ -79,16 +83,16 @@ fn walk(
             ListStrategy::Set => {
                 for it in items {
                     fp.push(format!("v:{it}"));
-                    out.insert(fp.clone(), it.clone());
+                    out.insert(fp.clone(), it);
                     fp.pop();
                 }
             }
             ListStrategy::Atomic => {
-                out.insert(fp.clone(), v.clone());
+                out.insert(fp.clone(), v);
             }
         },
         _ => {
-            out.insert(fp.clone(), v.clone());
+            out.insert(fp.clone(), v);
         }
     }
     fp.pop();
