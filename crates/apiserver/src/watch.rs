@@ -62,11 +62,7 @@ impl Filter {
     /// The line this watcher gets for a change, if any: the object whole reuses the change's
     /// one serialization.
     fn live_line(&self, ev: &LoggedEvent) -> Option<Bytes> {
-        let kind = self.seen_as(
-            ev.kind,
-            self.matches(&ev.obj),
-            ev.prev.as_ref().is_some_and(|p| self.matches(p)),
-        )?;
+        let kind = self.seen_as(ev.kind, &ev.obj, ev.prev.as_deref())?;
         Some(if self.whole() {
             line_json(kind.as_str(), ev.json())
         } else {
@@ -80,22 +76,14 @@ impl Filter {
     fn replay(&self, ev: &Logged) -> Option<Initial> {
         let (kind, json) = match ev {
             Logged::Recent(e) => {
-                let kind = self.seen_as(
-                    e.kind,
-                    self.matches(&e.obj),
-                    e.prev.as_ref().is_some_and(|p| self.matches(p)),
-                )?;
+                let kind = self.seen_as(e.kind, &e.obj, e.prev.as_deref())?;
                 if !self.whole() {
                     return Some(Initial::Line(self.line(kind, &e.obj)));
                 }
                 (kind, e.json())
             }
             Logged::Compact(c) => {
-                let kind = self.seen_as(
-                    c.kind,
-                    self.matches(&c.selection),
-                    c.prev_selection.as_ref().is_some_and(|p| self.matches(p)),
-                )?;
+                let kind = self.seen_as(c.kind, &c.selection, c.prev_selection.as_ref())?;
                 if !self.whole() {
                     return match serde_json::from_str(&c.json) {
                         Ok(obj) => Some(Initial::Line(self.line(kind, &obj))),
@@ -111,9 +99,11 @@ impl Filter {
         Some(Initial::Json(kind, json.clone()))
     }
 
-    /// The event type this watcher sees for a change, given whether the object matches its
-    /// selectors now and did before.
-    fn seen_as(&self, kind: EventType, now: bool, before: bool) -> Option<EventType> {
+    /// The event type this watcher sees for a change, from whether the object (or its
+    /// selection view) matches its selectors now and did before.
+    fn seen_as(&self, kind: EventType, obj: &Value, prev: Option<&Value>) -> Option<EventType> {
+        let now = self.matches(obj);
+        let before = prev.is_some_and(|p| self.matches(p));
         match kind {
             EventType::Added => now.then_some(EventType::Added),
             EventType::Deleted => before.then_some(EventType::Deleted),
