@@ -105,13 +105,14 @@ pub fn update(
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
         let may_start = rollout.may_start.contains(&pod.name);
-        let diff = diffs
+        let diff = &*diffs
             .entry(own)
             .or_insert_with(|| revision_diff(own, templates, &new_template, update));
         match resolved.strategy {
             UpdateStrategyType::InplaceUpdate => {
-                let target = match (diff, wants_update) {
-                    (Ok(t), true) => t.clone(),
+                // Borrowed: the 10,000 pods of one revision share their target.
+                let target: Cow<Target> = match (diff, wants_update) {
+                    (Ok(t), true) => Cow::Borrowed(t),
                     (Err(why), true) if own != update => {
                         if may_start {
                             out.recreate
@@ -121,7 +122,7 @@ pub fn update(
                     }
                     // Not (or no longer) chosen: the pod's own revision, which calls off a
                     // machine that has not patched anything yet.
-                    _ => own_target(pod, templates),
+                    _ => Cow::Owned(own_target(pod, templates)),
                 };
                 if let Some(phase) = step_machine(
                     world,
@@ -339,6 +340,9 @@ fn release_gate(
         Decoded::Valid(r) => matches!(r.state, State::Ready | State::Abandoned),
         Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => false,
     };
+    if !settled {
+        return None;
+    }
     let busy = out.recreate.iter().any(|(n, _)| *n == pod.name)
         || out.hot_patches.iter().any(|(n, _)| *n == pod.name)
         || out.machines.iter().any(|(n, o)| {
@@ -346,7 +350,7 @@ fn release_gate(
                 && (o.writes().next().is_some()
                     || !matches!(o.state, None | Some(State::Ready | State::Abandoned)))
         });
-    if !settled || busy {
+    if busy {
         return None;
     }
     // No resourceVersion precondition: a new pod's status is being written by its kubelet at
