@@ -57,10 +57,8 @@ impl Filter {
         ns_ok && self.labels.matches_obj(o) && self.fields.matches(o)
     }
 
-    /// Event as this watcher sees it: objects entering/leaving the selection become
-    /// ADDED/DELETED.
-    /// The line this watcher gets for a change, if any: the object whole reuses the change's
-    /// one serialization.
+    /// The line this watcher gets for a change, if any (see [`Filter::seen_as`]): the object
+    /// whole reuses the change's one serialization.
     fn live_line(&self, ev: &LoggedEvent) -> Option<Bytes> {
         let kind = self.seen_as(ev.kind, &ev.obj, ev.prev.as_deref())?;
         Some(if self.whole() {
@@ -100,7 +98,8 @@ impl Filter {
     }
 
     /// The event type this watcher sees for a change, from whether the object (or its
-    /// selection view) matches its selectors now and did before.
+    /// selection view) matches its selectors now and did before: objects entering or leaving
+    /// the selection become ADDED or DELETED.
     fn seen_as(&self, kind: EventType, obj: &Value, prev: Option<&Value>) -> Option<EventType> {
         let now = self.matches(obj);
         let before = prev.is_some_and(|p| self.matches(p));
