@@ -9,9 +9,10 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The operator (`gamedeploy run`) trades a little allocation speed for memory: arenas are
-/// committed as they are used, and freed pages go back to the system at once. (The defaults
-/// make simulations faster; BENCHMARKS.md has both.)
+/// The operator (`gamedeploy run`) trades a little allocation speed for memory: freed pages go
+/// back to the system at once, and arenas reserved from now on are committed as they are used
+/// (the one reserved while starting is not: `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment
+/// covers it). The defaults make simulations faster; BENCHMARKS.md has the runs.
 #[cfg(feature = "mimalloc")]
 fn lean_allocator() {
     // Option numbers of `mi_option_e` in the mimalloc.h that libmimalloc-sys (locked) builds;
