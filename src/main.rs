@@ -14,11 +14,35 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// (the one reserved while starting is not: `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment
 /// covers it). The defaults make simulations faster; BENCHMARKS.md has the runs.
 #[cfg(feature = "mimalloc")]
-fn lean_allocator() {
+mod mimalloc_options {
     // Option numbers of `mi_option_e` in the mimalloc.h that libmimalloc-sys (locked) builds;
     // the crate names only some options.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    pub const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    pub const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// The numbers name the options meant: each reads its default in mimalloc's options.c
+        /// (2, and 1000 ms) before anything sets it.
+        #[test]
+        fn the_option_numbers_are_the_options_meant() {
+            // SAFETY: reading an option has no preconditions.
+            let (eager, delay) = unsafe {
+                (
+                    libmimalloc_sys::mi_option_get(ARENA_EAGER_COMMIT),
+                    libmimalloc_sys::mi_option_get(PURGE_DELAY),
+                )
+            };
+            assert_eq!((eager, delay), (2, 1000));
+        }
+    }
+}
+
+#[cfg(feature = "mimalloc")]
+fn lean_allocator() {
+    use mimalloc_options::{ARENA_EAGER_COMMIT, PURGE_DELAY};
     // SAFETY: setting an option is a plain store that mimalloc reads on later allocations.
     unsafe {
         libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
