@@ -239,99 +239,44 @@ pub struct FieldSelector {
     reqs: Vec<(String, bool, String)>,
 }
 
-/// Field paths a kind can be selected on (`GetAttrs`/`ToSelectableFields` of each registry),
-/// as JSON pointers into the object: (strategy, or any; core resource, or any; field; pointer).
-const SELECTABLE: &[(Option<Strategy>, Option<&str>, &str, &str)] = &[
-    (None, None, "metadata.name", "/metadata/name"),
-    (None, None, "metadata.namespace", "/metadata/namespace"),
-    (Some(Strategy::Pod), None, "spec.nodeName", "/spec/nodeName"),
-    (
-        Some(Strategy::Pod),
-        None,
-        "spec.restartPolicy",
-        "/spec/restartPolicy",
-    ),
-    (
-        Some(Strategy::Pod),
-        None,
-        "spec.schedulerName",
-        "/spec/schedulerName",
-    ),
-    (
-        Some(Strategy::Pod),
-        None,
-        "spec.serviceAccountName",
-        "/spec/serviceAccountName",
-    ),
-    (Some(Strategy::Pod), None, "status.phase", "/status/phase"),
-    (Some(Strategy::Pod), None, "status.podIP", "/status/podIP"),
-    (
-        Some(Strategy::Pod),
-        None,
-        "status.nominatedNodeName",
-        "/status/nominatedNodeName",
-    ),
-    (
-        Some(Strategy::Namespace),
-        None,
-        "status.phase",
-        "/status/phase",
-    ),
-    (
-        None,
-        Some("events"),
-        "involvedObject.kind",
-        "/involvedObject/kind",
-    ),
-    (
-        None,
-        Some("events"),
-        "involvedObject.namespace",
-        "/involvedObject/namespace",
-    ),
-    (
-        None,
-        Some("events"),
-        "involvedObject.name",
-        "/involvedObject/name",
-    ),
-    (
-        None,
-        Some("events"),
-        "involvedObject.uid",
-        "/involvedObject/uid",
-    ),
-    (
-        None,
-        Some("events"),
-        "involvedObject.apiVersion",
-        "/involvedObject/apiVersion",
-    ),
-    (
-        None,
-        Some("events"),
-        "involvedObject.fieldPath",
-        "/involvedObject/fieldPath",
-    ),
-    (None, Some("events"), "reason", "/reason"),
-    (None, Some("events"), "type", "/type"),
-    (
-        None,
-        Some("events"),
-        "reportingComponent",
-        "/reportingComponent",
-    ),
+/// Fields a kind can be selected on (`GetAttrs`/`ToSelectableFields` of each registry):
+/// (strategy, or any; core resource, or any; field). Field `a.b` is read at `/a/b`.
+const SELECTABLE: &[(Option<Strategy>, Option<&str>, &str)] = &[
+    (None, None, "metadata.name"),
+    (None, None, "metadata.namespace"),
+    (Some(Strategy::Pod), None, "spec.nodeName"),
+    (Some(Strategy::Pod), None, "spec.restartPolicy"),
+    (Some(Strategy::Pod), None, "spec.schedulerName"),
+    (Some(Strategy::Pod), None, "spec.serviceAccountName"),
+    (Some(Strategy::Pod), None, "status.phase"),
+    (Some(Strategy::Pod), None, "status.podIP"),
+    (Some(Strategy::Pod), None, "status.nominatedNodeName"),
+    (Some(Strategy::Namespace), None, "status.phase"),
+    (None, Some("events"), "involvedObject.kind"),
+    (None, Some("events"), "involvedObject.namespace"),
+    (None, Some("events"), "involvedObject.name"),
+    (None, Some("events"), "involvedObject.uid"),
+    (None, Some("events"), "involvedObject.apiVersion"),
+    (None, Some("events"), "involvedObject.fieldPath"),
+    (None, Some("events"), "reason"),
+    (None, Some("events"), "type"),
+    (None, Some("events"), "reportingComponent"),
 ];
 
-fn selectable(desc: &ResourceDesc, field: &str) -> Option<&'static str> {
+/// The JSON pointer of a selectable field of `desc`'s kind, if it is one.
+fn selectable(desc: &ResourceDesc, field: &str) -> Option<String> {
     SELECTABLE
         .iter()
-        .find(|(strategy, core, f, _)| {
+        .any(|(strategy, core, f)| {
             *f == field
                 && strategy.is_none_or(|s| s == desc.strategy)
                 && core.is_none_or(|p| desc.group.is_empty() && desc.plural == p)
         })
-        .map(|(_, _, _, ptr)| *ptr)
+        .then(|| pointer(field))
+}
+
+fn pointer(field: &str) -> String {
+    format!("/{}", field.replace('.', "/"))
 }
 
 /// All that a watch's namespace, label and field selectors can read of `obj` (its labels and
@@ -339,11 +284,13 @@ fn selectable(desc: &ResourceDesc, field: &str) -> Option<&'static str> {
 /// does. The watch log keeps these for the versions it has serialized.
 pub fn selection_view(obj: &Value) -> Value {
     let mut out = Value::Object(Map::new());
-    let pointers = std::iter::once("/metadata/labels").chain(SELECTABLE.iter().map(|e| e.3));
-    for ptr in pointers {
-        let Some(v) = obj.pointer(ptr) else { continue };
+    let fields = std::iter::once("metadata.labels").chain(SELECTABLE.iter().map(|e| e.2));
+    for field in fields {
+        let Some(v) = obj.pointer(&pointer(field)) else {
+            continue;
+        };
         let mut cur = &mut out;
-        let mut segs = ptr.split('/').skip(1).peekable();
+        let mut segs = field.split('.').peekable();
         while let Some(seg) = segs.next() {
             let Value::Object(m) = cur else { break };
             if segs.peek().is_none() {
@@ -383,7 +330,7 @@ impl FieldSelector {
                     "field label not supported: {k}"
                 )));
             };
-            reqs.push((ptr.to_string(), eq, v.trim().to_string()));
+            reqs.push((ptr, eq, v.trim().to_string()));
         }
         Ok(Self { reqs })
     }
@@ -407,7 +354,40 @@ impl FieldSelector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::Registry;
+    use serde_json::json;
     use std::collections::BTreeMap;
+
+    /// A selection view matches every selector as its object does, and keeps nothing else.
+    #[test]
+    fn a_selection_view_keeps_labels_and_selectable_fields_only() {
+        let pods = Registry::with_builtins().get("", "v1", "pods").unwrap();
+        let pod = json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "a"},
+                "annotations": {"big": "x"}, "managedFields": [{"manager": "m"}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": []}
+        });
+        let view = selection_view(&pod);
+        assert_eq!(
+            view,
+            json!({
+                "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "a"}},
+                "spec": {"nodeName": "n1"},
+                "status": {"phase": "Running", "podIP": "10.0.0.1"}
+            })
+        );
+        for fields in [
+            "spec.nodeName=n1,status.phase=Running",
+            "spec.nodeName!=n2",
+            "metadata.name=q",
+        ] {
+            let sel = FieldSelector::parse(fields, &pods).unwrap();
+            assert_eq!(sel.matches(&view), sel.matches(&pod), "{fields}");
+        }
+        let labels = LabelSelector::parse("app=a").unwrap();
+        assert!(labels.matches_obj(&view));
+    }
 
     fn l(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs

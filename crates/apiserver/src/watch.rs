@@ -73,13 +73,8 @@ impl Filter {
     /// converted representation). Whole objects stay one shared serialization until sent.
     fn replay(&self, ev: &Logged) -> Option<Initial> {
         let (kind, json) = match ev {
-            Logged::Recent(e) => {
-                let kind = self.seen_as(e.kind, &e.obj, e.prev.as_deref())?;
-                if !self.whole() {
-                    return Some(Initial::Line(self.line(kind, &e.obj)));
-                }
-                (kind, e.json())
-            }
+            Logged::Recent(e) if !self.whole() => return self.live_line(e).map(Initial::Line),
+            Logged::Recent(e) => (self.seen_as(e.kind, &e.obj, e.prev.as_deref())?, e.json()),
             Logged::Compact(c) => {
                 let kind = self.seen_as(c.kind, &c.selection, c.prev_selection.as_ref())?;
                 if !self.whole() {
