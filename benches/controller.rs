@@ -9,6 +9,9 @@
 //! 2. `reconcile`: the whole reconcile (cache read, plan, act) on the embedded cluster.
 //! 3. `memory`: live heap held by the reflector caches, and by a whole running operator.
 //! 4. `rollout`: a simulated in-place rollout on the paused clock vs the ideal duration.
+//! 5. `latency`: in real time, as `gamedeploy cluster --operator --kubelet` runs (API server,
+//!    simulated kubelet and operator in one process), how long after an updated pod turns
+//!    Ready the next pod is marked unready (`BENCH_LATENCY_PODS`, default 1000).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +20,9 @@ use std::time::{Duration, Instant};
 use embedded_apiserver::ApiServer;
 use futures::StreamExt;
 use gamedeploy_clock::{SharedClock, SystemClock};
-use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDeployment, crds};
+use gamedeploy_core::api::{
+    GameDeployment, HookRun, HookTemplate, InPlaceUpdateStrategy, StoredGameDeployment, crds,
+};
 use gamedeploy_core::inplace::{self, ContainerSnapshot, Record, State};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::CachedPod;
@@ -33,6 +38,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Node, Pod, PodTemplateSpec};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
@@ -88,7 +94,9 @@ fn pod_spec(owner: &Owner, template: &PodTemplateSpec, revision: &str, i: usize)
     let t = now() - jiff::SignedDuration::from_secs(600);
     let record = Record {
         state: State::Ready,
-        images: [("python".to_string(), IMAGE.to_string())].into(),
+        images: [("python".to_string(), IMAGE.to_string())]
+            .into_iter()
+            .collect(),
         unready_since: Some(t),
         patched_at: Some(t + jiff::SignedDuration::from_secs(30)),
         containers: [(
@@ -99,7 +107,8 @@ fn pod_spec(owner: &Owner, template: &PodTemplateSpec, revision: &str, i: usize)
                 restart_count: 0,
             },
         )]
-        .into(),
+        .into_iter()
+        .collect(),
         ..Record::start(revision, t)
     };
     pod.metadata
@@ -630,4 +639,188 @@ fn main() {
     if wants("rollout") {
         bench_rollout(env_usize("BENCH_ROLLOUT_PODS", 1000));
     }
+    if wants("latency") {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(bench_latency(env_usize("BENCH_LATENCY_PODS", 1000)));
+    }
+}
+
+/// What the latency part saw of one pod in one watch event.
+struct Seen {
+    at: Instant,
+    name: String,
+    image: String,
+    ready: bool,
+    in_place_ready: Option<bool>,
+}
+
+impl Seen {
+    fn of(pod: &Pod, at: Instant) -> Seen {
+        let condition = |t: &str| {
+            pod.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == t))
+                .map(|c| c.status == "True")
+        };
+        Seen {
+            at,
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            image: (pod.spec.as_ref())
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default(),
+            ready: condition("Ready").unwrap_or(false),
+            in_place_ready: condition(names::CONDITION_INPLACE_READY),
+        }
+    }
+}
+
+/// Ready of one updated pod → `InPlaceUpdateReady=False` of the next, in real time. Every
+/// Ready of an updated pod frees one unit of the maxUnavailable budget, and the operator spends
+/// it on the next pod, so the k-th such Ready is paired with the (budget + k)-th unready write
+/// (budget: the writes made before any updated pod was Ready). Both are timed as one watch of
+/// this process receives them, so the watch's own delay cancels out.
+async fn bench_latency(n: usize) {
+    use simulated_kubelet::config::KubeletConfig;
+    let budget = (n / 10).max(1);
+    println!(
+        "== latency: real time, {n} pods, maxUnavailable {budget}, grace 5s, kubelet start 1s + ready 1s"
+    );
+    let clock: SharedClock = Arc::new(SystemClock);
+    let server = ApiServer::new(clock.clone());
+    let admin = server.client_as("bench");
+    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
+    for crd in crds() {
+        crd_api
+            .create(&PostParams::default(), &crd)
+            .await
+            .expect("crd");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let operator = tokio::spawn(controller::run(
+        server.client_as("operator"),
+        clock.clone(),
+        Options {
+            seed: 1,
+            instance: "bench".into(),
+            ..Default::default()
+        },
+        stop(),
+    ));
+    let kubelet_config = KubeletConfig {
+        start_seconds: 1,
+        ready_seconds: 1,
+        ..KubeletConfig::default()
+    };
+    let (_config, rx) = tokio::sync::watch::channel(kubelet_config);
+    let kubelet = tokio::spawn(simulated_kubelet::node::run(
+        server.client_as("kubelet"),
+        simulated_kubelet::NodeConfig::default(),
+        clock.clone(),
+        rx,
+        simulated_kubelet::NodeRuntime::default(),
+        stop(),
+    ));
+    let mut gd = game_deployment(n);
+    if let Some(u) = gd.spec.update_strategy.as_mut() {
+        u.max_unavailable = Some(IntOrString::Int(budget as i32));
+        u.in_place_update_strategy = Some(InPlaceUpdateStrategy {
+            grace_period_seconds: Some(5),
+            ..Default::default()
+        });
+    }
+    let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
+    gds.create(&PostParams::default(), &gd).await.expect("gd");
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let t = Instant::now();
+    let rv = loop {
+        let list = pods.list(&Default::default()).await.expect("list");
+        let ready = list.items.iter().filter(|p| Seen::of(p, t).ready).count();
+        if ready == n {
+            break list.metadata.resource_version.expect("resourceVersion");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    println!(
+        "setup: {n} pods created by the operator and ready in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let new_image = "python:latest";
+    let mut watch = pods
+        .watch(&kube::api::WatchParams::default().timeout(290), &rv)
+        .await
+        .expect("watch")
+        .boxed();
+    gds.patch(
+        gd.metadata.name.as_deref().expect("name"),
+        &PatchParams::default(),
+        &Patch::<()>::Json(
+            serde_json::from_value(json!([{"op": "replace",
+                "path": "/spec/template/spec/containers/0/image", "value": new_image}]))
+            .expect("patch"),
+        ),
+    )
+    .await
+    .expect("image patch");
+    let patched = Instant::now();
+    let mut last: BTreeMap<String, Seen> = BTreeMap::new();
+    let (mut readies, mut unreadies) = (Vec::new(), Vec::new());
+    let mut done = std::collections::BTreeSet::new();
+    while done.len() < n {
+        let Some(event) = watch.next().await else {
+            panic!("the watch ended after {} of {n} pods", done.len());
+        };
+        let kube::api::WatchEvent::Modified(pod) = event.expect("watch event") else {
+            continue;
+        };
+        let seen = Seen::of(&pod, Instant::now());
+        let before = last.get(&seen.name);
+        let updated = seen.image == new_image;
+        if seen.in_place_ready == Some(false)
+            && before.is_none_or(|b| b.in_place_ready != Some(false))
+        {
+            unreadies.push(seen.at);
+        }
+        if updated && seen.ready && before.is_none_or(|b| !b.ready || b.image != new_image) {
+            readies.push(seen.at);
+            done.insert(seen.name.clone());
+        }
+        last.insert(seen.name.clone(), seen);
+    }
+    println!(
+        "rollout: {n} pods updated and ready {:.1} s after the image patch ({} unready writes seen)",
+        patched.elapsed().as_secs_f64(),
+        unreadies.len()
+    );
+    let first_ready = readies.first().copied().expect("a ready");
+    let head = unreadies.iter().filter(|u| **u < first_ready).count();
+    let mut latencies: Vec<f64> = readies
+        .iter()
+        .zip(unreadies.iter().skip(head))
+        .map(|(r, u)| u.saturating_duration_since(*r).as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "Ready -> next pod's unready write   {} pairs (first {head} writes made before any Ready): median {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
+    );
+    stop_tx.send(true).expect("stop");
+    let _ = operator.await;
+    let _ = kubelet.await;
 }
