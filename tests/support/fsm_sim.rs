@@ -797,7 +797,7 @@ impl Sim {
         let end = Final {
             state,
             revision: pod.revision,
-            images: pod.spec_images,
+            images: pod.spec_images.into_iter().collect(),
             in_place_ready: pod.in_place_ready,
             restarts: pod
                 .containers

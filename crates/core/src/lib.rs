@@ -11,3 +11,29 @@ pub mod hookrun;
 pub mod inplace;
 pub mod names;
 pub mod planner;
+
+/// The map of every per-pod collection the operator caches (a pod's labels, annotations,
+/// images and container statuses, and those of its state record): a vector sorted by key. A
+/// pod has a handful of entries in each, and a `BTreeMap` allocates a node for eleven on the
+/// first (over 2 KiB for one container's status), which at 10,000 cached pods was most of the
+/// cache. Lookups are binary searches; iteration, equality and serialization keep key order, so
+/// records and snapshots read exactly as they did with `BTreeMap`.
+pub type SmallMap<K, V> = litemap::LiteMap<K, V>;
+
+/// Labels or annotations read by key: a pod's as the cache keeps them ([`SmallMap`]), or as
+/// `ObjectMeta` carries them (`BTreeMap`), so one selector or codec serves both.
+pub trait StrMap {
+    fn get_str(&self, key: &str) -> Option<&str>;
+}
+
+impl StrMap for std::collections::BTreeMap<String, String> {
+    fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+impl StrMap for SmallMap<String, String> {
+    fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}

@@ -24,7 +24,7 @@ use super::observe::PodView;
 use super::record::{ContainerSnapshot, Decoded, Record, decode};
 use super::state::{State, Trigger};
 use super::table::{Node, WriteKind, table};
-use crate::names;
+use crate::{SmallMap, names};
 
 /// What the GameDeployment wants this pod to become.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -693,7 +693,7 @@ impl<'a> Run<'a> {
         let Some(r) = self.record.as_mut().map(Cow::to_mut) else {
             return;
         };
-        let mut snapshot: BTreeMap<String, ContainerSnapshot> = BTreeMap::new();
+        let mut snapshot: SmallMap<String, ContainerSnapshot> = SmallMap::new();
         for name in changed.keys() {
             let before = pod.containers.get(name).map(|c| ContainerSnapshot {
                 container_id: c.container_id.clone(),

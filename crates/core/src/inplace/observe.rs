@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
-use crate::names;
+use crate::{SmallMap, names};
 
 /// One container's status, as kubelet reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -51,16 +51,16 @@ pub struct PodView {
     /// Label `controller-revision-hash`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub labels: SmallMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub annotations: SmallMap<String, String>,
     /// `spec.containers[*].image` by container name.
     #[serde(default)]
-    pub spec_images: BTreeMap<String, String>,
+    pub spec_images: SmallMap<String, String>,
     /// `status.containerStatuses` by container name.
     #[serde(default)]
-    pub containers: BTreeMap<String, ContainerView>,
+    pub containers: SmallMap<String, ContainerView>,
     /// Status of the pod condition `InPlaceUpdateReady`; `None` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_place_ready: Option<bool>,
@@ -101,8 +101,8 @@ pub struct PodView {
 /// container). Such a pod keeps its share of the maxUnavailable budget, or the next reconcile,
 /// seeing it still Ready, would patch another.
 pub fn unapplied_hot_patch(
-    annotations: &BTreeMap<String, String>,
-    containers: &BTreeMap<String, ContainerView>,
+    annotations: &SmallMap<String, String>,
+    containers: &SmallMap<String, ContainerView>,
 ) -> Option<String> {
     let raw = annotations.get(names::ANNOTATION_HOTPATCH_STATE)?;
     let state: serde_json::Value = serde_json::from_str(raw).ok()?;
@@ -122,11 +122,17 @@ pub fn unapplied_hot_patch(
     pending.then(|| revision.to_string())
 }
 
+/// A copy of a pod's label or annotation map, as the view keeps it.
+fn small_map(m: Option<&BTreeMap<String, String>>) -> SmallMap<String, String> {
+    let pairs = m.into_iter().flatten();
+    pairs.map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
 impl PodView {
     /// Extracts the view from a pod as stored by the API server.
     pub fn from_pod(pod: &Pod) -> Self {
         let meta = &pod.metadata;
-        let labels: BTreeMap<String, String> = meta.labels.clone().unwrap_or_default();
+        let labels = small_map(meta.labels.as_ref());
         let status = pod.status.as_ref();
         let containers = status
             .and_then(|s| s.container_statuses.as_ref())
@@ -161,7 +167,7 @@ impl PodView {
         };
         let in_place_ready = condition(names::CONDITION_INPLACE_READY).map(|c| c.status == "True");
         let ready = condition("Ready").filter(|c| c.status == "True");
-        let annotations = meta.annotations.clone().unwrap_or_default();
+        let annotations = small_map(meta.annotations.as_ref());
         PodView {
             unapplied_hot_patch: unapplied_hot_patch(&annotations, &containers),
             name: meta.name.clone().unwrap_or_default(),
@@ -253,9 +259,9 @@ mod tests {
         let v = PodView::from_pod(&pod);
         assert_eq!(v.revision.as_deref(), Some("gd-1"));
         assert_eq!(v.instance_id(), "49m5l");
-        assert_eq!(v.spec_images["python"], "python:3.9");
+        assert_eq!(v.spec_images.get("python").unwrap(), "python:3.9");
         assert!(v.is_marked_unready());
-        let c = &v.containers["python"];
+        let c = &v.containers.get("python").unwrap();
         assert_eq!((c.restart_count, c.ready, c.running), (2, true, true));
         assert_eq!(c.container_id.as_deref(), Some("containerd://c1"));
         assert_eq!(c.started_at, Some("2026-01-01T00:00:00Z".parse().unwrap()));
@@ -287,10 +293,10 @@ mod tests {
         .unwrap();
         let v = PodView::from_pod(&pod);
         assert_eq!(
-            v.containers["c"].waiting_reason.as_deref(),
+            v.containers.get("c").unwrap().waiting_reason.as_deref(),
             Some("ImagePullBackOff")
         );
-        assert_eq!(v.containers["c"].image_id, None);
+        assert_eq!(v.containers.get("c").unwrap().image_id, None);
         assert_eq!(v.instance_id(), "abcde");
     }
 }

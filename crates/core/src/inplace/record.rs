@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::state::State;
-use crate::names;
+use crate::{SmallMap, StrMap, names};
 
 /// Version written by this operator. Bump it when a field's meaning changes; add a
 /// migration in [`decode`] for the old one.
@@ -38,8 +38,8 @@ pub struct Record {
     /// Target ControllerRevision name/hash.
     pub revision: String,
     /// Images this update sets, by container name (only containers that change).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub images: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub images: SmallMap<String, String>,
     /// When the scheduler picked the pod (start of the per-pod deadline).
     pub started_at: Timestamp,
     /// When `InPlaceUpdateReady=False` was written; the grace period counts from here.
@@ -49,8 +49,8 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patched_at: Option<Timestamp>,
     /// Changed containers as they were just before the image patch.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub containers: BTreeMap<String, ContainerSnapshot>,
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub containers: SmallMap<String, ContainerSnapshot>,
     /// Name of the preInplaceUpdateStrategy HookRun, while one is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_run: Option<String>,
@@ -80,11 +80,11 @@ impl Record {
             version: RECORD_VERSION,
             state: State::Pending,
             revision: revision.to_string(),
-            images: BTreeMap::new(),
+            images: SmallMap::new(),
             started_at: now,
             unready_since: None,
             patched_at: None,
-            containers: BTreeMap::new(),
+            containers: SmallMap::new(),
             hook_run: None,
             attempt: 0,
             hook_retry_generation: None,
@@ -118,11 +118,11 @@ pub fn encode(record: &Record) -> String {
 }
 
 /// Reads the machine from a pod's annotations.
-pub fn decode(annotations: &BTreeMap<String, String>) -> Decoded {
-    match annotations.get(crate::names::ANNOTATION_STATE) {
+pub fn decode(annotations: &impl StrMap) -> Decoded {
+    match annotations.get_str(crate::names::ANNOTATION_STATE) {
         Some(raw) => decode_value(raw),
-        None => match annotations.get(names::ANNOTATION_LEGACY_STATE) {
-            Some(raw) => decode_legacy(raw, annotations.get(names::ANNOTATION_LEGACY_GRACE)),
+        None => match annotations.get_str(names::ANNOTATION_LEGACY_STATE) {
+            Some(raw) => decode_legacy(raw, annotations.get_str(names::ANNOTATION_LEGACY_GRACE)),
             None => Decoded::Missing,
         },
     }
@@ -191,7 +191,7 @@ struct LegacyGrace {
     container_images: BTreeMap<String, String>,
 }
 
-fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
+fn decode_legacy(raw: &str, grace: Option<&str>) -> Decoded {
     let legacy: LegacyState = match serde_json::from_str(raw) {
         Ok(l) => l,
         Err(e) => {
@@ -214,7 +214,7 @@ fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
                 }
             };
             record.state = State::Unready;
-            record.images = g.container_images;
+            record.images = g.container_images.into_iter().collect();
         }
         // Images written; the original compared imageIDs. Without container IDs we can only
         // know the old digest, so completion falls back to "imageID changed" for these.
@@ -244,7 +244,7 @@ fn decode_legacy(raw: &str, grace: Option<&String>) -> Decoded {
 mod tests {
     use super::*;
 
-    fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn ann(pairs: &[(&str, &str)]) -> SmallMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn missing_is_not_an_error() {
-        assert_eq!(decode(&BTreeMap::new()), Decoded::Missing);
+        assert_eq!(decode(&SmallMap::new()), Decoded::Missing);
     }
 
     #[test]
@@ -350,7 +350,7 @@ mod tests {
             r.unready_since,
             Some("2026-01-01T00:00:00Z".parse().unwrap())
         );
-        assert_eq!(r.images["python"], "python:latest");
+        assert_eq!(r.images.get("python").unwrap(), "python:latest");
     }
 
     #[test]
@@ -363,6 +363,9 @@ mod tests {
             panic!()
         };
         assert_eq!(r.state, State::ImagePatched);
-        assert_eq!(r.containers["python"].image_id.as_deref(), Some("sha256:1"));
+        assert_eq!(
+            r.containers.get("python").unwrap().image_id.as_deref(),
+            Some("sha256:1")
+        );
     }
 }

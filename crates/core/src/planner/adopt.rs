@@ -8,9 +8,12 @@ use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::cached_pod::CachedPod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, OwnerReference,
+};
 use kube::Resource;
 
+use crate::StrMap;
 use crate::api::GameDeployment;
 
 /// Why a selector cannot be used to claim pods.
@@ -67,65 +70,72 @@ impl<'a> Selector<'a> {
         Ok(Selector(selector))
     }
 
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.first_unmet(labels).is_none()
+    /// Whether `labels` meet every requirement. Claiming asks this of every pod in the
+    /// namespace on every reconcile, so it builds no requirement texts (`first_unmet` does).
+    pub fn matches(&self, labels: &impl StrMap) -> bool {
+        let s = &self.0;
+        s.match_labels
+            .iter()
+            .flatten()
+            .all(|(k, v)| label_met(k, v, labels))
+            && (s.match_expressions.iter().flatten()).all(|e| expression_met(e, labels))
     }
 
     /// The first requirement `labels` do not meet, in selector syntax (`app=game`,
     /// `tier in (a,b)`, `!canary`).
-    pub fn first_unmet(&self, labels: &BTreeMap<String, String>) -> Option<String> {
-        self.requirements()
-            .into_iter()
-            .find(|(_, met)| !met(labels))
-            .map(|(text, _)| text)
+    pub fn first_unmet(&self, labels: &impl StrMap) -> Option<String> {
+        let s = &self.0;
+        let labels_unmet = (s.match_labels.iter().flatten())
+            .find(|(k, v)| !label_met(k, v, labels))
+            .map(|(k, v)| label_text(k, v));
+        labels_unmet.or_else(|| {
+            (s.match_expressions.iter().flatten())
+                .find(|e| !expression_met(e, labels))
+                .map(expression_text)
+        })
     }
 
     /// The selector as a query string, as `status.labelSelector` carries it for the scale
     /// subresource (and HPA).
     pub fn to_query(&self) -> String {
-        let texts: Vec<String> = self.requirements().into_iter().map(|(t, _)| t).collect();
-        texts.join(",")
+        let s = &self.0;
+        let labels = (s.match_labels.iter().flatten()).map(|(k, v)| label_text(k, v));
+        let expressions = (s.match_expressions.iter().flatten()).map(expression_text);
+        labels.chain(expressions).collect::<Vec<_>>().join(",")
     }
+}
 
-    /// Each requirement in selector syntax, with its test.
-    #[allow(clippy::type_complexity)]
-    fn requirements(&self) -> Vec<(String, Box<dyn Fn(&BTreeMap<String, String>) -> bool + 'a>)> {
-        let mut out: Vec<(String, Box<dyn Fn(&BTreeMap<String, String>) -> bool + 'a>)> =
-            Vec::new();
-        for (k, v) in self.0.match_labels.iter().flatten() {
-            out.push((format!("{k}={v}"), Box::new(move |l| l.get(k) == Some(v))));
-        }
-        for e in self.0.match_expressions.iter().flatten() {
-            let values: Vec<&'a String> = e.values.iter().flatten().collect();
-            let listed = values
-                .iter()
-                .map(|v| v.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            let key = &e.key;
-            let text = match e.operator.as_str() {
-                "In" => format!("{key} in ({listed})"),
-                "NotIn" => format!("{key} notin ({listed})"),
-                "Exists" => key.clone(),
-                // `new` admits no other operator.
-                _ => format!("!{key}"),
-            };
-            let op = e.operator.as_str();
-            out.push((
-                text,
-                Box::new(move |l: &BTreeMap<String, String>| {
-                    let value = l.get(key);
-                    let is_listed = value.is_some_and(|v| values.contains(&v));
-                    match op {
-                        "In" => is_listed,
-                        "NotIn" => !is_listed,
-                        "Exists" => value.is_some(),
-                        _ => value.is_none(),
-                    }
-                }),
-            ));
-        }
-        out
+fn label_met(key: &str, value: &str, labels: &impl StrMap) -> bool {
+    labels.get_str(key) == Some(value)
+}
+
+fn label_text(key: &str, value: &str) -> String {
+    format!("{key}={value}")
+}
+
+/// One `matchExpressions` entry met (its operator was checked by [`Selector::new`]).
+fn expression_met(e: &LabelSelectorRequirement, labels: &impl StrMap) -> bool {
+    let value = labels.get_str(&e.key);
+    let listed = value.is_some_and(|v| e.values.iter().flatten().any(|l| l == v));
+    match e.operator.as_str() {
+        "In" => listed,
+        "NotIn" => !listed,
+        "Exists" => value.is_some(),
+        _ => value.is_none(),
+    }
+}
+
+/// One `matchExpressions` entry in selector syntax.
+fn expression_text(e: &LabelSelectorRequirement) -> String {
+    let key = &e.key;
+    let listed = e.values.iter().flatten().map(String::as_str);
+    let listed = listed.collect::<Vec<_>>().join(",");
+    match e.operator.as_str() {
+        "In" => format!("{key} in ({listed})"),
+        "NotIn" => format!("{key} notin ({listed})"),
+        "Exists" => key.clone(),
+        // `new` admits no other operator.
+        _ => format!("!{key}"),
     }
 }
 

@@ -13,7 +13,6 @@
 //! annotations through [`CachedPod::labels`] and [`CachedPod::annotations`].
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -21,6 +20,7 @@ use kube::Resource;
 use kube::core::NamespaceResourceScope;
 use serde::{Deserialize, Deserializer};
 
+use crate::SmallMap;
 use crate::inplace::{self, Decoded, PodView};
 
 /// A pod as the operator's cache holds it. Built from a `Pod` ([`CachedPod::new`]), or
@@ -67,11 +67,11 @@ impl CachedPod {
         &self.record
     }
 
-    pub fn labels(&self) -> &BTreeMap<String, String> {
+    pub fn labels(&self) -> &SmallMap<String, String> {
         &self.view.labels
     }
 
-    pub fn annotations(&self) -> &BTreeMap<String, String> {
+    pub fn annotations(&self) -> &SmallMap<String, String> {
         &self.view.annotations
     }
 
@@ -165,7 +165,7 @@ mod tests {
             (&None, &None, &None)
         );
         assert_eq!(meta.finalizers, None);
-        assert_eq!(cached.labels()["app"], "game");
+        assert_eq!(cached.labels().get("app").unwrap(), "game");
         assert_eq!(cached.phase(), Some("Running"));
     }
 

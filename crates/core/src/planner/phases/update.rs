@@ -265,7 +265,11 @@ fn own_target(pod: &PodView, templates: &BTreeMap<String, Value>) -> Target {
         .and_then(|t| in_place_target(t, t, &revision).ok())
         .unwrap_or_else(|| Target {
             revision,
-            images: pod.spec_images.clone(),
+            images: pod
+                .spec_images
+                .iter()
+                .map(|(c, i)| (c.clone(), i.clone()))
+                .collect(),
             ..Default::default()
         })
 }
@@ -383,7 +387,8 @@ mod tests {
                 names::ANNOTATION_HOTPATCH_STATE.to_string(),
                 state.to_string(),
             )]
-            .into(),
+            .into_iter()
+            .collect(),
             containers: [(
                 "python".to_string(),
                 ContainerView {
@@ -392,7 +397,8 @@ mod tests {
                     ..Default::default()
                 },
             )]
-            .into(),
+            .into_iter()
+            .collect(),
             ..Default::default()
         };
         // As `PodView::from_pod` derives it.
