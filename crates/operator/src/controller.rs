@@ -48,7 +48,7 @@ const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
 /// virtual instant in a simulation) are planned together, once, instead of once per event.
 /// Short next to a pod's own start-up, so a pod turning Ready still reaches the next pod's
 /// update within it.
-const MIN_RECONCILE_INTERVAL: Duration = Duration::from_millis(10);
+pub const MIN_RECONCILE_INTERVAL: Duration = Duration::from_millis(10);
 /// How long a reconcile waits for the watch to show the operator's own status write before it
 /// plans without it (the event normally comes within milliseconds and triggers it sooner).
 const STATUS_WATCH_WAIT: Duration = Duration::from_secs(5);
