@@ -80,7 +80,7 @@ pub fn plan_revisions(
     template: &Value,
     existing: &[ControllerRevision],
     collision_count: Option<i32>,
-    in_use: &BTreeSet<String>,
+    in_use: &BTreeSet<&str>,
     history_limit: i32,
 ) -> RevisionPlan {
     let mut sorted: Vec<&ControllerRevision> = existing.iter().collect();
@@ -137,7 +137,7 @@ pub fn plan_revisions(
     let keep_extra = history_limit.max(0) as usize;
     let unused: Vec<&String> = order
         .iter()
-        .filter(|n| **n != plan.update && !in_use.contains(*n))
+        .filter(|n| **n != plan.update && !in_use.contains(n.as_str()))
         .collect();
     if unused.len() > keep_extra {
         plan.prune = unused[..unused.len() - keep_extra]
@@ -352,7 +352,7 @@ mod tests {
             .iter()
             .map(|r| r.metadata.name.clone().unwrap())
             .collect();
-        let in_use: BTreeSet<String> = [names[0].clone()].into();
+        let in_use: BTreeSet<&str> = [names[0].as_str()].into();
         let p = plan_revisions(&owner(), &template("img:4"), &revs, None, &in_use, 1);
         assert_eq!(p.update, names[4]);
         assert_eq!(

@@ -25,7 +25,8 @@ pub struct Revisions {
 pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisions {
     let gd = world.gd;
     let template = serde_json::to_value(&gd.spec.template).unwrap_or(Value::Null);
-    let in_use: BTreeSet<String> = views.iter().filter_map(|p| p.revision.clone()).collect();
+    // Borrowed: 10,000 pods share a revision or two, and cloning each name cost more than the set.
+    let in_use: BTreeSet<&str> = views.iter().filter_map(|p| p.revision.as_deref()).collect();
     let plan = plan_revisions(
         owner,
         &template,
