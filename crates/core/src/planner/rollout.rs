@@ -36,11 +36,37 @@ pub struct RolloutPlan {
 /// Whether a pod counts as available for the update budget: Running, Ready for
 /// `minReadySeconds`, and not held unready by an in-place update.
 pub fn is_available(pod: &PodView, min_ready_seconds: i64, now: Timestamp) -> bool {
+    is_available_by(pod, ReadyBy::new(min_ready_seconds, now))
+}
+
+/// When a pod must have turned Ready to count as available: `now - minReadySeconds`, worked
+/// out once per plan rather than once per pod and pass (timestamp arithmetic was most of the
+/// cost of counting 10,000 pods).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyBy {
+    /// `None` when `now - minReadySeconds` is out of range: then no pod has been Ready long
+    /// enough.
+    cutoff: Option<Timestamp>,
+    /// `minReadySeconds` is 0: a Ready pod with no transition time counts.
+    no_wait: bool,
+}
+
+impl ReadyBy {
+    pub fn new(min_ready_seconds: i64, now: Timestamp) -> Self {
+        ReadyBy {
+            cutoff: now
+                .checked_sub(SignedDuration::from_secs(min_ready_seconds))
+                .ok(),
+            no_wait: min_ready_seconds == 0,
+        }
+    }
+}
+
+/// [`is_available`] with the cutoff worked out.
+pub fn is_available_by(pod: &PodView, by: ReadyBy) -> bool {
     let ready_long_enough = match pod.ready_since {
-        Some(since) => since
-            .checked_add(SignedDuration::from_secs(min_ready_seconds))
-            .is_ok_and(|t| t <= now),
-        None => min_ready_seconds == 0,
+        Some(since) => by.cutoff.is_some_and(|c| since <= c),
+        None => by.no_wait,
     };
     pod.phase.as_deref() == Some("Running")
         && pod.ready
@@ -80,9 +106,9 @@ pub fn plan(
     let targets: Vec<&PodView> = candidates.into_iter().take(count).collect();
 
     let budget = limits.max_unavailable.max(0) + (live.len() as i32 - limits.replicas).max(0);
-    let counts_unavailable = |p: &PodView| {
-        !is_available(p, limits.min_ready_seconds, now) || in_flight.contains(&p.name)
-    };
+    let ready_by = ReadyBy::new(limits.min_ready_seconds, now);
+    let counts_unavailable =
+        |p: &PodView| !is_available_by(p, ready_by) || in_flight.contains(&p.name);
     let mut unavailable = live.iter().filter(|p| counts_unavailable(p)).count() as i32;
     let mut may_start = BTreeSet::new();
     for p in &targets {

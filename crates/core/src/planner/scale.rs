@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::order::active_pods;
-use super::rollout::is_available;
+use super::rollout::{ReadyBy, is_available_by};
 use crate::inplace::PodView;
 use crate::names;
 
@@ -79,10 +79,11 @@ pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan
     // Surge covers only the new pods not yet available: once `replicas - partition` pods run
     // the update revision and serve, the old pods beyond `replicas` are surplus and scale down
     // (old first). Counting unavailable new pods as missing keeps maxUnavailable 0 honest.
+    let ready_by = ReadyBy::new(input.min_ready_seconds, input.now);
     let new = remaining
         .iter()
         .filter(|p| p.revision.as_deref() == Some(input.update_revision))
-        .filter(|p| is_available(p, input.min_ready_seconds, input.now))
+        .filter(|p| is_available_by(p, ready_by))
         .count() as i32;
     let replicas = input.replicas.max(0);
     let missing_new = (replicas - input.partition.clamp(0, replicas) - new).max(0);

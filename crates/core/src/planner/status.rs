@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::rollout::is_available;
+use super::rollout::{ReadyBy, is_available_by};
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
 use crate::inplace::PodView;
 use crate::names;
@@ -63,11 +63,12 @@ impl Counts {
         now: Timestamp,
     ) -> Self {
         let mut c = Counts::default();
+        let ready_by = ReadyBy::new(min_ready_seconds, now);
         for p in pods.iter().filter(|p| !p.deleting) {
             let updated = p.revision.as_deref() == Some(update_revision);
             c.replicas += 1;
             c.ready += i32::from(p.ready);
-            c.available += i32::from(is_available(p, min_ready_seconds, now));
+            c.available += i32::from(is_available_by(p, ready_by));
             c.updated += i32::from(updated);
             c.updated_ready += i32::from(updated && p.ready);
         }
