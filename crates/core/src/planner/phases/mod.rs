@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::cached_pod::CachedPod;
+use super::order::sort_by_name;
 use crate::inplace::{Decoded, PodView};
 
 /// The pods as every phase reads them: borrowed from the cache, where each pod's view and
@@ -44,7 +45,7 @@ pub struct Observed<'a> {
 impl<'a> Observed<'a> {
     pub fn new(pods: &'a [Arc<CachedPod>]) -> Self {
         let mut sorted: Vec<&CachedPod> = pods.iter().map(|p| p.as_ref()).collect();
-        sorted.sort_unstable_by(|a, b| a.view().name.cmp(&b.view().name));
+        sort_by_name(&mut sorted, |p| &p.view().name);
         Observed {
             views: sorted.iter().map(|p| p.view()).collect(),
             records: sorted.iter().map(|p| p.record()).collect(),
