@@ -289,10 +289,8 @@ struct Cluster {
     gd: GameDeployment,
 }
 
-/// The embedded cluster with the GameDeployment, its revision and `n` settled pods, written
-/// through the API as the operator and kubelet would have.
-async fn cluster(n: usize) -> Cluster {
-    let clock: SharedClock = Arc::new(SystemClock);
+/// An embedded API server on `clock` with gamedeploy's CRDs installed, and an admin client.
+async fn server_with_crds(clock: SharedClock) -> (ApiServer, kube::Client) {
     let server = ApiServer::new(clock);
     let admin = server.client_as("bench");
     let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
@@ -302,6 +300,13 @@ async fn cluster(n: usize) -> Cluster {
             .await
             .expect("crd");
     }
+    (server, admin)
+}
+
+/// The embedded cluster with the GameDeployment, its revision and `n` settled pods, written
+/// through the API as the operator and kubelet would have.
+async fn cluster(n: usize) -> Cluster {
+    let (server, admin) = server_with_crds(Arc::new(SystemClock)).await;
     let gds: Api<GameDeployment> = Api::namespaced(admin.clone(), "default");
     let gd = gds
         .create(&PostParams::default(), &game_deployment(n))
@@ -748,15 +753,7 @@ async fn bench_latency(n: usize) {
         "== latency: real time, {n} pods, maxUnavailable {budget}, grace 5s, kubelet start 1s + ready 1s"
     );
     let clock: SharedClock = Arc::new(SystemClock);
-    let server = ApiServer::new(clock.clone());
-    let admin = server.client_as("bench");
-    let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
-    for crd in crds() {
-        crd_api
-            .create(&PostParams::default(), &crd)
-            .await
-            .expect("crd");
-    }
+    let (server, admin) = server_with_crds(clock.clone()).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = move || {
         let mut rx = stop_rx.clone();
