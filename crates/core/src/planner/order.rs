@@ -53,9 +53,9 @@ fn newest_first(a: Option<jiff::Timestamp>, b: Option<jiff::Timestamp>) -> Order
 
 /// Sorts `items` by name, in `str` order. The names of one GameDeployment's pods share a long
 /// prefix (its name), so string comparisons spent most of a 10,000-pod sort in `memcmp` over
-/// it; this compares the first eight bytes after the common prefix as one number, and whole
-/// names only on a tie.
-pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
+/// it; this sorts on the first eight bytes after the common prefix as one number, worked out
+/// once per item, and compares whole names only on a tie.
+pub fn sort_by_name<T: Copy>(items: &mut [T], name: impl Fn(&T) -> &str) {
     let Some(first) = items.first().map(|t| name(t).as_bytes()) else {
         return;
     };
@@ -72,7 +72,11 @@ pub fn sort_by_name<T>(items: &mut [T], name: impl Fn(&T) -> &str) {
         k[..n].copy_from_slice(&rest[..n]);
         u64::from_be_bytes(k)
     };
-    items.sort_unstable_by(|a, b| key(a).cmp(&key(b)).then_with(|| name(a).cmp(name(b))));
+    let mut keyed: Vec<(u64, T)> = items.iter().map(|t| (key(t), *t)).collect();
+    keyed.sort_unstable_by(|(ka, a), (kb, b)| ka.cmp(kb).then_with(|| name(a).cmp(name(b))));
+    for (slot, (_, t)) in items.iter_mut().zip(keyed) {
+        *slot = t;
+    }
 }
 
 /// Sorts pods the way the original does: by name, then stably by [`active_pods`].
@@ -178,8 +182,9 @@ mod tests {
         expected.sort();
         for rotation in 0..names.len() {
             names.rotate_left(rotation);
-            let mut got = names.clone();
+            let mut got: Vec<&String> = names.iter().collect();
             sort_by_name(&mut got, |n| n.as_str());
+            let got: Vec<&str> = got.iter().map(|n| n.as_str()).collect();
             assert_eq!(got, expected, "from rotation {rotation}");
         }
         let mut one_prefix: Vec<&str> = vec!["gd-c", "gd-abcdefgh", "gd-abcdefgh\0", "gd-b"];
