@@ -40,8 +40,8 @@ pub fn is_available(pod: &PodView, min_ready_seconds: i64, now: Timestamp) -> bo
 }
 
 /// When a pod must have turned Ready to count as available: `now - minReadySeconds`, worked
-/// out once per plan rather than once per pod and pass (timestamp arithmetic was most of the
-/// cost of counting 10,000 pods).
+/// out once per pass rather than once per pod (three passes over 10,000 pods each did the
+/// checked timestamp addition per pod: 4 % of a no-op plan's instructions, more of its time).
 #[derive(Debug, Clone, Copy)]
 pub struct ReadyBy {
     /// `None` when `now - minReadySeconds` is out of range: then no pod has been Ready long
