@@ -31,7 +31,7 @@ use crate::hookruns::{self, HookRunContext};
 use crate::leader::Gate;
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
 use gamedeploy_clock::SharedClock;
-use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, StoredGameDeployment};
+use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
 use gamedeploy_core::planner::CachedPod;
 use gamedeploy_core::planner::adopt::{self, controlled_by};
 use gamedeploy_core::planner::hooks::HookRunView;
@@ -636,6 +636,52 @@ where
     }
 }
 
+/// A watch of `K` read leniently ([`Lenient`]): `managedFields` are skipped without recursion,
+/// and an object that still does not decode is logged and left out, so one stored object can
+/// fail neither its list nor the cache of every other object of its kind.
+pub fn lenient_watcher<K>(
+    api: Api<Lenient<K>>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: Send + 'static,
+{
+    watcher(api, config).filter_map(|event| {
+        std::future::ready(match event {
+            Ok(e) => decoded_event(e).map(Ok),
+            Err(e) => Some(Err(e)),
+        })
+    })
+}
+
+/// The event with its object decoded; `None` (logged) for an object that did not decode.
+fn decoded_event<K: Resource<DynamicType = ()>>(
+    event: watcher::Event<Lenient<K>>,
+) -> Option<watcher::Event<K>> {
+    use watcher::Event as E;
+    let decoded = |object: Lenient<K>| match object.into_result() {
+        Ok(k) => Some(k),
+        Err(u) => {
+            tracing::warn!(
+                kind = %K::kind(&()),
+                namespace = u.metadata.namespace.as_deref().unwrap_or_default(),
+                name = u.metadata.name.as_deref().unwrap_or_default(),
+                reason = %u.reason,
+                "an object cannot be read and is left out of the cache"
+            );
+            None
+        }
+    };
+    Some(match event {
+        E::Apply(o) => E::Apply(decoded(o)?),
+        E::InitApply(o) => E::InitApply(decoded(o)?),
+        E::Delete(o) => E::Delete(decoded(o)?),
+        E::Init => E::Init,
+        E::InitDone => E::InitDone,
+    })
+}
+
 /// Runs the operator until `shutdown` resolves; returns the context (write counts).
 pub async fn run(
     client: kube::Client,
@@ -659,14 +705,15 @@ pub async fn run(
     let (revisions, rev_writer) = reflector::store();
     let rev_stream = reflector::reflector(
         rev_writer,
-        watcher(api::<ControllerRevision>(&client, ns), cfg.clone()).modify(for_cache),
+        lenient_watcher(api::<Lenient<ControllerRevision>>(&client, ns), cfg.clone())
+            .modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
     let (hook_runs, hook_writer) = reflector::store();
     let hook_stream = reflector::reflector(
         hook_writer,
-        watcher(api::<HookRun>(&client, ns), cfg.clone()).modify(for_cache),
+        lenient_watcher(api::<Lenient<HookRun>>(&client, ns), cfg.clone()).modify(for_cache),
     )
     .default_backoff()
     .touched_objects();
@@ -674,7 +721,7 @@ pub async fn run(
     let (hook_templates, template_writer) = reflector::store();
     let template_stream = reflector::reflector(
         template_writer,
-        watcher(api::<HookTemplate>(&client, ns), cfg.clone()).modify(for_cache),
+        lenient_watcher(api::<Lenient<HookTemplate>>(&client, ns), cfg.clone()).modify(for_cache),
     )
     .default_backoff();
     let (nodes, node_writer) = reflector::store();
@@ -744,7 +791,11 @@ pub async fn run(
     // Measurements are not checkpoints: when the GameDeployment controller has stopped, a
     // measurement still in flight is dropped and taken again by the next operator.
     let hook_controller = {
-        let hook_runs = hookruns::run(api::<HookRun>(&client, ns), hook_ctx, shutdown.clone());
+        let hook_runs = hookruns::run(
+            api::<Lenient<HookRun>>(&client, ns),
+            hook_ctx,
+            shutdown.clone(),
+        );
         async move {
             hook_runs.await;
             std::future::pending::<()>().await

@@ -9,11 +9,13 @@
 pub mod bounds;
 mod gamedeployment;
 mod hook;
+mod lenient;
 pub mod schema;
 mod stored;
 
 pub use gamedeployment::*;
 pub use hook::*;
+pub use lenient::*;
 pub use stored::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

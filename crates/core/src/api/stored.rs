@@ -85,7 +85,7 @@ impl From<GameDeployment> for StoredGameDeployment {
 /// recurse, so no nesting depth fails here.
 #[derive(Deserialize)]
 struct Raw {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::metadata_without_managed_fields")]
     metadata: ObjectMeta,
     spec: Option<Box<RawValue>>,
     status: Option<Box<RawValue>>,

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gamedeploy_clock::SharedClock;
-use gamedeploy_core::api::{HookPhase, HookRun, HookRunStatus};
+use gamedeploy_core::api::{HookPhase, HookRun, HookRunStatus, Lenient};
 use gamedeploy_core::hookrun::{
     CompileErrors, CompiledRun, Finished, RunTimeout, decide, record, rejected,
 };
@@ -306,13 +306,16 @@ fn error_policy(_run: Arc<HookRun>, error: &Error, _ctx: Arc<HookRunContext>) ->
 
 /// Runs the HookRun controller until `shutdown` resolves.
 pub async fn run(
-    api: Api<HookRun>,
+    api: Api<Lenient<HookRun>>,
     ctx: Arc<HookRunContext>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
     let forget = ctx.clone();
     let (store, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector(writer, watcher(api, watcher::Config::default()))
+    let stream = kube::runtime::reflector(
+        writer,
+        crate::controller::lenient_watcher(api, watcher::Config::default()),
+    )
         .inspect(move |event| {
             if let Ok(watcher::Event::Delete(run)) = event {
                 forget.forget(&run.uid().unwrap_or_default());
