@@ -123,13 +123,15 @@ pub fn decide(input: &Input) -> Canary {
             .unwrap_or(len as i32)
             != to as i32
         {
-            out.notes.push(step_note(to));
+            out.notes.push(step_note(to.saturating_sub(1), to));
         }
         index = to;
         current.clear();
         pauses.clear();
     }
     let step_input = StepInput { input, hash: &hash };
+    // The step a run of steps done in a row started from, and where its one event is.
+    let mut run_of_steps: Option<(usize, usize)> = None;
     while index < len {
         let step = &input.steps[index];
         let done = if let Some(p) = step.partition {
@@ -153,7 +155,17 @@ pub fn decide(input: &Input) -> Canary {
         }
         index += 1;
         current.clear();
-        out.notes.push(step_note(index));
+        // Steps done in a row at one instant (a list of zero-length pauses) are one event,
+        // not one each: 2,000 such steps sent 2,001 events in a burst.
+        match run_of_steps {
+            Some((from, at)) if at + 1 == out.notes.len() => {
+                out.notes[at] = step_note(from, index);
+            }
+            _ => {
+                run_of_steps = Some((index - 1, out.notes.len()));
+                out.notes.push(step_note(index - 1, index));
+            }
+        }
     }
     if index == len {
         stable = update.to_string();
@@ -190,12 +202,18 @@ fn effective_partition(steps: &[CanaryStep], index: usize, replicas: i32) -> i32
         .map_or(replicas, |p| p.clamp(0, replicas.max(0)))
 }
 
-/// The original's event text.
-fn step_note(index: usize) -> EventNote {
-    EventNote::normal(
-        names::EVENT_SET_STEP_INDEX,
-        format!("Set Step Index to {index}"),
-    )
+/// The original's event text, for a move to step `index`; when several steps were done at
+/// once (from step `from`), one event says so.
+fn step_note(from: usize, index: usize) -> EventNote {
+    let message = if index > from + 1 {
+        format!(
+            "Set Step Index to {index} (steps {from} to {} were done at once)",
+            index - 1
+        )
+    } else {
+        format!("Set Step Index to {index}")
+    };
+    EventNote::normal(names::EVENT_SET_STEP_INDEX, message)
 }
 
 /// What every step reads besides the input.
@@ -524,6 +542,26 @@ mod tests {
         assert_eq!(c.partition, Some(0));
         assert_eq!(c.status.unwrap().revision, "r2");
         assert!(c.notes.is_empty());
+    }
+
+    /// Steps done in a row at one instant are one event: 2,000 zero-length pauses sent 2,001
+    /// events in one burst.
+    #[test]
+    fn steps_done_at_once_are_one_event() {
+        let steps = format!(
+            "[{}{{partition: 4}}]",
+            "{pause: {duration: 0}}, ".repeat(2000)
+        );
+        let mut w = World::new(&steps);
+        let c = w.step();
+        assert_eq!(c.current_step_index, Some(2000));
+        assert_eq!(
+            reasons(&c),
+            [
+                "SetStepIndex: Set Step Index to 0",
+                "SetStepIndex: Set Step Index to 2000 (steps 0 to 1999 were done at once)"
+            ]
+        );
     }
 
     #[test]
