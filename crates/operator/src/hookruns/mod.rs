@@ -23,7 +23,7 @@ use futures::StreamExt;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{HookPhase, HookRun, HookRunStatus, Lenient};
 use gamedeploy_core::hookrun::{
-    CompileErrors, CompiledRun, Finished, RunTimeout, decide, record, rejected,
+    CompileErrors, CompiledRun, Finished, Observation, RunTimeout, decide, record, rejected,
 };
 use gamedeploy_core::names;
 use jiff::Timestamp;
@@ -50,6 +50,21 @@ pub enum Error {
 /// How soon a failed status write is retried.
 const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
 
+/// Longest a finished measurement may take to be judged (its JSONPath and CEL conditions over
+/// an answer of up to 1 MiB). Judging runs on tokio's blocking pool, never on the async
+/// workers that serve `/healthz`, renew the leader lease and see SIGTERM; past this deadline the
+/// measurement is recorded as an Error saying so, and the reconcile moves on. A healthy
+/// condition takes microseconds: 2 s is far beyond any honest one and well inside the lease's
+/// renew deadline (10 s) and the 5 s a stop may take.
+pub const JUDGE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// Measurements judged at once, process-wide: a template whose conditions are expensive holds
+/// at most this many of the blocking pool's threads (and CPUs), however many runs use it.
+pub const JUDGE_CONCURRENCY: usize = 2;
+
+/// Called inside the blocking task before a measurement is judged (tests slow judging down).
+pub type JudgeHook = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A run's compiled spec, or why it cannot run, for one generation.
 type Compiled = Arc<Result<CompiledRun, CompileErrors>>;
 
@@ -65,6 +80,10 @@ pub struct HookRunContext {
     /// The resourceVersion each run had when this operator last wrote its status: until the
     /// watch shows a newer one, the cache is stale and a reconcile would measure again.
     written: Mutex<HashMap<String, String>>,
+    /// Judging slots ([`JUDGE_CONCURRENCY`]) and the deadline of one judging.
+    judging: Arc<tokio::sync::Semaphore>,
+    judge_deadline: Duration,
+    judge_hook: Option<JudgeHook>,
     /// Measurements taken and status writes sent (tests and benchmarks count them).
     pub measurements: AtomicU64,
     pub status_writes: AtomicU64,
@@ -88,9 +107,77 @@ impl HookRunContext {
             gate,
             compiled: Mutex::default(),
             written: Mutex::default(),
+            judging: Arc::new(tokio::sync::Semaphore::new(JUDGE_CONCURRENCY)),
+            judge_deadline: JUDGE_DEADLINE,
+            judge_hook: None,
             measurements: AtomicU64::new(0),
             status_writes: AtomicU64::new(0),
         }
+    }
+
+    /// The same context with another judging deadline (tests).
+    pub fn with_judge_deadline(mut self, deadline: Duration) -> Self {
+        self.judge_deadline = deadline;
+        self
+    }
+
+    /// The same context, calling `hook` with the metric's name before each judging, on the
+    /// blocking thread (tests: an artificially slow condition).
+    #[doc(hidden)]
+    pub fn with_judge_hook(mut self, hook: JudgeHook) -> Self {
+        self.judge_hook = Some(hook);
+        self
+    }
+
+    /// `finished` folded into `run`'s status by the engine's [`record`], on the blocking pool,
+    /// at most [`JUDGE_CONCURRENCY`] at once and within the judging deadline (waiting for a
+    /// slot included). Past the deadline the measurement is recorded as an Error instead; the
+    /// judging left running keeps its slot until it ends, so runaway conditions cannot pile up.
+    async fn judge(&self, run: &HookRun, compiled: &Compiled, finished: Finished) -> HookRunStatus {
+        let Ok(spec) = compiled.as_ref() else {
+            // Only a compiled run is measured.
+            return run.status.clone().unwrap_or_default();
+        };
+        let deadline = self.judge_deadline;
+        let judging = async {
+            let slot = self
+                .judging
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(|_| "the operator is stopping".to_string())?;
+            let (run, compiled, finished) = (run.clone(), compiled.clone(), finished.clone());
+            let hook = self.judge_hook.clone();
+            tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                if let Some(hook) = hook {
+                    hook(&finished.metric);
+                }
+                match compiled.as_ref() {
+                    Ok(spec) => record(&run, spec, finished),
+                    Err(_) => run.status.clone().unwrap_or_default(),
+                }
+            })
+            .await
+            .map_err(|e| format!("judging the measurement failed: {e}"))
+        };
+        let why = match tokio::time::timeout(deadline, judging).await {
+            Ok(Ok(status)) => return status,
+            Ok(Err(why)) => why,
+            Err(_) => format!(
+                "judging the measurement (jsonPath and conditions) took longer than {}; simplify the conditions or the answer",
+                seconds(deadline)
+            ),
+        };
+        tracing::warn!(run = %run.name_any(), metric = %finished.metric, "{why}");
+        record(
+            run,
+            spec,
+            Finished {
+                observation: Observation::Error(why),
+                ..finished
+            },
+        )
     }
 
     /// The run's spec compiled once per generation.
@@ -189,6 +276,56 @@ impl HookRunContext {
     }
 }
 
+/// The status of a run that names an object its kubernetes metrics may not reach (another
+/// namespace, a Secret): Error before anything is measured, each such metric saying why. The
+/// arguments are part of the spec, so the refusal holds for the generation.
+fn refused(
+    run: &HookRun,
+    compiled: &CompiledRun,
+    namespace: &str,
+    now: Timestamp,
+) -> Option<HookRunStatus> {
+    let refusals: Vec<(usize, String)> = compiled
+        .metrics
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| {
+            let why = providers::confine(&m.call, namespace).err()?;
+            Some((i, format!("metric {}: {why}", m.name)))
+        })
+        .collect();
+    if refusals.is_empty() {
+        return None;
+    }
+    let mut status = run.status.clone().unwrap_or_default();
+    if !completed(Some(&status)) {
+        status.phase = Some(HookPhase::Error);
+        status.message = format!(
+            "the run cannot start: {}",
+            refusals
+                .iter()
+                .map(|(_, why)| why.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    // `decide` on a completed run aligns the metric results and sets the conditions.
+    let stopped = HookRun {
+        status: Some(status),
+        ..run.clone()
+    };
+    let mut status = decide(&stopped, compiled, None, now).status;
+    for (i, why) in refusals {
+        if let Some(r) = status.metric_results.get_mut(i)
+            && !r.phase.is_completed()
+        {
+            r.phase = HookPhase::Error;
+            r.message = why;
+        }
+    }
+    Some(status)
+}
+
 fn object_ref(run: &HookRun) -> ObjectReference {
     let mut r = run.object_ref(&());
     r.resource_version = None;
@@ -217,9 +354,9 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         return Ok(Action::await_change());
     }
     let was_completed = completed(run.status.as_ref());
-    let compiled = ctx.compiled(&run);
+    let compiled_arc = ctx.compiled(&run);
     let now = ctx.clock.now();
-    let compiled = match compiled.as_ref() {
+    let compiled = match compiled_arc.as_ref() {
         Ok(c) => c,
         Err(errors) => {
             let status = rejected(&run, errors, now);
@@ -237,6 +374,21 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
             return Ok(Action::await_change());
         }
     };
+    let namespace = run.namespace().unwrap_or_default();
+    if let Some(status) = refused(&run, compiled, &namespace, now) {
+        if ctx.write(&run, &status).await? && !was_completed {
+            ctx.events
+                .emit(
+                    &object_ref(&run),
+                    true,
+                    names::EVENT_HOOKRUN_INVALID,
+                    &status.message,
+                )
+                .await;
+        }
+        ctx.forget(&uid);
+        return Ok(Action::await_change());
+    }
     let timeout = RunTimeout::of(&run.spec);
     let mut decision = decide(&run, compiled, timeout.as_ref(), now);
     if !decision.measure.is_empty() {
@@ -247,7 +399,7 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         let clock = &ctx.clock;
         let measuring = futures::future::join_all(decision.measure.iter().map(|m| async {
             let started_at = clock.now();
-            let observation = ctx.measure.measure(&m.call).await;
+            let observation = ctx.measure.measure_for(&namespace, &m.call).await;
             Finished {
                 metric: m.metric.clone(),
                 started_at,
@@ -270,7 +422,7 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         ctx.measurements
             .fetch_add(finished.len() as u64, Ordering::Relaxed);
         for f in finished {
-            current.status = Some(record(&current, compiled, f));
+            current.status = Some(ctx.judge(&current, &compiled_arc, f).await);
         }
         decision = decide(&current, compiled, timeout.as_ref(), ctx.clock.now());
     }
@@ -287,6 +439,15 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         Some(at) => Action::requeue(until(at, ctx.clock.now())),
         None => Action::await_change(),
     })
+}
+
+/// `2s`, or `250ms` below a second.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// The wait from `now` until `at` (none if it has passed).

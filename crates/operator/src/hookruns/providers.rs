@@ -6,6 +6,7 @@
 //! measurement); TLS is rustls with the system's roots. Redirects are not followed: a 3xx is
 //! the answer, which a condition on `statusCode` may accept.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -28,6 +29,93 @@ pub const PROMETHEUS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Takes measurements. The operator's is [`Providers`]; simulations script their answers.
 pub trait Measure: Send + Sync + 'static {
     fn measure<'a>(&'a self, call: &'a ProviderCall) -> BoxFuture<'a, Observation>;
+
+    /// Takes a measurement for a HookRun in `namespace`: a kubernetes call is confined to that
+    /// namespace first ([`confine`]), so no implementation can be led into another tenant's
+    /// objects; a refused call is an error observation, and nothing is sent.
+    fn measure_for<'a>(
+        &'a self,
+        namespace: &'a str,
+        call: &'a ProviderCall,
+    ) -> BoxFuture<'a, Observation> {
+        Box::pin(async move {
+            match confine(call, namespace) {
+                Ok(call) => self.measure(&call).await,
+                Err(refused) => Observation::Error(refused.to_string()),
+            }
+        })
+    }
+}
+
+/// The annotation `kubectl apply` keeps a copy of the whole object in (a Secret's data
+/// included): hooks neither read nor write it.
+pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Why a kubernetes metric may not reach the object it names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error(
+        "the kubernetes provider reaches only objects in the HookRun's own namespace {own}, not {asked} (the PodNamespace argument): a hook cannot read or patch another namespace's objects"
+    )]
+    OtherNamespace { own: String, asked: String },
+    #[error(
+        "the kubernetes provider does not read or patch Secrets: a Secret's annotations can hold its data"
+    )]
+    Secret,
+    #[error(
+        "the kubernetes provider does not read or patch the annotation {LAST_APPLIED}: it holds a copy of the whole object"
+    )]
+    LastApplied,
+}
+
+/// What no hook may touch, in any namespace.
+fn forbidden(target: &ObjectTarget, annotations: &[(String, String)]) -> Option<Refused> {
+    if target.group.is_empty() && target.kind.eq_ignore_ascii_case("secret") {
+        return Some(Refused::Secret);
+    }
+    annotations
+        .iter()
+        .any(|(k, _)| k == LAST_APPLIED)
+        .then_some(Refused::LastApplied)
+}
+
+/// The call a HookRun in `namespace` may make: anything but a kubernetes call unchanged; a
+/// kubernetes call only inside `namespace` (an empty target namespace means it), never on a
+/// Secret, never on the last-applied-configuration annotation. Argo Rollouts' providers stay
+/// in the rollout's namespace the same way; the operator's RBAC is cluster-wide, so without
+/// this a HookRun's `PodNamespace` argument would carry its author into any namespace.
+pub fn confine<'a>(
+    call: &'a ProviderCall,
+    namespace: &str,
+) -> Result<Cow<'a, ProviderCall>, Refused> {
+    let ProviderCall::Kubernetes {
+        function,
+        target,
+        annotations,
+    } = call
+    else {
+        return Ok(Cow::Borrowed(call));
+    };
+    if let Some(refused) = forbidden(target, annotations) {
+        return Err(refused);
+    }
+    if target.namespace == namespace {
+        return Ok(Cow::Borrowed(call));
+    }
+    if !target.namespace.is_empty() {
+        return Err(Refused::OtherNamespace {
+            own: namespace.to_string(),
+            asked: target.namespace.clone(),
+        });
+    }
+    Ok(Cow::Owned(ProviderCall::Kubernetes {
+        function: function.clone(),
+        target: ObjectTarget {
+            namespace: namespace.to_string(),
+            ..target.clone()
+        },
+        annotations: annotations.clone(),
+    }))
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -74,6 +162,10 @@ impl Providers {
         body: &str,
         timeout: Duration,
     ) -> Result<(u16, String), String> {
+        if url.trim().is_empty() {
+            return Err("the URL is empty: set provider.web.url to a URL such as http://{{args.PodIP}}:8080/ready".into());
+        }
+        absolute(url).map_err(|why| format!("the URL {url} {why}"))?;
         let mut request = http::Request::builder()
             .method(match method {
                 WebMethod::GET => http::Method::GET,
@@ -120,6 +212,9 @@ impl Providers {
         target: &ObjectTarget,
         annotations: &[(String, String)],
     ) -> Observation {
+        if let Some(refused) = forbidden(target, annotations) {
+            return Observation::Error(refused.to_string());
+        }
         let gvk = GroupVersionKind::gvk(&target.group, &target.version, &target.kind);
         let api: Api<DynamicObject> = Api::namespaced_with(
             self.kube.clone(),
@@ -207,6 +302,9 @@ impl Measure for Providers {
                     }
                 }
                 ProviderCall::Prometheus { address, query } => {
+                    if let Err(why) = prometheus_address(address) {
+                        return Observation::Error(why);
+                    }
                     let url = prometheus_url(address, query);
                     match self
                         .http(WebMethod::GET, &url, &[], "", PROMETHEUS_TIMEOUT)
@@ -226,6 +324,28 @@ impl Measure for Providers {
     }
 }
 
+/// Why `url` cannot be requested: hyper's client needs a scheme and a host, and says only
+/// `UserAbsoluteUriRequired` when one is missing.
+fn absolute(url: &str) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|e| format!("is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(()),
+        (Some(scheme), Some(_)) if !scheme.is_empty() => Err(format!(
+            "uses the scheme {scheme}: only http and https are supported"
+        )),
+        _ => Err("is not an absolute URL: it needs http:// or https:// and a host".into()),
+    }
+}
+
+/// A Prometheus address the provider can query, or what to write instead.
+fn prometheus_address(address: &str) -> Result<(), String> {
+    const EXAMPLE: &str = "set provider.prometheus.address to a URL such as http://prometheus:9090";
+    if address.trim().is_empty() {
+        return Err(format!("the Prometheus address is empty: {EXAMPLE}"));
+    }
+    absolute(address).map_err(|why| format!("the Prometheus address {address} {why}: {EXAMPLE}"))
+}
+
 /// `{address}/api/v1/query?query=...`, the query form-encoded.
 pub fn prometheus_url(address: &str, query: &str) -> String {
     let encoded: String = form_urlencoded::Serializer::new(String::new())
@@ -243,6 +363,108 @@ mod tests {
         assert_eq!(
             prometheus_url("http://prom:9090/", "sum(rate(x{a=\"b\"}[1m])) > 0"),
             "http://prom:9090/api/v1/query?query=sum%28rate%28x%7Ba%3D%22b%22%7D%5B1m%5D%29%29+%3E+0"
+        );
+    }
+
+    fn kubernetes(kind: &str, namespace: &str, annotation: &str) -> ProviderCall {
+        ProviderCall::Kubernetes {
+            function: KubernetesFunction::Get,
+            target: ObjectTarget {
+                group: String::new(),
+                version: "v1".into(),
+                kind: kind.into(),
+                namespace: namespace.into(),
+                name: "x".into(),
+            },
+            annotations: vec![(annotation.into(), String::new())],
+        }
+    }
+
+    #[test]
+    fn a_kubernetes_call_stays_in_the_runs_namespace_and_off_secrets() {
+        let own = kubernetes("Pod", "tenant-a", "example.com/drained");
+        assert_eq!(confine(&own, "tenant-a"), Ok(Cow::Borrowed(&own)));
+        assert_eq!(
+            confine(&kubernetes("Pod", "", "example.com/drained"), "tenant-a")
+                .unwrap()
+                .into_owned(),
+            own,
+            "no namespace is the run's own"
+        );
+        let other = kubernetes("Pod", "tenant-b", "example.com/drained");
+        let other = confine(&other, "tenant-a");
+        assert_eq!(
+            other.unwrap_err().to_string(),
+            "the kubernetes provider reaches only objects in the HookRun's own namespace tenant-a, not tenant-b (the PodNamespace argument): a hook cannot read or patch another namespace's objects"
+        );
+        for kind in ["Secret", "secret", "SECRET"] {
+            assert_eq!(
+                confine(&kubernetes(kind, "tenant-a", "a"), "tenant-a"),
+                Err(Refused::Secret)
+            );
+        }
+        assert_eq!(
+            confine(
+                &kubernetes("ConfigMap", "tenant-a", LAST_APPLIED),
+                "tenant-a"
+            ),
+            Err(Refused::LastApplied)
+        );
+        let web = ProviderCall::Prometheus {
+            address: "http://p".into(),
+            query: "up".into(),
+        };
+        assert_eq!(confine(&web, "tenant-a"), Ok(Cow::Borrowed(&web)));
+    }
+
+    #[test]
+    fn an_empty_or_relative_prometheus_address_says_what_to_write() {
+        assert_eq!(
+            prometheus_address("").unwrap_err(),
+            "the Prometheus address is empty: set provider.prometheus.address to a URL such as http://prometheus:9090"
+        );
+        assert_eq!(
+            prometheus_address("prometheus:9090").unwrap_err(),
+            "the Prometheus address prometheus:9090 is not an absolute URL: it needs http:// or https:// and a host: set provider.prometheus.address to a URL such as http://prometheus:9090"
+        );
+        assert_eq!(
+            prometheus_address("/api").unwrap_err(),
+            "the Prometheus address /api is not an absolute URL: it needs http:// or https:// and a host: set provider.prometheus.address to a URL such as http://prometheus:9090"
+        );
+        assert_eq!(
+            prometheus_address("ftp://p/").unwrap_err(),
+            "the Prometheus address ftp://p/ uses the scheme ftp: only http and https are supported: set provider.prometheus.address to a URL such as http://prometheus:9090"
+        );
+        assert!(prometheus_address("http://prometheus:9090").is_ok());
+        assert!(prometheus_address("https://10.0.0.1/prom/").is_ok());
+    }
+
+    #[tokio::test]
+    async fn an_empty_prometheus_address_is_explained_before_any_request() {
+        let clock: gamedeploy_clock::SharedClock =
+            std::sync::Arc::new(gamedeploy_clock::SystemClock);
+        let providers = Providers::new(embedded_apiserver::ApiServer::new(clock).client());
+        let call = ProviderCall::Prometheus {
+            address: String::new(),
+            query: "up".into(),
+        };
+        let Observation::Error(e) = providers.measure(&call).await else {
+            panic!("an empty address is an error");
+        };
+        assert!(e.starts_with("the Prometheus address is empty"), "{e}");
+        let web = ProviderCall::Web {
+            method: WebMethod::GET,
+            url: "/ready".into(),
+            body: String::new(),
+            headers: vec![],
+            timeout: jiff::SignedDuration::from_secs(1),
+        };
+        let Observation::Error(e) = providers.measure(&web).await else {
+            panic!("a relative URL is an error");
+        };
+        assert_eq!(
+            e,
+            "the URL /ready is not an absolute URL: it needs http:// or https:// and a host"
         );
     }
 
