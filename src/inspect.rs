@@ -46,6 +46,67 @@ pub(crate) enum InspectError {
         "pod {namespace}/{pod} changed while its force was being checked; run the command again"
     )]
     Changed { namespace: String, pod: String },
+    #[error("'{name}' is not a valid {kind} name: {why}; nothing was sent")]
+    InvalidName {
+        kind: &'static str,
+        name: String,
+        why: &'static str,
+    },
+    #[error(
+        "refused to force pod {namespace}/{pod}: {why}, so no operator would act on the forced state; nothing was changed"
+    )]
+    NotManaged {
+        namespace: String,
+        pod: String,
+        why: String,
+    },
+}
+
+/// `name` as an object's name (a DNS-1123 subdomain, as pods and GameDeployments are named),
+/// before it is pasted into a request's path: `ins?watch=true` would otherwise ask for `ins`
+/// with a query of its own.
+pub(crate) fn object_name(kind: &'static str, name: &str) -> Result<(), InspectError> {
+    match gamedeploy_operator::leader::dns_subdomain_error(name) {
+        Some(why) => Err(InspectError::InvalidName {
+            kind,
+            name: name.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `namespace` as a namespace's name (a DNS-1123 label).
+pub(crate) fn namespace_name(namespace: &str) -> Result<(), InspectError> {
+    match gamedeploy_operator::leader::dns_label_error(namespace) {
+        Some(why) => Err(InspectError::InvalidName {
+            kind: "namespace",
+            name: namespace.to_string(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Why a kubeconfig could not be used, naming each file once and without Rust's quoting
+/// (kube's own message is `failed to read kubeconfig from '"/path"': ...`).
+fn kubeconfig_reason(e: &kube::config::KubeconfigError) -> String {
+    use kube::config::{KubeconfigError as K, LoadDataError as L};
+    let io = |e: &std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => "there is no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    };
+    let file = |what: &str, e: &std::io::Error, path: &Path| {
+        format!("cannot read its {what} {}: {}", path.display(), io(e))
+    };
+    match e {
+        K::ReadConfig(e, _) => io(e),
+        K::LoadCertificateAuthority(L::ReadFile(e, path)) => file("certificate authority", e, path),
+        K::LoadClientCertificate(L::ReadFile(e, path)) => file("client certificate", e, path),
+        K::LoadClientKey(L::ReadFile(e, path)) => file("client key", e, path),
+        other => gamedeploy_operator::describe(other),
+    }
 }
 
 impl InspectError {
@@ -68,24 +129,44 @@ async fn client(kubeconfig: Option<&Path>) -> Result<Client, InspectError> {
 pub(crate) async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, InspectError> {
     match kubeconfig {
         Some(path) => {
-            let unreadable = |e: &dyn std::fmt::Display| InspectError::Kubeconfig {
+            let unreadable = |e: &kube::config::KubeconfigError| InspectError::Kubeconfig {
                 path: path.display().to_string(),
-                reason: e.to_string(),
+                reason: kubeconfig_reason(e),
             };
             let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| unreadable(&e))?;
             kube::Config::from_custom_kubeconfig(kc, &Default::default())
                 .await
                 .map_err(|e| unreadable(&e))
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| InspectError::NoCluster(e.to_string())),
+        None => kube::Config::infer().await.map_err(|e| {
+            use std::error::Error;
+            // Of the two sources tried, the kubeconfig's failure is the one a person can fix.
+            match e
+                .source()
+                .and_then(|s| s.downcast_ref::<kube::config::KubeconfigError>())
+            {
+                Some(kube::config::KubeconfigError::ReadConfig(_, path)) => {
+                    InspectError::Kubeconfig {
+                        path: path.display().to_string(),
+                        reason: e
+                            .source()
+                            .and_then(|s| s.downcast_ref())
+                            .map(kubeconfig_reason)
+                            .unwrap_or_default(),
+                    }
+                }
+                Some(k) => InspectError::NoCluster(kubeconfig_reason(k)),
+                None => InspectError::NoCluster(gamedeploy_operator::describe(&e)),
+            }
+        }),
     }
 }
 
 /// Where the objects are: `-n`, else the kubeconfig context's namespace.
-fn namespace_of(client: &Client, namespace: Option<String>) -> String {
-    namespace.unwrap_or_else(|| client.default_namespace().to_string())
+fn namespace_of(client: &Client, namespace: Option<String>) -> Result<String, InspectError> {
+    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
+    namespace_name(&ns)?;
+    Ok(ns)
 }
 
 /// The terminal's width from `COLUMNS` (shells export it), else 80.
@@ -104,8 +185,12 @@ pub(crate) async fn status(
     name: &str,
     watch: bool,
 ) -> Result<String, InspectError> {
+    object_name("GameDeployment", name)?;
+    if let Some(ns) = &namespace {
+        namespace_name(ns)?;
+    }
     let client = client(kubeconfig).await?;
-    let ns = namespace_of(&client, namespace);
+    let ns = namespace_of(&client, namespace)?;
     let first = observe(&client, &ns, name).await?;
     if !watch {
         return Ok(render(&first.0, jiff::Timestamp::now(), width()));
@@ -237,9 +322,65 @@ pub(crate) async fn force(
     pod: &str,
     state: &str,
 ) -> Result<String, InspectError> {
+    object_name("pod", pod)?;
+    if let Some(ns) = &namespace {
+        namespace_name(ns)?;
+    }
     let client = client(kubeconfig).await?;
-    let ns = namespace_of(&client, namespace);
-    let pods: Api<Pod> = Api::namespaced(client, &ns);
+    let ns = namespace_of(&client, namespace)?;
+    force_with(client, &ns, pod, state).await
+}
+
+/// Whether a GameDeployment that exists controls `pod`: only then does an operator act on a
+/// forced state. The reason it does not, otherwise.
+async fn managed(client: &Client, ns: &str, pod: &Pod) -> Result<(), InspectError> {
+    let not_managed = |why: String| InspectError::NotManaged {
+        namespace: ns.to_string(),
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        why,
+    };
+    let owners = pod.metadata.owner_references.as_deref().unwrap_or_default();
+    let Some(owner) = owners.iter().find(|o| o.controller == Some(true)) else {
+        return Err(not_managed(
+            "no GameDeployment owns it (it has no controller ownerReference)".into(),
+        ));
+    };
+    let group = owner.api_version.split_once('/').map_or("", |(g, _)| g);
+    if owner.kind != "GameDeployment" || group != names::GROUP {
+        return Err(not_managed(format!(
+            "it is controlled by {} {} ({}), not by a GameDeployment",
+            owner.kind, owner.name, owner.api_version
+        )));
+    }
+    let gds: Api<StoredGameDeployment> = Api::namespaced(client.clone(), ns);
+    let gd = gds.get_metadata_opt(&owner.name).await.map_err(|e| {
+        InspectError::api(
+            format!("cannot read GameDeployment {ns}/{}", owner.name),
+            &e,
+        )
+    })?;
+    match gd {
+        Some(gd) if gd.metadata.uid.as_deref() == Some(owner.uid.as_str()) => Ok(()),
+        Some(_) => Err(not_managed(format!(
+            "its GameDeployment {} was deleted (one of that name exists again, with another uid)",
+            owner.name
+        ))),
+        None => Err(not_managed(format!(
+            "its GameDeployment {} no longer exists",
+            owner.name
+        ))),
+    }
+}
+
+/// `force` once connected and the names checked.
+async fn force_with(
+    client: Client,
+    ns: &str,
+    pod: &str,
+    state: &str,
+) -> Result<String, InspectError> {
+    let ns = ns.to_string();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let found = pods
         .get_opt(pod)
         .await
@@ -249,6 +390,7 @@ pub(crate) async fn force(
             namespace: ns.clone(),
             name: pod.to_string(),
         })?;
+    managed(&client, &ns, &found).await?;
     let view = PodView::from_pod(&found);
     let forced = force::validate(&view, state, jiff::Timestamp::now()).map_err(|refusal| {
         InspectError::Refused {
@@ -299,4 +441,148 @@ pub(crate) async fn force(
     out.push_str(&forced.consequence());
     out.push('\n');
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::PostParams;
+    use serde_json::json;
+
+    #[test]
+    fn names_that_are_not_object_names_are_refused_before_any_request() {
+        let e = object_name("GameDeployment", "ins?watch=true").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "'ins?watch=true' is not a valid GameDeployment name: use only lower-case letters, digits, '-' and '.'; nothing was sent"
+        );
+        let e = object_name("pod", "POD?dryRun=All").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("'POD?dryRun=All' is not a valid pod name")
+        );
+        assert!(object_name("pod", "../x").is_err());
+        assert!(object_name("pod", "").is_err());
+        assert!(object_name("pod", &"a".repeat(254)).is_err());
+        assert!(object_name("pod", &"a".repeat(253)).is_ok());
+        assert!(object_name("pod", "test-gamedeployment-7x9q.1").is_ok());
+        assert_eq!(
+            namespace_name("a.b").unwrap_err().to_string(),
+            "'a.b' is not a valid namespace name: use only lower-case letters, digits and '-'; nothing was sent"
+        );
+        assert!(namespace_name("default?x=1").is_err());
+        assert!(namespace_name(&"a".repeat(64)).is_err());
+        assert!(namespace_name("tenant-a").is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_kubeconfig_names_its_path_once_without_quotes() {
+        let e = kube::config::KubeconfigError::ReadConfig(
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+            "/nonexistent/kc".into(),
+        );
+        assert_eq!(kubeconfig_reason(&e), "there is no such file");
+        let e = InspectError::Kubeconfig {
+            path: "/nonexistent/kc".into(),
+            reason: kubeconfig_reason(&e),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot read kubeconfig /nonexistent/kc: there is no such file"
+        );
+    }
+
+    /// `force` on the embedded cluster: a pod no GameDeployment controls (no owner, another
+    /// kind) is refused and left alone; a pod of a live one is judged as the operator would.
+    #[tokio::test]
+    async fn force_refuses_a_pod_no_game_deployment_manages() {
+        let clock: gamedeploy_clock::SharedClock = std::sync::Arc::new(
+            gamedeploy_clock::TokioClock::starting_at("2026-01-01T00:00:00Z".parse().unwrap()),
+        );
+        let server = embedded_apiserver::ApiServer::new(clock);
+        let client = server.client_as("gamedeploy-force");
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        for crd in gamedeploy_core::api::crds() {
+            crds.create(&PostParams::default(), &crd).await.unwrap();
+        }
+        let gd: gamedeploy_core::api::GameDeployment =
+            serde_saphyr::from_str(include_str!("../deploy/examples/inplace-update.yaml")).unwrap();
+        let gd = Api::<gamedeploy_core::api::GameDeployment>::namespaced(client.clone(), "default")
+            .create(&PostParams::default(), &gd)
+            .await
+            .unwrap();
+        let gd_uid = gd.metadata.uid.clone().unwrap();
+        let gd_name = gd.metadata.name.clone().unwrap();
+        // An owner of another kind that exists (the cluster's garbage collector deletes pods
+        // whose owner does not, so a gone GameDeployment is a moment's state).
+        let cm: k8s_openapi::api::core::v1::ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": "web-1"}})).unwrap();
+        let cm_uid =
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "default")
+                .create(&PostParams::default(), &cm)
+                .await
+                .unwrap()
+                .metadata
+                .uid
+                .unwrap();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+        let owner = |api_version: &str, kind: &str, name: &str, uid: &str| {
+            json!([{"apiVersion": api_version, "kind": kind, "name": name, "uid": uid,
+                    "controller": true}])
+        };
+        let cases = [
+            ("lonely", json!(null), "no GameDeployment owns it"),
+            (
+                "configured",
+                owner("v1", "ConfigMap", "web-1", &cm_uid),
+                "it is controlled by ConfigMap web-1 (v1), not by a GameDeployment",
+            ),
+            (
+                "managed",
+                owner(
+                    "tkex.tencent.com/v1alpha1",
+                    "GameDeployment",
+                    &gd_name,
+                    &gd_uid,
+                ),
+                "",
+            ),
+        ];
+        for (name, owners, _) in &cases {
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "ownerReferences": owners},
+                "spec": {"containers": [{"name": "c", "image": "i"}]}
+            }))
+            .unwrap();
+            pods.create(&PostParams::default(), &pod).await.unwrap();
+        }
+        for (name, _, refusal) in cases {
+            let result = force_with(client.clone(), "default", name, "ImagePatched").await;
+            if refusal.is_empty() {
+                assert!(
+                    !matches!(result, Err(InspectError::NotManaged { .. })),
+                    "{name}: {result:?}"
+                );
+                continue;
+            }
+            let Err(e @ InspectError::NotManaged { .. }) = result else {
+                panic!("{name}: {result:?}");
+            };
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("refused to force pod default/{name}: "))
+                    && text.contains(refusal)
+                    && text.ends_with(
+                        "so no operator would act on the forced state; nothing was changed"
+                    ),
+                "{text}"
+            );
+            let annotations = pods.get(name).await.unwrap().metadata.annotations;
+            assert!(
+                annotations.is_none_or(|a| !a.contains_key(names::ANNOTATION_FORCE)),
+                "{name} was not annotated"
+            );
+        }
+    }
 }

@@ -205,7 +205,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async_main(cli))
+    let code = runtime.block_on(async_main(cli));
+    // A hook measurement still being judged on the blocking pool (its deadline passed, the
+    // thread cannot be interrupted) must not hold the exit: dropping the runtime would wait.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
 
 async fn async_main(cli: Cli) -> ExitCode {
@@ -349,6 +353,7 @@ async fn run(args: run_args::RunArgs) -> Result<String, String> {
     if let Some(mut lease) = lease {
         if lease.namespace.is_empty() {
             lease.namespace = client.default_namespace().to_string();
+            lease.validate_namespace().map_err(|e| e.to_string())?;
         }
         tracing::info!(lease = %format!("{}/{}", lease.namespace, lease.name), "leader election on");
         gamedeploy_operator::leader::run(client, clock, lease, options, SHUTDOWN_GRACE, shutdown)

@@ -54,8 +54,13 @@ impl RunArgs {
     /// The lease settings, with `identity` (the pod's name) as the holder. The namespace is
     /// `--lease-namespace`, else `POD_NAMESPACE`; empty when neither says, for the caller to
     /// fill with the client's default namespace once connected (in a pod: its service account's
-    /// namespace; elsewhere: the kubeconfig context's), which always exists.
+    /// namespace; elsewhere: the kubeconfig context's, else `default`). An explicitly empty
+    /// `--lease-namespace ""` is refused: it names no namespace, and guessing one would leave
+    /// the operator standing by for a lease it may not be allowed to take.
     pub fn lease(&self, identity: &str) -> Result<LeaseSettings, SettingsError> {
+        if self.lease_namespace.as_deref() == Some("") {
+            return Err(SettingsError::NoNamespace);
+        }
         let namespace = self.lease_namespace.clone().unwrap_or_else(|| {
             std::env::var("POD_NAMESPACE")
                 .ok()

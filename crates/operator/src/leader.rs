@@ -80,6 +80,76 @@ pub enum SettingsError {
     Duration,
     #[error("the leader's identity is empty (set HOSTNAME)")]
     NoIdentity,
+    #[error(
+        "the lease name '{name}' is not a valid object name: {why} (pass --lease-name, e.g. gamedeploy-operator)"
+    )]
+    Name { name: String, why: &'static str },
+    #[error(
+        "the lease namespace '{namespace}' is not a valid namespace: {why} (pass --lease-namespace, e.g. gamedeploy)"
+    )]
+    Namespace {
+        namespace: String,
+        why: &'static str,
+    },
+    #[error(
+        "the lease namespace is empty: pass --lease-namespace NAMESPACE (or leave the flag out to use POD_NAMESPACE or the kubeconfig's namespace)"
+    )]
+    NoNamespace,
+}
+
+/// Why `s` is not a DNS-1123 label (a namespace), if it is not.
+pub fn dns_label_error(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        return Some("it is empty");
+    }
+    if s.len() > 63 {
+        return Some("it is longer than 63 characters");
+    }
+    let b = s.as_bytes();
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    {
+        return Some("use only lower-case letters, digits and '-'");
+    }
+    if !(b[0].is_ascii_alphanumeric() && b[b.len() - 1].is_ascii_alphanumeric()) {
+        return Some("it must start and end with a letter or a digit");
+    }
+    None
+}
+
+/// Why `s` is not a DNS-1123 subdomain (most objects' names), if it is not.
+pub fn dns_subdomain_error(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        return Some("it is empty");
+    }
+    if s.len() > 253 {
+        return Some("it is longer than 253 characters");
+    }
+    if !s
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.'))
+    {
+        return Some("use only lower-case letters, digits, '-' and '.'");
+    }
+    if !s.split('.').all(|part| {
+        let b = part.as_bytes();
+        !b.is_empty() && b[0].is_ascii_alphanumeric() && b[b.len() - 1].is_ascii_alphanumeric()
+    }) {
+        return Some("it and each '.'-separated part must start and end with a letter or a digit");
+    }
+    None
+}
+
+/// `leaseTransitions` after a look at the lease: one more when it changes hands. A stored
+/// value that is negative (never written by a client-go elector) counts as 0, and the count
+/// stops at `i32::MAX` instead of wrapping negative, which the API server would refuse on
+/// every takeover (and with it, every leader).
+fn next_transitions(stored: Option<i32>, changes_hands: bool) -> i32 {
+    stored
+        .unwrap_or(0)
+        .max(0)
+        .saturating_add(i32::from(changes_hands))
 }
 
 impl LeaseSettings {
@@ -96,7 +166,32 @@ impl LeaseSettings {
         if self.identity.is_empty() {
             return Err(SettingsError::NoIdentity);
         }
+        if let Some(why) = dns_subdomain_error(&self.name) {
+            return Err(SettingsError::Name {
+                name: self.name.clone(),
+                why,
+            });
+        }
+        // Empty: the caller fills in the client's default namespace once connected, and
+        // validates again ([`LeaseSettings::validate_namespace`]).
+        if !self.namespace.is_empty() {
+            self.validate_namespace()?;
+        }
         Ok(())
+    }
+
+    /// The namespace is set and could exist.
+    pub fn validate_namespace(&self) -> Result<(), SettingsError> {
+        if self.namespace.is_empty() {
+            return Err(SettingsError::NoNamespace);
+        }
+        match dns_label_error(&self.namespace) {
+            Some(why) => Err(SettingsError::Namespace {
+                namespace: self.namespace.clone(),
+                why,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// How long the holder keeps leading without a successful renewal: one renewal interval
@@ -158,7 +253,7 @@ impl Elector {
                 return Ok(Seen::HeldBy { holder, until });
             }
         }
-        let transitions = spec.lease_transitions.unwrap_or(0) + i32::from(!ours);
+        let transitions = next_transitions(spec.lease_transitions, !ours);
         lease.spec = Some(LeaseSpec {
             holder_identity: Some(s.identity.clone()),
             lease_duration_seconds: Some(duration),
@@ -398,6 +493,71 @@ mod tests {
             e.to_string(),
             "the lease renewal interval (5s) must be shorter than the lease duration (5s), or the leader would lose the lease between two renewals"
         );
+    }
+
+    #[test]
+    fn lease_names_and_namespaces_that_cannot_exist_are_refused_with_the_flag_to_fix() {
+        let mut bad = settings(15, 5);
+        bad.name = "Gamedeploy_Operator".into();
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "the lease name 'Gamedeploy_Operator' is not a valid object name: use only lower-case letters, digits, '-' and '.' (pass --lease-name, e.g. gamedeploy-operator)"
+        );
+        bad.name = "-x".into();
+        assert!(bad.validate().is_err());
+        let mut bad = settings(15, 5);
+        bad.namespace = "game.ns".into();
+        assert_eq!(
+            bad.validate().unwrap_err().to_string(),
+            "the lease namespace 'game.ns' is not a valid namespace: use only lower-case letters, digits and '-' (pass --lease-namespace, e.g. gamedeploy)"
+        );
+        bad.namespace = String::new();
+        assert!(bad.validate().is_ok(), "filled in from the client later");
+        assert_eq!(
+            bad.validate_namespace().unwrap_err().to_string(),
+            "the lease namespace is empty: pass --lease-namespace NAMESPACE (or leave the flag out to use POD_NAMESPACE or the kubeconfig's namespace)"
+        );
+    }
+
+    #[test]
+    fn lease_transitions_saturate_and_a_negative_count_restarts_from_zero() {
+        assert_eq!(next_transitions(None, true), 1);
+        assert_eq!(next_transitions(Some(4), false), 4);
+        assert_eq!(next_transitions(Some(i32::MAX), true), i32::MAX);
+        assert_eq!(next_transitions(Some(i32::MAX), false), i32::MAX);
+        assert_eq!(next_transitions(Some(-5), true), 1);
+        assert_eq!(next_transitions(Some(i32::MIN), false), 0);
+    }
+
+    /// A lease whose holder expired with `leaseTransitions` at 2^31-1 is taken over, and the
+    /// count stays there (it wrapped negative, and every takeover failed).
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_lease_at_the_largest_transition_count_is_taken_over() {
+        let clock: SharedClock = Arc::new(gamedeploy_clock::TokioClock::starting_at(
+            "2026-01-01T00:10:00Z".parse().unwrap(),
+        ));
+        let server = embedded_apiserver::ApiServer::new(clock.clone());
+        let api: Api<Lease> = Api::namespaced(server.client(), "default");
+        let lease: Lease = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "gamedeploy-operator", "namespace": "default"},
+            "spec": {"holderIdentity": "pod-old", "leaseDurationSeconds": 15,
+                     "renewTime": "2026-01-01T00:00:00.000000Z",
+                     "leaseTransitions": i32::MAX}
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &lease).await.unwrap();
+        let elector = Elector {
+            api: api.clone(),
+            clock,
+            settings: settings(15, 5),
+        };
+        assert!(matches!(
+            elector.try_acquire_or_renew().await.unwrap(),
+            Seen::Ours
+        ));
+        let spec = api.get("gamedeploy-operator").await.unwrap().spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some("pod-a"));
+        assert_eq!(spec.lease_transitions, Some(i32::MAX));
     }
 
     #[test]
