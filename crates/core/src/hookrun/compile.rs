@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::SignedDuration;
 
-use super::condition::{self, Conditions, Expression};
+use super::condition::{self, Conditions, Expression, ExpressionError};
 use super::duration;
 use super::extract::JsonPath;
 use super::provider::{ProviderCall, ResolveError};
@@ -36,6 +36,20 @@ pub enum CompileError {
         field: &'static str,
         expression: String,
     },
+    #[error("metric {metric}: {field} is too long: {reason}")]
+    ConditionTooLong {
+        metric: String,
+        field: &'static str,
+        reason: ExpressionError,
+    },
+    #[error("metric {metric}: {field} `{expression}` is refused: {reason}")]
+    ConditionLimit {
+        metric: String,
+        field: &'static str,
+        /// The first characters of the expression.
+        expression: String,
+        reason: ExpressionError,
+    },
     #[error("metric {metric}: jsonPath {path} is not valid: {reason}")]
     JsonPath {
         metric: String,
@@ -48,6 +62,24 @@ pub enum CompileError {
         field: &'static str,
         value: String,
     },
+    #[error(
+        "metric {metric}: {field} {value} is longer than the {max} allowed: measure at least \
+         every {max} and wait at most {max} before the first measurement",
+        max = duration::MAX_TEXT
+    )]
+    DurationTooLong {
+        metric: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error("metric {metric}: the value of argument {arg} is refused: {why}")]
+    UnsafeArgument {
+        metric: String,
+        arg: String,
+        why: String,
+    },
+    #[error("argument {arg} is given more than once in spec.args: give each argument once")]
+    DuplicateArgument { arg: String },
     #[error(
         "metric {metric}: set exactly one of provider.web, provider.prometheus or provider.kubernetes"
     )]
@@ -102,8 +134,29 @@ impl CompiledRun {
             .iter()
             .filter_map(|a| Some((a.name.as_str(), a.value.as_deref()?)))
             .collect();
-        let metrics =
-            compile_metrics(&spec.metrics, &|name| args.get(name).map(|v| v.to_string()))?;
+        let mut seen = BTreeSet::new();
+        let duplicates: BTreeSet<&str> = spec
+            .args
+            .iter()
+            .map(|a| a.name.as_str())
+            .filter(|name| !seen.insert(*name))
+            .collect();
+        let metrics = compile_metrics(&spec.metrics, &|name| args.get(name).map(|v| v.to_string()));
+        let metrics = match (metrics, duplicates.is_empty()) {
+            (Ok(m), true) => m,
+            (result, _) => {
+                let mut errors: Vec<CompileError> = duplicates
+                    .iter()
+                    .map(|arg| CompileError::DuplicateArgument {
+                        arg: arg.to_string(),
+                    })
+                    .collect();
+                if let Err(CompileErrors(mut more)) = result {
+                    errors.append(&mut more);
+                }
+                return Err(CompileErrors(errors));
+            }
+        };
         Ok(CompiledRun {
             metrics,
             ordered: spec.policy == Some(HookPolicy::Ordered),
@@ -171,11 +224,28 @@ fn compile_metric(
                 None
             }
             Ok(e) => Some(e),
-            Err(reason) => {
+            Err(ExpressionError::Invalid(reason)) => {
                 errors.push(CompileError::Condition {
                     metric: metric(),
                     field,
                     expression: text.to_string(),
+                    reason,
+                });
+                None
+            }
+            Err(reason @ ExpressionError::TooLong { .. }) => {
+                errors.push(CompileError::ConditionTooLong {
+                    metric: metric(),
+                    field,
+                    reason,
+                });
+                None
+            }
+            Err(reason) => {
+                errors.push(CompileError::ConditionLimit {
+                    metric: metric(),
+                    field,
+                    expression: beginning(text),
                     reason,
                 });
                 None
@@ -204,15 +274,20 @@ fn compile_metric(
         });
     let mut duration = |field: &'static str, text: &Option<String>| {
         let text = text.as_deref()?;
-        let parsed = duration::parse(text);
-        if parsed.is_none() {
-            errors.push(CompileError::Duration {
+        match duration::parse(text) {
+            None => errors.push(CompileError::Duration {
                 metric: metric(),
                 field,
                 value: text.to_string(),
-            });
+            }),
+            Some(d) if d > duration::MAX => errors.push(CompileError::DurationTooLong {
+                metric: metric(),
+                field,
+                value: text.to_string(),
+            }),
+            Some(d) => return Some(d),
         }
-        parsed
+        None
     };
     let interval = duration("interval", &m.interval);
     let initial_delay = duration("initialDelay", &m.initial_delay).unwrap_or_default();
@@ -230,17 +305,31 @@ fn compile_metric(
             path,
         },
         ResolveError::Providers => CompileError::Providers { metric: metric() },
+        ResolveError::Unsafe(arg, why) => CompileError::UnsafeArgument {
+            metric: metric(),
+            arg,
+            why,
+        },
+    });
+    let call = call.and_then(|call| {
+        let generated = match &conditions {
+            Conditions {
+                success: None,
+                failure: None,
+            } => annotation_equality(&call).map_err(|reason| CompileError::ConditionLimit {
+                metric: metric(),
+                field: "the comparison of the kubernetes fields",
+                expression: String::new(),
+                reason,
+            })?,
+            _ => None,
+        };
+        Ok((call, generated))
     });
     match call {
-        Ok(call) if errors.is_empty() => Ok(CompiledMetric {
+        Ok((call, generated)) if errors.is_empty() => Ok(CompiledMetric {
             reads_status_code: conditions.reads(condition::STATUS_CODE),
-            conditions: match conditions {
-                Conditions {
-                    success: None,
-                    failure: None,
-                } => annotation_equality(&call).unwrap_or(conditions),
-                given => given,
-            },
+            conditions: generated.unwrap_or(conditions),
             name: m.name.clone(),
             json_path,
             interval,
@@ -261,15 +350,16 @@ fn compile_metric(
 /// A kubernetes `get` whose fields carry values and whose metric has no conditions succeeds
 /// when every annotation equals its value, as in the original (which reported a mismatch as
 /// an Error): the comparison becomes an ordinary `successCondition`, so a mismatch is Failed
-/// and the measurement records the expression. `None` when the metric is not such a `get`.
-fn annotation_equality(call: &ProviderCall) -> Option<Conditions> {
+/// and the measurement records the expression. `None` when the metric is not such a `get`;
+/// an error (never a silent success) when the comparison exceeds a limit.
+fn annotation_equality(call: &ProviderCall) -> Result<Option<Conditions>, ExpressionError> {
     let ProviderCall::Kubernetes {
         function: KubernetesFunction::Get,
         annotations,
         ..
     } = call
     else {
-        return None;
+        return Ok(None);
     };
     let literal = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let compared: Vec<String> = match annotations.as_slice() {
@@ -281,13 +371,21 @@ fn annotation_equality(call: &ProviderCall) -> Option<Conditions> {
             .collect(),
     };
     if compared.is_empty() {
-        return None;
+        return Ok(None);
     }
-    let success = Expression::compile(&compared.join(" && ")).ok()?;
-    Some(Conditions {
+    let success = Expression::compile_any_length(&compared.join(" && "))?;
+    Ok(Some(Conditions {
         success: Some(success),
         failure: None,
-    })
+    }))
+}
+
+/// The first 60 characters of an expression refused for its size, for the message.
+fn beginning(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_string(),
+    }
 }
 
 #[cfg(test)]

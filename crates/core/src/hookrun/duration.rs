@@ -3,6 +3,13 @@
 
 use jiff::SignedDuration;
 
+/// The longest `interval` or `initialDelay`: 720h, 30 days. Longer ones are refused when a
+/// template or run is checked (and by the CRD), so a hook cannot schedule its next
+/// measurement past what time arithmetic can hold; nobody waits a month for a gate.
+pub const MAX: SignedDuration = SignedDuration::from_hours(720);
+/// [`MAX`] as written in a HookTemplate.
+pub const MAX_TEXT: &str = "720h";
+
 /// Parses a Go duration; `None` when the text is not one (or is negative, or overflows).
 pub fn parse(text: &str) -> Option<SignedDuration> {
     if text == "0" {

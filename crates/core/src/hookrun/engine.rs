@@ -104,7 +104,7 @@ pub fn decide(
             r.message = why;
         }
     }
-    let deadline = timeout.map(|t| (started + t.after, t));
+    let deadline = timeout.map(|t| (later(started, t.after), t));
     if let Some(end) = ending(&status, compiled, deadline, run.spec.terminate, now) {
         for r in status
             .metric_results
@@ -190,20 +190,20 @@ pub fn record(run: &HookRun, compiled: &CompiledRun, finished: Finished) -> Hook
     let judged = judge(m, &finished.observation);
     let mut resume_at = None;
     if judged.phase == HookPhase::Error {
-        r.error += 1;
-        r.consecutive_error += 1;
+        r.error = r.error.saturating_add(1);
+        r.consecutive_error = r.consecutive_error.saturating_add(1);
         let retry = error_retry(r.consecutive_error, m.interval);
-        resume_at = Some(Time(finished.finished_at + retry));
+        resume_at = Some(Time(later(finished.finished_at, retry)));
     } else {
-        r.count += 1;
+        r.count = r.count.saturating_add(1);
         r.consecutive_error = 0;
         match judged.phase {
             HookPhase::Successful => {
-                r.successful += 1;
-                r.consecutive_successful += 1;
+                r.successful = r.successful.saturating_add(1);
+                r.consecutive_successful = r.consecutive_successful.saturating_add(1);
             }
-            HookPhase::Failed => r.failed += 1,
-            _ => r.inconclusive += 1,
+            HookPhase::Failed => r.failed = r.failed.saturating_add(1),
+            _ => r.inconclusive = r.inconclusive.saturating_add(1),
         }
         if judged.phase != HookPhase::Successful {
             r.consecutive_successful = 0;
@@ -444,16 +444,27 @@ fn last_finished(r: &MetricResult) -> Option<Timestamp> {
 /// for the first, `interval` after the last finished, or its error retry.
 fn next_due(m: &CompiledMetric, r: &MetricResult, since: Timestamp) -> Timestamp {
     let Some(last) = r.measurements.last() else {
-        return since + m.initial_delay;
+        return later(since, m.initial_delay);
     };
     let finished = last.finished_at.as_ref().map_or(since, |t| t.0);
     if last.phase == HookPhase::Error {
         return last.resume_at.as_ref().map_or_else(
-            || finished + error_retry(r.consecutive_error, m.interval),
+            || later(finished, error_retry(r.consecutive_error, m.interval)),
             |t| t.0,
         );
     }
-    finished + m.interval.unwrap_or(DEFAULT_ERROR_RETRY_CAP)
+    later(finished, m.interval.unwrap_or(DEFAULT_ERROR_RETRY_CAP))
+}
+
+/// `t + d`, saturating at the ends of time instead of panicking: the compile step bounds
+/// durations ([`super::duration::MAX`]), but a status written by anyone holds timestamps of
+/// any size, and time arithmetic in the engine must never crash the operator.
+fn later(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.checked_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// 1 s, 2 s, 4 s, ... after the n-th consecutive error, never longer than the metric's

@@ -6,6 +6,7 @@
 //! - [`engine`]: [`decide`] (measure now, phases, next instant) and [`record`] (a finished
 //!   measurement folded into the status).
 //! - [`condition`]: `successCondition` / `failureCondition` in CEL, with the original's helpers.
+//! - [`limits`]: what a condition may cost: size, nesting and evaluation work.
 //! - [`extract`]: a web response body to `result`, through JSONPath.
 //! - [`provider`]: the provider request with arguments filled in, what came back, and a
 //!   Prometheus answer read as numbers.
@@ -14,6 +15,7 @@ pub mod condition;
 pub mod duration;
 pub mod engine;
 pub mod extract;
+pub mod limits;
 pub mod provider;
 
 pub use compile::{CompileError, CompileErrors, CompiledMetric, CompiledRun, check_template};
