@@ -44,6 +44,12 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         next = e.source();
         let status = match e.downcast_ref::<kube::Error>() {
             Some(kube::Error::Api(s)) => Some(s.as_ref()),
+            Some(kube::Error::SerdeError(serde)) => {
+                parts.push(format!(
+                    "the server's answer could not be read as the expected kind: {serde}"
+                ));
+                break;
+            }
             // Labels whose message is their source's.
             Some(kube::Error::HyperError(_) | kube::Error::Service(_)) => continue,
             _ => e.downcast_ref::<kube::core::Status>(),
@@ -76,6 +82,11 @@ fn status_message(s: &kube::core::Status) -> String {
     const NOT_A_STATUS: &str = "Failed to parse error data";
     if !s.message.is_empty() && s.reason != NOT_A_STATUS {
         return s.message.clone();
+    }
+    if s.code == 0 {
+        // No HTTP status: kube read a line of a watch that did not decode as an event of the
+        // expected kind as a (blank) Status, and kept nothing of the reason.
+        return "the server sent an object that could not be read as the expected kind (a field of the wrong type, or not an object of this kind); kube kept no detail".into();
     }
     match http::StatusCode::from_u16(s.code) {
         Ok(code) => format!("the server answered {code}"),
@@ -114,6 +125,23 @@ mod tests {
         assert_eq!(
             describe(&kube::Error::Api(status)),
             "the server answered 404 Not Found"
+        );
+    }
+
+    #[test]
+    fn answers_that_could_not_be_decoded_say_so() {
+        // What kube makes of a watch line that is not an event of the watched kind.
+        let blank: kube::core::Status = serde_json::from_str(r#"{"type": "ADDED"}"#).unwrap();
+        let watch = kube::runtime::watcher::Error::WatchFailed(kube::Error::Api(blank.boxed()));
+        assert_eq!(
+            describe(&watch),
+            "watch stream failed: the server sent an object that could not be read as the expected kind (a field of the wrong type, or not an object of this kind); kube kept no detail"
+        );
+        let serde = serde_json::from_str::<i32>("\"x\"").unwrap_err();
+        let e = kube::Error::SerdeError(serde);
+        assert_eq!(
+            describe(&e),
+            "the server's answer could not be read as the expected kind: invalid type: string \"x\", expected i32 at line 1 column 3"
         );
     }
 
