@@ -531,6 +531,77 @@ mod tests {
     }
 
     #[test]
+    fn durations_longer_than_720h_are_refused() {
+        let t = template(json!([web(
+            "m",
+            json!({"interval": "721h", "initialDelay": "3000000000000s", "count": 2})
+        )]));
+        let err = check_template(&t).unwrap_err();
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert_eq!(
+            err.0[0].to_string(),
+            "metric m: interval 721h is longer than the 720h allowed: measure at least every \
+             720h and wait at most 720h before the first measurement"
+        );
+        let ok = template(json!([web(
+            "m",
+            json!({"interval": "720h", "initialDelay": "30m"})
+        )]));
+        assert_eq!(check_template(&ok), Ok(()));
+    }
+
+    /// The conditions that aborted the process (a stack overflow in the parser) and one that
+    /// pinned a worker (three nested comprehensions over a 3,000-element answer) are refused
+    /// with a message when the template is checked.
+    #[test]
+    fn hostile_conditions_are_refused_with_a_message() {
+        let cases = [
+            (
+                format!("result{}", ".a".repeat(3000)),
+                "is too long: it is 6006 bytes long",
+            ),
+            (format!("result.n{}", " + 1".repeat(3000)), "is too long"),
+            (format!("result.list{}", "[0]".repeat(3000)), "is too long"),
+            (
+                format!("result{}", ".a".repeat(1000)),
+                "nests 1000 deep, more than the 120",
+            ),
+            (
+                "result.all(x, result.all(y, result.all(z, x + y + z >= 0)))".to_string(),
+                "estimated rule cost exceeds budget",
+            ),
+        ];
+        for (condition, message) in cases {
+            let t = template(json!([web("m", json!({"successCondition": condition}))]));
+            let err = check_template(&t).unwrap_err().to_string();
+            assert!(err.starts_with("metric m: successCondition"), "{err}");
+            assert!(err.contains(message), "{message}: {err}");
+            assert!(
+                err.len() < 600,
+                "the message does not echo the whole text: {err}"
+            );
+        }
+        let t = template(json!([web(
+            "m",
+            json!({"successCondition": "result.all(x, x > 0)"})
+        )]));
+        assert_eq!(check_template(&t), Ok(()));
+    }
+
+    #[test]
+    fn an_argument_given_twice_is_refused() {
+        let spec: HookRunSpec = serde_json::from_value(json!({
+            "metrics": [web("drain", json!({}))],
+            "args": [{"name": "PodIP", "value": "10.0.0.5"}, {"name": "PodIP", "value": "10.0.0.6"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            CompiledRun::compile(&spec).unwrap_err().to_string(),
+            "argument PodIP is given more than once in spec.args: give each argument once"
+        );
+    }
+
+    #[test]
     fn a_run_deadline_defaults_to_failed() {
         use crate::hookrun::RunTimeout;
         let spec: HookRunSpec = serde_json::from_value(json!({

@@ -430,6 +430,120 @@ mod tests {
         assert_eq!(call.describe(), "GET http://10.0.0.5:8080/drain?pod=gd-a");
     }
 
+    fn web(url: &str, body: &str, header: &str) -> MetricProvider {
+        MetricProvider {
+            web: Some(WebMetric {
+                url: url.into(),
+                method: Some(WebMethod::POST),
+                body: body.into(),
+                headers: vec![WebMetricHeader {
+                    key: "X-Pod".into(),
+                    value: header.into(),
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn resolved(provider: &MetricProvider, value: &str) -> Result<ProviderCall, ResolveError> {
+        ProviderCall::resolve(provider, &args(&[("X", value)]))
+    }
+
+    /// An argument injected a JSON field into a POST body, a query parameter into a URL and a
+    /// header into a request; each is escaped for where it stands now, or refused.
+    #[test]
+    fn arguments_cannot_inject_fields_parameters_or_headers() {
+        let hostile = r#"a", "admin": true, "x": "b&admin=1#?/@evil"#;
+        let p = web(
+            "http://game/drain/{{ args.X }}?pod={{args.X}}",
+            r#"{"pod": "{{ args.X }}", "n": {{ args.X }}}"#,
+            "pod-{{ args.X }}",
+        );
+        let ProviderCall::Web { url, body, .. } = resolved(&p, hostile).unwrap() else {
+            panic!()
+        };
+        assert_eq!(url.matches('?').count(), 1, "{url}");
+        assert!(!url.contains(['&', '#', '@', '"', ' ']), "{url}");
+        assert!(
+            url.starts_with("http://game/drain/a%22%2C%20%22admin%22"),
+            "{url}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["pod"], hostile, "the value stays one string");
+        assert_eq!(
+            body["n"], hostile,
+            "outside quotes a non-number becomes a string"
+        );
+        assert_eq!(body.as_object().unwrap().len(), 2, "no field added: {body}");
+        let ProviderCall::Web { body, .. } = resolved(&p, "42").unwrap() else {
+            panic!()
+        };
+        assert_eq!(body, r#"{"pod": "42", "n": 42}"#, "numbers stay numbers");
+        // A form body is percent-encoded; a header refuses line breaks.
+        let form = web("http://game", "pod={{args.X}}&drain=1", "v");
+        let ProviderCall::Web { body, .. } = resolved(&form, "a&admin=1").unwrap() else {
+            panic!()
+        };
+        assert_eq!(body, "pod=a%26admin%3D1&drain=1");
+        assert!(matches!(
+            resolved(&p, "a\r\nX-Admin: 1"),
+            Err(ResolveError::Unsafe(arg, why)) if arg == "X" && why.contains("line break")
+        ));
+        // An IPv6 address or host:port still works in a URL.
+        let ProviderCall::Web { url, .. } = resolved(&p, "fd00::1").unwrap() else {
+            panic!()
+        };
+        assert!(url.starts_with("http://game/drain/fd00::1?"), "{url}");
+    }
+
+    #[test]
+    fn prometheus_arguments_stay_inside_their_string() {
+        let p = |query: &str| MetricProvider {
+            prometheus: Some(PrometheusMetric {
+                address: "http://prom:9090".into(),
+                query: query.into(),
+            }),
+            ..Default::default()
+        };
+        let quoted = p(r#"up{pod="{{ args.X }}"} == 1"#);
+        let ProviderCall::Prometheus { query, .. } =
+            resolved(&quoted, r#"a"} or vector(1) or up{x="\"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(query, r#"up{pod="a\"} or vector(1) or up{x=\"\\"} == 1"#);
+        let single = p("up{pod='{{ args.X }}'}");
+        let ProviderCall::Prometheus { query, .. } = resolved(&single, "it's").unwrap() else {
+            panic!()
+        };
+        assert_eq!(query, r"up{pod='it\'s'}");
+        let bare = p("rate(x[{{ args.X }}])");
+        assert!(resolved(&bare, "5m").is_ok());
+        assert!(matches!(
+            resolved(&bare, "5m]) or vector(1"),
+            Err(ResolveError::Unsafe(..))
+        ));
+    }
+
+    #[test]
+    fn credentials_in_a_url_are_not_recorded() {
+        let p = web("https://user:s3cret@game:8443/drain?x=1", "", "");
+        let call = ProviderCall::resolve(&p, &args(&[])).unwrap();
+        assert_eq!(call.describe(), "POST https://***@game:8443/drain?x=1");
+        assert_eq!(redact_url("http://game/a@b"), "http://game/a@b");
+        assert_eq!(redact_url("http://token@prom"), "http://***@prom");
+        let prom = MetricProvider {
+            prometheus: Some(PrometheusMetric {
+                address: "http://u:p@prom:9090".into(),
+                query: "up".into(),
+            }),
+            ..Default::default()
+        };
+        let call = ProviderCall::resolve(&prom, &args(&[])).unwrap();
+        assert_eq!(call.describe(), "query up at http://***@prom:9090");
+    }
+
     #[test]
     fn a_missing_argument_or_a_broken_placeholder_is_named() {
         let provider = |query: &str| MetricProvider {

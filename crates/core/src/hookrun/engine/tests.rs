@@ -788,3 +788,44 @@ fn a_result_for_an_unknown_or_finished_metric_is_dropped() {
     );
     assert_eq!(status, before);
 }
+
+/// Durations past what a timestamp can hold panicked in `Timestamp + SignedDuration` (jiff
+/// "adding signed duration to timestamp overflowed"). The compile step refuses them now;
+/// durations that get past it anyway (set here on the compiled run) saturate.
+#[test]
+fn huge_durations_saturate_instead_of_panicking() {
+    for field in ["initialDelay", "interval"] {
+        let metric = json!([{"name": "m", field: "3000000000000s", "count": 2}]);
+        let err = CompiledRun::compile(&run_of(metric, json!({})).spec).unwrap_err();
+        assert!(
+            err.to_string().contains("longer than the 720h allowed"),
+            "{err}"
+        );
+    }
+    let mut sim = Sim::new(json!([{"name": "m", "interval": "10s", "count": 2}]));
+    sim.compiled.metrics[0].initial_delay = SignedDuration::MAX;
+    let d = sim.decide(0);
+    assert!(d.measure.is_empty());
+    assert_eq!(d.requeue_at, Some(Timestamp::MAX));
+
+    let mut sim = Sim::new(json!([{"name": "m", "interval": "10s", "count": 2}]));
+    sim.compiled.metrics[0].interval = Some(SignedDuration::MAX);
+    assert_eq!(sim.decide(0).measure.len(), 1);
+    let d = sim.measured("m", 1, Observation::Value(json!(1)));
+    assert_eq!(d.requeue_at, Some(Timestamp::MAX), "the next is never");
+    let d = sim.measured("m", 2, Observation::Error("down".into()));
+    assert!(d.requeue_at.is_some(), "an error retry saturates too");
+
+    let mut sim = Sim::new(json!([{"name": "m", "interval": "10s", "count": 2}]));
+    sim.timeout = Some(RunTimeout {
+        after: SignedDuration::MAX,
+        outcome: HookOutcome::Failed,
+    });
+    sim.decide(0);
+    let status = sim.run.status.as_mut().unwrap();
+    status.started_at = Some(Time(Timestamp::MAX));
+    status.metric_results[0].count = i32::MAX;
+    status.metric_results[0].consecutive_error = i32::MAX;
+    let d = sim.measured("m", 3, Observation::Error("down".into()));
+    assert_eq!(d.status.metric_results[0].consecutive_error, i32::MAX);
+}
