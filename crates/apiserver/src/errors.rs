@@ -281,7 +281,7 @@ pub fn duplicate(field: &str, value: &Value) -> Cause {
 pub fn too_long(field: &str, max_bytes: usize) -> Cause {
     Cause {
         reason: "FieldValueTooLong".into(),
-        message: format!("Too long: must have at most {max_bytes} bytes"),
+        message: format!("Too long: may not be more than {max_bytes} bytes"),
         field: field.into(),
     }
 }
@@ -298,11 +298,44 @@ pub fn forbidden_field(field: &str, msg: &str) -> Cause {
 /// How `field.Error` prints a value: strings quoted, numbers and bools bare, composites by type.
 pub fn render_value(v: &Value) -> String {
     match v {
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => go_quote(s),
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         Value::Null => "null".into(),
         Value::Array(_) => "\"array\"".into(),
         Value::Object(_) => "\"object\"".into(),
     }
+}
+
+/// Go's `strconv.Quote` (`%q`): the escapes Go uses (`\a`, `\x07`, `\u00ad`), not Rust's
+/// `\u{7}`, so a message with a control character reads as kube-apiserver's does.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{07}' => out.push_str("\\a"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{0b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
+                if (c as u32) < 0x10000 {
+                    out.push_str(&format!("\\u{:04x}", c as u32))
+                } else {
+                    out.push_str(&format!("\\U{:08x}", c as u32))
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

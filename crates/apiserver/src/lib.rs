@@ -13,6 +13,7 @@ mod kinds;
 mod managed;
 mod openapi;
 mod ops;
+mod options;
 mod patch;
 mod resources;
 mod schema;
@@ -561,6 +562,9 @@ async fn serve(
                 m.to_string()
             }
         });
+    if let Err(e) = options::check(verb, parts.uri.query(), &ctype) {
+        return error_response(&e);
+    }
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
     let ctx = RequestContext {
@@ -841,6 +845,7 @@ fn delete_opts(
         let v: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
         check_delete_options(&v)?;
+        options::check_delete_body(&v)?;
         o.dry_run = v
             .get("dryRun")
             .and_then(Value::as_array)
@@ -1072,18 +1077,8 @@ fn dispatch(
         }
         ("patch", None | Some("status")) => {
             let subresource = Subresource::of_status_path(sub);
+            // `fieldManager` is checked with the other options (`options::check`).
             if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+cbor" {
-                if q.get("fieldManager").is_none_or(|m| m.is_empty()) {
-                    return Err(ApiError::invalid(
-                        "meta.k8s.io",
-                        "PatchOptions",
-                        "",
-                        &[errors::required(
-                            "fieldManager",
-                            "is required for apply patch",
-                        )],
-                    ));
-                }
                 let config: Value = serde_saphyr::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
                 if !config.is_object() {

@@ -17,6 +17,7 @@ mod events;
 mod gc;
 mod install_kinds;
 mod limits;
+mod options;
 mod patch;
 mod subresources;
 mod tables;
