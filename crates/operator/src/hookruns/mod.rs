@@ -477,11 +477,11 @@ pub async fn run(
         writer,
         crate::controller::lenient_watcher(api, watcher::Config::default()),
     )
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(run)) = event {
-                forget.forget(&run.uid().unwrap_or_default());
-            }
-        });
+    .inspect(move |event| {
+        if let Ok(watcher::Event::Delete(run)) = event {
+            forget.forget(&run.uid().unwrap_or_default());
+        }
+    });
     let stream = kube::runtime::WatchStreamExt::applied_objects(
         kube::runtime::WatchStreamExt::default_backoff(stream),
     );
