@@ -1043,6 +1043,8 @@ const COUNT_INTERVAL: &str =
     "a metric with count > 1 needs an interval between measurements, e.g. interval: 10s";
 const INTERVAL: &str = "interval must be a Go duration such as 30s, 1m or 1h30m";
 const INITIAL_DELAY: &str = "initialDelay must be a Go duration such as 30s, 1m or 1h30m";
+const INTERVAL_MAX: &str = "interval must be at most 720h (30 days)";
+const INITIAL_DELAY_MAX: &str = "initialDelay must be at most 720h (30 days)";
 
 fn cases() -> Vec<Case> {
     let web = json!({"web": {"url": "http://x/ready"}});
@@ -1293,6 +1295,26 @@ fn cases() -> Vec<Case> {
             hr,
             hook_run(metric(json!({"initialDelay": "10"}))),
             Some(INITIAL_DELAY),
+        ),
+        case(
+            "interval of 720h",
+            ht,
+            hook_template(metric(
+                json!({"interval": "719h60m", "initialDelay": "720h"}),
+            )),
+            None,
+        ),
+        case(
+            "interval over 720h",
+            ht,
+            hook_template(metric(json!({"interval": "720h0.5s"}))),
+            Some(INTERVAL_MAX),
+        ),
+        case(
+            "initialDelay over 720h",
+            hr,
+            hook_run(metric(json!({"initialDelay": "2000000h"}))),
+            Some(INITIAL_DELAY_MAX),
         ),
     ]
 }

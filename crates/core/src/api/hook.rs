@@ -15,6 +15,13 @@ pub const DEFAULT_WEB_TIMEOUT_SECONDS: i32 = 10;
 /// small even inside the unbounded `metrics` list.
 const DURATION_PATTERN: &str = "^([0-9]+([.][0-9]+)?(ns|us|ms|s|m|h))+$";
 const DURATION_MAX_LENGTH: u32 = 64;
+/// The longest `interval` or `initialDelay` (30 days), checked here and when the engine
+/// compiles a metric (`hookrun::duration::MAX`): a hook that waits longer is a mistake, and
+/// longer durations overflowed the engine's time arithmetic.
+const DURATION_MAX: &str = "720h";
+/// The longest `successCondition` / `failureCondition` (`hookrun::limits::CONDITION_MAX_BYTES`
+/// bytes, checked again by the engine).
+const CONDITION_MAX_LENGTH: u32 = 4096;
 
 /// Reference from a GameDeployment to a HookTemplate, with argument values.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -118,12 +125,14 @@ pub struct Metric {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = Rule::new(format!("self.matches('{DURATION_PATTERN}')")).message("interval must be a Go duration such as 30s, 1m or 1h30m"))]
+    #[x_kube(validation = Rule::new(format!("!self.matches('{DURATION_PATTERN}') || duration(self) <= duration('{DURATION_MAX}')")).message("interval must be at most 720h (30 days)"))]
     pub interval: Option<String>,
 
     /// Wait before the first measurement (Go duration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = DURATION_MAX_LENGTH))]
     #[x_kube(validation = Rule::new(format!("self.matches('{DURATION_PATTERN}')")).message("initialDelay must be a Go duration such as 30s, 1m or 1h30m"))]
+    #[x_kube(validation = Rule::new(format!("!self.matches('{DURATION_PATTERN}') || duration(self) <= duration('{DURATION_MAX}')")).message("initialDelay must be at most 720h (30 days)"))]
     pub initial_delay: Option<String>,
 
     /// Measurements to take; unset with no interval means one.
@@ -131,12 +140,15 @@ pub struct Metric {
     #[schemars(range(min = 0))]
     pub count: Option<i32>,
 
-    /// Expression over `result` that marks a measurement Successful.
+    /// Expression over `result` that marks a measurement Successful (CEL, at most 4096
+    /// bytes, nesting and estimated cost bounded: see the hook engine's limits).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = CONDITION_MAX_LENGTH))]
     pub success_condition: Option<String>,
 
-    /// Expression over `result` that marks a measurement Failed.
+    /// Expression over `result` that marks a measurement Failed (limits as successCondition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = CONDITION_MAX_LENGTH))]
     pub failure_condition: Option<String>,
 
     /// Failed measurements tolerated: default 0, so one Failed measurement fails the metric
@@ -488,6 +500,15 @@ mod tests {
             json["metrics"][1]["provider"]["kubernetes"]["function"],
             "patch"
         );
+    }
+
+    /// The schema's limits are the engine's.
+    #[test]
+    fn limits_agree_with_the_engine() {
+        use crate::hookrun::{duration, limits};
+        assert_eq!(CONDITION_MAX_LENGTH as usize, limits::CONDITION_MAX_BYTES);
+        assert_eq!(duration::parse(DURATION_MAX), Some(duration::MAX));
+        assert_eq!(DURATION_MAX, duration::MAX_TEXT);
     }
 
     #[test]

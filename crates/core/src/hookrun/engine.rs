@@ -598,3 +598,6 @@ fn set_conditions(status: &mut HookRunStatus, generation: Option<i64>, now: Time
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hostile;
