@@ -156,17 +156,25 @@ impl Conditions {
     /// one condition the other outcome is its negation; with both and neither true,
     /// Inconclusive.
     pub fn evaluate(&self, result: Value, status_code: Option<u16>) -> Evaluation {
+        // Both conditions together stay within the budget: estimated again with the real
+        // sizes of this answer, so a condition accepted for any answer runs only on the
+        // answers it is cheap for.
         let sizes = Sizes::of(&result);
-        for e in [&self.failure, &self.success].into_iter().flatten() {
-            let cost = e.cost(sizes);
-            if cost > COST_BUDGET {
-                return Evaluation::Error(format!(
-                    "`{}` was not evaluated: over this answer (size {}: its elements and \
-                     string bytes together) its estimated cost is {cost} steps, more than the \
-                     budget of {COST_BUDGET}; nest comprehensions less or ask for a smaller answer",
-                    e.text, sizes.result
-                ));
-            }
+        let both = [&self.failure, &self.success].into_iter().flatten();
+        let cost = both.fold(0u64, |sum, e| sum.saturating_add(e.cost(sizes)));
+        if cost > COST_BUDGET {
+            let texts: Vec<String> = [&self.success, &self.failure]
+                .into_iter()
+                .flatten()
+                .map(|e| format!("`{}`", e.text))
+                .collect();
+            return Evaluation::Error(format!(
+                "{} was not evaluated: over this answer (size {}: its elements and string \
+                 bytes together) the estimated cost is {cost} steps, more than the budget of \
+                 {COST_BUDGET}; nest comprehensions less or ask for a smaller answer",
+                texts.join(" and "),
+                sizes.result
+            ));
         }
         let hint = Hint::of(&result);
         let mut ctx = context();
