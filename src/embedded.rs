@@ -7,14 +7,27 @@ use std::sync::Arc;
 
 use crate::{SimOutput, init_tracing, shutdown_signal};
 
+/// Where and how `cluster` serves the API.
+pub(crate) struct Served {
+    pub(crate) listen: std::net::SocketAddr,
+    /// Where the kubeconfig for it is written.
+    pub(crate) kubeconfig_out: PathBuf,
+    /// Plain HTTP instead of HTTPS.
+    pub(crate) insecure_http: bool,
+}
+
 pub(crate) async fn cluster(
-    listen: std::net::SocketAddr,
-    kubeconfig_out: PathBuf,
+    served: Served,
     operator: bool,
     kubelet: bool,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<String, String> {
     use embedded_apiserver::{ApiServer, serve};
+    let Served {
+        listen,
+        kubeconfig_out,
+        insecure_http,
+    } = served;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     init_tracing();
     if !listen.ip().is_loopback() {
@@ -34,9 +47,19 @@ pub(crate) async fn cluster(
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    std::fs::write(&kubeconfig_out, serve::kubeconfig(addr))
+    // HTTPS by default, as kube-apiserver serves: a CA made now, trusted by the kubeconfig.
+    let tls = if insecure_http {
+        None
+    } else {
+        Some(serve::Tls::generate(&[addr.ip()])?)
+    };
+    let (kubeconfig, scheme) = match &tls {
+        Some(tls) => (serve::kubeconfig_tls(addr, tls), "https"),
+        None => (serve::kubeconfig(addr), "http"),
+    };
+    write_whole(&kubeconfig_out, &kubeconfig)
         .map_err(|e| format!("cannot write {}: {e}", kubeconfig_out.display()))?;
-    eprintln!("embedded cluster listening on http://{addr}");
+    eprintln!("embedded cluster listening on {scheme}://{addr}");
     eprintln!("  export KUBECONFIG={}", kubeconfig_out.display());
     if metrics_addr.is_some() && !operator {
         return Err("--metrics-addr serves the operator's metrics: add --operator".into());
@@ -85,10 +108,26 @@ pub(crate) async fn cluster(
             shutdown_signal(),
         ));
     }
-    serve::serve(server, listener, shutdown_signal())
+    let opts = serve::ServeOptions {
+        tls,
+        ..Default::default()
+    };
+    serve::serve_with(server, listener, opts, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
     Ok(String::new())
+}
+
+/// Writes `text` to `path` through a temporary file beside it and a rename, so whoever waits
+/// for the kubeconfig to appear never reads half of it.
+fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// `simulate --fault-seeds`: the scenario under every seed, summarised (see

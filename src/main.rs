@@ -105,8 +105,9 @@ enum Command {
         jobs: Option<usize>,
     },
     #[cfg(feature = "embedded")]
-    /// Serve the embedded cluster (API server) over HTTP on loopback and write a kubeconfig
-    /// for it, so kubectl and `gamedeploy run` can connect as to a real cluster.
+    /// Serve the embedded cluster (API server) over HTTPS on loopback and write a kubeconfig
+    /// for it (trusting the CA made at start), so kubectl, client libraries and `gamedeploy
+    /// run` can connect as to a real cluster.
     Cluster {
         /// Address to listen on; keep it on loopback.
         #[arg(long, default_value = "127.0.0.1:6443")]
@@ -123,6 +124,9 @@ enum Command {
         /// With --operator: serve the operator's /metrics, /healthz and /readyz here.
         #[arg(long)]
         metrics_addr: Option<std::net::SocketAddr>,
+        /// Serve plain HTTP instead of HTTPS (for debugging with curl or a packet capture).
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// A GameDeployment's rollout at a glance: revisions, strategy, counts, problems, and
     /// where each pod's in-place update stands.
@@ -242,7 +246,15 @@ async fn async_main(cli: Cli) -> ExitCode {
             operator,
             kubelet,
             metrics_addr,
-        } => embedded::cluster(listen, kubeconfig_out, operator, kubelet, metrics_addr).await,
+            insecure_http,
+        } => {
+            let served = embedded::Served {
+                listen,
+                kubeconfig_out,
+                insecure_http,
+            };
+            embedded::cluster(served, operator, kubelet, metrics_addr).await
+        }
     };
     match output {
         Ok(text) => {

@@ -21,5 +21,6 @@ mod options;
 mod patch;
 mod subresources;
 mod tables;
+mod transport;
 mod validation;
 mod watch;
