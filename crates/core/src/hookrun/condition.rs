@@ -423,6 +423,28 @@ fn explain(e: &ExecutionError, hint: Hint) -> String {
             "unknown name {name}: the variables are result and statusCode, the helpers asInt, \
              asFloat, isNaN and len"
         ),
+        E::UnexpectedType { want, .. } => {
+            let wanted = match want.as_str() {
+                w if w.contains("String") => "a string",
+                w if w.contains("i64") || w.contains("Int") => "an int",
+                w if w.contains("f64") || w.contains("Float") => "a double",
+                w if w.contains("bool") => "a bool",
+                _ => "another type",
+            };
+            format!("a function got an argument of the wrong type: it takes {wanted}")
+        }
+        // The library's own functions print the value in Debug form.
+        E::FunctionError { function, message } => {
+            let message = if message.starts_with("cannot determine the size of") {
+                "it takes a string, bytes, a list or a map".to_string()
+            } else if let Some(rest) = message.strip_prefix("cannot convert ") {
+                let to = rest.rsplit(" to ").next().unwrap_or("that type");
+                format!("this value cannot be converted to {to}")
+            } else {
+                message.clone()
+            };
+            format!("{function}(): {message}")
+        }
         E::UnsupportedFunctionCallIdentifierType(_) | E::UnsupportedFieldsConstruction(_) => {
             "this CEL construct is not supported".into()
         }
@@ -585,6 +607,29 @@ mod tests {
         match c.evaluate(Value::Null, None) {
             Evaluation::Error(m) => assert!(m.contains("only set for the web provider"), "{m}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn library_function_errors_show_no_debug_output() {
+        for (text, expected) in [
+            (
+                "size(result) > 0",
+                "size(): it takes a string, bytes, a list or a map",
+            ),
+            (
+                "int(result) > 0",
+                "int(): this value cannot be converted to int",
+            ),
+        ] {
+            let c = conditions(Some(text), None);
+            match c.evaluate(Value::Bool(true), None) {
+                Evaluation::Error(m) => {
+                    assert!(m.ends_with(expected), "{m}");
+                    assert!(!m.contains("Bool("), "{m}");
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 

@@ -22,4 +22,4 @@ pub use compile::{CompileError, CompileErrors, CompiledMetric, CompiledRun, chec
 pub use engine::{
     Decision, Finished, MEASUREMENTS_KEPT, MeasureRequest, RunTimeout, decide, record, rejected,
 };
-pub use provider::{ObjectTarget, Observation, ProviderCall, prometheus_observation};
+pub use provider::{ObjectTarget, Observation, ProviderCall, prometheus_observation, redact_url};
