@@ -134,23 +134,12 @@ impl CompiledRun {
             .iter()
             .filter_map(|a| Some((a.name.as_str(), a.value.as_deref()?)))
             .collect();
-        let mut seen = BTreeSet::new();
-        let duplicates: BTreeSet<&str> = spec
-            .args
-            .iter()
-            .map(|a| a.name.as_str())
-            .filter(|name| !seen.insert(*name))
-            .collect();
+        let duplicates = duplicate_args(&spec.args);
         let metrics = compile_metrics(&spec.metrics, &|name| args.get(name).map(|v| v.to_string()));
         let metrics = match (metrics, duplicates.is_empty()) {
             (Ok(m), true) => m,
             (result, _) => {
-                let mut errors: Vec<CompileError> = duplicates
-                    .iter()
-                    .map(|arg| CompileError::DuplicateArgument {
-                        arg: arg.to_string(),
-                    })
-                    .collect();
+                let mut errors = duplicates;
                 if let Err(CompileErrors(mut more)) = result {
                     errors.append(&mut more);
                 }
@@ -174,7 +163,31 @@ impl CompiledRun {
 /// Checks a HookTemplate when it is applied. Argument values may come only when a run is
 /// created, so placeholders are checked for shape, not for values.
 pub fn check_template(spec: &HookTemplateSpec) -> Result<(), CompileErrors> {
-    compile_metrics(&spec.metrics, &|_| Some(String::new())).map(|_| ())
+    let mut errors = duplicate_args(&spec.args);
+    if let Err(CompileErrors(mut more)) = compile_metrics(&spec.metrics, &|_| Some(String::new())) {
+        errors.append(&mut more);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CompileErrors(errors))
+    }
+}
+
+/// Each argument named twice: which value would win is not obvious, so neither does.
+fn duplicate_args(args: &[crate::api::Argument]) -> Vec<CompileError> {
+    let mut seen = BTreeSet::new();
+    let twice: BTreeSet<&str> = args
+        .iter()
+        .map(|a| a.name.as_str())
+        .filter(|name| !seen.insert(*name))
+        .collect();
+    twice
+        .into_iter()
+        .map(|arg| CompileError::DuplicateArgument {
+            arg: arg.to_string(),
+        })
+        .collect()
 }
 
 fn compile_metrics(
@@ -597,6 +610,15 @@ mod tests {
         .unwrap();
         assert_eq!(
             CompiledRun::compile(&spec).unwrap_err().to_string(),
+            "argument PodIP is given more than once in spec.args: give each argument once"
+        );
+        let t: HookTemplateSpec = serde_json::from_value(json!({
+            "metrics": [web("drain", json!({}))],
+            "args": [{"name": "PodIP"}, {"name": "PodIP", "value": "x"}],
+        }))
+        .unwrap();
+        assert_eq!(
+            check_template(&t).unwrap_err().to_string(),
             "argument PodIP is given more than once in spec.args: give each argument once"
         );
     }
