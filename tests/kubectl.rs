@@ -463,3 +463,231 @@ fn kubectl_apply_k_installs_everything_and_deletion_protection_holds() {
     kubectl(kc, &["delete", gd, "--wait=false"]);
     assert_not_found(kc, "gamedeployment", "test-gamedeployment");
 }
+
+/// Writes `text` beside the cluster's kubeconfig as `name`; its path.
+fn manifest(cluster: &cluster::Cluster, name: &str, text: &str) -> String {
+    let path = cluster.kubeconfig.parent().unwrap().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// `kubectl apply --server-side`: the first manager owns the field, a second one conflicts
+/// with kubectl's own message, `--force-conflicts` takes it over; the managers show.
+#[test]
+fn kubectl_apply_server_side_conflicts_and_forces() {
+    if skipped("kubectl apply --server-side") {
+        return;
+    }
+    let cluster = start("ssa", &[]);
+    let kc = cluster.kubeconfig.as_path();
+    let cm = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: \"{value}\"\n"
+        )
+    };
+    let first = manifest(&cluster, "ssa-1.yaml", &cm("1"));
+    let out = kubectl(kc, &["apply", "--server-side", "-f", &first]);
+    assert!(out.contains("configmap/ssa serverside-applied"), "{out}");
+    let second = manifest(&cluster, "ssa-2.yaml", &cm("2"));
+    let apply_other = [
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "-f",
+        &second,
+    ];
+    let (ok, out) = kubectl_result(kc, &apply_other);
+    assert!(!ok, "a conflicting apply succeeded: {out}");
+    assert!(
+        out.contains("Apply failed with 1 conflict: conflict with \"kubectl\": .data.a")
+            && out.contains("--force-conflicts"),
+        "{out}"
+    );
+    let forced = [&apply_other[..], &["--force-conflicts"]].concat();
+    let out = kubectl(kc, &forced);
+    assert!(out.contains("configmap/ssa serverside-applied"), "{out}");
+    let value = kubectl(kc, &["get", "configmap", "ssa", "-o", "jsonpath={.data.a}"]);
+    assert_eq!(value, "2");
+    let managers = kubectl(
+        kc,
+        &[
+            "get",
+            "configmap",
+            "ssa",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    );
+    assert_eq!(managers, "other", "the forced apply took the only field");
+}
+
+/// `kubectl wait`: for a condition (pods made ready by the simulated kubelet), for a JSONPath
+/// value, and for deletion.
+#[test]
+fn kubectl_wait_for_condition_jsonpath_and_delete() {
+    if skipped("kubectl wait") {
+        return;
+    }
+    let cluster = start("wait", &["--operator", "--kubelet"]);
+    let kc = cluster.kubeconfig.as_path();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let gd = "gamedeployment/test-gamedeployment";
+    let out = kubectl(
+        kc,
+        &[
+            "wait",
+            "--for=jsonpath={.status.readyReplicas}=8",
+            gd,
+            "--timeout=60s",
+        ],
+    );
+    assert!(out.contains("test-gamedeployment condition met"), "{out}");
+    let out = kubectl(
+        kc,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "pod",
+            "-l",
+            "app=test-gamedeployment",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(out.matches("condition met").count(), 8, "{out}");
+    let cm = manifest(
+        &cluster,
+        "gone.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gone\n",
+    );
+    kubectl(kc, &["apply", "-f", &cm]);
+    kubectl(kc, &["delete", "configmap", "gone", "--wait=false"]);
+    kubectl(
+        kc,
+        &["wait", "--for=delete", "configmap/gone", "--timeout=30s"],
+    );
+}
+
+/// `kubectl get events` and `kubectl events` list what the operator recorded, and a field
+/// selector on the involved object narrows them.
+#[test]
+fn kubectl_get_events_lists_the_operators_events() {
+    if skipped("kubectl get events") {
+        return;
+    }
+    let cluster = start("events", &["--operator", "--kubelet"]);
+    let kc = cluster.kubeconfig.as_path();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let names = eventually(
+        kc,
+        &[
+            "get",
+            "events",
+            "-o",
+            "name",
+            "--field-selector",
+            "involvedObject.kind=GameDeployment",
+        ],
+        |out| out.lines().count() >= 8,
+    );
+    assert!(
+        names
+            .lines()
+            .all(|l| l.starts_with("event/test-gamedeployment.")),
+        "{names}"
+    );
+    let out = kubectl(
+        kc,
+        &["events", "--for", "gamedeployment/test-gamedeployment"],
+    );
+    assert!(
+        out.contains("SuccessfulCreate") && out.contains("GameDeployment/test-gamedeployment"),
+        "{out}"
+    );
+    let reasons = kubectl(
+        kc,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=SuccessfulCreate",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ],
+    );
+    assert!(
+        reasons.split(' ').all(|r| r == "SuccessfulCreate") && !reasons.is_empty(),
+        "{reasons}"
+    );
+}
+
+/// kube-apiserver prints events as `LAST SEEN TYPE REASON OBJECT MESSAGE`; the embedded
+/// server's table has Name and Age only (issue 23).
+#[test]
+#[ignore = "the embedded server's Table for events has Name and Age only (issue 23)"]
+fn kubectl_get_events_prints_kube_apiservers_columns() {
+    if skipped("kubectl get events columns") {
+        return;
+    }
+    let cluster = start("event-columns", &["--operator", "--kubelet"]);
+    let kc = cluster.kubeconfig.as_path();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/examples/inplace-update.yaml"
+    );
+    kubectl(kc, &["apply", "-f", example]);
+    let out = eventually(kc, &["get", "events"], |out| {
+        out.contains("SuccessfulCreate")
+    });
+    let header: Vec<&str> = out
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        "{out}"
+    );
+}
+
+/// `kubectl create configmap|secret generic|deployment|namespace` send their bodies as
+/// protobuf (kubectl's built-in kinds), which the embedded server does not read: 415 today.
+#[test]
+#[ignore = "needs protobuf request bodies: kubectl create <kind> sends protobuf for built-in kinds (issue 23)"]
+fn kubectl_create_generators_need_protobuf() {
+    if skipped("kubectl create generators") {
+        return;
+    }
+    let cluster = start("create", &[]);
+    let kc = cluster.kubeconfig.as_path();
+    let creates: [&[&str]; 4] = [
+        &["create", "configmap", "made", "--from-literal=a=b"],
+        &["create", "secret", "generic", "made", "--from-literal=a=b"],
+        &["create", "deployment", "made", "--image=busybox"],
+        &["create", "namespace", "made"],
+    ];
+    let mut failed = Vec::new();
+    for args in creates {
+        let (ok, out) = kubectl_result(kc, args);
+        if !ok {
+            failed.push(format!("kubectl {}: {out}", args.join(" ")));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let value = kubectl(
+        kc,
+        &["get", "configmap", "made", "-o", "jsonpath={.data.a}"],
+    );
+    assert_eq!(value, "b");
+}
