@@ -54,6 +54,11 @@ pub struct ScalePlan {
 
 /// Decides what to create and delete. `suffix` yields candidate 5-character suffixes; names
 /// already taken (by any pod, terminating ones included) are skipped.
+/// The most pods one plan creates; the next reconcile creates more. kube's ReplicaSet
+/// controller bounds a sync the same way (`burstReplicas`, 500). Without it a schema-valid
+/// `replicas: 2147483647` planned two billion pods in one go and the operator ran out of memory.
+pub const MAX_CREATES_PER_PLAN: i32 = 500;
+
 pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan {
     let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).copied().collect();
     let mut plan = ScalePlan::default();
@@ -99,7 +104,7 @@ pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan
         let mut taken: BTreeSet<String> = input.pods.iter().map(|p| p.name.clone()).collect();
         // Keep `partition` pods on the old revision: create old ones first while short of it.
         let mut old_needed = (input.partition.min(input.replicas) - old).max(0);
-        for _ in 0..diff {
+        for _ in 0..diff.min(MAX_CREATES_PER_PLAN) {
             let (name, id) = fresh_name(input.name, &mut taken, suffix);
             let revision = if old_needed > 0 && input.current_revision != input.update_revision {
                 old_needed -= 1;
@@ -266,6 +271,18 @@ mod tests {
         let names: Vec<&str> = p.create.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["gd-bbbbb", "gd-ccccc"], "a taken suffix is skipped");
         assert_eq!(p.create[0].instance_id, "bbbbb");
+    }
+
+    /// A schema-valid `replicas: 2147483647` planned two billion pods in one plan.
+    #[test]
+    fn one_plan_creates_at_most_a_burst() {
+        let costs = BTreeMap::new();
+        let mut n = 0u64;
+        let p = plan(&input(&[], i32::MAX, &costs), &mut || {
+            n += 1;
+            format!("{n:x}")
+        });
+        assert_eq!(p.create.len(), MAX_CREATES_PER_PLAN as usize);
     }
 
     #[test]
