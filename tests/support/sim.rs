@@ -43,6 +43,7 @@ pub fn until(s: &Scenario, t: Duration) -> Scenario {
     s.until = Until {
         settled: false,
         timeout: t,
+        ..s.until
     };
     s
 }

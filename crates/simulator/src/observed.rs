@@ -100,6 +100,11 @@ impl Observed {
 
     /// The pods as stored now, in list order: cheap to take (shared, not copied), read
     /// with [`read_pods`] only when a table shows them.
+    /// How many pods exist now.
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
     pub fn pods(&self) -> Vec<Arc<Value>> {
         self.pods.values().cloned().collect()
     }

@@ -60,6 +60,14 @@ pub enum SimError {
     },
     #[error("setting up the embedded cluster: {0}")]
     Setup(String),
+    /// The cluster outgrew what one simulation runs (a schema-valid `replicas: 2147483647`
+    /// would otherwise grow it until memory runs out).
+    #[error(
+        "the simulation stopped at t={at} with {pods} pods, more than until.maxPods ({max}): \
+         lower spec.replicas (or the scale steps) of the scenario's GameDeployments, or raise \
+         until.maxPods"
+    )]
+    TooManyPods { at: String, pods: usize, max: usize },
 }
 
 /// Runs `scenario`; `table` receives kubectl-style snapshots as the run goes.
@@ -87,6 +95,9 @@ pub async fn run_with_progress(
         },
     );
     let mut changes = server.changes();
+    let guard = pod_guard(server.changes(), scenario.until.max_pods);
+    let stop_guard = guard.abort_handle();
+    let mut outgrowing = futures::FutureExt::fuse(guard);
     let admin = server.client_as(SCENARIO);
     let crd_api: Api<CustomResourceDefinition> = Api::all(admin.clone());
     for crd in crds() {
@@ -155,6 +166,7 @@ pub async fn run_with_progress(
     let deadline = start + scenario.until.timeout;
     // The instant the loop last looked at the cluster: where the run ended.
     let mut ended;
+    let mut outgrown = None;
     let settled = loop {
         // The change feed, in order: history and the operator's write count (a crash after
         // a write restarts the operator mid-way, and what it stores then follows at once).
@@ -220,6 +232,14 @@ pub async fn run_with_progress(
         let (pods_busy, pods) = (observed.pods_busy(), observed.pods());
         sync_point::<StoredGameDeployment>(&admin).await;
         pull(&mut changes, &mut observed, &mut pending);
+        if observed.pod_count() > scenario.until.max_pods {
+            outgrown = Some(SimError::TooManyPods {
+                at: super::scenario::format_duration(now - start),
+                pods: observed.pod_count(),
+                max: scenario.until.max_pods,
+            });
+            break false;
+        }
         let is_settled = !pods_busy && observed.gds_settled();
         let (updated, replicas) = observed.updated_of_replicas();
         progress(Progress {
@@ -242,9 +262,21 @@ pub async fn run_with_progress(
         if now >= deadline {
             break done && is_settled;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The guard wakes the loop at once when the pods pass `until.maxPods`: within one
+        // 500 ms sleep the operator can create thousands.
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = &mut outgrowing => {}
+        }
     };
 
+    stop_guard.abort();
+    if let Some(e) = outgrown {
+        operator.stop().await;
+        let _ = kubelet_stop.send(());
+        let _ = kubelet.await;
+        return Err(e);
+    }
     let end = clock.now();
     // The state the run settled or gave up in, which is what a reader came to see; once, so
     // not again when the loop's last look already printed it.
@@ -363,6 +395,26 @@ impl Operator {
             h.shutdown().await;
         }
     }
+}
+
+/// Resolves once more than `max` pods exist, by the change feed; never otherwise.
+fn pod_guard(mut changes: UnboundedReceiver<Change>, max: usize) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut pods: usize = 0;
+        while let Some(c) = changes.recv().await {
+            if c.group.is_empty() && c.resource == "pods" {
+                match c.kind {
+                    EventType::Added => pods += 1,
+                    EventType::Deleted => pods = pods.saturating_sub(1),
+                    _ => {}
+                }
+                if pods > max {
+                    return;
+                }
+            }
+        }
+        std::future::pending::<()>().await
+    })
 }
 
 /// Moves what the change feed holds into `observed`, and queues it for the history.
@@ -681,6 +733,26 @@ mod tests {
         let text = format!("name: x\nuntil: {{timeout: 1m}}\n{body}");
         let scenario = parse(&text, Path::new("s.yaml")).unwrap();
         run(&scenario, &mut |_| {}).await.unwrap_err().to_string()
+    }
+
+    /// A schema-valid `replicas: 2147483647` grew the cluster until memory ran out; the run
+    /// now stops once more pods than `until.maxPods` exist, and says why.
+    #[tokio::test(start_paused = true)]
+    async fn a_run_past_max_pods_stops_and_says_why() {
+        let gd = include_str!("../../../deploy/examples/inplace-update.yaml")
+            .replace("replicas: 8", "replicas: 2147483647");
+        let gd: Value = serde_saphyr::from_str(&gd).unwrap();
+        let text = format!(
+            "name: x\nuntil: {{timeout: 10m, maxPods: 40}}\napply: [{}]\n",
+            serde_json::to_string(&gd).unwrap()
+        );
+        let scenario = parse(&text, Path::new("s.yaml")).unwrap();
+        let e = run(&scenario, &mut |_| {}).await.unwrap_err();
+        let SimError::TooManyPods { pods, max, .. } = &e else {
+            panic!("{e}")
+        };
+        assert!(*pods > 40 && *max == 40, "{e}");
+        assert!(e.to_string().contains("lower spec.replicas"), "{e}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -220,13 +220,22 @@ pub struct Until {
     /// End as soon as everything has settled.
     pub settled: bool,
     pub timeout: Duration,
+    /// Stop, as an error, once more pods than this exist: a schema-valid
+    /// `replicas: 2147483647` would otherwise grow the cluster until memory runs out.
+    pub max_pods: usize,
 }
+
+/// The default of `until.maxPods`: twice the largest fleet BENCHMARKS.md simulates.
+pub const DEFAULT_MAX_PODS: usize = 20_000;
+/// The largest `until.maxPods` a scenario may ask for.
+pub const MAX_PODS_LIMIT: u64 = 200_000;
 
 impl Default for Until {
     fn default() -> Self {
         Until {
             settled: true,
             timeout: Duration::from_secs(30 * 60),
+            max_pods: DEFAULT_MAX_PODS,
         }
     }
 }
@@ -416,11 +425,39 @@ fn yaml_position(e: &serde_saphyr::Error) -> String {
 /// Why YAML failed to parse (`unclosed bracket '['`), without position or quoted lines.
 fn yaml_problem(e: &serde_saphyr::Error) -> String {
     use serde_saphyr::MessageFormatter;
+    if let serde_saphyr::Error::Budget { breach, .. } = e.without_snippet() {
+        return budget_problem(breach);
+    }
     serde_saphyr::DefaultMessageFormatter
         .format_message(e.without_snippet())
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// A YAML reader limit in words: the library's own message prints its Rust form
+/// (`budget breached: Nodes { nodes: 250001 }`).
+fn budget_problem(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let what = match breach {
+        B::Nodes { nodes } => format!("more than {} nodes", nodes.saturating_sub(1)),
+        B::Events { events } => format!("more than {} parser events", events.saturating_sub(1)),
+        B::Depth { depth } => format!("nesting deeper than {} levels", depth.saturating_sub(1)),
+        B::Aliases { aliases } => format!("more than {} aliases", aliases.saturating_sub(1)),
+        B::Anchors { anchors } => format!("more than {} anchors", anchors.saturating_sub(1)),
+        B::Documents { documents } => {
+            format!("more than {} documents", documents.saturating_sub(1))
+        }
+        B::ScalarBytes { total_scalar_bytes } => {
+            format!("more than {total_scalar_bytes} bytes of text values")
+        }
+        B::AliasAnchorRatio { .. } => "far more alias uses than anchors (an alias bomb)".into(),
+        _ => "more content than the reader allows".into(),
+    };
+    format!(
+        "the file has {what}, past what the YAML reader accepts; a scenario this large is not \
+         supported: make it smaller"
+    )
 }
 
 /// Walks the YAML tree; knows the file for error messages.
@@ -537,6 +574,16 @@ impl YamlWalker<'_> {
     }
 
     fn image_config(&self, v: &Value, path: &str) -> Result<ImageConfig, ScenarioError> {
+        if !v.is_object() {
+            return Err(self.err(
+                path,
+                format!(
+                    "must be an image's settings such as {{fail: ImagePullBackOff}} or \
+                     {{startSeconds: 5}}, not {}: the keys above it are image references",
+                    shown(v)
+                ),
+            ));
+        }
         serde_json::from_value(v.clone()).map_err(|e| self.err(path, e.to_string()))
     }
 
@@ -994,7 +1041,7 @@ impl YamlWalker<'_> {
     }
 
     fn until(&self, v: &Value) -> Result<Until, ScenarioError> {
-        let m = self.mapping(v, "until", &["settled", "timeout"])?;
+        let m = self.mapping(v, "until", &["settled", "timeout", "maxPods"])?;
         let mut u = Until::default();
         if let Some(s) = m.get("settled") {
             u.settled = s.as_bool().ok_or_else(|| {
@@ -1006,6 +1053,9 @@ impl YamlWalker<'_> {
         }
         if let Some(t) = m.get("timeout") {
             u.timeout = self.duration(t, "until.timeout")?;
+        }
+        if let Some(n) = m.get("maxPods") {
+            u.max_pods = self.uint(n, "until.maxPods", MAX_PODS_LIMIT)? as usize;
         }
         Ok(u)
     }
@@ -1173,9 +1223,31 @@ until: { settled: false, timeout: 1h }
             s.until,
             Until {
                 settled: false,
-                timeout: Duration::from_secs(3600)
+                timeout: Duration::from_secs(3600),
+                max_pods: DEFAULT_MAX_PODS,
             }
         );
+    }
+
+    /// The YAML reader's limits read as a sentence, not as its Rust form
+    /// (`budget breached: Nodes { nodes: 250001 }`).
+    #[test]
+    fn a_file_past_the_yaml_readers_limits_says_so_in_words() {
+        let text = format!("name: x\nsteps: [{}]", "0,".repeat(300_000));
+        let e = error(&text);
+        assert!(
+            e.contains("the file has more than") && e.contains("make it smaller"),
+            "{e}"
+        );
+        assert!(!e.contains('{') && !e.contains("budget breached"), "{e}");
+    }
+
+    #[test]
+    fn until_max_pods_defaults_and_reads() {
+        let s = parse("name: x\nuntil: {maxPods: 50}", Path::new("x.yaml")).unwrap();
+        assert_eq!(s.until.max_pods, 50);
+        let s = parse("name: x", Path::new("x.yaml")).unwrap();
+        assert_eq!(s.until.max_pods, DEFAULT_MAX_PODS);
     }
 
     #[test]
@@ -1269,6 +1341,14 @@ until: { settled: false, timeout: 1h }
             (
                 "name: x\nsteps:\n  - restartOperator: true",
                 "fixtures/scenarios/x.yaml: steps[0].at: is required",
+            ),
+            (
+                "name: x\nsteps:\n  - at: 1s\n    setImage: {fail: ImagePullBackOff}",
+                "fixtures/scenarios/x.yaml: steps[0].setImage[\"fail\"]: must be an image's settings such as {fail: ImagePullBackOff} or {startSeconds: 5}, not \"ImagePullBackOff\": the keys above it are image references",
+            ),
+            (
+                "name: x\nuntil: {maxPods: -1}",
+                "fixtures/scenarios/x.yaml: until.maxPods: must be a whole number from 0 to 200000, not -1",
             ),
         ];
         for (text, want) in cases {
