@@ -228,7 +228,8 @@ mod tests {
     #[test]
     fn deep_managed_fields_neither_fail_a_list_nor_an_event() {
         let deep = hook_run("deep", 5000);
-        let plain: Result<ObjectList<HookRun>, _> = serde_json::from_str(&list(&[deep.clone()]));
+        let plain: Result<ObjectList<HookRun>, _> =
+            serde_json::from_str(&list(std::slice::from_ref(&deep)));
         assert!(
             plain.is_err(),
             "the typed list fails, which is what this guards"
