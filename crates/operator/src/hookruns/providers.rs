@@ -165,7 +165,9 @@ impl Providers {
         if url.trim().is_empty() {
             return Err("the URL is empty: set provider.web.url to a URL such as http://{{args.PodIP}}:8080/ready".into());
         }
-        absolute(url).map_err(|why| format!("the URL {url} {why}"))?;
+        // Messages end up in HookRun status: never with a URL's `user:password@`.
+        let shown = gamedeploy_core::hookrun::redact_url(url);
+        absolute(url).map_err(|why| format!("the URL {shown} {why}"))?;
         let mut request = http::Request::builder()
             .method(match method {
                 WebMethod::GET => http::Method::GET,
@@ -177,13 +179,13 @@ impl Providers {
         }
         let request = request
             .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| format!("cannot build a request to {url}: {e}"))?;
+            .map_err(|e| format!("cannot build a request to {shown}: {e}"))?;
         let exchange = async {
             let response = self
                 .http
                 .request(request)
                 .await
-                .map_err(|e| format!("{method} {url} failed: {}", crate::describe(&e)))?;
+                .map_err(|e| format!("{method} {shown} failed: {}", crate::describe(&e)))?;
             let status = response.status().as_u16();
             let bytes = Limited::new(response.into_body(), RESPONSE_MAX_BYTES)
                 .collect()
@@ -191,11 +193,11 @@ impl Providers {
                 .map_err(|e| {
                     if e.is::<http_body_util::LengthLimitError>() {
                         format!(
-                            "the answer of {url} is larger than {} KiB",
+                            "the answer of {shown} is larger than {} KiB",
                             RESPONSE_MAX_BYTES / 1024
                         )
                     } else {
-                        format!("reading the answer of {url}: {e}")
+                        format!("reading the answer of {shown}: {e}")
                     }
                 })?
                 .to_bytes();
@@ -203,7 +205,7 @@ impl Providers {
         };
         tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| format!("{url} did not answer within {}s", timeout.as_secs()))?
+            .map_err(|_| format!("{shown} did not answer within {}s", timeout.as_secs()))?
     }
 
     async fn kubernetes(
@@ -343,7 +345,10 @@ fn prometheus_address(address: &str) -> Result<(), String> {
     if address.trim().is_empty() {
         return Err(format!("the Prometheus address is empty: {EXAMPLE}"));
     }
-    absolute(address).map_err(|why| format!("the Prometheus address {address} {why}: {EXAMPLE}"))
+    absolute(address).map_err(|why| {
+        let address = gamedeploy_core::hookrun::redact_url(address);
+        format!("the Prometheus address {address} {why}: {EXAMPLE}")
+    })
 }
 
 /// `{address}/api/v1/query?query=...`, the query form-encoded.
@@ -466,6 +471,37 @@ mod tests {
             e,
             "the URL /ready is not an absolute URL: it needs http:// or https:// and a host"
         );
+    }
+
+    /// A failed request's message lands in HookRun status: a URL's credentials never do.
+    #[tokio::test]
+    async fn failed_requests_never_show_url_credentials() {
+        let clock: gamedeploy_clock::SharedClock =
+            std::sync::Arc::new(gamedeploy_clock::SystemClock);
+        let providers = Providers::new(embedded_apiserver::ApiServer::new(clock).client());
+        // Nothing listens on port 1 of loopback: the connection is refused at once.
+        for (url, address) in [
+            ("http://ops:hunter2@127.0.0.1:1/ready", None),
+            ("", Some("ftp://ops:hunter2@prom/")),
+        ] {
+            let call = match address {
+                None => ProviderCall::Web {
+                    method: WebMethod::GET,
+                    url: url.into(),
+                    body: String::new(),
+                    headers: vec![],
+                    timeout: jiff::SignedDuration::from_secs(5),
+                },
+                Some(a) => ProviderCall::Prometheus {
+                    address: a.into(),
+                    query: "up".into(),
+                },
+            };
+            let Observation::Error(e) = providers.measure(&call).await else {
+                panic!("nothing answers there");
+            };
+            assert!(!e.contains("hunter2") && e.contains("***@"), "{e}");
+        }
     }
 
     #[test]
