@@ -1087,3 +1087,63 @@ async fn pods_take_the_lowest_free_index_of_the_range() {
     assert_eq!(indices().await.len(), 3, "no pod without an index");
     operator.shutdown().await;
 }
+
+/// A HookTemplate that cannot run (a nested comprehension over the answer, past the cost
+/// budget; an argument named twice) is reported on the template when it is applied: one
+/// Warning event per generation, however often the watch shows it.
+#[tokio::test(start_paused = true)]
+async fn a_hook_template_that_cannot_run_is_reported_when_applied() {
+    let (server, clock, admin) = cluster_with(crds(), &seed_gd()).await;
+    let operator = start_operator(&server, &clock, 5);
+    let templates: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        admin.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<gamedeploy_core::api::HookTemplate>(&()),
+    );
+    let template = |condition: &str, label: &str| {
+        serde_json::from_value::<kube::api::DynamicObject>(serde_json::json!({
+            "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "HookTemplate",
+            "metadata": {"name": "costly", "labels": {"try": label}},
+            "spec": {"args": [{"name": "a"}, {"name": "a"}], "metrics": [{
+                "name": "m", "successCondition": condition,
+                "provider": {"web": {"url": "http://127.0.0.1:1/"}}
+            }]}
+        }))
+        .unwrap()
+    };
+    let nested = "result.all(x, result.all(y, x + y >= 0))";
+    templates
+        .create(&PostParams::default(), &template(nested, "1"))
+        .await
+        .unwrap();
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(admin.clone(), "default");
+    let reports = || async {
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(names::EVENT_HOOKTEMPLATE_INVALID))
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_for(|| async { !reports().await.is_empty() }).await);
+    let note = reports().await[0].note.clone().unwrap_or_default();
+    assert!(
+        note.contains("estimated rule cost exceeds budget"),
+        "{note}"
+    );
+    assert!(note.contains("argument a"), "{note}");
+    // A label change is no new generation: no second report.
+    let relabel = serde_json::json!({"metadata": {"labels": {"try": "2"}}});
+    templates
+        .patch("costly", &PatchParams::default(), &Patch::Merge(&relabel))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let all = reports().await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].series.as_ref().map(|s| s.count), None, "sent once");
+    operator.shutdown().await;
+}

@@ -191,6 +191,9 @@ pub const EVENT_HOOKRUN_SUCCESSFUL: &str = "HookRunSuccessful";
 pub const EVENT_HOOKRUN_UNSUCCESSFUL: &str = "HookRunUnsuccessful";
 /// A HookRun's spec cannot run (a broken condition, a missing argument), on the HookRun.
 pub const EVENT_HOOKRUN_INVALID: &str = "InvalidHookRun";
+/// A HookTemplate's runs could not start (a condition over its limits, a duplicated argument),
+/// on the HookTemplate, when it is applied.
+pub const EVENT_HOOKTEMPLATE_INVALID: &str = "InvalidHookTemplate";
 
 #[cfg(test)]
 mod tests {

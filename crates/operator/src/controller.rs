@@ -27,6 +27,7 @@ use super::events::Events;
 use crate::execute::{self, Edge, Writes};
 use crate::expectations::Expectations;
 use crate::hookruns::providers::{Measure, Providers};
+use crate::hookruns::templates::TemplateChecks;
 use crate::hookruns::{self, HookRunContext};
 use crate::leader::Gate;
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
@@ -858,11 +859,24 @@ pub async fn run(
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
         });
-    // The node and HookTemplate caches are kept up to date for as long as the controller runs.
+    // The node and HookTemplate caches are kept up to date for as long as the controller runs;
+    // each HookTemplate is checked as it is applied.
+    let (template_ctx, template_checks) = (ctx.clone(), Arc::new(TemplateChecks::default()));
     let node_cache = async {
         futures::join!(
             node_stream.for_each(|_| futures::future::ready(())),
-            template_stream.for_each(|_| futures::future::ready(())),
+            template_stream.for_each(|event| {
+                let (ctx, checks) = (template_ctx.clone(), template_checks.clone());
+                async move {
+                    match event {
+                        Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
+                            checks.check(&t, &ctx.events).await
+                        }
+                        Ok(watcher::Event::Delete(t)) => checks.forget(&t),
+                        _ => {}
+                    }
+                }
+            }),
         );
         std::future::pending::<()>().await
     };

@@ -12,6 +12,7 @@
 //! shows nothing of it) and takes it again after the restart; nothing recorded is lost.
 
 pub mod providers;
+pub mod templates;
 
 use std::collections::HashMap;
 use std::future::Future;
