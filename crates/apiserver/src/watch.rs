@@ -16,9 +16,16 @@ use super::resources::ResourceDesc;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{EventType, Logged, LoggedEvent, Store, WatchSink};
 
-/// How often a watch asking for bookmarks gets one (the real server sends them about once a
-/// minute).
+/// How often a watch asking for bookmarks gets one: the cacher's `defaultBookmarkFrequency`.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
+/// The cacher also sends a bookmark this long before a watch's deadline
+/// (`cacheWatcher.nextBookmarkTime`), so that a client resuming after the timeout starts from
+/// a version as recent as possible.
+pub const BOOKMARK_BEFORE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The cacher files watchers in one-second buckets and polls them on a timer jittered by 25 %:
+/// a bookmark due at X comes up to this much later. Here the delay is drawn per watch from
+/// its starting resourceVersion, so runs on virtual time stay reproducible.
+const BOOKMARK_JITTER_MS: u64 = 1000;
 /// Without `timeoutSeconds` the real server picks 1800–3600 s; we use the lower bound.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -145,14 +152,48 @@ fn line_json(kind: &str, json: &str) -> Bytes {
     Bytes::from(s)
 }
 
-fn bookmark(desc: &ResourceDesc, rv: u64, initial_end: bool) -> Bytes {
-    let mut md = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+/// When the cacher sends a watcher its next bookmark (`cacheWatcher.nextBookmarkTime`): a
+/// minute from `now`, or [`BOOKMARK_BEFORE_TIMEOUT`] before the deadline if that is sooner;
+/// none once that moment has passed.
+fn next_bookmark(
+    now: tokio::time::Instant,
+    deadline: tokio::time::Instant,
+    jitter: Duration,
+) -> Option<tokio::time::Instant> {
+    let pre_timeout = deadline.checked_sub(BOOKMARK_BEFORE_TIMEOUT)?;
+    let at = (now + BOOKMARK_INTERVAL).min(pre_timeout);
+    (at >= now).then_some(at + jitter)
+}
+
+/// A delay below [`BOOKMARK_JITTER_MS`] picked from `seed` (splitmix64).
+fn jitter(seed: u64) -> Duration {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    Duration::from_millis((z ^ (z >> 31)) % BOOKMARK_JITTER_MS)
+}
+
+/// A BOOKMARK: an object of the watched kind (as this watcher sees objects) with only
+/// `metadata.resourceVersion` set (no `creationTimestamp: null`: `omitzero` since Kubernetes
+/// 1.34), plus the `k8s.io/initial-events-end` annotation at the end of a streaming list.
+fn bookmark(filter: &Filter, rv: u64, initial_end: bool) -> Bytes {
+    let mut md = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         md["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
+    let (kind, api_version) = if filter.metadata_only {
+        (
+            "PartialObjectMetadata".to_string(),
+            "meta.k8s.io/v1".to_string(),
+        )
+    } else if filter.events_v1 {
+        ("Event".to_string(), "events.k8s.io/v1".to_string())
+    } else {
+        (filter.desc.kind.clone(), filter.desc.api_version())
+    };
     line(
         "BOOKMARK",
-        &json!({"kind": desc.kind, "apiVersion": desc.api_version(), "metadata": md}),
+        &json!({"kind": kind, "apiVersion": api_version, "metadata": md}),
     )
 }
 
@@ -223,6 +264,7 @@ pub fn start(
     });
     let mut rx = delayed(rx, p.delay);
     let bookmarks = p.bookmarks;
+    let jitter = jitter(current_rv ^ ((table.watchers.len() as u64) << 32));
     let initial_end = p.send_initial_events;
     let timeout = p.timeout;
     tokio::spawn(async move {
@@ -243,16 +285,13 @@ pub fn start(
                 &body_tx,
                 &mut stop,
                 deadline,
-                bookmark(&filter.desc, current_rv, true),
+                bookmark(&filter, current_rv, true),
             )
             .await
         {
             return;
         }
-        let mut tick = tokio::time::interval_at(
-            tokio::time::Instant::now() + BOOKMARK_INTERVAL,
-            BOOKMARK_INTERVAL,
-        );
+        let mut next = next_bookmark(tokio::time::Instant::now(), deadline, jitter);
         loop {
             let out = tokio::select! {
                 ev = rx.recv() => match ev {
@@ -266,7 +305,10 @@ pub fn start(
                     None => return,
                 },
                 // Everything up to last_rv has been delivered in order.
-                _ = tick.tick(), if bookmarks => bookmark(&filter.desc, last_rv, false),
+                () = tokio::time::sleep_until(next.unwrap_or(deadline)), if bookmarks && next.is_some() => {
+                    next = next_bookmark(tokio::time::Instant::now(), deadline, jitter);
+                    bookmark(&filter, last_rv, false)
+                }
                 _ = body_tx.closed() => return,
                 _ = &mut stop => return,
                 _ = tokio::time::sleep_until(deadline) => return,

@@ -6,8 +6,8 @@ import * as k8s from '@kubernetes/client-node';
 import { NS, check, eventually, json, kubeConfig, run, step } from './common.mjs';
 
 // Whether a watch must see a BOOKMARK before its timeout (kube-apiserver sends one about
-// 2 s before a watch's timeoutSeconds ends). Set to true once the embedded server sends them.
-const BOOKMARKS_REQUIRED = false;
+// 2 s before a watch's timeoutSeconds ends); the embedded server does too.
+const BOOKMARKS_REQUIRED = true;
 
 async function watchFromResourceVersion(kc, core) {
   step('list, then change a ConfigMap three times');

@@ -251,6 +251,96 @@ async fn watch_timeout_and_bookmarks_on_virtual_time() {
     env.cleanup().await;
 }
 
+/// Collect a watch's BOOKMARKs (kind and resourceVersion) and its other events until the
+/// server ends it.
+async fn bookmarks_until_the_end(
+    leases: &Api<Lease>,
+    wp: &WatchParams,
+    rv: &str,
+) -> (Vec<(String, String)>, usize) {
+    let mut s = leases.watch(wp, rv).await.unwrap().boxed();
+    let (mut bookmarks, mut others) = (Vec::new(), 0);
+    while let Some(ev) = tokio::time::timeout(Duration::from_secs(1000), s.next())
+        .await
+        .expect("the server ends the watch at its timeout")
+    {
+        match ev {
+            Ok(WatchEvent::Bookmark(b)) => {
+                bookmarks.push((b.types.kind, b.metadata.resource_version))
+            }
+            Ok(_) => others += 1,
+            Err(e) => panic!("watch error: {e}"),
+        }
+    }
+    (bookmarks, others)
+}
+
+/// kube-apiserver's cacher sends a bookmark 2 s before a watch's deadline (and every minute),
+/// so a client that asked for them resumes after a timeout without relisting; one that did not
+/// ask gets none.
+#[tokio::test]
+async fn a_watch_gets_a_bookmark_shortly_before_its_timeout() {
+    let env = env("bookmark-timeout").await;
+    let leases: Api<Lease> = env.api();
+    let l = create(&leases, &lease("a")).await;
+    let rv = l.metadata.resource_version.unwrap();
+    let (bookmarks, others) =
+        bookmarks_until_the_end(&leases, &WatchParams::default().timeout(4), &rv).await;
+    assert_eq!(others, 0);
+    assert!(!bookmarks.is_empty(), "a BOOKMARK before the timeout");
+    for (kind, brv) in &bookmarks {
+        assert_eq!(kind, "Lease");
+        assert!(brv.parse::<u64>().unwrap() >= rv.parse::<u64>().unwrap());
+    }
+    let (bookmarks, _) = bookmarks_until_the_end(
+        &leases,
+        &WatchParams::default().timeout(4).disable_bookmarks(),
+        &rv,
+    )
+    .await;
+    assert!(bookmarks.is_empty(), "not asked for: {bookmarks:?}");
+    env.cleanup().await;
+}
+
+/// On virtual time: one bookmark a minute, one 2 s before the deadline, in order, carrying
+/// the newest resourceVersion delivered; none without `allowWatchBookmarks`.
+#[tokio::test(start_paused = true)]
+async fn bookmarks_come_every_minute_and_before_the_timeout_on_virtual_time() {
+    if real_cluster().is_some() {
+        eprintln!("skipped on a real cluster: uses virtual time");
+        return;
+    }
+    let clock = Arc::new(gamedeploy_clock::TokioClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let env = env_with_clock("bookmark-minute", clock).await;
+    let leases: Api<Lease> = env.api();
+    let rv = create(&leases, &lease("a"))
+        .await
+        .metadata
+        .resource_version
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let (bookmarks, _) =
+        bookmarks_until_the_end(&leases, &WatchParams::default().timeout(150), &rv).await;
+    // At ~60 s, ~120 s and ~148 s.
+    assert_eq!(bookmarks.len(), 3, "{bookmarks:?}");
+    assert!(bookmarks.iter().all(|(k, r)| k == "Lease" && *r == rv));
+    assert!(start.elapsed() >= Duration::from_secs(150));
+    // A 1 s watch ends before a bookmark could come 2 s ahead of it.
+    let (bookmarks, _) =
+        bookmarks_until_the_end(&leases, &WatchParams::default().timeout(1), &rv).await;
+    assert!(bookmarks.is_empty(), "{bookmarks:?}");
+    let (bookmarks, _) = bookmarks_until_the_end(
+        &leases,
+        &WatchParams::default().timeout(150).disable_bookmarks(),
+        &rv,
+    )
+    .await;
+    assert!(bookmarks.is_empty(), "{bookmarks:?}");
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn streaming_list_watch_sends_initial_events() {
     let env = env("streaming").await;
