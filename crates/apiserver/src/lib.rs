@@ -4,6 +4,7 @@
 
 mod admission;
 mod builtin;
+mod cel_limits;
 mod convert;
 mod errors;
 mod faults;
@@ -855,8 +856,9 @@ fn delete_opts(
             .get("propagationPolicy")
             .and_then(Value::as_str)
             .map(String::from);
+        o.orphan_dependents = v.get("orphanDependents").and_then(Value::as_bool);
         if o.propagation.is_none() {
-            match v.get("orphanDependents").and_then(Value::as_bool) {
+            match o.orphan_dependents {
                 Some(true) => o.propagation = Some("Orphan".into()),
                 Some(false) => o.propagation = Some("Background".into()),
                 None => {}
@@ -1105,7 +1107,15 @@ fn dispatch(
                 ..ctx.clone()
             };
             let out = ops::delete(st, &ctx, desc, ns, name, &opts)?;
-            Ok((200, out))
+            // DeleteResource: 202 when the object stays (finalizers, grace period) and the
+            // deprecated `orphanDependents: false` asked for cascading; 200 otherwise.
+            let stays = !ctx.dry_run && st.get(&desc.gr(), &ops::key(desc, ns, name)).is_some();
+            let code = if stays && opts.orphan_dependents == Some(false) {
+                202
+            } else {
+                200
+            };
+            Ok((code, out))
         }
         ("deletecollection", None) => {
             let (labels, fields) = parse_selectors(r, q)?;

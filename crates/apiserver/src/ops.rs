@@ -1275,6 +1275,19 @@ pub struct DeleteOpts {
     pub precondition_rv: Option<String>,
     /// `dryRun: ["All"]` in the body (the query form sets `RequestContext::dry_run`).
     pub dry_run: bool,
+    /// The deprecated `orphanDependents` of the body, which also picks the response code.
+    pub orphan_dependents: Option<bool>,
+}
+
+/// Kinds whose registry sets `ReturnDeletedObject: true` (kubernetes' `pkg/registry/core/
+/// {pod,serviceaccount,service,namespace}/storage`): a delete that removes the object answers
+/// with it, as it was last stored, instead of a `Status`.
+pub fn returns_deleted_object(desc: &ResourceDesc) -> bool {
+    desc.group.is_empty()
+        && matches!(
+            desc.plural.as_str(),
+            "pods" | "serviceaccounts" | "services" | "namespaces"
+        )
 }
 
 /// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
@@ -1449,6 +1462,11 @@ pub fn delete(
         return Ok((*stored).clone());
     }
     if ctx.dry_run {
+        return Ok(obj);
+    }
+    if returns_deleted_object(desc) {
+        // The storage's last state (its resourceVersion, not the deletion's).
+        remove(store, desc, &k);
         return Ok(obj);
     }
     let gone = remove(store, desc, &k).unwrap_or(obj);

@@ -268,3 +268,62 @@ async fn kubelet_delete(pods: &Api<Pod>, name: &str) {
     };
     pods.delete(name, &now).await.unwrap();
 }
+
+/// `ReturnDeletedObject` (kubernetes' pod, serviceaccount, service and namespace storage): a
+/// delete that removes a Pod answers with the Pod, one of a ConfigMap with a `Status`; a delete
+/// that leaves the object in place (finalizers) answers with it, 200, or 202 when the
+/// deprecated `orphanDependents: false` asked for cascading deletion.
+#[tokio::test]
+async fn deleting_a_pod_returns_the_pod() {
+    let env = env("delete-returns").await;
+    let pods: Api<Pod> = env.api();
+    let created = create(&pods, &pod("p", "nginx")).await;
+    let reply = pods.delete("p", &DeleteParams::default()).await.unwrap();
+    let p = reply.left().expect("the Pod, not a Status");
+    assert_eq!(p.metadata.name.as_deref(), Some("p"));
+    assert_eq!(p.metadata.uid, created.metadata.uid);
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = env.api();
+    let cm = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
+    let cm = create(&cms, &cm).await;
+    let reply = cms.delete("c", &DeleteParams::default()).await.unwrap();
+    let d = reply.right().expect("a Status").details.expect("details");
+    assert_eq!((d.name.as_str(), d.kind.as_str()), ("c", "configmaps"));
+    assert_eq!(Some(d.uid), cm.metadata.uid);
+
+    // Finalizers keep both in place: the reply is the object, marked for deletion.
+    let held = json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+        "spec": {"containers": [{"name": "app", "image": "nginx"}]}});
+    create(&pods, &serde_json::from_value(held).unwrap()).await;
+    let uri = format!("/api/v1/namespaces/{}/pods/held", env.ns);
+    let (code, v) = raw(&env.client, "DELETE", &uri, "application/json", b"").await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["kind"], "Pod", "{v}");
+    assert!(v["metadata"]["deletionTimestamp"].is_string(), "{v}");
+    let cm = json!({"metadata": {"name": "held", "finalizers": ["example.com/hold"]}});
+    create(&cms, &serde_json::from_value(cm).unwrap()).await;
+    let uri = format!("/api/v1/namespaces/{}/configmaps/held", env.ns);
+    let (code, v) = raw(
+        &env.client,
+        "DELETE",
+        &uri,
+        "application/json",
+        br#"{"orphanDependents": false}"#,
+    )
+    .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["kind"], "ConfigMap", "{v}");
+    assert!(v["metadata"]["deletionTimestamp"].is_string(), "{v}");
+    for (api, name) in [("pods", "held"), ("configmaps", "held")] {
+        let uri = format!("/api/v1/namespaces/{}/{api}/{name}", env.ns);
+        let (code, _) = raw(
+            &env.client,
+            "PATCH",
+            &uri,
+            "application/merge-patch+json",
+            br#"{"metadata": {"finalizers": null}}"#,
+        )
+        .await;
+        assert_eq!(code, 200);
+    }
+    env.cleanup().await;
+}
