@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 /// (events.k8s.io/v1 field, core/v1 field)
-const RENAMES: [(&str, &str); 7] = [
+pub(crate) const RENAMES: [(&str, &str); 7] = [
     ("regarding", "involvedObject"),
     ("note", "message"),
     ("reportingController", "reportingComponent"),

@@ -297,6 +297,203 @@ pub fn validate_policy_binding(obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// `IsQualifiedName`'s messages (none when valid): an optional DNS subdomain prefix and `/`,
+/// then a name of at most 63 alphanumerics, `-`, `_` and `.`.
+pub fn qualified_name_errors(value: &str) -> Vec<String> {
+    const NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    let parts: Vec<&str> = value.split('/').collect();
+    let mut errs = Vec::new();
+    let name = match parts.as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else if !super::selectors::valid_dns_subdomain(prefix) {
+                errs.push("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')".to_string());
+            }
+            name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {NAME_ERR} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )];
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errs.push("name part must be no more than 63 characters".to_string());
+    }
+    let b = name.as_bytes();
+    let pattern_ok = !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+    if !pattern_ok {
+        errs.push(format!("name part {NAME_ERR}"));
+    }
+    errs
+}
+
+/// Limits of `pkg/apis/core/validation/events.go`.
+const EVENT_FIELD_LIMIT: usize = 128;
+const EVENT_NOTE_LIMIT: usize = 1024;
+
+fn event_str<'a>(o: &'a Value, path: &str) -> &'a str {
+    o.pointer(path).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Whether a (Micro)Time field is unset: absent, null or empty.
+fn event_time_unset(o: &Value, key: &str) -> bool {
+    o.get(key)
+        .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
+}
+
+/// `legacyValidateEvent` on the stored (core `v1`) form of an Event in namespace `ns`. Paths
+/// are those of the internal type: `message` for `note`, `reportingController`.
+fn legacy_event_causes(e: &Value, ns: &str, causes: &mut Vec<Cause>) {
+    let involved_ns = event_str(e, "/involvedObject/namespace");
+    let mismatch = |causes: &mut Vec<Cause>| {
+        causes.push(invalid_value(
+            "involvedObject.namespace",
+            &json!(involved_ns),
+            "does not match event.namespace",
+        ))
+    };
+    if event_time_unset(e, "eventTime") {
+        if involved_ns.is_empty() {
+            if !ns.is_empty() && ns != "default" {
+                mismatch(causes);
+            }
+        } else if ns != involved_ns {
+            mismatch(causes);
+        }
+        return;
+    }
+    if involved_ns.is_empty() && ns != "default" && ns != "kube-system" {
+        mismatch(causes);
+    }
+    let controller = event_str(e, "/reportingComponent");
+    if controller.is_empty() {
+        causes.push(required("reportingController", ""));
+    }
+    for msg in qualified_name_errors(controller) {
+        causes.push(invalid_value(
+            "reportingController",
+            &json!(controller),
+            &msg,
+        ));
+    }
+    for (path, field, limit) in [
+        (
+            "/reportingInstance",
+            "reportingInstance",
+            Some(EVENT_FIELD_LIMIT),
+        ),
+        ("/action", "action", Some(EVENT_FIELD_LIMIT)),
+        ("/reason", "reason", Some(EVENT_FIELD_LIMIT)),
+        ("/message", "message", None),
+    ] {
+        let v = event_str(e, path);
+        if v.is_empty() && limit.is_some() {
+            causes.push(required(field, ""));
+        }
+        let limit = limit.unwrap_or(EVENT_NOTE_LIMIT);
+        if v.len() > limit {
+            causes.push(invalid_value(
+                field,
+                &json!(""),
+                &format!("can have at most {limit} characters"),
+            ));
+        }
+    }
+}
+
+/// `validateV1EventSeries`.
+fn event_series_causes(e: &Value, causes: &mut Vec<Cause>) {
+    let Some(series) = e.get("series").filter(|s| !s.is_null()) else {
+        return;
+    };
+    if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+        causes.push(invalid_value(
+            "series.count",
+            &json!(""),
+            "should be at least 2",
+        ));
+    }
+    if event_time_unset(series, "lastObservedTime") {
+        causes.push(required("series.lastObservedTime", ""));
+    }
+}
+
+/// `ValidateEventCreate` for a create through `events.k8s.io/v1`, on the stored (core `v1`)
+/// form: the legacy checks, then eventTime required, `type` Normal or Warning, and the
+/// deprecated core fields unset. (Object metadata is checked by the generic create.)
+pub fn validate_event_v1_create(e: &Value, ns: &str, causes: &mut Vec<Cause>) {
+    legacy_event_causes(e, ns, causes);
+    event_series_causes(e, causes);
+    if event_time_unset(e, "eventTime") {
+        causes.push(required("eventTime", ""));
+    }
+    let ty = event_str(e, "/type");
+    if ty != "Normal" && ty != "Warning" {
+        causes.push(invalid_value(
+            "type",
+            &json!(""),
+            &format!("has invalid value: {ty}"),
+        ));
+    }
+    for key in ["firstTimestamp", "lastTimestamp"] {
+        if !event_time_unset(e, key) {
+            causes.push(invalid_value(key, &json!(""), "needs to be unset"));
+        }
+    }
+    if e.get("count").and_then(Value::as_i64).unwrap_or(0) != 0 {
+        causes.push(invalid_value("count", &json!(""), "needs to be unset"));
+    }
+    if !event_str(e, "/source/component").is_empty() || !event_str(e, "/source/host").is_empty() {
+        causes.push(invalid_value("source", &json!(""), "needs to be unset"));
+    }
+}
+
+/// `ValidateEventUpdate` for an update through `events.k8s.io/v1`: the legacy checks, the
+/// series when it changed, and every field but the series immutable.
+pub fn validate_event_v1_update(new: &Value, old: &Value, ns: &str, causes: &mut Vec<Cause>) {
+    legacy_event_causes(new, ns, causes);
+    if new.get("series") != old.get("series") {
+        event_series_causes(new, causes);
+    }
+    for (key, field) in [
+        ("involvedObject", "involvedObject"),
+        ("reason", "reason"),
+        ("message", "message"),
+        ("source", "source"),
+        ("firstTimestamp", "firstTimestamp"),
+        ("lastTimestamp", "lastTimestamp"),
+        ("count", "count"),
+        ("reason", "reason"),
+        ("type", "type"),
+        ("eventTime", "eventTime"),
+        ("action", "action"),
+        ("related", "related"),
+        ("reportingComponent", "reportingController"),
+        ("reportingInstance", "reportingInstance"),
+    ] {
+        let unset = |v: Option<&Value>| {
+            v.is_none_or(|v| v.is_null() || v == "" || v == 0 || v == &json!({}))
+        };
+        let (a, b) = (new.get(key), old.get(key));
+        if a != b && !(unset(a) && unset(b)) {
+            causes.push(invalid_value(
+                field,
+                a.unwrap_or(&Value::Null),
+                "field is immutable",
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

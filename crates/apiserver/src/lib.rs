@@ -4,7 +4,6 @@
 
 mod admission;
 mod builtin;
-mod cel_limits;
 mod convert;
 mod errors;
 mod faults;
@@ -255,6 +254,7 @@ fn request_context_at(
         dry_run,
         strict,
         user: None,
+        written_as: None,
     }
 }
 
@@ -1282,6 +1282,39 @@ fn is_events_v1(d: &resources::ResourceDesc) -> bool {
     d.group == "events.k8s.io" && d.plural == "events"
 }
 
+/// `ValidateEventCreate`/`ValidateEventUpdate`'s rules for a write through `events.k8s.io/v1`
+/// (stricter than through core `v1`), on the converted body; an update of a missing Event
+/// creates it (`AllowCreateOnUpdate`), so it is checked as a create.
+fn check_event_v1(
+    st: &Store,
+    core: &resources::ResourceDesc,
+    verb: &str,
+    ns: Option<&str>,
+    name: &str,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let Ok(e) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    let ns = ns.unwrap_or("");
+    let mut causes = Vec::new();
+    let old = (verb != "create")
+        .then(|| ops::get(st, core, Some(ns), name).ok())
+        .flatten();
+    match old {
+        Some(old) => kinds::validate_event_v1_update(&e, &old, ns, &mut causes),
+        None => kinds::validate_event_v1_create(&e, ns, &mut causes),
+    }
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let name = e
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or(name);
+    Err(ApiError::invalid("events.k8s.io", "Event", name, &causes))
+}
+
 /// `events.k8s.io/v1` served from core `v1` Event storage: convert request bodies in and
 /// responses out, run everything else as the core resource.
 fn dispatch_events_v1(
@@ -1304,6 +1337,11 @@ fn dispatch_events_v1(
     };
     let ns = r.ns.as_deref();
     let name = r.name.as_deref().unwrap_or("");
+    // managedFields name the version written, as kube-apiserver's field manager records it.
+    let ctx = &RequestContext {
+        written_as: Some(ext.api_version()),
+        ..ctx.clone()
+    };
     let to_core = |b: &[u8]| -> Result<Vec<u8>, ApiError> {
         let mut obj = ops::parse_object(b)?;
         if obj
@@ -1324,7 +1362,9 @@ fn dispatch_events_v1(
     };
     let out = match verb {
         "create" | "update" => {
-            dispatch(st, ctx, verb, &cr, q, "application/json", &to_core(body)?)?
+            let converted = to_core(body)?;
+            check_event_v1(st, &core, verb, ns, name, &converted)?;
+            dispatch(st, ctx, verb, &cr, q, "application/json", &converted)?
         }
         "patch" if ctype == "application/apply-patch+yaml" => {
             let config: Value = serde_saphyr::from_slice(body)
@@ -1337,6 +1377,7 @@ fn dispatch_events_v1(
             let ext_old = convert::event_from_core((*old).clone());
             let patched = ops::patched(&ext, &ext_old, ctype, body)?;
             let new = to_core(patched.to_string().as_bytes())?;
+            check_event_v1(st, &core, "update", ns, name, &new)?;
             dispatch(st, ctx, "update", &cr, q, "application/json", &new)?
         }
         _ => {

@@ -149,7 +149,47 @@ pub struct Entry {
     pub fields: BTreeSet<FieldPath>,
 }
 
+/// The API version of `events.k8s.io` Events, stored as core `v1` Events.
+const EVENTS_V1: &str = "events.k8s.io/v1";
+
+/// Whether `obj` is a stored core Event, whose managedFields may hold entries written through
+/// `events.k8s.io/v1`: those name that version's fields (`f:note`, `f:regarding`), and are
+/// worked on here under the core names, so that writes through either API see one another.
+fn is_core_event(obj: &Value) -> bool {
+    obj.get("kind").and_then(Value::as_str) == Some("Event")
+        && obj.get("apiVersion").and_then(Value::as_str) == Some("v1")
+}
+
+/// Rename the top-level field of an `events.k8s.io/v1` entry's paths (the conversion between
+/// the two versions only renames top-level fields).
+fn rename_event_fields(fields: BTreeSet<FieldPath>, to_core: bool) -> BTreeSet<FieldPath> {
+    fields
+        .into_iter()
+        .map(|mut p| {
+            if let Some(first) = p.first_mut()
+                && let Some(name) = first.strip_prefix("f:")
+                && let Some((e, c)) = super::convert::RENAMES
+                    .iter()
+                    .find(|(e, c)| if to_core { *e == name } else { *c == name })
+            {
+                *first = format!("f:{}", if to_core { c } else { e });
+            }
+            p
+        })
+        .collect()
+}
+
 pub fn read(obj: &Value) -> Vec<Entry> {
+    let mut entries = read_raw(obj);
+    if is_core_event(obj) {
+        for e in entries.iter_mut().filter(|e| e.api_version == EVENTS_V1) {
+            e.fields = rename_event_fields(std::mem::take(&mut e.fields), true);
+        }
+    }
+    entries
+}
+
+fn read_raw(obj: &Value) -> Vec<Entry> {
     obj.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .map(|a| {
@@ -174,17 +214,25 @@ pub fn read(obj: &Value) -> Vec<Entry> {
 }
 
 pub fn write(obj: &mut Value, entries: &[Entry]) {
+    let core_event = is_core_event(obj);
     let arr: Vec<Value> = entries
         .iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
+            let renamed;
+            let fields = if core_event && e.api_version == EVENTS_V1 {
+                renamed = rename_event_fields(e.fields.clone(), false);
+                &renamed
+            } else {
+                &e.fields
+            };
             let mut m = json!({
                 "manager": e.manager,
                 "operation": e.operation,
                 "apiVersion": e.api_version,
                 "time": e.time,
                 "fieldsType": "FieldsV1",
-                "fieldsV1": encode(&e.fields),
+                "fieldsV1": encode(fields),
             });
             if let (Some(s), Value::Object(o)) = (&e.subresource, &mut m) {
                 o.insert("subresource".into(), json!(s));

@@ -37,6 +37,9 @@ pub struct RequestContext {
     /// `None` for the server's own writes (seeding, garbage collection, the object behind a
     /// `/scale` write, which is admitted as a Scale), which skip admission.
     pub user: Option<String>,
+    /// The API version the client wrote in, for `managedFields`, when it is not the stored
+    /// resource's (`events.k8s.io/v1` Events are stored as core `v1` ones).
+    pub written_as: Option<String>,
 }
 
 /// Paths present in `before` but gone from `after` (objects only), for strict field validation.
@@ -951,7 +954,7 @@ pub fn create(
     if store.get(&desc.gr(), &k).is_some() {
         return Err(ApiError::already_exists(&desc.group, &desc.plural, &name));
     }
-    let av = desc.api_version();
+    let av = ctx.written_as.clone().unwrap_or_else(|| desc.api_version());
     let writer = Writer {
         manager: &ctx.manager,
         api_version: &av,
@@ -1183,7 +1186,7 @@ pub fn update(
             .unwrap_or(0);
         meta_mut(&mut new).insert("generation".into(), json!(g + 1));
     }
-    let av = desc.api_version();
+    let av = ctx.written_as.clone().unwrap_or_else(|| desc.api_version());
     let writer = Writer {
         manager: &ctx.manager,
         api_version: &av,
