@@ -661,21 +661,57 @@ fn kubectl_get_events_prints_kube_apiservers_columns() {
     );
 }
 
-/// `kubectl create configmap|secret generic|deployment|namespace` send their bodies as
-/// protobuf (kubectl's built-in kinds), which the embedded server does not read: 415 today.
+/// `kubectl create <kind>` sends protobuf for built-in kinds (its typed clients prefer it): each
+/// generator for a kind the embedded server serves works, and what it stored reads back.
 #[test]
-#[ignore = "needs protobuf request bodies: kubectl create <kind> sends protobuf for built-in kinds (issue 23)"]
-fn kubectl_create_generators_need_protobuf() {
+fn kubectl_create_generators_send_protobuf_and_work() {
     if skipped("kubectl create generators") {
         return;
     }
     let cluster = start("create", &[]);
     let kc = cluster.kubeconfig.as_path();
-    let creates: [&[&str]; 4] = [
+    let creates: [&[&str]; 10] = [
+        &["create", "namespace", "games"],
         &["create", "configmap", "made", "--from-literal=a=b"],
-        &["create", "secret", "generic", "made", "--from-literal=a=b"],
-        &["create", "deployment", "made", "--image=busybox"],
-        &["create", "namespace", "made"],
+        &[
+            "create",
+            "secret",
+            "generic",
+            "made",
+            "--from-literal=password=hunter2",
+        ],
+        &[
+            "create",
+            "deployment",
+            "made",
+            "--image=busybox",
+            "--replicas=2",
+            "--port=8080",
+        ],
+        &["create", "serviceaccount", "made"],
+        &["create", "service", "clusterip", "made", "--tcp=80:http"],
+        &["create", "role", "made", "--verb=get", "--resource=pods"],
+        &[
+            "create",
+            "rolebinding",
+            "made",
+            "--role=made",
+            "--serviceaccount=default:made",
+        ],
+        &[
+            "create",
+            "clusterrole",
+            "made",
+            "--verb=list",
+            "--resource=nodes",
+        ],
+        &[
+            "create",
+            "clusterrolebinding",
+            "made",
+            "--clusterrole=made",
+            "--user=alice",
+        ],
     ];
     let mut failed = Vec::new();
     for args in creates {
@@ -685,9 +721,53 @@ fn kubectl_create_generators_need_protobuf() {
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
-    let value = kubectl(
-        kc,
-        &["get", "configmap", "made", "-o", "jsonpath={.data.a}"],
+    let get = |args: &[&str]| kubectl(kc, args);
+    assert_eq!(
+        get(&[
+            "get",
+            "namespace",
+            "games",
+            "-o",
+            "jsonpath={.metadata.name}"
+        ]),
+        "games"
     );
-    assert_eq!(value, "b");
+    assert_eq!(
+        get(&["get", "configmap", "made", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+    assert_eq!(
+        get(&["get", "secret", "made", "-o", "jsonpath={.data.password}"]),
+        "aHVudGVyMg=="
+    );
+    assert_eq!(
+        get(&[
+            "get",
+            "deployment",
+            "made",
+            "-o",
+            "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}"
+        ]),
+        "2 busybox 8080"
+    );
+    assert_eq!(
+        get(&[
+            "get",
+            "service",
+            "made",
+            "-o",
+            "jsonpath={.spec.ports[0].port} {.spec.ports[0].targetPort}"
+        ]),
+        "80 http"
+    );
+    assert_eq!(
+        get(&[
+            "get",
+            "rolebinding",
+            "made",
+            "-o",
+            "jsonpath={.roleRef.name} {.subjects[0].kind}"
+        ]),
+        "made ServiceAccount"
+    );
 }

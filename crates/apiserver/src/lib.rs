@@ -15,6 +15,7 @@ mod openapi;
 mod ops;
 mod options;
 mod patch;
+mod protobuf;
 mod resources;
 mod schema;
 mod selectors;
@@ -986,12 +987,21 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// Media types of create/update bodies.
+/// Media types of create/update bodies of custom resources.
 const BODY_TYPES: &[&str] = &["application/json", "application/yaml"];
+/// Media types of create/update bodies of built-in kinds, which also have a protobuf form.
+const BUILTIN_BODY_TYPES: &[&str] = &["application/json", "application/yaml", protobuf::MEDIA_TYPE];
 
-/// A create/update body: JSON, or YAML when the client says so (the real server accepts both).
-fn parse_body(ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// A create/update body: JSON, YAML when the client says so, or for built-in kinds protobuf
+/// (kubectl's typed clients send it), as the real server accepts them.
+fn parse_body(desc: &resources::ResourceDesc, ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
     match ctype {
+        protobuf::MEDIA_TYPE if desc.is_builtin() => {
+            ops::parse_object(protobuf::to_json(body)?.to_string().as_bytes())
+        }
+        _ if desc.is_builtin() && !BODY_TYPES.contains(&ctype) && !matches!(ctype, "" | "*/*") => {
+            Err(ApiError::unknown_body_format(BUILTIN_BODY_TYPES))
+        }
         "application/yaml" => {
             let v: Value = serde_saphyr::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
@@ -1052,12 +1062,12 @@ fn dispatch(
             Ok((200, ops::list(st, desc, ns, &opts)?))
         }
         ("create", None) => {
-            let obj = parse_body(ctype, body)?;
+            let obj = parse_body(desc, ctype, body)?;
             Ok((201, ops::create(st, ctx, desc, ns, obj, None)?))
         }
         ("create", Some("binding")) => bind(st, ctx, desc, ns, name, body),
         ("update", None | Some("status")) => {
-            let obj = parse_body(ctype, body)?;
+            let obj = parse_body(desc, ctype, body)?;
             let subresource = Subresource::of_status_path(sub);
             Ok((
                 200,

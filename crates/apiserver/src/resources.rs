@@ -73,6 +73,12 @@ pub struct ResourceDesc {
 }
 
 impl ResourceDesc {
+    /// A kind the server itself defines (custom resources carry their CRD's schema). Only
+    /// these have a protobuf form.
+    pub fn is_builtin(&self) -> bool {
+        self.schema.is_none()
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

@@ -452,13 +452,14 @@ fn check_write_type<B>(req: &::http::Request<B>) -> Result<(), ApiError> {
     }
     let typed = essence.strip_prefix("application/").is_some_and(|sub| {
         matches!(sub, "json" | "yaml") || sub.ends_with("+json") || sub.ends_with("+yaml")
-    });
+    }) || (essence == crate::protobuf::MEDIA_TYPE && *req.method() != Method::PATCH);
     if typed {
         Ok(())
     } else {
         Err(ApiError::unknown_body_format(&[
             "application/json",
             "application/yaml",
+            crate::protobuf::MEDIA_TYPE,
             "application/json-patch+json",
             "application/merge-patch+json",
             "application/strategic-merge-patch+json",
