@@ -41,7 +41,7 @@ pub(crate) async fn cluster(
     for crd in gamedeploy_core::api::crds() {
         crds.create(&Default::default(), &crd)
             .await
-            .map_err(|e| format!("installing CRDs: {e}"))?;
+            .map_err(|e| format!("installing CRDs: {}", gamedeploy_operator::describe(&e)))?;
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await
