@@ -18,6 +18,7 @@ use kube_cel::KubeCelExt;
 use kube_cel::cel::{self, Context, Program};
 use serde_json::{Value, json};
 
+use super::cel_limits::{self, Sizes};
 use super::errors::{ApiError, Cause, invalid_value, required};
 use super::kinds::format_label_selector;
 use super::resources::{GroupResource, ResourceDesc};
@@ -71,24 +72,52 @@ pub enum CelError {
     Runtime { expression: String, message: String },
     #[error("expression '{expression}' resulted in a {got}, expected a bool")]
     NotBool { expression: String, got: String },
+    /// The binding's `RuntimeCELCostBudget` is spent.
+    #[error("{}", cel_limits::OUT_OF_BUDGET)]
+    OutOfBudget,
 }
 
+/// Parse an expression, after the size and nesting checks that keep the parser's recursion
+/// off the end of the stack (`cel_limits`).
 fn compile(expression: &str) -> Result<Program, CelError> {
-    Program::compile(expression).map_err(|e| CelError::Compile(e.to_string()))
+    cel_limits::compile(expression).map_err(CelError::Compile)
 }
 
-/// Run an expression to a value.
-fn eval(ctx: &Context<'_>, expression: &str) -> Result<cel::Value, CelError> {
-    compile(expression)?
-        .execute(ctx)
-        .map_err(|e| CelError::Runtime {
+/// The CEL variables of one binding's evaluation, the bound of their data, and the cost spent
+/// so far against `RuntimeCELCostBudget`.
+struct Activation<'a> {
+    ctx: Context<'static>,
+    sizes: Sizes,
+    spent: std::cell::Cell<u64>,
+    /// The data of `object` and `oldObject`, so that a field is estimated as large as it is.
+    known: Vec<(&'static str, cel_limits::Data<'a>)>,
+}
+
+/// Run an expression to a value. The evaluator counts no cost, so the cost is estimated
+/// against the real data first: over `PerCallLimit` the expression fails as cel-go cancels
+/// it, and once the binding's budget is spent nothing more runs.
+fn eval(act: &Activation<'_>, expression: &str) -> Result<cel::Value, CelError> {
+    let program = compile(expression)?;
+    let cost = cel_limits::estimate_with(program.expression(), act.sizes, &act.known);
+    if cost > cel_limits::PER_CALL_LIMIT {
+        return Err(CelError::Runtime {
             expression: expression.trim().to_string(),
-            message: e.to_string(),
-        })
+            message: cel_limits::COST_LIMIT_EXCEEDED.into(),
+        });
+    }
+    let spent = act.spent.get().saturating_add(cost);
+    if spent > cel_limits::RUNTIME_COST_BUDGET {
+        return Err(CelError::OutOfBudget);
+    }
+    act.spent.set(spent);
+    program.execute(&act.ctx).map_err(|e| CelError::Runtime {
+        expression: expression.trim().to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Run an expression that must be a bool (validations and matchConditions).
-fn eval_bool(ctx: &Context<'_>, expression: &str) -> Result<bool, CelError> {
+fn eval_bool(ctx: &Activation<'_>, expression: &str) -> Result<bool, CelError> {
     match eval(ctx, expression)? {
         cel::Value::Bool(b) => Ok(b),
         other => Err(CelError::NotBool {
@@ -346,31 +375,52 @@ fn request_value(a: &Attributes<'_>) -> Value {
 }
 
 /// The CEL variables every expression of a request sees (`variables` is added per policy).
-fn base_context(a: &Attributes<'_>, namespace: Option<&Value>) -> Context<'static> {
+fn base_context<'a>(a: &Attributes<'a>, namespace: Option<&Value>) -> Activation<'a> {
     let mut ctx = Context::default();
     ctx.register_all();
     let null = Value::Null;
-    ctx.add_variable_from_value("object", to_cel(a.object.unwrap_or(&null)));
-    ctx.add_variable_from_value("oldObject", to_cel(a.old_object.unwrap_or(&null)));
-    ctx.add_variable_from_value("request", to_cel(&request_value(a)));
+    let (object, old) = (a.object.unwrap_or(&null), a.old_object.unwrap_or(&null));
+    let (request, namespace) = (request_value(a), namespace.unwrap_or(&null));
+    ctx.add_variable_from_value("object", to_cel(object));
+    ctx.add_variable_from_value("oldObject", to_cel(old));
+    ctx.add_variable_from_value("request", to_cel(&request));
     ctx.add_variable_from_value("params", cel::Value::Null);
-    ctx.add_variable_from_value("namespaceObject", to_cel(namespace.unwrap_or(&null)));
-    ctx
+    ctx.add_variable_from_value("namespaceObject", to_cel(namespace));
+    let sizes = Sizes::of_json(object)
+        .and(Sizes::of_json(old))
+        .and(Sizes::of_json(&request))
+        .and(Sizes::of_json(namespace));
+    let mut known = Vec::new();
+    if let Some(o) = a.object {
+        known.push(("object", cel_limits::Data::Json(o)));
+    }
+    if let Some(o) = a.old_object {
+        known.push(("oldObject", cel_limits::Data::Json(o)));
+    }
+    Activation {
+        ctx,
+        sizes,
+        spent: std::cell::Cell::new(0),
+        known,
+    }
 }
 
 /// `spec.variables`, in order, each seeing the ones before it. A variable whose expression
 /// fails is left out, so only an expression that uses it fails (Kubernetes evaluates them
 /// lazily, with the same effect).
-fn bind_variables(ctx: &mut Context<'static>, policy: &Value) {
+fn bind_variables(act: &mut Activation<'_>, policy: &Value) {
     let mut vars: HashMap<String, cel::Value> = HashMap::new();
-    ctx.add_variable_from_value("variables", cel::Value::from(vars.clone()));
+    act.ctx
+        .add_variable_from_value("variables", cel::Value::from(vars.clone()));
     let list = policy.pointer("/spec/variables").and_then(Value::as_array);
     for v in list.into_iter().flatten() {
         let name = v.get("name").and_then(Value::as_str).unwrap_or("");
         let expr = v.get("expression").and_then(Value::as_str).unwrap_or("");
-        if let Ok(val) = eval(ctx, expr) {
+        if let Ok(val) = eval(act, expr) {
+            act.sizes = act.sizes.and(Sizes::of_cel(&val));
             vars.insert(name.to_string(), val);
-            ctx.add_variable_from_value("variables", cel::Value::from(vars.clone()));
+            act.ctx
+                .add_variable_from_value("variables", cel::Value::from(vars.clone()));
         }
     }
 }
@@ -387,7 +437,7 @@ struct Violation {
 /// validation. An expression error is a violation under `failurePolicy: Fail` (the default)
 /// and skipped under `Ignore`. A false validation without `reason` is `Invalid` (422), as
 /// the API documents; an error has no reason and stays admission's `Forbidden` (403).
-fn evaluate_policy(ctx: &Context<'_>, policy: &Value) -> Vec<Violation> {
+fn evaluate_policy(ctx: &Activation<'_>, policy: &Value) -> Vec<Violation> {
     let ignore = policy
         .pointer("/spec/failurePolicy")
         .and_then(Value::as_str)
@@ -434,7 +484,7 @@ fn evaluate_policy(ctx: &Context<'_>, policy: &Value) -> Vec<Violation> {
 
 /// `messageExpression` when it yields a non-empty string, else `message`, else
 /// `failed expression: EXPR`.
-fn failure_message(ctx: &Context<'_>, validation: &Value, expr: &str) -> String {
+fn failure_message(ctx: &Activation<'_>, validation: &Value, expr: &str) -> String {
     let from_expression = validation
         .get("messageExpression")
         .and_then(Value::as_str)
@@ -586,10 +636,45 @@ mod tests {
     fn integers_compare_as_ints() {
         let mut ctx = Context::default();
         ctx.add_variable_from_value("object", to_cel(&json!({"n": 3})));
+        let ctx = Activation {
+            ctx,
+            sizes: Sizes::of_json(&json!({"n": 3})),
+            spent: Default::default(),
+            known: vec![],
+        };
         assert_eq!(eval_bool(&ctx, "object.n > 2"), Ok(true));
         assert!(matches!(
             eval_bool(&ctx, "object.n"),
             Err(CelError::NotBool { .. })
         ));
+    }
+
+    #[test]
+    fn an_expression_over_the_per_call_limit_is_not_run() {
+        let list = format!("[{}]", vec!["0"; 400].join(","));
+        let cubed = format!("{list}.all(x, {list}.all(y, {list}.all(z, x + y + z >= 0)))");
+        let ctx = Activation {
+            ctx: Context::default(),
+            sizes: Sizes::EMPTY,
+            spent: Default::default(),
+            known: vec![],
+        };
+        assert_eq!(
+            eval_bool(&ctx, &cubed),
+            Err(CelError::Runtime {
+                expression: cubed.clone(),
+                message: "operation cancelled: actual cost limit exceeded".into()
+            })
+        );
+        // Expressions under the limit spend the binding's budget of 10,000,000.
+        let list = format!("[{}]", vec!["0"; 300].join(","));
+        let big = format!("{list}.all(x, {list}.all(y, x + y >= 0))");
+        let cost = cel_limits::estimate(compile(&big).unwrap().expression(), Sizes::EMPTY);
+        assert!((100_000..1_000_000).contains(&cost), "{cost}");
+        let fit = cel_limits::RUNTIME_COST_BUDGET / cost;
+        let results: Vec<_> = (0..=fit).map(|_| eval_bool(&ctx, &big)).collect();
+        assert_eq!(results[0], Ok(true));
+        assert_eq!(results[fit as usize - 1], Ok(true));
+        assert_eq!(results[fit as usize], Err(CelError::OutOfBudget));
     }
 }

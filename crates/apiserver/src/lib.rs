@@ -4,6 +4,7 @@
 
 mod admission;
 mod builtin;
+mod cel_limits;
 mod convert;
 mod errors;
 mod faults;

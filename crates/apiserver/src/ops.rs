@@ -457,7 +457,11 @@ fn admit(
             }
         }
         Strategy::Crd => {
-            if let Err(errs) = descriptors_from_crd(obj) {
+            // CEL rules first: one that fails here must not reach the parser below.
+            let rule_causes = super::schema::check_crd_rules(obj);
+            let rules_ok = rule_causes.is_empty();
+            causes.extend(rule_causes);
+            if rules_ok && let Err(errs) = descriptors_from_crd(obj) {
                 for e in errs {
                     let (field, msg) = e.split_once(": ").unwrap_or(("", e.as_str()));
                     causes.push(Cause {

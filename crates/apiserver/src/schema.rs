@@ -3,9 +3,10 @@
 //! `x-kubernetes-validations` CEL rules (through `kube-cel`, the kube-rs CEL engine).
 //! Messages follow kube-openapi's `in body should ...` wording and `field.Error` shapes.
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::errors::{Cause, invalid_value, render_value, required};
+use super::cel_limits::{self, Data, Sizes};
+use super::errors::{Cause, forbidden_field, invalid_value, render_value, required};
 
 #[derive(Debug, Clone)]
 pub struct CrSchema {
@@ -13,6 +14,26 @@ pub struct CrSchema {
     /// The CEL rules compiled once, when the CRD is stored: compiling them on every write
     /// (parsing each rule) was most of the cost of a status write to a HookRun.
     compiled: std::sync::Arc<kube_cel::CompiledSchema>,
+    /// Every rule with where it sits, parsed again for the cost estimate taken before each
+    /// evaluation (`kube_cel` keeps its programs to itself).
+    rules: std::sync::Arc<Vec<RuleAt>>,
+}
+
+/// One step from a schema node to a child: a property, the items of an array, the values of
+/// a map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    Property(String),
+    Items,
+    Values,
+}
+
+/// A CEL rule and the schema node it validates.
+#[derive(Debug)]
+struct RuleAt {
+    path: Vec<Step>,
+    rule: String,
+    program: kube_cel::cel::Program,
 }
 
 impl CrSchema {
@@ -20,8 +41,71 @@ impl CrSchema {
         if !root.is_object() {
             return Err("schema must be an object".into());
         }
+        // No rule reaches the parser before its size and nesting are checked: a 100 KB rule
+        // overflowed the parser's stack and aborted the process.
+        let mut bad = Vec::new();
+        each_rule_text(&root, 0, &mut |text| {
+            if let Err(e) = cel_limits::check_source(text) {
+                bad.push(format!("compilation failed: {e}"));
+            }
+        });
+        if let Some(e) = bad.into_iter().next() {
+            return Err(e);
+        }
+        let mut rules = Vec::new();
+        for (path, node) in rule_nodes(&root) {
+            for r in node_rules(node) {
+                if let Ok(program) = cel_limits::compile(r) {
+                    rules.push(RuleAt {
+                        path: path.clone(),
+                        rule: r.to_string(),
+                        program,
+                    });
+                }
+            }
+        }
         let compiled = std::sync::Arc::new(kube_cel::compile_schema(&root));
-        Ok(Self { root, compiled })
+        Ok(Self {
+            root,
+            compiled,
+            rules: std::sync::Arc::new(rules),
+        })
+    }
+
+    /// kube-apiserver's runtime cost limits, checked by estimate against the object before any
+    /// rule runs (the evaluator counts nothing): a rule whose one evaluation passes
+    /// `PerCallLimit`, or all rules together passing `RuntimeCELCostBudget`, fail the write
+    /// with kube's errors and no rule runs.
+    fn runtime_cost_causes(&self, obj: &Value, old: Option<&Value>) -> Vec<Cause> {
+        let mut spent: u64 = 0;
+        for r in self.rules.iter() {
+            let mut at = Vec::new();
+            values_at(obj, &r.path, String::new(), &mut at);
+            let old_sizes = old
+                .filter(|_| r.rule.contains("oldSelf"))
+                .map_or(Sizes::EMPTY, Sizes::of_json);
+            for (field, v) in at {
+                let cost = cel_limits::estimate_with(
+                    r.program.expression(),
+                    Sizes::of_json(v).and(old_sizes),
+                    &[("self", Data::Json(v))],
+                );
+                let shown = json!(type_name(v));
+                if cost > cel_limits::PER_CALL_LIMIT {
+                    let msg = format!(
+                        "'{}': no further validation rules will be run due to call cost exceeds limit for rule: {}",
+                        cel_limits::COST_LIMIT_EXCEEDED,
+                        r.rule.trim()
+                    );
+                    return vec![invalid_value(&field, &shown, &msg)];
+                }
+                spent = spent.saturating_add(cost);
+                if spent > cel_limits::RUNTIME_COST_BUDGET {
+                    return vec![invalid_value(&field, &shown, cel_limits::OUT_OF_BUDGET)];
+                }
+            }
+        }
+        Vec::new()
     }
 
     /// The `openAPIV3Schema` as declared (published in the OpenAPI documents).
@@ -90,6 +174,9 @@ impl CrSchema {
             }
         }
         if causes.is_empty() {
+            causes = self.runtime_cost_causes(obj, old);
+        }
+        if causes.is_empty() {
             // CEL only over structurally valid data: rules assume the declared types.
             if let Err(errs) = kube_cel::validate_compiled(&self.compiled, obj, old) {
                 for e in errs.iter() {
@@ -126,6 +213,238 @@ impl CrSchema {
             };
         }
         Some(cur)
+    }
+}
+
+/// The rule texts (`rule` and `messageExpression`) of one node's `x-kubernetes-validations`.
+fn node_rules(node: &Value) -> impl Iterator<Item = &str> {
+    node.get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.get("rule").and_then(Value::as_str))
+}
+
+/// Every CEL text anywhere in a schema (in `allOf` and the like too: `kube_cel` compiles them
+/// all), whatever the nesting of the schema (bounded by the request's JSON nesting).
+fn each_rule_text(v: &Value, depth: usize, f: &mut impl FnMut(&str)) {
+    match v {
+        Value::Object(m) => {
+            if let Some(rules) = m.get("x-kubernetes-validations").and_then(Value::as_array) {
+                for r in rules {
+                    for key in ["rule", "messageExpression"] {
+                        if let Some(t) = r.get(key).and_then(Value::as_str) {
+                            f(t);
+                        }
+                    }
+                }
+            }
+            for (k, child) in m {
+                if k != "x-kubernetes-validations" && depth < 200 {
+                    each_rule_text(child, depth + 1, f);
+                }
+            }
+        }
+        Value::Array(a) if depth < 200 => a.iter().for_each(|c| each_rule_text(c, depth + 1, f)),
+        _ => {}
+    }
+}
+
+/// The schema nodes that carry rules, with the steps from the root to them.
+fn rule_nodes(root: &Value) -> Vec<(Vec<Step>, &Value)> {
+    let mut out = Vec::new();
+    let mut stack = vec![(Vec::new(), root)];
+    while let Some((path, node)) = stack.pop() {
+        if node.get("x-kubernetes-validations").is_some() {
+            out.push((path.clone(), node));
+        }
+        if path.len() > 64 {
+            continue;
+        }
+        let step = |s: Step| {
+            let mut p = path.clone();
+            p.push(s);
+            p
+        };
+        for (k, sub) in node
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            stack.push((step(Step::Property(k.clone())), sub));
+        }
+        if let Some(items) = node.get("items") {
+            stack.push((step(Step::Items), items));
+        }
+        if let Some(values) = node.get("additionalProperties").filter(|a| a.is_object()) {
+            stack.push((step(Step::Values), values));
+        }
+    }
+    out
+}
+
+/// kube's schema path of a node, as its CRD validation errors name it.
+fn schema_path(base: &str, path: &[Step]) -> String {
+    let mut out = base.to_string();
+    for s in path {
+        match s {
+            Step::Property(k) => out.push_str(&format!(".properties[{k}]")),
+            Step::Items => out.push_str(".items"),
+            Step::Values => out.push_str(".additionalProperties"),
+        }
+    }
+    out
+}
+
+/// The values of `obj` at a schema path, with their field paths.
+fn values_at<'v>(obj: &'v Value, path: &[Step], field: String, out: &mut Vec<(String, &'v Value)>) {
+    let Some((first, rest)) = path.split_first() else {
+        out.push((field, obj));
+        return;
+    };
+    let join = |f: &str, k: &str| {
+        if f.is_empty() {
+            k.to_string()
+        } else {
+            format!("{f}.{k}")
+        }
+    };
+    match (first, obj) {
+        (Step::Property(k), Value::Object(m)) => {
+            if let Some(v) = m.get(k) {
+                values_at(v, rest, join(&field, k), out);
+            }
+        }
+        (Step::Items, Value::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                values_at(v, rest, format!("{field}[{i}]"), out);
+            }
+        }
+        (Step::Values, Value::Object(m)) => {
+            for (k, v) in m {
+                values_at(v, rest, format!("{field}[{k}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// kube-apiserver's CEL checks of a CRD's schemas when the CRD is written: each rule must
+/// compile (within cel-go's size and recursion limits), and its estimated cost, from the
+/// schema's `maxItems`/`maxLength`/`maxProperties` and times the number of values it runs on,
+/// must stay within `StaticEstimatedCostLimit`, and all of them within
+/// `StaticEstimatedCRDCostLimit`. Schemas that are the same in every version are reported
+/// once under `spec.validation`, as kube-apiserver (which converts them so) does.
+pub fn check_crd_rules(crd: &Value) -> Vec<Cause> {
+    let versions = crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let schemas: Vec<Option<&Value>> = versions
+        .iter()
+        .map(|v| v.pointer("/schema/openAPIV3Schema"))
+        .collect();
+    let same = schemas.windows(2).all(|w| w[0] == w[1]);
+    let mut causes = Vec::new();
+    for (i, schema) in schemas.iter().enumerate() {
+        let Some(schema) = schema else { continue };
+        if same && i > 0 {
+            break;
+        }
+        let base = if same {
+            "spec.validation.openAPIV3Schema".to_string()
+        } else {
+            format!("spec.versions[{i}].schema.openAPIV3Schema")
+        };
+        check_schema_rules(schema, &base, &mut causes);
+    }
+    causes
+}
+
+fn check_schema_rules(schema: &Value, base: &str, causes: &mut Vec<Cause>) {
+    let mut total: u64 = 0;
+    for (path, node) in rule_nodes(schema) {
+        // How often the rule runs in one object: the product of the enclosing lists' and
+        // maps' bounds.
+        let mut cardinality: u64 = 1;
+        let mut cur = schema;
+        for step in &path {
+            cur = match step {
+                Step::Property(k) => &cur["properties"][k],
+                Step::Items => {
+                    cardinality = cardinality.saturating_mul(cel_limits::schema_max_len(cur));
+                    &cur["items"]
+                }
+                Step::Values => {
+                    cardinality = cardinality.saturating_mul(cel_limits::schema_max_len(cur));
+                    &cur["additionalProperties"]
+                }
+            };
+        }
+        let rules = node["x-kubernetes-validations"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        for (i, rule) in rules.enumerate() {
+            let field = format!(
+                "{}.x-kubernetes-validations[{i}].rule",
+                schema_path(base, &path)
+            );
+            let Some(text) = rule.get("rule").and_then(Value::as_str) else {
+                continue;
+            };
+            match cel_limits::compile(text) {
+                Err(e) => causes.push(invalid_value(
+                    &field,
+                    rule,
+                    &format!("compilation failed: {e}"),
+                )),
+                Ok(p) => {
+                    let known = [
+                        ("self", Data::Schema(node)),
+                        ("oldSelf", Data::Schema(node)),
+                    ];
+                    let cost = cel_limits::estimate_with(
+                        p.expression(),
+                        cel_limits::schema_sizes(node),
+                        &known,
+                    )
+                    .saturating_mul(cardinality);
+                    if cost > cel_limits::STATIC_ESTIMATED_COST_LIMIT {
+                        causes.push(forbidden_field(
+                            &field,
+                            &cel_limits::cost_error_message(
+                                "estimated rule cost",
+                                cost,
+                                cel_limits::STATIC_ESTIMATED_COST_LIMIT,
+                            ),
+                        ));
+                    }
+                    total = total.saturating_add(cost);
+                }
+            }
+            if let Some(me) = rule.get("messageExpression").and_then(Value::as_str)
+                && let Err(e) = cel_limits::compile(me)
+            {
+                causes.push(invalid_value(
+                    &field.replace(".rule", ".messageExpression"),
+                    &json!(me),
+                    &format!("messageExpression compilation failed: {e}"),
+                ));
+            }
+        }
+    }
+    if total > cel_limits::STATIC_ESTIMATED_CRD_COST_LIMIT {
+        causes.push(forbidden_field(
+            base,
+            &cel_limits::cost_error_message(
+                "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema",
+                total,
+                cel_limits::STATIC_ESTIMATED_CRD_COST_LIMIT,
+            ),
+        ));
     }
 }
 
@@ -595,5 +914,27 @@ mod tests {
         let o = json!({"spec": {"replicas": "x", "image": "a"}});
         let c = s.validate(&o, None);
         assert_eq!(c[0].reason, "FieldValueTypeInvalid");
+    }
+
+    #[test]
+    fn crd_rules_are_checked_before_they_are_parsed() {
+        let crd = |rule: String| {
+            json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object",
+                    "x-kubernetes-validations": [{"rule": rule}],
+                    "properties": {"a": {"type": "integer"}}}}}}}]}})
+        };
+        let huge = format!("self.a == 0{}", " || self.a == 1".repeat(7000));
+        let c = check_crd_rules(&crd(huge));
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].field,
+            "spec.validation.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule"
+        );
+        assert!(
+            c[0].message
+                .contains("expression code point size exceeds limit")
+        );
+        assert!(check_crd_rules(&crd("self.a <= 3".into())).is_empty());
     }
 }

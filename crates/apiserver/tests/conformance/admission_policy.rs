@@ -276,3 +276,39 @@ async fn request_user_is_the_client_identity() {
     unbind(&env, &names).await;
     env.cleanup().await;
 }
+
+/// kube-apiserver does not estimate a policy's cost when it is written (it compiles it only),
+/// so a 400³ comprehension is accepted; at run time cel-go cancels it at `PerCallLimit` and
+/// `failurePolicy: Fail` denies the request (403, no reason of the validation's). Here the
+/// evaluation is estimated first and never run: before, each matching write held the server
+/// for about 22 s.
+#[tokio::test]
+async fn an_expression_over_the_cost_limit_fails_at_run_time() {
+    let (env, api) = widget_env("vap-cost").await;
+    let list = format!(
+        "[{}]",
+        (0..400).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+    );
+    let cubed = format!("{list}.all(x, {list}.all(y, {list}.all(z, x + y + z >= 0)))");
+    let names = bind_policy(
+        &env,
+        "cubed",
+        json!({
+            "failurePolicy": "Fail",
+            "matchConstraints": widget_rules(&["CREATE"]),
+            "validations": [{"expression": cubed}]
+        }),
+        &["Deny"],
+    )
+    .await;
+    let e = first_refusal(&api, "w", json!({"image": "game:1"})).await;
+    assert_eq!((e.code, e.reason.as_str()), (403, "Forbidden"), "{e:?}");
+    assert!(
+        e.message
+            .ends_with("resulted in error: operation cancelled: actual cost limit exceeded"),
+        "{}",
+        e.message
+    );
+    unbind(&env, &names).await;
+    env.cleanup().await;
+}
