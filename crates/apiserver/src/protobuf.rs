@@ -191,17 +191,23 @@ fn message(name: &str, bytes: &[u8]) -> Result<Value, ApiError> {
                     return Err(malformed(name, field.name));
                 };
                 let (key, value) = map_entry(field.ty, b, name, field.name)?;
-                out.entry(field.name)
+                if let Some(m) = out
+                    .entry(field.name)
                     .or_insert_with(|| Value::Object(Map::new()))
                     .as_object_mut()
-                    .map(|m| m.insert(key, value));
+                {
+                    m.insert(key, value);
+                }
             }
             _ if field.repeated => {
                 let v = value(field.ty, wire, name, field.name)?;
-                out.entry(field.name)
+                if let Some(a) = out
+                    .entry(field.name)
                     .or_insert_with(|| Value::Array(Vec::new()))
                     .as_array_mut()
-                    .map(|a| a.push(v));
+                {
+                    a.push(v);
+                }
             }
             _ => {
                 let v = value(field.ty, wire, name, field.name)?;
