@@ -412,7 +412,10 @@ fn check_schema_rules(schema: &Value, base: &str, causes: &mut Vec<Cause>) {
                         &known,
                     )
                     .saturating_mul(cardinality);
-                    if cost > cel_limits::STATIC_ESTIMATED_COST_LIMIT {
+                    if cost
+                        > cel_limits::STATIC_ESTIMATED_COST_LIMIT
+                            .saturating_mul(cel_limits::STATIC_REFUSAL_MARGIN)
+                    {
                         causes.push(forbidden_field(
                             &field,
                             &cel_limits::cost_error_message(
@@ -436,7 +439,10 @@ fn check_schema_rules(schema: &Value, base: &str, causes: &mut Vec<Cause>) {
             }
         }
     }
-    if total > cel_limits::STATIC_ESTIMATED_CRD_COST_LIMIT {
+    if total
+        > cel_limits::STATIC_ESTIMATED_CRD_COST_LIMIT
+            .saturating_mul(cel_limits::STATIC_REFUSAL_MARGIN)
+    {
         causes.push(forbidden_field(
             base,
             &cel_limits::cost_error_message(
