@@ -99,11 +99,45 @@ impl Logged {
             Logged::Compact(c) => c.rv,
         }
     }
+
+    /// The length of the object's JSON (serialized when recorded).
+    fn json_len(&self) -> usize {
+        match self {
+            Logged::Recent(e) => e.json().len(),
+            Logged::Compact(c) => c.json.len(),
+        }
+    }
 }
 
 /// How many of a log's newest entries stay as recorded: a watch that resumes from a recent
 /// version (the common case: a dropped connection) then costs no parsing.
 pub const RECENT_EVENTS: usize = 512;
+
+/// The most serialized bytes one resource's event log keeps, besides its entry count
+/// (`ServerOptions::event_history`): the oldest changes go first, and a watch resuming from
+/// before them gets 410 Gone. Why bytes too: kube-apiserver's watch cache is bounded by a
+/// count, but etcd compacts its history every five minutes, so big objects written often do
+/// not pile up; a count alone let 2,000 writes of a 2.5 MB ConfigMap hold 5 GB here. The newest
+/// entry always stays, however big.
+pub const HISTORY_BYTES: usize = 256 << 20;
+
+/// The most serialized bytes of a log's entries kept as recorded ([`RECENT_EVENTS`]): those
+/// hold the object as a `Value` (several times its JSON for structure-heavy objects) as well
+/// as its JSON, so big objects leave the recent window early.
+pub const RECENT_BYTES: usize = 64 << 20;
+
+/// The bounds of every resource's event log.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimits {
+    /// Entries kept ([`ServerOptions::event_history`](crate::ServerOptions)).
+    pub events: usize,
+    /// Serialized bytes kept ([`HISTORY_BYTES`]).
+    pub bytes: usize,
+    /// Newest entries kept as recorded ([`RECENT_EVENTS`]).
+    pub recent_events: usize,
+    /// Serialized bytes of those ([`RECENT_BYTES`]).
+    pub recent_bytes: usize,
+}
 
 /// A registered watch: a bounded queue of events (shared with the log, not copied) and the
 /// handle whose drop ends the stream (never sent on): dropping the sink closes the watch.
@@ -145,6 +179,11 @@ pub struct ResourceTable {
     /// gets 410 Gone.
     pub compacted_rv: u64,
     pub watchers: Vec<WatchSink>,
+    /// Serialized bytes of the objects in `log`.
+    log_bytes: usize,
+    /// How many of `log`'s newest entries are `Logged::Recent`, and their serialized bytes.
+    recent: usize,
+    recent_bytes: usize,
 }
 
 #[derive(Debug)]
@@ -153,7 +192,7 @@ pub struct Store {
     pub rng: fastrand::Rng,
     pub registry: Registry,
     pub tables: HashMap<GroupResource, ResourceTable>,
-    pub history_limit: usize,
+    pub log_limits: LogLimits,
     /// uid → (resource, key) for garbage collection lookups.
     pub uids: HashMap<String, (GroupResource, ObjKey)>,
     /// owner uid → dependents naming it in their ownerReferences.
@@ -177,7 +216,12 @@ impl Store {
             rng: fastrand::Rng::with_seed(seed),
             registry: Registry::with_builtins(),
             tables: HashMap::new(),
-            history_limit: history_limit.max(1),
+            log_limits: LogLimits {
+                events: history_limit.max(1),
+                bytes: HISTORY_BYTES,
+                recent_events: RECENT_EVENTS,
+                recent_bytes: RECENT_BYTES,
+            },
             uids: HashMap::new(),
             dependents: HashMap::new(),
             gc_queue: VecDeque::new(),
@@ -244,7 +288,7 @@ impl Store {
             self.uids.insert(uid.to_string(), (gr.clone(), key.clone()));
         }
         let obj = Arc::new(obj);
-        let limit = self.history_limit;
+        let limit = self.log_limits;
         let table = self.table(gr);
         let prev = table.objects.insert(key.clone(), obj.clone());
         let is_new = prev.is_none();
@@ -335,7 +379,7 @@ impl Store {
             ));
         }
         let last = Arc::new(last);
-        let limit = self.history_limit;
+        let limit = self.log_limits;
         let table = self.table(gr);
         table.objects.remove(key);
         let closed = table.record(
@@ -388,20 +432,39 @@ pub fn owner_uids(o: &Value) -> Vec<String> {
 impl ResourceTable {
     /// Log `ev` and queue it for every watcher; returns how many watchers were closed because
     /// their queue was full (the cacher's answer to a watcher that stopped reading).
-    fn record(&mut self, limit: usize, ev: LoggedEvent) -> u64 {
+    fn record(&mut self, limit: LogLimits, ev: LoggedEvent) -> u64 {
         let ev = Arc::new(ev);
+        // Serialized once, here: for the byte bounds, every watcher sending it whole, and the
+        // compact form.
+        let size = ev.json().len();
         self.log.push_back(Logged::Recent(ev.clone()));
-        while self.log.len() > limit {
-            if let Some(old) = self.log.pop_front() {
-                self.compacted_rv = old.rv();
-            }
-        }
-        // Each entry is serialized once, when it leaves the recent window.
-        if let Some(i) = self.log.len().checked_sub(RECENT_EVENTS + 1)
-            && let Some(Logged::Recent(e)) = self.log.get(i)
+        self.log_bytes += size;
+        self.recent += 1;
+        self.recent_bytes += size;
+        while self.log.len() > limit.events || (self.log_bytes > limit.bytes && self.log.len() > 1)
         {
-            let compact = CompactEvent::of(e);
-            self.log[i] = Logged::Compact(compact);
+            let Some(old) = self.log.pop_front() else {
+                break;
+            };
+            let size = old.json_len();
+            self.log_bytes -= size;
+            if self.log.len() < self.recent {
+                self.recent -= 1;
+                self.recent_bytes -= size;
+            }
+            self.compacted_rv = old.rv();
+        }
+        // The oldest recorded entries past the recent window's bounds become compact.
+        while self.recent > limit.recent_events.max(1)
+            || (self.recent_bytes > limit.recent_bytes && self.recent > 1)
+        {
+            let i = self.log.len() - self.recent;
+            if let Some(Logged::Recent(e)) = self.log.get(i) {
+                let compact = CompactEvent::of(e);
+                self.recent_bytes -= compact.json.len();
+                self.log[i] = Logged::Compact(compact);
+            }
+            self.recent -= 1;
         }
         let mut lagging = 0;
         self.watchers.retain(|w| match w.tx.try_send(ev.clone()) {
@@ -414,5 +477,81 @@ impl ResourceTable {
             Err(TrySendError::Closed(_)) => false,
         });
         lagging
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(name: &str, bytes: usize) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default"},
+            "data": {"x": "a".repeat(bytes)}})
+    }
+
+    fn configmaps() -> GroupResource {
+        GroupResource {
+            group: String::new(),
+            resource: "configmaps".into(),
+        }
+    }
+
+    fn small_store() -> Store {
+        let mut st = Store::new(0, 1000);
+        st.log_limits = LogLimits {
+            events: 1000,
+            bytes: 10_000,
+            recent_events: 100,
+            recent_bytes: 3_000,
+        };
+        st
+    }
+
+    #[test]
+    fn the_log_is_bounded_by_bytes_as_well_as_entries() {
+        let mut st = small_store();
+        let gr = configmaps();
+        for i in 0..200 {
+            let key = (String::from("default"), format!("c{}", i % 3));
+            st.put(&gr, key.clone(), cm(&key.1, 900), EventType::Modified);
+        }
+        let t = st.table(&gr);
+        let total: usize = t.log.iter().map(Logged::json_len).sum();
+        assert!(total <= 10_000, "{total} bytes kept");
+        assert_eq!(total, t.log_bytes);
+        assert!(t.log.len() >= 9, "as many as fit: {}", t.log.len());
+        assert_eq!(t.log.back().unwrap().rv(), 200, "the newest is kept");
+        assert_eq!(t.compacted_rv, t.log.front().unwrap().rv() - 1);
+        // The recent window is bounded by bytes too: three ~1 KB entries at most.
+        let recent = t
+            .log
+            .iter()
+            .filter(|e| matches!(e, Logged::Recent(_)))
+            .count();
+        assert_eq!(recent, t.recent);
+        assert!((1..=3).contains(&recent), "{recent} recent");
+        assert!(
+            t.log
+                .iter()
+                .skip(t.log.len() - recent)
+                .all(|e| matches!(e, Logged::Recent(_))),
+            "the recent ones are the newest"
+        );
+    }
+
+    #[test]
+    fn an_object_bigger_than_the_bound_is_still_kept_alone() {
+        let mut st = small_store();
+        let gr = configmaps();
+        let key = (String::from("default"), "big".to_string());
+        st.put(&gr, key.clone(), cm("big", 100), EventType::Added);
+        st.put(&gr, key.clone(), cm("big", 50_000), EventType::Modified);
+        let t = st.table(&gr);
+        assert_eq!(t.log.len(), 1);
+        assert_eq!(t.log[0].rv(), 2);
+        assert_eq!(t.compacted_rv, 1);
+        assert!(matches!(t.log[0], Logged::Recent(_)));
     }
 }

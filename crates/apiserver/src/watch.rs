@@ -407,3 +407,60 @@ pub fn stats(store: &Store) -> super::WatchStats {
         closed_lagging: store.watches_closed_lagging,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selectors::{FieldSelector, LabelSelector};
+    use crate::store::{EventType, LogLimits};
+    use serde_json::json;
+
+    /// A watch resuming from a version the byte bound evicted gets 410 Gone, as one resuming
+    /// from a version evicted by count does.
+    #[tokio::test]
+    async fn resuming_before_what_the_byte_bound_kept_is_410() {
+        let mut st = Store::new(0, 1000);
+        st.log_limits = LogLimits {
+            events: 1000,
+            bytes: 5_000,
+            recent_events: 100,
+            recent_bytes: 5_000,
+        };
+        let desc = st.registry.get("", "v1", "configmaps").unwrap();
+        for i in 0..20 {
+            let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "default"},
+                "data": {"x": "a".repeat(1000 + i)}});
+            let kind = if i == 0 {
+                EventType::Added
+            } else {
+                EventType::Modified
+            };
+            st.put(&desc.gr(), ("default".into(), "c".into()), obj, kind);
+        }
+        let params = |rv: &str| WatchParams {
+            ns: Some("default".into()),
+            labels: LabelSelector::parse("").unwrap(),
+            fields: FieldSelector::parse("", &desc).unwrap(),
+            resource_version: Some(rv.into()),
+            bookmarks: false,
+            send_initial_events: false,
+            timeout: Duration::from_secs(1),
+            client: "test".into(),
+            events_v1: false,
+            metadata_only: false,
+            delay: Duration::ZERO,
+        };
+        let mut rx = start(&mut st, desc.clone(), params("1"), 10).unwrap();
+        let line = rx.recv().await.unwrap();
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "ERROR");
+        assert_eq!(v["object"]["code"], 410);
+        // From the oldest version kept, the changes after it replay.
+        let kept = st.table(&desc.gr()).compacted_rv + 1;
+        let mut rx = start(&mut st, desc.clone(), params(&kept.to_string()), 10).unwrap();
+        let line = rx.recv().await.unwrap();
+        let v: Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["type"], "MODIFIED", "{v}");
+    }
+}
