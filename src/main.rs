@@ -424,20 +424,19 @@ impl Unusable {
 /// A client for the configured cluster, once it answers a list of GameDeployments: before
 /// that, the controller's watches would retry silently for ever. One line per failed attempt.
 async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
-    use gamedeploy_core::api::GameDeployment;
+    use gamedeploy_core::api::StoredGameDeployment;
     let config = inspect::config(kubeconfig)
         .await
         .map_err(|e| e.to_string())?;
     let url = config.cluster_url.to_string();
     let client =
         kube::Client::try_from(config).map_err(|e| format!("cannot build a client: {e}"))?;
-    let api: kube::Api<GameDeployment> = kube::Api::all(client.clone());
+    // Read leniently: the metadata of one GameDeployment with deep managedFields would fail a
+    // typed (or metadata-only) read, and this check would never pass.
+    let api: kube::Api<StoredGameDeployment> = kube::Api::all(client.clone());
     let mut wait = Duration::from_secs(1);
     loop {
-        match api
-            .list_metadata(&kube::api::ListParams::default().limit(1))
-            .await
-        {
+        match api.list(&kube::api::ListParams::default().limit(1)).await {
             Ok(_) => return Ok(client),
             Err(e) => tracing::warn!(
                 "{}; retrying in {}s",

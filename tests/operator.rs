@@ -778,7 +778,7 @@ async fn game_deployments_the_operator_cannot_decode_are_reported_and_do_not_sta
             v["spec"]["replicas"] = 1_099_511_627_776_i64.into()
         }),
         poison("deep", &|v| {
-            v["spec"]["template"]["spec"]["x"] = nested(120)
+            v["spec"]["template"]["spec"]["x"] = nested(123)
         }),
     ] {
         match raw.create(&PostParams::default(), &gd).await {

@@ -7,7 +7,7 @@ use kube::{Resource, ResourceExt};
 
 use super::events::Events;
 use crate::execute::{Writes, is_not_found};
-use gamedeploy_core::api::GameDeployment;
+use gamedeploy_core::api::{GameDeployment, StoredGameDeployment};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::pods::Owner;
 use gamedeploy_core::planner::{CachedPod, adopt};
@@ -101,7 +101,7 @@ pub async fn execute(
 /// A fresh read of the GameDeployment before adopting (kube's `RecheckDeletionTimestamp`): the
 /// cached copy may miss a deletion, and a GameDeployment being deleted must not adopt.
 async fn can_adopt(client: &kube::Client, gd: &GameDeployment, writes: &mut Writes) -> bool {
-    let api: Api<GameDeployment> =
+    let api: Api<StoredGameDeployment> =
         Api::namespaced(client.clone(), &gd.namespace().unwrap_or_default());
     match api.get(&gd.name_any()).await {
         Ok(fresh) => fresh.uid() == gd.uid() && fresh.meta().deletion_timestamp.is_none(),

@@ -16,7 +16,7 @@ use super::events::Events;
 use super::expectations::Expectations;
 use crate::leader::Gate;
 use crate::metrics::Metrics;
-use gamedeploy_core::api::{GameDeployment, HookRun, StoredGameDeployment};
+use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::effect::{
     ApiErrorKind, Effect, EventNote, HookRunToCreate, Regarding, Write,
@@ -312,7 +312,10 @@ impl<'a> Executor<'a> {
                     outcome::status_write(previous, &status, self.last_status_write, self.now);
                 if self.status == StatusWrite::Now {
                     let name = self.gd.name_any();
-                    let gds: Api<GameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
+                    // Read leniently: only the answer's resourceVersion is used, and a typed
+                    // read of a GameDeployment with deep managedFields fails (see `Lenient`).
+                    let gds: Api<StoredGameDeployment> =
+                        Api::namespaced(self.client.clone(), &self.ns);
                     let body = serde_json::json!({
                         "status": merge_patch(
                             &serde_json::to_value(previous).unwrap_or_default(),
