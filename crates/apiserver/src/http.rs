@@ -146,6 +146,7 @@ fn verbs(desc: &ResourceDesc) -> Vec<&'static str> {
     ]
     .into_iter()
     .filter(|_| !desc.plural.is_empty())
+    .filter(|v| *v != "deletecollection" || desc.has_delete_collection())
     .collect()
 }
 

@@ -514,6 +514,10 @@ async fn serve(
         }
     };
     let verb = match verb_of(&parts.method, &r, &q) {
+        Ok("deletecollection") if !r.desc.has_delete_collection() => {
+            count(&inner, &client, "deletecollection", &r.desc.plural, "");
+            return error_response(&ApiError::method_not_allowed());
+        }
         Ok(v) => v,
         Err(e) => {
             count(

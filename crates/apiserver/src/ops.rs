@@ -232,6 +232,9 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// apiserver's `maxGeneratedNameLength`: 63 less the five random characters.
+const MAX_GENERATED_NAME_PREFIX: usize = 58;
+
 fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
     let name = str_at(obj, "/metadata/name");
     let ok = match desc.strategy {
@@ -855,7 +858,14 @@ pub fn create(
                 )],
             ));
         }
-        // Retry on the (unlikely) collision rather than failing like the real server may.
+        // `SimpleNameGenerator`: the prefix is cut so the name, with its five random
+        // characters, fits 63. Retry on the (unlikely) collision rather than failing like the
+        // real server may.
+        let mut cut = gen_name.len().min(MAX_GENERATED_NAME_PREFIX);
+        while !gen_name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let gen_name = &gen_name[..cut];
         for _ in 0..8 {
             name = format!("{gen_name}{}", store.name_suffix());
             if store.get(&desc.gr(), &key(desc, ns, &name)).is_none() {

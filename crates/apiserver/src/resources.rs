@@ -79,6 +79,12 @@ impl ResourceDesc {
         self.schema.is_none()
     }
 
+    /// Whether `DELETE` on the collection is served: kube-apiserver's namespace storage has no
+    /// `DeleteCollection` (one request must not delete every namespace).
+    pub fn has_delete_collection(&self) -> bool {
+        self.strategy != Strategy::Namespace
+    }
+
     pub fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()

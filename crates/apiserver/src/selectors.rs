@@ -111,8 +111,19 @@ pub fn dns_label_errors(s: &str) -> Vec<&'static str> {
     errs
 }
 
+/// `IsDNS1123Subdomain`: at most 253 characters of dot-separated parts, each of lower case
+/// alphanumerics and '-' starting and ending with an alphanumeric. The parts have no length
+/// limit of their own (a 100-character pod name without dots is valid).
 pub fn valid_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(valid_dns_label)
+    let part = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
 }
 
 impl LabelSelector {

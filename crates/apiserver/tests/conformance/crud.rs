@@ -268,3 +268,25 @@ fn resource_version_number(rv: Option<&str>) -> u64 {
         .parse()
         .expect("a numeric resourceVersion")
 }
+
+/// Pod names are DNS-1123 subdomains: up to 253 characters, with no limit on one part (a
+/// 100-character name without dots is valid); a `generateName` prefix is cut to 58 characters
+/// so that the name with its five random ones fits 63.
+#[tokio::test]
+async fn long_names_and_long_generate_names() {
+    let env = env("long-names").await;
+    let pods: Api<Pod> = env.api();
+    let long = "p".repeat(100);
+    let created = create(&pods, &pod(&long, "nginx")).await;
+    assert_eq!(created.metadata.name.as_deref(), Some(long.as_str()));
+    let e = api_err(pods.create(&PostParams::default(), &pod(&"p".repeat(254), "nginx")).await);
+    assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    let mut generated = pod("", "nginx");
+    generated.metadata.name = None;
+    generated.metadata.generate_name = Some(format!("{}-", "g".repeat(70)));
+    let created = create(&pods, &generated).await;
+    let name = created.metadata.name.unwrap();
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(name.starts_with(&"g".repeat(58)), "{name}");
+    env.cleanup().await;
+}

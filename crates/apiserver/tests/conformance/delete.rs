@@ -327,3 +327,54 @@ async fn deleting_a_pod_returns_the_pod() {
     }
     env.cleanup().await;
 }
+
+/// Namespaces have no collection delete (kube-apiserver's namespace storage does not offer
+/// one): `DELETE /api/v1/namespaces` is 405 and deletes nothing; discovery does not list the
+/// verb for them.
+#[tokio::test]
+async fn namespaces_cannot_be_deleted_as_a_collection() {
+    let env = env("ns-collection").await;
+    let (code, body) = raw(
+        &env.client,
+        "DELETE",
+        "/api/v1/namespaces",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(
+        (code, body["reason"].as_str()),
+        (405, Some("MethodNotAllowed")),
+        "{body}"
+    );
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(env.client.clone());
+    assert!(
+        nss.get_opt(&env.ns).await.unwrap().is_some(),
+        "nothing deleted"
+    );
+    let (_, list) = raw(&env.client, "GET", "/api/v1", "", b"").await;
+    let verbs = |name: &str| {
+        list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .map(|r| r["verbs"].clone())
+            .unwrap()
+    };
+    assert!(
+        !verbs("namespaces")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "deletecollection")
+    );
+    assert!(
+        verbs("configmaps")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "deletecollection")
+    );
+    env.cleanup().await;
+}
