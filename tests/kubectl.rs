@@ -630,10 +630,10 @@ fn kubectl_get_events_lists_the_operators_events() {
     );
 }
 
-/// kube-apiserver prints events as `LAST SEEN TYPE REASON OBJECT MESSAGE`; the embedded
-/// server's table has Name and Age only (issue 23).
+/// kube-apiserver prints events as `LAST SEEN TYPE REASON OBJECT MESSAGE` (its `printEvent`),
+/// OBJECT as `kind/name` with the kind lower-cased, and `-o wide` adds SUBOBJECT, SOURCE,
+/// FIRST SEEN, COUNT and NAME.
 #[test]
-#[ignore = "the embedded server's Table for events has Name and Age only (issue 23)"]
 fn kubectl_get_events_prints_kube_apiservers_columns() {
     if skipped("kubectl get events columns") {
         return;
@@ -658,6 +658,26 @@ fn kubectl_get_events_prints_kube_apiservers_columns() {
         header,
         ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("SuccessfulCreate") && l.contains("gamedeployment/test-gamedeployment")),
+        "{out}"
+    );
+    let wide = kubectl(kc, &["get", "events", "-o", "wide"]);
+    let header: Vec<&str> = wide
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "LAST", "SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST",
+            "SEEN", "COUNT", "NAME"
+        ],
+        "{wide}"
     );
 }
 

@@ -351,8 +351,142 @@ fn builtin_columns(desc: &ResourceDesc) -> Vec<Value> {
                 "Kubelet Version reported by the node.",
             ),
         ],
+        ("" | "events.k8s.io", "Event") => event_columns(),
+        ("coordination.k8s.io", "Lease") => vec![
+            name,
+            col(
+                "Holder",
+                "string",
+                0,
+                "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name field.",
+            ),
+            col("Age", "string", 0, "CreationTimestamp"),
+        ],
         _ => vec![name, col("Age", "string", 0, "CreationTimestamp")],
     }
+}
+
+/// `eventColumnDefinitions` of kube-apiserver's printers (the same for core `v1` and
+/// `events.k8s.io/v1`, which share a registry): kubectl shows the priority-0 ones.
+fn event_columns() -> Vec<Value> {
+    vec![
+        col(
+            "Last Seen",
+            "string",
+            0,
+            "The time at which the most recent occurrence of this event was recorded.",
+        ),
+        col(
+            "Type",
+            "string",
+            0,
+            "Type of this event (Normal, Warning), new types could be added in the future",
+        ),
+        col(
+            "Reason",
+            "string",
+            0,
+            "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+        ),
+        col(
+            "Object",
+            "string",
+            0,
+            "The object that this event is about.",
+        ),
+        col(
+            "Subobject",
+            "string",
+            1,
+            "If referring to a piece of an object instead of an entire object, this string should contain a valid JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the object reference is to a container within a pod, this would take on a value like: \"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This syntax is chosen only to have some well-defined way of referencing a part of an object.",
+        ),
+        col(
+            "Source",
+            "string",
+            1,
+            "The component reporting this event. Should be a short machine understandable string.",
+        ),
+        col(
+            "Message",
+            "string",
+            0,
+            "A human-readable description of the status of this operation.",
+        ),
+        col(
+            "First Seen",
+            "string",
+            1,
+            "The time at which the event was first recorded. (Time of server receipt is in TypeMeta.)",
+        ),
+        col(
+            "Count",
+            "string",
+            1,
+            "The number of times this event has occurred.",
+        ),
+        col(
+            "Name",
+            "string",
+            1,
+            "Name must be unique within a namespace.",
+        ),
+    ]
+}
+
+/// kube-apiserver's `printEvent` (wide, as the server always prints), on the stored core form:
+/// LAST SEEN from the last timestamp, else the first, else `eventTime`, or the series' last
+/// observation; OBJECT as `kind/name` with the kind lower-cased; SOURCE the component (or
+/// reporting controller) and host (or reporting instance).
+fn event_cells(o: &Value, now: i64) -> Vec<Value> {
+    let since = |p: &str| match o.pointer(p) {
+        Some(Value::String(t)) if !t.is_empty() => age(&json!(t), now),
+        _ => json!("<unknown>"),
+    };
+    let set = |p: &str| !s(o, p).is_empty();
+    let first = if set("/firstTimestamp") {
+        since("/firstTimestamp")
+    } else {
+        since("/eventTime")
+    };
+    let mut last = if set("/lastTimestamp") {
+        since("/lastTimestamp")
+    } else {
+        first.clone()
+    };
+    let mut count = o.get("count").and_then(Value::as_i64).unwrap_or(0);
+    if let Some(series) = o.get("series").filter(|v| v.is_object()) {
+        last = since("/series/lastObservedTime");
+        count = series.get("count").and_then(Value::as_i64).unwrap_or(0);
+    } else if count == 0 {
+        count = 1;
+    }
+    let kind = s(o, "/involvedObject/kind").to_lowercase();
+    let target = match s(o, "/involvedObject/name") {
+        "" => kind,
+        name => format!("{kind}/{name}"),
+    };
+    let or = |a: &'static str, b: &'static str| {
+        if set(a) { s(o, a) } else { s(o, b) }
+    };
+    let component = or("/source/component", "/reportingComponent");
+    let instance = or("/source/host", "/reportingInstance");
+    let source = if instance.is_empty() {
+        component.to_string()
+    } else {
+        format!("{component}, {instance}")
+    };
+    vec![
+        last,
+        json!(s(o, "/type")),
+        json!(s(o, "/reason")),
+        json!(target),
+        json!(s(o, "/involvedObject/fieldPath")),
+        json!(source),
+        json!(s(o, "/message").trim()),
+        first,
+        json!(count),
+        json!(s(o, "/metadata/name")),
+    ]
 }
 
 fn s<'a>(v: &'a Value, p: &str) -> &'a str {
@@ -487,6 +621,12 @@ fn builtin_cells(desc: &ResourceDesc, o: &Value, now: i64) -> Vec<Value> {
     let name = json!(s(o, "/metadata/name"));
     match (desc.group.as_str(), desc.kind.as_str()) {
         ("", "Pod") => pod_cells(o, now),
+        ("", "Event") => event_cells(o, now),
+        // printLease
+        ("coordination.k8s.io", "Lease") => {
+            vec![name, json!(s(o, "/spec/holderIdentity")), created]
+        }
+        ("events.k8s.io", "Event") => event_cells(&super::convert::event_to_core(o.clone()), now),
         ("", "Namespace") => vec![name, json!(s(o, "/status/phase")), created],
         ("", "Node") => {
             let ready = o
@@ -616,19 +756,88 @@ fn age(ts: &Value, now: i64) -> Value {
     json!(human(now - t.as_second()))
 }
 
+/// `duration.HumanDuration` of `d` seconds: two significant units at most, `<invalid>` for a
+/// time more than a second in the future (clock skew of one second reads as `0s`).
 fn human(d: i64) -> String {
+    let with = |big: i64, big_unit: &str, small: i64, small_unit: &str| {
+        if small == 0 {
+            format!("{big}{big_unit}")
+        } else {
+            format!("{big}{big_unit}{small}{small_unit}")
+        }
+    };
+    if d < -1 {
+        return "<invalid>".into();
+    }
     let d = d.max(0);
+    let (minutes, hours, days) = (d / 60, d / 3600, d / 86400);
     if d < 120 {
         format!("{d}s")
-    } else if d < 600 {
-        format!("{}m{}s", d / 60, d % 60)
-    } else if d < 3 * 3600 {
-        format!("{}m", d / 60)
-    } else if d < 8 * 3600 {
-        format!("{}h{}m", d / 3600, (d % 3600) / 60)
-    } else if d < 48 * 3600 {
-        format!("{}h", d / 3600)
+    } else if minutes < 10 {
+        with(minutes, "m", d % 60, "s")
+    } else if minutes < 3 * 60 {
+        format!("{minutes}m")
+    } else if hours < 8 {
+        with(hours, "h", minutes % 60, "m")
+    } else if hours < 48 {
+        format!("{hours}h")
+    } else if hours < 24 * 8 {
+        with(days, "d", hours % 24, "h")
+    } else if hours < 24 * 365 * 2 {
+        format!("{days}d")
+    } else if hours < 24 * 365 * 8 {
+        with(days / 365, "y", days % 365, "d")
     } else {
-        format!("{}d", d / 86400)
+        format!("{}y", days / 365)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_durations_are_those_of_kubectl() {
+        for (secs, want) in [
+            (-5, "<invalid>"),
+            (-1, "0s"),
+            (0, "0s"),
+            (119, "119s"),
+            (120, "2m"),
+            (125, "2m5s"),
+            (600, "10m"),
+            (3 * 3600 - 1, "179m"),
+            (3 * 3600, "3h"),
+            (3 * 3600 + 60, "3h1m"),
+            (8 * 3600, "8h"),
+            (48 * 3600, "2d"),
+            (49 * 3600, "2d1h"),
+            (8 * 86400, "8d"),
+            (730 * 86400, "2y"),
+            (731 * 86400, "2y1d"),
+            (3000 * 86400, "8y"),
+        ] {
+            assert_eq!(human(secs), want, "{secs} s");
+        }
+    }
+
+    #[test]
+    fn an_event_row_is_that_of_print_event() {
+        let desc = crate::resources::Registry::with_builtins()
+            .get("", "v1", "events")
+            .unwrap();
+        let now = "2026-01-01T01:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second();
+        let e = json!({"metadata": {"name": "e"}, "type": "Normal", "reason": "R",
+            "message": "m\n", "eventTime": "2026-01-01T00:00:00.000000Z",
+            "series": {"count": 4, "lastObservedTime": "2026-01-01T00:59:30.000000Z"},
+            "reportingComponent": "ctl", "involvedObject": {"kind": "Pod"}});
+        let t = table(&desc, &[e], json!({}), now);
+        assert_eq!(
+            t["rows"][0]["cells"],
+            json!(["30s", "Normal", "R", "pod", "", "ctl", "m", "60m", 4, "e"])
+        );
     }
 }

@@ -585,13 +585,7 @@ async fn serve(
         return error_response(&e);
     }
     if verb == "watch" {
-        return start_watch(
-            &inner,
-            &r,
-            &q,
-            &client,
-            http::wants_partial_metadata(&accept),
-        );
+        return start_watch(&inner, &r, &q, &client, &accept);
     }
     if verb == "list"
         && r.sub.is_none()
@@ -760,8 +754,10 @@ fn start_watch(
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
     client: &str,
-    metadata_only: bool,
+    accept: &str,
 ) -> ::http::Response<Body> {
+    let metadata_only = http::wants_partial_metadata(accept);
+    let table = http::wants_table(accept).then(|| inner.clock.clone());
     let events_v1 = is_events_v1(&r.desc);
     let mut r = r.clone();
     let mut q = q.clone();
@@ -816,6 +812,7 @@ fn start_watch(
         client: client.to_string(),
         events_v1,
         metadata_only,
+        table,
         delay: lock(&inner.faults).watch_delay(client),
     };
     let rx = {

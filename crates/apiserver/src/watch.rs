@@ -42,6 +42,9 @@ pub struct WatchParams {
     pub events_v1: bool,
     /// Send `PartialObjectMetadata` objects (metadata watches).
     pub metadata_only: bool,
+    /// Send each object as a one-row `Table` (`as=Table`, as `kubectl get -w` asks), ages
+    /// computed on this clock when the line is made.
+    pub table: Option<gamedeploy_clock::SharedClock>,
     /// Hold each change this long before sending it (fault injection).
     pub delay: Duration,
 }
@@ -50,6 +53,7 @@ struct Filter {
     desc: Arc<ResourceDesc>,
     events_v1: bool,
     metadata_only: bool,
+    table: Option<TableLines>,
     ns: Option<String>,
     labels: LabelSelector,
     fields: FieldSelector,
@@ -118,14 +122,47 @@ impl Filter {
     }
 }
 
+/// A Table watch: its clock, and whether the column definitions went out already (the first
+/// event's Table has them; later ones are printed with `NoHeaders`, as the watch encoder does).
+struct TableLines {
+    clock: gamedeploy_clock::SharedClock,
+    headers_sent: std::sync::atomic::AtomicBool,
+}
+
+impl TableLines {
+    fn table(&self, desc: &ResourceDesc, obj: &Value) -> Value {
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let now = self.clock.now().as_second();
+        let mut t = super::http::table(
+            desc,
+            std::slice::from_ref(obj),
+            json!({"resourceVersion": rv}),
+            now,
+        );
+        if self
+            .headers_sent
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            t["columnDefinitions"] = Value::Null;
+        }
+        t
+    }
+}
+
 impl Filter {
-    /// Objects are sent as stored (not as metadata only or converted to events.k8s.io).
+    /// Objects are sent as stored (not as metadata only, a Table or converted to
+    /// events.k8s.io).
     fn whole(&self) -> bool {
-        !self.metadata_only && !self.events_v1
+        !self.metadata_only && !self.events_v1 && self.table.is_none()
     }
 
     fn line(&self, kind: EventType, obj: &Value) -> Bytes {
-        if self.metadata_only {
+        if let Some(t) = &self.table {
+            line(kind.as_str(), &t.table(&self.desc, obj))
+        } else if self.metadata_only {
             line(kind.as_str(), &super::http::partial_metadata(obj))
         } else if self.events_v1 {
             line(kind.as_str(), &super::convert::event_from_core(obj.clone()))
@@ -222,6 +259,10 @@ pub fn start(
         desc: desc.clone(),
         events_v1: p.events_v1,
         metadata_only: p.metadata_only,
+        table: p.table.map(|clock| TableLines {
+            clock,
+            headers_sent: std::sync::atomic::AtomicBool::new(false),
+        }),
         ns: p.ns.clone(),
         labels: p.labels,
         fields: p.fields,
@@ -449,6 +490,7 @@ mod tests {
             client: "test".into(),
             events_v1: false,
             metadata_only: false,
+            table: None,
             delay: Duration::ZERO,
         };
         let mut rx = start(&mut st, desc.clone(), params("1"), 10).unwrap();
