@@ -214,6 +214,21 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     let av = desc.api_version();
     let given_av = str_at(obj, "/apiVersion").to_string();
     let given_kind = str_at(obj, "/kind").to_string();
+    // A built-in kind's decoder defaults apiVersion and kind from the URL; a custom resource
+    // is decoded as unstructured, which needs its own kind (`runtime.NewMissingKindErr`) and
+    // whose version must then match (`create.go`: "the API version in the data").
+    if !desc.is_builtin() {
+        if given_kind.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "Object 'Kind' is missing in '{obj}'"
+            )));
+        }
+        if given_av.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data () does not match the expected API version ({av})"
+            )));
+        }
+    }
     if !given_av.is_empty() && given_av != av {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({given_av}) does not match the expected API version ({av})"

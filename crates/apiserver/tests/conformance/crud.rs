@@ -279,7 +279,10 @@ async fn long_names_and_long_generate_names() {
     let long = "p".repeat(100);
     let created = create(&pods, &pod(&long, "nginx")).await;
     assert_eq!(created.metadata.name.as_deref(), Some(long.as_str()));
-    let e = api_err(pods.create(&PostParams::default(), &pod(&"p".repeat(254), "nginx")).await);
+    let e = api_err(
+        pods.create(&PostParams::default(), &pod(&"p".repeat(254), "nginx"))
+            .await,
+    );
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
     let mut generated = pod("", "nginx");
     generated.metadata.name = None;
@@ -288,5 +291,52 @@ async fn long_names_and_long_generate_names() {
     let name = created.metadata.name.unwrap();
     assert_eq!(name.len(), 63, "{name}");
     assert!(name.starts_with(&"g".repeat(58)), "{name}");
+    env.cleanup().await;
+}
+
+/// A body without apiVersion and kind: a built-in kind's decoder takes them from the URL, a
+/// custom resource (decoded as unstructured) is refused with kube's messages.
+#[tokio::test]
+async fn a_body_without_its_type_is_defaulted_for_built_ins_and_refused_for_custom_resources() {
+    let (env, _widgets) = widget_env("typeless").await;
+    let cms = format!("/api/v1/namespaces/{}/configmaps", env.ns);
+    let (code, v) = post_json(&env.client, &cms, br#"{"metadata":{"name":"c"}}"#).await;
+    assert_eq!(code, 201, "{v}");
+    assert_eq!(
+        (v["apiVersion"].as_str(), v["kind"].as_str()),
+        (Some("v1"), Some("ConfigMap"))
+    );
+    let widgets = format!("/apis/{GROUP}/v1/namespaces/{}/widgets", env.ns);
+    let (code, v) = post_json(
+        &env.client,
+        &widgets,
+        br#"{"metadata":{"name":"w"},"spec":{"image":"x"}}"#,
+    )
+    .await;
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("Object 'Kind' is missing in '"),
+        "{v}"
+    );
+    let (code, v) = post_json(
+        &env.client,
+        &widgets,
+        br#"{"kind":"Widget","metadata":{"name":"w"},"spec":{"image":"x"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{v}");
+    assert_eq!(
+        v["message"],
+        format!(
+            "the API version in the data () does not match the expected API version ({GROUP}/v1)"
+        )
+    );
     env.cleanup().await;
 }

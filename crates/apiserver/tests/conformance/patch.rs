@@ -47,6 +47,18 @@ async fn patch_types() {
     .unwrap();
     let e = api_err(send_patch(&pods, "p", Patch::Json::<()>(jp)).await);
     assert_eq!((e.code, e.reason.as_str()), (422, "Invalid"));
+    // kube-apiserver's patch handler answers a failed JSON patch with
+    // `NewGenericServerResponse(422, ..., isUnexpectedResponse=false)`: its generic message and
+    // no causes; the patch library's own error text is not sent.
+    assert_eq!(
+        e.message,
+        "the server rejected our request due to an error in our request"
+    );
+    assert!(
+        e.details.as_ref().is_none_or(|d| d.causes.is_empty()),
+        "{:?}",
+        e.details
+    );
     let jp: json_patch::Patch = serde_json::from_value(json!([
         {"op": "test", "path": "/spec/containers/0/image", "value": "nginx:1"},
         {"op": "replace", "path": "/spec/containers/0/image", "value": "nginx:9"}]))
