@@ -572,6 +572,16 @@ async fn serve(
     if let Err(e) = options::check(verb, parts.uri.query(), &ctype) {
         return error_response(&e);
     }
+    if verb == "list"
+        && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
+        && let Err(e) = ops::check_exact_snapshot(
+            &lock(&inner.store),
+            &r.desc,
+            q.get("resourceVersion").map_or("", String::as_str),
+        )
+    {
+        return error_response(&e);
+    }
     let dry_run = q.get("dryRun").is_some_and(|v| v == "All");
     let strict = q.get("fieldValidation").is_some_and(|v| v == "Strict");
     let ctx = RequestContext {

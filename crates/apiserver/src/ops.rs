@@ -247,6 +247,35 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A list with `resourceVersionMatch=Exact`: served from the current objects when nothing of
+/// this resource changed after that version (they are then that snapshot), else `410 Expired`
+/// as kube-apiserver answers a version it no longer has; a version from the future is
+/// kube's `504 Too large resource version`.
+pub fn check_exact_snapshot(store: &Store, desc: &ResourceDesc, rv: &str) -> Result<(), ApiError> {
+    let want = parse_resource_version(rv)?;
+    if want > store.rv {
+        return Err(ApiError {
+            code: 504,
+            reason: "Timeout",
+            message: format!("Too large resource version: {want}, current: {}", store.rv),
+            details: Some(json!({
+                "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                "retryAfterSeconds": 1
+            })),
+        });
+    }
+    let newest = store
+        .tables
+        .get(&desc.gr())
+        .map_or(0, |t| t.log.back().map_or(t.compacted_rv, |e| e.rv()));
+    if newest > want {
+        return Err(ApiError::gone(
+            "The resourceVersion for the provided list is too old.",
+        ));
+    }
+    Ok(())
+}
+
 /// apiserver's `maxGeneratedNameLength`: 63 less the five random characters.
 const MAX_GENERATED_NAME_PREFIX: usize = 58;
 

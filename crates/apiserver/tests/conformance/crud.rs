@@ -340,3 +340,69 @@ async fn a_body_without_its_type_is_defaulted_for_built_ins_and_refused_for_cust
     );
     env.cleanup().await;
 }
+
+/// `resourceVersionMatch=Exact`: the list as of that version, or `410 Expired` when the server
+/// no longer has it (kube-apiserver serves snapshots it still holds), never the current list
+/// in its place; a version from the future is `504`.
+#[tokio::test]
+async fn an_exact_list_is_that_snapshot_or_expired() {
+    let env = env("exact-list").await;
+    let base = format!("/api/v1/namespaces/{}/configmaps", env.ns);
+    let (code, first) = post_json(&env.client, &base, br#"{"metadata":{"name":"a"}}"#).await;
+    assert_eq!(code, 201);
+    let rv = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let exact = |rv: String| {
+        let (client, base) = (env.client.clone(), base.clone());
+        async move {
+            raw(
+                &client,
+                "GET",
+                &format!("{base}?resourceVersion={rv}&resourceVersionMatch=Exact"),
+                "",
+                b"",
+            )
+            .await
+        }
+    };
+    let (code, list) = exact(rv.clone()).await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(names_in_items(&list), ["a"]);
+    let (code, _) = post_json(&env.client, &base, br#"{"metadata":{"name":"b"}}"#).await;
+    assert_eq!(code, 201);
+    let (code, answer) = exact(rv).await;
+    if real_cluster().is_none() {
+        // The embedded server keeps no snapshots: a version older than the last change is gone.
+        assert_eq!(
+            (code, answer["reason"].as_str()),
+            (410, Some("Expired")),
+            "{answer}"
+        );
+        assert_eq!(
+            answer["message"],
+            "The resourceVersion for the provided list is too old."
+        );
+    } else {
+        assert!(code == 410 || names_in_items(&answer) == ["a"], "{answer}");
+    }
+    let (code, answer) = exact("999999999999".into()).await;
+    assert_eq!(
+        (code, answer["reason"].as_str()),
+        (504, Some("Timeout")),
+        "{answer}"
+    );
+    env.cleanup().await;
+}
+
+fn names_in_items(list: &serde_json::Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["metadata"]["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
