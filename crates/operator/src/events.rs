@@ -168,7 +168,7 @@ impl Events {
                     event_time: Some(MicroTime(now)),
                     action: Some(reason.to_string()),
                     reason: Some(reason.to_string()),
-                    note: Some(note.chars().take(1024).collect()),
+                    note: Some(note_within_limit(note).to_string()),
                     regarding: Some(regarding.clone()),
                     reporting_controller: Some(REPORTER.to_string()),
                     reporting_instance: Some(self.instance.clone()),
@@ -228,9 +228,31 @@ impl Events {
     }
 }
 
+/// kube-apiserver refuses an `events.k8s.io/v1` note over 1 KiB, counted in bytes: the note is
+/// cut there, on a character boundary (cutting 1,024 characters let a non-ASCII note through
+/// at up to 4 KiB, and the event was refused).
+fn note_within_limit(note: &str) -> &str {
+    const NOTE_MAX_BYTES: usize = 1024;
+    let mut end = note.len().min(NOTE_MAX_BYTES);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    &note[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_note_is_cut_to_1_kib_on_a_character_boundary() {
+        let note = "é".repeat(600);
+        let cut = note_within_limit(&note);
+        assert_eq!(cut.len(), 1024);
+        assert_eq!(note_within_limit("short"), "short");
+        let odd = format!("a{}", "é".repeat(600));
+        assert_eq!(note_within_limit(&odd).len(), 1023);
+    }
     use embedded_apiserver::ApiServer;
     use gamedeploy_clock::TokioClock;
     use kube::api::ListParams;
