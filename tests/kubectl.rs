@@ -661,7 +661,8 @@ fn kubectl_get_events_prints_kube_apiservers_columns() {
     );
     assert!(
         out.lines()
-            .any(|l| l.contains("SuccessfulCreate") && l.contains("gamedeployment/test-gamedeployment")),
+            .any(|l| l.contains("SuccessfulCreate")
+                && l.contains("gamedeployment/test-gamedeployment")),
         "{out}"
     );
     let wide = kubectl(kc, &["get", "events", "-o", "wide"]);
@@ -674,8 +675,18 @@ fn kubectl_get_events_prints_kube_apiservers_columns() {
     assert_eq!(
         header,
         [
-            "LAST", "SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST",
-            "SEEN", "COUNT", "NAME"
+            "LAST",
+            "SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SUBOBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST",
+            "SEEN",
+            "COUNT",
+            "NAME"
         ],
         "{wide}"
     );

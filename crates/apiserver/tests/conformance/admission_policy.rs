@@ -287,7 +287,10 @@ async fn an_expression_over_the_cost_limit_fails_at_run_time() {
     let (env, api) = widget_env("vap-cost").await;
     let list = format!(
         "[{}]",
-        (0..400).map(|i| i.to_string()).collect::<Vec<_>>().join(",")
+        (0..400)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     );
     let cubed = format!("{list}.all(x, {list}.all(y, {list}.all(z, x + y + z >= 0)))");
     let names = bind_policy(

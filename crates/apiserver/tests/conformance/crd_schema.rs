@@ -132,17 +132,26 @@ async fn crd_rules_over_the_cel_limits_are_refused() {
     let huge = format!("self.a == 0{}", " || self.a == 1".repeat(7000));
     let chain = format!("self{} == 1", ".a".repeat(30_000));
     for rule in [huge, chain] {
-        let (code, v) = post_json(&env.client, uri, &crd_with_rules("gadget", with_rule(rule))).await;
+        let (code, v) =
+            post_json(&env.client, uri, &crd_with_rules("gadget", with_rule(rule))).await;
         assert_eq!((code, v["reason"].as_str()), (422, Some("Invalid")), "{v}");
         let cause = &v["details"]["causes"][0];
         assert_eq!(cause["field"], field, "{v}");
         assert!(
-            cause["message"].as_str().unwrap_or("").contains("compilation failed"),
+            cause["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("compilation failed"),
             "{v}"
         );
     }
     let quadratic = "self.names.all(x, self.names.all(y, x == y))".to_string();
-    let (code, v) = post_json(&env.client, uri, &crd_with_rules("gadget", with_rule(quadratic))).await;
+    let (code, v) = post_json(
+        &env.client,
+        uri,
+        &crd_with_rules("gadget", with_rule(quadratic)),
+    )
+    .await;
     assert_eq!((code, v["reason"].as_str()), (422, Some("Invalid")), "{v}");
     let cause = &v["details"]["causes"][0];
     assert_eq!(
@@ -151,17 +160,13 @@ async fn crd_rules_over_the_cel_limits_are_refused() {
         "{v}"
     );
     assert!(
-        cause["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("Forbidden: estimated rule cost exceeds budget by factor of more than 100x"),
+        cause["message"].as_str().unwrap_or("").starts_with(
+            "Forbidden: estimated rule cost exceeds budget by factor of more than 100x"
+        ),
         "{v}"
     );
     // The same rule over a bounded list, and a plain rule, are fine.
-    for rule in [
-        "self.few.all(x, self.few.all(y, x == y))",
-        "self.a <= 10",
-    ] {
+    for rule in ["self.few.all(x, self.few.all(y, x == y))", "self.a <= 10"] {
         let (code, v) = post_json(
             &env.client,
             uri,
