@@ -329,12 +329,43 @@ fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
         .pointer("/metadata/annotations")
         .and_then(Value::as_object)
     {
+        // `ValidateAnnotations`: each key a qualified name, checked lower-cased.
+        for k in m.keys() {
+            for msg in super::kinds::qualified_name_errors(&k.to_lowercase()) {
+                causes.push(invalid_value("metadata.annotations", &json!(k), &msg));
+            }
+        }
         let total: usize = m
             .iter()
             .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
             .sum();
         if total > TOTAL_ANNOTATION_BYTES {
             causes.push(too_long("metadata.annotations", TOTAL_ANNOTATION_BYTES));
+        }
+    }
+    validate_finalizers(desc, obj, causes);
+}
+
+/// `ValidateFinalizers`: each finalizer a qualified name; for built-in kinds (the core
+/// validation) one without a `/` must also be a standard one.
+fn validate_finalizers(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
+    const STANDARD: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
+    for (i, f) in finalizers(obj).iter().enumerate() {
+        let field = format!("metadata.finalizers[{i}]");
+        let errors = super::kinds::qualified_name_errors(f);
+        let unqualified = errors.is_empty()
+            && desc.is_builtin()
+            && !f.contains('/')
+            && !STANDARD.contains(&f.as_str());
+        for msg in errors {
+            causes.push(invalid_value(&field, &json!(f), &msg));
+        }
+        if unqualified {
+            causes.push(invalid_value(
+                &field,
+                &json!(f),
+                "name is neither a standard finalizer name nor is it fully qualified",
+            ));
         }
     }
 }

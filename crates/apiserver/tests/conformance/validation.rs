@@ -366,3 +366,55 @@ async fn invalid_resource_version_and_patch_directive() {
     );
     env.cleanup().await;
 }
+
+/// Annotation keys are qualified names (checked lower-cased) and finalizers too; on built-in
+/// kinds a finalizer without a `/` must be one of the standard ones.
+#[tokio::test]
+async fn annotation_keys_and_finalizer_names_are_validated() {
+    let env = env("meta-names").await;
+    let base = format!("/api/v1/namespaces/{}/configmaps", env.ns);
+    let cases: [(&str, &str); 4] = [
+        (
+            r#"{"metadata":{"name":"a","annotations":{"bad key!":"v"}}}"#,
+            "metadata.annotations",
+        ),
+        (
+            r#"{"metadata":{"name":"b","annotations":{"-x/y":"v"}}}"#,
+            "metadata.annotations",
+        ),
+        (
+            r#"{"metadata":{"name":"c","finalizers":["bad finalizer"]}}"#,
+            "metadata.finalizers[0]",
+        ),
+        (
+            r#"{"metadata":{"name":"d","finalizers":["mine"]}}"#,
+            "metadata.finalizers[0]",
+        ),
+    ];
+    for (body, field) in cases {
+        let (code, v) = post_json(&env.client, &base, body.as_bytes()).await;
+        assert_eq!(
+            (code, v["reason"].as_str()),
+            (422, Some("Invalid")),
+            "{body}: {v}"
+        );
+        assert_eq!(v["details"]["causes"][0]["field"], field, "{body}: {v}");
+    }
+    let (code, v) = post_json(
+        &env.client,
+        &base,
+        br#"{"metadata":{"name":"ok","annotations":{"Example.com/Mixed-Case":"v"},"finalizers":["example.com/mine","kubernetes"]}}"#,
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = raw(
+        &env.client,
+        "PATCH",
+        &format!("{base}/ok"),
+        "application/merge-patch+json",
+        br#"{"metadata":{"finalizers":null}}"#,
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    env.cleanup().await;
+}
