@@ -1093,17 +1093,22 @@ pub fn update(
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
     let mut new = decode(ctx, desc, new)?;
+    // The update and patch handlers' `checkName`: the body's name must be the URL's, exactly
+    // (a JSON patch that removes `/metadata` leaves none, and is refused).
     let body_name = str_at(&new, "/metadata/name").to_string();
-    if !body_name.is_empty() && body_name != name {
+    if body_name != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
         )));
     }
     let body_ns = str_at(&new, "/metadata/namespace").to_string();
-    if desc.namespaced && !body_ns.is_empty() && Some(body_ns.as_str()) != ns {
-        return Err(ApiError::bad_request(
-            "the namespace of the provided object does not match the namespace sent on the request",
-        ));
+    if let Some(ns) = ns.filter(|_| desc.namespaced)
+        && !body_ns.is_empty()
+        && body_ns != ns
+    {
+        return Err(ApiError::bad_request(format!(
+            "the namespace of the object ({body_ns}) does not match the namespace on the request ({ns})"
+        )));
     }
     // Optimistic concurrency.
     let old_rv = str_at(&old, "/metadata/resourceVersion").to_string();

@@ -254,3 +254,50 @@ async fn adoption_and_release_patches_carry_the_pod_uid() {
     );
     env.cleanup().await;
 }
+
+/// The patch and update handlers check the result's name against the URL (`checkName`): a JSON
+/// patch that removes `/metadata` leaves no name and is refused, so it cannot drop every label;
+/// a PUT without a name is refused the same way.
+#[tokio::test]
+async fn a_patch_or_update_that_loses_the_name_is_refused() {
+    let env = env("lose-name").await;
+    let base = format!("/api/v1/namespaces/{}/configmaps", env.ns);
+    let (code, _) = post_json(
+        &env.client,
+        &base,
+        br#"{"metadata":{"name":"c","labels":{"keep":"me"}},"data":{"a":"b"}}"#,
+    )
+    .await;
+    assert_eq!(code, 201);
+    let (code, v) = raw(
+        &env.client,
+        "PATCH",
+        &format!("{base}/c"),
+        "application/json-patch+json",
+        br#"[{"op":"remove","path":"/metadata"}]"#,
+    )
+    .await;
+    assert_eq!(
+        (code, v["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{v}"
+    );
+    assert_eq!(
+        v["message"],
+        "the name of the object () does not match the name on the URL (c)"
+    );
+    let (code, v) = raw(
+        &env.client,
+        "PUT",
+        &format!("{base}/c"),
+        "application/json",
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{},"data":{"a":"x"}}"#,
+    )
+    .await;
+    assert_eq!(code, 400, "{v}");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = env.api();
+    let kept = cms.get("c").await.unwrap();
+    assert_eq!(kept.metadata.labels.unwrap()["keep"], "me");
+    assert_eq!(kept.data.unwrap()["a"], "b");
+    env.cleanup().await;
+}
