@@ -76,27 +76,14 @@ pub fn valid_label_value(v: &str) -> bool {
 }
 
 pub fn valid_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !s.is_empty()
-        && s.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    s.len() <= 63 && label_pattern(s)
 }
 
 /// `IsDNS1123Label`'s messages for an invalid label (none when valid).
 pub fn dns_label_errors(s: &str) -> Vec<&'static str> {
     const REGEX: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
     // The pattern alone; the length limit is its own message.
-    let pattern_ok = |p: &str| {
-        let b = p.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    };
+    let pattern_ok = label_pattern;
     let mut errs = Vec::new();
     if s.len() > 63 {
         errs.push("must be no more than 63 characters");
@@ -115,15 +102,18 @@ pub fn dns_label_errors(s: &str) -> Vec<&'static str> {
 /// alphanumerics and '-' starting and ending with an alphanumeric. The parts have no length
 /// limit of their own (a 100-character pod name without dots is valid).
 pub fn valid_dns_subdomain(s: &str) -> bool {
-    let part = |p: &str| {
-        let b = p.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    };
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(label_pattern)
+}
+
+/// The RFC 1123 label pattern without its length limit: lower case alphanumerics and '-',
+/// starting and ending with an alphanumeric.
+fn label_pattern(p: &str) -> bool {
+    let b = p.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 impl LabelSelector {

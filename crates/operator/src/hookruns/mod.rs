@@ -339,6 +339,28 @@ fn completed(status: Option<&HookRunStatus>) -> bool {
         .is_some_and(|p| p.is_completed())
 }
 
+/// Writes the status of a run that cannot start (its spec, or what it would touch), sends the
+/// `InvalidHookRun` event once, and forgets the run: nothing will be measured.
+async fn end_invalid(
+    ctx: &HookRunContext,
+    run: &HookRun,
+    status: &HookRunStatus,
+    was_completed: bool,
+) -> Result<Action, Error> {
+    if ctx.write(run, status).await? && !was_completed {
+        ctx.events
+            .emit(
+                &object_ref(run),
+                true,
+                names::EVENT_HOOKRUN_INVALID,
+                &status.message,
+            )
+            .await;
+    }
+    ctx.forget(&run.uid().unwrap_or_default());
+    Ok(Action::await_change())
+}
+
 /// One HookRun reconcile.
 pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Action, Error> {
     let uid = run.uid().unwrap_or_default();
@@ -361,34 +383,12 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         Ok(c) => c,
         Err(errors) => {
             let status = rejected(&run, errors, now);
-            if ctx.write(&run, &status).await? && !was_completed {
-                ctx.events
-                    .emit(
-                        &object_ref(&run),
-                        true,
-                        names::EVENT_HOOKRUN_INVALID,
-                        &status.message,
-                    )
-                    .await;
-            }
-            ctx.forget(&uid);
-            return Ok(Action::await_change());
+            return end_invalid(&ctx, &run, &status, was_completed).await;
         }
     };
     let namespace = run.namespace().unwrap_or_default();
     if let Some(status) = refused(&run, compiled, &namespace, now) {
-        if ctx.write(&run, &status).await? && !was_completed {
-            ctx.events
-                .emit(
-                    &object_ref(&run),
-                    true,
-                    names::EVENT_HOOKRUN_INVALID,
-                    &status.message,
-                )
-                .await;
-        }
-        ctx.forget(&uid);
-        return Ok(Action::await_change());
+        return end_invalid(&ctx, &run, &status, was_completed).await;
     }
     let timeout = RunTimeout::of(&run.spec);
     let mut decision = decide(&run, compiled, timeout.as_ref(), now);
