@@ -353,14 +353,16 @@ async fn managed(client: &Client, ns: &str, pod: &Pod) -> Result<(), InspectErro
         )));
     }
     let gds: Api<StoredGameDeployment> = Api::namespaced(client.clone(), ns);
-    let gd = gds.get_metadata_opt(&owner.name).await.map_err(|e| {
+    // A whole, lenient read: a metadata-only read decodes `managedFields`, which can nest past
+    // what a typed read follows (see `Lenient`).
+    let gd = gds.get_opt(&owner.name).await.map_err(|e| {
         InspectError::api(
             format!("cannot read GameDeployment {ns}/{}", owner.name),
             &e,
         )
     })?;
     match gd {
-        Some(gd) if gd.metadata.uid.as_deref() == Some(owner.uid.as_str()) => Ok(()),
+        Some(gd) if kube::Resource::meta(&gd).uid.as_deref() == Some(owner.uid.as_str()) => Ok(()),
         Some(_) => Err(not_managed(format!(
             "its GameDeployment {} was deleted (one of that name exists again, with another uid)",
             owner.name

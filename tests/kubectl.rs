@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 mod cluster;
 use cluster::{kubectl, kubectl_result, skipped, start};
 
+/// The seed's GameDeployment, as its session applies it.
+const SEED_EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/deploy/examples/inplace-update.yaml"
+);
+
 /// A child process killed when the test ends, even when it fails half-way.
 struct Killed(Child);
 
@@ -52,16 +58,12 @@ fn the_seed_commands_work_with_a_real_kubectl() {
     }
     let cluster = start("seed", &["--operator"]);
     let kc = cluster.kubeconfig.as_path();
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    let applied = kubectl(kc, &["apply", "-f", example]);
+    let applied = kubectl(kc, &["apply", "-f", SEED_EXAMPLE]);
     assert!(
         applied.contains("gamedeployment.tkex.tencent.com/test-gamedeployment created"),
         "{applied}"
     );
-    let manifest = std::fs::read_to_string(example).unwrap();
+    let manifest = std::fs::read_to_string(SEED_EXAMPLE).unwrap();
     let dir = cluster.kubeconfig.parent().unwrap();
     // An unknown field: kubectl finds `fieldValidation` in the OpenAPI v3 document, skips
     // client-side validation and the server rejects the object as a real cluster does.
@@ -141,11 +143,7 @@ fn the_seed_commands_work_with_a_real_kubectl() {
 
 /// `kubectl apply` of the seed example, then `kubectl get pods` once all eight run and serve.
 fn apply_seed_until_running(kc: &Path) -> String {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
+    kubectl(kc, &["apply", "-f", SEED_EXAMPLE]);
     let running = |o: &str| o.matches("1/1     Running   0").count() == 8;
     let pods = eventually(kc, &["get", "pods"], running);
     assert!(running(&pods), "{pods}");
@@ -258,11 +256,7 @@ fn kubectl_delete_removes_objects_and_their_dependents() {
     let kc = cluster.kubeconfig.as_path();
     // The simulated kubelet's containers ignore SIGTERM and use the whole grace period, so
     // the pods get a short one: deletion stays graceful without a 30 s wait.
-    let manifest = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    ))
-    .unwrap();
+    let manifest = std::fs::read_to_string(SEED_EXAMPLE).unwrap();
     let indent = manifest
         .lines()
         .find_map(|l| l.strip_suffix("containers:"))
@@ -432,11 +426,7 @@ fn kubectl_apply_k_installs_everything_and_deletion_protection_holds() {
     // Applying again changes nothing and fails nothing.
     kubectl(kc, &["apply", "-k", deploy]);
 
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
+    kubectl(kc, &["apply", "-f", SEED_EXAMPLE]);
     let gd = "gamedeployment/test-gamedeployment";
     let refused = |what: &str| {
         let (ok, out) = kubectl_result(kc, &["delete", gd, "--wait=false"]);
@@ -532,11 +522,7 @@ fn kubectl_wait_for_condition_jsonpath_and_delete() {
     }
     let cluster = start("wait", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
+    kubectl(kc, &["apply", "-f", SEED_EXAMPLE]);
     let gd = "gamedeployment/test-gamedeployment";
     let out = kubectl(
         kc,
@@ -582,11 +568,7 @@ fn kubectl_get_events_lists_the_operators_events() {
     }
     let cluster = start("events", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
+    kubectl(kc, &["apply", "-f", SEED_EXAMPLE]);
     let names = eventually(
         kc,
         &[
@@ -640,11 +622,7 @@ fn kubectl_get_events_prints_kube_apiservers_columns() {
     }
     let cluster = start("event-columns", &["--operator", "--kubelet"]);
     let kc = cluster.kubeconfig.as_path();
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/examples/inplace-update.yaml"
-    );
-    kubectl(kc, &["apply", "-f", example]);
+    kubectl(kc, &["apply", "-f", SEED_EXAMPLE]);
     let out = eventually(kc, &["get", "events"], |out| {
         out.contains("SuccessfulCreate")
     });

@@ -26,18 +26,18 @@ use kube_cel::cel::{IdedExpr, Program};
 use serde_json::Value;
 
 /// cel-go's default `ExpressionSizeCodePointLimit`, which kube-apiserver keeps.
-pub const MAX_EXPRESSION_CODE_POINTS: usize = 100_000;
+const MAX_EXPRESSION_CODE_POINTS: usize = 100_000;
 /// The deepest an expression may nest, in the units of [`nesting`] (1 per operator or field
 /// selection, [`BRACKET_UNITS`] per bracket, [`TERNARY_UNITS`] per `? :`): cel-go's parser
 /// refuses more than 250 levels of recursion. The `cel` crate's parser needs about 10 KiB of
 /// stack per bracket level in a debug build (`hookrun/limits.rs` measured 25 brackets
 /// overflowing 256 KiB), so 25 brackets need about 250 KiB of the 2 MiB a tokio worker or a
 /// test thread has.
-pub const MAX_NESTING: u32 = 250;
+const MAX_NESTING: u32 = 250;
 /// Units of one bracket level.
-pub const BRACKET_UNITS: u32 = 10;
+const BRACKET_UNITS: u32 = 10;
 /// Units of one `? :`.
-pub const TERNARY_UNITS: u32 = 4;
+const TERNARY_UNITS: u32 = 4;
 
 /// `celconfig.PerCallLimit`: the most one evaluation may cost.
 pub const PER_CALL_LIMIT: u64 = 1_000_000;
@@ -57,7 +57,7 @@ pub const STATIC_ESTIMATED_CRD_COST_LIMIT: u64 = 100_000_000;
 /// past it; the run-time limits bound everything else.
 pub const STATIC_REFUSAL_MARGIN: u64 = 100;
 /// `celconfig.MaxRequestSizeBytes`: what bounds a list, map or string without a declared bound.
-pub const MAX_REQUEST_SIZE_BYTES: u64 = 3 * 1024 * 1024;
+const MAX_REQUEST_SIZE_BYTES: u64 = 3 * 1024 * 1024;
 
 /// cel-go's runtime error when an evaluation passes [`PER_CALL_LIMIT`].
 pub const COST_LIMIT_EXCEEDED: &str = "operation cancelled: actual cost limit exceeded";
@@ -80,8 +80,10 @@ pub fn check_source(text: &str) -> Result<(), String> {
     }
     match nesting(text) {
         Ok(depth) if depth > MAX_NESTING => Err(issue("max recursion depth exceeded")),
-        // A malformed string literal: the parser refuses it, without recursing.
-        _ => Ok(()),
+        Ok(_) => Ok(()),
+        // A malformed string literal is refused here, not left to the parser: its lexer would
+        // go on to read the literal's contents as code, whose depth this scan never counted.
+        Err(why) => Err(issue(&format!("Syntax error: {why}"))),
     }
 }
 
@@ -259,8 +261,31 @@ fn skip_string(bytes: &[u8], start: usize, raw: bool) -> Result<usize, String> {
         if !triple && (c == b'\n' || c == b'\r') {
             return Err("a string literal is not closed".into());
         }
-        // An escape is skipped whole; a malformed one is refused by the parser anyway.
-        i += if c == b'\\' && !raw { 2 } else { 1 };
+        if c == b'\\' && !raw {
+            i += escape_len(&bytes[i..])
+                .ok_or_else(|| "a string literal has an invalid escape".to_string())?;
+            continue;
+        }
+        i += 1;
+    }
+}
+
+/// The length of the escape sequence at the start of `s` (which starts with a backslash), as
+/// CEL's lexer accepts it; `None` for one it refuses.
+fn escape_len(s: &[u8]) -> Option<usize> {
+    let hex =
+        |n: usize| (s.len() > n && s[2..=n].iter().all(u8::is_ascii_hexdigit)).then_some(n + 1);
+    match s.get(1)? {
+        b'a' | b'b' | b'f' | b'n' | b'r' | b't' | b'v' | b'"' | b'\'' | b'\\' | b'?' | b'`' => {
+            Some(2)
+        }
+        b'0'..=b'3' => {
+            (s.len() > 3 && s[2..4].iter().all(|d| (b'0'..=b'7').contains(d))).then_some(4)
+        }
+        b'x' | b'X' => hex(3),
+        b'u' => hex(5),
+        b'U' => hex(9),
+        _ => None,
     }
 }
 
@@ -777,6 +802,16 @@ mod tests {
         let nested = format!("{}1{}", "(".repeat(20), ")".repeat(20));
         assert!(compile(&nested).is_ok());
         assert!(compile(&format!("self{}", ".a".repeat(200))).is_ok());
+        // A malformed string literal is refused before parsing: the lexer would read what
+        // follows its bad escape or missing quote as code, a chain the scan never counted.
+        for text in [
+            format!("self.a == \"\\q{}\"", ".a".repeat(40_000)),
+            format!("self.a == \"{}", ".a".repeat(40_000)),
+        ] {
+            let e = check_source(&text).unwrap_err();
+            assert!(e.contains("Syntax error"), "{e}");
+        }
+        assert!(compile(r#"self.a == "tab\there \u00e9 \x41 \101""#).is_ok());
     }
 
     #[test]

@@ -569,7 +569,7 @@ async fn serve(
                 m.to_string()
             }
         });
-    if let Err(e) = options::check(verb, parts.uri.query(), &ctype) {
+    if let Err(e) = options::check(verb, parts.uri.query(), &ctype, !body.is_empty()) {
         return error_response(&e);
     }
     if verb == "list"

@@ -219,9 +219,11 @@ fn check_type(desc: &ResourceDesc, obj: &mut Value) -> Result<(), ApiError> {
     // whose version must then match (`create.go`: "the API version in the data").
     if !desc.is_builtin() {
         if given_kind.is_empty() {
-            return Err(ApiError::bad_request(format!(
-                "Object 'Kind' is missing in '{obj}'"
-            )));
+            // `transformDecodeError` asks the kind-less object for its kind, and quotes that
+            // error, not the body.
+            return Err(ApiError::bad_request(
+                "Object 'Kind' is missing in 'object has no kind field '",
+            ));
         }
         if given_av.is_empty() {
             return Err(ApiError::bad_request(format!(
@@ -331,7 +333,13 @@ fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
     {
         // `ValidateAnnotations`: each key a qualified name, checked lower-cased.
         for k in m.keys() {
-            for msg in super::kinds::qualified_name_errors(&k.to_lowercase()) {
+            // Lower-cased as kube does; most keys already are, and every write checks them.
+            let key = if k.bytes().any(|b| b.is_ascii_uppercase()) {
+                std::borrow::Cow::Owned(k.to_lowercase())
+            } else {
+                std::borrow::Cow::Borrowed(k.as_str())
+            };
+            for msg in super::kinds::qualified_name_errors(&key) {
                 causes.push(invalid_value("metadata.annotations", &json!(k), &msg));
             }
         }
@@ -346,26 +354,42 @@ fn validate_meta(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
     validate_finalizers(desc, obj, causes);
 }
 
-/// `ValidateFinalizers`: each finalizer a qualified name; for built-in kinds (the core
-/// validation) one without a `/` must also be a standard one.
+/// `ValidateFinalizers` (apimachinery): each finalizer a qualified name, reported on
+/// `metadata.finalizers`. Kinds the core validation package checks (`validateKubeFinalizerName`)
+/// check each again at its index, and there one without a `/` must be a standard one; CRDs,
+/// admission registration and custom resources use apimachinery's rules alone.
 fn validate_finalizers(desc: &ResourceDesc, obj: &Value, causes: &mut Vec<Cause>) {
     const STANDARD: [&str; 3] = ["kubernetes", "orphan", "foregroundDeletion"];
-    for (i, f) in finalizers(obj).iter().enumerate() {
-        let field = format!("metadata.finalizers[{i}]");
+    let Some(list) = obj
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+    else {
+        return;
+    };
+    let kube_rules = desc.is_builtin()
+        && !matches!(
+            desc.group.as_str(),
+            "apiextensions.k8s.io" | "admissionregistration.k8s.io"
+        );
+    for (i, f) in list.iter().enumerate() {
+        let Some(f) = f.as_str() else { continue };
         let errors = super::kinds::qualified_name_errors(f);
-        let unqualified = errors.is_empty()
-            && desc.is_builtin()
-            && !f.contains('/')
-            && !STANDARD.contains(&f.as_str());
-        for msg in errors {
-            causes.push(invalid_value(&field, &json!(f), &msg));
+        let unqualified = kube_rules && !f.contains('/') && !STANDARD.contains(&f);
+        for msg in &errors {
+            causes.push(invalid_value("metadata.finalizers", &json!(f), msg));
         }
-        if unqualified {
-            causes.push(invalid_value(
-                &field,
-                &json!(f),
-                "name is neither a standard finalizer name nor is it fully qualified",
-            ));
+        if kube_rules && (unqualified || !errors.is_empty()) {
+            let field = format!("metadata.finalizers[{i}]");
+            for msg in &errors {
+                causes.push(invalid_value(&field, &json!(f), msg));
+            }
+            if unqualified {
+                causes.push(invalid_value(
+                    &field,
+                    &json!(f),
+                    "name is neither a standard finalizer name nor is it fully qualified",
+                ));
+            }
         }
     }
 }
@@ -1093,21 +1117,24 @@ pub fn update(
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
     let mut new = decode(ctx, desc, new)?;
-    // The update and patch handlers' `checkName`: the body's name must be the URL's, exactly
-    // (a JSON patch that removes `/metadata` leaves none, and is refused).
+    // The update and patch handlers: `EnsureObjectNamespaceMatchesRequestNamespace`, then
+    // `checkName`: the body's name must be the URL's, exactly (a JSON patch that removes
+    // `/metadata` leaves none, and is refused).
+    let body_ns = str_at(&new, "/metadata/namespace").to_string();
+    if desc.namespaced && !body_ns.is_empty() && Some(body_ns.as_str()) != ns {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
     let body_name = str_at(&new, "/metadata/name").to_string();
+    if body_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({name} based on URL) was undeterminable: name must be provided"
+        )));
+    }
     if body_name != name {
         return Err(ApiError::bad_request(format!(
             "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
-    }
-    let body_ns = str_at(&new, "/metadata/namespace").to_string();
-    if let Some(ns) = ns.filter(|_| desc.namespaced)
-        && !body_ns.is_empty()
-        && body_ns != ns
-    {
-        return Err(ApiError::bad_request(format!(
-            "the namespace of the object ({body_ns}) does not match the namespace on the request ({ns})"
         )));
     }
     // Optimistic concurrency.

@@ -41,13 +41,24 @@ impl<'a> Query<'a> {
 
     /// The first value, as Go's `url.Values.Get` reads a scalar option.
     fn get(&self, key: &str) -> Option<&str> {
-        self.all(key).first().copied()
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
     }
 }
 
 /// Checks the options of a `verb` request; `ctype` is the body's media type (a patch's type).
-pub fn check(verb: &str, query: Option<&str>, ctype: &str) -> Result<(), ApiError> {
+pub fn check(verb: &str, query: Option<&str>, ctype: &str, has_body: bool) -> Result<(), ApiError> {
     let q = Query::parse(query);
+    if verb == "deletecollection" {
+        // Its list options first, as `delete.go` decodes and validates them before the
+        // delete options.
+        let causes = list_options(&q);
+        if !causes.is_empty() {
+            return Err(invalid("ListOptions", &causes));
+        }
+    }
     let (kind, causes) = match verb {
         "create" => ("CreateOptions", write_options(&q)),
         "update" => ("UpdateOptions", write_options(&q)),
@@ -67,6 +78,9 @@ pub fn check(verb: &str, query: Option<&str>, ctype: &str) -> Result<(), ApiErro
             causes.extend(write_options(&q));
             ("PatchOptions", causes)
         }
+        // With a body, the delete handlers read their options from it and not from the
+        // query (`delete.go`); `check_delete_body` checks those.
+        "delete" | "deletecollection" if has_body => return Ok(()),
         "delete" | "deletecollection" => {
             let mut causes = dry_run(&q.all("dryRun"));
             if let Some(p) = q.get("propagationPolicy") {
@@ -284,7 +298,9 @@ mod tests {
     use super::*;
 
     fn message(verb: &str, query: &str, ctype: &str) -> Option<String> {
-        check(verb, Some(query), ctype).err().map(|e| e.message)
+        check(verb, Some(query), ctype, false)
+            .err()
+            .map(|e| e.message)
     }
 
     #[test]

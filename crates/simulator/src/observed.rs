@@ -98,13 +98,13 @@ impl Observed {
             .collect()
     }
 
-    /// The pods as stored now, in list order: cheap to take (shared, not copied), read
-    /// with [`read_pods`] only when a table shows them.
     /// How many pods exist now.
     pub fn pod_count(&self) -> usize {
         self.pods.len()
     }
 
+    /// The pods as stored now, in list order: cheap to take (shared, not copied), read
+    /// with [`read_pods`] only when a table shows them.
     pub fn pods(&self) -> Vec<Arc<Value>> {
         self.pods.values().cloned().collect()
     }

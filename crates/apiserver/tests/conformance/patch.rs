@@ -284,7 +284,7 @@ async fn a_patch_or_update_that_loses_the_name_is_refused() {
     );
     assert_eq!(
         v["message"],
-        "the name of the object () does not match the name on the URL (c)"
+        "the name of the object (c based on URL) was undeterminable: name must be provided"
     );
     let (code, v) = raw(
         &env.client,

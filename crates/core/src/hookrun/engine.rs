@@ -460,11 +460,8 @@ fn next_due(m: &CompiledMetric, r: &MetricResult, since: Timestamp) -> Timestamp
 /// durations ([`super::duration::MAX`]), but a status written by anyone holds timestamps of
 /// any size, and time arithmetic in the engine must never crash the operator.
 fn later(t: Timestamp, d: SignedDuration) -> Timestamp {
-    t.checked_add(d).unwrap_or(if d.is_negative() {
-        Timestamp::MIN
-    } else {
-        Timestamp::MAX
-    })
+    // jiff's saturating add fails only for calendar units, which a duration has none of.
+    t.saturating_add(d).unwrap_or(t)
 }
 
 /// 1 s, 2 s, 4 s, ... after the n-th consecutive error, never longer than the metric's

@@ -46,7 +46,7 @@ pub const TERNARY_UNITS: u32 = 4;
 pub const ANSWER_MAX_BYTES: u64 = 1024 * 1024;
 /// The longest list or map in an answer of [`ANSWER_MAX_BYTES`]: `[0,0,...]` spends 2 bytes
 /// an element. A comprehension over the answer runs its body at most this many times.
-pub const ANSWER_MAX_ELEMENTS: u64 = ANSWER_MAX_BYTES / 2;
+const ANSWER_MAX_ELEMENTS: u64 = ANSWER_MAX_BYTES / 2;
 
 /// The most an evaluation may cost, in the units of [`estimate`] (about one node of the
 /// syntax tree evaluated once). kube-apiserver's static limit for a CRD rule is 10,000,000 too.

@@ -52,13 +52,13 @@ pub struct ScalePlan {
     pub delete: Vec<String>,
 }
 
-/// Decides what to create and delete. `suffix` yields candidate 5-character suffixes; names
-/// already taken (by any pod, terminating ones included) are skipped.
 /// The most pods one plan creates; the next reconcile creates more. kube's ReplicaSet
 /// controller bounds a sync the same way (`burstReplicas`, 500). Without it a schema-valid
 /// `replicas: 2147483647` planned two billion pods in one go and the operator ran out of memory.
 pub const MAX_CREATES_PER_PLAN: i32 = 500;
 
+/// Decides what to create and delete. `suffix` yields candidate 5-character suffixes; names
+/// already taken (by any pod, terminating ones included) are skipped.
 pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan {
     let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).copied().collect();
     let mut plan = ScalePlan::default();

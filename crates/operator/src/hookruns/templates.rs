@@ -12,29 +12,29 @@ use kube::{Resource, ResourceExt};
 
 use crate::events::Events;
 
-/// The generation of each template (by uid) already reported, so an unchanged template is
-/// reported once however often the watch shows it.
+/// The generation of each template (by uid) already checked, so an unchanged template is
+/// compiled and reported once however often the watch shows it.
 #[derive(Default)]
 pub struct TemplateChecks {
-    reported: Mutex<HashMap<String, Option<i64>>>,
+    checked: Mutex<HashMap<String, Option<i64>>>,
 }
 
 impl TemplateChecks {
-    /// Checks `template` and, if it cannot run and this generation was not yet reported, sends
-    /// one Warning event naming every problem.
+    /// Checks `template` once per generation and, if it cannot run, sends one Warning event
+    /// naming every problem.
     pub async fn check(&self, template: &HookTemplate, events: &Events) {
-        let Err(errors) = check_template(&template.spec) else {
-            return;
-        };
         let uid = template.uid().unwrap_or_default();
         let generation = template.metadata.generation;
         {
-            let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
-            if reported.get(&uid) == Some(&generation) {
+            let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+            if checked.get(&uid) == Some(&generation) {
                 return;
             }
-            reported.insert(uid, generation);
+            checked.insert(uid, generation);
         }
+        let Err(errors) = check_template(&template.spec) else {
+            return;
+        };
         let mut regarding = template.object_ref(&());
         regarding.resource_version = None;
         let note = format!("runs of this template cannot start: {errors}");
@@ -45,7 +45,7 @@ impl TemplateChecks {
 
     /// Forgets a deleted template.
     pub fn forget(&self, template: &HookTemplate) {
-        self.reported
+        self.checked
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&template.uid().unwrap_or_default());
