@@ -5,18 +5,20 @@
 //! - [`scenario`]: scenario files, loaded and validated with messages naming file and field.
 //! - [`report`]: the JSON report and its builders from stored objects.
 //! - [`kubectl_table`]: what `kubectl get pods` / `kubectl get gamedeployment` would print.
-//! - [`observed`]: the runner's view of the cluster, kept from the change feed.
+//! - [`feed_view`]: the runner's view of the cluster, kept from the change feed.
+//! - [`settle`]: when a run has settled, for listed objects and for the feed view alike.
 //! - [`progress`]: the progress line of long runs.
 //! - [`podref`]: `${pods[N]}` references to generated pod names in steps.
 //! - [`invariants`]: the state machine's invariants, checked from a report's history.
 //! - [`chaos`]: one scenario under many seeds of API faults and operator crashes.
 pub mod chaos;
+pub mod feed_view;
 pub mod hooks;
 pub mod invariants;
 pub mod kubectl_table;
-pub mod observed;
 pub mod podref;
 pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod settle;

@@ -20,18 +20,18 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::feed_view::{FeedView, read_pods};
 use super::hooks::ScriptedHooks;
 use super::kubectl_table::snapshot;
-use super::observed::{Observed, read_pods};
 use super::progress::Progress;
 use super::report::{
     ApiRequest, EventEntry, GameDeploymentEntry, HistoryEntry, PodEntry, Report, seconds_since,
 };
 use super::scenario::{Manifest, PatchType, Scenario, StepAction, StepObject};
+use super::settle::is_settled;
 use embedded_apiserver::{ApiServer, Change, EventType, FaultConfig, ServerOptions};
 use gamedeploy_clock::{SharedClock, TokioClock};
 use gamedeploy_core::api::{StoredGameDeployment, crds};
-use gamedeploy_core::inplace::{self, Decoded, State};
 use gamedeploy_operator::controller::{Handle, Options};
 use gamedeploy_operator::describe;
 use simulated_kubelet::{NodeConfig, NodeRuntime};
@@ -145,7 +145,7 @@ pub async fn run_with_progress(
     let mut operator = Operator::start(&server, &clock, hooks);
 
     let mut history = Vec::new();
-    let mut observed = Observed::default();
+    let mut observed = FeedView::default();
     // Changes `observed` has taken in and the history not yet.
     let mut pending = VecDeque::new();
     let mut operator_writes = 0u64;
@@ -173,7 +173,7 @@ pub async fn run_with_progress(
         loop {
             pull(&mut changes, &mut observed, &mut pending);
             let Some(c) = pending.pop_front() else { break };
-            record(&c, epoch, &mut history);
+            push_history(&c, epoch, &mut history);
             if c.client == OPERATOR {
                 operator_writes += 1;
                 if crash_after.is_some_and(|n| operator_writes >= n) {
@@ -294,7 +294,7 @@ pub async fn run_with_progress(
     let _ = kubelet.await;
     pull(&mut changes, &mut observed, &mut pending);
     for c in pending {
-        record(&c, epoch, &mut history);
+        push_history(&c, epoch, &mut history);
     }
     let pods = list_pods(&admin).await;
     let gds = list_gds(&admin).await;
@@ -420,7 +420,7 @@ fn pod_guard(mut changes: UnboundedReceiver<Change>, max: usize) -> tokio::task:
 /// Moves what the change feed holds into `observed`, and queues it for the history.
 fn pull(
     changes: &mut UnboundedReceiver<Change>,
-    observed: &mut Observed,
+    observed: &mut FeedView,
     pending: &mut VecDeque<Change>,
 ) {
     while let Ok(c) = changes.try_recv() {
@@ -430,7 +430,7 @@ fn pull(
 }
 
 /// A pod change, as a history entry.
-fn record(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
+fn push_history(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
     if c.resource != "pods" {
         return;
     }
@@ -456,7 +456,7 @@ fn record(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
 /// tasks woken at this instant (operator, kubelet) run before the check looks, as they always
 /// did, so runs end at the same virtual time and show the same tables, and the report's
 /// request counts stay what they were; what the check reads comes from the change feed
-/// ([`Observed`]), which costs nothing per pod.
+/// ([`FeedView`]), which costs nothing per pod.
 async fn sync_point<K>(client: &kube::Client)
 where
     K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
@@ -467,53 +467,6 @@ where
 
 /// A label key no object carries (a selector on its existence matches nothing).
 const NO_OBJECT_HAS_THIS_LABEL: &str = "simulate.gamedeploy.dev/sync-point";
-
-/// Every GameDeployment's status matches its spec and no pod is mid-update or terminating.
-/// A GameDeployment whose spec the operator cannot decode never is.
-pub fn is_settled(pods: &[Pod], gds: &[StoredGameDeployment]) -> bool {
-    !pods.iter().any(pod_busy) && gds.iter().all(gd_settled)
-}
-
-/// The pod is terminating or mid-update (a state record that is not Ready, Abandoned or
-/// Failed).
-pub fn pod_busy(p: &Pod) -> bool {
-    p.metadata.deletion_timestamp.is_some()
-        || match p.metadata.annotations.as_ref().map(inplace::decode) {
-            Some(Decoded::Valid(r)) => {
-                !matches!(r.state, State::Ready | State::Abandoned | State::Failed)
-            }
-            _ => false,
-        }
-}
-
-/// The GameDeployment's status shows its spec done: observed, every replica ready and
-/// updated (up to the partition, or as far as it got when paused).
-pub fn gd_settled(stored: &StoredGameDeployment) -> bool {
-    let Some(gd) = stored.decoded() else {
-        return false;
-    };
-    let Some(s) = &gd.status else { return false };
-    let replicas = gd.spec.replicas();
-    // Canary steps replace the partition: settled once every step is done (or paused).
-    let steps = gd.spec.canary_steps().len();
-    let partition = if steps > 0 {
-        0
-    } else {
-        gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas)
-    };
-    let steps_done = s.current_step_index.is_none_or(|i| i as usize >= steps);
-    let expected = if gd.spec.paused() {
-        s.updated_replicas
-    } else {
-        replicas - partition
-    };
-    s.observed_generation == gd.metadata.generation.unwrap_or(0)
-        && (steps_done || gd.spec.paused())
-        && s.replicas == replicas
-        && s.ready_replicas == replicas
-        && s.updated_replicas >= expected
-        && s.updated_ready_replicas == s.updated_replicas
-}
 
 async fn list_pods(client: &kube::Client) -> Vec<Pod> {
     Api::<Pod>::all(client.clone())

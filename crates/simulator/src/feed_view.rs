@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::runner::{gd_settled, pod_busy};
+use super::settle::{gd_settled, pod_busy};
 use embedded_apiserver::{Change, EventType};
 use gamedeploy_core::api::StoredGameDeployment;
 
@@ -24,7 +24,7 @@ type Key = (String, String);
 /// The cluster as the change feed has shown it so far. An object that does not read as its
 /// type is left out, as the history always did (the API server validates what it stores).
 #[derive(Debug, Default)]
-pub struct Observed {
+pub struct FeedView {
     /// Every pod as stored (shared with the server's store, not copied), for the tables.
     pods: BTreeMap<Key, Arc<Value>>,
     /// Pods mid-update or terminating.
@@ -33,7 +33,7 @@ pub struct Observed {
     gds: BTreeMap<Key, StoredGameDeployment>,
 }
 
-impl Observed {
+impl FeedView {
     /// Takes in one change.
     pub fn apply(&mut self, c: &Change) {
         let key = (c.namespace.clone(), c.name.clone());
@@ -72,7 +72,7 @@ impl Observed {
         }
     }
 
-    /// [`super::runner::is_settled`] of what a list would return now.
+    /// [`super::settle::is_settled`] of what a list would return now.
     pub fn is_settled(&self) -> bool {
         !self.pods_busy() && self.gds_settled()
     }
@@ -125,7 +125,7 @@ impl Observed {
     }
 }
 
-/// Pods taken with [`Observed::pods`], read for a table.
+/// Pods taken with [`FeedView::pods`], read for a table.
 pub fn read_pods(pods: &[Arc<Value>]) -> Vec<Pod> {
     pods.iter()
         .filter_map(|p| Pod::deserialize(&**p).ok())
@@ -211,11 +211,11 @@ mod tests {
                        "updatedReplicas": updated, "updatedReadyReplicas": ready}})
     }
 
-    /// What the feed shows agrees with [`super::super::runner::is_settled`] of the same
+    /// What the feed shows agrees with [`super::super::settle::is_settled`] of the same
     /// objects, as a list would return them.
     #[test]
     fn settles_as_the_listed_objects_would() {
-        let mut o = Observed::default();
+        let mut o = FeedView::default();
         let listed = |objects: &[&Value]| -> bool {
             let (pods, gds): (Vec<&Value>, Vec<&Value>) =
                 objects.iter().partition(|v| v["kind"] == "Pod");
@@ -227,7 +227,7 @@ mod tests {
                 .into_iter()
                 .map(|g| StoredGameDeployment::from_json(&g.to_string()).unwrap())
                 .collect();
-            super::super::runner::is_settled(&pods, &gds)
+            super::super::settle::is_settled(&pods, &gds)
         };
         assert!(o.is_settled(), "nothing yet");
         let (a, g) = (pod("a", Some(State::Ready), false), gd(1, 1));
