@@ -13,7 +13,7 @@ use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::{ForceRefused, PodView, force};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::adopt::Selector;
-use gamedeploy_inspect::status::{Observed, render};
+use gamedeploy_inspect::status::{RolloutSnapshot, render};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::runtime::watcher;
@@ -203,7 +203,7 @@ async fn observe(
     client: &Client,
     ns: &str,
     name: &str,
-) -> Result<(Observed, String), InspectError> {
+) -> Result<(RolloutSnapshot, String), InspectError> {
     let gds: Api<StoredGameDeployment> = Api::namespaced(client.clone(), ns);
     let gd = gds
         .get_opt(name)
@@ -238,7 +238,7 @@ async fn observe(
         })
         .collect::<BTreeMap<_, _>>();
     Ok((
-        Observed {
+        RolloutSnapshot {
             gd,
             pods,
             hook_runs,
@@ -261,7 +261,7 @@ async fn watch_status(
     client: Client,
     ns: String,
     name: &str,
-    first: (Observed, String),
+    first: (RolloutSnapshot, String),
 ) -> Result<String, InspectError> {
     let tty = std::io::stdout().is_terminal();
     let (observed, selector) = first;
@@ -284,7 +284,7 @@ async fn watch_status(
     let mut triggers = stream::select(stream::select(gd_changes, pod_changes), ticks).boxed();
     let stop = crate::shutdown_signal();
     let mut shown = String::new();
-    let mut draw = |observed: &Observed| {
+    let mut draw = |observed: &RolloutSnapshot| {
         let text = render(observed, jiff::Timestamp::now(), width());
         if text != shown {
             let mut out = std::io::stdout().lock();

@@ -128,12 +128,12 @@ pub struct Entry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubelet: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub decision: Option<Decision>,
+    pub decision: Option<DecisionTrace>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Decision {
+pub struct DecisionTrace {
     pub transitions: Vec<String>,
     pub state: Option<State>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -716,7 +716,7 @@ impl Sim {
                 t: Self::fmt_t(self.now),
                 step: None,
                 kubelet: None,
-                decision: Some(Decision {
+                decision: Some(DecisionTrace {
                     transitions: out
                         .transitions
                         .iter()

@@ -20,7 +20,7 @@ use crate::kubectl::{Layout, human_duration, pod_ready, render_with};
 
 /// What `gamedeploy status` looks at, as observed at one moment.
 #[derive(Debug, Clone)]
-pub struct Observed {
+pub struct RolloutSnapshot {
     pub gd: StoredGameDeployment,
     /// Pods matching the GameDeployment's selector; those another controller owns are left out.
     pub pods: Vec<Pod>,
@@ -41,7 +41,7 @@ const LAYOUT: Layout = Layout {
 };
 
 /// The screen for `observed` at `now`, no line wider than `width` characters.
-pub fn render(observed: &Observed, now: Timestamp, width: usize) -> String {
+pub fn render(observed: &RolloutSnapshot, now: Timestamp, width: usize) -> String {
     let mut out = String::new();
     let name = observed.gd.meta().name.as_deref().unwrap_or_default();
     let namespace = observed.gd.meta().namespace.as_deref().unwrap_or("default");
@@ -72,7 +72,7 @@ pub fn render(observed: &Observed, now: Timestamp, width: usize) -> String {
 }
 
 /// The lines above the pod table, as (label, value).
-fn header(observed: &Observed) -> Vec<(&'static str, String)> {
+fn header(observed: &RolloutSnapshot) -> Vec<(&'static str, String)> {
     let gd = &observed.gd;
     let name = gd.meta().name.as_deref().unwrap_or_default();
     let status = gd.status();
@@ -150,7 +150,7 @@ fn header(observed: &Observed) -> Vec<(&'static str, String)> {
 
 /// Conditions (and facts) a user should act on or at least know about; `Progressing` in its
 /// ordinary reasons is not one.
-fn problems(observed: &Observed) -> Vec<String> {
+fn problems(observed: &RolloutSnapshot) -> Vec<String> {
     let gd = &observed.gd;
     let mut out = Vec::new();
     if let StoredGameDeployment::Undecodable(u) = gd {
@@ -199,7 +199,7 @@ struct Row {
 
 /// Rows sorted by pod name, and the reasons and messages too long for a cell (pod name,
 /// `reason: message`).
-fn pod_rows(observed: &Observed, now: Timestamp) -> (Vec<Row>, Vec<(String, String)>) {
+fn pod_rows(observed: &RolloutSnapshot, now: Timestamp) -> (Vec<Row>, Vec<(String, String)>) {
     let gd = &observed.gd;
     let gd_name = gd.meta().name.as_deref().unwrap_or_default();
     let uid = gd.meta().uid.as_deref();

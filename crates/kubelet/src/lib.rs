@@ -26,4 +26,4 @@ pub mod status;
 pub use config::{ConfigError, ImageConfig, ImageFailure, KubeletConfig, NodeConfig};
 pub use container_runtime::NodeRuntime;
 pub use node::{KubeletError, run};
-pub use pod_sync::Decision;
+pub use pod_sync::SyncActions;

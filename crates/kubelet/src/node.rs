@@ -24,7 +24,7 @@ use tokio::sync::watch;
 
 use super::config::{KubeletConfig, NodeConfig};
 use super::container_runtime::NodeRuntime;
-use super::pod_sync::Decision;
+use super::pod_sync::SyncActions;
 use super::status::api_time;
 use gamedeploy_clock::SharedClock;
 
@@ -281,7 +281,7 @@ impl SyncLoop {
         k: &Key,
         pod: &Pod,
         rv: &str,
-        d: Decision,
+        d: SyncActions,
     ) -> Result<(), kube::Error> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &k.0);
         if d.bind {

@@ -153,7 +153,7 @@ fn patched(r: &mut Record, unready: i64, patched: i64) {
 
 /// The seed mid-rollout: three pods kept by the partition, two updated, one in its grace
 /// period, one restarting, one whose new image cannot be pulled.
-fn mid_rollout() -> Observed {
+fn mid_rollout() -> RolloutSnapshot {
     let mut ready = record(State::Ready, 120);
     patched(&mut ready, 115, 80);
     let mut unready = record(State::Unready, 12);
@@ -205,7 +205,7 @@ fn mid_rollout() -> Observed {
             ..at_rest("zq4mf", NEW)
         },
     ];
-    Observed {
+    RolloutSnapshot {
         gd: gd(json!({}), rolling_status()),
         pods: pods.into_iter().map(pod).collect(),
         hook_runs: BTreeMap::new(),
@@ -234,7 +234,7 @@ fn a_settled_rollout_has_no_optional_columns() {
                "currentRevision": NEW, "updateRevision": NEW,
                "conditions": [{"type": "Progressing", "status": "True", "reason": "Complete"}]}),
     );
-    let observed = Observed {
+    let observed = RolloutSnapshot {
         gd: gd(json!({}), status),
         pods: ["2bx9z", "4kq7d"]
             .into_iter()
@@ -263,7 +263,7 @@ fn a_failed_hook_and_problem_conditions() {
              "message": "preInplace HookRun test-gamedeployment-r78df-pre-inplace-1870229925-0 is Failed; pod test-gamedeployment-r78df waits"},
             {"type": "Progressing", "status": "True", "reason": "Paused"}]}),
     );
-    let observed = Observed {
+    let observed = RolloutSnapshot {
         gd: gd(
             json!({"updateStrategy": {"paused": true, "canary": {"steps": [{"partition": 6}, {"pause": {}}, {"partition": 0}]}}}),
             status,
@@ -306,7 +306,7 @@ fn unreadable_objects_are_shown_not_fatal() {
         .to_string(),
     )
     .unwrap();
-    let observed = Observed {
+    let observed = RolloutSnapshot {
         gd: stored,
         pods: vec![
             pod(PodSpec {
@@ -347,7 +347,7 @@ fn long_names_are_shortened_to_fit() {
 
 #[test]
 fn no_pods_says_so() {
-    let observed = Observed {
+    let observed = RolloutSnapshot {
         gd: gd(json!({}), json!(null)),
         pods: vec![],
         hook_runs: BTreeMap::new(),
