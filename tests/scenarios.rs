@@ -12,8 +12,16 @@ use gamedeploy_simulator::report::Report;
 #[path = "support/sim.rs"]
 mod sim;
 use sim::{
-    condition, final_state, pod_extremes, restarts, scenario, simulate, status_int, until,
+    Rollout, condition, final_state, pod_extremes, restarts, scenario, simulate, status_int, until,
     update_revision, violations,
+};
+
+/// The fixtures' common rollout: 8 replicas, 2 unavailable at most, a 30 s grace period.
+const EIGHT_PODS: Rollout = Rollout {
+    replicas: 8,
+    partition: 0,
+    max_unavailable: 2,
+    grace_seconds: 30.0,
 };
 
 fn snapshot(name: &str, r: &Report) {
@@ -38,16 +46,24 @@ fn uids(r: &Report) -> BTreeSet<String> {
 /// Violations of invariants that hold whatever the scale: grace respected, each changed
 /// container restarted exactly once per completed update, UIDs stable.
 fn per_pod_violations(r: &Report, grace: f64) -> Vec<String> {
-    violations(r, 1000, 0, 1000, grace)
-        .into_iter()
-        .filter(|v| {
-            matches!(
-                v.invariant,
-                Invariant::GracePeriod | Invariant::RestartOnce | Invariant::UidStable
-            )
-        })
-        .map(|v| format!("{v:?}"))
-        .collect()
+    violations(
+        r,
+        Rollout {
+            replicas: 1000,
+            partition: 0,
+            max_unavailable: 1000,
+            grace_seconds: grace,
+        },
+    )
+    .into_iter()
+    .filter(|v| {
+        matches!(
+            v.invariant,
+            Invariant::GracePeriod | Invariant::RestartOnce | Invariant::UidStable
+        )
+    })
+    .map(|v| format!("{v:?}"))
+    .collect()
 }
 
 fn image(r: &Report, pod: &str) -> String {
@@ -77,7 +93,7 @@ fn seed_then_partition_0_updates_all_eight_once() {
     );
     assert_eq!(uids(&r).len(), 8);
     assert_eq!(uids(&r), uids(&canary), "the same eight pods throughout");
-    let v = violations(&r, 8, 0, 2, 30.0);
+    let v = violations(&r, EIGHT_PODS);
     assert!(v.is_empty(), "{v:#?}");
     snapshot("seed-then-partition-0", &r);
 }
@@ -87,7 +103,13 @@ fn grace_0_patches_at_once_and_updates_all_eight() {
     let r = simulate(&scenario("grace-0.yaml"));
     assert!(r.settled);
     assert!(restarts(&r).values().all(|n| *n == 1), "{:?}", restarts(&r));
-    let v = violations(&r, 8, 0, 2, 0.0);
+    let v = violations(
+        &r,
+        Rollout {
+            grace_seconds: 0.0,
+            ..EIGHT_PODS
+        },
+    );
     assert!(v.is_empty(), "{v:#?}");
     snapshot("grace-0", &r);
 }
@@ -221,10 +243,16 @@ fn an_image_that_fails_to_pull_stops_the_rollout_at_max_unavailable() {
             .all(|p| p.ready && p.containers[0].image == "python:latest")
     );
     assert_eq!(condition(&r, "FailedUpdate"), None, "cleared once fixed");
-    let v = violations(&r, 8, 0, 2, 10.0)
-        .into_iter()
-        .filter(|v| v.invariant != Invariant::RestartOnce)
-        .collect::<Vec<_>>();
+    let v = violations(
+        &r,
+        Rollout {
+            grace_seconds: 10.0,
+            ..EIGHT_PODS
+        },
+    )
+    .into_iter()
+    .filter(|v| v.invariant != Invariant::RestartOnce)
+    .collect::<Vec<_>>();
     assert!(v.is_empty(), "{v:#?}");
     snapshot("image-pull-failure", &r);
 }
@@ -252,7 +280,13 @@ fn a_same_digest_retag_restarts_and_completes() {
             "same digest"
         );
     }
-    let v = violations(&r, 8, 3, 2, 30.0);
+    let v = violations(
+        &r,
+        Rollout {
+            partition: 3,
+            ..EIGHT_PODS
+        },
+    );
     assert!(v.is_empty(), "{v:#?}");
     snapshot("same-digest-retag", &r);
 }
@@ -350,7 +384,13 @@ fn pause_holds_the_rollout_and_resume_finishes_it() {
     let r = simulate(&s);
     assert!(r.settled);
     assert_eq!(restarts(&r).values().filter(|n| **n == 1).count(), 5);
-    let v = violations(&r, 8, 3, 2, 30.0);
+    let v = violations(
+        &r,
+        Rollout {
+            partition: 3,
+            ..EIGHT_PODS
+        },
+    );
     assert!(v.is_empty(), "{v:#?}");
     snapshot("pause-resume", &r);
 }
@@ -423,7 +463,13 @@ fn a_corrupt_state_annotation_is_reported_and_left_alone() {
     assert!(r.settled);
     assert_eq!(image(&r, &pod), "python:latest");
     assert_eq!(restarts(&r).values().filter(|n| **n == 1).count(), 5);
-    let v = violations(&r, 8, 3, 2, 30.0);
+    let v = violations(
+        &r,
+        Rollout {
+            partition: 3,
+            ..EIGHT_PODS
+        },
+    );
     assert!(v.is_empty(), "{v:#?}");
     snapshot("corrupt-annotation", &r);
 }
@@ -606,7 +652,7 @@ fn a_spec_the_operator_cannot_decode_is_reported_across_a_restart_and_touches_no
     assert_eq!(condition(&r, "FailedScale"), None, "cleared once fixed");
     let uids: BTreeSet<&str> = r.history.iter().map(|h| h.uid.as_str()).collect();
     assert_eq!(uids.len(), 8, "the same eight pods from start to end");
-    assert!(violations(&r, 8, 0, 2, 30.0).is_empty());
+    assert!(violations(&r, EIGHT_PODS).is_empty());
 }
 
 /// The README's drain hook: every pod's HookRun asks its admin port until no player is left

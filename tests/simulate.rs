@@ -10,7 +10,7 @@ use gamedeploy_simulator::scenario::{Step, StepAction};
 
 #[path = "support/sim.rs"]
 mod sim;
-use sim::{restarts, scenario, simulate, update_revision};
+use sim::{Rollout, restarts, scenario, simulate, update_revision};
 
 /// The seed's outcome: five of eight pods restarted once on the new image, three untouched,
 /// same pods (names and UIDs), all ready.
@@ -45,7 +45,15 @@ fn assert_seed_outcome(r: &Report, ctx: &str) {
         (Some(5), Some(5)),
         "{ctx}"
     );
-    let violations = sim::violations(r, 8, 3, 2, 30.0);
+    let violations = sim::violations(
+        r,
+        Rollout {
+            replicas: 8,
+            partition: 3,
+            max_unavailable: 2,
+            grace_seconds: 30.0,
+        },
+    );
     assert!(violations.is_empty(), "{ctx}: {violations:#?}");
 }
 

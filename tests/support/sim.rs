@@ -88,14 +88,23 @@ pub fn update_revision(r: &Report) -> String {
         .to_string()
 }
 
+/// The settings of the rollout a history is judged against, named where a test states them.
+#[derive(Debug, Clone, Copy)]
+pub struct Rollout {
+    pub replicas: u32,
+    pub partition: u32,
+    pub max_unavailable: u32,
+    pub grace_seconds: f64,
+}
+
 /// Invariant violations of the history, for a rollout with these settings.
-pub fn violations(
-    r: &Report,
-    replicas: u32,
-    partition: u32,
-    max_unavailable: u32,
-    grace_seconds: f64,
-) -> Vec<Violation> {
+pub fn violations(r: &Report, rollout: Rollout) -> Vec<Violation> {
+    let Rollout {
+        replicas,
+        partition,
+        max_unavailable,
+        grace_seconds,
+    } = rollout;
     check(
         &r.history,
         &Params {
