@@ -782,22 +782,14 @@ fn file_references(markdown: &str) -> Vec<(usize, String)> {
     out
 }
 
-#[test]
-fn readme_references_resolve() {
-    let root = workspace();
-    let mut readmes = vec![root.join("README.md")];
-    let mut crates: Vec<PathBuf> = fs::read_dir(root.join("crates"))
-        .expect("read crates/")
-        .map(|e| e.expect("read crates/ entry").path().join("README.md"))
-        .filter(|p| p.exists())
-        .collect();
-    crates.sort();
-    readmes.extend(crates);
-
+/// The references of `readmes` that name no file, or an item the file does not define, one
+/// message each (README, line, reference, what is missing); and how many references were read.
+/// A path is looked up beside its README first, then from `root`.
+fn broken_references(root: &Path, readmes: &[PathBuf]) -> (usize, Vec<String>) {
     let mut names: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     let mut broken = Vec::new();
     let mut checked = 0;
-    for readme in &readmes {
+    for readme in readmes {
         let text = fs::read_to_string(readme).expect("read a README");
         let dir = readme.parent().expect("a README has a directory");
         for (line, reference) in file_references(&text) {
@@ -825,6 +817,22 @@ fn readme_references_resolve() {
             }
         }
     }
+    (checked, broken)
+}
+
+#[test]
+fn readme_references_resolve() {
+    let root = workspace();
+    let mut readmes = vec![root.join("README.md")];
+    let mut crates: Vec<PathBuf> = fs::read_dir(root.join("crates"))
+        .expect("read crates/")
+        .map(|e| e.expect("read crates/ entry").path().join("README.md"))
+        .filter(|p| p.exists())
+        .collect();
+    crates.sort();
+    readmes.extend(crates);
+
+    let (checked, broken) = broken_references(&root, &readmes);
     assert!(
         checked > 0,
         "no `file.rs::name` reference found in the READMEs"
@@ -834,6 +842,37 @@ fn readme_references_resolve() {
         "{} broken README reference(s):\n{}",
         broken.len(),
         broken.join("\n")
+    );
+}
+
+/// The reference checker on a small tree: an item the file defines (a method too) resolves, a
+/// missing item and a missing file are both reported with their line.
+#[test]
+fn the_reference_checker_reports_missing_items_and_files() {
+    let dir = std::env::temp_dir().join(format!("house-references-{}", std::process::id()));
+    fs::create_dir_all(dir.join("src")).expect("create dir");
+    fs::write(
+        dir.join("src/a.rs"),
+        "pub fn present() {}\npub struct S;\nimpl S {\n    pub fn method(&self) {}\n}\n",
+    )
+    .expect("write a.rs");
+    let readme = dir.join("README.md");
+    fs::write(
+        &readme,
+        "`src/a.rs::present` and `src/a.rs::S::method`\n`src/a.rs::gone`\n`src/b.rs::f`\n",
+    )
+    .expect("write README.md");
+    let (checked, broken) = broken_references(&dir, std::slice::from_ref(&readme));
+    fs::remove_dir_all(&dir).expect("remove the temporary tree");
+
+    assert_eq!(checked, 4);
+    let readme = readme.display();
+    assert_eq!(
+        broken,
+        [
+            format!("{readme}:2: `src/a.rs::gone`: src/a.rs defines no `gone`"),
+            format!("{readme}:3: `src/b.rs::f`: no file src/b.rs"),
+        ]
     );
 }
 
