@@ -607,7 +607,7 @@ struct FnLengths {
 }
 
 impl FnLengths {
-    fn record(&mut self, sig: &syn::Signature, block: &syn::Block) {
+    fn measure(&mut self, sig: &syn::Signature, block: &syn::Block) {
         let start = sig.fn_token.span.start().line;
         let end = block.brace_token.span.close().end().line;
         self.found
@@ -617,18 +617,18 @@ impl FnLengths {
 
 impl<'ast> Visit<'ast> for FnLengths {
     fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
-        self.record(&f.sig, &f.block);
+        self.measure(&f.sig, &f.block);
         visit::visit_item_fn(self, f);
     }
 
     fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
-        self.record(&f.sig, &f.block);
+        self.measure(&f.sig, &f.block);
         visit::visit_impl_item_fn(self, f);
     }
 
     fn visit_trait_item_fn(&mut self, f: &'ast syn::TraitItemFn) {
         if let Some(block) = &f.default {
-            self.record(&f.sig, block);
+            self.measure(&f.sig, block);
         }
         visit::visit_trait_item_fn(self, f);
     }
