@@ -6,10 +6,10 @@ mod admission;
 mod builtin;
 mod cel_limits;
 mod convert;
+mod discovery;
 mod errors;
 mod faults;
 mod gc;
-mod http;
 mod kinds;
 mod managed;
 mod openapi;
@@ -18,10 +18,12 @@ mod options;
 mod patch;
 mod protobuf;
 mod resources;
+mod route;
 mod schema;
 mod selectors;
 pub mod serve;
 mod store;
+mod table;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -41,8 +43,8 @@ pub use faults::FaultConfig;
 pub use store::{Change, EventType};
 
 use gamedeploy_clock::SharedClock;
-use http::{ResourceRoute, Route};
 use ops::{DeleteOpts, ListOpts, RequestContext, Subresource};
+use route::{ResourceRoute, Route};
 use selectors::{FieldSelector, LabelSelector};
 use store::Store;
 
@@ -267,13 +269,13 @@ pub struct ApiService {
     identity: Option<String>,
 }
 
-impl<B> tower::Service<::http::Request<B>> for ApiService
+impl<B> tower::Service<http::Request<B>> for ApiService
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: std::fmt::Display,
 {
-    type Response = ::http::Response<Body>;
+    type Response = http::Response<Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -281,7 +283,7 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: ::http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let inner = self.inner.clone();
         let identity = self.identity.clone();
         Box::pin(async move {
@@ -300,7 +302,7 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// The request body, refused with 413 as soon as it is known to exceed `limit` (declared
 /// length, size hint, or bytes read so far), so an oversized body is never buffered.
 async fn read_body<B>(
-    parts: &::http::request::Parts,
+    parts: &http::request::Parts,
     body: B,
     limit: usize,
 ) -> Result<Bytes, ApiError>
@@ -328,13 +330,13 @@ where
     Ok(buf.freeze())
 }
 
-fn full(code: u16, v: &Value) -> ::http::Response<Body> {
-    let mut r = ::http::Response::new(Full::new(Bytes::from(v.to_string())).boxed_unsync());
+fn full(code: u16, v: &Value) -> http::Response<Body> {
+    let mut r = http::Response::new(Full::new(Bytes::from(v.to_string())).boxed_unsync());
     *r.status_mut() =
-        ::http::StatusCode::from_u16(code).unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR);
+        http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
-        ::http::header::CONTENT_TYPE,
-        ::http::HeaderValue::from_static("application/json"),
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
     );
     r
 }
@@ -347,7 +349,7 @@ fn openapi_gv(
     group: &str,
     version: &str,
     asked: Option<&String>,
-) -> ::http::Response<Body> {
+) -> http::Response<Body> {
     let Some(doc) = openapi::group_version_doc(reg, group, version) else {
         return error_response(&ApiError::new(
             404,
@@ -365,9 +367,9 @@ fn openapi_gv(
                 format!("/openapi/v3/apis/{group}/{version}")
             };
             *r.body_mut() = Full::new(Bytes::new()).boxed_unsync();
-            *r.status_mut() = ::http::StatusCode::MOVED_PERMANENTLY;
-            if let Ok(loc) = ::http::HeaderValue::from_str(&format!("{prefix}?hash={current}")) {
-                r.headers_mut().insert(::http::header::LOCATION, loc);
+            *r.status_mut() = http::StatusCode::MOVED_PERMANENTLY;
+            if let Ok(loc) = http::HeaderValue::from_str(&format!("{prefix}?hash={current}")) {
+                r.headers_mut().insert(http::header::LOCATION, loc);
             }
         }
         Some(_) => {
@@ -378,31 +380,31 @@ fn openapi_gv(
                 .to_string();
             let h = r.headers_mut();
             h.insert(
-                ::http::header::CACHE_CONTROL,
-                ::http::HeaderValue::from_static("public, immutable"),
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("public, immutable"),
             );
-            if let Ok(v) = ::http::HeaderValue::from_str(&expires) {
-                h.insert(::http::header::EXPIRES, v);
+            if let Ok(v) = http::HeaderValue::from_str(&expires) {
+                h.insert(http::header::EXPIRES, v);
             }
         }
         None => {
             r.headers_mut().insert(
-                ::http::header::CACHE_CONTROL,
-                ::http::HeaderValue::from_static("no-cache, private"),
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-cache, private"),
             );
         }
     }
-    if let Ok(v) = ::http::HeaderValue::from_str(&format!("\"{current}\"")) {
-        r.headers_mut().insert(::http::header::ETAG, v);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{current}\"")) {
+        r.headers_mut().insert(http::header::ETAG, v);
     }
     r
 }
 
-fn error_response(e: &ApiError) -> ::http::Response<Body> {
+fn error_response(e: &ApiError) -> http::Response<Body> {
     full(e.code, &e.to_status())
 }
 
-fn header<'a>(parts: &'a ::http::request::Parts, name: &str) -> &'a str {
+fn header<'a>(parts: &'a http::request::Parts, name: &str) -> &'a str {
     parts
         .headers
         .get(name)
@@ -412,11 +414,11 @@ fn header<'a>(parts: &'a ::http::request::Parts, name: &str) -> &'a str {
 
 /// The verb of a resource request, as in audit logs and RBAC.
 fn verb_of(
-    method: &::http::Method,
+    method: &http::Method,
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
 ) -> Result<&'static str, ApiError> {
-    use ::http::Method;
+    use http::Method;
     let watch = matches!(q.get("watch").map(String::as_str), Some("true" | "1"));
     Ok(match (method, r.name.is_some()) {
         (&Method::GET, true) => "get",
@@ -432,7 +434,7 @@ fn verb_of(
 }
 
 /// Who sent a request: the service's identity, else the client header, else the user agent.
-fn client_of(identity: Option<String>, parts: &::http::request::Parts) -> String {
+fn client_of(identity: Option<String>, parts: &http::request::Parts) -> String {
     identity
         .or_else(|| Some(header(parts, CLIENT_HEADER).to_string()).filter(|s| !s.is_empty()))
         .or_else(|| {
@@ -449,9 +451,9 @@ fn client_of(identity: Option<String>, parts: &::http::request::Parts) -> String
 async fn handle(
     inner: Arc<Inner>,
     identity: Option<String>,
-    parts: ::http::request::Parts,
+    parts: http::request::Parts,
     body: Bytes,
-) -> ::http::Response<Body> {
+) -> http::Response<Body> {
     let client = client_of(identity, &parts);
     let response = serve(&inner, client.clone(), parts, body).await;
     let code = response.status().as_u16();
@@ -464,16 +466,16 @@ async fn handle(
 async fn serve(
     inner: &Arc<Inner>,
     client: String,
-    parts: ::http::request::Parts,
+    parts: http::request::Parts,
     body: Bytes,
-) -> ::http::Response<Body> {
+) -> http::Response<Body> {
     let inner = inner.clone();
     let ua = header(&parts, "user-agent");
-    let q = http::query(parts.uri.query());
+    let q = route::query(parts.uri.query());
     let path = parts.uri.path().to_string();
     let routed = {
         let st = lock(&inner.store);
-        http::route(&st.registry, &path)
+        route::route(&st.registry, &path)
     };
     let route = match routed {
         Ok(r) => r,
@@ -486,7 +488,7 @@ async fn serve(
         Route::Resource(r) => r,
         other => {
             count(&inner, &client, "get", &path, "");
-            if parts.method != ::http::Method::GET {
+            if parts.method != http::Method::GET {
                 return error_response(&ApiError::method_not_allowed());
             }
             let st = lock(&inner.store);
@@ -494,12 +496,12 @@ async fn serve(
                 return openapi_gv(&st.registry, g, v, q.get("hash"));
             }
             let doc = match other {
-                Route::Version => Some(http::version_doc()),
-                Route::CoreVersions => Some(http::core_versions()),
-                Route::CoreResources => Some(http::resource_list(&st.registry, "", "v1")),
-                Route::Groups => Some(http::groups(&st.registry)),
-                Route::Group(g) => http::group(&st.registry, &g),
-                Route::GroupResources(g, v) => Some(http::resource_list(&st.registry, &g, &v)),
+                Route::Version => Some(discovery::version_doc()),
+                Route::CoreVersions => Some(discovery::core_versions()),
+                Route::CoreResources => Some(discovery::resource_list(&st.registry, "", "v1")),
+                Route::Groups => Some(discovery::groups(&st.registry)),
+                Route::Group(g) => discovery::group(&st.registry, &g),
+                Route::GroupResources(g, v) => Some(discovery::resource_list(&st.registry, &g, &v)),
                 Route::OpenApiV3 => Some(openapi::discovery(&st.registry)),
                 Route::Resource(_) | Route::OpenApiV3Gv(..) => None,
             };
@@ -537,17 +539,17 @@ async fn serve(
         &r.desc.plural,
         r.sub.as_deref().unwrap_or(""),
     );
-    let decision = lock(&inner.faults).decide(
+    let injection = lock(&inner.faults).decide(
         &client,
         verb,
         &r.desc.group,
         &r.desc.plural,
         r.name.as_deref().unwrap_or(""),
     );
-    if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
+    if !injection.latency.is_zero() {
+        tokio::time::sleep(injection.latency).await;
     }
-    if let Some(e) = decision.error {
+    if let Some(e) = injection.error {
         return error_response(&e);
     }
     let ctype = header(&parts, "content-type")
@@ -599,8 +601,8 @@ async fn serve(
     }
     if verb == "list"
         && r.sub.is_none()
-        && !http::wants_table(&accept)
-        && !http::wants_partial_metadata(&accept)
+        && !table::wants_table(&accept)
+        && !table::wants_partial_metadata(&accept)
         && !is_events_v1(&r.desc)
     {
         return fast_list(&inner, &r, &q);
@@ -632,7 +634,7 @@ async fn serve(
 /// `Warning: 299 - "text"` headers (RFC 7234), as kube-apiserver sends admission warnings:
 /// the text quoted with `\` and `"` escaped; UTF-8 is kept (obs-text), control characters
 /// become spaces.
-fn add_warnings(resp: &mut ::http::Response<Body>, warnings: &[String]) {
+fn add_warnings(resp: &mut http::Response<Body>, warnings: &[String]) {
     for w in warnings {
         let mut text = String::with_capacity(w.len());
         for c in w.chars() {
@@ -645,8 +647,8 @@ fn add_warnings(resp: &mut ::http::Response<Body>, warnings: &[String]) {
                 c => text.push(c),
             }
         }
-        if let Ok(v) = ::http::HeaderValue::from_bytes(format!("299 - \"{text}\"").as_bytes()) {
-            resp.headers_mut().append(::http::header::WARNING, v);
+        if let Ok(v) = http::HeaderValue::from_bytes(format!("299 - \"{text}\"").as_bytes()) {
+            resp.headers_mut().append(http::header::WARNING, v);
         }
     }
 }
@@ -658,25 +660,25 @@ fn respond(
     r: &ResourceRoute,
     accept: &str,
     now_secs: i64,
-) -> ::http::Response<Body> {
+) -> http::Response<Body> {
     match result {
         Ok((code, v)) => {
-            if http::wants_partial_metadata(accept)
+            if table::wants_partial_metadata(accept)
                 && matches!(verb, "get" | "list" | "patch" | "update" | "create")
             {
-                return full(code, &http::partial_metadata(&v));
+                return full(code, &table::partial_metadata(&v));
             }
-            if verb == "list" && http::wants_table(accept) {
+            if verb == "list" && table::wants_table(accept) {
                 let items: Vec<Value> = v
                     .get("items")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default();
                 let md = v.get("metadata").cloned().unwrap_or(json!({}));
-                return full(200, &http::table(&r.desc, &items, md, now_secs));
+                return full(200, &table::table(&r.desc, &items, md, now_secs));
             }
-            if verb == "get" && r.sub.is_none() && http::wants_table(accept) {
-                return full(200, &http::table(&r.desc, &[v], json!({}), now_secs));
+            if verb == "get" && r.sub.is_none() && table::wants_table(accept) {
+                return full(200, &table::table(&r.desc, &[v], json!({}), now_secs));
             }
             full(code, &v)
         }
@@ -690,7 +692,7 @@ fn fast_list(
     inner: &Inner,
     r: &ResourceRoute,
     q: &std::collections::HashMap<String, String>,
-) -> ::http::Response<Body> {
+) -> http::Response<Body> {
     let built = (|| -> Result<Vec<u8>, ApiError> {
         let (labels, fields) = parse_selectors(r, q)?;
         let limit = match q.get("limit") {
@@ -729,10 +731,10 @@ fn fast_list(
     })();
     match built {
         Ok(bytes) => {
-            let mut resp = ::http::Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
+            let mut resp = http::Response::new(Full::new(Bytes::from(bytes)).boxed_unsync());
             resp.headers_mut().insert(
-                ::http::header::CONTENT_TYPE,
-                ::http::HeaderValue::from_static("application/json"),
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
             );
             resp
         }
@@ -765,9 +767,9 @@ fn start_watch(
     q: &std::collections::HashMap<String, String>,
     client: &str,
     accept: &str,
-) -> ::http::Response<Body> {
-    let metadata_only = http::wants_partial_metadata(accept);
-    let table = http::wants_table(accept).then(|| inner.clock.clone());
+) -> http::Response<Body> {
+    let metadata_only = table::wants_partial_metadata(accept);
+    let table = table::wants_table(accept).then(|| inner.clock.clone());
     let events_v1 = is_events_v1(&r.desc);
     let mut r = r.clone();
     let mut q = q.clone();
@@ -833,10 +835,10 @@ fn start_watch(
         Ok(rx) => {
             let stream =
                 tokio_stream_from(rx).map(|b| Ok::<_, Infallible>(http_body::Frame::data(b)));
-            let mut resp = ::http::Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
+            let mut resp = http::Response::new(BodyExt::boxed_unsync(StreamBody::new(stream)));
             resp.headers_mut().insert(
-                ::http::header::CONTENT_TYPE,
-                ::http::HeaderValue::from_static("application/json"),
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
             );
             resp
         }

@@ -1084,9 +1084,9 @@ pub fn create(
     }
     match apply {
         Some(a) => {
-            managed::record_apply(&json!({}), &mut obj, a.config, &writer, true, sem(desc))?;
+            managed::track_apply(&json!({}), &mut obj, a.config, &writer, true, sem(desc))?;
         }
-        None => managed::record_update(None, &mut obj, &writer, sem(desc)),
+        None => managed::track_update(None, &mut obj, &writer, sem(desc)),
     }
     if ctx.dry_run {
         return Ok(obj);
@@ -1322,12 +1322,12 @@ pub fn update(
     match apply {
         Some(a) => {
             let removed =
-                managed::record_apply(&old, &mut new, a.config, &writer, a.force, sem(desc))?;
+                managed::track_apply(&old, &mut new, a.config, &writer, a.force, sem(desc))?;
             for p in &removed {
                 managed::remove_path(&mut new, p);
             }
         }
-        None => managed::record_update(Some(&old), &mut new, &writer, sem(desc)),
+        None => managed::track_update(Some(&old), &mut new, &writer, sem(desc)),
     }
     // A write that changes nothing is not persisted (no new resourceVersion, no event).
     if same_content(&new, &old) {

@@ -377,21 +377,21 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 #[derive(Clone)]
 struct LoopbackOnly(ApiService);
 
-impl<B> tower::Service<::http::Request<B>> for LoopbackOnly
+impl<B> tower::Service<http::Request<B>> for LoopbackOnly
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
     B::Error: std::fmt::Display,
 {
-    type Response = ::http::Response<Body>;
+    type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = <ApiService as tower::Service<::http::Request<DrainOnDrop<B>>>>::Future;
+    type Future = <ApiService as tower::Service<http::Request<DrainOnDrop<B>>>>::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        tower::Service::<::http::Request<DrainOnDrop<B>>>::poll_ready(&mut self.0, cx)
+        tower::Service::<http::Request<DrainOnDrop<B>>>::poll_ready(&mut self.0, cx)
     }
 
-    fn call(&mut self, req: ::http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let req = req.map(|b| DrainOnDrop {
             inner: Some(Box::pin(b)),
         });
@@ -404,12 +404,12 @@ where
 
 /// `localhost`, `127.0.0.0/8` or `[::1]`, with or without a port, from the request target or
 /// the `Host` header.
-fn check_host<B>(req: &::http::Request<B>) -> Result<(), ApiError> {
+fn check_host<B>(req: &http::Request<B>) -> Result<(), ApiError> {
     let host = req
         .uri()
         .authority()
         .map(|a| a.as_str())
-        .or_else(|| req.headers().get(::http::header::HOST)?.to_str().ok())
+        .or_else(|| req.headers().get(http::header::HOST)?.to_str().ok())
         .unwrap_or("");
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
@@ -431,14 +431,14 @@ fn check_host<B>(req: &::http::Request<B>) -> Result<(), ApiError> {
 /// (POST, PUT) without one is JSON, as kube-apiserver reads it
 /// (`NegotiateInputSerializerForMediaType` takes an empty type as JSON): the official Python
 /// client sends its bodies so. A PATCH without one stays 415: there the type says which patch.
-fn check_write_type<B>(req: &::http::Request<B>) -> Result<(), ApiError> {
-    use ::http::Method;
+fn check_write_type<B>(req: &http::Request<B>) -> Result<(), ApiError> {
+    use http::Method;
     if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
         return Ok(());
     }
     let ctype = req
         .headers()
-        .get(::http::header::CONTENT_TYPE)
+        .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let essence = ctype

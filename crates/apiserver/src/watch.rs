@@ -136,7 +136,7 @@ impl TableLines {
             .cloned()
             .unwrap_or(Value::Null);
         let now = self.clock.now().as_second();
-        let mut t = super::http::table(
+        let mut t = crate::table::table(
             desc,
             std::slice::from_ref(obj),
             json!({"resourceVersion": rv}),
@@ -163,7 +163,7 @@ impl Filter {
         if let Some(t) = &self.table {
             line(kind.as_str(), &t.table(&self.desc, obj))
         } else if self.metadata_only {
-            line(kind.as_str(), &super::http::partial_metadata(obj))
+            line(kind.as_str(), &crate::table::partial_metadata(obj))
         } else if self.events_v1 {
             line(kind.as_str(), &super::convert::event_from_core(obj.clone()))
         } else {
