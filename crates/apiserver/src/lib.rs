@@ -13,10 +13,10 @@ mod gc;
 mod kinds;
 mod managed;
 mod openapi;
-mod ops;
 mod options;
 mod patch;
 mod protobuf;
+mod registry;
 mod resources;
 mod route;
 mod schema;
@@ -43,7 +43,7 @@ pub use faults::FaultConfig;
 pub use store::{Change, EventType};
 
 use gamedeploy_clock::SharedClock;
-use ops::{DeleteOpts, ListOpts, RequestContext, Subresource};
+use registry::{DeleteOpts, ListOpts, RequestContext, Subresource};
 use route::{ResourceRoute, Route};
 use selectors::{FieldSelector, LabelSelector};
 use store::Store;
@@ -149,7 +149,7 @@ impl ApiServer {
             let ctx = server.request_context("kube-apiserver", false);
             if let Some(d) = st.registry.get("", "v1", "namespaces") {
                 for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-                    let _ = ops::create(
+                    let _ = registry::create(
                         &mut st,
                         &ctx,
                         &d,
@@ -576,7 +576,7 @@ async fn serve(
     }
     if verb == "list"
         && q.get("resourceVersionMatch").is_some_and(|m| m == "Exact")
-        && let Err(e) = ops::check_exact_snapshot(
+        && let Err(e) = registry::check_exact_snapshot(
             &lock(&inner.store),
             &r.desc,
             q.get("resourceVersion").map_or("", String::as_str),
@@ -592,7 +592,7 @@ async fn serve(
     };
     if matches!(verb, "get" | "list" | "watch")
         && let Err(e) =
-            ops::parse_resource_version(q.get("resourceVersion").map_or("", String::as_str))
+            registry::parse_resource_version(q.get("resourceVersion").map_or("", String::as_str))
     {
         return error_response(&e);
     }
@@ -710,7 +710,7 @@ fn fast_list(
         };
         let (md, items) = {
             let st = lock(&inner.store);
-            ops::list_raw(&st, &r.desc, r.ns.as_deref(), &opts)?
+            registry::list_raw(&st, &r.desc, r.ns.as_deref(), &opts)?
         };
         let mut buf = Vec::with_capacity(256 + items.len() * 2048);
         let head =
@@ -1011,7 +1011,7 @@ const BUILTIN_BODY_TYPES: &[&str] = &["application/json", "application/yaml", pr
 fn parse_body(desc: &resources::ResourceDesc, ctype: &str, body: &[u8]) -> Result<Value, ApiError> {
     match ctype {
         protobuf::MEDIA_TYPE if desc.is_builtin() => {
-            ops::parse_object(protobuf::to_json(body)?.to_string().as_bytes())
+            registry::parse_object(protobuf::to_json(body)?.to_string().as_bytes())
         }
         _ if desc.is_builtin() && !BODY_TYPES.contains(&ctype) && !matches!(ctype, "" | "*/*") => {
             Err(ApiError::unknown_body_format(BUILTIN_BODY_TYPES))
@@ -1019,9 +1019,9 @@ fn parse_body(desc: &resources::ResourceDesc, ctype: &str, body: &[u8]) -> Resul
         "application/yaml" => {
             let v: Value = serde_saphyr::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-            ops::parse_object(v.to_string().as_bytes())
+            registry::parse_object(v.to_string().as_bytes())
         }
-        "" | "application/json" | "*/*" => ops::parse_object(body),
+        "" | "application/json" | "*/*" => registry::parse_object(body),
         _ => Err(ApiError::unknown_body_format(BODY_TYPES)),
     }
 }
@@ -1053,10 +1053,10 @@ fn dispatch(
         }
     };
     match (verb, sub) {
-        ("get", None | Some("status")) => Ok((200, (*ops::get(st, desc, ns, name)?).clone())),
+        ("get", None | Some("status")) => Ok((200, (*registry::get(st, desc, ns, name)?).clone())),
         ("get", Some("scale")) => {
-            let obj = ops::get(st, desc, ns, name)?;
-            Ok((200, ops::scale_of(desc, &obj)?))
+            let obj = registry::get(st, desc, ns, name)?;
+            Ok((200, registry::scale_of(desc, &obj)?))
         }
         ("list", None) => {
             let (labels, fields) = parse_selectors(r, q)?;
@@ -1073,33 +1073,39 @@ fn dispatch(
                 limit,
                 cont: q.get("continue").cloned(),
             };
-            Ok((200, ops::list(st, desc, ns, &opts)?))
+            Ok((200, registry::list(st, desc, ns, &opts)?))
         }
         ("create", None) => {
             let obj = parse_body(desc, ctype, body)?;
-            Ok((201, ops::create(st, ctx, desc, ns, obj, None)?))
+            Ok((201, registry::create(st, ctx, desc, ns, obj, None)?))
         }
-        ("create", Some("binding")) => bind(st, ctx, desc, ns, name, body),
+        ("create", Some("binding")) => registry::bind(st, ctx, desc, ns, name, body),
         ("update", None | Some("status")) => {
             let obj = parse_body(desc, ctype, body)?;
             let subresource = Subresource::of_status_path(sub);
             Ok((
                 200,
-                ops::update(st, ctx, desc, ns, name, obj, subresource, None)?,
+                registry::update(st, ctx, desc, ns, name, obj, subresource, None)?,
             ))
         }
         ("update", Some("scale")) => {
-            let scale = ops::parse_object(body)?;
-            let old = ops::get(st, desc, ns, name)?;
-            let new = ops::apply_scale(desc, &old, &scale)?;
-            Ok((200, scale_update(st, ctx, desc, ns, name, &old, new)?))
+            let scale = registry::parse_object(body)?;
+            let old = registry::get(st, desc, ns, name)?;
+            let new = registry::apply_scale(desc, &old, &scale)?;
+            Ok((
+                200,
+                registry::scale_update(st, ctx, desc, ns, name, &old, new)?,
+            ))
         }
         ("patch", Some("scale")) => {
-            let old = ops::get(st, desc, ns, name)?;
-            let current = ops::scale_of(desc, &old)?;
-            let patched = ops::patched(desc, &current, ctype, body)?;
-            let new = ops::apply_scale(desc, &old, &patched)?;
-            Ok((200, scale_update(st, ctx, desc, ns, name, &old, new)?))
+            let old = registry::get(st, desc, ns, name)?;
+            let current = registry::scale_of(desc, &old)?;
+            let patched = registry::patched(desc, &current, ctype, body)?;
+            let new = registry::apply_scale(desc, &old, &patched)?;
+            Ok((
+                200,
+                registry::scale_update(st, ctx, desc, ns, name, &old, new)?,
+            ))
         }
         ("patch", None | Some("status")) => {
             let subresource = Subresource::of_status_path(sub);
@@ -1114,14 +1120,14 @@ fn dispatch(
                 }
                 let force = q.get("force").is_some_and(|f| f == "true");
                 let (out, created) =
-                    ops::apply(st, ctx, desc, ns, name, config, force, subresource)?;
+                    registry::apply(st, ctx, desc, ns, name, config, force, subresource)?;
                 return Ok((if created { 201 } else { 200 }, out));
             }
-            let old = ops::get(st, desc, ns, name)?;
-            let new = ops::patched(desc, &old, ctype, body)?;
+            let old = registry::get(st, desc, ns, name)?;
+            let new = registry::patched(desc, &old, ctype, body)?;
             Ok((
                 200,
-                ops::update(st, ctx, desc, ns, name, new, subresource, None)?,
+                registry::update(st, ctx, desc, ns, name, new, subresource, None)?,
             ))
         }
         ("delete", None) => {
@@ -1130,10 +1136,11 @@ fn dispatch(
                 dry_run: ctx.dry_run || opts.dry_run,
                 ..ctx.clone()
             };
-            let out = ops::delete(st, &ctx, desc, ns, name, &opts)?;
+            let out = registry::delete(st, &ctx, desc, ns, name, &opts)?;
             // DeleteResource: 202 when the object stays (finalizers, grace period) and the
             // deprecated `orphanDependents: false` asked for cascading; 200 otherwise.
-            let stays = !ctx.dry_run && st.get(&desc.gr(), &ops::key(desc, ns, name)).is_some();
+            let stays =
+                !ctx.dry_run && st.get(&desc.gr(), &registry::key(desc, ns, name)).is_some();
             let code = if stays && opts.orphan_dependents == Some(false) {
                 202
             } else {
@@ -1144,7 +1151,7 @@ fn dispatch(
         ("deletecollection", None) => {
             let (labels, fields) = parse_selectors(r, q)?;
             let opts = delete_opts(q, body)?;
-            let list = ops::list(
+            let list = registry::list(
                 st,
                 desc,
                 ns,
@@ -1171,7 +1178,7 @@ fn dispatch(
                     .pointer("/metadata/namespace")
                     .and_then(Value::as_str)
                     .map(String::from);
-                if let Ok(v) = ops::delete(st, ctx, desc, ins.as_deref(), &n, &opts)
+                if let Ok(v) = registry::delete(st, ctx, desc, ins.as_deref(), &n, &opts)
                     && v.get("kind").and_then(Value::as_str) != Some("Status")
                 {
                     items.push(v);
@@ -1184,122 +1191,6 @@ fn dispatch(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
-}
-
-/// A `/scale` write: admitted as the Scale it is (subresource `scale`), then stored as a write
-/// of the object itself that is not admitted a second time.
-fn scale_update(
-    st: &mut Store,
-    ctx: &RequestContext,
-    desc: &resources::ResourceDesc,
-    ns: Option<&str>,
-    name: &str,
-    old: &Value,
-    new: Value,
-) -> Result<Value, ApiError> {
-    let (old_scale, new_scale) = (ops::scale_of(desc, old)?, ops::scale_of(desc, &new)?);
-    ops::run_admission(
-        st,
-        ctx,
-        &admission::Attributes {
-            operation: admission::Operation::Update,
-            desc,
-            subresource: "scale",
-            name,
-            namespace: ns.unwrap_or(""),
-            user: "",
-            dry_run: ctx.dry_run,
-            object: Some(&new_scale),
-            old_object: Some(&old_scale),
-        },
-    )?;
-    let unadmitted = RequestContext {
-        user: None,
-        ..ctx.clone()
-    };
-    let out = ops::update(
-        st,
-        &unadmitted,
-        desc,
-        ns,
-        name,
-        new,
-        Subresource::Main,
-        None,
-    )?;
-    ops::scale_of(desc, &out)
-}
-
-/// `pods/binding`: what the scheduler posts to assign a node (`BindingREST.Create`).
-fn bind(
-    st: &mut Store,
-    ctx: &RequestContext,
-    desc: &resources::ResourceDesc,
-    ns: Option<&str>,
-    name: &str,
-    body: &[u8],
-) -> Result<(u16, Value), ApiError> {
-    let b = ops::parse_object(body)?;
-    let node = b
-        .pointer("/target/name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    if node.is_empty() {
-        return Err(ApiError::invalid(
-            "",
-            "Binding",
-            name,
-            &[errors::required("target.name", "")],
-        ));
-    }
-    let pod = ops::get(st, desc, ns, name)?;
-    if pod.pointer("/metadata/deletionTimestamp").is_some() {
-        return Err(ApiError::conflict(
-            "",
-            "pods",
-            name,
-            "pod is being deleted, cannot be assigned to a host",
-        ));
-    }
-    let current = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if !current.is_empty() {
-        return Err(ApiError::conflict(
-            "",
-            "pods",
-            name,
-            &format!("pod {name} is already assigned to node {current:?}"),
-        ));
-    }
-    let mut new = (*pod).clone();
-    new["spec"]["nodeName"] = json!(node);
-    if let Some(c) = new
-        .pointer_mut("/status/conditions")
-        .and_then(Value::as_array_mut)
-    {
-        c.retain(|c| c.get("type").and_then(Value::as_str) != Some("PodScheduled"));
-    }
-    let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": ctx.now});
-    match new
-        .pointer_mut("/status/conditions")
-        .and_then(Value::as_array_mut)
-    {
-        Some(c) => c.push(cond),
-        None => new["status"]["conditions"] = json!([cond]),
-    }
-    // Bypass the spec-immutability rule the way the binding registry writes directly.
-    let gr = desc.gr();
-    let k = ops::key(desc, ns, name);
-    if !ctx.dry_run {
-        st.put(&gr, k, new, store::EventType::Modified);
-    }
-    Ok((
-        201,
-        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
-    ))
 }
 
 fn is_events_v1(d: &resources::ResourceDesc) -> bool {
@@ -1323,7 +1214,7 @@ fn check_event_v1(
     let ns = ns.unwrap_or("");
     let mut causes = Vec::new();
     let old = (verb != "create")
-        .then(|| ops::get(st, core, Some(ns), name).ok())
+        .then(|| registry::get(st, core, Some(ns), name).ok())
         .flatten();
     match old {
         Some(old) => kinds::validate_event_v1_update(&e, &old, ns, &mut causes),
@@ -1367,7 +1258,7 @@ fn dispatch_events_v1(
         ..ctx.clone()
     };
     let to_core = |b: &[u8]| -> Result<Vec<u8>, ApiError> {
-        let mut obj = ops::parse_object(b)?;
+        let mut obj = registry::parse_object(b)?;
         if obj
             .get("apiVersion")
             .and_then(Value::as_str)
@@ -1397,9 +1288,9 @@ fn dispatch_events_v1(
             dispatch(st, ctx, verb, &cr, q, ctype, &converted)?
         }
         "patch" => {
-            let old = ops::get(st, &core, ns, name)?;
+            let old = registry::get(st, &core, ns, name)?;
             let ext_old = convert::event_from_core((*old).clone());
-            let patched = ops::patched(&ext, &ext_old, ctype, body)?;
+            let patched = registry::patched(&ext, &ext_old, ctype, body)?;
             let new = to_core(patched.to_string().as_bytes())?;
             check_event_v1(st, &core, "update", ns, name, &new)?;
             dispatch(st, ctx, "update", &cr, q, "application/json", &new)?

@@ -280,7 +280,7 @@ pub fn start(
             }
         }
     } else {
-        let n = super::ops::parse_resource_version(rv_param)?;
+        let n = crate::registry::parse_resource_version(rv_param)?;
         if n < table.compacted_rv {
             // The watch cache answers 200 and then an ERROR event with a 410 Status.
             let err = ApiError::gone(format!(
