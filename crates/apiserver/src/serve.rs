@@ -20,7 +20,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::{ApiError, ApiServer, ApiService, Body};
+use crate::errors::ApiError;
+use crate::handler::{Body, MAX_REQUEST_BODY_BYTES, error_response};
+use crate::{ApiServer, ApiService};
 
 /// The server's TLS identity: a CA made at start (its key never leaves the process), a
 /// serving certificate it signed for `localhost`, `127.0.0.1`, `::1` and the listen address,
@@ -295,7 +297,7 @@ where
 /// before it can refuse it as too large (its 3 MiB limit) plus what Go's HTTP server then
 /// discards after a handler (`maxPostHandlerReadBytes`, 256 KiB). Past it the connection is
 /// closed, as Go's server closes it.
-pub const MAX_DISCARDED_BODY_BYTES: u64 = super::MAX_REQUEST_BODY_BYTES as u64 + (256 << 10);
+pub const MAX_DISCARDED_BODY_BYTES: u64 = MAX_REQUEST_BODY_BYTES as u64 + (256 << 10);
 
 /// How long a refused request's body is read and discarded at most.
 pub const MAX_DISCARD_TIME: Duration = Duration::from_secs(10);
@@ -397,7 +399,7 @@ where
         });
         match check_host(&req).and_then(|()| check_write_type(&req)) {
             Ok(()) => self.0.call(req),
-            Err(e) => Box::pin(std::future::ready(Ok(super::error_response(&e)))),
+            Err(e) => Box::pin(std::future::ready(Ok(error_response(&e)))),
         }
     }
 }

@@ -16,6 +16,17 @@ use super::resources::ResourceDesc;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{EventType, Logged, LoggedEvent, Store, WatchSink};
 
+/// Open watches and what the server holds for them (`ApiServer::watch_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Watches registered with the store.
+    pub open: usize,
+    /// Events queued for them and not yet turned into response bytes.
+    pub queued: usize,
+    /// Watches closed so far because they fell `watch_backlog` events behind.
+    pub closed_lagging: u64,
+}
+
 /// How often a watch asking for bookmarks gets one: the cacher's `defaultBookmarkFrequency`.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 /// The cacher also sends a bookmark this long before a watch's deadline
@@ -431,7 +442,7 @@ pub fn drop_watches(store: &mut Store, client: Option<&str>) -> usize {
 }
 
 /// Open watches and their queued events.
-pub fn stats(store: &Store) -> super::WatchStats {
+pub fn stats(store: &Store) -> WatchStats {
     let open = store
         .tables
         .values()
@@ -442,7 +453,7 @@ pub fn stats(store: &Store) -> super::WatchStats {
         count += 1;
         queued += w.tx.max_capacity() - w.tx.capacity();
     }
-    super::WatchStats {
+    WatchStats {
         open: count,
         queued,
         closed_lagging: store.watches_closed_lagging,
