@@ -56,9 +56,9 @@ impl Default for Faults {
     }
 }
 
-/// The verdict for one request.
+/// What fault injection does to one request: a delay, and maybe an error instead of an answer.
 #[derive(Debug, Default)]
-pub struct Decision {
+pub struct Injection {
     pub latency: Duration,
     pub error: Option<ApiError>,
 }
@@ -99,14 +99,14 @@ impl Faults {
         group: &str,
         plural: &str,
         name: &str,
-    ) -> Decision {
+    ) -> Injection {
         let Some(cfg) = self.cfg.clone() else {
-            return Decision::default();
+            return Injection::default();
         };
         if !self.applies_to(client) {
-            return Decision::default();
+            return Injection::default();
         }
-        let mut d = Decision {
+        let mut d = Injection {
             latency: cfg.latency,
             error: None,
         };

@@ -10,9 +10,9 @@
 
 use serde_json::{Value, json};
 
-use super::ops::{self, DeleteOpts, RequestContext};
 use super::resources::{GroupResource, ResourceDesc, Strategy};
 use super::store::{EventType, ObjKey, Store, owner_uids};
+use crate::registry::{self, DeleteOpts, RequestContext};
 
 /// Whether `o`'s owner reference to `uid` sets `blockOwnerDeletion`.
 fn blocks(o: &Value, uid: &str) -> bool {
@@ -78,7 +78,7 @@ fn delete(store: &mut Store, ctx: &RequestContext, gr: &GroupResource, k: &ObjKe
             propagation: Some(policy.into()),
             ..Default::default()
         };
-        let _ = ops::delete(store, ctx, &d, ns, &k.1, &opts);
+        let _ = registry::delete(store, ctx, &d, ns, &k.1, &opts);
     }
 }
 
@@ -177,7 +177,7 @@ fn finalize_namespace(store: &mut Store, ctx: &RequestContext, ns: &str) {
             if let (Some(d), Some(o)) = (desc_for(store, &gr), store.get(&gr, &k))
                 && o.pointer("/metadata/deletionTimestamp").is_none()
             {
-                let _ = ops::delete(store, ctx, &d, Some(ns), &k.1, &DeleteOpts::default());
+                let _ = registry::delete(store, ctx, &d, Some(ns), &k.1, &DeleteOpts::default());
             }
             if store.get(&gr, &k).is_some() {
                 remaining += 1;

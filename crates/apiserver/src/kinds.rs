@@ -1,7 +1,7 @@
 //! Defaulting and validation of the built-in kinds an operator install writes (Services,
 //! Secrets, Deployments, admission policy bindings): the parts of their kube-apiserver
-//! strategies that a client can observe. Kept apart from `ops.rs`, which is about the generic
-//! registry.
+//! strategies that a client can observe. Kept apart from `registry/`, which is about the
+//! generic registry.
 
 use k8s_openapi::ByteString;
 use serde_json::{Map, Value, json};

@@ -300,9 +300,9 @@ fn entry_mut<'e>(entries: &'e mut Vec<Entry>, w: &Writer<'_>, op: &str) -> &'e m
     }
 }
 
-/// Record an Update-style write: the writer takes the fields whose values changed; fields
+/// Track an Update-style write in managedFields: the writer takes the fields whose values changed; fields
 /// that disappeared are dropped from every owner.
-pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: ListSemantics<'_>) {
+pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: ListSemantics<'_>) {
     let mut entries = read(new);
     let before = old.map(|o| leaves(o, sem)).unwrap_or_default();
     let after = leaves(new, sem);
@@ -328,7 +328,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: 
 /// Server-side apply bookkeeping on the merged object. Returns the paths to remove from the
 /// object (owned before by this applier, no longer applied, owned by no one else), or the
 /// conflict error.
-pub fn record_apply(
+pub fn track_apply(
     live: &Value,
     merged: &mut Value,
     config: &Value,

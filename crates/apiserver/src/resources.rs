@@ -134,7 +134,7 @@ impl Builtin {
             scale: (self.strategy == Strategy::Deployment).then(|| ScalePaths {
                 spec_replicas: ".spec.replicas".into(),
                 status_replicas: ".status.replicas".into(),
-                // Scale's selector comes from `spec.selector` (see `ops::scale_of`).
+                // Scale's selector comes from `spec.selector` (see `registry::scale_of`).
                 label_selector: None,
             }),
             tracks_generation: self.tracks_generation,

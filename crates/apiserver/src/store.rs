@@ -129,7 +129,7 @@ pub const RECENT_BYTES: usize = 64 << 20;
 /// The bounds of every resource's event log.
 #[derive(Debug, Clone, Copy)]
 pub struct LogLimits {
-    /// Entries kept ([`ServerOptions::event_history`](crate::ServerOptions)).
+    /// Entries kept (`ServerOptions::event_history`).
     pub events: usize,
     /// Serialized bytes kept ([`HISTORY_BYTES`]).
     pub bytes: usize,
@@ -292,7 +292,8 @@ impl Store {
         let table = self.table(gr);
         let prev = table.objects.insert(key.clone(), obj.clone());
         let is_new = prev.is_none();
-        let closed = table.record(limit, LoggedEvent::new(rv, kind, obj.clone(), prev.clone()));
+        let closed =
+            table.append_event(limit, LoggedEvent::new(rv, kind, obj.clone(), prev.clone()));
         self.watches_closed_lagging += closed;
         self.publish(
             rv,
@@ -382,7 +383,7 @@ impl Store {
         let limit = self.log_limits;
         let table = self.table(gr);
         table.objects.remove(key);
-        let closed = table.record(
+        let closed = table.append_event(
             limit,
             LoggedEvent::new(rv, EventType::Deleted, last.clone(), Some(old)),
         );
@@ -432,7 +433,7 @@ pub fn owner_uids(o: &Value) -> Vec<String> {
 impl ResourceTable {
     /// Log `ev` and queue it for every watcher; returns how many watchers were closed because
     /// their queue was full (the cacher's answer to a watcher that stopped reading).
-    fn record(&mut self, limit: LogLimits, ev: LoggedEvent) -> u64 {
+    fn append_event(&mut self, limit: LogLimits, ev: LoggedEvent) -> u64 {
         let ev = Arc::new(ev);
         // Serialized once, here: for the byte bounds, every watcher sending it whole, and the
         // compact form.

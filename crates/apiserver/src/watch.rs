@@ -16,6 +16,17 @@ use super::resources::ResourceDesc;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{EventType, Logged, LoggedEvent, Store, WatchSink};
 
+/// Open watches and what the server holds for them (`ApiServer::watch_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Watches registered with the store.
+    pub open: usize,
+    /// Events queued for them and not yet turned into response bytes.
+    pub queued: usize,
+    /// Watches closed so far because they fell `watch_backlog` events behind.
+    pub closed_lagging: u64,
+}
+
 /// How often a watch asking for bookmarks gets one: the cacher's `defaultBookmarkFrequency`.
 pub const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 /// The cacher also sends a bookmark this long before a watch's deadline
@@ -136,7 +147,7 @@ impl TableLines {
             .cloned()
             .unwrap_or(Value::Null);
         let now = self.clock.now().as_second();
-        let mut t = super::http::table(
+        let mut t = crate::table::table(
             desc,
             std::slice::from_ref(obj),
             json!({"resourceVersion": rv}),
@@ -163,7 +174,7 @@ impl Filter {
         if let Some(t) = &self.table {
             line(kind.as_str(), &t.table(&self.desc, obj))
         } else if self.metadata_only {
-            line(kind.as_str(), &super::http::partial_metadata(obj))
+            line(kind.as_str(), &crate::table::partial_metadata(obj))
         } else if self.events_v1 {
             line(kind.as_str(), &super::convert::event_from_core(obj.clone()))
         } else {
@@ -280,7 +291,7 @@ pub fn start(
             }
         }
     } else {
-        let n = super::ops::parse_resource_version(rv_param)?;
+        let n = crate::registry::parse_resource_version(rv_param)?;
         if n < table.compacted_rv {
             // The watch cache answers 200 and then an ERROR event with a 410 Status.
             let err = ApiError::gone(format!(
@@ -431,7 +442,7 @@ pub fn drop_watches(store: &mut Store, client: Option<&str>) -> usize {
 }
 
 /// Open watches and their queued events.
-pub fn stats(store: &Store) -> super::WatchStats {
+pub fn stats(store: &Store) -> WatchStats {
     let open = store
         .tables
         .values()
@@ -442,7 +453,7 @@ pub fn stats(store: &Store) -> super::WatchStats {
         count += 1;
         queued += w.tx.max_capacity() - w.tx.capacity();
     }
-    super::WatchStats {
+    WatchStats {
         open: count,
         queued,
         closed_lagging: store.watches_closed_lagging,
