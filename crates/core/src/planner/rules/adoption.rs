@@ -7,7 +7,6 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
-use super::cached_pod::CachedPod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, OwnerReference,
 };
@@ -15,6 +14,7 @@ use kube::Resource;
 
 use crate::StrMap;
 use crate::api::GameDeployment;
+use crate::planner::model::CachedPod;
 
 /// Why a selector cannot be used to claim pods.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,7 +142,7 @@ fn expression_text(e: &LabelSelectorRequirement) -> String {
 /// The GameDeployment's selector, if it can be used: not empty, well formed, and matching the
 /// pods its template makes. The plan refuses a spec whose selector fails this, and claiming
 /// takes and releases nothing with it.
-pub fn selector_of(gd: &GameDeployment) -> Result<Selector<'_>, SelectorError> {
+pub(crate) fn selector_of(gd: &GameDeployment) -> Result<Selector<'_>, SelectorError> {
     let selector = Selector::new(&gd.spec.selector)?;
     let template = gd
         .spec

@@ -6,21 +6,15 @@ use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::effect::{ApiErrorKind, Consequence, EventNote, OnFailure, Write};
-use super::status;
+use super::conditions;
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
-
-/// A write's failure, reported as a condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    pub condition: &'static str,
-    pub reason: &'static str,
-    pub message: String,
-}
+use crate::planner::model::{
+    ApiErrorKind, ConditionReport, Consequence, EventNote, OnFailure, Write,
+};
 
 /// What a write's outcome leads to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum WriteOutcome {
     /// Done; the event to raise, if any.
     Succeeded(Option<EventNote>),
     /// Nothing to do and nothing to say (a delete that found nothing).
@@ -30,23 +24,23 @@ pub enum Verdict {
     /// Counted, so the reconcile retries soon.
     Retry(String),
     /// Counted, a condition, and the Warning event, if any.
-    Failed(Failure, Option<EventNote>),
+    Failed(ConditionReport, Option<EventNote>),
 }
 
-impl Verdict {
+impl WriteOutcome {
     /// Whether the write failed (and so skips the rest of its chain).
     pub fn is_failure(&self) -> bool {
         matches!(
             self,
-            Verdict::Logged(_) | Verdict::Retry(_) | Verdict::Failed(..)
+            WriteOutcome::Logged(_) | WriteOutcome::Retry(_) | WriteOutcome::Failed(..)
         )
     }
 }
 
 /// The meaning of `result` for `write`: `Err((kind, message))` is the API's refusal.
-pub fn judge<T>(write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) -> Verdict {
+pub fn judge<T>(write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) -> WriteOutcome {
     let (kind, error) = match result {
-        Ok(()) => return Verdict::Succeeded(write.on_success.clone()),
+        Ok(()) => return WriteOutcome::Succeeded(write.on_success.clone()),
         Err(e) => e,
     };
     let OnFailure {
@@ -55,13 +49,13 @@ pub fn judge<T>(write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) ->
         consequence,
     } = &write.on_failure;
     match (kind, consequence) {
-        (ApiErrorKind::NotFound, _) if *tolerated == Some(kind) => Verdict::Quiet,
+        (ApiErrorKind::NotFound, _) if *tolerated == Some(kind) => WriteOutcome::Quiet,
         (ApiErrorKind::AlreadyExists, _) if *tolerated == Some(kind) => {
-            Verdict::Succeeded(write.on_success.clone())
+            WriteOutcome::Succeeded(write.on_success.clone())
         }
-        (ApiErrorKind::Conflict, _) if *conflict_retries => Verdict::Retry(error),
-        (_, Consequence::Logged) => Verdict::Logged(error),
-        (_, Consequence::Retried) => Verdict::Retry(error),
+        (ApiErrorKind::Conflict, _) if *conflict_retries => WriteOutcome::Retry(error),
+        (_, Consequence::Logged) => WriteOutcome::Logged(error),
+        (_, Consequence::Retried) => WriteOutcome::Retry(error),
         (_, Consequence::Reported(report)) => {
             let message = format!("{}{error}", report.prefix);
             let event = report.event.clone().map(|regarding| EventNote {
@@ -70,12 +64,12 @@ pub fn judge<T>(write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) ->
                 reason: report.reason.to_string(),
                 message: message.clone(),
             });
-            let failure = Failure {
+            let failure = ConditionReport {
                 condition: report.condition,
                 reason: report.reason,
                 message,
             };
-            Verdict::Failed(failure, event)
+            WriteOutcome::Failed(failure, event)
         }
     }
 }
@@ -87,11 +81,11 @@ pub fn skipped(chain: Option<&str>, failed_chains: &BTreeSet<String>) -> bool {
 }
 
 /// The chain that `write`'s outcome stops, if it does: see [`skipped`].
-pub fn stopped_chain<'a, T>(write: &'a Write<T>, verdict: &Verdict) -> Option<&'a str> {
+pub fn stopped_chain<'a, T>(write: &'a Write<T>, outcome: &WriteOutcome) -> Option<&'a str> {
     write
         .chain
         .as_deref()
-        .filter(|_| write.gates_chain && verdict.is_failure())
+        .filter(|_| write.gates_chain && outcome.is_failure())
 }
 
 /// The planned status with the failures of this reconcile's writes added to their conditions.
@@ -100,10 +94,10 @@ pub fn stopped_chain<'a, T>(write: &'a Write<T>, verdict: &Verdict) -> Option<&'
 pub fn status_after(
     previous: &[GameDeploymentCondition],
     mut planned: GameDeploymentStatus,
-    failures: Vec<Failure>,
+    failures: Vec<ConditionReport>,
     now: Timestamp,
 ) -> GameDeploymentStatus {
-    for Failure {
+    for ConditionReport {
         condition,
         reason,
         message,
@@ -112,7 +106,7 @@ pub fn status_after(
         match planned.conditions.iter_mut().find(|c| c.type_ == condition) {
             Some(c) if c.message.split("; ").any(|m| m == message) => {}
             Some(c) => c.message = format!("{}; {message}", c.message),
-            None => planned.conditions.push(status::condition(
+            None => planned.conditions.push(conditions::condition(
                 previous, condition, "True", reason, message, now,
             )),
         }
@@ -191,7 +185,7 @@ fn counts_only(a: &GameDeploymentStatus, b: &GameDeploymentStatus) -> bool {
 mod tests {
     use super::*;
     use crate::names;
-    use crate::planner::effect::{Regarding, Report};
+    use crate::planner::model::{Regarding, Report};
 
     fn report() -> OnFailure {
         OnFailure::reported(Report {
@@ -210,7 +204,7 @@ mod tests {
     fn a_success_raises_its_event() {
         let ok = EventNote::normal("Done", "done".into());
         let w = Write::new((), report()).on_success(ok.clone());
-        assert_eq!(judge(&w, Ok(())), Verdict::Succeeded(Some(ok)));
+        assert_eq!(judge(&w, Ok(())), WriteOutcome::Succeeded(Some(ok)));
     }
 
     #[test]
@@ -219,13 +213,13 @@ mod tests {
         let gone = Write::new((), report().tolerating(ApiErrorKind::NotFound));
         assert_eq!(
             judge(&gone, refused(ApiErrorKind::NotFound)),
-            Verdict::Quiet
+            WriteOutcome::Quiet
         );
         let there =
             Write::new((), report().tolerating(ApiErrorKind::AlreadyExists)).on_success(ok.clone());
         assert_eq!(
             judge(&there, refused(ApiErrorKind::AlreadyExists)),
-            Verdict::Succeeded(Some(ok))
+            WriteOutcome::Succeeded(Some(ok))
         );
         // Not tolerated: a failure like any other.
         assert!(judge(&gone, refused(ApiErrorKind::AlreadyExists)).is_failure());
@@ -236,19 +230,20 @@ mod tests {
         let w = Write::new((), report().retrying_conflicts());
         assert_eq!(
             judge(&w, refused(ApiErrorKind::Conflict)),
-            Verdict::Retry("boom".into())
+            WriteOutcome::Retry("boom".into())
         );
         let w = Write::new((), report());
         assert!(matches!(
             judge(&w, refused(ApiErrorKind::Conflict)),
-            Verdict::Failed(..)
+            WriteOutcome::Failed(..)
         ));
     }
 
     #[test]
     fn a_reported_failure_names_its_condition_and_raises_a_warning() {
         let w = Write::new((), report());
-        let Verdict::Failed(failure, Some(event)) = judge(&w, refused(ApiErrorKind::Other)) else {
+        let WriteOutcome::Failed(failure, Some(event)) = judge(&w, refused(ApiErrorKind::Other))
+        else {
             panic!("a reported failure");
         };
         assert_eq!(failure.condition, names::CONDITION_FAILED_UPDATE);
@@ -259,7 +254,7 @@ mod tests {
         let logged = Write::new((), OnFailure::logged());
         assert_eq!(
             judge(&logged, refused(ApiErrorKind::Other)),
-            Verdict::Logged("boom".into())
+            WriteOutcome::Logged("boom".into())
         );
     }
 
@@ -276,7 +271,7 @@ mod tests {
         let boom = judge(&Write::new((), report()), refused(ApiErrorKind::Other));
         let gating = Write::new((), report()).gating("pod-a");
         assert_eq!(stopped_chain(&gating, &boom), Some("pod-a"));
-        assert_eq!(stopped_chain(&gating, &Verdict::Quiet), None);
+        assert_eq!(stopped_chain(&gating, &WriteOutcome::Quiet), None);
         let member = Write::new((), report()).in_chain("pod-a");
         assert_eq!(stopped_chain(&member, &boom), None);
     }
@@ -285,7 +280,7 @@ mod tests {
     fn failures_join_their_condition_once_and_keep_its_time() {
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let t1: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
-        let failure = |m: &str| Failure {
+        let failure = |m: &str| ConditionReport {
             condition: names::CONDITION_FAILED_SCALE,
             reason: names::EVENT_FAILED_CREATE,
             message: m.into(),

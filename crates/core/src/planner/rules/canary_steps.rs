@@ -19,16 +19,16 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::effect::EventNote;
-use super::hooks::{HookRunView, attempt, free_name};
+use super::conditions::Counts;
+use super::hookruns::{attempt, free_name, hook_run_name};
 use super::revision::revision_hash;
-use super::status::{ConditionReport, Counts};
 use crate::api::{
     CanaryPause, CanaryStatus, CanaryStep, GameDeploymentStatus, HookPhase, HookStep,
     PauseCondition, PauseReason,
 };
 use crate::inplace::HookKind;
 use crate::names;
+use crate::planner::model::{ConditionReport, EventNote, HookRunView, StepRun};
 
 /// What one reconcile knows about the canary.
 #[derive(Debug, Clone, Copy)]
@@ -44,17 +44,6 @@ pub struct Input<'a> {
     /// The HookRuns the GameDeployment owns (only `canary-step` ones are read).
     pub runs: &'a BTreeMap<String, HookRunView>,
     pub now: Timestamp,
-}
-
-/// The HookRun a hook step needs, not there yet.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepRun {
-    pub name: String,
-    /// The revision, the step's index, and the hash of the steps it is made for (its labels).
-    pub revision: String,
-    pub index: usize,
-    pub hash: String,
-    pub hook: HookStep,
 }
 
 /// The canary decided: the partition to apply, the status fields, and what to write.
@@ -303,9 +292,11 @@ fn hook_passed(
     out: &mut Canary,
 ) -> bool {
     let input = s.input;
-    let base = format!(
-        "canary-{}-{index}-{}",
-        input.update_revision, hook.template_name
+    let base = hook_run_name(
+        HookKind::CanaryStep,
+        input.update_revision,
+        &index.to_string(),
+        &hook.template_name,
     );
     let reason = PauseReason::PausedByStepBasedHook;
     *current = current_attempt(&base, index, s, current);
@@ -355,7 +346,7 @@ fn hook_passed(
     );
     out.problems.push(ConditionReport {
         condition: names::CONDITION_FAILED_UPDATE,
-        reason: names::EVENT_CANARY_HOOK_FAILED.into(),
+        reason: names::EVENT_CANARY_HOOK_FAILED,
         message: message.clone(),
     });
     if !paused_by_hook {

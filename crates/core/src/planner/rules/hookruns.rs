@@ -6,11 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::pods::Owner;
 use super::revision::revision_hash;
-use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
-use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView};
+use crate::api::{
+    Argument, GameDeployment, HookRun, HookRunSpec, HookTemplate, HookUpdateStrategy,
+};
+use crate::inplace::{HookKind, HookRunRequest, PodView};
 use crate::names;
+use crate::planner::model::{HookRunView, Owner};
 
 /// The argument names the operator supplies; undeclared arguments containing one of them are
 /// passed through (`PodContainer[0]`, ...), as in the original.
@@ -34,31 +36,6 @@ pub enum HookError {
         arg: String,
         strategy: &'static str,
     },
-}
-
-/// What the controller needs of one HookRun it owns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct HookRunView {
-    /// `None` until the hook operator has looked at it (as good as Pending).
-    pub phase: Option<HookPhase>,
-    pub labels: BTreeMap<String, String>,
-    /// `spec.terminate` is set: asked to stop, not yet stopped.
-    pub terminate: bool,
-}
-
-impl HookRunView {
-    /// The value of label `key`, if set.
-    pub fn label(&self, key: &str) -> Option<&str> {
-        self.labels.get(key).map(String::as_str)
-    }
-
-    pub fn from_hook_run(run: &HookRun) -> Self {
-        HookRunView {
-            phase: run.status.as_ref().and_then(|s| s.phase),
-            labels: run.metadata.labels.clone().unwrap_or_default(),
-            terminate: run.spec.terminate,
-        }
-    }
 }
 
 /// HookRuns of a pod (preInplace, preDelete, postInplace) whose pod is gone, or has moved to
@@ -99,8 +76,35 @@ pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[&PodView]) -> Vec<Str
         .collect()
 }
 
-/// The attempt number of a run named `name`: 0 for `base`, N for `base.N` (the original's
-/// collision suffix, used for every new attempt); `None` for a run of another base.
+/// The name of the first attempt of a HookRun of `kind`, as the original names them:
+/// `<kind>-<revision>-<subject>-<template>`, where the subject is the pod's instance id (the
+/// canary step's index for a canary step). Later attempts are [`attempt_name`]s of it.
+pub(crate) fn hook_run_name(
+    kind: HookKind,
+    revision: &str,
+    subject: &str,
+    template: &str,
+) -> String {
+    let prefix = match kind {
+        HookKind::PreInplace => "preinplace",
+        HookKind::PreDelete => "predelete",
+        HookKind::PostInplace => "postinplace",
+        HookKind::CanaryStep => "canary",
+    };
+    format!("{prefix}-{revision}-{subject}-{template}")
+}
+
+/// Attempt `n` of the run named `base`: `base` itself for the first (0), `base.N` after it
+/// (the original's collision suffix, used for every new attempt).
+pub(crate) fn attempt_name(base: &str, n: u32) -> String {
+    match n {
+        0 => base.to_string(),
+        n => format!("{base}.{n}"),
+    }
+}
+
+/// The attempt number of a run named `name`: the inverse of [`attempt_name`]; `None` for a run
+/// of another base.
 pub fn attempt(base: &str, name: &str) -> Option<u32> {
     match name.strip_prefix(base)? {
         "" => Some(0),
@@ -119,12 +123,25 @@ pub fn latest_attempt<'a>(
         .max_by_key(|(n, _, _)| *n)
 }
 
-/// `base`, or the first `base.N` no run has.
+/// The first attempt of `base` no run has.
 pub fn free_name(base: &str, runs: &BTreeMap<String, HookRunView>) -> String {
-    std::iter::once(base.to_string())
-        .chain((1..).map(|n| format!("{base}.{n}")))
+    (0..)
+        .map(|n| attempt_name(base, n))
         .find(|n| !runs.contains_key(n))
         .unwrap_or_default()
+}
+
+/// The one place of the "retry once per generation" rule of a hook strategy with
+/// `retry: true`: an unsuccessful hook runs again as a new attempt once per GameDeployment
+/// generation, so a spec change buys one more try without the operator writing the spec back.
+/// The generation a failed hook may be retried in now; `None` without `retry`.
+pub(crate) fn retry_generation(
+    gd: &GameDeployment,
+    strategy: Option<&HookUpdateStrategy>,
+) -> Option<i64> {
+    strategy
+        .is_some_and(|s| s.retry)
+        .then(|| gd.metadata.generation.unwrap_or(0))
 }
 
 /// The spec field that configures hooks of this kind (for messages).

@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use super::hooks::{self, HookRunView};
+use super::hookruns;
 use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView, pod_hook_args};
 use crate::names;
+use crate::planner::model::HookRunView;
 
 /// What to do with one pod the plan wants to delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub enum DeletionVerdict {
     /// No hook applies, or it succeeded.
     Delete,
     /// Keep the pod for now.
@@ -30,37 +31,33 @@ pub enum Verdict {
 
 /// How the gate is configured (`preDeleteUpdateStrategy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gate<'a> {
+pub struct DeletionGate<'a> {
     pub template: &'a str,
-    /// With `retry: true`, the GameDeployment generation: an unsuccessful hook runs again as a
-    /// new attempt, once in this generation (the attempt carries it as a label).
+    /// With `retry: true`, the generation an unsuccessful hook may run again in
+    /// ([`hookruns::retry_generation`]); the attempt carries it as a label.
     pub retry_generation: Option<i64>,
-}
-
-/// The HookRun name the original uses for a pod's preDelete hook (its first attempt).
-pub fn hook_run_name(pod: &PodView, template: &str) -> String {
-    format!(
-        "predelete-{}-{}-{template}",
-        pod.revision.as_deref().unwrap_or_default(),
-        pod.instance_id()
-    )
 }
 
 /// Decides whether `pod` may be deleted now, given the gate configured (if any) and this
 /// GameDeployment's HookRuns by name.
 pub fn check(
     pod: &PodView,
-    gate: Option<Gate>,
+    gate: Option<DeletionGate>,
     hook_runs: &BTreeMap<String, HookRunView>,
-) -> Verdict {
+) -> DeletionVerdict {
     let Some(gate) = gate else {
-        return Verdict::Delete;
+        return DeletionVerdict::Delete;
     };
     // As in the original: a pod that is not running has nothing to drain.
     if pod.phase.as_deref() != Some("Running") {
-        return Verdict::Delete;
+        return DeletionVerdict::Delete;
     }
-    let base = hook_run_name(pod, gate.template);
+    let base = hookruns::hook_run_name(
+        HookKind::PreDelete,
+        pod.revision.as_deref().unwrap_or_default(),
+        pod.instance_id(),
+        gate.template,
+    );
     let mark = !pod.annotations.contains_key(names::ANNOTATION_POD_DELETING);
     let request = |name: String, retry_generation| HookRunRequest {
         name,
@@ -69,18 +66,18 @@ pub fn check(
         kind: HookKind::PreDelete,
         retry_generation,
     };
-    let wait = |create, stuck, phase| Verdict::Wait {
+    let wait = |create, stuck, phase| DeletionVerdict::Wait {
         create,
         mark,
         stuck,
         phase,
     };
-    let Some((attempt, name, run)) = hooks::latest_attempt(&base, hook_runs) else {
+    let Some((attempt, name, run)) = hookruns::latest_attempt(&base, hook_runs) else {
         return wait(Some(request(base, None)), None, HookPhase::Pending);
     };
     let phase = run.phase.unwrap_or(HookPhase::Pending);
     if phase == HookPhase::Successful {
-        return Verdict::Delete;
+        return DeletionVerdict::Delete;
     }
     if !phase.is_completed() {
         return wait(None, None, phase);
@@ -88,7 +85,7 @@ pub fn check(
     let retried_in = run.label(names::LABEL_HOOKRUN_RETRY_GENERATION);
     match gate.retry_generation {
         Some(g) if retried_in != Some(g.to_string().as_str()) => wait(
-            Some(request(format!("{base}.{}", attempt + 1), Some(g))),
+            Some(request(hookruns::attempt_name(&base, attempt + 1), Some(g))),
             None,
             HookPhase::Pending,
         ),
@@ -120,8 +117,8 @@ mod tests {
         }
     }
 
-    fn drain() -> Option<Gate<'static>> {
-        Some(Gate {
+    fn drain() -> Option<DeletionGate<'static>> {
+        Some(DeletionGate {
             template: "drain",
             retry_generation: None,
         })
@@ -130,18 +127,18 @@ mod tests {
     #[test]
     fn without_a_hook_or_a_running_pod_deletion_goes_ahead() {
         let runs = BTreeMap::new();
-        assert_eq!(check(&pod(), None, &runs), Verdict::Delete);
+        assert_eq!(check(&pod(), None, &runs), DeletionVerdict::Delete);
         let pending = PodView {
             phase: Some("Pending".into()),
             ..pod()
         };
-        assert_eq!(check(&pending, drain(), &runs), Verdict::Delete);
+        assert_eq!(check(&pending, drain(), &runs), DeletionVerdict::Delete);
     }
 
     #[test]
     fn a_running_pod_waits_for_its_hook_run_which_is_created_once() {
         let mut runs = BTreeMap::new();
-        let Verdict::Wait {
+        let DeletionVerdict::Wait {
             create: Some(req),
             mark: true,
             stuck: None,
@@ -162,7 +159,7 @@ mod tests {
         assert!(
             matches!(
                 check(&pod(), drain(), &runs),
-                Verdict::Wait { create: None, .. }
+                DeletionVerdict::Wait { create: None, .. }
             ),
             "created but not yet evaluated: wait, do not ask again"
         );
@@ -173,7 +170,7 @@ mod tests {
             .insert(names::ANNOTATION_POD_DELETING.into(), "true".into());
         assert_eq!(
             check(&marked, drain(), &runs),
-            Verdict::Wait {
+            DeletionVerdict::Wait {
                 create: None,
                 mark: false,
                 stuck: None,
@@ -181,7 +178,7 @@ mod tests {
             }
         );
         runs.insert(req.name.clone(), run(HookPhase::Successful));
-        assert_eq!(check(&marked, drain(), &runs), Verdict::Delete);
+        assert_eq!(check(&marked, drain(), &runs), DeletionVerdict::Delete);
     }
 
     #[test]
@@ -191,7 +188,7 @@ mod tests {
             ..Default::default()
         };
         let runs = [("predelete-r1-abcde-drain".to_string(), failed)].into();
-        let Verdict::Wait {
+        let DeletionVerdict::Wait {
             create: None,
             stuck: Some(why),
             ..
@@ -210,7 +207,7 @@ mod tests {
     #[test]
     fn retry_runs_a_failed_hook_again_once_per_generation() {
         let gate = |g| {
-            Some(Gate {
+            Some(DeletionGate {
                 template: "drain",
                 retry_generation: Some(g),
             })
@@ -225,7 +222,7 @@ mod tests {
         };
         let mut runs: BTreeMap<String, HookRunView> =
             [("predelete-r1-abcde-drain".to_string(), failed(&[]))].into();
-        let Verdict::Wait {
+        let DeletionVerdict::Wait {
             create: Some(req),
             stuck: None,
             ..
@@ -239,7 +236,7 @@ mod tests {
             req.name.clone(),
             failed(&[(names::LABEL_HOOKRUN_RETRY_GENERATION, "4")]),
         );
-        let Verdict::Wait {
+        let DeletionVerdict::Wait {
             create: None,
             stuck: Some(why),
             ..
@@ -251,7 +248,7 @@ mod tests {
             why.contains("HookRun predelete-r1-abcde-drain.1 is Failed"),
             "{why}"
         );
-        let Verdict::Wait {
+        let DeletionVerdict::Wait {
             create: Some(again),
             ..
         } = check(&pod(), gate(5), &runs)
@@ -266,6 +263,6 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(check(&pod(), gate(5), &runs), Verdict::Delete);
+        assert_eq!(check(&pod(), gate(5), &runs), DeletionVerdict::Delete);
     }
 }

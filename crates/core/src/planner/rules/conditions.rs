@@ -1,23 +1,16 @@
-//! The GameDeployment status as a pure function of what was observed. Conditions are computed
+//! The GameDeployment status (counts, revisions, conditions) as a pure function of what was
+//! observed; [`crate::planner::phases::status`] adds the hook lists and canary fields. Conditions are computed
 //! here and written with the rest of the status (the Go original returned before writing them,
 //! so they never reached the API).
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::rollout::{ReadyBy, is_available_by};
+use super::budget::{ReadyBy, is_available_by};
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
 use crate::inplace::PodView;
 use crate::names;
-
-/// Something that went wrong during this reconcile, reported as a condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConditionReport {
-    /// `FailedScale` or `FailedUpdate`.
-    pub condition: &'static str,
-    pub reason: String,
-    pub message: String,
-}
+use crate::planner::model::ConditionReport;
 
 /// What the status is computed from.
 #[derive(Debug, Clone)]
@@ -123,7 +116,7 @@ pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
                 previous,
                 kind,
                 "True",
-                &first.reason,
+                first.reason,
                 message,
                 o.now,
             ));
@@ -322,12 +315,12 @@ mod tests {
         let problems = vec![
             ConditionReport {
                 condition: names::CONDITION_FAILED_UPDATE,
-                reason: "InPlaceUpdateFailed".into(),
+                reason: "InPlaceUpdateFailed",
                 message: "p0: ImagePullBackOff".into(),
             },
             ConditionReport {
                 condition: names::CONDITION_FAILED_UPDATE,
-                reason: "InPlaceUpdateFailed".into(),
+                reason: "InPlaceUpdateFailed",
                 message: "p1: CrashLoop".into(),
             },
         ];

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
+use super::budget::{ReadyBy, is_available_by};
 use super::order::active_pods;
-use super::rollout::{ReadyBy, is_available_by};
 use crate::inplace::PodView;
 use crate::names;
 
@@ -22,9 +22,9 @@ pub struct NewPod {
     pub revision: String,
 }
 
-/// Inputs of the scale decision.
+/// What the replica count decision reads.
 #[derive(Debug, Clone)]
-pub struct ScaleInput<'a> {
+pub(crate) struct ReplicaInput<'a> {
     pub name: &'a str,
     pub pods: &'a [&'a PodView],
     pub replicas: i32,
@@ -44,9 +44,9 @@ pub struct ScaleInput<'a> {
     pub now: Timestamp,
 }
 
-/// The scale decision.
+/// The pods to create and to delete for the replica count.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ScalePlan {
+pub(crate) struct ReplicaDiff {
     pub create: Vec<NewPod>,
     /// Pod names to delete, in order.
     pub delete: Vec<String>,
@@ -55,13 +55,16 @@ pub struct ScalePlan {
 /// The most pods one plan creates; the next reconcile creates more. kube's ReplicaSet
 /// controller bounds a sync the same way (`burstReplicas`, 500). Without it a schema-valid
 /// `replicas: 2147483647` planned two billion pods in one go and the operator ran out of memory.
-pub const MAX_CREATES_PER_PLAN: i32 = 500;
+pub(crate) const MAX_CREATES_PER_PLAN: i32 = 500;
 
 /// Decides what to create and delete. `suffix` yields candidate 5-character suffixes; names
 /// already taken (by any pod, terminating ones included) are skipped.
-pub fn plan(input: &ScaleInput, suffix: &mut dyn FnMut() -> String) -> ScalePlan {
+pub(crate) fn replica_diff(
+    input: &ReplicaInput,
+    suffix: &mut dyn FnMut() -> String,
+) -> ReplicaDiff {
     let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).copied().collect();
-    let mut plan = ScalePlan::default();
+    let mut plan = ReplicaDiff::default();
 
     // Pods named in podsToDelete go first; their replacements are created below.
     let named: BTreeSet<&str> = input.pods_to_delete.iter().map(String::as_str).collect();
@@ -147,7 +150,7 @@ fn fresh_name(
 
 /// Old revisions first, then the active-pods order, then node cost, then pod deletion cost
 /// (pods without a cost last).
-fn deletion_order(a: &PodView, b: &PodView, input: &ScaleInput) -> Ordering {
+fn deletion_order(a: &PodView, b: &PodView, input: &ReplicaInput) -> Ordering {
     let is_new = |p: &PodView| p.revision.as_deref() == Some(input.update_revision);
     let node_cost = |p: &PodView| {
         p.node_name
@@ -205,7 +208,7 @@ fn missing_last(a: Option<i64>, b: Option<i64>, descending: bool) -> Ordering {
 
 /// Creation batches of 1, 2, 4, ... as the original (and ReplicaSets) use: a failing create
 /// stops the rest, so a bad template costs one failed call, not hundreds.
-pub fn slow_start_batches(total: usize) -> Vec<usize> {
+pub(crate) fn slow_start_batches(total: usize) -> Vec<usize> {
     let mut batches = Vec::new();
     let (mut left, mut size) = (total, 1usize);
     while left > 0 {
@@ -242,8 +245,8 @@ mod tests {
         pods: &'a [&'a PodView],
         replicas: i32,
         costs: &'a BTreeMap<String, i64>,
-    ) -> ScaleInput<'a> {
-        ScaleInput {
+    ) -> ReplicaInput<'a> {
+        ReplicaInput {
             name: "gd",
             pods,
             replicas,
@@ -264,7 +267,7 @@ mod tests {
         let pods = [pod("gd-aaaaa", "r2")];
         let costs = BTreeMap::new();
         let pods: Vec<&PodView> = pods.iter().collect();
-        let p = plan(
+        let p = replica_diff(
             &input(&pods, 3, &costs),
             &mut suffixes(&["aaaaa", "bbbbb", "ccccc"]),
         );
@@ -278,7 +281,7 @@ mod tests {
     fn one_plan_creates_at_most_a_burst() {
         let costs = BTreeMap::new();
         let mut n = 0u64;
-        let p = plan(&input(&[], i32::MAX, &costs), &mut || {
+        let p = replica_diff(&input(&[], i32::MAX, &costs), &mut || {
             n += 1;
             format!("{n:x}")
         });
@@ -293,7 +296,7 @@ mod tests {
         let mut i = input(&pods, 5, &costs);
         i.partition = 3;
         i.current_revision = "r1";
-        let p = plan(&i, &mut suffixes(&["c", "d", "e"]));
+        let p = replica_diff(&i, &mut suffixes(&["c", "d", "e"]));
         let revs: Vec<&str> = p.create.iter().map(|c| c.revision.as_str()).collect();
         assert_eq!(revs, ["r1", "r1", "r2"]);
     }
@@ -314,12 +317,12 @@ mod tests {
             .insert(names::ANNOTATION_POD_DELETION_COST.into(), "10".into());
         let costs = BTreeMap::new();
         let pods: Vec<&PodView> = pods.iter().collect();
-        let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
+        let p = replica_diff(&input(&pods, 1, &costs), &mut suffixes(&[]));
         assert_eq!(p.delete, ["gd-old1", "gd-new2", "gd-new3"]);
         let mut desc = input(&pods, 2, &costs);
         desc.cost_descending = true;
         assert_eq!(
-            plan(&desc, &mut suffixes(&[])).delete,
+            replica_diff(&desc, &mut suffixes(&[])).delete,
             ["gd-old1", "gd-new3"]
         );
     }
@@ -340,7 +343,7 @@ mod tests {
             .map(|(n, c)| (n.to_string(), c))
             .into();
         let pods: Vec<&PodView> = pods.iter().collect();
-        let p = plan(&input(&pods, 1, &costs), &mut suffixes(&[]));
+        let p = replica_diff(&input(&pods, 1, &costs), &mut suffixes(&[]));
         assert_eq!(p.delete, ["gd-negative", "gd-cheap", "gd-dear"]);
     }
 
@@ -372,7 +375,7 @@ mod tests {
         let mut i = input(&pods, 2, &costs);
         let doomed = vec!["gd-b".to_string(), "gd-not-mine".to_string()];
         i.pods_to_delete = &doomed;
-        let p = plan(&i, &mut suffixes(&["c"]));
+        let p = replica_diff(&i, &mut suffixes(&["c"]));
         assert_eq!(p.delete, ["gd-b"]);
         assert_eq!(p.create.len(), 1);
     }
@@ -386,12 +389,12 @@ mod tests {
         i.current_revision = "r1";
         i.max_surge = 5;
         assert_eq!(
-            plan(&i, &mut suffixes(&["c"])).create.len(),
+            replica_diff(&i, &mut suffixes(&["c"])).create.len(),
             1,
             "surge capped at 1 old pod"
         );
         i.current_revision = "r2";
-        assert!(plan(&i, &mut suffixes(&[])).create.is_empty());
+        assert!(replica_diff(&i, &mut suffixes(&[])).create.is_empty());
     }
 
     /// maxSurge 2, 8 replicas: once all 8 new pods exist, the 2 old surge-era pods are surplus.
@@ -405,33 +408,33 @@ mod tests {
         let mut i = input(&pods, 8, &costs);
         i.current_revision = "r1";
         i.max_surge = 2;
-        let p = plan(&i, &mut suffixes(&[]));
+        let p = replica_diff(&i, &mut suffixes(&[]));
         assert_eq!(
             (p.create.len(), p.delete),
             (0, vec!["gd-old1".to_string(), "gd-old2".into()])
         );
         // The partition does not shield surplus pods: scale-down takes old revisions first.
         i.partition = 2;
-        let p = plan(&i, &mut suffixes(&[]));
+        let p = replica_diff(&i, &mut suffixes(&[]));
         assert_eq!(
             p.delete,
             ["gd-old1", "gd-old2"],
             "8 replicas: still two too many"
         );
         i.replicas = 10;
-        assert_eq!(plan(&i, &mut suffixes(&[])), ScalePlan::default());
+        assert_eq!(replica_diff(&i, &mut suffixes(&[])), ReplicaDiff::default());
         // A new pod that is not ready yet still needs its surge slot: no old pod goes.
         let mut not_ready = pods[7].clone();
         not_ready.ready = false;
         let mut starting = pods.clone();
         starting[7] = &not_ready;
-        let i = ScaleInput {
+        let i = ReplicaInput {
             pods: &starting,
             replicas: 8,
             partition: 0,
             ..i
         };
-        assert_eq!(plan(&i, &mut suffixes(&[])).delete, ["gd-old1"]);
+        assert_eq!(replica_diff(&i, &mut suffixes(&[])).delete, ["gd-old1"]);
     }
 
     #[test]

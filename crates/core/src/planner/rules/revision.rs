@@ -10,15 +10,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use serde_json::{Value, json};
 
-use super::pods::Owner;
 use crate::inplace::Target;
+use crate::planner::model::{Owner, RevisionPlan};
 
 /// Kubernetes' `rand.SafeEncodeString` alphabet: no vowels, no look-alike digits.
 const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// A stable hash of a pod template (and the collision count, which changes the name when two
 /// templates collide), encoded like Kubernetes' ControllerRevision hashes.
-pub fn revision_hash(template: &Value, collision_count: Option<i32>) -> String {
+pub(crate) fn revision_hash(template: &Value, collision_count: Option<i32>) -> String {
     // serde_json's Map is ordered by key, so the canonical text is stable across runs.
     let mut text = template.to_string();
     if let Some(c) = collision_count {
@@ -36,12 +36,12 @@ pub fn revision_hash(template: &Value, collision_count: Option<i32>) -> String {
 }
 
 /// The ControllerRevision name for a GameDeployment and hash: `<name>-<hash>`.
-pub fn revision_name(game_deployment: &str, hash: &str) -> String {
+pub(crate) fn revision_name(game_deployment: &str, hash: &str) -> String {
     format!("{game_deployment}-{hash}")
 }
 
 /// What a ControllerRevision stores, as the original does: the template, marked to replace.
-pub fn revision_data(template: &Value) -> Value {
+pub(crate) fn revision_data(template: &Value) -> Value {
     let mut t = template.clone();
     if let Some(obj) = t.as_object_mut() {
         obj.insert("$patch".into(), json!("replace"));
@@ -56,26 +56,9 @@ pub fn revision_template(rev: &ControllerRevision) -> Option<Value> {
     Some(t)
 }
 
-/// What to do with ControllerRevisions this reconcile.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RevisionPlan {
-    /// Name of the update revision.
-    pub update: String,
-    /// The revision to create, when the template is new.
-    pub create: Option<ControllerRevision>,
-    /// The collision count to record in status.
-    pub collision_count: Option<i32>,
-    /// Revisions to delete (beyond the history limit and unused).
-    pub prune: Vec<String>,
-    /// Template by revision name, for every known revision (the new one included).
-    pub templates: BTreeMap<String, Value>,
-    /// Revision names, oldest first.
-    pub order: Vec<String>,
-}
-
 /// Finds or creates the update revision for `template` and prunes old ones, keeping the
 /// revisions pods still use plus `history_limit` others.
-pub fn plan_revisions(
+pub(crate) fn plan_revisions(
     owner: &Owner,
     template: &Value,
     existing: &[ControllerRevision],
@@ -152,14 +135,18 @@ pub fn plan_revisions(
 /// Why a template change needs a new pod.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{path} changed; only container images, labels and annotations can change in place")]
-pub struct NotInPlace {
+pub(crate) struct NotInPlace {
     /// JSON path of the first change that is not an image.
     pub path: String,
 }
 
 /// The in-place target for moving a pod from template `old` to template `new`, or why that
 /// needs a new pod.
-pub fn in_place_target(old: &Value, new: &Value, revision: &str) -> Result<Target, NotInPlace> {
+pub(crate) fn in_place_target(
+    old: &Value,
+    new: &Value,
+    revision: &str,
+) -> Result<Target, NotInPlace> {
     let spec = |v: &Value| v.get("spec").cloned().unwrap_or(Value::Null);
     let (mut old_spec, mut new_spec) = (spec(old), spec(new));
     let images = take_images(&mut old_spec).zip(take_images(&mut new_spec));
