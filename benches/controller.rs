@@ -29,7 +29,7 @@ use gamedeploy_core::planner::model::{CachedPod, Effect, Owner, Plan, PlanInput}
 use gamedeploy_core::planner::plan;
 use gamedeploy_core::planner::rules::new_pods as pods;
 use gamedeploy_core::planner::rules::replicas::NewPod;
-use gamedeploy_core::planner::rules::revision::revision_template;
+use gamedeploy_core::planner::rules::revision_history::revision_template;
 use gamedeploy_operator::controller::{
     self, Caches, Context, Handle, MIN_RECONCILE_INTERVAL, Options,
 };

@@ -1,6 +1,5 @@
-//! What the phases decide, by kind, before [`crate::planner::phases::assemble`] puts it in
-//! the executor's order: one field per kind of write, so a decision nobody assembles does not
-//! compile.
+//! What the phases decide, by kind, before the assemble phase puts it in the executor's
+//! order: one field per kind of write, so a decision nobody assembles does not compile.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +14,7 @@ use crate::inplace::{HookRunRequest, MachineStep, PodWrite};
 
 /// Why a pod is deleted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeleteReason {
+pub(crate) enum DeleteReason {
     ScaleDown,
     /// Named in `scaleStrategy.podsToDelete`.
     Requested,

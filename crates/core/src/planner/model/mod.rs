@@ -1,5 +1,5 @@
-//! The planner's vocabulary, below both the pipeline ([`super::phases`]) and the rules
-//! ([`super::rules`]), and using neither: what a reconcile observed ([`PlanInput`], the pods as
+//! The planner's vocabulary, below both the pipeline (`phases/`) and the rules
+//! (`rules/`), and using neither: what a reconcile observed ([`PlanInput`], the pods as
 //! [`CachedPod`]s and [`SortedPods`], the HookRuns as [`HookRunView`]s), what its phases decide
 //! ([`Decisions`]) and what it emits ([`Plan`], a list of [`Effect`]s).
 //!
@@ -15,8 +15,7 @@ mod report;
 mod sorted_pods;
 
 pub use cached_pod::CachedPod;
-pub use decisions::DeleteReason;
-pub(crate) use decisions::{Decisions, RevisionPlan, StepRun};
+pub(crate) use decisions::{Decisions, DeleteReason, RevisionPlan, StepRun};
 pub use effect::{
     ApiErrorKind, Consequence, Effect, EventNote, HookRunToCreate, OnFailure, Plan, Regarding,
     Report, Write,

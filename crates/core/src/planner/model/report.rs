@@ -1,6 +1,5 @@
 //! Something that went wrong, reported as a status condition: a problem a phase found, or a
-//! write of the plan that failed (merged into the status by
-//! [`crate::planner::rules::outcome::status_after`]).
+//! write of the plan that failed (merged into the status by `outcome::status_after`).
 
 /// Something that went wrong during a reconcile, reported as a condition.
 #[derive(Debug, Clone, PartialEq, Eq)]

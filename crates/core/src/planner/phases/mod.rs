@@ -1,4 +1,4 @@
-//! One reconcile, phase by phase. [`super::plan::plan`] runs them in this order, each taking
+//! One reconcile, phase by phase. `plan::plan` runs them in this order, each taking
 //! what it needs (the observed world and earlier phases' typed results) and returning its
 //! decisions; no phase re-reads or changes what an earlier one decided.
 //!

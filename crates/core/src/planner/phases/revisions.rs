@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::inplace::PodView;
 use crate::planner::model::{Owner, PlanInput, RevisionPlan};
-use crate::planner::rules::revision::plan_revisions;
+use crate::planner::rules::revision_history::plan_revisions;
 
 /// The revisions of this reconcile.
 pub struct Revisions {

@@ -2,7 +2,6 @@
 //! exists so that a bad spec stops the reconcile before anything is decided: a refused spec
 //! yields a plan with an event and a status, and touches no pod, revision or HookRun.
 
-use super::status::label_selector;
 use crate::api::{GameDeployment, GameDeploymentStatus, Undecodable};
 use crate::inplace::PodView;
 use crate::names;
@@ -34,7 +33,7 @@ pub fn refuse(world: &PlanInput, views: &[&PodView], message: String) -> Plan {
         Refused {
             generation: gd.metadata.generation,
             replicas: gd.spec.replicas(),
-            label_selector: label_selector(gd),
+            label_selector: adoption::label_selector(gd),
             previous: gd.status.as_ref(),
             now: world.now,
         },

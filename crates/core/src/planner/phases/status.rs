@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::revisions::Revisions;
-use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition};
+use crate::api::{GameDeploymentStatus, HookCondition};
 use crate::inplace::{Decoded, HookPhase, MachineStep, State};
 use crate::planner::model::{ConditionReport, PlanInput, SortedPods};
 use crate::planner::rules::adoption;
@@ -59,7 +59,7 @@ pub fn status(
         update_revision: update,
         revisions: &revisions.plan.order,
         collision_count: revisions.plan.collision_count,
-        label_selector: label_selector(gd),
+        label_selector: adoption::label_selector(gd),
         min_ready_seconds: resolved.limits.min_ready_seconds,
         abandoned: observed
             .records
@@ -127,21 +127,4 @@ fn hook_conditions(
             phase: *phase,
         })
         .collect()
-}
-
-/// The selector as a query string, for the scale subresource (`matchLabels` alone when the
-/// selector is unusable: the status of a refused spec still names what it has).
-pub fn label_selector(gd: &GameDeployment) -> String {
-    match adoption::Selector::new(&gd.spec.selector) {
-        Ok(s) => s.to_query(),
-        Err(_) => gd
-            .spec
-            .selector
-            .match_labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    }
 }

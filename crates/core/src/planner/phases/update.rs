@@ -22,7 +22,7 @@ use crate::names;
 use crate::planner::model::{ConditionReport, DeleteReason, EventNote, PlanInput, SortedPods};
 use crate::planner::rules::budget::{RolloutTargets, rollout_targets};
 use crate::planner::rules::limits::Resolved;
-use crate::planner::rules::revision::{NotInPlace, in_place_target};
+use crate::planner::rules::template_diff::{NotInPlace, in_place_target};
 
 /// The update decisions of this reconcile.
 #[derive(Default)]
@@ -97,24 +97,7 @@ pub fn update(
         )
     };
     let records: Vec<&Decoded> = observed.remaining(&deleting).map(|(_, r)| r).collect();
-    let in_flight: BTreeSet<String> = remaining
-        .iter()
-        .zip(&records)
-        .filter(|(_, d)| match d {
-            Decoded::Valid(r) => {
-                r.revision == *update && !matches!(r.state, State::Ready | State::Abandoned)
-            }
-            _ => false,
-        })
-        .map(|(p, _)| p.name.clone())
-        .chain(
-            (resolved.strategy == UpdateStrategyType::HotPatchUpdate)
-                .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
-                .into_iter()
-                .flatten()
-                .map(|p| p.name.clone()),
-        )
-        .collect();
+    let in_flight = in_flight(&remaining, &records, update, &resolved.strategy);
     let mut rollout: RolloutTargets =
         rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now);
     if scaled.scaling() || resolved.paused {
@@ -192,6 +175,35 @@ pub fn update(
     }
 
     out
+}
+
+/// The pods whose update is under way towards `update`: a machine working towards it, or
+/// (hot patch) a patch the kubelet has not applied yet. They keep their place and their share
+/// of the budget.
+fn in_flight(
+    remaining: &[&PodView],
+    records: &[&Decoded],
+    update: &str,
+    strategy: &UpdateStrategyType,
+) -> BTreeSet<String> {
+    remaining
+        .iter()
+        .zip(records)
+        .filter(|(_, d)| match d {
+            Decoded::Valid(r) => {
+                r.revision == update && !matches!(r.state, State::Ready | State::Abandoned)
+            }
+            _ => false,
+        })
+        .map(|(p, _)| p.name.clone())
+        .chain(
+            (*strategy == UpdateStrategyType::HotPatchUpdate)
+                .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
+                .into_iter()
+                .flatten()
+                .map(|p| p.name.clone()),
+        )
+        .collect()
 }
 
 /// What moving a pod from revision `own` to `update` takes in place, or why it cannot be done

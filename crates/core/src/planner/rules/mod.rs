@@ -13,7 +13,8 @@
 //! - `pod_index`: the pod index annotation and `POD_INDEX`.
 //! - `predelete`: the preDelete hook gate every deletion passes.
 //! - [`replicas`]: how many pods to create or delete, and which.
-//! - [`revision`]: template revision names and the in-place eligibility check.
+//! - [`revision_history`]: template revisions: their names, and which to create and prune.
+//! - `template_diff`: whether a move between two template revisions can happen in place.
 
 pub mod adoption;
 pub(crate) mod budget;
@@ -27,4 +28,5 @@ pub mod outcome;
 pub(crate) mod pod_index;
 pub(crate) mod predelete;
 pub mod replicas;
-pub mod revision;
+pub mod revision_history;
+pub(crate) mod template_diff;
