@@ -18,8 +18,8 @@ use crate::metrics::Metrics;
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::model::{
-    ApiErrorKind, CachedPod, ConditionReport as Failure, Effect, EventNote, HookRunToCreate,
-    Plan, Regarding, Write,
+    ApiErrorKind, CachedPod, ConditionReport as Failure, Effect, EventNote, HookRunToCreate, Plan,
+    Regarding, Write,
 };
 use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome as Verdict};
 
