@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::api::HookStep;
+use crate::api::{GameDeploymentStatus, HookStep};
 use crate::inplace::{Action, EventType, HookKind, HookRunRequest, MachineStep, PodView, PodWrite};
 use crate::names;
 use crate::planner::model::{
@@ -53,7 +53,7 @@ pub fn into_plan(world: &PlanInput, views: &[&PodView], d: Decisions) -> Plan {
     a.pause_updates(pause_updates);
     a.delete_hook_runs(stale_hook_runs);
     a.events(notes);
-    a.effects.push(Effect::WriteStatus(status));
+    a.status(status);
     Plan {
         effects: a.effects,
         requeue_at,
@@ -384,6 +384,11 @@ impl<'w, 'a> Assembly<'w, 'a> {
                 .into_iter()
                 .map(|note| Effect::Event { note, chain: None }),
         );
+    }
+
+    /// The status, last: it reports the failures of the writes before it.
+    fn status(&mut self, status: GameDeploymentStatus) {
+        self.effects.push(Effect::WriteStatus(status));
     }
 }
 
