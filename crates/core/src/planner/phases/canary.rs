@@ -30,7 +30,7 @@ pub fn canary(
             world.now,
         )
     };
-    let decided = canary_steps::decide(&canary_steps::Input {
+    let decided = canary_steps::decide(&canary_steps::CanaryInput {
         steps,
         previous: world.gd.status.as_ref(),
         update_revision: &revisions.update,

@@ -32,7 +32,7 @@ use crate::planner::model::{ConditionReport, EventNote, HookRunView, StepRun};
 
 /// What one reconcile knows about the canary.
 #[derive(Debug, Clone, Copy)]
-pub struct Input<'a> {
+pub struct CanaryInput<'a> {
     pub steps: &'a [CanaryStep],
     pub previous: Option<&'a GameDeploymentStatus>,
     pub update_revision: &'a str,
@@ -73,7 +73,7 @@ pub struct Canary {
 }
 
 /// Decides the canary of one reconcile.
-pub fn decide(input: &Input) -> Canary {
+pub fn decide(input: &CanaryInput) -> Canary {
     let mut out = Canary::default();
     if input.steps.is_empty() {
         supersede(input, None, &mut out);
@@ -207,13 +207,13 @@ fn step_note(from: usize, index: usize) -> EventNote {
 
 /// What every step reads besides the input.
 struct StepInput<'a> {
-    input: &'a Input<'a>,
+    input: &'a CanaryInput<'a>,
     hash: &'a str,
 }
 
 /// A partition step is done once the pods it lets through are updated and ready, and every
 /// ready pod is available.
-fn partition_reached(partition: i32, input: &Input) -> bool {
+fn partition_reached(partition: i32, input: &CanaryInput) -> bool {
     let target = input.replicas - partition.clamp(0, input.replicas.max(0));
     input.counts.updated_ready >= target && input.counts.available == input.counts.ready
 }
@@ -391,7 +391,7 @@ fn is_canary(run: &HookRunView) -> bool {
 
 /// Canary runs that no longer count: those of another revision are deleted; those of this
 /// revision other than `keep` are stopped if still running, and kept for the record.
-fn supersede(input: &Input, keep: Option<&String>, out: &mut Canary) {
+fn supersede(input: &CanaryInput, keep: Option<&String>, out: &mut Canary) {
     for (name, run) in input.runs.iter().filter(|(_, r)| is_canary(r)) {
         if run.label(names::LABEL_HOOKRUN_REVISION) != Some(input.update_revision) {
             out.delete.push(name.clone());

@@ -55,7 +55,7 @@ impl World {
     }
 
     fn decide(&self) -> Canary {
-        decide(&Input {
+        decide(&CanaryInput {
             steps: &self.steps,
             previous: self.status.as_ref(),
             update_revision: &self.update,
