@@ -6,9 +6,8 @@
 
 use std::collections::HashMap;
 
-use crate::inplace::{
-    self, Decoded, Endpoint, HookKind, HookPhase, HookRunRequest, PodView, PodWrite, State,
-};
+use crate::api::HookPhase;
+use crate::inplace::{self, Decoded, Endpoint, HookKind, HookRunRequest, PodView, PodWrite, State};
 use crate::names;
 use crate::planner::model::{ConditionReport, DeleteReason, PlanInput, SortedPods};
 use crate::planner::rules::hookruns;

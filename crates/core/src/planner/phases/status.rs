@@ -6,8 +6,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::revisions::Revisions;
-use crate::api::{GameDeploymentStatus, HookCondition};
-use crate::inplace::{Decoded, HookPhase, MachineStep, State};
+use crate::api::{GameDeploymentStatus, HookCondition, HookPhase};
+use crate::inplace::{Decoded, MachineStep, State};
 use crate::planner::model::{ConditionReport, PlanInput, SortedPods};
 use crate::planner::rules::adoption;
 use crate::planner::rules::canary_steps::Canary;

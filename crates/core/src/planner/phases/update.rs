@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use super::revisions::Revisions;
 use super::scale::Scaled;
-use crate::api::UpdateStrategyType;
+use crate::api::{HookPhase, UpdateStrategyType};
 use crate::inplace::{
-    self, Decoded, Endpoint, HookPhase, Input, MachineStep, PodView, PodWrite, State, Target,
+    self, Decoded, Endpoint, Input, MachineStep, PodView, PodWrite, State, Target,
 };
 use crate::names;
 use crate::planner::model::{ConditionReport, DeleteReason, EventNote, PlanInput, SortedPods};

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::hookruns;
-use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView, pod_hook_args};
+use crate::api::HookPhase;
+use crate::inplace::{HookKind, HookRunRequest, PodView, pod_hook_args};
 use crate::names;
 use crate::planner::model::HookRunView;
 
