@@ -1,7 +1,7 @@
 //! The planner's vocabulary, below both the pipeline (`phases/`) and the rules
 //! (`rules/`), and using neither: what a reconcile observed ([`PlanInput`], the pods as
-//! [`CachedPod`]s and [`SortedPods`], the HookRuns as [`HookRunView`]s), what its phases decide
-//! ([`Decisions`]) and what it emits ([`Plan`], a list of [`Effect`]s).
+//! [`CachedPod`]s and `SortedPods`, the HookRuns as [`HookRunView`]s), what its phases decide
+//! (`Decisions`) and what it emits ([`Plan`], a list of [`Effect`]s).
 //!
 //! Each file holds one idea; this module only says which of them the crate's users see.
 
