@@ -25,12 +25,11 @@ use gamedeploy_core::api::{
 };
 use gamedeploy_core::inplace::{self, ContainerSnapshot, Record, State};
 use gamedeploy_core::names;
-use gamedeploy_core::planner::CachedPod;
-use gamedeploy_core::planner::effect::Effect;
-use gamedeploy_core::planner::plan::{self, Plan, PlanInput};
-use gamedeploy_core::planner::pods::{self, Owner};
-use gamedeploy_core::planner::revision::revision_template;
-use gamedeploy_core::planner::scale::NewPod;
+use gamedeploy_core::planner::model::{CachedPod, Effect, Owner, Plan, PlanInput};
+use gamedeploy_core::planner::plan;
+use gamedeploy_core::planner::rules::new_pods as pods;
+use gamedeploy_core::planner::rules::replicas::NewPod;
+use gamedeploy_core::planner::rules::revision_history::revision_template;
 use gamedeploy_operator::controller::{
     self, Caches, Context, Handle, MIN_RECONCILE_INTERVAL, Options,
 };

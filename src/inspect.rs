@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt, stream};
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::{ForceRefused, PodView, force};
 use gamedeploy_core::names;
-use gamedeploy_core::planner::adopt::Selector;
+use gamedeploy_core::planner::rules::adoption::Selector;
 use gamedeploy_inspect::status::{RolloutSnapshot, render};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};

@@ -1,5 +1,6 @@
-//! Executes a claim decided by [`gamedeploy_core::planner::adopt`]: adoption and release are pod
-//! patches carrying the pod's uid, so a pod recreated under the same name is left alone.
+//! Executes a claim decided by [`gamedeploy_core::planner::rules::adoption`]: adoption and
+//! release are pod patches carrying the pod's uid, so a pod recreated under the same name is
+//! left alone.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
@@ -9,8 +10,8 @@ use super::events::Events;
 use crate::execute::{Writes, is_not_found};
 use gamedeploy_core::api::{GameDeployment, StoredGameDeployment};
 use gamedeploy_core::names;
-use gamedeploy_core::planner::pods::Owner;
-use gamedeploy_core::planner::{CachedPod, adopt};
+use gamedeploy_core::planner::model::{CachedPod, Owner};
+use gamedeploy_core::planner::rules::adoption as adopt;
 
 /// What claiming did.
 #[derive(Debug, Default)]

@@ -33,12 +33,11 @@ use crate::leader::Gate;
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
-use gamedeploy_core::planner::CachedPod;
-use gamedeploy_core::planner::adopt::{self, controlled_by};
-use gamedeploy_core::planner::hooks::HookRunView;
-use gamedeploy_core::planner::outcome::StatusWrite;
-use gamedeploy_core::planner::plan::{self, PlanInput};
-use gamedeploy_core::planner::scale;
+use gamedeploy_core::planner::model::{CachedPod, HookRunView, Plan, PlanInput};
+use gamedeploy_core::planner::plan;
+use gamedeploy_core::planner::rules::adoption::{self as adopt, controlled_by};
+use gamedeploy_core::planner::rules::outcome::StatusWrite;
+use gamedeploy_core::planner::rules::replicas as scale;
 
 /// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
 /// while a failure the user must fix (a missing HookTemplate) should not cost a request a
@@ -205,7 +204,7 @@ impl Context {
         &self,
         stored: &StoredGameDeployment,
         pods: &[Arc<CachedPod>],
-        plan: plan::Plan,
+        plan: Plan,
         now: jiff::Timestamp,
     ) -> Result<(Writes, Option<jiff::Timestamp>), super::Error> {
         let uid = stored.uid().unwrap_or_default();
@@ -530,7 +529,7 @@ fn machine_counts(pods: &[Arc<CachedPod>]) -> BTreeMap<gamedeploy_core::inplace:
     use gamedeploy_core::inplace::{Decoded, State};
     let mut counts = BTreeMap::new();
     for pod in pods {
-        let state = match pod.record() {
+        let state = match pod.decoded() {
             Decoded::Missing => continue,
             Decoded::Valid(r) => r.state,
             Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => State::Unknown,

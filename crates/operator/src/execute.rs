@@ -1,12 +1,11 @@
 //! Runs a plan's effects against the API server, in the planner's order, and reports what came
 //! back. It decides nothing: what an outcome means (a retry, a condition, the rest of a chain
-//! skipped) is [`gamedeploy_core::planner::outcome`]'s to say.
+//! skipped) is [`gamedeploy_core::planner::rules::outcome`]'s to say.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::future::join_all;
-use gamedeploy_core::planner::CachedPod;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
@@ -18,11 +17,11 @@ use crate::leader::Gate;
 use crate::metrics::Metrics;
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
-use gamedeploy_core::planner::effect::{
-    ApiErrorKind, Effect, EventNote, HookRunToCreate, Regarding, Write,
+use gamedeploy_core::planner::model::{
+    ApiErrorKind, CachedPod, ConditionReport as Failure, Effect, EventNote, HookRunToCreate, Plan,
+    Regarding, Write,
 };
-use gamedeploy_core::planner::outcome::{self, Failure, StatusWrite, Verdict};
-use gamedeploy_core::planner::plan::Plan;
+use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome as Verdict};
 
 /// API writes made, for budgets and reports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -25,11 +25,11 @@ use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use gamedeploy_core::planner::CachedPod;
+use gamedeploy_core::planner::model::CachedPod;
 use jiff::{SignedDuration, Timestamp};
 use kube::{Resource, ResourceExt};
 
-use gamedeploy_core::planner::adopt;
+use gamedeploy_core::planner::rules::adoption as adopt;
 
 /// How long an expectation waits for the watch before it is given up (kube's value).
 pub const TIMEOUT: SignedDuration = SignedDuration::from_secs(300);

@@ -3,9 +3,9 @@
 //! [`gamedeploy_core::planner`] and [`gamedeploy_core::inplace`].
 //!
 //! - [`controller`]: watches, caches, the reconcile loop, requeue timing.
-//! - [`execute`]: [`execute::run_plan`] runs one [`gamedeploy_core::planner::plan::Plan`].
+//! - [`execute`]: [`execute::run_plan`] runs one [`gamedeploy_core::planner::model::Plan`].
 //! - [`expectations`]: creates and deletes sent and not yet seen by the pod watch.
-//! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::adopt`] decided.
+//! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::rules::adoption`] decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
 //! - [`hookruns`]: the HookRun controller and the providers' IO (HTTP, the Kubernetes API).
 //! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, and the write gate it

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use gamedeploy_core::api::GameDeploymentSpec;
-use gamedeploy_core::planner::spec::resolve;
+use gamedeploy_core::planner::rules::limits::resolve;
 use serde::Serialize;
 
 use crate::invariants::{self, Params, Violation};

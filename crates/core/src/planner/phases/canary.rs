@@ -1,20 +1,20 @@
 //! Phase 3, canary: where the canary steps stand, and the partition they allow. It exists so
 //! that the update phase takes one partition, whether the user set it or a step did, and so the
 //! steps' own writes (their HookRuns, the pause) are decided before anything moves. The steps
-//! themselves are [`crate::planner::canary`]'s; this phase only hands it what was observed.
+//! themselves are [`crate::planner::rules::canary_steps`]'s; this phase only hands it what was
+//! observed.
 
-use super::super::canary::{self, Canary};
-use super::super::plan::PlanInput;
-use super::super::spec::Resolved;
-use super::super::status::Counts;
-use super::Observed;
 use super::revisions::Revisions;
+use crate::planner::model::{PlanInput, SortedPods};
+use crate::planner::rules::canary_steps::{self, Canary};
+use crate::planner::rules::conditions::Counts;
+use crate::planner::rules::limits::Resolved;
 
 /// The canary of this reconcile; `resolved`'s partition replaced by the steps' while they exist.
 pub fn canary(
     world: &PlanInput,
     resolved: &mut Resolved,
-    observed: &Observed,
+    observed: &SortedPods,
     revisions: &Revisions,
 ) -> Canary {
     let steps = world.gd.spec.canary_steps();
@@ -30,7 +30,7 @@ pub fn canary(
             world.now,
         )
     };
-    let decided = canary::decide(&canary::Input {
+    let decided = canary_steps::decide(&canary_steps::CanaryInput {
         steps,
         previous: world.gd.status.as_ref(),
         update_revision: &revisions.update,

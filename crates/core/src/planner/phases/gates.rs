@@ -4,15 +4,14 @@
 //! completed; HookRuns whose pod is gone or moved on are cleaned up. It exists so that no
 //! pod is deleted before its hook succeeded; it may not add deletions or pick pods to update.
 
-use super::super::hooks;
-use super::super::plan::{DeleteReason, PlanInput};
-use super::super::predelete;
-use super::super::status::ConditionReport;
-use super::Observed;
-use crate::inplace::{
-    self, Decoded, Endpoint, HookKind, HookPhase, HookRunRequest, PodView, PodWrite, State,
-};
+use std::collections::HashMap;
+
+use crate::api::HookPhase;
+use crate::inplace::{self, Decoded, Endpoint, HookKind, HookRunRequest, PodView, PodWrite, State};
 use crate::names;
+use crate::planner::model::{ConditionReport, DeleteReason, PlanInput, SortedPods};
+use crate::planner::rules::hookruns;
+use crate::planner::rules::predelete::{self, DeletionGate, DeletionVerdict};
 
 /// The hook decisions of this reconcile.
 #[derive(Default)]
@@ -37,20 +36,20 @@ pub struct Gated {
 /// postInplace and stale HookRuns.
 pub fn gates(
     world: &PlanInput,
-    observed: &Observed,
+    observed: &SortedPods,
     deletions: Vec<(String, DeleteReason)>,
 ) -> Gated {
     let mut out = Gated::default();
     gate_deletions(world, &observed.views, deletions, &mut out);
     post_hooks(world, &observed.views, &observed.records, &mut out);
-    out.stale_hook_runs = hooks::stale(world.hook_runs, &observed.views);
+    out.stale_hook_runs = hookruns::stale(world.hook_runs, &observed.views);
     out
 }
 
 /// The postInplace hook (`postInplaceUpdateStrategy`): once a pod's in-place update to its
 /// revision has completed, a HookRun reports on it; it gates nothing. Level-based: the run's
 /// existence is the record that it was started, so it is kept until the pod moves on to
-/// another revision or goes (then [`hooks::stale`] removes it), and the status lists the pod
+/// another revision or goes (then [`hookruns::stale`] removes it), and the status lists the pod
 /// until the run has succeeded.
 fn post_hooks(world: &PlanInput, views: &[&PodView], records: &[&Decoded], out: &mut Gated) {
     let Some(template) = world
@@ -73,10 +72,11 @@ fn post_hooks(world: &PlanInput, views: &[&PodView], records: &[&Decoded], out: 
         {
             continue;
         }
-        let name = format!(
-            "postinplace-{}-{}-{template}",
-            r.revision,
-            pod.instance_id()
+        let name = hookruns::hook_run_name(
+            HookKind::PostInplace,
+            &r.revision,
+            pod.instance_id(),
+            template,
         );
         match world.hook_runs.get(&name).map(|run| run.phase) {
             Some(Some(HookPhase::Successful)) => {}
@@ -111,20 +111,24 @@ fn gate_deletions(
     let strategy = world.gd.spec.pre_delete_update_strategy.as_ref();
     let gate = strategy
         .and_then(|s| s.hook.as_ref())
-        .map(|h| predelete::Gate {
+        .map(|h| DeletionGate {
             template: &h.template_name,
-            retry_generation: strategy
-                .is_some_and(|s| s.retry)
-                .then(|| world.gd.metadata.generation.unwrap_or(0)),
+            retry_generation: hookruns::retry_generation(world.gd, strategy),
         });
+    // By name, built once: a scale-down of thousands finds each pod at once.
+    let by_name: HashMap<&str, &PodView> = if deletions.is_empty() {
+        HashMap::new()
+    } else {
+        views.iter().map(|p| (p.name.as_str(), *p)).collect()
+    };
     let mut kept = Vec::new();
     for (name, why) in deletions {
-        let Some(pod) = views.iter().find(|p| p.name == name) else {
+        let Some(pod) = by_name.get(name.as_str()) else {
             continue;
         };
         match predelete::check(pod, gate, world.hook_runs) {
-            predelete::Verdict::Delete => kept.push((name, why)),
-            predelete::Verdict::Wait {
+            DeletionVerdict::Delete => kept.push((name, why)),
+            DeletionVerdict::Wait {
                 create,
                 mark,
                 stuck,
@@ -143,7 +147,7 @@ fn gate_deletions(
                             DeleteReason::Recreate(_) => names::CONDITION_FAILED_UPDATE,
                             _ => names::CONDITION_FAILED_SCALE,
                         },
-                        reason: names::REASON_PRE_DELETE_HOOK_FAILED.into(),
+                        reason: names::REASON_PRE_DELETE_HOOK_FAILED,
                         message,
                     });
                 }

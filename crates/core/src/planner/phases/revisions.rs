@@ -6,10 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::super::plan::PlanInput;
-use super::super::pods::Owner;
-use super::super::revision::{RevisionPlan, plan_revisions};
 use crate::inplace::PodView;
+use crate::planner::model::{Owner, PlanInput, RevisionPlan};
+use crate::planner::rules::revision_history::plan_revisions;
 
 /// The revisions of this reconcile.
 pub struct Revisions {

@@ -7,15 +7,13 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
-use super::super::index;
-use super::super::plan::{DeleteReason, PlanInput};
-use super::super::pods::{self, Owner};
-use super::super::scale::{self, ScaleInput};
-use super::super::spec::Resolved;
-use super::super::status::ConditionReport;
 use super::revisions::Revisions;
 use crate::inplace::PodView;
 use crate::names;
+use crate::planner::model::{ConditionReport, DeleteReason, Owner, PlanInput};
+use crate::planner::rules::limits::Resolved;
+use crate::planner::rules::replicas::{ReplicaInput, replica_diff};
+use crate::planner::rules::{new_pods, pod_index};
 
 /// The scale decisions of this reconcile.
 pub struct Scaled {
@@ -59,8 +57,8 @@ pub fn scale(
         .as_ref()
         .and_then(|a| a.get(names::ANNOTATION_DELETION_COST_SORT))
         .is_some_and(|v| v == "descend");
-    let scale_plan = scale::plan(
-        &ScaleInput {
+    let scale_plan = replica_diff(
+        &ReplicaInput {
             name: &owner.name,
             pods: views,
             replicas: resolved.limits.replicas,
@@ -78,16 +76,16 @@ pub fn scale(
     );
     let index_problem = |message: String| ConditionReport {
         condition: names::CONDITION_FAILED_SCALE,
-        reason: names::REASON_INVALID_POD_INDEX_RANGE.into(),
+        reason: names::REASON_INVALID_POD_INDEX_RANGE,
         message,
     };
     let mut creates = scale_plan.create.as_slice();
     let mut indices = Vec::new();
     if !creates.is_empty() {
-        match index::range(gd.metadata.annotations.as_ref(), resolved.limits.replicas) {
+        match pod_index::range(gd.metadata.annotations.as_ref(), resolved.limits.replicas) {
             Ok(None) => {}
             Ok(Some(range)) => {
-                indices = index::free(range, views, creates.len());
+                indices = pod_index::free(range, views, creates.len());
                 if indices.len() < creates.len() {
                     out.problems.push(index_problem(format!(
                         "cannot create {} pods: only {} indices of {} to {} are free (terminating pods still hold theirs)",
@@ -113,15 +111,15 @@ pub fn scale(
             .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
         {
             Some(Ok(t)) => {
-                let mut pod = pods::build(owner, &t, new);
+                let mut pod = new_pods::build(owner, &t, new);
                 if let Some(&at) = indices.get(i) {
-                    index::stamp(&mut pod, at);
+                    pod_index::stamp(&mut pod, at);
                 }
                 out.create.push(pod);
             }
             _ => out.problems.push(ConditionReport {
                 condition: names::CONDITION_FAILED_SCALE,
-                reason: names::REASON_MISSING_REVISION.into(),
+                reason: names::REASON_MISSING_REVISION,
                 message: format!(
                     "cannot create {}: revision {} has no readable template",
                     new.name, new.revision

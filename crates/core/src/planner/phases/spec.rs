@@ -2,33 +2,26 @@
 //! exists so that a bad spec stops the reconcile before anything is decided: a refused spec
 //! yields a plan with an event and a status, and touches no pod, revision or HookRun.
 
-use super::super::adopt;
-use super::super::effect::{Effect, EventNote};
-use super::super::plan::{Plan, PlanInput};
-use super::super::spec::{Resolved, resolve};
-use super::super::status::{self, ConditionReport};
-use super::status::label_selector;
 use crate::api::{GameDeployment, GameDeploymentStatus, Undecodable};
 use crate::inplace::PodView;
 use crate::names;
+use crate::planner::model::{ConditionReport, Effect, EventNote, Plan, PlanInput};
+use crate::planner::rules::limits::{Resolved, resolve};
+use crate::planner::rules::{adoption, conditions, hookruns};
 
 /// The spec resolved and its selector checked, or the message that refuses it.
 pub fn resolve_spec(gd: &GameDeployment) -> Result<Resolved, String> {
     let mut resolved = resolve(&gd.spec).map_err(|e| e.to_string())?;
     check_selector(gd)?;
-    let retry = gd
-        .spec
-        .pre_inplace_update_strategy
-        .as_ref()
-        .is_some_and(|s| s.retry);
-    resolved.policy.hook_retry_generation = retry.then(|| gd.metadata.generation.unwrap_or(0));
+    resolved.policy.hook_retry_generation =
+        hookruns::retry_generation(gd, gd.spec.pre_inplace_update_strategy.as_ref());
     Ok(resolved)
 }
 
 /// A selector the controller can use safely: non-empty and matching the template labels
 /// (otherwise it would create pods it cannot see, for ever).
 fn check_selector(gd: &GameDeployment) -> Result<(), String> {
-    adopt::selector_of(gd)
+    adoption::selector_of(gd)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
@@ -40,7 +33,7 @@ pub fn refuse(world: &PlanInput, views: &[&PodView], message: String) -> Plan {
         Refused {
             generation: gd.metadata.generation,
             replicas: gd.spec.replicas(),
-            label_selector: label_selector(gd),
+            label_selector: adoption::label_selector(gd),
             previous: gd.status.as_ref(),
             now: world.now,
         },
@@ -80,7 +73,7 @@ struct Refused<'a> {
 fn refusal(r: Refused, views: &[&PodView], message: String) -> Plan {
     let problems = [ConditionReport {
         condition: names::CONDITION_FAILED_SCALE,
-        reason: names::EVENT_INVALID_SPEC.into(),
+        reason: names::EVENT_INVALID_SPEC,
         message: message.clone(),
     }];
     let previous = r.previous;
@@ -90,7 +83,7 @@ fn refusal(r: Refused, views: &[&PodView], message: String) -> Plan {
     let order: Vec<String> = previous
         .map(|s| vec![s.current_revision.clone()])
         .unwrap_or_default();
-    let status = status::compute(&status::StatusInput {
+    let status = conditions::compute(&conditions::StatusInput {
         generation: r.generation,
         pods: views,
         replicas: r.replicas,

@@ -5,15 +5,14 @@
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::super::adopt;
-use super::super::canary::Canary;
-use super::super::plan::PlanInput;
-use super::super::spec::Resolved;
-use super::super::status::{self, ConditionReport};
-use super::Observed;
 use super::revisions::Revisions;
-use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition};
-use crate::inplace::{Decoded, HookPhase, MachineStep, State};
+use crate::api::{GameDeploymentStatus, HookCondition, HookPhase};
+use crate::inplace::{Decoded, MachineStep, State};
+use crate::planner::model::{ConditionReport, PlanInput, SortedPods};
+use crate::planner::rules::adoption;
+use crate::planner::rules::canary_steps::Canary;
+use crate::planner::rules::conditions;
+use crate::planner::rules::limits::Resolved;
 
 /// Pods waiting on a hook in this reconcile, with the hook's phase.
 pub struct HookWaits<'a> {
@@ -22,23 +21,36 @@ pub struct HookWaits<'a> {
     pub post_inplace: &'a [(String, HookPhase)],
 }
 
+/// What the earlier phases decided that the status reports.
+pub struct Decided<'a> {
+    pub resolved: &'a Resolved,
+    pub revisions: &'a Revisions,
+    /// Every phase's problems, in phase order.
+    pub problems: &'a [ConditionReport],
+    pub waits: HookWaits<'a>,
+    pub machines: &'a [(String, MachineStep)],
+    pub canary: &'a Canary,
+}
+
 /// The status to write and when to reconcile again even if nothing changes.
-#[allow(clippy::too_many_arguments)]
 pub fn status(
     world: &PlanInput,
-    resolved: &Resolved,
-    observed: &Observed,
-    revisions: &Revisions,
-    problems: &[ConditionReport],
-    waits: &HookWaits,
-    machines: &[(String, MachineStep)],
-    canary: &Canary,
+    observed: &SortedPods,
+    decided: &Decided,
 ) -> (GameDeploymentStatus, Option<Timestamp>) {
+    let Decided {
+        resolved,
+        revisions,
+        problems,
+        waits,
+        machines,
+        canary,
+    } = decided;
     let gd = world.gd;
     let views = &observed.views;
     let update = &revisions.update;
     let previous = gd.status.as_ref();
-    let mut out = status::compute(&status::StatusInput {
+    let mut out = conditions::compute(&conditions::StatusInput {
         generation: gd.metadata.generation,
         pods: views,
         replicas: resolved.limits.replicas,
@@ -47,7 +59,7 @@ pub fn status(
         update_revision: update,
         revisions: &revisions.plan.order,
         collision_count: revisions.plan.collision_count,
-        label_selector: label_selector(gd),
+        label_selector: adoption::label_selector(gd),
         min_ready_seconds: resolved.limits.min_ready_seconds,
         abandoned: observed
             .records
@@ -115,21 +127,4 @@ fn hook_conditions(
             phase: *phase,
         })
         .collect()
-}
-
-/// The selector as a query string, for the scale subresource (`matchLabels` alone when the
-/// selector is unusable: the status of a refused spec still names what it has).
-pub fn label_selector(gd: &GameDeployment) -> String {
-    match adopt::Selector::new(&gd.spec.selector) {
-        Ok(s) => s.to_query(),
-        Err(_) => gd
-            .spec
-            .selector
-            .match_labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    }
 }

@@ -12,20 +12,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde_json::Value;
 
-use super::super::effect::EventNote;
-use super::super::plan::{DeleteReason, PlanInput};
-use super::super::revision::{NotInPlace, in_place_target};
-use super::super::rollout::{self, RolloutPlan};
-use super::super::spec::Resolved;
-use super::super::status::ConditionReport;
-use super::Observed;
 use super::revisions::Revisions;
 use super::scale::Scaled;
-use crate::api::UpdateStrategyType;
+use crate::api::{HookPhase, UpdateStrategyType};
 use crate::inplace::{
-    self, Decoded, Endpoint, HookPhase, Input, MachineStep, PodView, PodWrite, State, Target,
+    self, Decoded, Endpoint, Input, MachineStep, PodView, PodWrite, State, Target,
 };
 use crate::names;
+use crate::planner::model::{ConditionReport, DeleteReason, EventNote, PlanInput, SortedPods};
+use crate::planner::rules::budget::{RolloutTargets, rollout_targets};
+use crate::planner::rules::limits::Resolved;
+use crate::planner::rules::template_diff::{NotInPlace, in_place_target};
 
 /// The update decisions of this reconcile.
 #[derive(Default)]
@@ -45,11 +42,41 @@ pub struct Updated {
     pub notes: Vec<EventNote>,
 }
 
+/// Where one pod's turn in [`update`] began: how long each list of [`Updated`] was.
+#[derive(Clone, Copy)]
+struct Turn {
+    recreate: usize,
+    hot_patches: usize,
+    machines: usize,
+}
+
+impl Updated {
+    fn turn(&self) -> Turn {
+        Turn {
+            recreate: self.recreate.len(),
+            hot_patches: self.hot_patches.len(),
+            machines: self.machines.len(),
+        }
+    }
+
+    /// Whether the pod whose turn began at `turn` is being recreated or hot-patched, or its
+    /// machine writes or holds it. Each pod adds only its own entries, so they are the ones
+    /// after `turn`: no scan of every pod's (quadratic over 10,000 pods).
+    fn busy_since(&self, turn: Turn) -> bool {
+        self.recreate.len() > turn.recreate
+            || self.hot_patches.len() > turn.hot_patches
+            || self.machines[turn.machines..].iter().any(|(_, o)| {
+                o.writes().next().is_some()
+                    || !matches!(o.state, None | Some(State::Ready | State::Abandoned))
+            })
+    }
+}
+
 /// Decides the updates of this reconcile.
 pub fn update(
     world: &PlanInput,
     resolved: &Resolved,
-    observed: &Observed,
+    observed: &SortedPods,
     revisions: &Revisions,
     scaled: &Scaled,
 ) -> Updated {
@@ -70,26 +97,9 @@ pub fn update(
         )
     };
     let records: Vec<&Decoded> = observed.remaining(&deleting).map(|(_, r)| r).collect();
-    let in_flight: BTreeSet<String> = remaining
-        .iter()
-        .zip(&records)
-        .filter(|(_, d)| match d {
-            Decoded::Valid(r) => {
-                r.revision == *update && !matches!(r.state, State::Ready | State::Abandoned)
-            }
-            _ => false,
-        })
-        .map(|(p, _)| p.name.clone())
-        .chain(
-            (resolved.strategy == UpdateStrategyType::HotPatchUpdate)
-                .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
-                .into_iter()
-                .flatten()
-                .map(|p| p.name.clone()),
-        )
-        .collect();
-    let mut rollout: RolloutPlan =
-        rollout::plan(&remaining, update, &in_flight, resolved.limits, world.now);
+    let in_flight = in_flight(&remaining, &records, update, &resolved.strategy);
+    let mut rollout: RolloutTargets =
+        rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now);
     if scaled.scaling() || resolved.paused {
         // The original skips updates in a sync that scaled, and a pause stops new updates;
         // machines already running still advance, so no pod is left unready.
@@ -108,6 +118,7 @@ pub fn update(
         let diff = &*diffs
             .entry(own)
             .or_insert_with(|| revision_diff(own, templates, &new_template, update));
+        let turn = out.turn();
         match resolved.strategy {
             UpdateStrategyType::InplaceUpdate => {
                 // Borrowed: the 10,000 pods of one revision share their target.
@@ -151,19 +162,48 @@ pub fn update(
                         .push((pod.name.clone(), hot_patch(pod, t, world.now))),
                     Err(why) => out.problems.push(ConditionReport {
                         condition: names::CONDITION_FAILED_UPDATE,
-                        reason: names::EVENT_FAILED_HOTPATCH.into(),
+                        reason: names::EVENT_FAILED_HOTPATCH,
                         message: format!("pod {}: {why}", pod.name),
                     }),
                 }
             }
             UpdateStrategyType::HotPatchUpdate => {}
         }
-        if let Some(w) = release_gate(pod, record, &out, world.now) {
+        if let Some(w) = release_gate(pod, record, out.busy_since(turn), world.now) {
             out.release_gates.push((pod.name.clone(), w));
         }
     }
 
     out
+}
+
+/// The pods whose update is under way towards `update`: a machine working towards it, or
+/// (hot patch) a patch the kubelet has not applied yet. They keep their place and their share
+/// of the budget.
+fn in_flight(
+    remaining: &[&PodView],
+    records: &[&Decoded],
+    update: &str,
+    strategy: &UpdateStrategyType,
+) -> BTreeSet<String> {
+    remaining
+        .iter()
+        .zip(records)
+        .filter(|(_, d)| match d {
+            Decoded::Valid(r) => {
+                r.revision == update && !matches!(r.state, State::Ready | State::Abandoned)
+            }
+            _ => false,
+        })
+        .map(|(p, _)| p.name.clone())
+        .chain(
+            (*strategy == UpdateStrategyType::HotPatchUpdate)
+                .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
+                .into_iter()
+                .flatten()
+                .map(|p| p.name.clone()),
+        )
+        .collect()
 }
 
 /// What moving a pod from revision `own` to `update` takes in place, or why it cannot be done
@@ -228,7 +268,7 @@ fn step_machine(
         };
         problems.push(ConditionReport {
             condition: names::CONDITION_FAILED_UPDATE,
-            reason: names::REASON_INPLACE_UPDATE_FAILED.into(),
+            reason: names::REASON_INPLACE_UPDATE_FAILED,
             message: format!("pod {}: {detail}", pod.name),
         });
     }
@@ -242,7 +282,7 @@ fn step_machine(
     {
         problems.push(ConditionReport {
             condition: names::CONDITION_FAILED_UPDATE,
-            reason: names::REASON_PRE_INPLACE_HOOK_FAILED.into(),
+            reason: names::REASON_PRE_INPLACE_HOOK_FAILED,
             message: format!(
                 "pod {}: preInplaceUpdateStrategy HookRun {name} is {phase}; force Pending to \
                  retry it or Unready to bypass it (annotation {})",
@@ -330,12 +370,7 @@ fn hot_patch_pending(pod: &PodView, update: &str) -> bool {
 
 /// The write that sets `InPlaceUpdateReady=True` on a pod no in-place update holds, if it
 /// needs one. Pods being deleted or written this reconcile are left for the next one.
-fn release_gate(
-    pod: &PodView,
-    record: &Decoded,
-    out: &Updated,
-    now: Timestamp,
-) -> Option<PodWrite> {
+fn release_gate(pod: &PodView, record: &Decoded, busy: bool, now: Timestamp) -> Option<PodWrite> {
     if pod.deleting || pod.in_place_ready == Some(true) {
         return None;
     }
@@ -347,13 +382,6 @@ fn release_gate(
     if !settled {
         return None;
     }
-    let busy = out.recreate.iter().any(|(n, _)| *n == pod.name)
-        || out.hot_patches.iter().any(|(n, _)| *n == pod.name)
-        || out.machines.iter().any(|(n, o)| {
-            *n == pod.name
-                && (o.writes().next().is_some()
-                    || !matches!(o.state, None | Some(State::Ready | State::Abandoned)))
-        });
     if busy {
         return None;
     }

@@ -1,13 +1,33 @@
 //! What one reconcile does, as one ordered list of finished writes and events. The executor
 //! (`crates/operator/src/execute.rs`) runs them in order and decides nothing: each write
-//! carries the event its success raises and what its failure means, judged by
-//! [`super::outcome`].
+//! carries the event its success raises and what its failure means, judged by the
+//! planner's `rules/outcome.rs`.
 
+use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::api::{GameDeploymentStatus, HookRun};
 use crate::inplace::PodWrite;
+
+/// One reconcile decided: what to write, in order, and when to look again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Revisions, pods, HookRuns, events, and last the status: see [`Effect`].
+    pub effects: Vec<Effect>,
+    /// When to reconcile again even if nothing changes.
+    pub requeue_at: Option<Timestamp>,
+}
+
+impl Plan {
+    /// The status the plan writes (before the failures of its writes are merged in).
+    pub fn status(&self) -> Option<&GameDeploymentStatus> {
+        self.effects.iter().rev().find_map(|e| match e {
+            Effect::WriteStatus(s) => Some(s),
+            _ => None,
+        })
+    }
+}
 
 /// One thing the executor does. Order matters for safety: revisions before the pods that
 /// reference them, a pod's checkpoint before what follows it, the status last.
@@ -49,7 +69,7 @@ pub enum Effect {
         chain: Option<String>,
     },
     /// The status, written last if it changed, with the failures of the writes before it
-    /// merged in by [`super::outcome::status_after`].
+    /// merged in by `outcome::status_after` (in `rules/`).
     WriteStatus(GameDeploymentStatus),
 }
 
@@ -83,7 +103,7 @@ pub struct Write<T> {
     pub on_success: Option<EventNote>,
     pub on_failure: OnFailure,
     /// The sequence this write belongs to (a pod's checkpoint and what follows it, the pods a
-    /// reconcile creates): skipped once a gating write of it failed. See [`super::outcome`].
+    /// reconcile creates): skipped once a gating write of it failed (see `rules/outcome.rs`).
     pub chain: Option<String>,
     /// Whether the rest of the chain depends on this write, so that its failure stops it.
     pub gates_chain: bool,
@@ -119,7 +139,7 @@ impl<T> Write<T> {
     }
 }
 
-/// What a failed write means; judged by [`super::outcome::judge`].
+/// What a failed write means; judged by `outcome::judge` (in `rules/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnFailure {
     /// An error that means the work is done: a delete that finds nothing (quiet), a create

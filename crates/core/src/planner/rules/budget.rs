@@ -6,37 +6,19 @@ use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 
+use super::limits::Limits;
 use super::order::sort_active;
 use crate::inplace::PodView;
 
-/// The numbers an update obeys, already resolved from the spec (percentages applied).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub replicas: i32,
-    /// Pods kept on old revisions.
-    pub partition: i32,
-    pub max_unavailable: i32,
-    pub min_ready_seconds: i64,
-}
-
-/// The rollout decision.
+/// Which pods move to the update revision, and which of them may start now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RolloutPlan {
+pub struct RolloutTargets {
     /// Pods that should run the update revision (in update order), including those already
     /// being moved. Pods with a machine that are *not* listed are retargeted to their own
     /// revision (their update is called off).
     pub targets: Vec<String>,
     /// Of `targets`, the pods whose update may start now.
     pub may_start: BTreeSet<String>,
-    /// Pods unavailable now, and the most that may be.
-    pub unavailable: i32,
-    pub budget: i32,
-}
-
-/// Whether a pod counts as available for the update budget: Running, Ready for
-/// `minReadySeconds`, and not held unready by an in-place update.
-pub fn is_available(pod: &PodView, min_ready_seconds: i64, now: Timestamp) -> bool {
-    is_available_by(pod, ReadyBy::new(min_ready_seconds, now))
 }
 
 /// When a pod must have turned Ready to count as available: `now - minReadySeconds`, worked
@@ -62,7 +44,8 @@ impl ReadyBy {
     }
 }
 
-/// [`is_available`] with the cutoff worked out.
+/// Whether a pod counts as available for the update budget: Running, Ready since `by`
+/// (`minReadySeconds`), and not held unready by an in-place update.
 pub fn is_available_by(pod: &PodView, by: ReadyBy) -> bool {
     let ready_long_enough = match pod.ready_since {
         Some(since) => by.cutoff.is_some_and(|c| since <= c),
@@ -75,16 +58,16 @@ pub fn is_available_by(pod: &PodView, by: ReadyBy) -> bool {
         && !pod.deleting
 }
 
-/// Plans which pods move to `update_revision`. `in_flight` names the pods whose in-place machine
+/// Which pods move to `update_revision`, and which may start now. `in_flight` names the pods whose in-place machine
 /// is working towards the update revision: they keep their place and their share of the budget
 /// even while they still serve (a pod waiting for its hook will go unready without asking again).
-pub fn plan(
+pub fn rollout_targets(
     pods: &[&PodView],
     update_revision: &str,
     in_flight: &BTreeSet<String>,
     limits: Limits,
     now: Timestamp,
-) -> RolloutPlan {
+) -> RolloutTargets {
     let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).copied().collect();
     let updated = live
         .iter()
@@ -120,11 +103,9 @@ pub fn plan(
             may_start.insert(p.name.clone());
         }
     }
-    RolloutPlan {
+    RolloutTargets {
         targets: targets.iter().map(|p| p.name.clone()).collect(),
         may_start,
-        unavailable,
-        budget,
     }
 }
 
@@ -158,15 +139,15 @@ mod tests {
         }
     }
 
-    /// The rollout plan over owned views (the planner passes borrowed ones).
-    fn plan(
+    /// The rollout targets over owned views (the planner passes borrowed ones).
+    fn targets(
         pods: &[PodView],
         update: &str,
         in_flight: &BTreeSet<String>,
         limits: Limits,
         now: Timestamp,
-    ) -> RolloutPlan {
-        super::plan(
+    ) -> RolloutTargets {
+        super::rollout_targets(
             &pods.iter().collect::<Vec<_>>(),
             update,
             in_flight,
@@ -187,10 +168,9 @@ mod tests {
     #[test]
     fn the_seed_moves_five_of_eight_two_at_a_time() {
         // 8 pods, partition 3, maxUnavailable 20% of 8 = 1.6 rounded up = 2.
-        let p = plan(&seed(), "r2", &BTreeSet::new(), limits(8, 3, 2), now());
+        let p = targets(&seed(), "r2", &BTreeSet::new(), limits(8, 3, 2), now());
         assert_eq!(p.targets.len(), 5);
-        assert_eq!(p.may_start.len(), 2);
-        assert_eq!(p.budget, 2);
+        assert_eq!(p.may_start.len(), 2, "the budget");
         // Name order among equals: the last three by name stay old.
         assert!(
             !p.targets
@@ -206,8 +186,7 @@ mod tests {
             p.in_place_ready = Some(false);
         }
         let in_flight: BTreeSet<String> = pods.iter().take(2).map(|p| p.name.clone()).collect();
-        let p = plan(&pods, "r2", &in_flight, limits(8, 3, 2), now());
-        assert_eq!(p.unavailable, 2);
+        let p = targets(&pods, "r2", &in_flight, limits(8, 3, 2), now());
         assert_eq!(
             p.may_start, in_flight,
             "no third pod may start while two are out"
@@ -220,18 +199,18 @@ mod tests {
         for p in pods.iter_mut().take(5) {
             p.revision = Some("r2".into());
         }
-        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 3, 8), now());
+        let p = targets(&pods, "r2", &BTreeSet::new(), limits(8, 3, 8), now());
         assert!(p.targets.is_empty());
-        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 0, 8), now());
+        let p = targets(&pods, "r2", &BTreeSet::new(), limits(8, 0, 8), now());
         assert_eq!(p.targets.len(), 3);
         assert_eq!(p.may_start.len(), 3);
     }
 
     #[test]
     fn raising_the_partition_calls_off_updates_not_yet_begun() {
-        let p = plan(&seed(), "r2", &BTreeSet::new(), limits(8, 8, 2), now());
+        let p = targets(&seed(), "r2", &BTreeSet::new(), limits(8, 8, 2), now());
         assert!(p.targets.is_empty());
-        let p = plan(&seed(), "r2", &BTreeSet::new(), limits(8, 20, 2), now());
+        let p = targets(&seed(), "r2", &BTreeSet::new(), limits(8, 20, 2), now());
         assert!(
             p.targets.is_empty(),
             "a partition above replicas is clamped"
@@ -242,7 +221,7 @@ mod tests {
     fn unavailable_pods_go_first_and_cost_nothing() {
         let mut pods = seed();
         pods[7].ready = false;
-        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 0, 1), now());
+        let p = targets(&pods, "r2", &BTreeSet::new(), limits(8, 0, 1), now());
         assert_eq!(p.targets[0], pods[7].name);
         assert!(p.may_start.contains(&pods[7].name));
         assert_eq!(
@@ -256,15 +235,16 @@ mod tests {
     fn min_ready_seconds_delays_availability() {
         let mut pods = seed();
         pods[0].ready_since = Some("2026-01-01T00:59:50Z".parse().unwrap());
-        assert!(!is_available(&pods[0], 30, now()));
-        assert!(is_available(&pods[1], 30, now()));
+        let by = ReadyBy::new(30, now());
+        assert!(!is_available_by(&pods[0], by));
+        assert!(is_available_by(&pods[1], by));
     }
 
     #[test]
     fn surge_pods_widen_the_budget() {
         let mut pods = seed();
         pods.push(pod("test-gamedeployment-surge", "r2"));
-        let p = plan(&pods, "r2", &BTreeSet::new(), limits(8, 0, 1), now());
-        assert_eq!(p.budget, 2);
+        let p = targets(&pods, "r2", &BTreeSet::new(), limits(8, 0, 1), now());
+        assert_eq!(p.may_start.len(), 2, "maxUnavailable 1 and one surge pod");
     }
 }

@@ -5,31 +5,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodReadinessGate, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::scale::NewPod;
+use super::replicas::NewPod;
 use crate::names;
-
-/// The owner of the pods: enough of the GameDeployment to reference it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub name: String,
-    pub namespace: String,
-    pub uid: String,
-}
-
-impl Owner {
-    pub fn reference(&self) -> OwnerReference {
-        OwnerReference {
-            api_version: format!("{}/{}", names::GROUP, names::VERSION),
-            kind: "GameDeployment".into(),
-            name: self.name.clone(),
-            uid: self.uid.clone(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
-    }
-}
+use crate::planner::model::Owner;
 
 /// The pod for `new` from the revision's `template`.
 pub fn build(owner: &Owner, template: &PodTemplateSpec, new: &NewPod) -> Pod {

@@ -6,7 +6,15 @@
 use crate::api::{ApiError, GameDeploymentSpec, UpdateStrategyType};
 use crate::inplace::Policy;
 
-use super::rollout::Limits;
+/// The numbers an update obeys, already resolved from the spec (percentages applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub replicas: i32,
+    /// Pods kept on old revisions.
+    pub partition: i32,
+    pub max_unavailable: i32,
+    pub min_ready_seconds: i64,
+}
 
 /// Everything the planners need from the spec.
 #[derive(Debug, Clone, PartialEq, Eq)]

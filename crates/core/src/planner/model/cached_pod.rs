@@ -12,9 +12,9 @@
 //! kube-runtime (as a [`Resource`]) carries identity and ownership only. Read labels and
 //! annotations through [`CachedPod::labels`] and [`CachedPod::annotations`].
 //!
-//! A state annotation that decodes is kept decoded only ([`CachedPod::record`]): the raw JSON
+//! A state annotation that decodes is kept decoded only ([`CachedPod::decoded`]): the raw JSON
 //! was about 350 bytes of every updated pod, and nothing that plans reads it (the machine takes
-//! the record). One that does not decode stays in the view as it came, for what reports it.
+//! it decoded). One that does not decode stays in the view as it came, for what reports it.
 
 use std::borrow::Cow;
 
@@ -36,14 +36,14 @@ pub struct CachedPod {
     /// timestamps; no labels, annotations or managedFields (see the module doc).
     metadata: ObjectMeta,
     view: PodView,
-    record: Decoded,
+    decoded: Decoded,
 }
 
 impl CachedPod {
     pub fn new(pod: Pod) -> Self {
         let mut view = PodView::from_pod(&pod);
-        let record = inplace::decode(&view.annotations);
-        if matches!(record, Decoded::Valid(_)) {
+        let decoded = inplace::decode(&view.annotations);
+        if matches!(decoded, Decoded::Valid(_)) {
             view.annotations.remove(names::ANNOTATION_STATE);
         }
         let m = pod.metadata;
@@ -60,7 +60,7 @@ impl CachedPod {
         CachedPod {
             metadata,
             view,
-            record,
+            decoded,
         }
     }
 
@@ -70,8 +70,8 @@ impl CachedPod {
     }
 
     /// The pod's state annotation, decoded.
-    pub fn record(&self) -> &Decoded {
-        &self.record
+    pub fn decoded(&self) -> &Decoded {
+        &self.decoded
     }
 
     pub fn labels(&self) -> &SmallMap<String, String> {
@@ -161,9 +161,9 @@ mod tests {
         assert!(raw.is_some(), "the pod has a state annotation");
         assert_eq!(cached.view(), &view);
         assert!(
-            matches!(cached.record(), Decoded::Valid(r) if r.state == State::Ready),
+            matches!(cached.decoded(), Decoded::Valid(r) if r.state == State::Ready),
             "{:?}",
-            cached.record()
+            cached.decoded()
         );
         let meta = cached.meta();
         assert_eq!(meta.name.as_deref(), Some("gd-x7k2p"));
@@ -196,7 +196,7 @@ mod tests {
         let mut j = pod_json();
         j["metadata"]["annotations"][names::ANNOTATION_STATE] = json!("{not json");
         let cached: CachedPod = serde_json::from_value(j).unwrap();
-        assert!(matches!(cached.record(), Decoded::Corrupt { .. }));
+        assert!(matches!(cached.decoded(), Decoded::Corrupt { .. }));
         // Kept as it came, for what reports it.
         let raw = cached.annotations().get(names::ANNOTATION_STATE);
         assert_eq!(raw.map(String::as_str), Some("{not json"));

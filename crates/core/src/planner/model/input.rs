@@ -1,0 +1,28 @@
+//! What one reconcile observed: the planner's only input besides the clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ControllerRevision;
+
+use super::cached_pod::CachedPod;
+use super::hook_run_view::HookRunView;
+use crate::api::{GameDeployment, HookTemplate};
+
+/// What one reconcile observed.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// HookTemplates of the GameDeployment's namespace, by name (from the cache).
+    pub hook_templates: &'a BTreeMap<String, Arc<HookTemplate>>,
+    pub gd: &'a GameDeployment,
+    /// Pods this GameDeployment owns, shared with the reflector cache (never copied), each
+    /// with its view and decoded state annotation derived when the watch delivered it.
+    pub pods: &'a [Arc<CachedPod>],
+    pub revisions: &'a [ControllerRevision],
+    /// HookRuns this GameDeployment owns, by name.
+    pub hook_runs: &'a BTreeMap<String, HookRunView>,
+    /// Node deletion cost by node name.
+    pub node_costs: &'a BTreeMap<String, i64>,
+    pub now: Timestamp,
+}

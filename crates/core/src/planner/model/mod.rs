@@ -1,0 +1,27 @@
+//! The planner's vocabulary, below both the pipeline (`phases/`) and the rules
+//! (`rules/`), and using neither: what a reconcile observed ([`PlanInput`], the pods as
+//! [`CachedPod`]s and `SortedPods`, the HookRuns as [`HookRunView`]s), what its phases decide
+//! (`Decisions`) and what it emits ([`Plan`], a list of [`Effect`]s).
+//!
+//! Each file holds one idea; this module only says which of them the crate's users see.
+
+mod cached_pod;
+mod decisions;
+mod effect;
+mod hook_run_view;
+mod input;
+mod owner;
+mod report;
+mod sorted_pods;
+
+pub use cached_pod::CachedPod;
+pub(crate) use decisions::{Decisions, DeleteReason, RevisionPlan, StepRun};
+pub use effect::{
+    ApiErrorKind, Consequence, Effect, EventNote, HookRunToCreate, OnFailure, Plan, Regarding,
+    Report, Write,
+};
+pub use hook_run_view::HookRunView;
+pub use input::PlanInput;
+pub use owner::Owner;
+pub use report::ConditionReport;
+pub(crate) use sorted_pods::SortedPods;

@@ -1,0 +1,40 @@
+//! What the planner's unit tests share: the seed example, the instant they plan at, and
+//! [`PlanInput`]s built from them, so each test spells out only what it observes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::model::{HookRunView, PlanInput};
+use crate::api::{GameDeployment, HookTemplate};
+
+/// The seed example, the starting point of the planner's unit tests.
+pub(crate) fn seed() -> GameDeployment {
+    crate::api::seed_example()
+}
+
+/// The instant the planner's unit tests plan at.
+pub(crate) fn now() -> Timestamp {
+    "2026-01-01T00:10:00Z".parse().unwrap()
+}
+
+static NO_HOOK_RUNS: BTreeMap<String, HookRunView> = BTreeMap::new();
+static NO_HOOK_TEMPLATES: BTreeMap<String, Arc<HookTemplate>> = BTreeMap::new();
+static NO_NODE_COSTS: BTreeMap<String, i64> = BTreeMap::new();
+
+impl<'a> PlanInput<'a> {
+    /// `gd` as a first sync sees it at [`now`]: no pods, revisions, HookRuns, HookTemplates or
+    /// node costs. Tests set what they observe with struct update syntax.
+    pub(crate) fn for_test(gd: &'a GameDeployment) -> Self {
+        PlanInput {
+            hook_templates: &NO_HOOK_TEMPLATES,
+            gd,
+            pods: &[],
+            revisions: &[],
+            hook_runs: &NO_HOOK_RUNS,
+            node_costs: &NO_NODE_COSTS,
+            now: now(),
+        }
+    }
+}
