@@ -394,8 +394,8 @@ pub async fn reconcile(
     let trigger = ctx.memory.trigger(&uid, tokio::time::Instant::now());
     let span = tracing::info_span!(
         "reconcile",
-        namespace = stored.namespace().unwrap_or_default(),
-        gamedeployment = stored.name_any(),
+        namespace = %stored.namespace().unwrap_or_default(),
+        gamedeployment = %stored.name_any(),
         %trigger,
     );
     // Real time even in simulations: this measures the operator's cost, not the cluster's.

@@ -131,3 +131,112 @@ fn the_cluster_role_grants_what_the_operator_calls() {
         }
     }
 }
+
+/// A buffer the log formats write into, for reading back what a reconcile logged.
+#[derive(Clone, Default)]
+struct Logged(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logged {
+    /// The lines written, without the text format's colours.
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        let mut plain = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|&c| c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain.lines().map(str::to_string).collect()
+    }
+}
+
+/// Runs one reconcile of a GameDeployment whose spec does not decode, woken by its own change,
+/// against a server that refuses every connection, logging through `logs`.
+async fn reconcile_logged(logs: Box<dyn tracing::Subscriber + Send + Sync>) {
+    let _logging = tracing::subscriber::set_default(logs);
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let caches = Caches {
+        pods: reflector::store().0,
+        revisions: reflector::store().0,
+        hook_runs: reflector::store().0,
+        hook_templates: reflector::store().0,
+        nodes: reflector::store().0,
+    };
+    let clock: SharedClock = Arc::new(gamedeploy_clock::SystemClock);
+    let ctx = Arc::new(Context::new(client, clock, caches, 0, "test".into()));
+    let stored = StoredGameDeployment::Undecodable(Box::new(gamedeploy_core::api::Undecodable {
+        metadata: kube::api::ObjectMeta {
+            namespace: Some("games".into()),
+            name: Some("arena".into()),
+            uid: Some("uid-arena".into()),
+            ..Default::default()
+        },
+        status: None,
+        reason: "spec.replicas: invalid type".into(),
+        spec_json: String::new(),
+    }));
+    ctx.memory.note("uid-arena", Cause::Changed);
+    let result = reconcile(Arc::new(stored), ctx).await;
+    assert!(
+        matches!(result, Err(crate::Error::Status { .. })),
+        "the status write cannot reach the server"
+    );
+}
+
+#[tokio::test]
+async fn a_text_line_logged_in_a_reconcile_names_its_object_and_trigger() {
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let filter = tracing_subscriber::EnvFilter::new("info");
+    reconcile_logged(crate::logs::text(filter, move || writer.clone())).await;
+    let lines = logged.lines();
+    let line = lines
+        .iter()
+        .find(|l| l.contains("cannot decode the spec"))
+        .unwrap_or_else(|| panic!("no line about the spec in {lines:#?}"));
+    assert!(
+        line.contains("reconcile{namespace=games gamedeployment=arena trigger=changed}:"),
+        "{line}"
+    );
+    // A line of another module (the event the reconcile could not send) is named by the span.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("could not record event") && l.contains("gamedeployment=")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_line_logged_in_a_reconcile_names_its_object_and_trigger() {
+    let logged = Logged::default();
+    let writer = logged.clone();
+    let filter = tracing_subscriber::EnvFilter::new("info");
+    reconcile_logged(crate::logs::json(filter, move || writer.clone())).await;
+    let line: Value = logged
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["fields"]["message"] == "cannot decode the spec")
+        .expect("a line about the spec");
+    let span = &line["span"];
+    assert_eq!(span["name"], "reconcile");
+    assert_eq!(span["namespace"], "games");
+    assert_eq!(span["gamedeployment"], "arena");
+    assert_eq!(span["trigger"], "changed");
+}

@@ -414,8 +414,8 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
     let trigger = ctx.trigger(&uid);
     let span = tracing::info_span!(
         "reconcile",
-        namespace = run.namespace().unwrap_or_default(),
-        hookrun = run.name_any(),
+        namespace = %run.namespace().unwrap_or_default(),
+        hookrun = %run.name_any(),
         %trigger,
     );
     let requeue_after = reconcile_run(run, &ctx).instrument(span).await?;
