@@ -304,13 +304,11 @@ pub(crate) fn init_tracing_as(format: run_args::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         "info,kube_client::client=error,kube_client::client::builder=off".into()
     });
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        run_args::LogFormat::Text => logs.init(),
-        run_args::LogFormat::Json => logs.json().init(),
-    }
+    let logs = match format {
+        run_args::LogFormat::Text => gamedeploy_operator::logs::text(filter, std::io::stderr),
+        run_args::LogFormat::Json => gamedeploy_operator::logs::json(filter, std::io::stderr),
+    };
+    tracing_subscriber::util::SubscriberInitExt::init(logs);
 }
 
 /// After SIGTERM, in-flight reconciles get this long to finish before the process exits

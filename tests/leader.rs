@@ -10,8 +10,9 @@ use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, crds};
 use gamedeploy_core::names;
 use gamedeploy_operator::controller::Options;
-use gamedeploy_operator::leader::{Gate, Handle, LeaseSettings};
+use gamedeploy_operator::leader::{Handle, LeaseSettings};
 use gamedeploy_operator::metrics::Metrics;
+use gamedeploy_operator::write_gate::WriteGate;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -44,7 +45,7 @@ fn start(server: &ApiServer, clock: &SharedClock, who: &str, seed: u64) -> (Hand
         seed,
         instance: who.into(),
         metrics: metrics.clone(),
-        gate: Gate::default(),
+        gate: WriteGate::default(),
         ..Default::default()
     };
     let handle = Handle::start(server.client_as(who), clock.clone(), settings, options);

@@ -6,8 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
-use super::events::Events;
-use crate::execute::{Writes, is_not_found};
+use crate::execute::{Io, Writes, is_not_found};
 use gamedeploy_core::api::{GameDeployment, StoredGameDeployment};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::model::{CachedPod, Owner};
@@ -24,9 +23,7 @@ pub struct Claimed {
 /// Adopts `adopt` and releases `release` for `gd`. Failures are counted in the writes and
 /// reported as events; a pod that is gone is simply skipped.
 pub async fn execute(
-    client: &kube::Client,
-    edge: &crate::execute::Edge<'_>,
-    events: &Events,
+    io: Io<'_>,
     gd: &GameDeployment,
     adopt: &[&CachedPod],
     release: &[&CachedPod],
@@ -40,7 +37,7 @@ pub async fn execute(
         return out;
     };
     let gd_ref = gd.object_ref(&());
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(io.client.clone(), &ns);
     let params = PatchParams::default();
 
     let owner = Owner {
@@ -49,7 +46,7 @@ pub async fn execute(
         uid: uid.clone(),
     }
     .reference();
-    let adopt = if adopt.is_empty() || can_adopt(client, gd, &mut out.writes).await {
+    let adopt = if adopt.is_empty() || can_adopt(io.client, gd, &mut out.writes).await {
         adopt
     } else {
         &[]
@@ -71,11 +68,11 @@ pub async fn execute(
             let reasons = (names::EVENT_SUCCESSFUL_RELEASE, names::EVENT_FAILED_RELEASE);
             (patch, "release", "released", "no longer matches", reasons)
         };
-        if !edge.gate.is_open() {
+        if !io.gate.is_open() {
             // Leadership is lost: a claim half done is finished by the next leader.
             return out;
         }
-        edge.metrics.write_sent("patch", "pods");
+        io.metrics.write_sent("patch", "pods");
         out.writes.pods += 1;
         match pods
             .patch(&pod_name, &params, &Patch::Strategic(patch))
@@ -83,7 +80,7 @@ pub async fn execute(
         {
             Ok(p) => {
                 let msg = format!("{done} Pod {pod_name}: it {why} the selector of {name}");
-                events.emit(&gd_ref, false, ok, &msg).await;
+                io.events.emit(&gd_ref, false, ok, &msg).await;
                 if adopting {
                     out.adopted.push(p);
                 }
@@ -92,7 +89,7 @@ pub async fn execute(
             Err(e) => {
                 out.writes.failed += 1;
                 let msg = format!("{verb} Pod {pod_name} failed: {}", crate::describe(&e));
-                events.emit(&gd_ref, true, failed, &msg).await;
+                io.events.emit(&gd_ref, true, failed, &msg).await;
             }
         }
     }
@@ -108,7 +105,7 @@ async fn can_adopt(client: &kube::Client, gd: &GameDeployment, writes: &mut Writ
         Ok(fresh) => fresh.uid() == gd.uid() && fresh.meta().deletion_timestamp.is_none(),
         Err(e) => {
             writes.failed += 1;
-            tracing::warn!(gamedeployment = %gd.name_any(), error = %crate::describe(&e), "cannot recheck before adopting");
+            tracing::warn!(error = %crate::describe(&e), "cannot recheck before adopting");
             false
         }
     }

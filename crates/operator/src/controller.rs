@@ -4,33 +4,44 @@
 //! (for a pod without a controller: every GameDeployment that would adopt it). Node metadata
 //! is cached for node deletion costs; node changes trigger nothing.
 //! A reconcile requeues exactly when a timer in the plan is due (grace end, deadline,
-//! minReadySeconds), never by polling.
+//! minReadySeconds), never by polling. Each reconcile runs in a `reconcile` span naming its
+//! GameDeployment and what woke it (`trigger.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod memory;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::{BoxFuture, Either, Shared};
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use tracing::Instrument;
 
-use super::claim;
-use super::events::Events;
-use crate::execute::{self, Edge, Writes};
+use crate::claim;
+use crate::events::Events;
+use crate::execute::{self, Io, Writes};
 use crate::expectations::Expectations;
 use crate::hookruns::providers::{Measure, Providers};
 use crate::hookruns::templates::TemplateChecks;
 use crate::hookruns::{self, HookRunContext};
-use crate::leader::Gate;
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
+use crate::trigger::Cause;
+use crate::watch::{api, lenient_watcher, reflect};
+use crate::write_gate::WriteGate;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
 use gamedeploy_core::planner::model::{CachedPod, HookRunView, Plan, PlanInput};
@@ -38,21 +49,16 @@ use gamedeploy_core::planner::plan;
 use gamedeploy_core::planner::rules::adoption::{self as adopt, controlled_by};
 use gamedeploy_core::planner::rules::outcome::StatusWrite;
 use gamedeploy_core::planner::rules::replicas as scale;
+pub use memory::MIN_RECONCILE_INTERVAL;
+use memory::{Memories, STATUS_WATCH_WAIT};
 
 /// How soon a reconcile with a failed write runs again: a conflict usually clears at once,
 /// while a failure the user must fix (a missing HookTemplate) should not cost a request a
 /// second for ever, so consecutive failures back off, up to [`MAX_RETRY_AFTER_FAILED_WRITE`].
 const RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(1);
-/// The shortest time between the starts of two reconciles of one GameDeployment: the watch
-/// events of one burst (a kubelet reporting hundreds of pods at once; every event of one
-/// virtual instant in a simulation) are planned together, once, instead of once per event.
-/// Short next to a pod's own start-up, so a pod turning Ready still reaches the next pod's
-/// update within it.
-pub const MIN_RECONCILE_INTERVAL: Duration = Duration::from_millis(10);
-/// How long a reconcile waits for the watch to show the operator's own status write before it
-/// plans without it (the event normally comes within milliseconds and triggers it sooner).
-const STATUS_WATCH_WAIT: Duration = Duration::from_secs(5);
 const MAX_RETRY_AFTER_FAILED_WRITE: Duration = Duration::from_secs(300);
+/// How soon a reconcile that failed runs again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
 
 /// The wait before retry number `attempt` (0-based) of a reconcile whose writes failed.
 fn retry_delay(attempt: u32) -> Duration {
@@ -70,6 +76,74 @@ pub struct Caches {
     pub nodes: Store<PartialObjectMeta<Node>>,
 }
 
+impl Caches {
+    /// Resolves once every cache is full. kube-runtime's `wait_until_ready` wakes only the last
+    /// future that waited on a store, so exactly one future may wait for these (see [`run`]).
+    fn synced(&self) -> impl Future<Output = ()> + Send + 'static {
+        let (p, r, h, t, n) = (
+            self.pods.clone(),
+            self.revisions.clone(),
+            self.hook_runs.clone(),
+            self.hook_templates.clone(),
+            self.nodes.clone(),
+        );
+        async move {
+            let _ = futures::join!(
+                p.wait_until_ready(),
+                r.wait_until_ready(),
+                h.wait_until_ready(),
+                t.wait_until_ready(),
+                n.wait_until_ready(),
+            );
+        }
+    }
+}
+
+/// The watches that fill [`Caches`]: the first three trigger reconciles, the last two only
+/// keep their caches.
+struct CacheWatches {
+    pods: BoxStream<'static, watcher::Result<CachedPod>>,
+    revisions: BoxStream<'static, watcher::Result<ControllerRevision>>,
+    hook_runs: BoxStream<'static, watcher::Result<HookRun>>,
+    hook_templates: BoxStream<'static, watcher::Result<watcher::Event<HookTemplate>>>,
+    nodes: BoxStream<'static, watcher::Result<watcher::Event<PartialObjectMeta<Node>>>>,
+}
+
+/// The caches a reconcile reads, and the watches that fill them.
+fn watch_caches(client: &kube::Client, ns: Option<&str>) -> (Caches, CacheWatches) {
+    let cfg = watcher::Config::default();
+    // Each pod is projected (view and record derived) as it arrives: see `CachedPod`.
+    let (pods, pod_events) = reflect(watcher(api::<CachedPod>(client, ns), cfg.clone()));
+    let (revisions, rev_events) = reflect(
+        lenient_watcher(api::<Lenient<ControllerRevision>>(client, ns), cfg.clone())
+            .modify(for_cache),
+    );
+    let (hook_runs, hook_events) = reflect(
+        lenient_watcher(api::<Lenient<HookRun>>(client, ns), cfg.clone()).modify(for_cache),
+    );
+    // HookTemplates are read, not watched for: a reconcile waiting on a missing one retries.
+    let (hook_templates, template_events) = reflect(
+        lenient_watcher(api::<Lenient<HookTemplate>>(client, ns), cfg.clone()).modify(for_cache),
+    );
+    let nodes_api = Api::<PartialObjectMeta<Node>>::all(client.clone());
+    let (nodes, node_events) = reflect(watcher(nodes_api, cfg));
+    let watches = CacheWatches {
+        pods: pod_events.default_backoff().touched_objects().boxed(),
+        revisions: rev_events.default_backoff().touched_objects().boxed(),
+        hook_runs: hook_events.default_backoff().touched_objects().boxed(),
+        hook_templates: template_events.default_backoff().boxed(),
+        nodes: node_events.default_backoff().boxed(),
+    };
+    let caches = Caches {
+        pods,
+        revisions,
+        hook_runs,
+        hook_templates,
+        nodes,
+    };
+    (caches, watches)
+}
+
 /// What one reconcile read from the caches for one GameDeployment (no API requests).
 pub struct CachedObjects {
     /// Pods of its namespace, shared with the cache (claiming decides which are its own).
@@ -85,30 +159,17 @@ pub struct Context {
     pub client: kube::Client,
     pub clock: SharedClock,
     pub events: Events,
-    pods: Store<CachedPod>,
-    revisions: Store<ControllerRevision>,
-    hook_runs: Store<HookRun>,
-    hook_templates: Store<HookTemplate>,
-    nodes: Store<PartialObjectMeta<Node>>,
+    caches: Caches,
     /// Unparsable node deletion costs already warned about, by (node, value).
     bad_costs: Mutex<BTreeSet<(String, String)>>,
     rng: Mutex<fastrand::Rng>,
     writes: Mutex<Writes>,
-    /// Consecutive reconciles with failed writes, by `namespace/name`.
-    failing: Mutex<BTreeMap<String, u32>>,
-    /// When each GameDeployment's status was last written by this operator, by uid: status
-    /// writes that only move counts are coalesced for a second after it.
-    status_written: Mutex<HashMap<String, jiff::Timestamp>>,
-    /// By GameDeployment uid, the version its last status write replaced, and when: while the
-    /// cache still shows that version, a reconcile would decide again from the status before
-    /// the write (and repeat its events), so it waits for the watch instead.
-    status_over: Mutex<HashMap<String, (String, jiff::Timestamp)>>,
-    /// By GameDeployment uid, when its last reconcile started (see [`MIN_RECONCILE_INTERVAL`]).
-    last_start: Mutex<HashMap<String, jiff::Timestamp>>,
+    /// What is remembered of each GameDeployment between its reconciles.
+    memory: Memories,
     /// Pod creates and deletes sent and not yet seen by the pod watch.
     expectations: Arc<Expectations>,
     /// Closed when leadership is lost; every write checks it first.
-    gate: Gate,
+    gate: WriteGate,
     metrics: Arc<Metrics>,
 }
 
@@ -126,26 +187,19 @@ impl Context {
             events: Events::new(client.clone(), clock.clone(), instance),
             client,
             clock,
-            pods: caches.pods,
-            revisions: caches.revisions,
-            hook_runs: caches.hook_runs,
-            hook_templates: caches.hook_templates,
-            nodes: caches.nodes,
+            caches,
             bad_costs: Mutex::new(BTreeSet::new()),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             writes: Mutex::new(Writes::default()),
-            failing: Mutex::new(BTreeMap::new()),
-            status_written: Mutex::default(),
-            status_over: Mutex::default(),
-            last_start: Mutex::default(),
+            memory: Memories::default(),
             expectations: Arc::default(),
-            gate: Gate::default(),
+            gate: WriteGate::default(),
             metrics: Arc::default(),
         }
     }
 
     /// The same context, writing only while `gate` is open and reporting to `metrics`.
-    pub fn guarded(self, gate: Gate, metrics: Arc<Metrics>) -> Self {
+    pub fn guarded(self, gate: WriteGate, metrics: Arc<Metrics>) -> Self {
         Context {
             events: self.events.guarded(gate.clone(), metrics.clone()),
             gate,
@@ -154,10 +208,13 @@ impl Context {
         }
     }
 
-    fn edge(&self) -> Edge<'_> {
-        Edge {
+    fn io(&self) -> Io<'_> {
+        Io {
+            client: &self.client,
             gate: &self.gate,
             metrics: &self.metrics,
+            events: &self.events,
+            expectations: &self.expectations,
         }
     }
 
@@ -166,7 +223,7 @@ impl Context {
         self.writes.lock().map(|w| *w).unwrap_or_default()
     }
 
-    fn record(&self, writes: Writes) {
+    fn add_writes(&self, writes: Writes) {
         if let Ok(mut total) = self.writes.lock() {
             *total += writes;
         }
@@ -178,26 +235,11 @@ impl Context {
     fn forget(&self, stored: &StoredGameDeployment) {
         let uid = stored.uid().unwrap_or_default();
         self.expectations.forget(&uid);
-        if let Ok(mut m) = self.status_written.lock() {
-            m.remove(&uid);
-        }
-        if let Ok(mut m) = self.status_over.lock() {
-            m.remove(&uid);
-        }
-        if let Ok(mut m) = self.last_start.lock() {
-            m.remove(&uid);
-        }
-        if let Ok(mut m) = self.failing.lock() {
-            m.remove(&format!(
-                "{}/{}",
-                stored.namespace().unwrap_or_default(),
-                stored.name_any()
-            ));
-        }
+        self.memory.forget(&uid);
         self.metrics.forget(&labels_of(stored));
     }
 
-    /// Executes `plan` for `stored` and records its writes; returns them, and when a status
+    /// Executes `plan` for `stored` and counts its writes; returns them, and when a status
     /// write held back to coalesce it with what follows is due (see
     /// `outcome::status_write`), for the reconcile to come back then.
     async fn execute(
@@ -206,85 +248,28 @@ impl Context {
         pods: &[Arc<CachedPod>],
         plan: Plan,
         now: jiff::Timestamp,
-    ) -> Result<(Writes, Option<jiff::Timestamp>), super::Error> {
+    ) -> Result<(Writes, Option<jiff::Timestamp>), crate::Error> {
         let uid = stored.uid().unwrap_or_default();
-        let last = self
-            .status_written
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&uid).copied());
-        let (writes, status, over) = execute::run_plan(
-            &self.client,
-            self.edge(),
-            &self.events,
-            &self.expectations,
-            stored,
-            pods,
-            plan,
-            now,
-            last,
-        )
-        .await?;
-        self.record(writes);
-        if let (Some(over), Ok(mut m)) = (over, self.status_over.lock()) {
-            m.insert(uid.clone(), (over, now));
-        }
-        Ok((
-            writes,
-            match status {
-                StatusWrite::Now => {
-                    if let Ok(mut m) = self.status_written.lock() {
-                        m.insert(uid, now);
-                    }
-                    None
-                }
-                StatusWrite::At(t) => Some(t),
-                StatusWrite::Unchanged => None,
-            },
-        ))
-    }
-
-    /// When `uid` may be reconciled, if not yet (its last reconcile started less than
-    /// [`MIN_RECONCILE_INTERVAL`] ago); otherwise records `now` as its start.
-    fn too_soon(&self, uid: &str, now: jiff::Timestamp) -> Option<jiff::Timestamp> {
-        let mut m = self.last_start.lock().unwrap_or_else(|e| e.into_inner());
-        let interval = jiff::SignedDuration::try_from(MIN_RECONCILE_INTERVAL).unwrap_or_default();
-        let due = m.get(uid).and_then(|t| t.checked_add(interval).ok());
-        match due {
-            Some(due) if now < due => Some(due),
-            _ => {
-                m.insert(uid.to_string(), now);
+        let last = self.memory.status_written(&uid);
+        let (writes, status, over) =
+            execute::run_plan(self.io(), stored, pods, plan, now, last).await?;
+        self.add_writes(writes);
+        let due = match status {
+            StatusWrite::Now => {
+                self.memory.wrote_status(&uid, now, over);
                 None
             }
-        }
-    }
-
-    /// Whether the cache still shows the version `uid`'s last status write replaced, less than
-    /// [`STATUS_WATCH_WAIT`] after the write; once it shows another, or the wait is over, that
-    /// write is forgotten.
-    fn status_unseen(&self, uid: &str, cached: Option<&str>, now: jiff::Timestamp) -> bool {
-        let mut m = self.status_over.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = jiff::SignedDuration::try_from(STATUS_WATCH_WAIT).unwrap_or_default();
-        match m.get(uid) {
-            Some((over, at))
-                if Some(over.as_str()) == cached
-                    && at.checked_add(wait).is_ok_and(|due| now < due) =>
-            {
-                true
-            }
-            Some(_) => {
-                m.remove(uid);
-                false
-            }
-            None => false,
-        }
+            StatusWrite::At(t) => Some(t),
+            StatusWrite::Unchanged => None,
+        };
+        Ok((writes, due))
     }
 
     /// Node deletion costs from the node cache; a value that is not an integer is ignored,
     /// with one warning per node and value.
     fn node_costs(&self) -> BTreeMap<String, i64> {
         let mut costs = BTreeMap::new();
-        for node in self.nodes.state() {
+        for node in self.caches.nodes.state() {
             let name = node.name_any();
             match scale::node_cost(node.metadata.annotations.as_ref()) {
                 Ok(Some(cost)) => {
@@ -322,30 +307,40 @@ pub fn for_cache<K: Resource>(obj: &mut K) {
 }
 
 /// The GameDeployments a pod event concerns: its owners, or, for a pod without a controller,
-/// every GameDeployment that would adopt it.
+/// every GameDeployment that would adopt it. Each is noted as woken by a pod.
 fn pod_triggers(
     gds: &Store<StoredGameDeployment>,
     pod: &CachedPod,
+    memory: &Memories,
 ) -> Vec<ObjectRef<StoredGameDeployment>> {
     let ns = pod.namespace();
-    let mut refs: Vec<ObjectRef<StoredGameDeployment>> = pod
-        .owner_references()
-        .iter()
-        .filter_map(|o| ObjectRef::from_owner_ref(ns.as_deref(), o, ()))
-        .collect();
+    let mut refs: Vec<ObjectRef<StoredGameDeployment>> = Vec::new();
+    for owner in pod.owner_references() {
+        memory.note(&owner.uid, Cause::Pod);
+        refs.extend(ObjectRef::from_owner_ref(ns.as_deref(), owner, ()));
+    }
     if adopt::controller_of(pod).is_none() {
-        refs.extend(
-            gds.state()
-                .iter()
-                .filter(|stored| {
-                    stored
-                        .decoded()
-                        .is_some_and(|gd| adopt::wants_orphan(gd, pod))
-                })
-                .map(|stored| ObjectRef::from_obj(stored.as_ref())),
-        );
+        for stored in gds.state() {
+            if stored
+                .decoded()
+                .is_some_and(|gd| adopt::wants_orphan(gd, pod))
+            {
+                memory.note(&stored.uid().unwrap_or_default(), Cause::Pod);
+                refs.push(ObjectRef::from_obj(stored.as_ref()));
+            }
+        }
     }
     refs
+}
+
+/// Notes an owned object's event as a cause of its controller's next reconcile.
+fn note_owner<K: Resource>(memory: &Memories, owned: &watcher::Result<K>) {
+    let Ok(owned) = owned else { return };
+    for owner in owned.owner_references() {
+        if owner.controller == Some(true) {
+            memory.note(&owner.uid, Cause::Owned);
+        }
+    }
 }
 
 /// The claim's pods as plain references, for the IO edge.
@@ -353,45 +348,96 @@ fn as_pods<'a>(pods: &[&'a Arc<CachedPod>]) -> Vec<&'a CachedPod> {
     pods.iter().map(|p| -> &'a CachedPod { p }).collect()
 }
 
+/// How one reconcile ended: when it runs again (`None`: on a change only), and whether a write
+/// failed.
+struct Done {
+    requeue_after: Option<Duration>,
+    write_failed: bool,
+}
+
+impl Done {
+    fn requeue(after: Duration) -> Self {
+        Done {
+            requeue_after: Some(after),
+            write_failed: false,
+        }
+    }
+
+    fn await_change() -> Self {
+        Done {
+            requeue_after: None,
+            write_failed: false,
+        }
+    }
+
+    /// Back after `at`, or on a change when `at` is `None`.
+    fn at(now: jiff::Timestamp, at: Option<jiff::Timestamp>) -> Self {
+        match at {
+            Some(t) => Done::requeue(until(now, t)),
+            None => Done::await_change(),
+        }
+    }
+}
+
 /// One reconcile: observe from the caches, claim pods, plan, act. An object whose spec does
 /// not decode is reported (condition and event) and nothing else is touched. Timed and
-/// counted in the metrics. The caches must be full: [`run`] starts no reconcile before they
-/// are.
+/// counted in the metrics, and run in a `reconcile` span carrying the GameDeployment's
+/// namespace and name and what woke the reconcile (`trigger.rs`), so every line it logs (the
+/// executor's included) names them. The caches must be full: [`run`] starts no reconcile
+/// before they are.
 pub async fn reconcile(
     stored: Arc<StoredGameDeployment>,
     ctx: Arc<Context>,
-) -> Result<Action, super::Error> {
+) -> Result<Action, crate::Error> {
+    let uid = stored.uid().unwrap_or_default();
+    let trigger = ctx.memory.trigger(&uid, tokio::time::Instant::now());
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %stored.namespace().unwrap_or_default(),
+        gamedeployment = %stored.name_any(),
+        %trigger,
+    );
     // Real time even in simulations: this measures the operator's cost, not the cluster's.
     let started = std::time::Instant::now();
-    let result = reconcile_once(stored, &ctx).await;
+    let result = reconcile_once(stored, &ctx).instrument(span).await;
     let error = match &result {
-        Ok((_, false)) => None,
-        Ok((_, true)) => Some(ErrorKind::WriteFailed),
-        Err(super::Error::Status { .. }) => Some(ErrorKind::StatusWrite),
-        Err(super::Error::NotLeader) => Some(ErrorKind::NotLeader),
-        Err(super::Error::Unnamed) => Some(ErrorKind::Internal),
+        Ok(done) if done.write_failed => Some(ErrorKind::WriteFailed),
+        Ok(_) => None,
+        Err(crate::Error::Status { .. }) => Some(ErrorKind::StatusWrite),
+        Err(crate::Error::NotLeader) => Some(ErrorKind::NotLeader),
+        Err(crate::Error::Unnamed) => Some(ErrorKind::Internal),
     };
     ctx.metrics.reconciled(started.elapsed(), error);
-    result.map(|(action, _)| action)
+    let done = result?;
+    let cause = if done.write_failed {
+        Cause::Retry
+    } else {
+        Cause::Requeue
+    };
+    ctx.memory.requeued(&uid, done.requeue_after, cause);
+    Ok(done
+        .requeue_after
+        .map_or_else(Action::await_change, Action::requeue))
 }
 
-/// [`reconcile`]'s work; the flag says whether a write failed.
+/// [`reconcile`]'s work.
 async fn reconcile_once(
     stored: Arc<StoredGameDeployment>,
     ctx: &Arc<Context>,
-) -> Result<(Action, bool), super::Error> {
+) -> Result<Done, crate::Error> {
     if stored.meta().deletion_timestamp.is_some() {
         // Owner references let the garbage collector remove the pods.
         ctx.forget(&stored);
-        return Ok((Action::await_change(), false));
+        return Ok(Done::await_change());
     }
     match stored.as_ref() {
         StoredGameDeployment::Decoded(gd) => reconcile_decoded(gd.clone(), &stored, ctx).await,
         StoredGameDeployment::Undecodable(u) => {
-            tracing::warn!(gamedeployment = %stored.name_any(), reason = %u.reason, "cannot decode the spec");
+            tracing::warn!(reason = %u.reason, "cannot decode the spec");
             let uid = stored.uid().unwrap_or_default();
             let ns = stored.namespace();
             let owned: Vec<Arc<CachedPod>> = ctx
+                .caches
                 .pods
                 .state()
                 .into_iter()
@@ -402,11 +448,10 @@ async fn reconcile_once(
             let (writes, status_due) = ctx.execute(&stored, &owned, plan, now).await?;
             // A new spec is a new object in the watch: nothing to do until then, but for a
             // status write held back.
-            let action = match status_due {
-                Some(t) => Action::requeue(until(now, t)),
-                None => Action::await_change(),
-            };
-            Ok((action, writes.failed > 0))
+            Ok(Done {
+                write_failed: writes.failed > 0,
+                ..Done::at(now, status_due)
+            })
         }
     }
 }
@@ -416,12 +461,11 @@ async fn reconcile_decoded(
     gd: Arc<GameDeployment>,
     stored: &StoredGameDeployment,
     ctx: &Context,
-) -> Result<(Action, bool), super::Error> {
+) -> Result<Done, crate::Error> {
     let uid = gd.uid().unwrap_or_default();
-    let ns = gd.namespace().unwrap_or_default();
     let now = ctx.clock.now();
-    if let Some(due) = ctx.too_soon(&uid, now) {
-        return Ok((Action::requeue(until(now, due)), false));
+    if let Some(due) = ctx.memory.too_soon(&uid, now) {
+        return Ok(Done::requeue(until(now, due)));
     }
     let CachedObjects {
         pods: in_namespace,
@@ -435,47 +479,24 @@ async fn reconcile_decoded(
     // change). The wait is the watch's lag: the event that satisfies the last expectation
     // triggers the next reconcile, and the timeout bounds it if that event is lost.
     if let Some(expires) = ctx.expectations.unsatisfied(&uid, &in_namespace, now) {
-        tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the pod watch to show our writes");
-        return Ok((Action::requeue(until(now, expires)), false));
+        tracing::debug!("waiting for the pod watch to show our writes");
+        return Ok(Done::requeue(until(now, expires)));
     }
-    if ctx.status_unseen(&uid, gd.metadata.resource_version.as_deref(), now) {
+    if ctx
+        .memory
+        .status_unseen(&uid, gd.metadata.resource_version.as_deref(), now)
+    {
         // The watch event of our own status write triggers the next reconcile; the wait only
         // bounds a lost event.
-        tracing::debug!(gamedeployment = %gd.name_any(), "waiting for the watch to show our status write");
-        return Ok((Action::requeue(STATUS_WATCH_WAIT), false));
+        tracing::debug!("waiting for the watch to show our status write");
+        return Ok(Done::requeue(STATUS_WATCH_WAIT));
     }
-    // The cache's own Arcs: copying 10,000 pods took longer than planning them.
-    let pods: Vec<Arc<CachedPod>> = match adopt::claim(&gd, &in_namespace) {
-        Ok(claim) => {
-            let claimed = claim::execute(
-                &ctx.client,
-                &ctx.edge(),
-                &ctx.events,
-                &gd,
-                &as_pods(&claim.adopt),
-                &as_pods(&claim.release),
-            )
-            .await;
-            ctx.record(claimed.writes);
-            if claimed.writes.failed > 0 {
-                // Planning without a pod we failed to adopt would create its replacement.
-                return Ok((Action::requeue(RETRY_AFTER_FAILED_WRITE), true));
-            }
-            claim
-                .owned
-                .into_iter()
-                .cloned()
-                .chain(claimed.adopted.into_iter().map(|p| Arc::new(p.into())))
-                .collect()
-        }
-        Err(e) => {
-            // The plan refuses this spec and says why; meanwhile no pod changes hands.
-            tracing::debug!(gamedeployment = %gd.name_any(), error = %e, "not claiming pods");
-            in_namespace
-                .into_iter()
-                .filter(|p| controlled_by(p.as_ref(), &uid))
-                .collect()
-        }
+    let Some(pods) = claimed_pods(&gd, in_namespace, ctx).await else {
+        // Planning without a pod we failed to adopt would create its replacement.
+        return Ok(Done {
+            write_failed: true,
+            ..Done::requeue(RETRY_AFTER_FAILED_WRITE)
+        });
     };
     let node_costs = ctx.node_costs();
     let world = PlanInput {
@@ -497,22 +518,58 @@ async fn reconcile_decoded(
         let desired = gd.spec.replicas.unwrap_or_default();
         ctx.metrics.status(&labels, desired, status);
     }
-    let key = format!("{ns}/{}", gd.name_any());
-    let mut failing = ctx.failing.lock().unwrap_or_else(|e| e.into_inner());
     if writes.failed > 0 {
         // A refused write changes nothing the watches would report: retry on our own.
-        let attempt = failing.entry(key).or_default();
-        let wait = retry_delay(*attempt);
-        *attempt = attempt.saturating_add(1);
-        return Ok((Action::requeue(wait), true));
+        let wait = retry_delay(ctx.memory.failed(&uid));
+        return Ok(Done {
+            write_failed: true,
+            ..Done::requeue(wait)
+        });
     }
-    failing.remove(&key);
-    drop(failing);
-    let action = match requeue_at.into_iter().chain(status_due).min() {
-        Some(t) => Action::requeue(until(now, t)),
-        None => Action::await_change(),
-    };
-    Ok((action, false))
+    ctx.memory.succeeded(&uid);
+    Ok(Done::at(
+        now,
+        requeue_at.into_iter().chain(status_due).min(),
+    ))
+}
+
+/// The pods `gd` plans with: those it owns after adopting and releasing what its selector
+/// says (the cache's own Arcs: copying 10,000 pods took longer than planning them). `None`
+/// when a claim write failed.
+async fn claimed_pods(
+    gd: &GameDeployment,
+    in_namespace: Vec<Arc<CachedPod>>,
+    ctx: &Context,
+) -> Option<Vec<Arc<CachedPod>>> {
+    let uid = gd.uid().unwrap_or_default();
+    match adopt::claim(gd, &in_namespace) {
+        Ok(claim) => {
+            let (adopt, release) = (as_pods(&claim.adopt), as_pods(&claim.release));
+            let claimed = claim::execute(ctx.io(), gd, &adopt, &release).await;
+            ctx.add_writes(claimed.writes);
+            if claimed.writes.failed > 0 {
+                return None;
+            }
+            Some(
+                claim
+                    .owned
+                    .into_iter()
+                    .cloned()
+                    .chain(claimed.adopted.into_iter().map(|p| Arc::new(p.into())))
+                    .collect(),
+            )
+        }
+        Err(e) => {
+            // The plan refuses this spec and says why; meanwhile no pod changes hands.
+            tracing::debug!(error = %e, "not claiming pods");
+            Some(
+                in_namespace
+                    .into_iter()
+                    .filter(|p| controlled_by(p.as_ref(), &uid))
+                    .collect(),
+            )
+        }
+    }
 }
 
 /// A GameDeployment's metric labels.
@@ -550,28 +607,29 @@ fn until(now: jiff::Timestamp, t: jiff::Timestamp) -> Duration {
 pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace();
+    let caches = &ctx.caches;
     CachedObjects {
-        pods: ctx
+        pods: caches
             .pods
             .state()
             .into_iter()
             .filter(|p| p.meta().namespace == ns)
             .collect(),
-        revisions: ctx
+        revisions: caches
             .revisions
             .state()
             .iter()
             .filter(|r| controlled_by(r.as_ref(), &uid))
             .map(|r| r.as_ref().clone())
             .collect(),
-        hook_runs: ctx
+        hook_runs: caches
             .hook_runs
             .state()
             .iter()
             .filter(|h| controlled_by(h.as_ref(), &uid))
             .map(|h| (h.name_any(), HookRunView::from_hook_run(h)))
             .collect(),
-        hook_templates: ctx
+        hook_templates: caches
             .hook_templates
             .state()
             .into_iter()
@@ -581,14 +639,18 @@ pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
     }
 }
 
-/// Retry a failed reconcile soon; the error is logged with the object's name.
+/// Retry a failed reconcile soon; the error is logged with the object's name (this runs
+/// outside the reconcile's span).
 pub fn error_policy(
     gd: Arc<StoredGameDeployment>,
-    error: &super::Error,
-    _ctx: Arc<Context>,
+    error: &crate::Error,
+    ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(gamedeployment = %gd.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    let uid = gd.uid().unwrap_or_default();
+    ctx.memory
+        .requeued(&uid, Some(RETRY_AFTER_ERROR), Cause::Retry);
+    Action::requeue(RETRY_AFTER_ERROR)
 }
 
 /// Options for [`run`].
@@ -605,7 +667,7 @@ pub struct Options {
     /// Where the controller reports; shared with the metrics endpoint.
     pub metrics: Arc<Metrics>,
     /// The leadership gate (open when there is no leader election).
-    pub gate: Gate,
+    pub gate: WriteGate,
     /// Who takes HookRun measurements: the live providers when `None`; simulations script them.
     pub measure: Option<Arc<dyn Measure>>,
 }
@@ -618,121 +680,66 @@ impl Default for Options {
             concurrency: 4,
             namespace: None,
             metrics: Arc::default(),
-            gate: Gate::default(),
+            gate: WriteGate::default(),
             measure: None,
         }
     }
 }
 
-/// An `Api` over one namespace, or over all.
-fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    }
-}
+/// The stop signal, shared by everything that stops on it.
+type Shutdown = Shared<BoxFuture<'static, ()>>;
 
-/// A watch of `K` read leniently ([`Lenient`]): `managedFields` are skipped without recursion,
-/// and an object that still does not decode is logged and left out, so one stored object can
-/// fail neither its list nor the cache of every other object of its kind.
-pub fn lenient_watcher<K>(
-    api: Api<Lenient<K>>,
-    config: watcher::Config,
-) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
-where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-    K: Send + 'static,
-{
-    watcher(api, config).filter_map(|event| {
-        std::future::ready(match event {
-            Ok(e) => decoded_event(e).map(Ok),
-            Err(e) => Some(Err(e)),
-        })
-    })
-}
-
-/// The event with its object decoded; `None` (logged) for an object that did not decode.
-fn decoded_event<K: Resource<DynamicType = ()>>(
-    event: watcher::Event<Lenient<K>>,
-) -> Option<watcher::Event<K>> {
-    use watcher::Event as E;
-    let decoded = |object: Lenient<K>| match object.into_result() {
-        Ok(k) => Some(k),
-        Err(u) => {
-            tracing::warn!(
-                kind = %K::kind(&()),
-                namespace = u.metadata.namespace.as_deref().unwrap_or_default(),
-                name = u.metadata.name.as_deref().unwrap_or_default(),
-                reason = %u.reason,
-                "an object cannot be read and is left out of the cache"
-            );
-            None
-        }
-    };
-    Some(match event {
-        E::Apply(o) => E::Apply(decoded(o)?),
-        E::InitApply(o) => E::InitApply(decoded(o)?),
-        E::Delete(o) => E::Delete(decoded(o)?),
-        E::Init => E::Init,
-        E::InitDone => E::InitDone,
-    })
-}
-
-/// Runs the operator until `shutdown` resolves; returns the context (write counts).
+/// Runs the operator until `shutdown` resolves: the GameDeployment controller and, beside it,
+/// the HookRun controller. Returns the GameDeployment controller's context (write counts).
 pub async fn run(
     client: kube::Client,
     clock: SharedClock,
     options: Options,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Arc<Context> {
-    let shutdown = shutdown.boxed().shared();
-    // Set once the GameDeployments are listed, which is after every other cache.
-    let listed = Arc::new(AtomicBool::new(false));
-    let cfg = watcher::Config::default();
+    let shutdown: Shutdown = shutdown.boxed().shared();
+    let hook_ctx = Arc::new(HookRunContext::new(
+        client.clone(),
+        clock.clone(),
+        options
+            .measure
+            .clone()
+            .unwrap_or_else(|| Arc::new(Providers::new(client.clone()))),
+        &options.instance,
+        options.gate.clone(),
+        options.metrics.clone(),
+    ));
+    let hook_api = api::<Lenient<HookRun>>(&client, options.namespace.as_deref());
+    let hook_controller = hookruns::run(hook_api, hook_ctx, shutdown.clone());
+    // Measurements are not checkpoints: when the GameDeployment controller has stopped, a
+    // measurement still in flight is dropped and taken again by the next operator.
+    let hook_controller = async {
+        hook_controller.await;
+        std::future::pending::<Infallible>().await
+    };
+    let gd_controller = gamedeployments(client, clock, &options, shutdown);
+    let ctx = match futures::future::select(
+        std::pin::pin!(gd_controller),
+        std::pin::pin!(hook_controller),
+    )
+    .await
+    {
+        Either::Left((ctx, _)) => ctx,
+        Either::Right((never, _)) => match never {},
+    };
+    options.metrics.set_synced(false);
+    ctx
+}
+
+/// The GameDeployment controller, until `shutdown`; returns its context.
+async fn gamedeployments(
+    client: kube::Client,
+    clock: SharedClock,
+    options: &Options,
+    shutdown: Shutdown,
+) -> Arc<Context> {
     let ns = options.namespace.as_deref();
-    let (pods, pod_writer) = reflector::store();
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        // Each pod is projected (view and record derived) as it arrives: see `CachedPod`.
-        watcher(api::<CachedPod>(&client, ns), cfg.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (revisions, rev_writer) = reflector::store();
-    let rev_stream = reflector::reflector(
-        rev_writer,
-        lenient_watcher(api::<Lenient<ControllerRevision>>(&client, ns), cfg.clone())
-            .modify(for_cache),
-    )
-    .default_backoff()
-    .touched_objects();
-    let (hook_runs, hook_writer) = reflector::store();
-    let hook_stream = reflector::reflector(
-        hook_writer,
-        lenient_watcher(api::<Lenient<HookRun>>(&client, ns), cfg.clone()).modify(for_cache),
-    )
-    .default_backoff()
-    .touched_objects();
-    // HookTemplates are read, not watched for: a reconcile waiting on a missing one retries.
-    let (hook_templates, template_writer) = reflector::store();
-    let template_stream = reflector::reflector(
-        template_writer,
-        lenient_watcher(api::<Lenient<HookTemplate>>(&client, ns), cfg.clone()).modify(for_cache),
-    )
-    .default_backoff();
-    let (nodes, node_writer) = reflector::store();
-    let node_stream = reflector::reflector(
-        node_writer,
-        watcher(
-            Api::<PartialObjectMeta<Node>>::all(client.clone()),
-            cfg.clone(),
-        ),
-    )
-    .default_backoff();
+    let (caches, watches) = watch_caches(&client, ns);
     // A reconcile before the first full list of pods would see none and create them all again
     // (one before the node list would scale down ignoring node costs). kube-runtime's
     // `wait_until_ready` wakes only the last future that waited on a store, so a reconcile
@@ -740,109 +747,38 @@ pub async fn run(
     // Hence exactly one future waits for these caches: it holds the GameDeployment watch back
     // until they are full, and the Controller, which waits for its own store, reconciles
     // nothing before then.
-    let caches_synced = {
-        let stores = (
-            pods.clone(),
-            revisions.clone(),
-            hook_runs.clone(),
-            hook_templates.clone(),
-            nodes.clone(),
-        );
-        async move {
-            let (p, r, h, t, n) = stores;
-            let _ = futures::join!(
-                p.wait_until_ready(),
-                r.wait_until_ready(),
-                h.wait_until_ready(),
-                t.wait_until_ready(),
-                n.wait_until_ready(),
-            );
-        }
-    };
-    let metrics = options.metrics.clone();
-    let instance = options.instance.clone();
+    let caches_synced = caches.synced();
     let ctx = Arc::new(
         Context::new(
             client.clone(),
             clock,
-            Caches {
-                pods,
-                revisions,
-                hook_runs,
-                hook_templates,
-                nodes,
-            },
+            caches,
             options.seed,
-            options.instance,
+            options.instance.clone(),
         )
-        .guarded(options.gate.clone(), metrics.clone()),
+        .guarded(options.gate.clone(), options.metrics.clone()),
     );
-    let hook_ctx = Arc::new(HookRunContext::new(
-        client.clone(),
-        ctx.clock.clone(),
-        options
-            .measure
-            .clone()
-            .unwrap_or_else(|| Arc::new(Providers::new(client.clone()))),
-        &instance,
-        options.gate.clone(),
-        metrics.clone(),
-    ));
-    // Measurements are not checkpoints: when the GameDeployment controller has stopped, a
-    // measurement still in flight is dropped and taken again by the next operator.
-    let hook_controller = {
-        let hook_runs = hookruns::run(
-            api::<Lenient<HookRun>>(&client, ns),
-            hook_ctx,
-            shutdown.clone(),
-        );
-        async move {
-            hook_runs.await;
-            std::future::pending::<()>().await
-        }
-    };
+    // Set once the GameDeployments are listed, which is after every other cache.
+    let listed = Arc::new(AtomicBool::new(false));
+    let (gds, gd_stream) = gamedeployment_watch(&client, ns, &ctx, &listed, caches_synced);
     let config = kube::runtime::controller::Config::default().concurrency(options.concurrency);
-    // The GameDeployment watch is ours, not the Controller's, to see deletions: their series
-    // leave the metrics with them, and what the context remembers of them is dropped.
-    let (gds, gd_writer) = reflector::store::<StoredGameDeployment>();
-    let gd_stream = {
-        let (gds, metrics, listed) = (gds.clone(), metrics.clone(), listed.clone());
-        let forget_ctx = ctx.clone();
-        let gd_stream = reflector::reflector(
-            gd_writer,
-            watcher(api::<StoredGameDeployment>(&client, ns), cfg.clone()),
-        )
-        .inspect(move |event| match event {
-            Ok(watcher::Event::Delete(gd)) => forget_ctx.forget(gd),
-            // Every cache is full once the GameDeployments are listed. A relist may have
-            // missed deletions.
-            Ok(watcher::Event::InitDone) => {
-                listed.store(true, Ordering::SeqCst);
-                metrics.set_synced(true);
-                let live: BTreeSet<GdLabels> = gds.state().iter().map(|gd| labels_of(gd)).collect();
-                for gone in metrics.known().into_iter().filter(|k| !live.contains(k)) {
-                    metrics.forget(&gone);
-                }
-            }
-            _ => {}
-        })
-        .applied_objects();
-        futures::stream::once(async move {
-            caches_synced.await;
-            gd_stream
-        })
-        .flatten()
-    };
-    let controller = Controller::for_stream(gd_stream, gds.clone());
-    let expectations = ctx.expectations.clone();
-    let reconciles = controller
+    let (pod_ctx, rev_ctx, hook_ctx) = (ctx.clone(), ctx.clone(), ctx.clone());
+    let reconciles = Controller::for_stream(gd_stream, gds.clone())
         .with_config(config)
-        .watches_stream(pod_stream, move |pod| {
-            expectations.observe(&pod);
-            pod_triggers(&gds, &pod)
+        .watches_stream(watches.pods, move |pod| {
+            pod_ctx.expectations.observe(&pod);
+            pod_triggers(&gds, &pod, &pod_ctx.memory)
         })
-        .owns_stream(rev_stream)
-        .owns_stream(hook_stream)
+        .owns_stream(
+            watches
+                .revisions
+                .inspect(move |r| note_owner(&rev_ctx.memory, r)),
+        )
+        .owns_stream(
+            watches
+                .hook_runs
+                .inspect(move |h| note_owner(&hook_ctx.memory, h)),
+        )
         .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
@@ -852,33 +788,13 @@ pub async fn run(
                 Err(kube::runtime::controller::Error::QueueError(e)) => {
                     tracing::warn!(
                         "watching the cluster failed: {}; retrying",
-                        super::describe(&e)
+                        crate::describe(&e)
                     )
                 }
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
         });
-    // The node and HookTemplate caches are kept up to date for as long as the controller runs;
-    // each HookTemplate is checked as it is applied.
-    let (template_ctx, template_checks) = (ctx.clone(), Arc::new(TemplateChecks::default()));
-    let node_cache = async {
-        futures::join!(
-            node_stream.for_each(|_| futures::future::ready(())),
-            template_stream.for_each(|event| {
-                let (ctx, checks) = (template_ctx.clone(), template_checks.clone());
-                async move {
-                    match event {
-                        Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
-                            checks.check(&t, &ctx.events).await
-                        }
-                        Ok(watcher::Event::Delete(t)) => checks.forget(&t),
-                        _ => {}
-                    }
-                }
-            }),
-        );
-        std::future::pending::<()>().await
-    };
+    let other_caches = keep_caches(watches.nodes, watches.hook_templates, ctx.clone());
     // kube-runtime's graceful shutdown first waits for its store to be ready, which after the
     // stop it never becomes (its watch is no longer polled). Stopped before the first lists,
     // nothing is in flight: stop at once.
@@ -890,12 +806,88 @@ pub async fn run(
     };
     tokio::select! {
         () = reconciles => {}
-        () = node_cache => {}
-        () = hook_controller => {}
+        () = other_caches => {}
         () = stopped_unsynced => {}
     }
-    metrics.set_synced(false);
     ctx
+}
+
+/// The GameDeployment watch, held back until `caches_synced`. It is ours, not the
+/// Controller's, to see deletions: their series leave the metrics with them, and what the
+/// context remembers of them is dropped. Every change is noted as a cause of a reconcile.
+fn gamedeployment_watch(
+    client: &kube::Client,
+    ns: Option<&str>,
+    ctx: &Arc<Context>,
+    listed: &Arc<AtomicBool>,
+    caches_synced: impl Future<Output = ()> + Send + 'static,
+) -> (
+    Store<StoredGameDeployment>,
+    impl futures::Stream<Item = watcher::Result<StoredGameDeployment>> + Send + 'static,
+) {
+    let watch = watcher(
+        api::<StoredGameDeployment>(client, ns),
+        watcher::Config::default(),
+    );
+    let (gds, events) = reflect(watch);
+    let (store, ctx, listed) = (gds.clone(), ctx.clone(), listed.clone());
+    let events = events
+        .inspect(move |event| match event {
+            Ok(watcher::Event::Apply(gd) | watcher::Event::InitApply(gd)) => ctx
+                .memory
+                .note(&gd.uid().unwrap_or_default(), Cause::Changed),
+            Ok(watcher::Event::Delete(gd)) => ctx.forget(gd),
+            // Every cache is full once the GameDeployments are listed. A relist may have
+            // missed deletions.
+            Ok(watcher::Event::InitDone) => {
+                listed.store(true, Ordering::SeqCst);
+                ctx.metrics.set_synced(true);
+                let live: BTreeSet<GdLabels> =
+                    store.state().iter().map(|gd| labels_of(gd)).collect();
+                for gone in ctx
+                    .metrics
+                    .known()
+                    .into_iter()
+                    .filter(|k| !live.contains(k))
+                {
+                    ctx.metrics.forget(&gone);
+                }
+            }
+            _ => {}
+        })
+        .applied_objects();
+    let held_back = futures::stream::once(async move {
+        caches_synced.await;
+        events
+    })
+    .flatten();
+    (gds, held_back)
+}
+
+/// Keeps the node and HookTemplate caches up to date for as long as the controller runs,
+/// checking each HookTemplate as it is applied; never ends.
+async fn keep_caches(
+    nodes: BoxStream<'static, watcher::Result<watcher::Event<PartialObjectMeta<Node>>>>,
+    templates: BoxStream<'static, watcher::Result<watcher::Event<HookTemplate>>>,
+    ctx: Arc<Context>,
+) {
+    let checks = Arc::new(TemplateChecks::default());
+    futures::join!(
+        nodes.for_each(|_| futures::future::ready(())),
+        templates.for_each(|event| {
+            let (ctx, checks) = (ctx.clone(), checks.clone());
+            async move {
+                match event {
+                    Ok(watcher::Event::Apply(t) | watcher::Event::InitApply(t)) => {
+                        checks.check(&t, &ctx.events).await
+                    }
+                    Ok(watcher::Event::Delete(t)) => checks.forget(&t),
+                    _ => {}
+                }
+            }
+        }),
+    );
+    std::future::pending::<()>().await
 }
 
 /// A running operator that can be stopped gracefully, or killed as by a crash, and replaced
@@ -906,143 +898,5 @@ impl Handle {
     /// Starts an operator on its own task.
     pub fn start(client: kube::Client, clock: SharedClock, options: Options) -> Self {
         Self::spawn(|stopped| run(client, clock, options, stopped))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use k8s_openapi::api::rbac::v1::ClusterRole;
-    use serde_json::Value;
-
-    /// Why exactly one future waits for each cache in [`run`]. If kube-runtime starts waking
-    /// every waiter, this fails, and a reconcile may wait for the caches again.
-    #[test]
-    fn a_kube_runtime_store_wakes_only_the_last_future_waiting_for_it() {
-        use futures::task::{ArcWake, waker};
-        use std::sync::atomic::{AtomicBool, Ordering};
-        use std::task::Context as TaskContext;
-
-        #[derive(Default)]
-        struct Woken(AtomicBool);
-        impl ArcWake for Woken {
-            fn wake_by_ref(me: &Arc<Self>) {
-                me.0.store(true, Ordering::SeqCst);
-            }
-        }
-        let (store, mut writer) = reflector::store::<k8s_openapi::api::core::v1::ConfigMap>();
-        let (first, second) = (Arc::new(Woken::default()), Arc::new(Woken::default()));
-        let mut a = Box::pin(store.wait_until_ready());
-        let mut b = Box::pin(store.wait_until_ready());
-        let waker_a = waker(first.clone());
-        let waker_b = waker(second.clone());
-        assert!(
-            a.as_mut()
-                .poll(&mut TaskContext::from_waker(&waker_a))
-                .is_pending()
-        );
-        assert!(
-            b.as_mut()
-                .poll(&mut TaskContext::from_waker(&waker_b))
-                .is_pending()
-        );
-        writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitDone);
-        assert!(second.0.load(Ordering::SeqCst), "the last waiter is woken");
-        assert!(
-            !first.0.load(Ordering::SeqCst),
-            "kube-runtime now wakes every waiter of a store"
-        );
-    }
-
-    #[test]
-    fn failed_writes_back_off_from_one_second_to_five_minutes() {
-        let waits: Vec<u64> = (0..12).map(|a| retry_delay(a).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
-        assert_eq!(retry_delay(u32::MAX), MAX_RETRY_AFTER_FAILED_WRITE);
-    }
-
-    /// Every API call the operator makes is granted by `deploy/operator/rbac.yaml`: cluster-wide
-    /// by the ClusterRole, except the leader Lease, which only the Role in the operator's own
-    /// namespace grants.
-    #[test]
-    fn the_cluster_role_grants_what_the_operator_calls() {
-        let docs: Vec<Value> =
-            serde_saphyr::from_multiple(include_str!("../../../deploy/operator/rbac.yaml"))
-                .unwrap();
-        let rules_of = |kind: &str| -> Vec<k8s_openapi::api::rbac::v1::PolicyRule> {
-            let doc = docs.iter().find(|d| d["kind"] == kind).unwrap().clone();
-            match kind {
-                "ClusterRole" => serde_json::from_value::<ClusterRole>(doc).unwrap().rules,
-                _ => {
-                    serde_json::from_value::<k8s_openapi::api::rbac::v1::Role>(doc)
-                        .unwrap()
-                        .rules
-                }
-            }
-            .unwrap_or_default()
-        };
-        let allows = |rules: &[k8s_openapi::api::rbac::v1::PolicyRule],
-                      group: &str,
-                      resource: &str,
-                      verb: &str| {
-            rules.iter().any(|r| {
-                let has = |list: &Option<Vec<String>>, x: &str| {
-                    list.iter().flatten().any(|v| v == x || v == "*")
-                };
-                has(&r.api_groups, group)
-                    && has(&r.resources, resource)
-                    && r.verbs.iter().any(|v| v == verb)
-            })
-        };
-        let (cluster, namespaced) = (rules_of("ClusterRole"), rules_of("Role"));
-        for verb in ["get", "create", "update"] {
-            assert!(
-                allows(&namespaced, "coordination.k8s.io", "leases", verb),
-                "{verb} leases"
-            );
-            assert!(
-                !allows(&cluster, "coordination.k8s.io", "leases", verb),
-                "leases cluster-wide"
-            );
-        }
-        let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").unwrap();
-        assert_eq!(binding["metadata"]["namespace"], "gamedeploy");
-        assert_eq!(binding["roleRef"]["name"], "gamedeploy-leader-election");
-        let rules = cluster;
-        let allows =
-            |group: &str, resource: &str, verb: &str| allows(&rules, group, resource, verb);
-        for (group, resource, verbs) in [
-            (
-                "tkex.tencent.com",
-                "gamedeployments",
-                &["get", "list", "watch"][..],
-            ),
-            ("tkex.tencent.com", "gamedeployments/status", &["patch"]),
-            (
-                "tkex.tencent.com",
-                "hookruns",
-                &["list", "watch", "create", "delete"],
-            ),
-            ("tkex.tencent.com", "hookruns/status", &["patch"]),
-            ("tkex.tencent.com", "hooktemplates", &["list", "watch"]),
-            (
-                "",
-                "pods",
-                &["get", "list", "watch", "create", "delete", "patch"],
-            ),
-            ("", "pods/status", &["patch"]),
-            ("", "nodes", &["list", "watch"]),
-            (
-                "apps",
-                "controllerrevisions",
-                &["list", "watch", "create", "delete"],
-            ),
-            ("events.k8s.io", "events", &["create", "patch"]),
-        ] {
-            for verb in verbs {
-                assert!(allows(group, resource, verb), "{verb} {resource}.{group}");
-            }
-        }
     }
 }

@@ -17,8 +17,8 @@ use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
-use crate::leader::Gate;
 use crate::metrics::Metrics;
+use crate::write_gate::WriteGate;
 use gamedeploy_clock::SharedClock;
 
 /// The `reportingController` of every event.
@@ -45,7 +45,7 @@ pub struct Events {
     /// Tells this emitter's names from another instance's at the same instant.
     tag: u16,
     /// Closed once leadership is lost: an event is a write like any other.
-    gate: Gate,
+    gate: WriteGate,
     metrics: Arc<Metrics>,
 }
 
@@ -99,13 +99,13 @@ impl Events {
             seen: Mutex::default(),
             sequence: AtomicU64::new(0),
             tag: (hash ^ (hash >> 16)) as u16,
-            gate: Gate::default(),
+            gate: WriteGate::default(),
             metrics: Arc::default(),
         }
     }
 
     /// The same emitter, writing only while `gate` is open and counting its writes.
-    pub fn guarded(self, gate: Gate, metrics: Arc<Metrics>) -> Self {
+    pub fn guarded(self, gate: WriteGate, metrics: Arc<Metrics>) -> Self {
         Events {
             gate,
             metrics,

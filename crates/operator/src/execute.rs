@@ -3,6 +3,7 @@
 //! skipped) is [`gamedeploy_core::planner::rules::outcome`]'s to say.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 
 use futures::future::join_all;
@@ -11,10 +12,10 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 
-use super::events::Events;
-use super::expectations::Expectations;
-use crate::leader::Gate;
+use crate::events::Events;
+use crate::expectations::Expectations;
 use crate::metrics::Metrics;
+use crate::write_gate::WriteGate;
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::model::{
@@ -22,6 +23,9 @@ use gamedeploy_core::planner::model::{
     Regarding, Write,
 };
 use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome as Verdict};
+
+/// A write's result as [`outcome::judge`] takes it.
+type Refusal = Result<(), (ApiErrorKind, String)>;
 
 /// API writes made, for budgets and reports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -41,20 +45,23 @@ impl std::ops::AddAssign for Writes {
     }
 }
 
-/// What every write of the operator passes through: the leadership gate, checked right before
-/// each request is sent (so a reconcile in flight when the lease is lost sends nothing more),
-/// and the metrics that count the writes.
+/// What a reconcile writes through: the client; the leadership gate, checked right before each
+/// request is sent (so a reconcile in flight when the lease is lost sends nothing more); the
+/// metrics that count the writes; events; and the expectations that pod writes raise.
 #[derive(Clone, Copy)]
-pub struct Edge<'a> {
-    pub gate: &'a Gate,
+pub struct Io<'a> {
+    pub client: &'a kube::Client,
+    pub gate: &'a WriteGate,
     pub metrics: &'a Metrics,
+    pub events: &'a Events,
+    /// Creates, deletes and updates are recorded here before they are sent, so the next
+    /// reconcile waits until the pod watch shows them (see `expectations.rs`).
+    pub expectations: &'a Expectations,
 }
 
-/// The API handles and the record of one plan's execution.
+/// The API handles and the progress of one plan's execution.
 struct Executor<'a> {
-    client: &'a kube::Client,
-    edge: Edge<'a>,
-    events: &'a Events,
+    io: Io<'a>,
     gd: &'a StoredGameDeployment,
     gd_ref: ObjectReference,
     /// The pods events may be about, by name. Their `ObjectReference`s are built only for the
@@ -64,9 +71,6 @@ struct Executor<'a> {
     all_pods: &'a [Arc<CachedPod>],
     pods: Api<Pod>,
     ns: String,
-    /// Creates, deletes and updates are recorded here before they are sent, so the next
-    /// reconcile waits until the pod watch shows them (see `crates/operator/src/expectations.rs`).
-    expectations: &'a Expectations,
     owner_uid: String,
     writes: Writes,
     failures: Vec<Failure>,
@@ -100,14 +104,15 @@ impl<'a> Executor<'a> {
             Regarding::Pod(name) => self.pod(name).map(|p| p.object_ref(&())),
         };
         if let Some(r) = regarding {
-            self.events
+            self.io
+                .events
                 .emit(&r, note.warning, &note.reason, &note.message)
                 .await;
         }
     }
 
     /// Acts on what [`outcome::judge`] made of a write's result.
-    async fn settle<T>(&mut self, write: &Write<T>, result: Result<(), (ApiErrorKind, String)>) {
+    async fn settle<T>(&mut self, write: &Write<T>, result: Refusal) {
         let verdict = outcome::judge(write, result);
         if let Some(chain) = outcome::stopped_chain(write, &verdict) {
             self.failed_chains.insert(chain.to_string());
@@ -134,20 +139,51 @@ impl<'a> Executor<'a> {
         outcome::skipped(chain.map(String::as_str), &self.failed_chains)
     }
 
+    /// Counts a write about to be sent, in the writes and the metrics.
+    fn count(&mut self, verb: &'static str, resource: &'static str) {
+        if resource.starts_with("pods") {
+            self.writes.pods += 1;
+        } else {
+            self.writes.other += 1;
+        }
+        self.io.metrics.write_sent(verb, resource);
+    }
+
+    /// One write: counted, sent by `request`, and settled by what came back.
+    async fn send<T>(
+        &mut self,
+        write: &Write<T>,
+        (verb, resource): (&'static str, &'static str),
+        request: impl Future<Output = Refusal>,
+    ) {
+        self.count(verb, resource);
+        let result = request.await;
+        self.settle(write, result).await;
+    }
+
+    /// An `Api` of `K` in the GameDeployment's namespace.
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.io.client.clone(), &self.ns)
+    }
+
     /// Sends one slow-start batch of creations at once.
     async fn create_pods(&mut self, batch: &[&Write<Pod>]) {
-        self.writes.pods += batch.len();
         let params = PostParams::default();
         for w in batch {
             let name = w.object.name_any();
-            self.expectations.creating(&self.owner_uid, &name, self.now);
-            self.edge.metrics.write_sent("create", "pods");
+            self.io
+                .expectations
+                .creating(&self.owner_uid, &name, self.now);
+            self.count("create", "pods");
         }
         let results = join_all(batch.iter().map(|w| self.pods.create(&params, &w.object))).await;
         for (write, result) in batch.iter().zip(results) {
             let name = write.object.name_any();
             if result.is_err() {
-                self.expectations.create_failed(&self.owner_uid, &name);
+                self.io.expectations.create_failed(&self.owner_uid, &name);
             }
             // The server's message names the random pod: written as kube writes a generated
             // name before its suffix, it reads the same on every attempt.
@@ -160,221 +196,205 @@ impl<'a> Executor<'a> {
     }
 
     async fn run(&mut self, effect: &Effect) -> Result<(), super::Error> {
+        let delete = DeleteParams::default();
+        let post = PostParams::default();
+        let patch = PatchParams::default();
         match effect {
             Effect::CreatePod { pod, .. } => self.create_pods(&[pod]).await,
             Effect::CreateRevision(w) => {
-                self.writes.other += 1;
-                self.edge
-                    .metrics
-                    .write_sent("create", "controllerrevisions");
-                let revs: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &self.ns);
-                let r = revs.create(&PostParams::default(), &w.object).await;
-                self.settle(w, refusal(r)).await;
+                let revs: Api<ControllerRevision> = self.api();
+                let request = async { refusal(revs.create(&post, &w.object).await) };
+                self.send(w, ("create", "controllerrevisions"), request)
+                    .await;
             }
             Effect::DeleteRevision(w) => {
-                self.writes.other += 1;
-                self.edge
-                    .metrics
-                    .write_sent("delete", "controllerrevisions");
-                let revs: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &self.ns);
-                let r = revs.delete(&w.object, &DeleteParams::default()).await;
-                self.settle(w, refusal(r)).await;
+                let revs: Api<ControllerRevision> = self.api();
+                let request = async { refusal(revs.delete(&w.object, &delete).await) };
+                self.send(w, ("delete", "controllerrevisions"), request)
+                    .await;
             }
-            Effect::DeletePod { pod, uid } => {
-                let params = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        uid: uid.clone(),
-                        resource_version: None,
-                    }),
-                    ..Default::default()
-                };
-                self.writes.pods += 1;
-                let pod_uid = uid.clone().unwrap_or_default();
-                self.expectations
-                    .deleting(&self.owner_uid, &pod_uid, self.now);
-                self.edge.metrics.write_sent("delete", "pods");
-                let r = self.pods.delete(&pod.object, &params).await;
-                if r.is_err() {
-                    self.expectations.delete_failed(&self.owner_uid, &pod_uid);
+            Effect::DeletePod { pod, uid } => self.delete_pod(pod, uid).await,
+            Effect::WritePod { pod, write } => self.write_pod(pod, write).await,
+            Effect::CreateHookRun(w) if self.skipped(w.chain.as_ref()) => {}
+            Effect::CreateHookRun(w) => match &w.object {
+                HookRunToCreate::Ready(run) => {
+                    let runs: Api<HookRun> = self.api();
+                    let request = async { refusal(runs.create(&post, run).await) };
+                    self.send(w, ("create", "hookruns"), request).await;
                 }
-                self.settle(pod, refusal(r)).await;
-            }
-            Effect::WritePod { pod, write } => {
-                if self.skipped(write.chain.as_ref()) {
-                    return Ok(());
+                HookRunToCreate::Unbuildable { why, .. } => {
+                    self.writes.other += 1;
+                    self.settle(w, Err((ApiErrorKind::Other, why.clone())))
+                        .await;
                 }
-                self.writes.pods += 1;
-                let resource = match write.object.endpoint {
-                    gamedeploy_core::inplace::Endpoint::Pod => "pods",
-                    gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
-                };
-                self.edge.metrics.write_sent("patch", resource);
-                // Written over a version: the next reconcile waits until the cache moves past
-                // it, instead of deciding this pod again from what it wrote over.
-                let watched = self
-                    .pod(pod)
-                    .and_then(|p| Some((p.uid()?, write.object.precondition.clone()?)));
-                if let Some((uid, over)) = &watched {
-                    self.expectations
-                        .updating(&self.owner_uid, uid, over, self.now);
-                }
-                let r = write_pod(&self.pods, pod, &write.object).await;
-                if let Some((uid, over)) = &watched {
-                    // A failed write, or one that changed nothing (no new version, no watch
-                    // event), leaves nothing to wait for.
-                    let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
-                    if new_version.is_none_or(|v| &v == over) {
-                        self.expectations.forget_update(&self.owner_uid, uid);
-                    }
-                }
-                let r = r.map(|_| ());
-                if r.is_ok()
-                    && let Some(record) = &write.object.checkpoint
-                    && record.state == gamedeploy_core::inplace::State::Ready
-                {
-                    self.edge.metrics.inplace_ready(record, self.now);
-                }
-                self.settle(write, refusal(r)).await;
-            }
-            Effect::CreateHookRun(w) => {
-                if self.skipped(w.chain.as_ref()) {
-                    return Ok(());
-                }
-                self.writes.other += 1;
-                let r = match &w.object {
-                    HookRunToCreate::Ready(run) => {
-                        self.edge.metrics.write_sent("create", "hookruns");
-                        let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
-                        refusal(runs.create(&PostParams::default(), run).await)
-                    }
-                    HookRunToCreate::Unbuildable { why, .. } => {
-                        Err((ApiErrorKind::Other, why.clone()))
-                    }
-                };
-                self.settle(w, r).await;
-            }
+            },
             Effect::DeleteHookRun(w) => {
-                self.writes.other += 1;
-                self.edge.metrics.write_sent("delete", "hookruns");
-                let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
-                let r = runs.delete(&w.object, &DeleteParams::default()).await;
-                self.settle(w, refusal(r)).await;
+                let runs: Api<HookRun> = self.api();
+                let request = async { refusal(runs.delete(&w.object, &delete).await) };
+                self.send(w, ("delete", "hookruns"), request).await;
             }
             Effect::TerminateHookRun(w) => {
-                self.writes.other += 1;
-                self.edge.metrics.write_sent("patch", "hookruns");
-                let runs: Api<HookRun> = Api::namespaced(self.client.clone(), &self.ns);
+                let runs: Api<HookRun> = self.api();
                 let body = serde_json::json!({ "spec": { "terminate": true } });
-                let r = runs
-                    .patch(&w.object, &PatchParams::default(), &Patch::Merge(&body))
-                    .await;
-                self.settle(w, refusal(r)).await;
+                let request =
+                    async { refusal(runs.patch(&w.object, &patch, &Patch::Merge(&body)).await) };
+                self.send(w, ("patch", "hookruns"), request).await;
             }
             Effect::PauseUpdates(w) => {
-                self.writes.other += 1;
-                self.edge.metrics.write_sent("patch", "gamedeployments");
-                let gds: Api<StoredGameDeployment> = Api::namespaced(self.client.clone(), &self.ns);
+                let gds: Api<StoredGameDeployment> = self.api();
+                let name = self.gd.name_any();
                 // Only over the version planned from: a resume the user wrote since stands.
-                let patch = serde_json::from_value::<json_patch::Patch>(serde_json::json!([
+                let body = serde_json::from_value::<json_patch::Patch>(serde_json::json!([
                     {"op": "test", "path": "/metadata/resourceVersion", "value": w.object},
                     {"op": "add", "path": "/spec/updateStrategy/paused", "value": true},
                 ]));
-                let r = match patch {
-                    Ok(patch) => refusal(
-                        gds.patch(
-                            &self.gd.name_any(),
-                            &PatchParams::default(),
-                            &Patch::Json::<()>(patch),
-                        )
-                        .await,
-                    ),
-                    Err(e) => Err((ApiErrorKind::Other, e.to_string())),
+                let request = async {
+                    match body {
+                        Ok(body) => {
+                            refusal(gds.patch(&name, &patch, &Patch::Json::<()>(body)).await)
+                        }
+                        Err(e) => Err((ApiErrorKind::Other, e.to_string())),
+                    }
                 };
-                self.settle(w, r).await;
+                self.send(w, ("patch", "gamedeployments"), request).await;
             }
             Effect::Event { note, chain } => {
                 if !self.skipped(chain.as_ref()) {
                     self.emit(note).await;
                 }
             }
-            Effect::WriteStatus(planned) => {
-                let previous = self.gd.status();
-                let status = outcome::status_after(
-                    previous
-                        .map(|s| s.conditions.as_slice())
-                        .unwrap_or_default(),
-                    planned.clone(),
-                    std::mem::take(&mut self.failures),
-                    self.now,
-                );
-                self.status =
-                    outcome::status_write(previous, &status, self.last_status_write, self.now);
-                if self.status == StatusWrite::Now {
-                    let name = self.gd.name_any();
-                    // Read leniently: only the answer's resourceVersion is used, and a typed
-                    // read of a GameDeployment with deep managedFields fails (see `Lenient`).
-                    let gds: Api<StoredGameDeployment> =
-                        Api::namespaced(self.client.clone(), &self.ns);
-                    let body = serde_json::json!({
-                        "status": merge_patch(
-                            &serde_json::to_value(previous).unwrap_or_default(),
-                            &serde_json::to_value(&status).unwrap_or_default(),
-                        )
-                    });
-                    self.writes.other += 1;
-                    self.edge
-                        .metrics
-                        .write_sent("patch", "gamedeployments/status");
-                    let written = gds
-                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-                        .await
-                        .map_err(|source| super::Error::Status { name, source })?;
-                    let over = self.gd.resource_version();
-                    if written.resource_version() != over {
-                        self.status_over = over;
-                    }
+            Effect::WriteStatus(planned) => self.write_status(planned).await?,
+        }
+        Ok(())
+    }
+
+    /// Deletes a pod, only the one with `uid` if known (not a namesake created since).
+    async fn delete_pod(&mut self, pod: &Write<String>, uid: &Option<String>) {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        let pod_uid = uid.clone().unwrap_or_default();
+        let (io, owner, pods) = (self.io, self.owner_uid.clone(), self.pods.clone());
+        io.expectations.deleting(&owner, &pod_uid, self.now);
+        let request = async {
+            let r = pods.delete(&pod.object, &params).await;
+            if r.is_err() {
+                io.expectations.delete_failed(&owner, &pod_uid);
+            }
+            refusal(r)
+        };
+        self.send(pod, ("delete", "pods"), request).await;
+    }
+
+    /// Patches a pod or its status (a checkpoint of its in-place update, an image, a gate).
+    async fn write_pod(&mut self, pod: &str, write: &Write<PodWrite>) {
+        if self.skipped(write.chain.as_ref()) {
+            return;
+        }
+        let resource = match write.object.endpoint {
+            gamedeploy_core::inplace::Endpoint::Pod => "pods",
+            gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
+        };
+        // Written over a version: the next reconcile waits until the cache moves past it,
+        // instead of deciding this pod again from what it wrote over.
+        let watched = self
+            .pod(pod)
+            .and_then(|p| Some((p.uid()?, write.object.precondition.clone()?)));
+        let (io, owner, pods, now) = (self.io, self.owner_uid.clone(), self.pods.clone(), self.now);
+        let request = async {
+            if let Some((uid, over)) = &watched {
+                io.expectations.updating(&owner, uid, over, now);
+            }
+            let r = send_pod_write(&pods, pod, &write.object).await;
+            if let Some((uid, over)) = &watched {
+                // A failed write, or one that changed nothing (no new version, no watch
+                // event), leaves nothing to wait for.
+                let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
+                if new_version.is_none_or(|v| &v == over) {
+                    io.expectations.forget_update(&owner, uid);
                 }
             }
+            if r.is_ok()
+                && let Some(checkpoint) = &write.object.checkpoint
+                && checkpoint.state == gamedeploy_core::inplace::State::Ready
+            {
+                io.metrics.inplace_ready(checkpoint, now);
+            }
+            refusal(r)
+        };
+        self.send(write, ("patch", resource), request).await;
+    }
+
+    /// The status after the plan's writes (their failures as conditions), written now, held
+    /// back to coalesce it with what follows, or left as it is (`outcome::status_write`).
+    async fn write_status(
+        &mut self,
+        planned: &gamedeploy_core::api::GameDeploymentStatus,
+    ) -> Result<(), super::Error> {
+        let previous = self.gd.status();
+        let status = outcome::status_after(
+            previous
+                .map(|s| s.conditions.as_slice())
+                .unwrap_or_default(),
+            planned.clone(),
+            std::mem::take(&mut self.failures),
+            self.now,
+        );
+        self.status = outcome::status_write(previous, &status, self.last_status_write, self.now);
+        if self.status != StatusWrite::Now {
+            return Ok(());
+        }
+        let name = self.gd.name_any();
+        // Read leniently: only the answer's resourceVersion is used, and a typed read of a
+        // GameDeployment with deep managedFields fails (see `Lenient`).
+        let gds: Api<StoredGameDeployment> = self.api();
+        let body = serde_json::json!({
+            "status": merge_patch(
+                &serde_json::to_value(previous).unwrap_or_default(),
+                &serde_json::to_value(&status).unwrap_or_default(),
+            )
+        });
+        self.count("patch", "gamedeployments/status");
+        let written = gds
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(|source| super::Error::Status { name, source })?;
+        let over = self.gd.resource_version();
+        if written.resource_version() != over {
+            self.status_over = over;
         }
         Ok(())
     }
 }
 
-/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`; returns the writes made,
-/// what became of the status (written now, unchanged, or coalesced until a later instant: see
-/// `outcome::status_write`, given when the status was last written), and the version of `gd`
-/// a status write replaced. Every decision was made
-/// by the planner or by `outcome`'s pure functions: this only writes, and reports what came
-/// back.
-#[allow(clippy::too_many_arguments)]
+/// Runs `plan`'s effects in order for `gd`, whose pods are `pods`, through `io`; returns the
+/// writes made, what became of the status (written now, unchanged, or coalesced until a later
+/// instant: see `outcome::status_write`, given when the status was last written), and the
+/// version of `gd` a status write replaced. Every decision was made by the planner or by
+/// `outcome`'s pure functions: this only writes, and reports what came back.
 pub async fn run_plan(
-    client: &kube::Client,
-    edge: Edge<'_>,
-    events: &Events,
-    expectations: &Expectations,
+    io: Io<'_>,
     gd: &StoredGameDeployment,
     pods: &[Arc<CachedPod>],
     plan: Plan,
     now: jiff::Timestamp,
     last_status_write: Option<jiff::Timestamp>,
 ) -> Result<(Writes, StatusWrite, Option<String>), super::Error> {
-    let Some(ns) = gd.namespace() else {
+    let (Some(ns), Some(_)) = (gd.namespace(), gd.meta().name.as_ref()) else {
         return Err(super::Error::Unnamed);
     };
-    if gd.meta().name.is_none() {
-        return Err(super::Error::Unnamed);
-    }
     let mut exec = Executor {
-        client,
-        edge,
-        events,
+        io,
         gd,
         gd_ref: gd.object_ref(&()),
         pods_by_name: std::sync::OnceLock::new(),
         all_pods: pods,
-        pods: Api::namespaced(client.clone(), &ns),
+        pods: Api::namespaced(io.client.clone(), &ns),
         ns,
-        expectations,
         owner_uid: gd.uid().unwrap_or_default(),
         writes: Writes::default(),
         failures: Vec::new(),
@@ -386,9 +406,7 @@ pub async fn run_plan(
     };
     let mut effects = plan.effects.iter().peekable();
     while let Some(effect) = effects.next() {
-        if !edge.gate.is_open() {
-            return Err(super::Error::NotLeader);
-        }
+        io.gate.check()?;
         if let Effect::CreatePod { pod, batch } = effect {
             // One slow-start batch is sent at once.
             let mut group = vec![pod];
@@ -409,7 +427,7 @@ pub async fn run_plan(
 }
 
 /// Sends one pod write; the pod as the server stored it.
-async fn write_pod(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<Pod, kube::Error> {
+async fn send_pod_write(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<Pod, kube::Error> {
     let patch = Patch::Strategic(w.to_patch());
     let params = PatchParams::default();
     match w.endpoint {
@@ -439,7 +457,6 @@ fn is_already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
 }
 
-/// A result as [`outcome::judge`] takes it.
 /// The JSON merge patch (RFC 7386) that turns `old` into `new`: what `new` leaves out (an
 /// emptied list, a cleared field, which the status omits rather than writes empty) is written
 /// as `null`, or a merge patch would keep the old value for ever.
@@ -466,7 +483,8 @@ fn merge_patch(old: &serde_json::Value, new: &serde_json::Value) -> serde_json::
     }
 }
 
-fn refusal<T>(result: Result<T, kube::Error>) -> Result<(), (ApiErrorKind, String)> {
+/// A result as [`outcome::judge`] takes it.
+fn refusal<T>(result: Result<T, kube::Error>) -> Refusal {
     result
         .map(|_| ())
         .map_err(|e| (error_kind(&e), super::describe(&e)))

@@ -188,7 +188,6 @@ impl Expectations {
         if p.is_empty() || expires <= now {
             if !p.is_empty() {
                 tracing::warn!(
-                    gamedeployment_uid = owner,
                     creates = p.creates.len(),
                     deletes = p.deletes.len(),
                     updates = p.updates.len(),

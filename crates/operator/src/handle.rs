@@ -1,6 +1,6 @@
 //! An operator on its own task, for tests and simulations: stopped gracefully, or killed as a
-//! crash would kill it. [`crate::controller::Handle`] and [`crate::leader::Handle`] are this
-//! over the plain controller and over the elected one.
+//! crash would kill it. `controller::Handle` and `leader::Handle` are this over the plain
+//! controller and over the elected one.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,5 +1,5 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so that two replicas of the operator
-//! never write at once, and the [`Gate`] every write passes through.
+//! never write at once: it opens the write gate (`write_gate.rs`) while this operator leads.
 //!
 //! The protocol is client-go's: the holder renews `renewTime` every `renew`; a candidate takes
 //! the lease once `renewTime + leaseDurationSeconds` is past, with an update carrying the
@@ -13,8 +13,6 @@
 //! `SystemTime::now()` for expiry and never reports a renewal that keeps failing as a loss.)
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -26,31 +24,6 @@ use kube::api::{Api, PostParams};
 use crate::controller::{self, Options};
 use crate::metrics::{Metrics, Role};
 use gamedeploy_clock::SharedClock;
-
-/// Whether writes may be sent. Open by default (no leader election); the elector opens it when
-/// it takes the lease and closes it, before anything else, when it loses it.
-#[derive(Clone, Debug)]
-pub struct Gate(Arc<AtomicBool>);
-
-impl Default for Gate {
-    fn default() -> Self {
-        Gate(Arc::new(AtomicBool::new(true)))
-    }
-}
-
-impl Gate {
-    pub fn is_open(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    pub fn open(&self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-
-    pub fn close(&self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
 
 /// How often a standby looks at the lease, and how soon a failed renewal is retried: a
 /// released lease is taken within this.
@@ -202,7 +175,7 @@ impl LeaseSettings {
 }
 
 /// What one look at the lease found.
-enum Seen {
+enum Holder {
     /// Ours now (taken or renewed).
     Ours,
     /// Someone else's until then.
@@ -217,7 +190,7 @@ struct Elector {
 
 impl Elector {
     /// Takes the lease if it is free, expired or ours (renewing it then).
-    async fn try_acquire_or_renew(&self) -> Result<Seen, kube::Error> {
+    async fn try_acquire_or_renew(&self) -> Result<Holder, kube::Error> {
         let now = self.clock.now();
         let s = &self.settings;
         let duration = s.duration.as_secs() as i32;
@@ -239,7 +212,7 @@ impl Elector {
             };
             // Two candidates creating at once: one gets AlreadyExists and looks again.
             self.api.create(&PostParams::default(), &lease).await?;
-            return Ok(Seen::Ours);
+            return Ok(Holder::Ours);
         };
         let spec = lease.spec.take().unwrap_or_default();
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
@@ -250,7 +223,7 @@ impl Elector {
                 t.0.checked_add(SignedDuration::from_secs(secs)).ok()
             });
             if let Some(until) = until.filter(|u| *u > now) {
-                return Ok(Seen::HeldBy { holder, until });
+                return Ok(Holder::HeldBy { holder, until });
             }
         }
         let transitions = next_transitions(spec.lease_transitions, !ours);
@@ -271,7 +244,7 @@ impl Elector {
         self.api
             .replace(&s.name, &PostParams::default(), &lease)
             .await?;
-        Ok(Seen::Ours)
+        Ok(Holder::Ours)
     }
 
     /// Waits until the lease is ours; returns when it was taken (by the clock, before the
@@ -281,8 +254,8 @@ impl Elector {
         loop {
             let started = self.clock.now();
             let wait = match self.try_acquire_or_renew().await {
-                Ok(Seen::Ours) => return started,
-                Ok(Seen::HeldBy { holder, until }) => {
+                Ok(Holder::Ours) => return started,
+                Ok(Holder::HeldBy { holder, until }) => {
                     if last_holder.as_ref() != Some(&holder) {
                         tracing::info!(%holder, "standing by: the leader lease is held by {holder}");
                         last_holder = Some(holder.clone());
@@ -325,11 +298,11 @@ impl Elector {
             let started = self.clock.now();
             match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
                 Err(_) => return format!("it could not be renewed for {}s", deadline.as_secs()),
-                Ok(Ok(Seen::Ours)) => {
+                Ok(Ok(Holder::Ours)) => {
                     last = started;
                     wait = self.settings.renew;
                 }
-                Ok(Ok(Seen::HeldBy { holder, .. })) => return format!("{holder} holds it now"),
+                Ok(Ok(Holder::HeldBy { holder, .. })) => return format!("{holder} holds it now"),
                 Ok(Err(e)) => {
                     tracing::warn!(
                         "cannot renew the leader lease: {}; retrying",
@@ -473,6 +446,7 @@ impl Handle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn settings(duration: u64, renew: u64) -> LeaseSettings {
         LeaseSettings {
@@ -553,19 +527,10 @@ mod tests {
         };
         assert!(matches!(
             elector.try_acquire_or_renew().await.unwrap(),
-            Seen::Ours
+            Holder::Ours
         ));
         let spec = api.get("gamedeploy-operator").await.unwrap().spec.unwrap();
         assert_eq!(spec.holder_identity.as_deref(), Some("pod-a"));
         assert_eq!(spec.lease_transitions, Some(i32::MAX));
-    }
-
-    #[test]
-    fn the_gate_starts_open_and_closes_for_every_clone() {
-        let gate = Gate::default();
-        let seen_by_executor = gate.clone();
-        assert!(seen_by_executor.is_open());
-        gate.close();
-        assert!(!seen_by_executor.is_open());
     }
 }

@@ -2,14 +2,18 @@
 //! the API server, and events. Everything here does IO; every decision it executes comes from
 //! [`gamedeploy_core::planner`] and [`gamedeploy_core::inplace`].
 //!
-//! - [`controller`]: watches, caches, the reconcile loop, requeue timing.
+//! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease; on top of everything.
+//! - [`controller`]: watches, caches, the reconcile loop, requeue timing; starts the HookRun
+//!   controller beside the GameDeployment controller.
 //! - [`execute`]: [`execute::run_plan`] runs one [`gamedeploy_core::planner::model::Plan`].
 //! - [`expectations`]: creates and deletes sent and not yet seen by the pod watch.
-//! - [`claim`]: adopts and releases pods as [`gamedeploy_core::planner::rules::adoption`] decided.
+//! - [`claim`]: adopts and releases pods as the planner's adoption rules decided.
 //! - [`events`]: events.k8s.io/v1 events stamped with the injected clock.
 //! - [`hookruns`]: the HookRun controller and the providers' IO (HTTP, the Kubernetes API).
-//! - [`leader`]: leader election on a coordination.k8s.io/v1 Lease, and the write gate it
-//!   closes when leadership is lost.
+//! - [`trigger`]: what woke a reconcile, for its span.
+//! - [`watch`]: reflectors and lenient watches, for both controllers.
+//! - [`write_gate`]: the gate every write passes, closed when leadership is lost.
+//! - [`logs`]: text and JSON log lines, both carrying the reconcile's span.
 //! - [`metrics`]: Prometheus metrics and readiness; [`serve`] serves them.
 //! - [`handle`]: an operator on its own task, stopped or killed (tests and simulations).
 pub mod claim;
@@ -20,8 +24,12 @@ pub mod expectations;
 pub mod handle;
 pub mod hookruns;
 pub mod leader;
+pub mod logs;
 pub mod metrics;
 pub mod serve;
+pub mod trigger;
+pub mod watch;
+pub mod write_gate;
 
 /// Why a reconcile could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +40,12 @@ pub enum Error {
     Unnamed,
     #[error("this operator lost the leader lease; the rest of the reconcile was not written")]
     NotLeader,
+}
+
+impl From<write_gate::NotLeader> for Error {
+    fn from(_: write_gate::NotLeader) -> Self {
+        Error::NotLeader
+    }
 }
 
 /// An error and its causes as one line for people. kube's own `Display` of an API error

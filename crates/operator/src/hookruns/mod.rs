@@ -31,12 +31,15 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
+use tracing::Instrument;
 
 use crate::events::Events;
-use crate::leader::Gate;
 use crate::metrics::Metrics;
+use crate::trigger::{Cause, Noted, Trigger};
+use crate::watch::{lenient_watcher, reflect};
+use crate::write_gate::{NotLeader, WriteGate};
 use providers::Measure;
 
 /// Why a HookRun reconcile could not finish; it is retried.
@@ -46,6 +49,12 @@ pub enum Error {
     Status { name: String, reason: String },
     #[error("this operator lost the leader lease; the HookRun's status was not written")]
     NotLeader,
+}
+
+impl From<NotLeader> for Error {
+    fn from(_: NotLeader) -> Self {
+        Error::NotLeader
+    }
 }
 
 /// How soon a failed status write is retried.
@@ -69,18 +78,27 @@ pub type JudgeHook = Arc<dyn Fn(&str) + Send + Sync>;
 /// A run's compiled spec, or why it cannot run, for one generation.
 type Compiled = Arc<Result<CompiledRun, CompileErrors>>;
 
+/// What the HookRun controller remembers of one run between its reconciles.
+#[derive(Default)]
+struct RunMemory {
+    /// Its compiled spec, with the generation it was compiled from.
+    compiled: Option<(Option<i64>, Compiled)>,
+    /// The resourceVersion it had when this operator last wrote its status: until the watch
+    /// shows a newer one, the cache is stale and a reconcile would measure again.
+    written: Option<String>,
+    /// What may wake its next reconcile.
+    noted: Noted,
+}
+
 /// What the HookRun controller keeps between reconciles.
 pub struct HookRunContext {
     client: kube::Client,
     clock: SharedClock,
     measure: Arc<dyn Measure>,
-    gate: Gate,
+    gate: WriteGate,
     events: Events,
-    /// Compiled specs by uid, with the generation they were compiled from.
-    compiled: Mutex<HashMap<String, (Option<i64>, Compiled)>>,
-    /// The resourceVersion each run had when this operator last wrote its status: until the
-    /// watch shows a newer one, the cache is stale and a reconcile would measure again.
-    written: Mutex<HashMap<String, String>>,
+    /// Every run's memory, by uid.
+    runs: Mutex<HashMap<String, RunMemory>>,
     /// Judging slots ([`JUDGE_CONCURRENCY`]) and the deadline of one judging.
     judging: Arc<tokio::sync::Semaphore>,
     judge_deadline: Duration,
@@ -96,7 +114,7 @@ impl HookRunContext {
         clock: SharedClock,
         measure: Arc<dyn Measure>,
         instance: &str,
-        gate: Gate,
+        gate: WriteGate,
         metrics: Arc<Metrics>,
     ) -> Self {
         HookRunContext {
@@ -106,8 +124,7 @@ impl HookRunContext {
             clock,
             measure,
             gate,
-            compiled: Mutex::default(),
-            written: Mutex::default(),
+            runs: Mutex::default(),
             judging: Arc::new(tokio::sync::Semaphore::new(JUDGE_CONCURRENCY)),
             judge_deadline: JUDGE_DEADLINE,
             judge_hook: None,
@@ -170,7 +187,7 @@ impl HookRunContext {
                 seconds(deadline)
             ),
         };
-        tracing::warn!(run = %run.name_any(), metric = %finished.metric, "{why}");
+        tracing::warn!(metric = %finished.metric, "{why}");
         record(
             run,
             spec,
@@ -181,44 +198,75 @@ impl HookRunContext {
         )
     }
 
+    fn runs(&self) -> std::sync::MutexGuard<'_, HashMap<String, RunMemory>> {
+        self.runs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The run's spec compiled once per generation.
     fn compiled(&self, run: &HookRun) -> Compiled {
         let uid = run.uid().unwrap_or_default();
         let generation = run.metadata.generation;
-        let mut cache = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((g, c)) = cache.get(&uid)
+        if let Some((g, c)) = self.runs().get(&uid).and_then(|m| m.compiled.as_ref())
             && *g == generation
         {
             return c.clone();
         }
         let c: Compiled = Arc::new(CompiledRun::compile(&run.spec));
-        cache.insert(uid, (generation, c.clone()));
+        self.runs().entry(uid).or_default().compiled = Some((generation, c.clone()));
         c
     }
 
-    /// Forgets a run that completed or is gone.
+    /// Drops the compiled spec of a run that completed: it is measured no more.
+    fn completed(&self, uid: &str) {
+        if let Some(m) = self.runs().get_mut(uid) {
+            m.compiled = None;
+        }
+    }
+
+    /// Forgets a run that cannot start or is gone.
     fn forget(&self, uid: &str) {
-        self.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
-        self.written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(uid);
+        self.runs().remove(uid);
     }
 
     /// Whether the cached run predates this operator's last status write.
     fn stale(&self, run: &HookRun) -> bool {
         let uid = run.uid().unwrap_or_default();
-        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
-        match written.get(&uid) {
+        let mut runs = self.runs();
+        let Some(m) = runs.get_mut(&uid) else {
+            return false;
+        };
+        match &m.written {
             Some(rv) if Some(rv) == run.metadata.resource_version.as_ref() => true,
             Some(_) => {
-                written.remove(&uid);
+                m.written = None;
                 false
             }
             None => false,
+        }
+    }
+
+    /// Notes that the watch showed the run changed: a cause of its next reconcile.
+    fn changed(&self, uid: &str) {
+        self.runs()
+            .entry(uid.to_string())
+            .or_default()
+            .noted
+            .note(Cause::Changed);
+    }
+
+    /// What woke the run's reconcile starting now.
+    fn trigger(&self, uid: &str) -> Trigger {
+        let now = tokio::time::Instant::now();
+        self.runs()
+            .get_mut(uid)
+            .map(|m| m.noted.take(now))
+            .unwrap_or_default()
+    }
+
+    /// The run's reconcile asked to run again `after` (`None`: on a change only).
+    fn requeued(&self, uid: &str, after: Option<Duration>, cause: Cause) {
+        if let Some(m) = self.runs().get_mut(uid) {
+            m.noted.requeued(after, cause, tokio::time::Instant::now());
         }
     }
 
@@ -228,9 +276,7 @@ impl HookRunContext {
         if run.status.as_ref() == Some(status) {
             return Ok(false);
         }
-        if !self.gate.is_open() {
-            return Err(Error::NotLeader);
-        }
+        self.gate.check()?;
         let name = run.name_any();
         let api: Api<HookRun> =
             Api::namespaced(self.client.clone(), &run.namespace().unwrap_or_default());
@@ -250,10 +296,10 @@ impl HookRunContext {
                 name: name.clone(),
                 reason: crate::describe(&e),
             })?;
-        self.written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(run.uid().unwrap_or_default(), rv);
+        self.runs()
+            .entry(run.uid().unwrap_or_default())
+            .or_default()
+            .written = Some(rv);
         Ok(true)
     }
 
@@ -346,7 +392,7 @@ async fn end_invalid(
     run: &HookRun,
     status: &HookRunStatus,
     was_completed: bool,
-) -> Result<Action, Error> {
+) -> Result<Option<Duration>, Error> {
     if ctx.write(run, status).await? && !was_completed {
         ctx.events
             .emit(
@@ -358,23 +404,37 @@ async fn end_invalid(
             .await;
     }
     ctx.forget(&run.uid().unwrap_or_default());
-    Ok(Action::await_change())
+    Ok(None)
 }
 
-/// One HookRun reconcile.
+/// One HookRun reconcile, in a `reconcile` span carrying the run's namespace and name and
+/// what woke the reconcile (`trigger.rs`).
 pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Action, Error> {
+    let uid = run.uid().unwrap_or_default();
+    let trigger = ctx.trigger(&uid);
+    let span = tracing::info_span!(
+        "reconcile",
+        namespace = %run.namespace().unwrap_or_default(),
+        hookrun = %run.name_any(),
+        %trigger,
+    );
+    let requeue_after = reconcile_run(run, &ctx).instrument(span).await?;
+    ctx.requeued(&uid, requeue_after, Cause::Requeue);
+    Ok(requeue_after.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// [`reconcile`]'s work: when to run again (`None`: on a change only).
+async fn reconcile_run(run: Arc<HookRun>, ctx: &HookRunContext) -> Result<Option<Duration>, Error> {
     let uid = run.uid().unwrap_or_default();
     if run.meta().deletion_timestamp.is_some() {
         ctx.forget(&uid);
-        return Ok(Action::await_change());
+        return Ok(None);
     }
-    if !ctx.gate.is_open() {
-        // A measurement may write (a kubernetes patch): only the leader measures.
-        return Err(Error::NotLeader);
-    }
+    // A measurement may write (a kubernetes patch): only the leader measures.
+    ctx.gate.check()?;
     if ctx.stale(&run) {
         // Our own write is on its way through the watch, which triggers the next reconcile.
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     let was_completed = completed(run.status.as_ref());
     let compiled_arc = ctx.compiled(&run);
@@ -383,12 +443,12 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         Ok(c) => c,
         Err(errors) => {
             let status = rejected(&run, errors, now);
-            return end_invalid(&ctx, &run, &status, was_completed).await;
+            return end_invalid(ctx, &run, &status, was_completed).await;
         }
     };
     let namespace = run.namespace().unwrap_or_default();
     if let Some(status) = refused(&run, compiled, &namespace, now) {
-        return end_invalid(&ctx, &run, &status, was_completed).await;
+        return end_invalid(ctx, &run, &status, was_completed).await;
     }
     let timeout = RunTimeout::of(&run.spec);
     let mut decision = decide(&run, compiled, timeout.as_ref(), now);
@@ -431,15 +491,9 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         ctx.report(&run, &decision.status).await;
     }
     if completed(Some(&decision.status)) {
-        ctx.compiled
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&uid);
+        ctx.completed(&uid);
     }
-    Ok(match decision.requeue_at {
-        Some(at) => Action::requeue(until(at, ctx.clock.now())),
-        None => Action::await_change(),
-    })
+    Ok(decision.requeue_at.map(|at| until(at, ctx.clock.now())))
 }
 
 /// `2s`, or `250ms` below a second.
@@ -456,11 +510,13 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
     at.duration_since(now).try_into().unwrap_or(Duration::ZERO)
 }
 
-fn error_policy(_run: Arc<HookRun>, error: &Error, _ctx: Arc<HookRunContext>) -> Action {
+fn error_policy(run: Arc<HookRun>, error: &Error, ctx: Arc<HookRunContext>) -> Action {
     match error {
         Error::NotLeader => Action::await_change(),
         Error::Status { .. } => {
             tracing::debug!("{error}; retrying");
+            let uid = run.uid().unwrap_or_default();
+            ctx.requeued(&uid, Some(RETRY_AFTER_FAILED_WRITE), Cause::Retry);
             Action::requeue(RETRY_AFTER_FAILED_WRITE)
         }
     }
@@ -472,20 +528,18 @@ pub async fn run(
     ctx: Arc<HookRunContext>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let forget = ctx.clone();
-    let (store, writer) = kube::runtime::reflector::store();
-    let stream = kube::runtime::reflector(
-        writer,
-        crate::controller::lenient_watcher(api, watcher::Config::default()),
-    )
-    .inspect(move |event| {
-        if let Ok(watcher::Event::Delete(run)) = event {
-            forget.forget(&run.uid().unwrap_or_default());
-        }
-    });
-    let stream = kube::runtime::WatchStreamExt::applied_objects(
-        kube::runtime::WatchStreamExt::default_backoff(stream),
-    );
+    let noting = ctx.clone();
+    let (store, events) = reflect(lenient_watcher(api, watcher::Config::default()));
+    let stream = events
+        .inspect(move |event| match event {
+            Ok(watcher::Event::Apply(run) | watcher::Event::InitApply(run)) => {
+                noting.changed(&run.uid().unwrap_or_default())
+            }
+            Ok(watcher::Event::Delete(run)) => noting.forget(&run.uid().unwrap_or_default()),
+            _ => {}
+        })
+        .default_backoff()
+        .applied_objects();
     Controller::for_stream(stream, store)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
