@@ -8,8 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::pods::Owner;
 use super::revision::revision_hash;
-use crate::api::{Argument, HookRun, HookRunSpec, HookTemplate};
-use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView};
+use crate::api::{Argument, HookPhase, HookRun, HookRunSpec, HookTemplate};
+use crate::inplace::{HookKind, HookRunRequest, PodView};
 use crate::names;
 
 /// The argument names the operator supplies; undeclared arguments containing one of them are

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::hooks::{self, HookRunView};
-use crate::inplace::{HookKind, HookPhase, HookRunRequest, PodView, pod_hook_args};
+use crate::api::HookPhase;
+use crate::inplace::{HookKind, HookRunRequest, PodView, pod_hook_args};
 use crate::names;
 
 /// What to do with one pod the plan wants to delete.

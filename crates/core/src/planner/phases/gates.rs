@@ -9,9 +9,8 @@ use super::super::plan::{DeleteReason, PlanInput};
 use super::super::predelete;
 use super::super::status::ConditionReport;
 use super::Observed;
-use crate::inplace::{
-    self, Decoded, Endpoint, HookKind, HookPhase, HookRunRequest, PodView, PodWrite, State,
-};
+use crate::api::HookPhase;
+use crate::inplace::{self, Decoded, Endpoint, HookKind, HookRunRequest, PodView, PodWrite, State};
 use crate::names;
 
 /// The hook decisions of this reconcile.

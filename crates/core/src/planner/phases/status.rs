@@ -12,8 +12,8 @@ use super::super::spec::Resolved;
 use super::super::status::{self, ConditionReport};
 use super::Observed;
 use super::revisions::Revisions;
-use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition};
-use crate::inplace::{Decoded, HookPhase, MachineStep, State};
+use crate::api::{GameDeployment, GameDeploymentStatus, HookCondition, HookPhase};
+use crate::inplace::{Decoded, MachineStep, State};
 
 /// Pods waiting on a hook in this reconcile, with the hook's phase.
 pub struct HookWaits<'a> {

@@ -21,9 +21,9 @@ use super::super::status::ConditionReport;
 use super::Observed;
 use super::revisions::Revisions;
 use super::scale::Scaled;
-use crate::api::UpdateStrategyType;
+use crate::api::{HookPhase, UpdateStrategyType};
 use crate::inplace::{
-    self, Decoded, Endpoint, HookPhase, Input, MachineStep, PodView, PodWrite, State, Target,
+    self, Decoded, Endpoint, Input, MachineStep, PodView, PodWrite, State, Target,
 };
 use crate::names;
 
@@ -207,7 +207,7 @@ fn step_machine(
         _ => None,
     };
     let hook = hook_run.as_ref().map(|(phase, _)| *phase);
-    let outcome = inplace::advance_decoded(
+    let outcome = inplace::advance(
         &Input {
             pod,
             target,
