@@ -131,7 +131,7 @@ pub struct HookRunRequest {
     pub name: String,
     pub template: String,
     /// Arguments the original passes: PodName, PodNamespace, PodIP, HostIP,
-    /// PodContainer[i], ModifiedContainer[i].
+    /// `PodContainer[i]`, `ModifiedContainer[i]`.
     pub args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "HookKind::is_pre_inplace")]
     pub kind: HookKind,
