@@ -1,8 +1,9 @@
 //! **Where a pod's in-place update state changes.** [`advance`] is a pure function from what
 //! the operator observes (pod, target revision, strategy, hook result, clock) to the next
 //! state and the actions that get it there. It keeps no memory between calls: everything it
-//! needs is in the pod (the state annotation and what kubelet reports), which is what makes
-//! an operator restart resume exactly where the last one stopped.
+//! needs is in the pod (the state annotation, which the caller passes decoded, and what
+//! kubelet reports), which is what makes an operator restart resume exactly where the last
+//! one stopped. [`observed_state`] and [`check_force`] run the same code without deciding.
 //!
 //! One call takes as many transitions as it can without new information and stops at the
 //! first write, because the next decision needs to see that write come back through the
