@@ -1,7 +1,7 @@
 //! `gamedeploy status` and `gamedeploy force`: the IO edge of inspecting and steering a rollout
 //! on any cluster. Fetching, watching and patching happen here; what the screen shows is
-//! `gamedeploy_inspect::status`, and which force is legal is `gamedeploy_core::inplace::force`,
-//! the operator's own judgement.
+//! `gamedeploy_inspect::status`, and which force is legal is
+//! `gamedeploy_core::inplace::check_force`, the operator's own judgement.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, stream};
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
-use gamedeploy_core::inplace::{ForceRefused, PodView, force};
+use gamedeploy_core::inplace::{ForceRefused, PodView, check_force, decode};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::rules::adoption::Selector;
 use gamedeploy_inspect::status::{RolloutSnapshot, render};
@@ -394,13 +394,15 @@ async fn force_with(
         })?;
     managed(&client, &ns, &found).await?;
     let view = PodView::from_pod(&found);
-    let forced = force::validate(&view, state, jiff::Timestamp::now()).map_err(|refusal| {
-        InspectError::Refused {
-            namespace: ns.clone(),
-            pod: pod.to_string(),
-            refusal,
-        }
-    })?;
+    let decoded = decode(&view.annotations);
+    let forced =
+        check_force(&view, &decoded, state, jiff::Timestamp::now()).map_err(|refusal| {
+            InspectError::Refused {
+                namespace: ns.clone(),
+                pod: pod.to_string(),
+                refusal,
+            }
+        })?;
     let pending = view.annotations.get(names::ANNOTATION_FORCE).cloned();
     // The resourceVersion makes the write conditional: the pod is forced from the state just
     // checked, or not at all.

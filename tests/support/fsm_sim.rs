@@ -6,10 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gamedeploy_core::api::HookPhase;
 use gamedeploy_core::inplace::table::Node;
 use gamedeploy_core::inplace::{
-    Action, Decoded, Endpoint, HookPhase, Input, MachineStep, PodView, PodWrite, Policy, State,
-    Target, Trigger, advance, decode,
+    Action, Decoded, Endpoint, Input, MachineStep, PodView, PodWrite, Policy, State, Target,
+    Trigger, advance, decode,
 };
 use gamedeploy_core::names;
 use jiff::{SignedDuration, Timestamp};
@@ -632,7 +633,7 @@ impl Sim {
             selected: self.selected,
             now: self.ts(self.now),
         };
-        let out: MachineStep = advance(&input);
+        let out: MachineStep = advance(&input, &decode(&view.annotations));
         for tr in &out.transitions {
             self.edges.insert((tr.from, tr.to, tr.trigger));
         }

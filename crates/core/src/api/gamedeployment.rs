@@ -12,7 +12,6 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::ApiError;
 use super::hook::{HookPhase, HookStep};
 use super::schema;
 
@@ -427,14 +426,27 @@ pub struct HookCondition {
     pub phase: HookPhase,
 }
 
+/// A budget field (partition, maxUnavailable, maxSurge) holds neither a non-negative integer
+/// nor a percentage. The CRD rejects such values; this shows up for objects that bypassed it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "spec.updateStrategy.{field} is {value:?}: use a non-negative integer or a percentage such as \"20%\""
+)]
+pub struct InvalidIntOrPercent {
+    /// JSON name of the field inside `updateStrategy`.
+    pub field: &'static str,
+    /// The offending value as written.
+    pub value: String,
+}
+
 /// Integer, or percentage of `total`, from an IntOrString budget field.
 fn scaled(
     value: &IntOrString,
     total: i32,
     round_up: bool,
     field: &'static str,
-) -> Result<i32, ApiError> {
-    let invalid = || ApiError::InvalidIntOrPercent {
+) -> Result<i32, InvalidIntOrPercent> {
+    let invalid = || InvalidIntOrPercent {
         field,
         value: match value {
             IntOrString::Int(i) => i.to_string(),
@@ -482,7 +494,7 @@ impl GameDeploymentSpec {
     }
 
     /// Pods to keep on old revisions for `replicas`; percentages round up.
-    pub fn partition(&self, replicas: i32) -> Result<i32, ApiError> {
+    pub fn partition(&self, replicas: i32) -> Result<i32, InvalidIntOrPercent> {
         match self
             .update_strategy
             .as_ref()
@@ -494,7 +506,7 @@ impl GameDeploymentSpec {
     }
 
     /// Extra pods allowed during an update for `replicas`; percentages round up.
-    pub fn max_surge(&self, replicas: i32) -> Result<i32, ApiError> {
+    pub fn max_surge(&self, replicas: i32) -> Result<i32, InvalidIntOrPercent> {
         match self
             .update_strategy
             .as_ref()
@@ -507,7 +519,7 @@ impl GameDeploymentSpec {
 
     /// Pods that may be unavailable at once for `replicas`. Percentages round up, or down when
     /// `maxSurge` is positive, as in the original.
-    pub fn max_unavailable(&self, replicas: i32) -> Result<i32, ApiError> {
+    pub fn max_unavailable(&self, replicas: i32) -> Result<i32, InvalidIntOrPercent> {
         let round_up = self.max_surge(replicas)? == 0;
         let default = IntOrString::String(DEFAULT_MAX_UNAVAILABLE.to_owned());
         let value = self
@@ -557,187 +569,17 @@ impl GameDeploymentSpec {
     }
 }
 
+/// The seed's GameDeployment (`deploy/examples/inplace-update.yaml`) as the API server would
+/// hand it out (uid, namespace, generation set): the common starting point of unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn with_strategy(u: UpdateStrategy) -> GameDeploymentSpec {
-        GameDeploymentSpec {
-            update_strategy: Some(u),
-            ..Default::default()
-        }
-    }
-
-    fn s(v: &str) -> IntOrString {
-        IntOrString::String(v.to_owned())
-    }
-
-    #[test]
-    fn unset_fields_read_as_the_schema_defaults() {
-        let spec = GameDeploymentSpec::default();
-        assert_eq!(spec.replicas(), 1);
-        assert_eq!(
-            spec.update_strategy_type(),
-            UpdateStrategyType::RollingUpdate
-        );
-        assert_eq!(spec.partition(8).unwrap(), 0);
-        assert_eq!(spec.max_surge(8).unwrap(), 0);
-        // 20% of 8 = 1.6, rounded up because maxSurge is 0.
-        assert_eq!(spec.max_unavailable(8).unwrap(), 2);
-        assert_eq!(spec.grace_period_seconds(), 0);
-        assert_eq!(spec.deadline_seconds(), None);
-        assert_eq!(spec.revision_history_limit(), 10);
-        assert_eq!(spec.min_ready_seconds(), 0);
-        assert!(!spec.paused());
-        assert!(spec.canary_steps().is_empty());
-    }
-
-    #[test]
-    fn set_fields_win_over_defaults() {
-        let spec = GameDeploymentSpec {
-            replicas: Some(8),
-            revision_history_limit: Some(3),
-            min_ready_seconds: Some(5),
-            ..with_strategy(UpdateStrategy {
-                type_: Some(UpdateStrategyType::InplaceUpdate),
-                partition: Some(IntOrString::Int(3)),
-                paused: true,
-                in_place_update_strategy: Some(InPlaceUpdateStrategy {
-                    grace_period_seconds: Some(30),
-                    deadline_seconds: Some(600),
-                }),
-                canary: Some(CanaryStrategy {
-                    steps: vec![CanaryStep {
-                        partition: Some(4),
-                        ..Default::default()
-                    }],
-                }),
-                ..Default::default()
-            })
-        };
-        assert_eq!(spec.replicas(), 8);
-        assert_eq!(
-            spec.update_strategy_type(),
-            UpdateStrategyType::InplaceUpdate
-        );
-        assert_eq!(spec.partition(8).unwrap(), 3);
-        assert_eq!(spec.grace_period_seconds(), 30);
-        assert_eq!(spec.deadline_seconds(), Some(600));
-        assert_eq!(spec.revision_history_limit(), 3);
-        assert_eq!(spec.min_ready_seconds(), 5);
-        assert!(spec.paused());
-        assert_eq!(spec.canary_steps().len(), 1);
-    }
-
-    #[test]
-    fn percentages_round_up_except_max_unavailable_with_surge() {
-        let spec = with_strategy(UpdateStrategy {
-            partition: Some(s("25%")),
-            max_unavailable: Some(s("25%")),
-            max_surge: Some(s("10%")),
-            ..Default::default()
-        });
-        // 25% of 10 = 2.5 → 3; 10% of 10 = 1; maxUnavailable rounds down to 2 because surge > 0.
-        assert_eq!(spec.partition(10).unwrap(), 3);
-        assert_eq!(spec.max_surge(10).unwrap(), 1);
-        assert_eq!(spec.max_unavailable(10).unwrap(), 2);
-
-        let no_surge = with_strategy(UpdateStrategy {
-            max_unavailable: Some(s("25%")),
-            ..Default::default()
-        });
-        assert_eq!(no_surge.max_unavailable(10).unwrap(), 3);
-        assert_eq!(no_surge.max_unavailable(0).unwrap(), 0);
-    }
-
-    #[test]
-    fn malformed_budgets_name_the_field_and_the_fix() {
-        for (value, field) in [
-            (s("20"), "maxUnavailable"),
-            (s("%"), "maxUnavailable"),
-            (s("-5%"), "maxUnavailable"),
-            (s("abc%"), "maxUnavailable"),
-            (IntOrString::Int(-1), "maxUnavailable"),
-        ] {
-            let spec = with_strategy(UpdateStrategy {
-                max_unavailable: Some(value.clone()),
-                ..Default::default()
-            });
-            let err = spec.max_unavailable(10).unwrap_err();
-            let msg = err.to_string();
-            assert!(msg.contains(field), "{msg}");
-            assert!(msg.contains("percentage"), "{msg}");
-            assert!(
-                matches!(err, ApiError::InvalidIntOrPercent { field: f, .. } if f == field),
-                "{value:?}"
-            );
-        }
-        let bad_partition = with_strategy(UpdateStrategy {
-            partition: Some(s("1e3%")),
-            ..Default::default()
-        });
-        assert!(bad_partition.partition(4).is_err());
-    }
-
-    #[test]
-    fn spec_serializes_with_the_original_json_names() {
-        let spec = GameDeploymentSpec {
-            replicas: Some(2),
-            scale_strategy: Some(ScaleStrategy {
-                pods_to_delete: vec!["a".into()],
-            }),
-            pre_delete_update_strategy: Some(HookUpdateStrategy {
-                hook: None,
-                retry: true,
-            }),
-            ..with_strategy(UpdateStrategy {
-                type_: Some(UpdateStrategyType::HotPatchUpdate),
-                max_surge: Some(IntOrString::Int(1)),
-                in_place_update_strategy: Some(InPlaceUpdateStrategy {
-                    grace_period_seconds: Some(1),
-                    deadline_seconds: None,
-                }),
-                ..Default::default()
-            })
-        };
-        let json = serde_json::to_value(&spec).unwrap();
-        assert_eq!(json["scaleStrategy"]["podsToDelete"][0], "a");
-        assert_eq!(json["updateStrategy"]["type"], "HotPatchUpdate");
-        assert_eq!(json["updateStrategy"]["maxSurge"], 1);
-        assert_eq!(
-            json["updateStrategy"]["inPlaceUpdateStrategy"]["gracePeriodSeconds"],
-            1
-        );
-        assert_eq!(json["preDeleteUpdateStrategy"]["retry"], true);
-        let back: GameDeploymentSpec = serde_json::from_value(json).unwrap();
-        assert_eq!(back, spec);
-    }
-
-    #[test]
-    fn status_reads_an_object_written_by_the_original_operator() {
-        let status: GameDeploymentStatus = serde_json::from_value(serde_json::json!({
-            "observedGeneration": 4,
-            "replicas": 8, "readyReplicas": 7, "availableReplicas": 7,
-            "updatedReplicas": 5, "updatedReadyReplicas": 4,
-            "updateRevision": "test-gamedeployment-7d9f", "collisionCount": 0,
-            "labelSelector": "app=test-gamedeployment",
-            "currentStepIndex": 1, "currentStepHash": "3b1f",
-            "canary": {"revision": "test-gamedeployment-5c6b", "currentStepHookRun": "canary-x-1-t"},
-            "pauseConditions": [{"reason": "PausedByCanaryPauseStep", "startTime": "2024-05-01T10:00:00Z"}],
-            "preDeleteHookCondition": [{"podName": "p-abcde", "startTime": "2024-05-01T10:00:00Z", "phase": "Running"}],
-            "conditions": [{"type": "FailedUpdate", "status": "True", "reason": "x", "message": "y"}]
-        }))
-        .unwrap();
-        assert_eq!(status.updated_ready_replicas, 4);
-        assert_eq!(
-            status.pause_conditions[0].reason,
-            PauseReason::PausedByCanaryPauseStep
-        );
-        assert_eq!(
-            status.pre_delete_hook_condition[0].phase,
-            HookPhase::Running
-        );
-        assert_eq!(status.canary.unwrap().current_step_hook_run, "canary-x-1-t");
-        assert_eq!(status.conditions[0].type_, "FailedUpdate");
-    }
+pub(crate) fn seed_example() -> GameDeployment {
+    let text = include_str!("../../../../deploy/examples/inplace-update.yaml");
+    let mut gd: GameDeployment = serde_saphyr::from_str(text).expect("the seed example parses");
+    gd.metadata.uid = Some("gd-uid".into());
+    gd.metadata.namespace = Some("default".into());
+    gd.metadata.generation = Some(1);
+    gd
 }
+
+#[cfg(test)]
+mod tests;

@@ -193,7 +193,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{HookRun, StoredGameDeployment};
+    use crate::api::hook::HookRun;
     use k8s_openapi::api::apps::v1::ControllerRevision;
     use kube::core::{ObjectList, WatchEvent};
 
@@ -251,21 +251,6 @@ mod tests {
         let event = format!(r#"{{"type":"MODIFIED","object":{deep}}}"#);
         let event: WatchEvent<Lenient<HookRun>> = serde_json::from_str(&event).unwrap();
         assert!(matches!(event, WatchEvent::Modified(Lenient::Decoded(_))));
-    }
-
-    /// A GameDeployment with a deep template and managedFields as deep decodes: the spec's
-    /// unknown fields are skipped and managedFields are not read.
-    #[test]
-    fn a_game_deployment_with_deep_managed_fields_decodes() {
-        let mut gd = serde_json::to_value(crate::api::seed_example()).unwrap();
-        gd["metadata"]["managedFields"] = serde_json::json!("MANAGED");
-        gd["spec"]["template"]["spec"]["x"] = serde_json::json!("DEEP");
-        let text = gd
-            .to_string()
-            .replace(r#""MANAGED""#, &managed_fields(5000))
-            .replace(r#""DEEP""#, &nested(5000));
-        let list: ObjectList<StoredGameDeployment> = serde_json::from_str(&list(&[text])).unwrap();
-        assert!(list.items[0].decoded().is_some());
     }
 
     /// An object whose own fields do not decode is reported alone; its neighbours decode.

@@ -21,36 +21,10 @@ pub use stored::*;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
-/// Errors of the API layer.
+/// A CRD could not be rendered as YAML.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// A budget field (partition, maxUnavailable, maxSurge) holds neither a non-negative integer
-    /// nor a percentage. The CRD rejects such values; this shows up for objects that bypassed it.
-    #[error(
-        "spec.updateStrategy.{field} is {value:?}: use a non-negative integer or a percentage such as \"20%\""
-    )]
-    InvalidIntOrPercent {
-        /// JSON name of the field inside `updateStrategy`.
-        field: &'static str,
-        /// The offending value as written.
-        value: String,
-    },
-    /// A CRD could not be rendered as YAML.
-    #[error("cannot render the CRDs as YAML: {0}")]
-    Yaml(#[from] serde_saphyr::SerializeError),
-}
-
-/// The seed's GameDeployment (`deploy/examples/inplace-update.yaml`) as the API server would
-/// hand it out (uid, namespace, generation set): the common starting point of unit tests.
-#[cfg(test)]
-pub(crate) fn seed_example() -> GameDeployment {
-    let text = include_str!("../../../../deploy/examples/inplace-update.yaml");
-    let mut gd: GameDeployment = serde_saphyr::from_str(text).expect("the seed example parses");
-    gd.metadata.uid = Some("gd-uid".into());
-    gd.metadata.namespace = Some("default".into());
-    gd.metadata.generation = Some(1);
-    gd
-}
+#[error("cannot render the CRDs as YAML: {0}")]
+pub struct CrdYamlError(#[from] serde_saphyr::SerializeError);
 
 /// Every CRD gamedeploy serves, in a stable order: GameDeployment, HookTemplate, HookRun.
 pub fn crds() -> Vec<CustomResourceDefinition> {
@@ -87,13 +61,13 @@ pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
 }
 
 /// One CRD as a YAML document.
-pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, ApiError> {
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdYamlError> {
     Ok(serde_saphyr::to_string(crd)?)
 }
 
 /// All CRDs as one multi-document YAML stream (`---` between documents), ready for
 /// `kubectl apply -f -`; this is what `gamedeploy crds` prints.
-pub fn crds_yaml() -> Result<String, ApiError> {
+pub fn crds_yaml() -> Result<String, CrdYamlError> {
     Ok(serde_saphyr::to_string_multiple(&crds())?)
 }
 

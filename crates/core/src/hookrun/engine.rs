@@ -2,11 +2,11 @@
 //!
 //! - [`decide`]: which metrics to measure now, each metric's and the run's phase, and the
 //!   exact instant to look again;
-//! - [`record`]: a finished measurement folded into the status (conditions evaluated, counts,
-//!   the last [`MEASUREMENTS_KEPT`] measurements).
+//! - [`fold_measurement`]: a finished measurement folded into the status (conditions
+//!   evaluated, counts, the last [`MEASUREMENTS_KEPT`] measurements).
 //!
-//! The controller loops `decide` → measure → `record` → `decide` → write status, keeping at
-//! most one measurement per metric in flight.
+//! The controller loops `decide` → measure → `fold_measurement` → `decide` → write status,
+//! keeping at most one measurement per metric in flight.
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -56,9 +56,10 @@ pub struct MeasureRequest {
     pub call: ProviderCall,
 }
 
-/// What [`decide`] concluded.
+/// What [`decide`] concluded for a HookRun: its status, what to measure now, when to look
+/// again.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
+pub struct HookRunStep {
     /// The status to write.
     pub status: HookRunStatus,
     /// Measurements due now, in metric order.
@@ -82,12 +83,12 @@ pub fn decide(
     compiled: &CompiledRun,
     timeout: Option<&RunTimeout>,
     now: Timestamp,
-) -> Decision {
+) -> HookRunStep {
     let mut status = aligned(run, compiled);
     let started = status.started_at.get_or_insert(Time(now)).0;
     if status.phase.is_some_and(|p| p.is_completed()) {
         set_conditions(&mut status, run.metadata.generation, now);
-        return Decision {
+        return HookRunStep {
             status,
             measure: Vec::new(),
             requeue_at: None,
@@ -117,7 +118,7 @@ pub fn decide(
         status.phase = Some(end.phase);
         status.message = end.message;
         set_conditions(&mut status, run.metadata.generation, now);
-        return Decision {
+        return HookRunStep {
             status,
             measure: Vec::new(),
             requeue_at: None,
@@ -165,7 +166,7 @@ pub fn decide(
     });
     status.message = String::new();
     set_conditions(&mut status, run.metadata.generation, now);
-    Decision {
+    HookRunStep {
         status,
         measure,
         requeue_at,
@@ -175,7 +176,11 @@ pub fn decide(
 /// Folds a finished measurement into the run's status. A result for a metric or run that has
 /// already completed (terminated, timed out) is dropped. The run's phase is left to
 /// [`decide`], which the caller runs next.
-pub fn record(run: &HookRun, compiled: &CompiledRun, finished: Finished) -> HookRunStatus {
+pub fn fold_measurement(
+    run: &HookRun,
+    compiled: &CompiledRun,
+    finished: Finished,
+) -> HookRunStatus {
     let mut status = aligned(run, compiled);
     if status.phase.is_some_and(|p| p.is_completed()) {
         return status;

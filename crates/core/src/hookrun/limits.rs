@@ -16,7 +16,9 @@
 use cel::common::ast::{Expr, LiteralValue};
 use cel::{IdedExpr, Value};
 
-use super::condition::RESULT;
+/// The condition variable holding the measured value: the one whose size is the answer's, so
+/// its cost is estimated from [`Sizes`].
+pub const RESULT: &str = "result";
 
 /// The longest `successCondition` / `failureCondition`, in bytes (the CRD says 4096
 /// characters). Real conditions are a line or two; a longer one is a list literal or a chain

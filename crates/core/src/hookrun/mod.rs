@@ -3,8 +3,8 @@
 //! writes, requeues) carries out its decisions.
 //!
 //! - [`compile`]: a template or run checked once: conditions, JSONPaths, durations, arguments.
-//! - [`engine`]: [`decide`] (measure now, phases, next instant) and [`record`] (a finished
-//!   measurement folded into the status).
+//! - [`engine`]: [`decide`] (measure now, phases, next instant) and [`fold_measurement`] (a
+//!   finished measurement folded into the status).
 //! - [`condition`]: `successCondition` / `failureCondition` in CEL, with the original's helpers.
 //! - [`limits`]: what a condition may cost: size, nesting and evaluation work.
 //! - [`extract`]: a web response body to `result`, through JSONPath.
@@ -20,6 +20,7 @@ pub mod provider;
 
 pub use compile::{CompileError, CompileErrors, CompiledMetric, CompiledRun, check_template};
 pub use engine::{
-    Decision, Finished, MEASUREMENTS_KEPT, MeasureRequest, RunTimeout, decide, record, rejected,
+    Finished, HookRunStep, MEASUREMENTS_KEPT, MeasureRequest, RunTimeout, decide, fold_measurement,
+    rejected,
 };
 pub use provider::{ObjectTarget, Observation, ProviderCall, prometheus_observation, redact_url};

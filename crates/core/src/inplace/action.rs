@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::observe::PodView;
 use super::record::{Record, encode};
 use crate::names;
 
@@ -130,7 +131,7 @@ pub struct HookRunRequest {
     pub name: String,
     pub template: String,
     /// Arguments the original passes: PodName, PodNamespace, PodIP, HostIP,
-    /// PodContainer[i], ModifiedContainer[i].
+    /// `PodContainer[i]`, `ModifiedContainer[i]`.
     pub args: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "HookKind::is_pre_inplace")]
     pub kind: HookKind,
@@ -171,7 +172,7 @@ impl HookKind {
 }
 
 /// The arguments the operator supplies for any hook on `pod`, as the original does.
-pub fn pod_hook_args(pod: &super::PodView) -> BTreeMap<String, String> {
+pub fn pod_hook_args(pod: &PodView) -> BTreeMap<String, String> {
     let mut args = BTreeMap::new();
     args.insert("PodName".to_string(), pod.name.clone());
     args.insert("PodNamespace".to_string(), pod.namespace.clone());

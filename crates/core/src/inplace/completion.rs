@@ -25,12 +25,15 @@ pub enum Progress {
     /// A new instance runs and is ready.
     Done,
     /// It will not get there on its own.
-    Failed { trigger: Failure, detail: String },
+    Failed {
+        trigger: RestartFailure,
+        detail: String,
+    },
 }
 
 /// Why a container failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
+pub enum RestartFailure {
     ImagePull,
     CrashLoop,
 }
@@ -44,13 +47,13 @@ pub fn progress(before: &ContainerSnapshot, now: Option<&ContainerView>) -> Prog
     if let Some(reason) = now.waiting_reason.as_deref() {
         if PULL_FAILURES.contains(&reason) {
             return Progress::Failed {
-                trigger: Failure::ImagePull,
+                trigger: RestartFailure::ImagePull,
                 detail: format!("image {} cannot be pulled: {reason}", now.image),
             };
         }
         if reason == "CrashLoopBackOff" && now.restart_count > before.restart_count {
             return Progress::Failed {
-                trigger: Failure::CrashLoop,
+                trigger: RestartFailure::CrashLoop,
                 detail: format!(
                     "container crash-loops on the new image (restartCount {})",
                     now.restart_count
@@ -133,7 +136,7 @@ mod tests {
         assert!(matches!(
             progress(&snap("c1"), Some(&c)),
             Progress::Failed {
-                trigger: Failure::ImagePull,
+                trigger: RestartFailure::ImagePull,
                 ..
             }
         ));
@@ -148,7 +151,7 @@ mod tests {
         assert!(matches!(
             progress(&snap("c1"), Some(&c)),
             Progress::Failed {
-                trigger: Failure::CrashLoop,
+                trigger: RestartFailure::CrashLoop,
                 ..
             }
         ));

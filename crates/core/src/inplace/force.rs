@@ -1,13 +1,8 @@
 //! Forcing a machine: which requests the operator accepts, and what it does with them. The
-//! operator (through [`super::advance`]) and `gamedeploy force` both judge a request here, so
-//! the command line can refuse exactly what the operator would refuse, with the same words,
-//! before anything is written.
+//! machine and `gamedeploy force` (through `check_force`, beside the machine) both judge a
+//! request here, so the command line can refuse exactly what the operator would refuse, with
+//! the same words, before anything is written.
 
-use jiff::Timestamp;
-
-use super::machine::observed_state;
-use super::observe::PodView;
-use super::record::decode;
 use super::state::State;
 use super::table::{TableError, table};
 use crate::names;
@@ -58,7 +53,7 @@ fn list(states: &[State]) -> String {
 
 /// Judges the request `raw` (the force annotation's value) against a machine in `current`
 /// (`None`: no machine has run on the pod), as the operator does.
-pub fn check(current: Option<State>, raw: &str) -> Result<Forced, ForceRefused> {
+pub(super) fn check(current: Option<State>, raw: &str) -> Result<Forced, ForceRefused> {
     let table = table().map_err(|e: &TableError| ForceRefused::Table(e.to_string()))?;
     let Ok(to) = raw.trim().parse::<State>() else {
         return Err(ForceRefused::NotAState {
@@ -77,15 +72,6 @@ pub fn check(current: Option<State>, raw: &str) -> Result<Forced, ForceRefused> 
             allowed: table.forcible_from(from),
         })
     }
-}
-
-/// Judges a request for `pod` as the operator would on its next look at it (`now` matters only
-/// to an unreadable record, which the operator turns into `Failed`).
-pub fn validate(pod: &PodView, raw: &str, now: Timestamp) -> Result<Forced, ForceRefused> {
-    if pod.deleting {
-        return Err(ForceRefused::Deleting);
-    }
-    check(observed_state(pod, &decode(&pod.annotations), now), raw)
 }
 
 impl Forced {
@@ -124,6 +110,7 @@ impl Forced {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inplace::table::Node;
 
     #[test]
     fn refusals_name_what_is_allowed() {
@@ -148,7 +135,7 @@ mod tests {
     fn every_forcible_edge_is_accepted_and_explained() {
         let t = table().unwrap();
         for e in t.transitions.iter().filter(|e| e.forcible) {
-            let super::super::table::Node::State(from) = e.from else {
+            let Node::State(from) = e.from else {
                 panic!("a forcible edge from the start")
             };
             let forced = check(Some(from), &format!(" {} ", e.to)).unwrap();
@@ -159,17 +146,5 @@ mod tests {
                 e.to
             );
         }
-    }
-
-    #[test]
-    fn a_dying_pod_is_refused() {
-        let pod = PodView {
-            deleting: true,
-            ..Default::default()
-        };
-        assert_eq!(
-            validate(&pod, "Ready", Timestamp::UNIX_EPOCH),
-            Err(ForceRefused::Deleting)
-        );
     }
 }

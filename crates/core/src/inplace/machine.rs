@@ -1,8 +1,9 @@
 //! **Where a pod's in-place update state changes.** [`advance`] is a pure function from what
 //! the operator observes (pod, target revision, strategy, hook result, clock) to the next
 //! state and the actions that get it there. It keeps no memory between calls: everything it
-//! needs is in the pod (the state annotation and what kubelet reports), which is what makes
-//! an operator restart resume exactly where the last one stopped.
+//! needs is in the pod (the state annotation, which the caller passes decoded, and what
+//! kubelet reports), which is what makes an operator restart resume exactly where the last
+//! one stopped. [`observed_state`] and [`check_force`] run the same code without deciding.
 //!
 //! One call takes as many transitions as it can without new information and stops at the
 //! first write, because the next decision needs to see that write come back through the
@@ -17,13 +18,13 @@ use serde::{Deserialize, Serialize};
 use super::action::{
     Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite,
 };
-use super::completion::{Failure, Progress, progress};
+use super::completion::{Progress, RestartFailure, progress};
 use super::force::{self, ForceRefused, Forced};
 use super::observe::PodView;
-
-use super::record::{ContainerSnapshot, Decoded, Record, decode};
+use super::record::{ContainerSnapshot, Decoded, RECORD_VERSION, Record};
 use super::state::{State, Trigger};
 use super::table::{Node, WriteKind, table};
+use crate::api::HookPhase;
 use crate::{SmallMap, names};
 
 /// What the GameDeployment wants this pod to become.
@@ -61,16 +62,14 @@ pub struct Policy {
     pub hook_retry_generation: Option<i64>,
 }
 
-/// Phase of the pod's HookRun, as observed (the HookRun API's own type).
-pub use crate::api::HookPhase;
-
 /// Everything one decision looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub pod: &'a PodView,
     pub target: &'a Target,
     pub policy: &'a Policy,
-    /// Phase of the HookRun named in the pod's record, `None` if it is not in the cache.
+    /// Phase of the HookRun named in the pod's record (the HookRun API's own type), `None` if
+    /// it is not in the cache.
     pub hook: Option<HookPhase>,
     /// The scheduler allows a new update to start on this pod now (budget and partition).
     /// Machines already running advance regardless.
@@ -105,34 +104,16 @@ impl MachineStep {
     pub fn writes(&self) -> impl Iterator<Item = &PodWrite> {
         self.actions.iter().filter_map(Action::as_write)
     }
-
-    /// Whether the pod is unavailable because of this machine (for maxUnavailable).
-    pub fn holds_pod_unavailable(&self) -> bool {
-        matches!(
-            self.state,
-            Some(
-                State::Unready
-                    | State::GracefulWait
-                    | State::ImagePatched
-                    | State::Restarting
-                    | State::Failed
-            )
-        )
-    }
 }
 
 /// Guards against a defect looping forever; real chains are at most a handful of edges.
 const MAX_TRANSITIONS: usize = 16;
 
-/// Decides the next step of one pod's in-place update.
-pub fn advance(input: &Input) -> MachineStep {
-    advance_decoded(input, &decode(&input.pod.annotations))
-}
-
-/// [`advance`] for a caller that has already decoded the pod's state annotation
-/// (`decoded` must be `decode(&input.pod.annotations)`): decoding is most of the cost of a
-/// decision that changes nothing, and the controller reads the record anyway.
-pub fn advance_decoded<'a>(input: &'a Input<'a>, decoded: &'a Decoded) -> MachineStep {
+/// Decides the next step of one pod's in-place update. `decoded` is the pod's state annotation
+/// decoded: the planner's cache keeps it decoded and drops it from the view, so it is passed
+/// here and never read from `input.pod` (for a view built from a whole pod, pass
+/// `decode(&pod.annotations)`).
+pub fn advance<'a>(input: &'a Input<'a>, decoded: &'a Decoded) -> MachineStep {
     let mut run = Run::new(input);
     if input.pod.deleting {
         return run.finish();
@@ -153,6 +134,7 @@ pub fn advance_decoded<'a>(input: &'a Input<'a>, decoded: &'a Decoded) -> Machin
 /// a record it cannot read, or `Failed` for an unreadable one on a pod held unready (the
 /// operator fails it). `None`: no machine. What `gamedeploy status` shows and what a force is
 /// judged against, computed by the same code as [`advance`] so they cannot disagree.
+/// `decoded` is the pod's state annotation, decoded, as for [`advance`].
 pub fn observed_state(pod: &PodView, decoded: &Decoded, now: Timestamp) -> Option<State> {
     let (target, policy) = (Target::default(), Policy::default());
     let input = Input {
@@ -169,6 +151,21 @@ pub fn observed_state(pod: &PodView, decoded: &Decoded, now: Timestamp) -> Optio
         run.derive();
     }
     run.state
+}
+
+/// Judges the force request `raw` for `pod` as the operator would on its next look at it
+/// (`decoded` as for [`advance`]; `now` matters only to an unreadable record, which the
+/// operator turns into `Failed`).
+pub fn check_force(
+    pod: &PodView,
+    decoded: &Decoded,
+    raw: &str,
+    now: Timestamp,
+) -> Result<Forced, ForceRefused> {
+    if pod.deleting {
+        return Err(ForceRefused::Deleting);
+    }
+    force::check(observed_state(pod, decoded, now), raw)
 }
 
 struct Run<'a> {
@@ -237,7 +234,7 @@ impl<'a> Run<'a> {
                          the pod is left alone: upgrade the operator, or delete the annotation \
                          to start over",
                         names::ANNOTATION_STATE,
-                        super::record::RECORD_VERSION
+                        RECORD_VERSION
                     ),
                 );
             }
@@ -822,8 +819,8 @@ impl<'a> Run<'a> {
             match progress(before, self.pod().containers.get(name)) {
                 Progress::Failed { trigger, detail } => {
                     let t = match trigger {
-                        Failure::ImagePull => Trigger::ImagePullFailed,
-                        Failure::CrashLoop => Trigger::CrashLoop,
+                        RestartFailure::ImagePull => Trigger::ImagePullFailed,
+                        RestartFailure::CrashLoop => Trigger::CrashLoop,
                     };
                     return Overall::Failed(t, format!("container {name}: {detail}"));
                 }
@@ -959,6 +956,7 @@ enum Overall {
 mod tests {
     use super::*;
     use crate::inplace::observe::ContainerView;
+    use crate::inplace::record::{decode, encode};
 
     fn t(s: u64) -> Timestamp {
         Timestamp::from_second(1_767_225_600 + s as i64).unwrap()
@@ -999,14 +997,17 @@ mod tests {
             grace_period_seconds: 30,
             ..Default::default()
         };
-        advance(&Input {
-            pod,
-            target: &target(),
-            policy: &policy,
-            hook: None,
-            selected,
-            now,
-        })
+        advance(
+            &Input {
+                pod,
+                target: &target(),
+                policy: &policy,
+                hook: None,
+                selected,
+                now,
+            },
+            &decode(&pod.annotations),
+        )
     }
 
     #[test]
@@ -1034,7 +1035,7 @@ mod tests {
         p.in_place_ready = Some(false);
         p.annotations.insert(
             names::ANNOTATION_STATE.into(),
-            super::super::record::encode(&write.checkpoint.unwrap()),
+            encode(&write.checkpoint.unwrap()),
         );
         let waiting = decide(&p, true, t(29));
         assert_eq!(waiting.state, Some(State::GracefulWait));
@@ -1057,23 +1058,24 @@ mod tests {
             ..Default::default()
         };
         let run = |pod: &PodView, hook, now| {
-            advance(&Input {
-                pod,
-                target: &target(),
-                policy: &policy,
-                hook,
-                selected: true,
-                now,
-            })
+            advance(
+                &Input {
+                    pod,
+                    target: &target(),
+                    policy: &policy,
+                    hook,
+                    selected: true,
+                    now,
+                },
+                &decode(&pod.annotations),
+            )
         };
         let first = run(&pod(), None, t(0));
         assert_eq!(first.state, Some(State::HookCheck));
         let checkpoint = first.writes().next().unwrap().checkpoint.clone().unwrap();
         let mut p = pod();
-        p.annotations.insert(
-            names::ANNOTATION_STATE.into(),
-            super::super::record::encode(&checkpoint),
-        );
+        p.annotations
+            .insert(names::ANNOTATION_STATE.into(), encode(&checkpoint));
         let held = run(&p, Some(HookPhase::Terminated), t(5));
         assert_eq!(held.state, Some(State::HookCheck));
         let write = held.writes().next().expect("the reason is recorded");
@@ -1083,15 +1085,14 @@ mod tests {
     }
 
     #[test]
-    fn holding_unavailable_matches_the_states_that_hold_the_condition_false() {
-        let mut o = decide(&pod(), true, t(0));
-        assert!(o.holds_pod_unavailable());
-        o.state = Some(State::Ready);
-        assert!(!o.holds_pod_unavailable());
-        o.state = Some(State::HookCheck);
-        assert!(
-            !o.holds_pod_unavailable(),
-            "a pod waiting for its hook still serves"
+    fn a_dying_pod_is_refused() {
+        let pod = PodView {
+            deleting: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            check_force(&pod, &Decoded::Missing, "Ready", Timestamp::UNIX_EPOCH),
+            Err(ForceRefused::Deleting)
         );
     }
 }

@@ -1,30 +1,41 @@
 //! The per-pod in-place update state machine: a pure core. The controller observes a pod,
-//! calls [`advance`], and executes the returned [`Action`]s; nothing here performs IO.
+//! calls [`advance`] with the pod's decoded state annotation, and executes the returned
+//! [`Action`]s; nothing here performs IO.
 //!
-//! - [`machine`]: the transition function, where a pod's state changes.
-//! - [`state`]: state and trigger names (a contract with users and scripts).
-//! - [`record`]: the persisted checkpoint and its annotation codec.
-//! - [`observe`]: the view of a pod the machine decides on.
-//! - [`completion`]: how a finished (or failed) container restart is recognised.
-//! - [`action`]: what the controller is asked to do.
-//! - [`force`]: which force requests are accepted, and what they do.
-//! - [`table`]: the transition table from `states/transitions.yaml`.
-pub mod action;
-pub mod completion;
-pub mod force;
-pub mod machine;
-pub mod observe;
-pub mod record;
-pub mod state;
+//! What the rest of the workspace uses is here, each item at one path (`inplace::X`):
+//! - [`advance`] ([`Input`], [`Target`], [`Policy`] → [`MachineStep`], [`Transition`]): where
+//!   a pod's state changes.
+//! - [`observed_state`]: what `gamedeploy status` shows, and what a force is judged against.
+//! - [`check_force`] ([`Forced`], [`ForceRefused`]): whether the operator accepts a force
+//!   request, and what it will do.
+//! - [`Record`], [`Decoded`], [`decode`], [`encode`]: the persisted checkpoint and its
+//!   annotation codec.
+//! - [`PodView`], [`ContainerView`]: the view of a pod the machine decides on.
+//! - [`Action`], [`PodWrite`], [`HookRunRequest`] and their parts: what the controller is
+//!   asked to do.
+//! - [`State`], [`Trigger`]: state and trigger names (a contract with users and scripts).
+//! - [`table`], the one public submodule: the transition table from
+//!   `states/transitions.yaml`, which `gamedeploy states` prints and the FSM tests check.
+//!
+//! Behind it: `machine.rs` (the three functions), `state.rs`, `record.rs`, `observe.rs`,
+//! `action.rs`, `completion.rs` (how a finished or failed container restart is recognised),
+//! `force.rs` (the forcible edges, and refusals worded for the user) and `table.rs`.
+mod action;
+mod completion;
+mod force;
+mod machine;
+/// Crate-visible for the planner, which reads a pod's unapplied hot patch from its view.
+pub(crate) mod observe;
+mod record;
+mod state;
 pub mod table;
 
-pub use action::{
-    Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, pod_hook_args,
-};
+/// The planner builds its own pod HookRuns (pre-delete, gates) with the same arguments.
+pub(crate) use action::pod_hook_args;
+pub use action::{Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite};
 pub use force::{ForceRefused, Forced};
 pub use machine::{
-    HookPhase, Input, MachineStep, Policy, Target, Transition, advance, advance_decoded,
-    observed_state,
+    Input, MachineStep, Policy, Target, Transition, advance, check_force, observed_state,
 };
 pub use observe::{ContainerView, PodView};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};

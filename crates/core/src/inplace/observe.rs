@@ -88,9 +88,8 @@ pub struct PodView {
     pub ready_since: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<Timestamp>,
-    /// The revision of a hot patch the kubelet has not applied yet; see
-    /// [`unapplied_hot_patch`]. Derived with the view (once per watch event), not per
-    /// reconcile.
+    /// The revision of a hot patch the kubelet has not applied yet, as `unapplied_hot_patch`
+    /// (below) finds it. Derived with the view (once per watch event), not per reconcile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unapplied_hot_patch: Option<String>,
 }

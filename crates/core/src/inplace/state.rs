@@ -68,11 +68,6 @@ impl State {
     pub fn is_terminal(self) -> bool {
         matches!(self, State::Ready | State::Failed | State::Abandoned)
     }
-
-    /// Whether the pod's images have possibly been patched in this state.
-    pub fn images_patched(self) -> bool {
-        matches!(self, State::ImagePatched | State::Restarting | State::Ready)
-    }
 }
 
 /// Why the machine moved.

@@ -61,7 +61,7 @@ pub enum WriteKind {
 /// One row of the table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Edge {
+pub struct TableEdge {
     pub from: Node,
     pub to: State,
     pub trigger: Trigger,
@@ -89,7 +89,7 @@ pub struct StateRow {
 #[serde(deny_unknown_fields)]
 pub struct Table {
     pub states: Vec<StateRow>,
-    pub transitions: Vec<Edge>,
+    pub transitions: Vec<TableEdge>,
 }
 
 /// The table is malformed; fix `states/transitions.yaml`.
@@ -160,7 +160,7 @@ impl Table {
     }
 
     /// The edge `from -> to` on `trigger`, if the table has it.
-    pub fn edge(&self, from: Node, to: State, trigger: Trigger) -> Option<&Edge> {
+    pub fn edge(&self, from: Node, to: State, trigger: Trigger) -> Option<&TableEdge> {
         self.transitions
             .iter()
             .find(|e| e.from == from && e.to == to && e.trigger == trigger)

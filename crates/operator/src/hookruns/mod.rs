@@ -1,7 +1,7 @@
 //! The HookRun controller: every HookRun, whoever created it (a GameDeployment's gate, a
 //! canary step, a user), is measured until it has an outcome.
 //!
-//! One reconcile is `decide` → measure what is due → `record` → `decide` → write the status →
+//! One reconcile is `decide` → measure → `fold_measurement` → `decide` → write the status →
 //! requeue at the instant the engine names (on the injected clock, so simulations replay).
 //! The engine ([`gamedeploy_core::hookrun`]) decides everything; this module only carries the
 //! measurements out ([`providers`]) and writes what the engine said.
@@ -24,7 +24,8 @@ use futures::StreamExt;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{HookPhase, HookRun, HookRunStatus, Lenient};
 use gamedeploy_core::hookrun::{
-    CompileErrors, CompiledRun, Finished, Observation, RunTimeout, decide, record, rejected,
+    CompileErrors, CompiledRun, Finished, Observation, RunTimeout, decide, fold_measurement,
+    rejected,
 };
 use gamedeploy_core::names;
 use jiff::Timestamp;
@@ -147,7 +148,7 @@ impl HookRunContext {
         self
     }
 
-    /// `finished` folded into `run`'s status by the engine's [`record`], on the blocking pool,
+    /// `finished` folded into `run`'s status by [`fold_measurement`], on the blocking pool,
     /// at most [`JUDGE_CONCURRENCY`] at once and within the judging deadline (waiting for a
     /// slot included). Past the deadline the measurement is recorded as an Error instead; the
     /// judging left running keeps its slot until it ends, so runaway conditions cannot pile up.
@@ -172,7 +173,7 @@ impl HookRunContext {
                     hook(&finished.metric);
                 }
                 match compiled.as_ref() {
-                    Ok(spec) => record(&run, spec, finished),
+                    Ok(spec) => fold_measurement(&run, spec, finished),
                     Err(_) => run.status.clone().unwrap_or_default(),
                 }
             })
@@ -188,7 +189,7 @@ impl HookRunContext {
             ),
         };
         tracing::warn!(metric = %finished.metric, "{why}");
-        record(
+        fold_measurement(
             run,
             spec,
             Finished {

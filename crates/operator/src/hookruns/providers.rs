@@ -1,6 +1,6 @@
 //! The providers' IO: what a [`ProviderCall`] asks of the world, carried out, and what came
 //! back as an [`Observation`]. Deciding what the answer means is the engine's
-//! ([`gamedeploy_core::hookrun::record`]); nothing here judges.
+//! ([`gamedeploy_core::hookrun::fold_measurement`]); nothing here judges.
 //!
 //! One HTTP client serves the whole process (its connection pool is shared by every
 //! measurement); TLS is rustls with the system's roots. Redirects are not followed: a 3xx is

@@ -2,7 +2,7 @@
 //! durations and limits, conditions of every size and shape (deep chains, nested
 //! comprehensions, big literals, token soup), answers up to the 1 MiB a provider reads, and
 //! arguments with quotes, line breaks and placeholders. The engine (check, compile → decide →
-//! record → decide) must never panic, never abort, and never evaluate past its budget.
+//! fold_measurement → decide) must never panic, never abort, and never evaluate past its budget.
 
 use std::time::{Duration, Instant};
 
@@ -10,13 +10,13 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::api::{HookRunSpec, HookTemplateSpec};
-use crate::hookrun::check_template;
+use crate::hookrun::compile::check_template;
 use crate::hookrun::limits::ANSWER_MAX_BYTES;
 
 /// Cases run by default: about 8 s in the debug build (37,000 took 24 s).
 const CASES: u64 = 12_000;
-/// An evaluation at the budget takes about 0.5 s in the debug build; a `record` or `decide`
-/// that takes longer than this evaluated past it.
+/// An evaluation at the budget takes about 0.5 s in the debug build; a `fold_measurement` or
+/// `decide` that takes longer than this evaluated past it.
 const SLOWEST: Duration = Duration::from_secs(3);
 
 struct Gen(fastrand::Rng);
@@ -433,8 +433,8 @@ fn hostile_runs_never_panic_nor_exceed_the_budget() {
             for m in d.measure {
                 let finished = instant(now.saturating_add(g.pick(&[0, 1, 3600])));
                 let observation = g.answer();
-                let status = timed("record", seed, || {
-                    record(
+                let status = timed("fold_measurement", seed, || {
+                    fold_measurement(
                         &run,
                         &compiled,
                         Finished {

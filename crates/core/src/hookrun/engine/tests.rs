@@ -1,5 +1,5 @@
 //! One test per row of the semantics (README, "Hook semantics"), each run through `decide` and
-//! `record` on a virtual clock, as the controller will.
+//! `fold_measurement` on a virtual clock, as the controller will.
 
 use super::*;
 use crate::api::HookRunSpec;
@@ -57,15 +57,15 @@ impl Sim {
     }
 
     /// `decide` at `secs`, with its status written back.
-    fn decide(&mut self, secs: i64) -> Decision {
+    fn decide(&mut self, secs: i64) -> HookRunStep {
         let d = decide(&self.run, &self.compiled, self.timeout.as_ref(), at(secs));
         self.run.status = Some(d.status.clone());
         d
     }
 
     /// A measurement of `metric` that finished at `secs`, recorded and decided on.
-    fn measured(&mut self, metric: &str, secs: i64, observation: Observation) -> Decision {
-        let status = record(
+    fn measured(&mut self, metric: &str, secs: i64, observation: Observation) -> HookRunStep {
+        let status = fold_measurement(
             &self.run,
             &self.compiled,
             Finished {
@@ -93,7 +93,7 @@ impl Sim {
     }
 }
 
-fn names(d: &Decision) -> Vec<&str> {
+fn names(d: &HookRunStep) -> Vec<&str> {
     d.measure.iter().map(|m| m.metric.as_str()).collect()
 }
 
@@ -374,7 +374,7 @@ fn the_worst_metric_decides() {
         {"name": "b", "successCondition": "result == 0"},
     ]));
     s.decide(0);
-    let status = record(
+    let status = fold_measurement(
         &s.run,
         &s.compiled,
         Finished {
@@ -503,7 +503,7 @@ fn a_run_timeout_ends_with_the_declared_outcome() {
             )
         );
         assert_eq!(s.metric("drain").phase, HookPhase::Terminated);
-        let late = record(
+        let late = fold_measurement(
             &s.run,
             &s.compiled,
             Finished {
@@ -776,7 +776,7 @@ fn a_result_for_an_unknown_or_finished_metric_is_dropped() {
     let mut s = Sim::new(json!([{"name": "m"}]));
     s.decide(0);
     let before = s.run.status.clone().unwrap();
-    let status = record(
+    let status = fold_measurement(
         &s.run,
         &s.compiled,
         Finished {
@@ -828,4 +828,25 @@ fn huge_durations_saturate_instead_of_panicking() {
     status.metric_results[0].consecutive_error = i32::MAX;
     let d = sim.measured("m", 3, Observation::Error("down".into()));
     assert_eq!(d.status.metric_results[0].consecutive_error, i32::MAX);
+}
+
+#[test]
+fn a_run_deadline_defaults_to_failed() {
+    let spec: HookRunSpec = serde_json::from_value(json!({
+        "metrics": [], "timeoutSeconds": 30}))
+    .unwrap();
+    assert_eq!(
+        RunTimeout::of(&spec),
+        Some(RunTimeout {
+            after: SignedDuration::from_secs(30),
+            outcome: HookOutcome::Failed
+        })
+    );
+    let spec: HookRunSpec =
+        serde_json::from_value(json!({"metrics": [], "onTimeout": "Inconclusive"})).unwrap();
+    assert_eq!(
+        RunTimeout::of(&spec),
+        None,
+        "no deadline without timeoutSeconds"
+    );
 }

@@ -247,7 +247,7 @@ fn step_machine(
         _ => None,
     };
     let hook = hook_run.as_ref().map(|(phase, _)| *phase);
-    let outcome = inplace::advance_decoded(
+    let outcome = inplace::advance(
         &Input {
             pod,
             target,

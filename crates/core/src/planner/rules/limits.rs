@@ -3,7 +3,7 @@
 //! a malformed percentage written before the CRD was installed) is an error here, which the
 //! controller reports as a condition instead of touching pods.
 
-use crate::api::{ApiError, GameDeploymentSpec, UpdateStrategyType};
+use crate::api::{GameDeploymentSpec, InvalidIntOrPercent, UpdateStrategyType};
 use crate::inplace::Policy;
 
 /// The numbers an update obeys, already resolved from the spec (percentages applied).
@@ -28,7 +28,7 @@ pub struct Resolved {
 }
 
 /// Resolves `spec`.
-pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, ApiError> {
+pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, InvalidIntOrPercent> {
     let replicas = spec.replicas();
     Ok(Resolved {
         strategy: spec.update_strategy_type(),

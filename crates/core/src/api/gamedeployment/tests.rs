@@ -1,0 +1,181 @@
+use super::*;
+
+fn with_strategy(u: UpdateStrategy) -> GameDeploymentSpec {
+    GameDeploymentSpec {
+        update_strategy: Some(u),
+        ..Default::default()
+    }
+}
+
+fn s(v: &str) -> IntOrString {
+    IntOrString::String(v.to_owned())
+}
+
+#[test]
+fn unset_fields_read_as_the_schema_defaults() {
+    let spec = GameDeploymentSpec::default();
+    assert_eq!(spec.replicas(), 1);
+    assert_eq!(
+        spec.update_strategy_type(),
+        UpdateStrategyType::RollingUpdate
+    );
+    assert_eq!(spec.partition(8).unwrap(), 0);
+    assert_eq!(spec.max_surge(8).unwrap(), 0);
+    // 20% of 8 = 1.6, rounded up because maxSurge is 0.
+    assert_eq!(spec.max_unavailable(8).unwrap(), 2);
+    assert_eq!(spec.grace_period_seconds(), 0);
+    assert_eq!(spec.deadline_seconds(), None);
+    assert_eq!(spec.revision_history_limit(), 10);
+    assert_eq!(spec.min_ready_seconds(), 0);
+    assert!(!spec.paused());
+    assert!(spec.canary_steps().is_empty());
+}
+
+#[test]
+fn set_fields_win_over_defaults() {
+    let spec = GameDeploymentSpec {
+        replicas: Some(8),
+        revision_history_limit: Some(3),
+        min_ready_seconds: Some(5),
+        ..with_strategy(UpdateStrategy {
+            type_: Some(UpdateStrategyType::InplaceUpdate),
+            partition: Some(IntOrString::Int(3)),
+            paused: true,
+            in_place_update_strategy: Some(InPlaceUpdateStrategy {
+                grace_period_seconds: Some(30),
+                deadline_seconds: Some(600),
+            }),
+            canary: Some(CanaryStrategy {
+                steps: vec![CanaryStep {
+                    partition: Some(4),
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        })
+    };
+    assert_eq!(spec.replicas(), 8);
+    assert_eq!(
+        spec.update_strategy_type(),
+        UpdateStrategyType::InplaceUpdate
+    );
+    assert_eq!(spec.partition(8).unwrap(), 3);
+    assert_eq!(spec.grace_period_seconds(), 30);
+    assert_eq!(spec.deadline_seconds(), Some(600));
+    assert_eq!(spec.revision_history_limit(), 3);
+    assert_eq!(spec.min_ready_seconds(), 5);
+    assert!(spec.paused());
+    assert_eq!(spec.canary_steps().len(), 1);
+}
+
+#[test]
+fn percentages_round_up_except_max_unavailable_with_surge() {
+    let spec = with_strategy(UpdateStrategy {
+        partition: Some(s("25%")),
+        max_unavailable: Some(s("25%")),
+        max_surge: Some(s("10%")),
+        ..Default::default()
+    });
+    // 25% of 10 = 2.5 → 3; 10% of 10 = 1; maxUnavailable rounds down to 2 because surge > 0.
+    assert_eq!(spec.partition(10).unwrap(), 3);
+    assert_eq!(spec.max_surge(10).unwrap(), 1);
+    assert_eq!(spec.max_unavailable(10).unwrap(), 2);
+
+    let no_surge = with_strategy(UpdateStrategy {
+        max_unavailable: Some(s("25%")),
+        ..Default::default()
+    });
+    assert_eq!(no_surge.max_unavailable(10).unwrap(), 3);
+    assert_eq!(no_surge.max_unavailable(0).unwrap(), 0);
+}
+
+#[test]
+fn malformed_budgets_name_the_field_and_the_fix() {
+    for (value, field) in [
+        (s("20"), "maxUnavailable"),
+        (s("%"), "maxUnavailable"),
+        (s("-5%"), "maxUnavailable"),
+        (s("abc%"), "maxUnavailable"),
+        (IntOrString::Int(-1), "maxUnavailable"),
+    ] {
+        let spec = with_strategy(UpdateStrategy {
+            max_unavailable: Some(value.clone()),
+            ..Default::default()
+        });
+        let err = spec.max_unavailable(10).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(field), "{msg}");
+        assert!(msg.contains("percentage"), "{msg}");
+        assert!(
+            matches!(err, InvalidIntOrPercent { field: f, .. } if f == field),
+            "{value:?}"
+        );
+    }
+    let bad_partition = with_strategy(UpdateStrategy {
+        partition: Some(s("1e3%")),
+        ..Default::default()
+    });
+    assert!(bad_partition.partition(4).is_err());
+}
+
+#[test]
+fn spec_serializes_with_the_original_json_names() {
+    let spec = GameDeploymentSpec {
+        replicas: Some(2),
+        scale_strategy: Some(ScaleStrategy {
+            pods_to_delete: vec!["a".into()],
+        }),
+        pre_delete_update_strategy: Some(HookUpdateStrategy {
+            hook: None,
+            retry: true,
+        }),
+        ..with_strategy(UpdateStrategy {
+            type_: Some(UpdateStrategyType::HotPatchUpdate),
+            max_surge: Some(IntOrString::Int(1)),
+            in_place_update_strategy: Some(InPlaceUpdateStrategy {
+                grace_period_seconds: Some(1),
+                deadline_seconds: None,
+            }),
+            ..Default::default()
+        })
+    };
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["scaleStrategy"]["podsToDelete"][0], "a");
+    assert_eq!(json["updateStrategy"]["type"], "HotPatchUpdate");
+    assert_eq!(json["updateStrategy"]["maxSurge"], 1);
+    assert_eq!(
+        json["updateStrategy"]["inPlaceUpdateStrategy"]["gracePeriodSeconds"],
+        1
+    );
+    assert_eq!(json["preDeleteUpdateStrategy"]["retry"], true);
+    let back: GameDeploymentSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(back, spec);
+}
+
+#[test]
+fn status_reads_an_object_written_by_the_original_operator() {
+    let status: GameDeploymentStatus = serde_json::from_value(serde_json::json!({
+        "observedGeneration": 4,
+        "replicas": 8, "readyReplicas": 7, "availableReplicas": 7,
+        "updatedReplicas": 5, "updatedReadyReplicas": 4,
+        "updateRevision": "test-gamedeployment-7d9f", "collisionCount": 0,
+        "labelSelector": "app=test-gamedeployment",
+        "currentStepIndex": 1, "currentStepHash": "3b1f",
+        "canary": {"revision": "test-gamedeployment-5c6b", "currentStepHookRun": "canary-x-1-t"},
+        "pauseConditions": [{"reason": "PausedByCanaryPauseStep", "startTime": "2024-05-01T10:00:00Z"}],
+        "preDeleteHookCondition": [{"podName": "p-abcde", "startTime": "2024-05-01T10:00:00Z", "phase": "Running"}],
+        "conditions": [{"type": "FailedUpdate", "status": "True", "reason": "x", "message": "y"}]
+    }))
+    .unwrap();
+    assert_eq!(status.updated_ready_replicas, 4);
+    assert_eq!(
+        status.pause_conditions[0].reason,
+        PauseReason::PausedByCanaryPauseStep
+    );
+    assert_eq!(
+        status.pre_delete_hook_condition[0].phase,
+        HookPhase::Running
+    );
+    assert_eq!(status.canary.unwrap().current_step_hook_run, "canary-x-1-t");
+    assert_eq!(status.conditions[0].type_, "FailedUpdate");
+}
