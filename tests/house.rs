@@ -18,6 +18,19 @@ fn parse(file: &Path) -> syn::File {
     syn::parse_file(&text).unwrap_or_else(|e| panic!("parse {}: {e}", file.display()))
 }
 
+/// Every `.rs` file of the tree at `root`, build output and git data left out.
+fn source_files(root: &Path) -> Vec<PathBuf> {
+    let mut out = rust_files(root);
+    out.retain(|f| {
+        let rel = f.strip_prefix(root).unwrap_or(f);
+        !rel.components().any(|c| {
+            let c = c.as_os_str();
+            c == "target" || c == ".git" || c == "node_modules"
+        })
+    });
+    out
+}
+
 /// Every `.rs` file under `dir`, sorted.
 fn rust_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -735,8 +748,8 @@ impl<'ast> Visit<'ast> for Names {
     }
 }
 
-/// The `path.rs::a::b` references inside inline code spans of a Markdown text (fenced blocks
-/// left out), with their line numbers.
+/// The `path.rs::a::b` and bare `path.rs` references inside inline code spans of a Markdown text
+/// (fenced blocks left out), with their line numbers.
 fn file_references(markdown: &str) -> Vec<(usize, String)> {
     let mut prose = String::new();
     let mut fenced = false;
@@ -759,8 +772,12 @@ fn file_references(markdown: &str) -> Vec<(usize, String)> {
         if i % 2 == 1 {
             let line = prose[..offset].matches('\n').count() + 1;
             let mut from = 0;
-            while let Some(at) = part[from..].find(".rs::") {
+            while let Some(at) = part[from..].find(".rs") {
                 let dot = from + at;
+                if part[dot + 3..].starts_with(|c: char| is_ident(c)) {
+                    from = dot + 3;
+                    continue;
+                }
                 let start = part[..dot]
                     .rfind(|c: char| !is_path(c))
                     .map_or(0, |p| p + 1);
@@ -784,25 +801,35 @@ fn file_references(markdown: &str) -> Vec<(usize, String)> {
 
 /// The references of `readmes` that name no file, or an item the file does not define, one
 /// message each (README, line, reference, what is missing); and how many references were read.
-/// A path is looked up beside its README first, then from `root`.
+/// A path with an item is looked up beside its README first, then from `root`; a bare path must
+/// be the tail of some `.rs` file under `root`.
 fn broken_references(root: &Path, readmes: &[PathBuf]) -> (usize, Vec<String>) {
     let mut names: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     let mut broken = Vec::new();
     let mut checked = 0;
+    let sources: Vec<String> = source_files(root)
+        .iter()
+        .map(|f| format!("/{}", f.strip_prefix(root).unwrap_or(f).display()))
+        .collect();
     for readme in readmes {
         let text = fs::read_to_string(readme).expect("read a README");
         let dir = readme.parent().expect("a README has a directory");
         for (line, reference) in file_references(&text) {
             checked += 1;
-            let (path, item) = reference
-                .split_once(".rs::")
-                .expect("a reference has .rs::");
+            let at = format!("{}:{line}: `{reference}`", shown(readme));
+            let Some((path, item)) = reference.split_once(".rs::") else {
+                // A bare path names a file of the tree, written from any directory down.
+                let suffix = format!("/{reference}");
+                if !sources.iter().any(|f| f.ends_with(&suffix)) {
+                    broken.push(format!("{at}: no file ends with {reference}"));
+                }
+                continue;
+            };
             let path = format!("{path}.rs");
             let name = item.rsplit("::").next().unwrap_or(item);
             let file = [dir.join(&path), root.join(&path)]
                 .into_iter()
                 .find(|f| f.is_file());
-            let at = format!("{}:{line}: `{reference}`", shown(readme));
             let Some(file) = file else {
                 broken.push(format!("{at}: no file {path}"));
                 continue;
@@ -859,28 +886,35 @@ fn the_reference_checker_reports_missing_items_and_files() {
     let readme = dir.join("README.md");
     fs::write(
         &readme,
-        "`src/a.rs::present` and `src/a.rs::S::method`\n`src/a.rs::gone`\n`src/b.rs::f`\n",
+        "`src/a.rs::present` and `src/a.rs::S::method`\n`src/a.rs::gone`\n`src/b.rs::f`\n\
+         `a.rs`, `src/a.rs` and `b.rs`\n",
     )
     .expect("write README.md");
     let (checked, broken) = broken_references(&dir, std::slice::from_ref(&readme));
     fs::remove_dir_all(&dir).expect("remove the temporary tree");
 
-    assert_eq!(checked, 4);
+    assert_eq!(checked, 7);
     let readme = readme.display();
     assert_eq!(
         broken,
         [
             format!("{readme}:2: `src/a.rs::gone`: src/a.rs defines no `gone`"),
             format!("{readme}:3: `src/b.rs::f`: no file src/b.rs"),
+            format!("{readme}:4: `b.rs`: no file ends with b.rs"),
         ]
     );
 }
 
 #[test]
 fn readme_references_are_found_in_code_spans_only() {
-    let text = "See `a/b.rs::f` and `c.rs::T::m`, not d.rs::g.\n```\n`e.rs::h`\n```\nand `x.rs`.\n";
+    let text = "See `a/b.rs::f` and `c.rs::T::m`, not d.rs::g.\n```\n`e.rs::h`\n```\nand `x.rs`, \
+                not `y.rsx`.\n";
     assert_eq!(
         file_references(text),
-        [(1, "a/b.rs::f".to_string()), (1, "c.rs::T::m".to_string())]
+        [
+            (1, "a/b.rs::f".to_string()),
+            (1, "c.rs::T::m".to_string()),
+            (5, "x.rs".to_string())
+        ]
     );
 }

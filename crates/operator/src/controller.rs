@@ -46,9 +46,9 @@ use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
 use gamedeploy_core::planner::model::{CachedPod, HookRunView, Plan, PlanInput};
 use gamedeploy_core::planner::plan;
-use gamedeploy_core::planner::rules::adoption::{self as adopt, controlled_by};
+use gamedeploy_core::planner::rules::adoption::{self, controlled_by};
 use gamedeploy_core::planner::rules::outcome::StatusWrite;
-use gamedeploy_core::planner::rules::replicas as scale;
+use gamedeploy_core::planner::rules::replicas;
 pub use memory::MIN_RECONCILE_INTERVAL;
 use memory::{Memories, STATUS_WATCH_WAIT};
 
@@ -271,7 +271,7 @@ impl Context {
         let mut costs = BTreeMap::new();
         for node in self.caches.nodes.state() {
             let name = node.name_any();
-            match scale::node_cost(node.metadata.annotations.as_ref()) {
+            match replicas::node_cost(node.metadata.annotations.as_ref()) {
                 Ok(Some(cost)) => {
                     costs.insert(name, cost);
                 }
@@ -319,11 +319,11 @@ fn pod_triggers(
         memory.note(&owner.uid, Cause::Pod);
         refs.extend(ObjectRef::from_owner_ref(ns.as_deref(), owner, ()));
     }
-    if adopt::controller_of(pod).is_none() {
+    if adoption::controller_of(pod).is_none() {
         for stored in gds.state() {
             if stored
                 .decoded()
-                .is_some_and(|gd| adopt::wants_orphan(gd, pod))
+                .is_some_and(|gd| adoption::wants_orphan(gd, pod))
             {
                 memory.note(&stored.uid().unwrap_or_default(), Cause::Pod);
                 refs.push(ObjectRef::from_obj(stored.as_ref()));
@@ -542,7 +542,7 @@ async fn claimed_pods(
     ctx: &Context,
 ) -> Option<Vec<Arc<CachedPod>>> {
     let uid = gd.uid().unwrap_or_default();
-    match adopt::claim(gd, &in_namespace) {
+    match adoption::claim(gd, &in_namespace) {
         Ok(claim) => {
             let (adopt, release) = (as_pods(&claim.adopt), as_pods(&claim.release));
             let claimed = claim::execute(ctx.io(), gd, &adopt, &release).await;

@@ -19,10 +19,10 @@ use crate::write_gate::WriteGate;
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::model::{
-    ApiErrorKind, CachedPod, ConditionReport as Failure, Effect, EventNote, HookRunToCreate, Plan,
-    Regarding, Write,
+    ApiErrorKind, CachedPod, ConditionReport, Effect, EventNote, HookRunToCreate, Plan, Regarding,
+    Write,
 };
-use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome as Verdict};
+use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome};
 
 /// A write's result as [`outcome::judge`] takes it.
 type Refusal = Result<(), (ApiErrorKind, String)>;
@@ -73,7 +73,7 @@ struct Executor<'a> {
     ns: String,
     owner_uid: String,
     writes: Writes,
-    failures: Vec<Failure>,
+    failures: Vec<ConditionReport>,
     failed_chains: BTreeSet<String>,
     now: jiff::Timestamp,
     /// When this operator last wrote the status, for coalescing (`outcome::status_write`).
@@ -118,14 +118,14 @@ impl<'a> Executor<'a> {
             self.failed_chains.insert(chain.to_string());
         }
         match verdict {
-            Verdict::Succeeded(Some(note)) => self.emit(&note).await,
-            Verdict::Succeeded(None) | Verdict::Quiet => {}
-            Verdict::Logged(error) => tracing::warn!(%error, "a clean-up write failed"),
-            Verdict::Retry(error) => {
+            WriteOutcome::Succeeded(Some(note)) => self.emit(&note).await,
+            WriteOutcome::Succeeded(None) | WriteOutcome::Quiet => {}
+            WriteOutcome::Logged(error) => tracing::warn!(%error, "a clean-up write failed"),
+            WriteOutcome::Retry(error) => {
                 self.writes.failed += 1;
                 tracing::debug!(%error, "a write failed; retrying soon");
             }
-            Verdict::Failed(failure, event) => {
+            WriteOutcome::Failed(failure, event) => {
                 self.writes.failed += 1;
                 if let Some(note) = event {
                     self.emit(&note).await;

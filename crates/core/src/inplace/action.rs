@@ -169,6 +169,37 @@ impl HookKind {
             HookKind::CanaryStep => "canary-step",
         }
     }
+
+    /// The name of the first attempt of a HookRun of this kind, as the original names them:
+    /// `<kind>-<revision>-<subject>-<template>`, where the subject is the pod's instance id (the
+    /// canary step's index for a canary step). Later attempts are [`attempt_name`]s of it. The
+    /// one place HookRun names are made, so the machine and the planner cannot drift apart.
+    pub fn run_name(self, revision: &str, subject: &str, template: &str) -> String {
+        let prefix = match self {
+            HookKind::PreInplace => "preinplace",
+            HookKind::PreDelete => "predelete",
+            HookKind::PostInplace => "postinplace",
+            HookKind::CanaryStep => "canary",
+        };
+        format!("{prefix}-{revision}-{subject}-{template}")
+    }
+}
+
+/// The generation to retry an unsuccessful hook in now, if any: with `retry: true` the hook
+/// may run again once per GameDeployment generation (`allowed_in`, `None` without `retry`),
+/// and the last retry happened in generation `last` (`None` if never). The one check of the
+/// rule, for the preInplace machine and the preDelete gate alike.
+pub fn retry_due(allowed_in: Option<i64>, last: Option<i64>) -> Option<i64> {
+    allowed_in.filter(|g| last.is_none_or(|last| last < *g))
+}
+
+/// Attempt `n` of the run named `base`: `base` itself for the first (0), `base.N` after it
+/// (the original's collision suffix, used for every new attempt).
+pub fn attempt_name(base: &str, n: u32) -> String {
+    match n {
+        0 => base.to_string(),
+        n => format!("{base}.{n}"),
+    }
 }
 
 /// The arguments the operator supplies for any hook on `pod`, as the original does.
@@ -224,6 +255,37 @@ impl Action {
 mod tests {
     use super::*;
     use crate::inplace::state::State;
+
+    #[test]
+    fn a_hook_is_retried_once_per_generation() {
+        assert_eq!(retry_due(None, None), None, "without retry: never");
+        assert_eq!(retry_due(Some(3), None), Some(3), "never retried: now");
+        assert_eq!(retry_due(Some(3), Some(2)), Some(3), "retried before this spec");
+        assert_eq!(retry_due(Some(3), Some(3)), None, "already retried in this generation");
+    }
+
+    #[test]
+    fn every_hook_run_kind_is_named_as_the_original_names_it() {
+        let names: Vec<String> = [
+            HookKind::PreInplace,
+            HookKind::PreDelete,
+            HookKind::PostInplace,
+            HookKind::CanaryStep,
+        ]
+        .iter()
+        .map(|k| attempt_name(&k.run_name("gd-abc", "49m5l", "check"), 2))
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "preinplace-gd-abc-49m5l-check.2",
+                "predelete-gd-abc-49m5l-check.2",
+                "postinplace-gd-abc-49m5l-check.2",
+                "canary-gd-abc-49m5l-check.2",
+            ]
+        );
+        assert_eq!(attempt_name("base", 0), "base");
+    }
 
     #[test]
     fn status_patch_carries_condition_and_checkpoint() {

@@ -16,7 +16,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::action::{
-    Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite,
+    Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, attempt_name,
+    retry_due,
 };
 use super::completion::{Progress, RestartFailure, progress};
 use super::force::{self, ForceRefused, Forced};
@@ -532,9 +533,10 @@ impl<'a> Run<'a> {
                 | HookPhase::Inconclusive
                 | HookPhase::Terminated),
             ) => {
-                if let Some(generation) = self.input.policy.hook_retry_generation
-                    && record.hook_retry_generation.is_none_or(|g| g < generation)
-                {
+                if let Some(generation) = retry_due(
+                    self.input.policy.hook_retry_generation,
+                    record.hook_retry_generation,
+                ) {
                     self.retry_hook(record, phase, generation);
                     return true;
                 }
@@ -612,16 +614,8 @@ impl<'a> Run<'a> {
         let Some(mut r) = self.record.as_deref().cloned() else {
             return;
         };
-        let mut name = format!(
-            "preinplace-{}-{}-{}",
-            r.revision,
-            self.pod().instance_id(),
-            template
-        );
-        if r.attempt > 0 {
-            name.push_str(&format!(".{}", r.attempt));
-        }
-        r.hook_run = Some(name);
+        let base = HookKind::PreInplace.run_name(&r.revision, self.pod().instance_id(), template);
+        r.hook_run = Some(attempt_name(&base, r.attempt));
         self.record = Some(Cow::Owned(r.clone()));
         self.go(State::HookCheck, Trigger::HookConfigured);
         self.write_checkpoint(Endpoint::Pod, None);

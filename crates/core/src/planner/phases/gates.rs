@@ -72,12 +72,7 @@ fn post_hooks(world: &PlanInput, views: &[&PodView], records: &[&Decoded], out: 
         {
             continue;
         }
-        let name = hookruns::hook_run_name(
-            HookKind::PostInplace,
-            &r.revision,
-            pod.instance_id(),
-            template,
-        );
+        let name = HookKind::PostInplace.run_name(&r.revision, pod.instance_id(), template);
         match world.hook_runs.get(&name).map(|run| run.phase) {
             Some(Some(HookPhase::Successful)) => {}
             Some(phase) => out

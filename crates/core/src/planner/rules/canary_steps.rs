@@ -20,7 +20,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::Counts;
-use super::hookruns::{attempt, free_name, hook_run_name};
+use super::hookruns::{attempt, free_name};
 use super::revision_history::revision_hash;
 use crate::api::{
     CanaryPause, CanaryStatus, CanaryStep, GameDeploymentStatus, HookPhase, HookStep,
@@ -292,8 +292,7 @@ fn hook_passed(
     out: &mut Canary,
 ) -> bool {
     let input = s.input;
-    let base = hook_run_name(
-        HookKind::CanaryStep,
+    let base = HookKind::CanaryStep.run_name(
         input.update_revision,
         &index.to_string(),
         &hook.template_name,

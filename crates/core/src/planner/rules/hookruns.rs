@@ -12,7 +12,7 @@ use super::revision_history::revision_hash;
 use crate::api::{
     Argument, GameDeployment, HookRun, HookRunSpec, HookTemplate, HookUpdateStrategy,
 };
-use crate::inplace::{HookKind, HookRunRequest, PodView};
+use crate::inplace::{self, HookKind, HookRunRequest, PodView};
 use crate::names;
 use crate::planner::model::{HookRunView, Owner};
 
@@ -78,34 +78,7 @@ pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[&PodView]) -> Vec<Str
         .collect()
 }
 
-/// The name of the first attempt of a HookRun of `kind`, as the original names them:
-/// `<kind>-<revision>-<subject>-<template>`, where the subject is the pod's instance id (the
-/// canary step's index for a canary step). Later attempts are [`attempt_name`]s of it.
-pub(crate) fn hook_run_name(
-    kind: HookKind,
-    revision: &str,
-    subject: &str,
-    template: &str,
-) -> String {
-    let prefix = match kind {
-        HookKind::PreInplace => "preinplace",
-        HookKind::PreDelete => "predelete",
-        HookKind::PostInplace => "postinplace",
-        HookKind::CanaryStep => "canary",
-    };
-    format!("{prefix}-{revision}-{subject}-{template}")
-}
-
-/// Attempt `n` of the run named `base`: `base` itself for the first (0), `base.N` after it
-/// (the original's collision suffix, used for every new attempt).
-pub(crate) fn attempt_name(base: &str, n: u32) -> String {
-    match n {
-        0 => base.to_string(),
-        n => format!("{base}.{n}"),
-    }
-}
-
-/// The attempt number of a run named `name`: the inverse of [`attempt_name`]; `None` for a run
+/// The attempt number of a run named `name`: the inverse of [`inplace::attempt_name`]; `None` for a run
 /// of another base.
 pub fn attempt(base: &str, name: &str) -> Option<u32> {
     match name.strip_prefix(base)? {
@@ -128,7 +101,7 @@ pub fn latest_attempt<'a>(
 /// The first attempt of `base` no run has.
 pub fn free_name(base: &str, runs: &BTreeMap<String, HookRunView>) -> String {
     (0..)
-        .map(|n| attempt_name(base, n))
+        .map(|n| inplace::attempt_name(base, n))
         .find(|n| !runs.contains_key(n))
         .unwrap_or_default()
 }

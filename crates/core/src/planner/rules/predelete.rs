@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::hookruns;
 use crate::api::HookPhase;
-use crate::inplace::{HookKind, HookRunRequest, PodView, pod_hook_args};
+use crate::inplace::{self, HookKind, HookRunRequest, PodView, pod_hook_args};
 use crate::names;
 use crate::planner::model::HookRunView;
 
@@ -53,8 +53,7 @@ pub fn check(
     if pod.phase.as_deref() != Some("Running") {
         return DeletionVerdict::Delete;
     }
-    let base = hookruns::hook_run_name(
-        HookKind::PreDelete,
+    let base = HookKind::PreDelete.run_name(
         pod.revision.as_deref().unwrap_or_default(),
         pod.instance_id(),
         gate.template,
@@ -83,14 +82,16 @@ pub fn check(
     if !phase.is_completed() {
         return wait(None, None, phase);
     }
-    let retried_in = run.label(names::LABEL_HOOKRUN_RETRY_GENERATION);
-    match gate.retry_generation {
-        Some(g) if retried_in != Some(g.to_string().as_str()) => wait(
-            Some(request(hookruns::attempt_name(&base, attempt + 1), Some(g))),
+    let retried_in = run
+        .label(names::LABEL_HOOKRUN_RETRY_GENERATION)
+        .and_then(|g| g.parse().ok());
+    match inplace::retry_due(gate.retry_generation, retried_in) {
+        Some(g) => wait(
+            Some(request(inplace::attempt_name(&base, attempt + 1), Some(g))),
             None,
             HookPhase::Pending,
         ),
-        _ => wait(
+        None => wait(
             None,
             Some(format!(
                 "pod {}: preDeleteUpdateStrategy HookRun {name} is {phase}; the pod is kept \
