@@ -260,8 +260,16 @@ mod tests {
     fn a_hook_is_retried_once_per_generation() {
         assert_eq!(retry_due(None, None), None, "without retry: never");
         assert_eq!(retry_due(Some(3), None), Some(3), "never retried: now");
-        assert_eq!(retry_due(Some(3), Some(2)), Some(3), "retried before this spec");
-        assert_eq!(retry_due(Some(3), Some(3)), None, "already retried in this generation");
+        assert_eq!(
+            retry_due(Some(3), Some(2)),
+            Some(3),
+            "retried before this spec"
+        );
+        assert_eq!(
+            retry_due(Some(3), Some(3)),
+            None,
+            "already retried in this generation"
+        );
     }
 
     #[test]
