@@ -254,6 +254,15 @@ impl Context {
         let (writes, status, over) =
             execute::run_plan(self.io(), stored, pods, plan, now, last).await?;
         self.add_writes(writes);
+        if writes != Writes::default() {
+            // One line per reconcile that changed something; the span names the object.
+            tracing::info!(
+                pod_writes = writes.pods,
+                other_writes = writes.other,
+                failed = writes.failed,
+                "executed the plan"
+            );
+        }
         let due = match status {
             StatusWrite::Now => {
                 self.memory.wrote_status(&uid, now, over);

@@ -3,6 +3,8 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::runtime::reflector;
 use serde_json::Value;
 
+use crate::logs::Logged;
+
 /// Why exactly one future waits for each cache in [`run`]. If kube-runtime starts waking
 /// every waiter, this fails, and a reconcile may wait for the caches again.
 #[test]
@@ -129,38 +131,6 @@ fn the_cluster_role_grants_what_the_operator_calls() {
         for verb in verbs {
             assert!(allows(group, resource, verb), "{verb} {resource}.{group}");
         }
-    }
-}
-
-/// A buffer the log formats write into, for reading back what a reconcile logged.
-#[derive(Clone, Default)]
-struct Logged(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logged {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logged {
-    /// The lines written, without the text format's colours.
-    fn lines(&self) -> Vec<String> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        let mut plain = String::new();
-        let mut chars = text.chars();
-        while let Some(c) = chars.next() {
-            if c == '\u{1b}' {
-                chars.by_ref().find(|&c| c == 'm');
-            } else {
-                plain.push(c);
-            }
-        }
-        plain.lines().map(str::to_string).collect()
     }
 }
 

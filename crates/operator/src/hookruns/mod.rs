@@ -419,7 +419,15 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
         hookrun = %run.name_any(),
         %trigger,
     );
-    let requeue_after = reconcile_run(run, &ctx).instrument(span).await?;
+    let requeue_after = async {
+        let result = reconcile_run(run, &ctx).await;
+        if let Err(error @ Error::Status { .. }) = &result {
+            tracing::debug!("{error}; retrying");
+        }
+        result
+    }
+    .instrument(span)
+    .await?;
     ctx.requeued(&uid, requeue_after, Cause::Requeue);
     Ok(requeue_after.map_or_else(Action::await_change, Action::requeue))
 }
@@ -515,7 +523,6 @@ fn error_policy(run: Arc<HookRun>, error: &Error, ctx: Arc<HookRunContext>) -> A
     match error {
         Error::NotLeader => Action::await_change(),
         Error::Status { .. } => {
-            tracing::debug!("{error}; retrying");
             let uid = run.uid().unwrap_or_default();
             ctx.requeued(&uid, Some(RETRY_AFTER_FAILED_WRITE), Cause::Retry);
             Action::requeue(RETRY_AFTER_FAILED_WRITE)
@@ -555,6 +562,48 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::Logged;
+
+    /// A HookRun whose status write cannot reach the server logs that inside its reconcile's
+    /// span, which names the run and what woke it.
+    #[tokio::test]
+    async fn a_line_logged_in_a_hookrun_reconcile_names_its_run_and_trigger() {
+        let logged = Logged::default();
+        let writer = logged.clone();
+        let filter = tracing_subscriber::EnvFilter::new("debug");
+        let _logging =
+            tracing::subscriber::set_default(crate::logs::text(filter, move || writer.clone()));
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let gate = WriteGate::default();
+        gate.open();
+        let ctx = Arc::new(HookRunContext::new(
+            client.clone(),
+            Arc::new(gamedeploy_clock::SystemClock),
+            Arc::new(providers::Providers::new(client.clone())),
+            "test",
+            gate,
+            Arc::new(Metrics::default()),
+        ));
+        let run: HookRun = serde_json::from_value(serde_json::json!({
+            "apiVersion": "tkex.tencent.com/v1alpha1", "kind": "HookRun",
+            "metadata": {"name": "check", "namespace": "games", "uid": "uid-check"},
+            "spec": {"metrics": [{
+                "name": "bad", "successCondition": "result ==",
+                "provider": {"web": {"url": "http://game:8080/ready"}}
+            }]}
+        }))
+        .unwrap();
+        ctx.changed("uid-check");
+        let result = reconcile(Arc::new(run), ctx).await;
+        assert!(matches!(result, Err(Error::Status { .. })), "{result:?}");
+        let lines = logged.lines();
+        assert!(
+            lines.iter().any(|l| l.contains("retrying")
+                && l.contains("reconcile{namespace=games hookrun=check trigger=changed}:")),
+            "{lines:#?}"
+        );
+    }
 
     #[test]
     fn a_due_instant_in_the_past_is_due_now() {
