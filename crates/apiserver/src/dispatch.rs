@@ -29,6 +29,24 @@ pub fn parse_selectors(
     ))
 }
 
+/// A LIST's options from its query: selectors, `limit` and `continue`.
+pub fn list_opts(r: &ResourceRoute, q: &HashMap<String, String>) -> Result<ListOpts, ApiError> {
+    let (labels, fields) = parse_selectors(r, q)?;
+    let limit = match q.get("limit") {
+        Some(l) => Some(
+            l.parse::<usize>()
+                .map_err(|_| ApiError::bad_request("limit: must be a non-negative integer"))?,
+        ),
+        None => None,
+    };
+    Ok(ListOpts {
+        labels,
+        fields,
+        limit,
+        cont: q.get("continue").cloned(),
+    })
+}
+
 /// Media types of create/update bodies of custom resources.
 const BODY_TYPES: &[&str] = &["application/json", "application/yaml"];
 /// Media types of create/update bodies of built-in kinds, which also have a protobuf form.
@@ -86,23 +104,7 @@ pub fn dispatch(
             let obj = registry::get(st, desc, ns, name)?;
             Ok((200, registry::scale_of(desc, &obj)?))
         }
-        ("list", None) => {
-            let (labels, fields) = parse_selectors(r, q)?;
-            let limit =
-                match q.get("limit") {
-                    Some(l) => Some(l.parse::<usize>().map_err(|_| {
-                        ApiError::bad_request("limit: must be a non-negative integer")
-                    })?),
-                    None => None,
-                };
-            let opts = ListOpts {
-                labels,
-                fields,
-                limit,
-                cont: q.get("continue").cloned(),
-            };
-            Ok((200, registry::list(st, desc, ns, &opts)?))
-        }
+        ("list", None) => Ok((200, registry::list(st, desc, ns, &list_opts(r, q)?)?)),
         ("create", None) => {
             let obj = parse_body(desc, ctype, body)?;
             Ok((201, registry::create(st, ctx, desc, ns, obj, None)?))

@@ -12,10 +12,10 @@ use gamedeploy_clock::SharedClock;
 use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use serde_json::{Value, json};
 
-use crate::dispatch::{dispatch, dispatch_events_v1, is_events_v1, parse_selectors};
+use crate::dispatch::{dispatch, dispatch_events_v1, is_events_v1, list_opts, parse_selectors};
 use crate::errors::{self, ApiError};
 use crate::faults::Faults;
-use crate::registry::{self, ListOpts, RequestContext};
+use crate::registry::{self, RequestContext};
 use crate::resources::Registry;
 use crate::route::{self, ResourceRoute, Route};
 use crate::store::Store;
@@ -463,20 +463,7 @@ fn fast_list(
     q: &HashMap<String, String>,
 ) -> http::Response<Body> {
     let built = (|| -> Result<Vec<u8>, ApiError> {
-        let (labels, fields) = parse_selectors(r, q)?;
-        let limit = match q.get("limit") {
-            Some(l) => Some(
-                l.parse::<usize>()
-                    .map_err(|_| ApiError::bad_request("limit: must be a non-negative integer"))?,
-            ),
-            None => None,
-        };
-        let opts = ListOpts {
-            labels,
-            fields,
-            limit,
-            cont: q.get("continue").cloned(),
-        };
+        let opts = list_opts(r, q)?;
         let (md, items) = {
             let st = lock(&inner.store);
             registry::list_raw(&st, &r.desc, r.ns.as_deref(), &opts)?

@@ -13,12 +13,7 @@ pub fn text<W>(filter: EnvFilter, writer: W) -> Box<dyn Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    Box::new(
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
-            .finish(),
-    )
+    Box::new(lines(filter, writer).finish())
 }
 
 /// JSON lines: the innermost span under `span` and the whole scope, outermost first, under
@@ -28,14 +23,30 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     Box::new(
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(writer)
+        lines(filter, writer)
             .json()
             .with_current_span(true)
             .with_span_list(true)
             .finish(),
     )
+}
+
+/// What both formats share: the level filter and where lines go.
+fn lines<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::DefaultFields,
+    tracing_subscriber::fmt::format::Format,
+    EnvFilter,
+    W,
+>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
 }
 
 /// A buffer the log formats write into, for reading back what a reconcile logged.

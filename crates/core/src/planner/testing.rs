@@ -1,5 +1,5 @@
-//! What the planner's unit tests share: the seed example, the instant they plan at, and
-//! [`PlanInput`]s built from them, so each test spells out only what it observes.
+//! What the planner's unit tests share: the seed example, a pod template, the instant they
+//! plan at, and [`PlanInput`]s built from them, so each test spells out only what it observes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +12,18 @@ use crate::api::{GameDeployment, HookTemplate};
 /// The seed example, the starting point of the planner's unit tests.
 pub(crate) fn seed() -> GameDeployment {
     crate::api::seed_example()
+}
+
+/// A pod template with two containers, the first running `image`: what the revision and
+/// template-diff tests compare.
+pub(crate) fn two_container_template(image: &str) -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"labels": {"app": "game"}},
+        "spec": {"containers": [
+            {"name": "python", "image": image, "command": ["python", "-m", "http.server"]},
+            {"name": "sidecar", "image": "envoy:1"}
+        ]}
+    })
 }
 
 /// The instant the planner's unit tests plan at.

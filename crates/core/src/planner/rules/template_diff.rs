@@ -106,15 +106,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn template(image: &str) -> Value {
-        json!({
-            "metadata": {"labels": {"app": "game"}},
-            "spec": {"containers": [
-                {"name": "python", "image": image, "command": ["python", "-m", "http.server"]},
-                {"name": "sidecar", "image": "envoy:1"}
-            ]}
-        })
-    }
+    use crate::planner::testing::two_container_template as template;
 
     #[test]
     fn an_image_change_is_in_place() {

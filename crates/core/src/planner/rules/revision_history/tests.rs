@@ -1,15 +1,7 @@
 use super::*;
 use serde_json::json;
 
-fn template(image: &str) -> Value {
-    json!({
-        "metadata": {"labels": {"app": "game"}},
-        "spec": {"containers": [
-            {"name": "python", "image": image, "command": ["python", "-m", "http.server"]},
-            {"name": "sidecar", "image": "envoy:1"}
-        ]}
-    })
-}
+use crate::planner::testing::two_container_template as template;
 
 #[test]
 fn hashes_are_stable_safe_and_sensitive() {
