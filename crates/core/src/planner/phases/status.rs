@@ -2,6 +2,8 @@
 //! again. It exists so the status is computed once, last, from what was observed and what
 //! the earlier phases decided (their problems and hook waits); it decides nothing itself.
 
+use std::collections::HashMap;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -116,14 +118,16 @@ fn hook_conditions(
     waiting: &[(String, HookPhase)],
     now: Timestamp,
 ) -> Vec<HookCondition> {
+    // By name once, not a scan per waiting pod: thousands may wait on one preDelete hook.
+    let started: HashMap<&str, &Time> = previous
+        .iter()
+        .map(|c| (c.pod_name.as_str(), &c.start_time))
+        .collect();
     waiting
         .iter()
         .map(|(pod, phase)| HookCondition {
             pod_name: pod.clone(),
-            start_time: previous
-                .iter()
-                .find(|c| &c.pod_name == pod)
-                .map_or(Time(now), |c| c.start_time.clone()),
+            start_time: started.get(pod.as_str()).map_or(Time(now), |&t| t.clone()),
             phase: *phase,
         })
         .collect()

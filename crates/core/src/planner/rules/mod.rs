@@ -5,7 +5,8 @@
 //! - `budget`: partition and maxUnavailable: which pods move to the update revision now.
 //! - `canary_steps`: where the canary steps stand, the partition they allow, their HookRuns.
 //! - `conditions`: the status counts and conditions, computed from what was observed.
-//! - `hookruns`: HookRun names, attempts and the retry rule; a HookRun built from its template.
+//! - `hookruns`: HookRun attempts, which strategy retries in which generation; a HookRun built
+//!   from its template.
 //! - [`limits`]: the spec resolved into limits and the in-place policy.
 //! - [`new_pods`]: the pods the controller creates.
 //! - `order`: the kube "active pods" order the original uses for updates and scale-down.
