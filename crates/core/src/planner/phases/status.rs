@@ -13,6 +13,7 @@ use crate::planner::rules::adoption;
 use crate::planner::rules::canary_steps::Canary;
 use crate::planner::rules::conditions;
 use crate::planner::rules::limits::Resolved;
+use crate::planner::rules::progress_deadline;
 
 /// Pods waiting on a hook in this reconcile, with the hook's phase.
 pub struct HookWaits<'a> {
@@ -91,6 +92,15 @@ pub fn status(
     out.current_step_hash = canary.current_step_hash.clone();
     out.canary = canary.status.clone();
     out.pause_conditions = canary.pause_conditions.clone();
+    let deadline = progress_deadline::apply(
+        &mut out,
+        &progress_deadline::Observed {
+            deadline_seconds: gd.spec.progress_deadline_seconds().map(i64::from),
+            previous,
+            pods_moved: pods_moved(observed, machines, update, waits),
+            now: world.now,
+        },
+    );
     let availability = views
         .iter()
         .filter(|p| p.ready)
@@ -105,8 +115,30 @@ pub fn status(
         .filter_map(|(_, o)| o.wake_at)
         .chain(availability)
         .chain(canary.wake_at)
+        .chain(deadline)
         .min();
     (out, requeue_at)
+}
+
+/// Whether a pod moved the rollout on in this reconcile beyond what the counts show: its
+/// machine wrote a new checkpoint, or a preInplace or preDelete hook it waits on is still
+/// running (a postInplace hook gates nothing, so it holds no rollout).
+fn pods_moved(
+    observed: &SortedPods,
+    machines: &[(String, MachineStep)],
+    update: &str,
+    waits: &HookWaits,
+) -> bool {
+    let hook_running = (waits.pre_inplace.iter())
+        .chain(waits.pre_delete)
+        .any(|(_, phase)| !phase.is_completed());
+    hook_running
+        || machines.iter().any(|(pod, step)| {
+            observed
+                .views
+                .binary_search_by(|v| v.name.as_str().cmp(pod))
+                .is_ok_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
+        })
 }
 
 /// The status list the original keeps of pods waiting on a hook (`preInplaceHookCondition`,
@@ -128,3 +160,6 @@ fn hook_conditions(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;
