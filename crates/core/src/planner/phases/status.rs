@@ -97,7 +97,7 @@ pub fn status(
         &progress_deadline::Observed {
             deadline_seconds: gd.spec.progress_deadline_seconds().map(i64::from),
             previous,
-            pods_moved: pods_moved(observed, machines, update, waits),
+            machines_moved: machines_moved(observed, machines, update),
             now: world.now,
         },
     );
@@ -120,25 +120,15 @@ pub fn status(
     (out, requeue_at)
 }
 
-/// Whether a pod moved the rollout on in this reconcile beyond what the counts show: its
-/// machine wrote a new checkpoint, or a preInplace or preDelete hook it waits on is still
-/// running (a postInplace hook gates nothing, so it holds no rollout).
-fn pods_moved(
-    observed: &SortedPods,
-    machines: &[(String, MachineStep)],
-    update: &str,
-    waits: &HookWaits,
-) -> bool {
-    let hook_running = (waits.pre_inplace.iter())
-        .chain(waits.pre_delete)
-        .any(|(_, phase)| !phase.is_completed());
-    hook_running
-        || machines.iter().any(|(pod, step)| {
-            observed
-                .views
-                .binary_search_by(|v| v.name.as_str().cmp(pod))
-                .is_ok_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
-        })
+/// Whether a pod's machine wrote a new checkpoint in this reconcile: progress the counts may
+/// not show yet (a pod taken out of endpoints, its images patched).
+fn machines_moved(observed: &SortedPods, machines: &[(String, MachineStep)], update: &str) -> bool {
+    machines.iter().any(|(pod, step)| {
+        observed
+            .views
+            .binary_search_by(|v| v.name.as_str().cmp(pod))
+            .is_ok_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
+    })
 }
 
 /// The status list the original keeps of pods waiting on a hook (`preInplaceHookCondition`,
@@ -160,6 +150,3 @@ fn hook_conditions(
         })
         .collect()
 }
-
-#[cfg(test)]
-mod tests;

@@ -11,8 +11,12 @@
 //! - a new update revision (a new rollout starts, as Deployment's new ReplicaSet);
 //! - a pod's in-place machine writing a new checkpoint (`HookCheck`, `Unready`,
 //!   `ImagePatched`, `Ready`): see [`machine_moved`];
-//! - a preInplace or preDelete HookRun a pod waits on that is still Pending or Running (one
-//!   that ended Failed, Error, Inconclusive or Terminated is no progress).
+//! - a preInplace or preDelete HookRun a pod waits on (the status' hook lists) that is still
+//!   Pending or Running: the rollout is progressing all the while, so the deadline cannot pass,
+//!   and the count starts afresh when the last such run ends, whatever its outcome (time
+//!   after a Failed, Error, Inconclusive or Terminated run counts). Holding the count rather
+//!   than moving `lastUpdateTime` on every reconcile keeps a long hook from costing a status
+//!   write per reconcile.
 //!
 //! No deadline runs unless the reason is `Updating`: paused (`Paused`), held by a user's
 //! force (`UpdateAbandoned`), done (`PartitionReached`, `Complete`). Leaving one of those
@@ -33,17 +37,21 @@ pub struct Observed<'a> {
     pub deadline_seconds: Option<i64>,
     /// The status the object shows (the last one written).
     pub previous: Option<&'a GameDeploymentStatus>,
-    /// A pod's machine wrote a new checkpoint, or a hook a pod waits on is still running.
-    pub pods_moved: bool,
+    /// A pod's machine wrote a new checkpoint (see [`machine_moved`]).
+    pub machines_moved: bool,
     pub now: Timestamp,
 }
 
-/// Applies the deadline to the `Progressing` condition of `status` (computed without it);
-/// returns the instant the deadline passes if nothing moves before, to look again then.
+/// Applies the deadline to the `Progressing` condition of `status` (computed without it, with
+/// its hook lists); returns the instant the deadline passes if nothing moves before, to look
+/// again then.
 pub fn apply(status: &mut GameDeploymentStatus, o: &Observed) -> Option<Timestamp> {
     let seconds = o.deadline_seconds?;
     let previous = o.previous.and_then(progressing);
-    let progressed = o.pods_moved || o.previous.is_some_and(|p| counts_progressed(p, status));
+    let held = hooks_running(status);
+    let hooks_ended = o.previous.is_some_and(hooks_running) && !held;
+    let progressed =
+        o.machines_moved || hooks_ended || o.previous.is_some_and(|p| counts_progressed(p, status));
     let now = o.now;
     let condition = status
         .conditions
@@ -68,6 +76,10 @@ pub fn apply(status: &mut GameDeploymentStatus, o: &Observed) -> Option<Timestam
         _ => now,
     };
     condition.last_update_time = Some(Time(since));
+    if held {
+        // The run's end triggers the next reconcile, which restarts the count.
+        return None;
+    }
     let due = since
         .checked_add(SignedDuration::from_secs(seconds))
         .unwrap_or(Timestamp::MAX);
@@ -133,6 +145,14 @@ fn counts_progressed(before: &GameDeploymentStatus, now: &GameDeploymentStatus) 
         || now.available_replicas > before.available_replicas
         || now.updated_ready_replicas > before.updated_ready_replicas
         || old(now) < old(before)
+}
+
+/// Whether a pod waits on a preInplace or preDelete HookRun that is still Pending or Running
+/// (a postInplace hook gates nothing, so it holds no rollout).
+fn hooks_running(status: &GameDeploymentStatus) -> bool {
+    (status.pre_inplace_hook_condition.iter())
+        .chain(&status.pre_delete_hook_condition)
+        .any(|c| !c.phase.is_completed())
 }
 
 fn progressing(status: &GameDeploymentStatus) -> Option<&GameDeploymentCondition> {

@@ -30,7 +30,7 @@ fn status(reason: &str, updated: i32) -> GameDeploymentStatus {
 fn reconcile(
     previous: Option<&GameDeploymentStatus>,
     mut computed: GameDeploymentStatus,
-    pods_moved: bool,
+    machines_moved: bool,
     at: &str,
 ) -> (GameDeploymentStatus, Option<Timestamp>) {
     let due = apply(
@@ -38,7 +38,7 @@ fn reconcile(
         &Observed {
             deadline_seconds: Some(60),
             previous,
-            pods_moved,
+            machines_moved,
             now: t(at),
         },
     );
@@ -58,7 +58,7 @@ fn no_deadline_leaves_the_condition_as_computed() {
         &Observed {
             deadline_seconds: None,
             previous: None,
-            pods_moved: false,
+            machines_moved: false,
             now: t(START),
         },
     );
@@ -161,8 +161,8 @@ fn progress_turns_it_back_to_true_and_restarts_the_count() {
 fn each_kind_of_progress_restarts_the_count() {
     let (first, _) = reconcile(None, status(names::REASON_UPDATING, 3), false, START);
     let later = "2026-01-01T00:00:50Z";
-    let moved = |s: GameDeploymentStatus, pods_moved: bool| {
-        let (s, due) = reconcile(Some(&first), s, pods_moved, later);
+    let moved = |s: GameDeploymentStatus, machines_moved: bool| {
+        let (s, due) = reconcile(Some(&first), s, machines_moved, later);
         (condition(&s).last_update_time.clone(), due)
     };
     let restarted = (Some(Time(t(later))), Some(t("2026-01-01T00:01:50Z")));
@@ -320,4 +320,83 @@ fn a_machine_moves_the_rollout_when_it_writes_a_new_checkpoint() {
         &step(State::Ready, false),
         "r2"
     ));
+}
+
+fn pre_inplace(s: &mut GameDeploymentStatus) -> &mut Vec<crate::api::HookCondition> {
+    &mut s.pre_inplace_hook_condition
+}
+
+fn pre_delete(s: &mut GameDeploymentStatus) -> &mut Vec<crate::api::HookCondition> {
+    &mut s.pre_delete_hook_condition
+}
+
+fn post_inplace(s: &mut GameDeploymentStatus) -> &mut Vec<crate::api::HookCondition> {
+    &mut s.post_inplace_hook_condition
+}
+
+/// `status(Updating, 3)` with pod `p` waiting on a hook in `phase`, in the list `list` picks.
+fn waiting(
+    phase: crate::api::HookPhase,
+    list: fn(&mut GameDeploymentStatus) -> &mut Vec<crate::api::HookCondition>,
+) -> GameDeploymentStatus {
+    let mut s = status(names::REASON_UPDATING, 3);
+    list(&mut s).push(crate::api::HookCondition {
+        pod_name: "p".into(),
+        start_time: Time(t(START)),
+        phase,
+    });
+    s
+}
+
+#[test]
+fn a_running_pre_hook_holds_the_count_and_its_end_restarts_it_whatever_the_outcome() {
+    use crate::api::HookPhase;
+    for list in [pre_inplace, pre_delete] {
+        let (first, _) = reconcile(None, waiting(HookPhase::Running, list), false, START);
+        // Long past the deadline, the hook still running: still progressing, nothing to requeue.
+        let (running, due) = reconcile(
+            Some(&first),
+            waiting(HookPhase::Running, list),
+            false,
+            "2026-01-01T01:00:00Z",
+        );
+        assert_eq!(condition(&running).status, "True");
+        assert_eq!(due, None, "the run's end triggers the next reconcile");
+        assert_eq!(
+            condition(&running).last_update_time,
+            Some(Time(t(START))),
+            "held, not rewritten on every reconcile"
+        );
+        // It ends Failed: the count starts from its end and is not held any more.
+        let (ended, due) = reconcile(
+            Some(&running),
+            waiting(HookPhase::Failed, list),
+            false,
+            "2026-01-01T01:00:10Z",
+        );
+        assert_eq!(condition(&ended).status, "True");
+        assert_eq!(due, Some(t("2026-01-01T01:01:10Z")));
+        let (passed, _) = reconcile(
+            Some(&ended),
+            waiting(HookPhase::Failed, list),
+            false,
+            "2026-01-01T01:01:10Z",
+        );
+        assert_eq!(
+            condition(&passed).reason,
+            names::REASON_PROGRESS_DEADLINE_EXCEEDED,
+            "a failed hook keeps nothing progressing"
+        );
+    }
+}
+
+#[test]
+fn a_running_post_hook_gates_nothing_and_holds_no_deadline() {
+    let running = || waiting(crate::api::HookPhase::Running, post_inplace);
+    let (first, _) = reconcile(None, running(), false, START);
+    let (later, _) = reconcile(Some(&first), running(), false, "2026-01-01T00:01:00Z");
+    assert_eq!(
+        condition(&later).reason,
+        names::REASON_PROGRESS_DEADLINE_EXCEEDED
+    );
 }
