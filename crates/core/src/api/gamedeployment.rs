@@ -2,7 +2,9 @@
 //! the controller reads instead of repeating the defaults.
 //!
 //! Field names and JSON shapes follow the Go `bcs-gamedeployment-operator` so that existing
-//! objects and scripts keep working. The one addition is
+//! objects and scripts keep working, plus the fields of bk-bcs's newer types (kourse
+//! `pkg/apis/tkex/v1alpha1`: `OnDelete`, percentage partitions in canary steps,
+//! `scaleStrategy.createBatch`, `disableReadinessGate`). The one addition of our own is
 //! `updateStrategy.inPlaceUpdateStrategy.deadlineSeconds`.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
