@@ -92,7 +92,7 @@ fn pod_spec(owner: &Owner, template: &PodTemplateSpec, revision: &str, i: usize)
         instance_id: s,
         revision: revision.to_string(),
     };
-    let mut pod = pods::build(owner, template, &new);
+    let mut pod = pods::build(owner, template, &new, true);
     let t = now() - jiff::SignedDuration::from_secs(600);
     let record = Record {
         state: State::Ready,

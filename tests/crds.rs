@@ -666,6 +666,25 @@ fn gamedeployment_schema_declares_the_documented_defaults() {
         None,
         "unset deadline means no deadline"
     );
+    assert_eq!(
+        at(&["spec", "scaleStrategy", "createBatch"]),
+        Some(json!("100%")),
+        "the newer API's default: every missing pod in one wave"
+    );
+    assert_eq!(
+        node(&schema, &["spec", "scaleStrategy", "createBatch"])["x-kubernetes-int-or-string"],
+        true
+    );
+    // A canary step's partition is checked by OpenAPI (a CEL regex inside the unbounded steps
+    // list would be priced over budget): `pattern` for strings, the bounds for integers.
+    let step = &node(&schema, &["spec", "updateStrategy", "canary", "steps"])["items"];
+    let partition = node(step, &["partition"]);
+    assert_eq!(partition["x-kubernetes-int-or-string"], true);
+    assert_eq!(partition["pattern"], "^[0-9]+%$");
+    assert_eq!(
+        (partition["minimum"].as_f64(), partition["maximum"].as_f64()),
+        (Some(0.0), Some(f64::from(i32::MAX)))
+    );
     for (path, min) in [
         (&["spec", "replicas"][..], 0.0),
         (&["spec", "revisionHistoryLimit"], 0.0),
@@ -1039,6 +1058,10 @@ const BOTH_ZERO: &str = "updateStrategy.maxUnavailable and maxSurge are both zer
 const PROGRESS_DEADLINE: &str = "spec.progressDeadlineSeconds must be greater than minReadySeconds (as for a Deployment): a pod cannot count as available, and so as progress, before minReadySeconds have passed";
 const DEADLINE: &str = "inPlaceUpdateStrategy.deadlineSeconds must be greater than gracePeriodSeconds: the deadline starts when the pod is chosen and has to cover the grace period plus the image swap";
 const ONE_STEP: &str = "a canary step is exactly one of partition, pause or hook";
+const CREATE_BATCH: &str =
+    "scaleStrategy.createBatch must be a positive integer or a percentage such as \"25%\"";
+const CREATE_BATCH_ZERO: &str =
+    "scaleStrategy.createBatch is zero, so no pod could ever be created: make it positive";
 const ONE_PROVIDER: &str = "metric provider must set exactly one of web, prometheus or kubernetes";
 const COUNT_INTERVAL: &str =
     "a metric with count > 1 needs an interval between measurements, e.g. interval: 10s";
@@ -1272,6 +1295,39 @@ fn cases() -> Vec<Case> {
             gd,
             strategy(json!({"canary": {"steps": [{}]}})),
             Some(ONE_STEP),
+        ),
+        case(
+            "a percentage canary partition (newer API)",
+            gd,
+            strategy(json!({"canary": {"steps": [{"partition": "75%"}, {"partition": 2}]}})),
+            None,
+        ),
+        case(
+            "OnDelete (newer API)",
+            gd,
+            strategy(json!({"type": "OnDelete"})),
+            None,
+        ),
+        case(
+            "createBatch and disableReadinessGate (newer API)",
+            gd,
+            gd_with(|v| {
+                v["spec"]["scaleStrategy"] = json!({"createBatch": "25%"});
+                v["spec"]["disableReadinessGate"] = json!(true);
+            }),
+            None,
+        ),
+        case(
+            "a malformed createBatch",
+            gd,
+            gd_with(|v| v["spec"]["scaleStrategy"] = json!({"createBatch": "some"})),
+            Some(CREATE_BATCH),
+        ),
+        case(
+            "a zero createBatch",
+            gd,
+            gd_with(|v| v["spec"]["scaleStrategy"] = json!({"createBatch": "0%"})),
+            Some(CREATE_BATCH_ZERO),
         ),
         case("one provider", ht, hook_template(metric(json!({}))), None),
         case(

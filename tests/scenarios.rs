@@ -891,3 +891,86 @@ fn a_failed_canary_hook_pauses_and_resuming_checks_again() {
     assert!(per_pod_violations(&r, 30.0).is_empty());
     snapshot("canary-hook-failure", &r);
 }
+
+#[test]
+fn on_delete_touches_no_pod_and_a_deleted_pod_comes_back_updated() {
+    let r = simulate(&scenario("on-delete.yaml"));
+    assert_eq!(r.pods.len(), 8);
+    let before = initial_pods(&r);
+    let update = update_revision(&r);
+    let (kept, fresh): (Vec<_>, Vec<_>) = r.pods.iter().partition(|p| before.contains(&p.name));
+    assert_eq!((kept.len(), fresh.len()), (7, 1));
+    for p in &kept {
+        assert_eq!(
+            p.containers[0].image, "python:3.9",
+            "{} was touched",
+            p.name
+        );
+        assert_ne!(p.revision.as_deref(), Some(update.as_str()));
+    }
+    for p in &fresh {
+        assert_eq!(p.containers[0].image, "python:latest");
+        assert_eq!(p.revision.as_deref(), Some(update.as_str()));
+        assert!(p.ready);
+    }
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    assert!(
+        r.history
+            .iter()
+            .all(|h| !before.contains(&h.pod) || h.in_place_update_ready != Some(false)),
+        "no pod was taken out of service for an update"
+    );
+    assert_eq!(status_int(&r, "updatedReplicas"), 1);
+    assert_eq!(status_int(&r, "updatedReadyReplicas"), 1);
+    assert_eq!(status_int(&r, "readyReplicas"), 8);
+    // currentRevision: the revision the seven pods not yet updated run.
+    let status = &r.game_deployments[0].status;
+    assert_eq!(
+        status["currentRevision"].as_str(),
+        kept[0].revision.as_deref()
+    );
+    snapshot("on-delete", &r);
+}
+
+#[test]
+fn create_batch_waves_no_readiness_gate_and_a_percentage_partition() {
+    // Run on for minutes after the rollout: the status is the one written after it.
+    let r = simulate(&scenario("newer-api.yaml"));
+    assert_eq!(status_int(&r, "availableReplicas"), 8);
+    assert_eq!(r.pods.len(), 8);
+    // createBatch 3: never more than three pods alive and not Ready while they are created,
+    // and the eight are created at three or more instants (waves), not at once.
+    let mut alive: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut created_at: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut most_unready = 0;
+    for h in r.history.iter().filter(|h| h.t < 120.0) {
+        created_at.entry(&h.pod).or_insert(h.t as u64);
+        if h.deleted || h.terminating {
+            alive.remove(h.pod.as_str());
+        } else {
+            alive.insert(&h.pod, h.ready);
+        }
+        most_unready = most_unready.max(alive.values().filter(|r| !**r).count());
+    }
+    assert_eq!(most_unready, 3);
+    let waves: BTreeSet<u64> = created_at.values().copied().collect();
+    assert!(waves.len() >= 3, "{created_at:?}");
+    // partition "50%" of 8 keeps 4 pods back.
+    assert_eq!(status_int(&r, "updatedReplicas"), 4);
+    // disableReadinessGate: a pod marked InPlaceUpdateReady=False for its grace period still
+    // serves (Ready) until its container restarts.
+    assert!(
+        r.history
+            .iter()
+            .any(|h| h.in_place_update_ready == Some(false) && h.ready),
+        "an updating pod stays Ready through its grace period"
+    );
+    assert!(r.pods.iter().all(|p| {
+        p.conditions
+            .iter()
+            .all(|c| c.type_ != "InPlaceUpdateReady" || p.ready)
+    }));
+    let v = per_pod_violations(&r, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("newer-api", &r);
+}

@@ -362,6 +362,7 @@ fn strategy_name(t: &UpdateStrategyType) -> &'static str {
         UpdateStrategyType::RollingUpdate => "RollingUpdate",
         UpdateStrategyType::InplaceUpdate => "InplaceUpdate",
         UpdateStrategyType::HotPatchUpdate => "HotPatchUpdate",
+        UpdateStrategyType::OnDelete => "OnDelete",
     }
 }
 

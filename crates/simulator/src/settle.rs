@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use gamedeploy_core::api::StoredGameDeployment;
+use gamedeploy_core::api::{StoredGameDeployment, UpdateStrategyType};
 use gamedeploy_core::inplace::{self, Decoded, State};
 
 /// Every GameDeployment's status matches its spec and no pod is mid-update or terminating.
@@ -26,7 +26,7 @@ pub fn pod_busy(p: &Pod) -> bool {
 }
 
 /// The GameDeployment's status shows its spec done: observed, every replica ready and
-/// updated (up to the partition, or as far as it got when paused).
+/// updated (up to the partition, or as far as it got when paused or under OnDelete).
 pub fn gd_settled(stored: &StoredGameDeployment) -> bool {
     let Some(gd) = stored.decoded() else {
         return false;
@@ -41,7 +41,9 @@ pub fn gd_settled(stored: &StoredGameDeployment) -> bool {
         gd.spec.partition(replicas).unwrap_or(0).clamp(0, replicas)
     };
     let steps_done = s.current_step_index.is_none_or(|i| i as usize >= steps);
-    let expected = if gd.spec.paused() {
+    // OnDelete moves a pod only when the user deletes it: done once every replica is ready.
+    let on_delete = gd.spec.update_strategy_type() == UpdateStrategyType::OnDelete;
+    let expected = if gd.spec.paused() || on_delete {
         s.updated_replicas
     } else {
         replicas - partition

@@ -2,7 +2,9 @@
 //! the controller reads instead of repeating the defaults.
 //!
 //! Field names and JSON shapes follow the Go `bcs-gamedeployment-operator` so that existing
-//! objects and scripts keep working. The one addition is
+//! objects and scripts keep working, plus the fields of bk-bcs's newer types (kourse
+//! `pkg/apis/tkex/v1alpha1`: `OnDelete`, percentage partitions in canary steps,
+//! `scaleStrategy.createBatch`, `disableReadinessGate`). The one addition of our own is
 //! `updateStrategy.inPlaceUpdateStrategy.deadlineSeconds`.
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
@@ -27,6 +29,8 @@ pub const DEFAULT_MAX_SURGE: i32 = 0;
 pub const DEFAULT_GRACE_PERIOD_SECONDS: i32 = 0;
 /// Non-live ControllerRevisions kept when `revisionHistoryLimit` is unset.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// The newer API's `scaleStrategy.createBatch` default: every missing pod in one wave.
+pub const DEFAULT_CREATE_BATCH: &str = "100%";
 
 /// The template labels must carry every `matchLabels` entry, or the operator would create pods it
 /// cannot see and keep creating more.
@@ -193,15 +197,27 @@ pub struct GameDeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub progress_deadline_seconds: Option<i32>,
+    /// Newer API: new pods get no `InPlaceUpdateReady` readiness gate, so an in-place update
+    /// cannot take them out of service (the grace period is then only a wait).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_readiness_gate: bool,
 }
 
 /// How scaling picks pods.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[x_kube(validation = Rule::new(int_or_percent_rule!("createBatch")).field_path(".createBatch").message("scaleStrategy.createBatch must be a positive integer or a percentage such as \"25%\""))]
+#[x_kube(validation = Rule::new(concat!("!has(self.createBatch) || !", is_zero!("createBatch"))).field_path(".createBatch").message("scaleStrategy.createBatch is zero, so no pod could ever be created: make it positive"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScaleStrategy {
     /// Pods to delete first (still gated by the pre-delete hook); replacements are created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods_to_delete: Vec<String>,
+
+    /// Newer API: the most pods created in one wave (integer or percentage of replicas, rounded
+    /// up); the next wave waits until the pods not Ready are fewer than the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = DEFAULT_CREATE_BATCH))]
+    pub create_batch: Option<IntOrString>,
 }
 
 /// How pods are moved to a new template revision.
@@ -214,6 +230,8 @@ pub enum UpdateStrategyType {
     InplaceUpdate,
     /// Swap images without restarting containers (needs the BCS-customised kubelet).
     HotPatchUpdate,
+    /// Newer API: touch no pod; a pod the user deletes comes back at the update revision.
+    OnDelete,
 }
 
 /// Update policy. Defaulted to `{}` so that its own defaults apply when it is omitted.
@@ -288,11 +306,15 @@ pub struct CanaryStrategy {
 #[x_kube(validation = Rule::new("(has(self.partition) ? 1 : 0) + (has(self.pause) ? 1 : 0) + (has(self.hook) ? 1 : 0) == 1").message("a canary step is exactly one of partition, pause or hook"))]
 #[serde(rename_all = "camelCase")]
 pub struct CanaryStep {
-    /// Pods kept on older revisions from this step on; the step is done once the others are
-    /// updated, ready and available.
+    /// Pods (or a percentage of replicas, rounded as `updateStrategy.partition`) kept on older
+    /// revisions from this step on; the step is done once the others are updated, ready and
+    /// available.
+    // Checked by OpenAPI rather than CEL: the apiserver prices a regex over an int-or-string
+    // inside the unbounded steps list as if both filled the request, and would refuse the CRD.
+    // `pattern` applies to strings only, `minimum` and `maximum` to integers only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0))]
-    pub partition: Option<i32>,
+    #[schemars(extend("pattern" = "^[0-9]+%$", "minimum" = 0, "maximum" = i32::MAX))]
+    pub partition: Option<IntOrString>,
 
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause: Option<CanaryPause>,
@@ -346,7 +368,8 @@ pub struct GameDeploymentStatus {
     /// Revision the template currently hashes to.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub update_revision: String,
-    /// Oldest revision a pod still runs.
+    /// The revision the pods not yet updated run: the oldest revision (by ControllerRevision
+    /// number) a pod not being deleted still runs; `updateRevision` once every pod runs it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub current_revision: String,
     /// Bumped on ControllerRevision name collisions.
@@ -439,14 +462,13 @@ pub struct HookCondition {
     pub phase: HookPhase,
 }
 
-/// A budget field (partition, maxUnavailable, maxSurge) holds neither a non-negative integer
-/// nor a percentage. The CRD rejects such values; this shows up for objects that bypassed it.
+/// A budget field (partition, maxUnavailable, maxSurge, createBatch) holds neither a
+/// non-negative integer nor a percentage. The CRD rejects such values; this shows up for objects
+/// that bypassed it.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "spec.updateStrategy.{field} is {value:?}: use a non-negative integer or a percentage such as \"20%\""
-)]
+#[error("spec.{field} is {value:?}: use a non-negative integer or a percentage such as \"20%\"")]
 pub struct InvalidIntOrPercent {
-    /// JSON name of the field inside `updateStrategy`.
+    /// JSON path of the field inside `spec`.
     pub field: &'static str,
     /// The offending value as written.
     pub value: String,
@@ -486,6 +508,41 @@ fn scaled(
     }
 }
 
+/// A partition for `replicas` pods, rounded as OpenKruise CloneSet does
+/// (`CalculatePartitionReplicas`): an integer as written; a percentage rounds up, so any
+/// percentage above 0% keeps at least one pod back, but one below 100% of more than one pod
+/// lets at least one pod through, and none exceeds `replicas`.
+fn partition_of(
+    value: &IntOrString,
+    replicas: i32,
+    field: &'static str,
+) -> Result<i32, InvalidIntOrPercent> {
+    let kept = scaled(value, replicas, true, field)?;
+    Ok(match value {
+        IntOrString::Int(_) => kept,
+        IntOrString::String(_) => {
+            let replicas = replicas.max(0);
+            // The percentage itself: `scaled` of 100 is the number written before the '%'.
+            let below_all = scaled(value, 100, true, field)? < 100;
+            if below_all && replicas > 1 && kept >= replicas {
+                replicas - 1
+            } else {
+                kept.min(replicas)
+            }
+        }
+    })
+}
+
+impl CanaryStep {
+    /// The pods this step keeps back for `replicas`, if it is a partition step; percentages
+    /// round as `updateStrategy.partition`'s.
+    pub fn partition_for(&self, replicas: i32) -> Option<Result<i32, InvalidIntOrPercent>> {
+        self.partition
+            .as_ref()
+            .map(|p| partition_of(p, replicas, "updateStrategy.canary.steps[].partition"))
+    }
+}
+
 impl GameDeploymentSpec {
     /// Desired pods, with the schema default.
     pub fn replicas(&self) -> i32 {
@@ -506,14 +563,15 @@ impl GameDeploymentSpec {
         self.update_strategy.as_ref().is_some_and(|u| u.paused)
     }
 
-    /// Pods to keep on old revisions for `replicas`; percentages round up.
+    /// Pods to keep on old revisions for `replicas`; percentages round as CloneSet's (see
+    /// [`partition_of`]).
     pub fn partition(&self, replicas: i32) -> Result<i32, InvalidIntOrPercent> {
         match self
             .update_strategy
             .as_ref()
             .and_then(|u| u.partition.as_ref())
         {
-            Some(p) => scaled(p, replicas, true, "partition"),
+            Some(p) => partition_of(p, replicas, "updateStrategy.partition"),
             None => Ok(DEFAULT_PARTITION),
         }
     }
@@ -525,7 +583,7 @@ impl GameDeploymentSpec {
             .as_ref()
             .and_then(|u| u.max_surge.as_ref())
         {
-            Some(s) => scaled(s, replicas, true, "maxSurge"),
+            Some(s) => scaled(s, replicas, true, "updateStrategy.maxSurge"),
             None => Ok(DEFAULT_MAX_SURGE),
         }
     }
@@ -540,7 +598,17 @@ impl GameDeploymentSpec {
             .as_ref()
             .and_then(|u| u.max_unavailable.as_ref())
             .unwrap_or(&default);
-        scaled(value, replicas, round_up, "maxUnavailable")
+        scaled(value, replicas, round_up, "updateStrategy.maxUnavailable")
+    }
+
+    /// The most pods created in one wave for `replicas` (percentages round up), or `None` when
+    /// `scaleStrategy.createBatch` is unset: then creation is not held back at all.
+    pub fn create_batch(&self, replicas: i32) -> Result<Option<i32>, InvalidIntOrPercent> {
+        self.scale_strategy
+            .as_ref()
+            .and_then(|s| s.create_batch.as_ref())
+            .map(|b| scaled(b, replicas, true, "scaleStrategy.createBatch"))
+            .transpose()
     }
 
     /// Seconds between marking a pod unready and swapping its images.

@@ -47,7 +47,7 @@ fn set_fields_win_over_defaults() {
             }),
             canary: Some(CanaryStrategy {
                 steps: vec![CanaryStep {
-                    partition: Some(4),
+                    partition: Some(IntOrString::Int(4)),
                     ..Default::default()
                 }],
             }),
@@ -92,11 +92,11 @@ fn percentages_round_up_except_max_unavailable_with_surge() {
 #[test]
 fn malformed_budgets_name_the_field_and_the_fix() {
     for (value, field) in [
-        (s("20"), "maxUnavailable"),
-        (s("%"), "maxUnavailable"),
-        (s("-5%"), "maxUnavailable"),
-        (s("abc%"), "maxUnavailable"),
-        (IntOrString::Int(-1), "maxUnavailable"),
+        (s("20"), "updateStrategy.maxUnavailable"),
+        (s("%"), "updateStrategy.maxUnavailable"),
+        (s("-5%"), "updateStrategy.maxUnavailable"),
+        (s("abc%"), "updateStrategy.maxUnavailable"),
+        (IntOrString::Int(-1), "updateStrategy.maxUnavailable"),
     ] {
         let spec = with_strategy(UpdateStrategy {
             max_unavailable: Some(value.clone()),
@@ -124,6 +124,7 @@ fn spec_serializes_with_the_original_json_names() {
         replicas: Some(2),
         scale_strategy: Some(ScaleStrategy {
             pods_to_delete: vec!["a".into()],
+            create_batch: None,
         }),
         pre_delete_update_strategy: Some(HookUpdateStrategy {
             hook: None,
@@ -150,6 +151,57 @@ fn spec_serializes_with_the_original_json_names() {
     assert_eq!(json["preDeleteUpdateStrategy"]["retry"], true);
     let back: GameDeploymentSpec = serde_json::from_value(json).unwrap();
     assert_eq!(back, spec);
+}
+
+/// A manifest written against the newer API (kourse `pkg/apis/tkex/v1alpha1`) reads with its
+/// JSON names, and a field left unset serializes as before.
+#[test]
+fn the_newer_api_fields_read_with_their_json_names() {
+    let spec: GameDeploymentSpec = serde_json::from_value(serde_json::json!({
+        "selector": {"matchLabels": {"app": "a"}},
+        "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}},
+        "replicas": 10,
+        "disableReadinessGate": true,
+        "scaleStrategy": {"createBatch": "30%"},
+        "updateStrategy": {"type": "OnDelete", "partition": "50%",
+                           "canary": {"steps": [{"partition": "80%"}, {"partition": 2}]}}
+    }))
+    .unwrap();
+    assert!(spec.disable_readiness_gate);
+    assert_eq!(spec.update_strategy_type(), UpdateStrategyType::OnDelete);
+    assert_eq!(spec.create_batch(10).unwrap(), Some(3));
+    assert_eq!(spec.partition(10).unwrap(), 5);
+    let steps = spec.canary_steps();
+    assert_eq!(steps[0].partition_for(10).unwrap().unwrap(), 8);
+    assert_eq!(steps[1].partition_for(10).unwrap().unwrap(), 2);
+    let json = serde_json::to_value(&spec).unwrap();
+    assert_eq!(json["updateStrategy"]["canary"]["steps"][1]["partition"], 2);
+    assert_eq!(json["scaleStrategy"]["createBatch"], "30%");
+    let plain = seed_example().spec;
+    let json = serde_json::to_value(&plain).unwrap();
+    assert!(json.get("disableReadinessGate").is_none());
+    assert_eq!(plain.create_batch(8).unwrap(), None);
+}
+
+/// Percentage partitions round as OpenKruise CloneSet's `CalculatePartitionReplicas`: up, but
+/// below 100% at least one of several pods goes through; integers stay as written.
+#[test]
+fn percentage_partitions_round_as_clonesets() {
+    let at = |p: IntOrString, replicas: i32| {
+        with_strategy(UpdateStrategy {
+            partition: Some(p),
+            ..Default::default()
+        })
+        .partition(replicas)
+        .unwrap()
+    };
+    assert_eq!(at(s("1%"), 10), 1, "above 0% keeps one back");
+    assert_eq!(at(s("0%"), 10), 0);
+    assert_eq!(at(s("99%"), 10), 9, "below 100% lets one through");
+    assert_eq!(at(s("100%"), 10), 10);
+    assert_eq!(at(s("150%"), 10), 10, "never more than replicas");
+    assert_eq!(at(s("50%"), 1), 1, "one pod: rounded up, kept");
+    assert_eq!(at(IntOrString::Int(12), 10), 12, "an integer as written");
 }
 
 #[test]

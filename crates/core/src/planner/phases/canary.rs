@@ -5,6 +5,7 @@
 //! observed.
 
 use super::revisions::Revisions;
+use crate::api::UpdateStrategyType;
 use crate::planner::model::{PlanInput, SortedPods};
 use crate::planner::rules::canary_steps::{self, Canary};
 use crate::planner::rules::conditions::Counts;
@@ -18,6 +19,8 @@ pub fn canary(
     revisions: &Revisions,
 ) -> Canary {
     let steps = world.gd.spec.canary_steps();
+    // OnDelete keeps no pod back (see `limits::resolve`), whatever a step says.
+    let on_delete = resolved.strategy == UpdateStrategyType::OnDelete;
     let limits = &mut resolved.limits;
     // Counting 10,000 pods is only needed when a step may wait on them.
     let counts = if steps.is_empty() {
@@ -40,7 +43,7 @@ pub fn canary(
         runs: world.hook_runs,
         now: world.now,
     });
-    if let Some(p) = decided.partition {
+    if let Some(p) = decided.partition.filter(|_| !on_delete) {
         limits.partition = p;
     }
     decided

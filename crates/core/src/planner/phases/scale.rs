@@ -69,6 +69,7 @@ pub fn scale(
             pods_to_delete: &pods_to_delete,
             node_costs: world.node_costs,
             cost_descending,
+            create_batch: resolved.create_batch,
             min_ready_seconds: resolved.limits.min_ready_seconds,
             now: world.now,
         },
@@ -111,7 +112,7 @@ pub fn scale(
             .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
         {
             Some(Ok(t)) => {
-                let mut pod = new_pods::build(owner, &t, new);
+                let mut pod = new_pods::build(owner, &t, new, resolved.readiness_gate);
                 if let Some(&at) = indices.get(i) {
                     pod_index::stamp(&mut pod, at);
                 }

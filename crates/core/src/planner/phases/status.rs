@@ -8,7 +8,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::revisions::Revisions;
-use crate::api::{GameDeploymentStatus, HookCondition, HookPhase};
+use crate::api::{GameDeploymentStatus, HookCondition, HookPhase, UpdateStrategyType};
 use crate::inplace::{Decoded, MachineStep, State};
 use crate::planner::model::{ConditionReport, PlanInput, SortedPods};
 use crate::planner::rules::adoption;
@@ -96,8 +96,13 @@ pub fn status(
     out.pause_conditions = canary.pause_conditions.clone();
     let deadline = progress_deadline::apply(
         &mut out,
-        &progress_deadline::Observed {
-            deadline_seconds: gd.spec.progress_deadline_seconds().map(i64::from),
+        &progress_deadline::DeadlineInput {
+            // Under OnDelete the controller moves no pod: waiting for the user is not a stall.
+            deadline_seconds: gd
+                .spec
+                .progress_deadline_seconds()
+                .filter(|_| resolved.strategy != UpdateStrategyType::OnDelete)
+                .map(i64::from),
             previous,
             machines_moved: machines_moved(observed, machines, update),
             now: world.now,

@@ -100,6 +100,12 @@ pub fn update(
         // machines already running still advance, so no pod is left unready.
         rollout.may_start.clear();
     }
+    if resolved.strategy == UpdateStrategyType::OnDelete {
+        // OnDelete chooses no pod: a pod moves only when the user deletes it and the scale
+        // phase creates its replacement from the update revision.
+        rollout.may_start.clear();
+        rollout.targets.clear();
+    }
     let targets: BTreeSet<&str> = rollout.targets.iter().map(String::as_str).collect();
     let templates = &revisions.plan.templates;
     let new_template = templates.get(update).cloned().unwrap_or(Value::Null);
@@ -115,7 +121,9 @@ pub fn update(
             .or_insert_with(|| revision_diff(own, templates, &new_template, update));
         let turn = out.turn();
         match resolved.strategy {
-            UpdateStrategyType::InplaceUpdate => {
+            // OnDelete starts nothing (above); an in-place update begun under another strategy
+            // still finishes, or is called off if it has not patched the pod yet.
+            UpdateStrategyType::InplaceUpdate | UpdateStrategyType::OnDelete => {
                 // Borrowed: the 10,000 pods of one revision share their target.
                 let target: Cow<Target> = match (diff, wants_update) {
                     (Ok(t), true) => Cow::Borrowed(t),

@@ -161,3 +161,14 @@ fn without_a_deadline_the_condition_carries_no_update_time() {
     let c = progressing(&later);
     assert_eq!((c.status.as_str(), c.last_update_time), ("True", None));
 }
+
+#[test]
+fn on_delete_waits_for_the_user_without_a_deadline() {
+    let (mut gd, pods, revs, first) = created();
+    gd.spec.update_strategy.as_mut().unwrap().type_ =
+        Some(crate::api::UpdateStrategyType::OnDelete);
+    let seen = reconcile(&gd, &first, &pods, &revs, at(30));
+    let late = reconcile(&gd, &seen, &pods, &revs, at(600));
+    assert_eq!(progressing(&late).status, "True");
+    assert!(deadline_events(&late).is_empty());
+}

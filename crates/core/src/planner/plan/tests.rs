@@ -476,3 +476,64 @@ fn a_pause_still_releases_readiness_gates() {
     let plan = plan_with(&gd, &pods, &revs);
     assert_eq!(plan.release_gates.len(), 8);
 }
+
+/// OnDelete: a new template starts no update (no machine, recreate or hot patch), even with a
+/// partition and surge that would let one through; a pod that is gone comes back from the
+/// update revision, and `currentRevision` stays the revision the untouched pods run.
+#[test]
+fn on_delete_touches_no_pod_and_recreates_a_missing_one_from_the_update_revision() {
+    let mut gd = seed();
+    let (_, pods, mut revs) = first_sync(&gd);
+    let old = revs[0].metadata.name.clone().unwrap();
+    let strategy = gd.spec.update_strategy.as_mut().unwrap();
+    strategy.type_ = Some(UpdateStrategyType::OnDelete);
+    strategy.max_surge = Some(IntOrString::Int(2));
+    gd.spec.template.spec.as_mut().unwrap().containers[0].image = Some("python:latest".into());
+    let plan = plan_with(&gd, &pods, &revs);
+    assert!(plan.delete.is_empty() && plan.create.is_empty() && plan.hot_patches.is_empty());
+    assert!(
+        plan.machines
+            .iter()
+            .all(|(_, m)| m.writes().next().is_none()),
+        "{:?}",
+        plan.machines
+    );
+    assert_eq!(plan.status.current_revision, old);
+    revs.extend(plan.revisions.and_then(|r| r.create));
+    let update = plan.status.update_revision.clone();
+    assert_ne!(update, old);
+    let plan = plan_with(&gd, &pods[1..], &revs);
+    assert_eq!(plan.create.len(), 1);
+    let labels = plan.create[0].metadata.labels.as_ref().unwrap();
+    assert_eq!(labels[names::LABEL_REVISION], update);
+    assert!(plan.delete.is_empty());
+}
+
+#[test]
+fn disable_readiness_gate_creates_pods_without_the_gate() {
+    let mut gd = seed();
+    let (_, pods, _) = first_sync(&gd);
+    assert!(
+        pods.iter()
+            .all(|p| p.spec.as_ref().unwrap().readiness_gates.is_some())
+    );
+    gd.spec.disable_readiness_gate = true;
+    let (_, pods, _) = first_sync(&gd);
+    assert_eq!(pods.len(), 8);
+    assert!(
+        pods.iter()
+            .all(|p| p.spec.as_ref().unwrap().readiness_gates.is_none())
+    );
+}
+
+/// createBatch 3 of the seed's 8: the first sync creates three pods, not eight.
+#[test]
+fn create_batch_bounds_the_first_wave() {
+    let mut gd = seed();
+    gd.spec.scale_strategy = Some(crate::api::ScaleStrategy {
+        create_batch: Some(IntOrString::String("30%".into())),
+        ..Default::default()
+    });
+    let (plan, _, _) = first_sync(&gd);
+    assert_eq!(plan.create.len(), 3, "30% of 8 rounds up to 3");
+}

@@ -124,7 +124,7 @@ pub fn decide(input: &CanaryInput) -> Canary {
     let mut run_of_steps: Option<(usize, usize)> = None;
     while index < len {
         let step = &input.steps[index];
-        let done = if let Some(p) = step.partition {
+        let done = if let Some(p) = step_partition(step, input.replicas) {
             partition_reached(p, input)
         } else if let Some(pause) = &step.pause {
             pause_over(pause, index, &step_input, &mut pauses, &mut out)
@@ -188,8 +188,15 @@ fn effective_partition(steps: &[CanaryStep], index: usize, replicas: i32) -> i32
     steps[..=index]
         .iter()
         .rev()
-        .find_map(|s| s.partition)
+        .find_map(|s| step_partition(s, replicas))
         .map_or(replicas, |p| p.clamp(0, replicas.max(0)))
+}
+
+/// A partition step's pods kept back for `replicas` (an integer, or a percentage rounded as
+/// `updateStrategy.partition`'s). `limits::resolve` refuses a spec with a malformed
+/// percentage before the steps run; should one reach here, the step keeps every pod back.
+fn step_partition(step: &CanaryStep, replicas: i32) -> Option<i32> {
+    step.partition_for(replicas).map(|p| p.unwrap_or(replicas))
 }
 
 /// The original's event text, for a move to step `index`; when several steps were done at

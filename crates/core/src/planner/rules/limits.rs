@@ -22,23 +22,47 @@ pub struct Resolved {
     pub strategy: UpdateStrategyType,
     pub limits: Limits,
     pub max_surge: i32,
+    /// The most pods one wave creates (`scaleStrategy.createBatch`); `None` does not hold
+    /// creation back (unset, or a batch of every replica).
+    pub create_batch: Option<i32>,
+    /// Whether new pods carry the `InPlaceUpdateReady` readiness gate.
+    pub readiness_gate: bool,
     pub paused: bool,
     /// For the in-place state machine.
     pub policy: Policy,
 }
 
 /// Resolves `spec`.
+///
+/// `OnDelete` moves no pod, so it keeps none back either: its partition and surge are 0, and
+/// every pod it creates (a deleted one's replacement, a scale-up) runs the update revision.
 pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, InvalidIntOrPercent> {
     let replicas = spec.replicas();
+    let strategy = spec.update_strategy_type();
+    let on_delete = strategy == UpdateStrategyType::OnDelete;
+    // A canary step's percentage that slipped past the CRD refuses the spec like a bad budget.
+    for step in spec.canary_steps() {
+        step.partition_for(replicas).transpose()?;
+    }
     Ok(Resolved {
-        strategy: spec.update_strategy_type(),
+        strategy,
         limits: Limits {
             replicas,
-            partition: spec.partition(replicas)?,
+            partition: if on_delete {
+                0
+            } else {
+                spec.partition(replicas)?
+            },
             max_unavailable: spec.max_unavailable(replicas)?,
             min_ready_seconds: i64::from(spec.min_ready_seconds()),
         },
-        max_surge: spec.max_surge(replicas)?,
+        max_surge: if on_delete {
+            0
+        } else {
+            spec.max_surge(replicas)?
+        },
+        create_batch: spec.create_batch(replicas)?.filter(|&b| b < replicas),
+        readiness_gate: !spec.disable_readiness_gate,
         paused: spec.paused(),
         policy: Policy {
             grace_period_seconds: i64::from(spec.grace_period_seconds()),
@@ -82,6 +106,44 @@ mod tests {
         );
         assert_eq!(r.policy.grace_period_seconds, 30);
         assert_eq!(r.policy.hook_template.as_deref(), Some("check"));
+    }
+
+    #[test]
+    fn the_newer_api_fields_resolve() {
+        let base = "replicas: 10\nselector: {matchLabels: {app: a}}\ntemplate: {spec: {containers: [{name: c, image: i}]}}\n";
+        let r = resolve(&spec(base)).unwrap();
+        assert_eq!((r.create_batch, r.readiness_gate), (None, true));
+        let r = resolve(&spec(&format!(
+            "{base}scaleStrategy: {{createBatch: \"25%\"}}\ndisableReadinessGate: true\n\
+             updateStrategy: {{partition: \"95%\", maxSurge: 2}}\n"
+        )))
+        .unwrap();
+        // 25% of 10 rounds up to 3; 95% of 10 rounds up to 10, but below 100% lets one through.
+        assert_eq!((r.create_batch, r.readiness_gate), (Some(3), false));
+        assert_eq!((r.limits.partition, r.max_surge), (9, 2));
+        // A batch of every replica is no batch: creation is not held back.
+        let r = resolve(&spec(&format!(
+            "{base}scaleStrategy: {{createBatch: \"100%\"}}\n"
+        )))
+        .unwrap();
+        assert_eq!(r.create_batch, None);
+        // OnDelete keeps no pod back and surges none: it moves no pod at all.
+        let r = resolve(&spec(&format!(
+            "{base}updateStrategy: {{type: OnDelete, partition: 4, maxSurge: 2}}\n"
+        )))
+        .unwrap();
+        assert_eq!(r.strategy, UpdateStrategyType::OnDelete);
+        assert_eq!((r.limits.partition, r.max_surge), (0, 0));
+    }
+
+    #[test]
+    fn a_malformed_canary_partition_is_an_error_naming_the_field() {
+        let s = spec(
+            "selector: {matchLabels: {app: a}}\ntemplate: {spec: {containers: [{name: c, image: i}]}}\n\
+             updateStrategy: {canary: {steps: [{partition: \"half\"}]}}\n",
+        );
+        let e = resolve(&s).unwrap_err().to_string();
+        assert!(e.contains("canary.steps[].partition"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Building the pods the controller creates: the template, plus what every GameDeployment pod
 //! carries (revision and instance-id labels, the controller owner reference, and the
-//! `InPlaceUpdateReady` readiness gate, so any pod can later be updated in place).
+//! `InPlaceUpdateReady` readiness gate, so any pod can later be updated in place, unless
+//! `spec.disableReadinessGate` is set).
 
 use std::collections::BTreeMap;
 
@@ -11,21 +12,24 @@ use super::replicas::NewPod;
 use crate::names;
 use crate::planner::model::Owner;
 
-/// The pod for `new` from the revision's `template`.
-pub fn build(owner: &Owner, template: &PodTemplateSpec, new: &NewPod) -> Pod {
+/// The pod for `new` from the revision's `template`; with `readiness_gate` it carries the
+/// `InPlaceUpdateReady` gate (a gate the template itself lists is kept either way).
+pub fn build(owner: &Owner, template: &PodTemplateSpec, new: &NewPod, readiness_gate: bool) -> Pod {
     let meta = template.metadata.clone().unwrap_or_default();
     let mut labels: BTreeMap<String, String> = meta.labels.unwrap_or_default();
     labels.insert(names::LABEL_REVISION.into(), new.revision.clone());
     labels.insert(names::LABEL_POD_INSTANCE_ID.into(), new.instance_id.clone());
     let mut spec: PodSpec = template.spec.clone().unwrap_or_default();
-    let gates = spec.readiness_gates.get_or_insert_with(Vec::new);
-    if !gates
-        .iter()
-        .any(|g| g.condition_type == names::CONDITION_INPLACE_READY)
-    {
-        gates.push(PodReadinessGate {
-            condition_type: names::CONDITION_INPLACE_READY.into(),
-        });
+    if readiness_gate {
+        let gates = spec.readiness_gates.get_or_insert_with(Vec::new);
+        if !gates
+            .iter()
+            .any(|g| g.condition_type == names::CONDITION_INPLACE_READY)
+        {
+            gates.push(PodReadinessGate {
+                condition_type: names::CONDITION_INPLACE_READY.into(),
+            });
+        }
     }
     Pod {
         metadata: ObjectMeta {
@@ -62,7 +66,7 @@ mod tests {
             instance_id: "x7k2p".into(),
             revision: "gd-abc".into(),
         };
-        let pod = build(&owner, &template, &new);
+        let pod = build(&owner, &template, &new, true);
         let labels = pod.metadata.labels.as_ref().unwrap();
         assert_eq!(labels["app"], "game");
         assert_eq!(labels[names::LABEL_REVISION], "gd-abc");
@@ -79,13 +83,21 @@ mod tests {
         let mut t2 = template.clone();
         t2.spec.as_mut().unwrap().readiness_gates = Some(gates.clone());
         assert_eq!(
-            build(&owner, &t2, &new)
+            build(&owner, &t2, &new, true)
                 .spec
                 .unwrap()
                 .readiness_gates
                 .unwrap()
                 .len(),
             1
+        );
+        // spec.disableReadinessGate: no gate, and no empty list either.
+        assert_eq!(
+            build(&owner, &template, &new, false)
+                .spec
+                .unwrap()
+                .readiness_gates,
+            None
         );
     }
 }

@@ -32,7 +32,7 @@ use crate::planner::model::EventNote;
 
 /// What the deadline is judged from, besides the status just computed.
 #[derive(Debug, Clone, Copy)]
-pub struct Observed<'a> {
+pub struct DeadlineInput<'a> {
     /// `spec.progressDeadlineSeconds`; `None`: no deadline, the condition is left as it is.
     pub deadline_seconds: Option<i64>,
     /// The status the object shows (the last one written).
@@ -45,7 +45,7 @@ pub struct Observed<'a> {
 /// Applies the deadline to the `Progressing` condition of `status` (computed without it, with
 /// its hook lists); returns the instant the deadline passes if nothing moves before, to look
 /// again then.
-pub fn apply(status: &mut GameDeploymentStatus, o: &Observed) -> Option<Timestamp> {
+pub fn apply(status: &mut GameDeploymentStatus, o: &DeadlineInput) -> Option<Timestamp> {
     let seconds = o.deadline_seconds?;
     let previous = o.previous.and_then(progressing);
     let held = hooks_running(status);

@@ -39,6 +39,9 @@ pub(crate) struct ReplicaInput<'a> {
     pub node_costs: &'a BTreeMap<String, i64>,
     /// Sort pod deletion costs descending instead of ascending.
     pub cost_descending: bool,
+    /// `scaleStrategy.createBatch`: the most pods not Ready at once that creation may leave;
+    /// `None` creates every missing pod at once.
+    pub create_batch: Option<i32>,
     /// A new pod counts toward ending the surge once available (ready this long).
     pub min_ready_seconds: i64,
     pub now: Timestamp,
@@ -107,7 +110,10 @@ pub(crate) fn replica_diff(
         let mut taken: BTreeSet<String> = input.pods.iter().map(|p| p.name.clone()).collect();
         // Keep `partition` pods on the old revision: create old ones first while short of it.
         let mut old_needed = (input.partition.min(input.replicas) - old).max(0);
-        for _ in 0..diff.min(MAX_CREATES_PER_PLAN) {
+        for _ in 0..diff
+            .min(MAX_CREATES_PER_PLAN)
+            .min(wave_room(input, &remaining))
+        {
             let (name, id) = fresh_name(input.name, &mut taken, suffix);
             let revision = if old_needed > 0 && input.current_revision != input.update_revision {
                 old_needed -= 1;
@@ -132,6 +138,20 @@ pub(crate) fn replica_diff(
         );
     }
     plan
+}
+
+/// How many pods this plan may create under `createBatch`: creation comes in waves of at most
+/// that many pods, and a wave is under way while pods (kept ones, not being deleted) are not
+/// Ready, so the next pods are created as earlier ones become Ready, as CloneSet's
+/// `scaleStrategy.maxUnavailable` holds scale-ups back.
+fn wave_room(input: &ReplicaInput, remaining: &[&PodView]) -> i32 {
+    match input.create_batch {
+        None => i32::MAX,
+        Some(batch) => {
+            let unready = remaining.iter().filter(|p| !p.ready).count() as i32;
+            (batch.max(1) - unready).max(0)
+        }
+    }
 }
 
 fn fresh_name(

@@ -1,4 +1,5 @@
 use super::*;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn t(s: &str) -> Timestamp {
     format!("2026-01-01T00:{s}Z").parse().unwrap()
@@ -163,6 +164,30 @@ fn partition_steps_hold_pods_back_until_the_pods_they_let_through_are_ready() {
     let c = w.step();
     assert_eq!((c.current_step_index, c.partition), (Some(2), Some(0)));
     assert_eq!(c.status.unwrap().revision, "r2", "the canary is done");
+}
+
+/// The newer API's percentage steps, of 8 replicas: "75%" keeps 6 back, "99%" rounds up to all
+/// 8 but, below 100%, lets one through (CloneSet's rounding), and the hash of integer steps is
+/// what it was when steps held plain integers.
+#[test]
+fn percentage_partition_steps_are_of_replicas() {
+    let mut w = World::new("[{partition: \"75%\"}, {partition: \"99%\"}, {partition: 2}]");
+    assert_eq!(w.step().partition, Some(6));
+    w.updated = 2;
+    let c = w.step();
+    assert_eq!((c.current_step_index, c.partition), (Some(2), Some(2)));
+    assert_eq!(
+        effective_partition(&w.steps, 1, 8),
+        7,
+        "99% of 8 keeps 7, not 8"
+    );
+    assert_eq!(
+        steps_hash(&steps("[{partition: 6}]")),
+        steps_hash(&[CanaryStep {
+            partition: Some(IntOrString::Int(6)),
+            ..Default::default()
+        }])
+    );
 }
 
 #[test]

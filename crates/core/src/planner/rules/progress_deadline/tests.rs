@@ -35,7 +35,7 @@ fn reconcile(
 ) -> (GameDeploymentStatus, Option<Timestamp>) {
     let due = apply(
         &mut computed,
-        &Observed {
+        &DeadlineInput {
             deadline_seconds: Some(60),
             previous,
             machines_moved,
@@ -55,7 +55,7 @@ fn no_deadline_leaves_the_condition_as_computed() {
     let before = s.clone();
     let due = apply(
         &mut s,
-        &Observed {
+        &DeadlineInput {
             deadline_seconds: None,
             previous: None,
             machines_moved: false,

@@ -33,6 +33,7 @@ fn input<'a>(
         pods_to_delete: &[],
         node_costs: costs,
         cost_descending: false,
+        create_batch: None,
         min_ready_seconds: 0,
         now: "2026-01-02T00:00:00Z".parse().unwrap(),
     }
@@ -211,6 +212,41 @@ fn surge_ends_when_enough_pods_run_the_update_revision() {
         ..i
     };
     assert_eq!(replica_diff(&i, &mut suffixes(&[])).delete, ["gd-old1"]);
+}
+
+/// `createBatch: 3` of 8: three pods, then more only as pods become Ready, never more than
+/// three not Ready at once.
+#[test]
+fn create_batch_creates_in_waves_judged_on_readiness() {
+    let costs = BTreeMap::new();
+    let created = |pods: &[PodView], batch: Option<i32>| {
+        let pods: Vec<&PodView> = pods.iter().collect();
+        let mut i = input(&pods, 8, &costs);
+        i.create_batch = batch;
+        let mut n = 0u32;
+        replica_diff(&i, &mut || {
+            n += 1;
+            format!("p{n}")
+        })
+        .create
+        .len()
+    };
+    assert_eq!(created(&[], Some(3)), 3, "the first wave");
+    let mut wave: Vec<PodView> = ["gd-a", "gd-b", "gd-c"]
+        .iter()
+        .map(|n| PodView {
+            ready: false,
+            ..pod(n, "r2")
+        })
+        .collect();
+    assert_eq!(created(&wave, Some(3)), 0, "the wave is not Ready");
+    wave[0].ready = true;
+    assert_eq!(created(&wave, Some(3)), 1, "one of three is Ready");
+    for p in &mut wave {
+        p.ready = true;
+    }
+    assert_eq!(created(&wave, Some(3)), 3, "the next wave");
+    assert_eq!(created(&wave, None), 5, "unset: all at once");
 }
 
 #[test]
