@@ -114,6 +114,8 @@ pub const REASON_ABANDONED: &str = "Abandoned";
 pub const REASON_ROLLED_BACK: &str = "RolledBack";
 /// `FailedScale` reason: the pod index range is invalid, too small for `replicas`, or full.
 pub const REASON_INVALID_POD_INDEX_RANGE: &str = "InvalidPodIndexRange";
+/// Progressing=False: no pod made progress within spec.progressDeadlineSeconds.
+pub const REASON_PROGRESS_DEADLINE_EXCEEDED: &str = "ProgressDeadlineExceeded";
 
 // ----- Event reasons -----------------------------------------------------------------------
 // Events on the GameDeployment and its pods (`kubectl describe`); most as the original names them.
