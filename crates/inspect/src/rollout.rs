@@ -309,33 +309,21 @@ fn containers(t: &PodTemplateSpec) -> impl Iterator<Item = &k8s_openapi::api::co
 }
 
 /// Why `undo` or `history --revision` has nothing to act on, in kubectl's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unrestorable {
     /// No ControllerRevision is stored (yet).
+    #[error(
+        "no rollout history found for gamedeployment \"{name}\" (the operator stores a ControllerRevision once it has seen the GameDeployment)"
+    )]
     NoHistory { name: String },
     /// `--to-revision N` names none of the stored revisions.
+    #[error(
+        "unable to find specified revision {number} in history (`kubectl gamedeploy history NAME` lists them)"
+    )]
     NoSuchRevision { number: i64 },
     /// Every stored revision has the spec's template: nothing older to go back to.
+    #[error("gamedeployment \"{name}\" has no previous revision to roll back to")]
     NoPrevious { name: String },
-}
-
-impl std::fmt::Display for Unrestorable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unrestorable::NoHistory { name } => write!(
-                f,
-                "no rollout history found for gamedeployment \"{name}\" (the operator stores a ControllerRevision once it has seen the GameDeployment)"
-            ),
-            Unrestorable::NoSuchRevision { number } => write!(
-                f,
-                "unable to find specified revision {number} in history (`kubectl gamedeploy history NAME` lists them)"
-            ),
-            Unrestorable::NoPrevious { name } => write!(
-                f,
-                "gamedeployment \"{name}\" has no previous revision to roll back to"
-            ),
-        }
-    }
 }
 
 /// The revision `undo` restores: `to_revision`, or (unset or 0) the newest one whose template
@@ -379,30 +367,18 @@ pub struct Promotion {
 }
 
 /// Why `promote` was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PromoteRefused {
+    #[error(
+        "gamedeployment \"{name}\" has no canary steps (spec.updateStrategy.canary.steps), so there is no step to promote; nothing was changed"
+    )]
     NoSteps { name: String },
+    #[error("gamedeployment \"{name}\" has finished all {steps} canary steps; nothing to promote")]
     Done { name: String, steps: usize },
+    #[error(
+        "the operator has not yet seen generation {generation} of gamedeployment \"{name}\", so its canary step is unknown; try again in a moment (nothing was changed)"
+    )]
     NotObserved { name: String, generation: i64 },
-}
-
-impl std::fmt::Display for PromoteRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PromoteRefused::NoSteps { name } => write!(
-                f,
-                "gamedeployment \"{name}\" has no canary steps (spec.updateStrategy.canary.steps), so there is no step to promote; nothing was changed"
-            ),
-            PromoteRefused::Done { name, steps } => write!(
-                f,
-                "gamedeployment \"{name}\" has finished all {steps} canary steps; nothing to promote"
-            ),
-            PromoteRefused::NotObserved { name, generation } => write!(
-                f,
-                "the operator has not yet seen generation {generation} of gamedeployment \"{name}\", so its canary step is unknown; try again in a moment (nothing was changed)"
-            ),
-        }
-    }
 }
 
 /// `promote [--full]`: the step after the current one, or (`full`) past the last.
