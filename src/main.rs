@@ -253,6 +253,41 @@ fn parse_cli() -> Cli {
     Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
+#[cfg(test)]
+mod plugin_tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_is_the_plugin_when_called_kubectl_gamedeploy() {
+        let called = |a: &str| as_plugin(Some(std::ffi::OsStr::new(a)));
+        assert!(called("kubectl-gamedeploy"));
+        assert!(called("/home/me/bin/kubectl-gamedeploy"));
+        assert!(called("kubectl-gamedeploy.exe"));
+        assert!(!called("gamedeploy"));
+        assert!(!called("/usr/bin/kubectl-gamedeploy-old"));
+        assert!(!as_plugin(None));
+        // Same subcommands either way.
+        let cli =
+            Cli::try_parse_from(["kubectl-gamedeploy", "status", "x", "-w", "--timeout", "5m"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Status { watch: true, timeout: Some(t), .. }) if t == Duration::from_secs(300)
+        ));
+    }
+
+    #[test]
+    fn timeouts_read_as_kubectl_writes_them() {
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_timeout("soon"),
+            Err("'soon' is not a duration: use e.g. 90s, 5m, 1h30m, or 0".into())
+        );
+        assert_eq!(parse_timeout("-5s"), Err("'-5s' is negative".into()));
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum SimOutput {
     Table,

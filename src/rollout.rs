@@ -106,7 +106,12 @@ pub(crate) async fn promote(
         let body = json!({"spec": {"updateStrategy": {"paused": false}}});
         patch(&api, name, &Patch::Merge(body)).await?;
     }
-    let mut out = if p.to >= p.steps {
+    let mut out = if p.to >= p.steps && p.from + 1 == p.steps {
+        format!(
+            "{RESOURCE}/{name} promoted: canary step {} done (the last), the rollout goes on to every pod\n",
+            p.from
+        )
+    } else if p.to >= p.steps {
         format!(
             "{RESOURCE}/{name} promoted: canary steps {} to {} done, the rollout goes on to every pod\n",
             p.from,
