@@ -276,7 +276,7 @@ pub(crate) async fn status(
                 print!("{screen}");
                 Err(InspectError::RolloutFailed(cause))
             }
-            v => Ok(format!("{screen}\n{}\n", v.line())),
+            v => Ok(format!("{screen}\n{}", v.wrapped(width()))),
         };
     }
     // Zero waits for ever, as kubectl's `--timeout=0`.
@@ -361,7 +361,10 @@ impl Drawing {
             v => v.line(),
         };
         if self.tty {
-            let text = format!("{screen}\n{line}\n");
+            let text = match &v {
+                Verdict::Failed(_) => screen,
+                v => format!("{screen}\n{}", v.wrapped(width())),
+            };
             if text != self.screen {
                 let _ = write!(out, "\x1b[H\x1b[2J{text}");
                 self.screen = text;
@@ -626,6 +629,35 @@ mod tests {
             e.to_string(),
             "cannot read kubeconfig /nonexistent/kc: there is no such file"
         );
+    }
+
+    /// `--context` picks a kubeconfig's context, as kubectl's does; an unknown one is named.
+    #[tokio::test]
+    async fn context_picks_the_kubeconfigs_context() {
+        let dir = std::env::temp_dir().join(format!("gamedeploy-context-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n\
+             - {name: a, cluster: {server: 'http://127.0.0.1:1'}}\n\
+             - {name: b, cluster: {server: 'http://127.0.0.1:2'}}\n\
+             users: [{name: u, user: {}}]\ncontexts:\n\
+             - {name: a, context: {cluster: a, user: u}}\n\
+             - {name: b, context: {cluster: b, user: u, namespace: games}}\n",
+        )
+        .unwrap();
+        let current = config(Some(&path), None).await.unwrap();
+        assert_eq!(current.cluster_url.to_string(), "http://127.0.0.1:1/");
+        let other = config(Some(&path), Some("b")).await.unwrap();
+        assert_eq!(other.cluster_url.to_string(), "http://127.0.0.1:2/");
+        assert_eq!(other.default_namespace, "games");
+        let e = config(Some(&path), Some("c"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `force` on the embedded cluster: a pod no GameDeployment controls (no owner, another

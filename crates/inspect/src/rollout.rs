@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Resource;
 
 use crate::kubectl::render;
-use crate::status::RolloutSnapshot;
+use crate::status::{RolloutSnapshot, wrap_into};
 
 /// How the verbs name a GameDeployment, as kubectl prints `deployment.apps/NAME`.
 pub const RESOURCE: &str = "gamedeployment.tkex.tencent.com";
@@ -35,6 +35,13 @@ impl Verdict {
         match self {
             Verdict::Complete(l) | Verdict::Waiting(l) | Verdict::Failed(l) => l,
         }
+    }
+
+    /// The line wrapped to `width`, to go under the status screen.
+    pub fn wrapped(&self, width: usize) -> String {
+        let mut out = String::new();
+        wrap_into(&mut out, "", self.line(), width);
+        out
     }
 }
 

@@ -329,3 +329,17 @@ fn promote_moves_one_step_or_past_the_last_and_resumes_only_an_operator_pause() 
         "gamedeployment \"game\" has no canary steps (spec.updateStrategy.canary.steps), so there is no step to promote; nothing was changed"
     );
 }
+
+#[test]
+fn the_verdict_under_the_screen_fits_its_width() {
+    let v = verdict_of(json!({}), status(2, 2, json!([])));
+    let wrapped = v.wrapped(40);
+    assert!(
+        wrapped.lines().all(|l| l.chars().count() <= 40),
+        "{wrapped}"
+    );
+    assert_eq!(
+        wrapped.split_whitespace().collect::<Vec<_>>().join(" "),
+        v.line()
+    );
+}
