@@ -242,15 +242,19 @@ fn as_plugin(argv0: Option<&std::ffi::OsStr>) -> bool {
         .is_some_and(|stem| stem == PLUGIN_NAME)
 }
 
-/// The command line, named as it was called.
-fn parse_cli() -> Cli {
+/// The command line, named as it was called, and whether as the kubectl plugin.
+fn parse_cli() -> (Cli, bool) {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let mut command = Cli::command();
-    if as_plugin(args.first().map(|a| a.as_os_str())) {
+    let plugin = as_plugin(args.first().map(|a| a.as_os_str()));
+    if plugin {
         command = command.bin_name("kubectl gamedeploy");
     }
     let matches = command.get_matches_from(args);
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    (
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        plugin,
+    )
 }
 
 #[cfg(test)]
@@ -305,7 +309,7 @@ enum StatesFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = parse_cli();
+    let (cli, plugin) = parse_cli();
     #[cfg(feature = "mimalloc")]
     if matches!(cli.command, Command::Run(_)) {
         lean_allocator();
@@ -334,14 +338,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(async_main(cli));
+    // As a kubectl plugin, errors read as kubectl's do (`error: ...`).
+    let code = runtime.block_on(async_main(cli, if plugin { "error" } else { "gamedeploy" }));
     // A hook measurement still being judged on the blocking pool (its deadline passed, the
     // thread cannot be interrupted) must not hold the exit: dropping the runtime would wait.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     code
 }
 
-async fn async_main(cli: Cli) -> ExitCode {
+async fn async_main(cli: Cli, error_prefix: &str) -> ExitCode {
     let output = match cli.command {
         Command::Crds => gamedeploy_core::api::crds_yaml().map_err(|e| e.to_string()),
         Command::States { format } => states(format),
@@ -417,7 +422,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("gamedeploy: {e}");
+            eprintln!("{error_prefix}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -211,7 +211,7 @@ fn status_watch_exits_1_on_a_broken_image() {
     assert_eq!(failed.code, Some(1), "{}{}", failed.stdout, failed.stderr);
     assert!(
         failed.stderr.contains(
-            "gamedeployment \"test-gamedeployment\" rollout failed: FailedUpdate InPlaceUpdateFailed: pod test-gamedeployment-"
+            "error: gamedeployment \"test-gamedeployment\" rollout failed: FailedUpdate InPlaceUpdateFailed: pod test-gamedeployment-"
         ),
         "{}",
         failed.stderr
