@@ -1036,6 +1036,7 @@ const MAX_UNAVAILABLE: &str =
 const MAX_SURGE: &str =
     "updateStrategy.maxSurge must be a non-negative integer or a percentage such as \"25%\"";
 const BOTH_ZERO: &str = "updateStrategy.maxUnavailable and maxSurge are both zero, so no pod could ever be updated: make one of them positive";
+const PROGRESS_DEADLINE: &str = "spec.progressDeadlineSeconds must be greater than minReadySeconds (as for a Deployment): a pod cannot count as available, and so as progress, before minReadySeconds have passed";
 const DEADLINE: &str = "inPlaceUpdateStrategy.deadlineSeconds must be greater than gracePeriodSeconds: the deadline starts when the pod is chosen and has to cover the grace period plus the image swap";
 const ONE_STEP: &str = "a canary step is exactly one of partition, pause or hook";
 const ONE_PROVIDER: &str = "metric provider must set exactly one of web, prometheus or kubernetes";
@@ -1227,6 +1228,30 @@ fn cases() -> Vec<Case> {
                 json!({"inPlaceUpdateStrategy": {"gracePeriodSeconds": 30, "deadlineSeconds": 30}}),
             ),
             Some(DEADLINE),
+        ),
+        case(
+            "progress deadline longer than minReadySeconds",
+            gd,
+            gd_with(|v| {
+                v["spec"]["minReadySeconds"] = json!(10);
+                v["spec"]["progressDeadlineSeconds"] = json!(11);
+            }),
+            None,
+        ),
+        case(
+            "progress deadline without minReadySeconds",
+            gd,
+            gd_with(|v| v["spec"]["progressDeadlineSeconds"] = json!(1)),
+            None,
+        ),
+        case(
+            "progress deadline equal to minReadySeconds",
+            gd,
+            gd_with(|v| {
+                v["spec"]["minReadySeconds"] = json!(10);
+                v["spec"]["progressDeadlineSeconds"] = json!(10);
+            }),
+            Some(PROGRESS_DEADLINE),
         ),
         case(
             "canary steps of each kind",

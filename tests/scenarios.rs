@@ -218,6 +218,11 @@ fn a_new_image_while_restarting_retargets_without_a_second_grace() {
 #[test]
 fn an_image_that_fails_to_pull_stops_the_rollout_at_max_unavailable() {
     let s = scenario("image-pull-failure.yaml");
+    // The operator restarted at 60 s: the count resumed from the status, so the deadline
+    // passed 60 s after the last progress (31 s), not 60 s after the restart.
+    let resumed = simulate(&until(&s, Duration::from_secs(100)));
+    assert_eq!(progressing(&resumed).1, "ProgressDeadlineExceeded");
+
     let stuck = simulate(&until(&s, Duration::from_secs(290)));
     let broken: Vec<&str> = stuck
         .pods
@@ -255,6 +260,60 @@ fn an_image_that_fails_to_pull_stops_the_rollout_at_max_unavailable() {
     .collect::<Vec<_>>();
     assert!(v.is_empty(), "{v:#?}");
     snapshot("image-pull-failure", &r);
+}
+
+/// The Progressing condition of the first GameDeployment: status, reason, lastUpdateTime.
+fn progressing(r: &Report) -> (String, String, String) {
+    let c = r.game_deployments[0].status["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"))
+        .expect("Progressing is set");
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    (text("status"), text("reason"), text("lastUpdateTime"))
+}
+
+#[test]
+fn a_rollout_without_progress_exceeds_its_deadline_once_and_recovers_when_fixed() {
+    let s = scenario("progress-deadline.yaml");
+    // Not yet: the two pods failed at about 32 s, so the deadline passes at about 92 s.
+    let early = simulate(&until(&s, Duration::from_secs(80)));
+    let (status, reason, _) = progressing(&early);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Updating"));
+    assert_eq!(events(&early, "ProgressDeadlineExceeded"), 0);
+
+    let stuck = simulate(&until(&s, Duration::from_secs(290)));
+    let (status, reason, since) = progressing(&stuck);
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ProgressDeadlineExceeded")
+    );
+    assert_eq!(
+        since, "2026-01-01T00:00:31Z",
+        "the last progress (the images patched), kept in the status for a restart"
+    );
+    let warnings: Vec<_> = (stuck.events.iter())
+        .filter(|e| e.reason == "ProgressDeadlineExceeded")
+        .collect();
+    assert_eq!(
+        warnings.len(),
+        1,
+        "one Warning event, however often it reconciles"
+    );
+    assert_eq!(warnings[0].type_, "Warning");
+    assert_eq!(warnings[0].object, "GameDeployment/test-gamedeployment");
+    snapshot("progress-deadline-stuck", &stuck);
+
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert!(
+        r.pods
+            .iter()
+            .all(|p| p.ready && p.containers[0].image == "python:latest")
+    );
+    let (status, reason, _) = progressing(&r);
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Complete"));
+    assert_eq!(events(&r, "ProgressDeadlineExceeded"), 1);
+    snapshot("progress-deadline", &r);
 }
 
 #[test]

@@ -39,7 +39,7 @@ use crate::hookruns::providers::{Measure, Providers};
 use crate::hookruns::templates::TemplateChecks;
 use crate::hookruns::{self, HookRunContext};
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
-use crate::trigger::Cause;
+use crate::trigger::Wake;
 use crate::watch::{api, lenient_watcher, reflect};
 use crate::write_gate::WriteGate;
 use gamedeploy_clock::SharedClock;
@@ -325,7 +325,7 @@ fn pod_triggers(
     let ns = pod.namespace();
     let mut refs: Vec<ObjectRef<StoredGameDeployment>> = Vec::new();
     for owner in pod.owner_references() {
-        memory.note(&owner.uid, Cause::Pod);
+        memory.note(&owner.uid, Wake::Pod);
         refs.extend(ObjectRef::from_owner_ref(ns.as_deref(), owner, ()));
     }
     if adoption::controller_of(pod).is_none() {
@@ -334,7 +334,7 @@ fn pod_triggers(
                 .decoded()
                 .is_some_and(|gd| adoption::wants_orphan(gd, pod))
             {
-                memory.note(&stored.uid().unwrap_or_default(), Cause::Pod);
+                memory.note(&stored.uid().unwrap_or_default(), Wake::Pod);
                 refs.push(ObjectRef::from_obj(stored.as_ref()));
             }
         }
@@ -347,7 +347,7 @@ fn note_owner<K: Resource>(memory: &Memories, owned: &watcher::Result<K>) {
     let Ok(owned) = owned else { return };
     for owner in owned.owner_references() {
         if owner.controller == Some(true) {
-            memory.note(&owner.uid, Cause::Owned);
+            memory.note(&owner.uid, Wake::Owned);
         }
     }
 }
@@ -419,9 +419,9 @@ pub async fn reconcile(
     ctx.metrics.reconciled(started.elapsed(), error);
     let done = result?;
     let cause = if done.write_failed {
-        Cause::Retry
+        Wake::Retry
     } else {
-        Cause::Requeue
+        Wake::Requeue
     };
     ctx.memory.requeued(&uid, done.requeue_after, cause);
     Ok(done
@@ -655,10 +655,15 @@ pub fn error_policy(
     error: &crate::Error,
     ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(gamedeployment = %gd.name_any(), %error, "reconcile failed; retrying");
+    tracing::warn!(
+        namespace = %gd.namespace().unwrap_or_default(),
+        gamedeployment = %gd.name_any(),
+        %error,
+        "reconcile failed; retrying"
+    );
     let uid = gd.uid().unwrap_or_default();
     ctx.memory
-        .requeued(&uid, Some(RETRY_AFTER_ERROR), Cause::Retry);
+        .requeued(&uid, Some(RETRY_AFTER_ERROR), Wake::Retry);
     Action::requeue(RETRY_AFTER_ERROR)
 }
 
@@ -792,7 +797,11 @@ async fn gamedeployments(
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|result| async move {
             match result {
-                Ok((obj, _)) => tracing::debug!(gamedeployment = %obj.name, "reconciled"),
+                Ok((obj, _)) => tracing::debug!(
+                    namespace = obj.namespace.as_deref().unwrap_or_default(),
+                    gamedeployment = %obj.name,
+                    "reconciled"
+                ),
                 // A failing watch is a lost or refusing cluster: say so (watches back off).
                 Err(kube::runtime::controller::Error::QueueError(e)) => {
                     tracing::warn!(
@@ -844,7 +853,7 @@ fn gamedeployment_watch(
         .inspect(move |event| match event {
             Ok(watcher::Event::Apply(gd) | watcher::Event::InitApply(gd)) => ctx
                 .memory
-                .note(&gd.uid().unwrap_or_default(), Cause::Changed),
+                .note(&gd.uid().unwrap_or_default(), Wake::Changed),
             Ok(watcher::Event::Delete(gd)) => ctx.forget(gd),
             // Every cache is full once the GameDeployments are listed. A relist may have
             // missed deletions.

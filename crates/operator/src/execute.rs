@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
+use tracing::Instrument;
 
 use crate::events::Events;
 use crate::expectations::Expectations;
@@ -158,7 +159,9 @@ impl<'a> Executor<'a> {
     ) {
         self.count(verb, resource);
         let result = request.await;
-        self.settle(write, result).await;
+        // Lines about the outcome name the request; the reconcile's span names the object.
+        let span = tracing::debug_span!("write", verb, resource);
+        self.settle(write, result).instrument(span).await;
     }
 
     /// An `Api` of `K` in the GameDeployment's namespace.
@@ -190,7 +193,8 @@ impl<'a> Executor<'a> {
             let result = refusal(result).map_err(|(kind, m)| (kind, without_suffix(&m, &name)));
             // A failure stops the rest of the batch's reports as well as later batches.
             if !self.skipped(write.chain.as_ref()) {
-                self.settle(*write, result).await;
+                let span = tracing::debug_span!("write", verb = "create", resource = "pods");
+                self.settle(*write, result).instrument(span).await;
             }
         }
     }

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 
 use gamedeploy_core::api::GameDeploymentStatus;
 use gamedeploy_core::inplace::{Record, State};
+use gamedeploy_core::names;
 
 /// The prefix of every metric, as the Go operator named them.
 pub const PREFIX: &str = "bkbcs_gamedeployment";
@@ -113,6 +114,8 @@ pub struct Metrics {
     available: Family<GdLabels, Gauge>,
     updated: Family<GdLabels, Gauge>,
     updated_ready: Family<GdLabels, Gauge>,
+    /// 1 while the `Progressing` condition says `ProgressDeadlineExceeded`, else 0.
+    deadline_exceeded: Family<GdLabels, Gauge>,
     inplace_duration: Histograms<PhaseLabels>,
     machines: Family<MachineLabels, Gauge>,
     api_writes: Family<WriteLabels, Counter>,
@@ -151,6 +154,7 @@ impl Metrics {
             available: Family::default(),
             updated: Family::default(),
             updated_ready: Family::default(),
+            deadline_exceeded: Family::default(),
             inplace_duration: Family::new_with_constructor(inplace_buckets),
             machines: Family::default(),
             api_writes: Family::default(),
@@ -197,6 +201,11 @@ impl Metrics {
                 family.clone(),
             );
         }
+        r.register(
+            name("progress_deadline_exceeded"),
+            "1 while the GameDeployment's Progressing condition is False with reason ProgressDeadlineExceeded (spec.progressDeadlineSeconds passed without progress), else 0",
+            m.deadline_exceeded.clone(),
+        );
         r.register(
             name("inplace_update_duration_seconds"),
             "Per-pod in-place update time, by phase: unready_to_patched (grace and hooks), patched_to_ready (container restart until ready), total (picked for update until ready)",
@@ -272,6 +281,10 @@ impl Metrics {
             (&self.available, status.available_replicas),
             (&self.updated, status.updated_replicas),
             (&self.updated_ready, status.updated_ready_replicas),
+            (
+                &self.deadline_exceeded,
+                i32::from(deadline_exceeded(status)),
+            ),
         ] {
             family.get_or_create(gd).set(i64::from(value));
         }
@@ -301,6 +314,7 @@ impl Metrics {
             &self.available,
             &self.updated,
             &self.updated_ready,
+            &self.deadline_exceeded,
         ] {
             family.remove(gd);
         }
@@ -386,6 +400,14 @@ impl Metrics {
     }
 }
 
+/// Whether `status` reports the rollout stuck past `spec.progressDeadlineSeconds`.
+fn deadline_exceeded(status: &GameDeploymentStatus) -> bool {
+    status.conditions.iter().any(|c| {
+        c.type_ == names::CONDITION_PROGRESSING
+            && c.reason == names::REASON_PROGRESS_DEADLINE_EXCEEDED
+    })
+}
+
 fn machine_labels(gd: &GdLabels, state: State) -> MachineLabels {
     MachineLabels {
         namespace: gd.namespace.clone(),
@@ -397,6 +419,7 @@ fn machine_labels(gd: &GdLabels, state: State) -> MachineLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gamedeploy_core::api::GameDeploymentCondition;
 
     fn gd() -> GdLabels {
         GdLabels {
@@ -434,6 +457,7 @@ mod tests {
             r#"bkbcs_gamedeployment_ready_replicas{namespace="games",name="squad"} 7"#,
             r#"bkbcs_gamedeployment_updated_replicas{namespace="games",name="squad"} 5"#,
             r#"bkbcs_gamedeployment_updated_ready_replicas{namespace="games",name="squad"} 4"#,
+            r#"bkbcs_gamedeployment_progress_deadline_exceeded{namespace="games",name="squad"} 0"#,
             r#"bkbcs_gamedeployment_api_writes_total{verb="patch",resource="pods/status"} 1"#,
             "bkbcs_gamedeployment_leader 1",
             "# TYPE bkbcs_gamedeployment_reconcile_duration_seconds histogram",
@@ -446,6 +470,31 @@ mod tests {
             );
         }
         assert!(text.contains(r#"bkbcs_gamedeployment_operator_version{version=""#));
+    }
+
+    #[test]
+    fn a_rollout_past_its_deadline_reads_1_until_it_progresses() {
+        let m = Metrics::new();
+        let mut status = GameDeploymentStatus {
+            conditions: vec![GameDeploymentCondition {
+                type_: names::CONDITION_PROGRESSING.into(),
+                status: "False".into(),
+                reason: names::REASON_PROGRESS_DEADLINE_EXCEEDED.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let line = |v: i32| {
+            format!(
+                r#"bkbcs_gamedeployment_progress_deadline_exceeded{{namespace="games",name="squad"}} {v}"#
+            )
+        };
+        m.status(&gd(), 3, &status);
+        assert!(m.render().lines().any(|l| l == line(1)), "{}", m.render());
+        status.conditions[0].status = "True".into();
+        status.conditions[0].reason = names::REASON_UPDATING.into();
+        m.status(&gd(), 3, &status);
+        assert!(m.render().lines().any(|l| l == line(0)), "{}", m.render());
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 /// The template labels must carry every `matchLabels` entry, or the operator would create pods it
 /// cannot see and keep creating more.
 const RULE_SELECTOR_MATCHES_TEMPLATE: &str = "!has(self.selector.matchLabels) || (has(self.template.metadata) && has(self.template.metadata.labels) && self.selector.matchLabels.all(k, k in self.template.metadata.labels && self.template.metadata.labels[k] == self.selector.matchLabels[k]))";
+/// As Deployment's validation: a progress deadline must be longer than `minReadySeconds`.
+const RULE_PROGRESS_DEADLINE_AFTER_MIN_READY: &str = "!has(self.progressDeadlineSeconds) || self.progressDeadlineSeconds > (has(self.minReadySeconds) ? self.minReadySeconds : 0)";
 const RULE_SELECTOR_NOT_EMPTY: &str = "(has(self.selector.matchLabels) && size(self.selector.matchLabels) > 0) || (has(self.selector.matchExpressions) && size(self.selector.matchExpressions) > 0)";
 
 // Int-or-string values are tested for string-ness with `string(x) == x`, which under CEL's
@@ -143,6 +145,7 @@ const RULE_BUDGET_NOT_BOTH_ZERO: &str = concat!(
 )]
 #[x_kube(validation = Rule::new(RULE_SELECTOR_NOT_EMPTY).field_path(".selector").message("spec.selector is empty and would match no pods: set spec.selector.matchLabels to labels of spec.template.metadata.labels"))]
 #[x_kube(validation = Rule::new(RULE_SELECTOR_MATCHES_TEMPLATE).field_path(".selector").message("spec.selector.matchLabels must be a subset of spec.template.metadata.labels (same keys and values), or the pods created would not be selected"))]
+#[x_kube(validation = Rule::new(RULE_PROGRESS_DEADLINE_AFTER_MIN_READY).field_path(".progressDeadlineSeconds").message("spec.progressDeadlineSeconds must be greater than minReadySeconds (as for a Deployment): a pod cannot count as available, and so as progress, before minReadySeconds have passed"))]
 #[serde(rename_all = "camelCase")]
 pub struct GameDeploymentSpec {
     /// Desired number of pods.
@@ -184,6 +187,12 @@ pub struct GameDeploymentSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub min_ready_seconds: Option<i32>,
+
+    /// Seconds without progress (paused time not counted) after which the `Progressing`
+    /// condition turns False with reason `ProgressDeadlineExceeded`. Unset: no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub progress_deadline_seconds: Option<i32>,
 }
 
 /// How scaling picks pods.
@@ -374,6 +383,10 @@ pub struct GameDeploymentCondition {
     pub type_: String,
     /// `True`, `False` or `Unknown`.
     pub status: String,
+    /// `Progressing` only, while `spec.progressDeadlineSeconds` is set: when a pod last made
+    /// progress (as Deployment's `lastUpdateTime`); the deadline counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<Time>,
     /// When `status` last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
@@ -560,6 +573,11 @@ impl GameDeploymentSpec {
     /// Seconds a pod must be ready before it is available.
     pub fn min_ready_seconds(&self) -> i32 {
         self.min_ready_seconds.unwrap_or(0)
+    }
+
+    /// Seconds without progress before the rollout is reported stuck; `None`: no deadline.
+    pub fn progress_deadline_seconds(&self) -> Option<i32> {
+        self.progress_deadline_seconds
     }
 
     fn in_place_update_strategy(&self) -> Option<&InPlaceUpdateStrategy> {

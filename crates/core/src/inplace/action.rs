@@ -174,7 +174,7 @@ impl HookKind {
     /// `<kind>-<revision>-<subject>-<template>`, where the subject is the pod's instance id (the
     /// canary step's index for a canary step). Later attempts are [`attempt_name`]s of it. The
     /// one place HookRun names are made, so the machine and the planner cannot drift apart.
-    pub fn run_name(self, revision: &str, subject: &str, template: &str) -> String {
+    pub(crate) fn run_name(self, revision: &str, subject: &str, template: &str) -> String {
         let prefix = match self {
             HookKind::PreInplace => "preinplace",
             HookKind::PreDelete => "predelete",
@@ -188,17 +188,28 @@ impl HookKind {
 /// The generation to retry an unsuccessful hook in now, if any: with `retry: true` the hook
 /// may run again once per GameDeployment generation (`allowed_in`, `None` without `retry`),
 /// and the last retry happened in generation `last` (`None` if never). The one check of the
-/// rule, for the preInplace machine and the preDelete gate alike.
-pub fn retry_due(allowed_in: Option<i64>, last: Option<i64>) -> Option<i64> {
+/// rule's second half, for the preInplace machine and the preDelete gate alike; the planner's
+/// `rules::hookruns::retry_generation` is the first (whether retry is on, and in which
+/// generation).
+pub(crate) fn retry_due(allowed_in: Option<i64>, last: Option<i64>) -> Option<i64> {
     allowed_in.filter(|g| last.is_none_or(|last| last < *g))
 }
 
 /// Attempt `n` of the run named `base`: `base` itself for the first (0), `base.N` after it
 /// (the original's collision suffix, used for every new attempt).
-pub fn attempt_name(base: &str, n: u32) -> String {
+pub(crate) fn attempt_name(base: &str, n: u32) -> String {
     match n {
         0 => base.to_string(),
         n => format!("{base}.{n}"),
+    }
+}
+
+/// The attempt number of a run named `name`: the inverse of [`attempt_name`]; `None` for a run
+/// of another base.
+pub(crate) fn attempt_of(base: &str, name: &str) -> Option<u32> {
+    match name.strip_prefix(base)? {
+        "" => Some(0),
+        rest => rest.strip_prefix('.')?.parse().ok(),
     }
 }
 

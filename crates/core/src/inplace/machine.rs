@@ -87,7 +87,7 @@ pub struct Transition {
 }
 
 /// What one call of [`advance`] decided for a pod (not to be confused with
-/// `planner::outcome`, which judges the result of an API write).
+/// `planner::rules::outcome`, which judges the result of an API write).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MachineStep {

@@ -32,10 +32,8 @@ pub mod table;
 
 /// The planner builds its own pod HookRuns (pre-delete, gates) with the same arguments.
 pub(crate) use action::pod_hook_args;
-pub use action::{
-    Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, attempt_name,
-    retry_due,
-};
+pub use action::{Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite};
+pub(crate) use action::{attempt_name, attempt_of, retry_due};
 pub use force::{ForceRefused, Forced};
 pub use machine::{
     Input, MachineStep, Policy, Target, Transition, advance, check_force, observed_state,

@@ -16,6 +16,7 @@ use super::phases::scale::scale;
 use super::phases::spec::{refuse, refuse_undecodable, resolve_spec};
 use super::phases::status::{Decided, HookWaits, status};
 use super::phases::update::update;
+use super::rules::progress_deadline::exceeded_note;
 use crate::api::Undecodable;
 use crate::inplace::PodView;
 
@@ -91,12 +92,17 @@ fn decide<'a>(
         canary_run: canary.create,
         terminate_hook_runs: canary.terminate,
         pause_updates: canary.pause_updates,
-        notes: canary.notes.into_iter().chain(updated.notes).collect(),
+        notes: (canary.notes.into_iter())
+            .chain(updated.notes)
+            .chain(exceeded_note(world.gd.status.as_ref(), &status))
+            .collect(),
         status,
         requeue_at,
     };
     Ok((decisions, observed.views))
 }
 
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod tests;

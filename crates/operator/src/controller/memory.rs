@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::trigger::{Cause, Noted, Trigger};
+use crate::trigger::{Noted, Wake, Wakes};
 
 /// The shortest time between the starts of two reconciles of one GameDeployment: the watch
 /// events of one burst (a kubelet reporting hundreds of pods at once; every event of one
@@ -47,12 +47,12 @@ impl Memories {
     }
 
     /// Notes a cause of `uid`'s next reconcile. Only a GameDeployment the watch has shown
-    /// ([`Cause::Changed`]) gets an entry: pod and owned-object events about one that is gone
+    /// ([`Wake::Changed`]) gets an entry: pod and owned-object events about one that is gone
     /// leave nothing behind.
-    pub fn note(&self, uid: &str, cause: Cause) {
+    pub fn note(&self, uid: &str, cause: Wake) {
         let mut all = self.lock();
         let memory = match cause {
-            Cause::Changed => Some(all.entry(uid.to_string()).or_default()),
+            Wake::Changed => Some(all.entry(uid.to_string()).or_default()),
             _ => all.get_mut(uid),
         };
         if let Some(m) = memory {
@@ -61,7 +61,7 @@ impl Memories {
     }
 
     /// What woke `uid`'s reconcile starting now.
-    pub fn trigger(&self, uid: &str, now: tokio::time::Instant) -> Trigger {
+    pub fn trigger(&self, uid: &str, now: tokio::time::Instant) -> Wakes {
         self.lock()
             .get_mut(uid)
             .map(|m| m.noted.take(now))
@@ -69,7 +69,7 @@ impl Memories {
     }
 
     /// `uid`'s reconcile asked to run again `after` (`None`: on a change only).
-    pub fn requeued(&self, uid: &str, after: Option<Duration>, cause: Cause) {
+    pub fn requeued(&self, uid: &str, after: Option<Duration>, cause: Wake) {
         if let Some(m) = self.lock().get_mut(uid) {
             m.noted.requeued(after, cause, tokio::time::Instant::now());
         }

@@ -160,7 +160,7 @@ async fn reconcile_logged(logs: Box<dyn tracing::Subscriber + Send + Sync>) {
         reason: "spec.replicas: invalid type".into(),
         spec_json: String::new(),
     }));
-    ctx.memory.note("uid-arena", Cause::Changed);
+    ctx.memory.note("uid-arena", Wake::Changed);
     let result = reconcile(Arc::new(stored), ctx).await;
     assert!(
         matches!(result, Err(crate::Error::Status { .. })),

@@ -38,7 +38,7 @@ use tracing::Instrument;
 
 use crate::events::Events;
 use crate::metrics::Metrics;
-use crate::trigger::{Cause, Noted, Trigger};
+use crate::trigger::{Noted, Wake, Wakes};
 use crate::watch::{lenient_watcher, reflect};
 use crate::write_gate::{NotLeader, WriteGate};
 use providers::Measure;
@@ -252,11 +252,11 @@ impl HookRunContext {
             .entry(uid.to_string())
             .or_default()
             .noted
-            .note(Cause::Changed);
+            .note(Wake::Changed);
     }
 
     /// What woke the run's reconcile starting now.
-    fn trigger(&self, uid: &str) -> Trigger {
+    fn trigger(&self, uid: &str) -> Wakes {
         let now = tokio::time::Instant::now();
         self.runs()
             .get_mut(uid)
@@ -265,7 +265,7 @@ impl HookRunContext {
     }
 
     /// The run's reconcile asked to run again `after` (`None`: on a change only).
-    fn requeued(&self, uid: &str, after: Option<Duration>, cause: Cause) {
+    fn requeued(&self, uid: &str, after: Option<Duration>, cause: Wake) {
         if let Some(m) = self.runs().get_mut(uid) {
             m.noted.requeued(after, cause, tokio::time::Instant::now());
         }
@@ -428,7 +428,7 @@ pub async fn reconcile(run: Arc<HookRun>, ctx: Arc<HookRunContext>) -> Result<Ac
     }
     .instrument(span)
     .await?;
-    ctx.requeued(&uid, requeue_after, Cause::Requeue);
+    ctx.requeued(&uid, requeue_after, Wake::Requeue);
     Ok(requeue_after.map_or_else(Action::await_change, Action::requeue))
 }
 
@@ -524,7 +524,7 @@ fn error_policy(run: Arc<HookRun>, error: &Error, ctx: Arc<HookRunContext>) -> A
         Error::NotLeader => Action::await_change(),
         Error::Status { .. } => {
             let uid = run.uid().unwrap_or_default();
-            ctx.requeued(&uid, Some(RETRY_AFTER_FAILED_WRITE), Cause::Retry);
+            ctx.requeued(&uid, Some(RETRY_AFTER_FAILED_WRITE), Wake::Retry);
             Action::requeue(RETRY_AFTER_FAILED_WRITE)
         }
     }

@@ -83,7 +83,7 @@ impl CachedPod {
     }
 
     /// `status.phase`.
-    pub fn phase(&self) -> Option<&str> {
+    pub(crate) fn phase(&self) -> Option<&str> {
         self.view.phase.as_deref()
     }
 }

@@ -84,7 +84,7 @@ pub enum HookRunToCreate {
 impl HookRunToCreate {
     /// The start of the failure message: the API's error follows it; an unbuildable run's
     /// `why` says it all.
-    pub fn failure_prefix(&self) -> String {
+    pub(crate) fn failure_prefix(&self) -> String {
         match self {
             HookRunToCreate::Ready(run) => format!(
                 "creating HookRun {}: ",
@@ -111,7 +111,7 @@ pub struct Write<T> {
 
 impl<T> Write<T> {
     /// A write whose failure is `on_failure`, raising no event when it succeeds.
-    pub fn new(object: T, on_failure: OnFailure) -> Self {
+    pub(crate) fn new(object: T, on_failure: OnFailure) -> Self {
         Write {
             object,
             on_success: None,
@@ -121,19 +121,19 @@ impl<T> Write<T> {
         }
     }
 
-    pub fn on_success(mut self, note: EventNote) -> Self {
+    pub(crate) fn on_success(mut self, note: EventNote) -> Self {
         self.on_success = Some(note);
         self
     }
 
     /// Part of `chain`: skipped once a gating write of it failed.
-    pub fn in_chain(mut self, chain: &str) -> Self {
+    pub(crate) fn in_chain(mut self, chain: &str) -> Self {
         self.chain = Some(chain.to_string());
         self
     }
 
     /// Part of `chain`, and the rest of it depends on this write.
-    pub fn gating(mut self, chain: &str) -> Self {
+    pub(crate) fn gating(mut self, chain: &str) -> Self {
         self.gates_chain = true;
         self.in_chain(chain)
     }
@@ -174,7 +174,7 @@ pub struct Report {
 
 impl OnFailure {
     /// Logged only.
-    pub fn logged() -> Self {
+    pub(crate) fn logged() -> Self {
         OnFailure {
             tolerated: None,
             conflict_retries: false,
@@ -183,7 +183,7 @@ impl OnFailure {
     }
 
     /// Counted and retried soon.
-    pub fn retried() -> Self {
+    pub(crate) fn retried() -> Self {
         OnFailure {
             consequence: Consequence::Retried,
             ..OnFailure::logged()
@@ -191,19 +191,19 @@ impl OnFailure {
     }
 
     /// Reported as a condition and, if `event`, a Warning event.
-    pub fn reported(report: Report) -> Self {
+    pub(crate) fn reported(report: Report) -> Self {
         OnFailure {
             consequence: Consequence::Reported(report),
             ..OnFailure::logged()
         }
     }
 
-    pub fn tolerating(mut self, kind: ApiErrorKind) -> Self {
+    pub(crate) fn tolerating(mut self, kind: ApiErrorKind) -> Self {
         self.tolerated = Some(kind);
         self
     }
 
-    pub fn retrying_conflicts(mut self) -> Self {
+    pub(crate) fn retrying_conflicts(mut self) -> Self {
         self.conflict_retries = true;
         self
     }
@@ -237,7 +237,7 @@ pub struct EventNote {
 
 impl EventNote {
     /// A Normal event on the GameDeployment.
-    pub fn normal(reason: &str, message: String) -> Self {
+    pub(crate) fn normal(reason: &str, message: String) -> Self {
         EventNote {
             regarding: Regarding::GameDeployment,
             warning: false,
@@ -247,7 +247,7 @@ impl EventNote {
     }
 
     /// A Warning event on the GameDeployment.
-    pub fn warning(reason: &str, message: String) -> Self {
+    pub(crate) fn warning(reason: &str, message: String) -> Self {
         EventNote {
             warning: true,
             ..EventNote::normal(reason, message)

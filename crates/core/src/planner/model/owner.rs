@@ -15,7 +15,7 @@ pub struct Owner {
 
 impl Owner {
     /// `gd` as the owner of what its plan creates.
-    pub fn of(gd: &GameDeployment) -> Self {
+    pub(crate) fn of(gd: &GameDeployment) -> Self {
         Owner {
             name: gd.metadata.name.clone().unwrap_or_default(),
             namespace: gd.metadata.namespace.clone().unwrap_or_default(),

@@ -2,6 +2,8 @@
 //! again. It exists so the status is computed once, last, from what was observed and what
 //! the earlier phases decided (their problems and hook waits); it decides nothing itself.
 
+use std::collections::HashMap;
+
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -13,6 +15,7 @@ use crate::planner::rules::adoption;
 use crate::planner::rules::canary_steps::Canary;
 use crate::planner::rules::conditions;
 use crate::planner::rules::limits::Resolved;
+use crate::planner::rules::progress_deadline;
 
 /// Pods waiting on a hook in this reconcile, with the hook's phase.
 pub struct HookWaits<'a> {
@@ -91,6 +94,15 @@ pub fn status(
     out.current_step_hash = canary.current_step_hash.clone();
     out.canary = canary.status.clone();
     out.pause_conditions = canary.pause_conditions.clone();
+    let deadline = progress_deadline::apply(
+        &mut out,
+        &progress_deadline::Observed {
+            deadline_seconds: gd.spec.progress_deadline_seconds().map(i64::from),
+            previous,
+            machines_moved: machines_moved(observed, machines, update),
+            now: world.now,
+        },
+    );
     let availability = views
         .iter()
         .filter(|p| p.ready)
@@ -105,8 +117,20 @@ pub fn status(
         .filter_map(|(_, o)| o.wake_at)
         .chain(availability)
         .chain(canary.wake_at)
+        .chain(deadline)
         .min();
     (out, requeue_at)
+}
+
+/// Whether a pod's machine wrote a new checkpoint in this reconcile: progress the counts may
+/// not show yet (a pod taken out of endpoints, its images patched).
+fn machines_moved(observed: &SortedPods, machines: &[(String, MachineStep)], update: &str) -> bool {
+    machines.iter().any(|(pod, step)| {
+        observed
+            .views
+            .binary_search_by(|v| v.name.as_str().cmp(pod))
+            .is_ok_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
+    })
 }
 
 /// The status list the original keeps of pods waiting on a hook (`preInplaceHookCondition`,
@@ -116,14 +140,16 @@ fn hook_conditions(
     waiting: &[(String, HookPhase)],
     now: Timestamp,
 ) -> Vec<HookCondition> {
+    // By name once, not a scan per waiting pod: thousands may wait on one preDelete hook.
+    let started: HashMap<&str, &Time> = previous
+        .iter()
+        .map(|c| (c.pod_name.as_str(), &c.start_time))
+        .collect();
     waiting
         .iter()
         .map(|(pod, phase)| HookCondition {
             pod_name: pod.clone(),
-            start_time: previous
-                .iter()
-                .find(|c| &c.pod_name == pod)
-                .map_or(Time(now), |c| c.start_time.clone()),
+            start_time: started.get(pod.as_str()).map_or(Time(now), |&t| t.clone()),
             phase: *phase,
         })
         .collect()

@@ -84,19 +84,14 @@ pub fn update(
     let update = &revisions.update;
     let mut out = Updated::default();
     let deleting: BTreeSet<&str> = scaled.delete.iter().map(|(n, _)| n.as_str()).collect();
-    // Without deletions (the common case) every pod remains: no copies of 10,000 views.
-    let remaining: Cow<[&PodView]> = if deleting.is_empty() {
-        Cow::Borrowed(views)
+    // Without deletions (the common case) every pod remains: no copies of 10,000 views. Views
+    // and records come from one pass, so each pod meets its own record.
+    let (remaining, records): (Cow<[&PodView]>, Cow<[&Decoded]>) = if deleting.is_empty() {
+        (Cow::Borrowed(views), Cow::Borrowed(&observed.records))
     } else {
-        Cow::Owned(
-            views
-                .iter()
-                .filter(|p| !deleting.contains(p.name.as_str()))
-                .copied()
-                .collect(),
-        )
+        let (views, records): (Vec<_>, Vec<_>) = observed.remaining(&deleting).unzip();
+        (Cow::Owned(views), Cow::Owned(records))
     };
-    let records: Vec<&Decoded> = observed.remaining(&deleting).map(|(_, r)| r).collect();
     let in_flight = in_flight(&remaining, &records, update, &resolved.strategy);
     let mut rollout: RolloutTargets =
         rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now);
@@ -111,7 +106,7 @@ pub fn update(
     // The difference between two templates is the same for every pod on the same revision:
     // compute it once per revision, not once per pod.
     let mut diffs: BTreeMap<&str, Result<Target, NotInPlace>> = BTreeMap::new();
-    for (pod, &record) in remaining.iter().zip(&records) {
+    for (pod, &record) in remaining.iter().zip(records.iter()) {
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
         let may_start = rollout.may_start.contains(&pod.name);

@@ -72,7 +72,7 @@ impl<'a> Selector<'a> {
 
     /// Whether `labels` meet every requirement. Claiming asks this of every pod in the
     /// namespace on every reconcile, so it builds no requirement texts (`first_unmet` does).
-    pub fn matches(&self, labels: &impl StrMap) -> bool {
+    pub(crate) fn matches(&self, labels: &impl StrMap) -> bool {
         let s = &self.0;
         s.match_labels
             .iter()
@@ -83,7 +83,7 @@ impl<'a> Selector<'a> {
 
     /// The first requirement `labels` do not meet, in selector syntax (`app=game`,
     /// `tier in (a,b)`, `!canary`).
-    pub fn first_unmet(&self, labels: &impl StrMap) -> Option<String> {
+    pub(crate) fn first_unmet(&self, labels: &impl StrMap) -> Option<String> {
         let s = &self.0;
         let labels_unmet = (s.match_labels.iter().flatten())
             .find(|(k, v)| !label_met(k, v, labels))

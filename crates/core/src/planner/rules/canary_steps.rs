@@ -20,13 +20,14 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions::Counts;
-use super::hookruns::{attempt, free_name};
+use super::hookruns::free_name;
 use super::revision_history::revision_hash;
 use crate::api::{
     CanaryPause, CanaryStatus, CanaryStep, GameDeploymentStatus, HookPhase, HookStep,
     PauseCondition, PauseReason,
 };
 use crate::inplace::HookKind;
+use crate::inplace::attempt_of;
 use crate::names;
 use crate::planner::model::{ConditionReport, EventNote, HookRunView, StepRun};
 
@@ -375,8 +376,8 @@ fn current_attempt(base: &str, index: usize, s: &StepInput, recorded: &str) -> S
                 && r.label(names::LABEL_HOOKRUN_CANARY_STEP_INDEX) == Some(index_label.as_str())
                 && r.label(names::LABEL_HOOKRUN_CANARY_STEP_HASH) == Some(s.hash)
         })
-        .filter_map(|(name, _)| Some((attempt(base, name)?, name.as_str())));
-    let recorded = attempt(base, recorded).map(|a| (a, recorded));
+        .filter_map(|(name, _)| Some((attempt_of(base, name)?, name.as_str())));
+    let recorded = attempt_of(base, recorded).map(|a| (a, recorded));
     made_for_step
         .chain(recorded)
         .max()

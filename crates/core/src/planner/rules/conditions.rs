@@ -192,6 +192,7 @@ pub fn condition(
     GameDeploymentCondition {
         type_: type_.to_string(),
         status: status.to_string(),
+        last_update_time: None,
         last_transition_time: Some(since),
         reason: reason.to_string(),
         message,

@@ -1,6 +1,6 @@
-//! HookRuns as the original names, retries and builds them: the name of every kind
-//! ([`hook_run_name`]) and of its attempts, the retry-per-generation rule, which pod HookRuns
-//! are stale, and the HookRun built from the GameDeployment's HookTemplate, where the pod's
+//! HookRuns as the original retries and builds them: the attempts of a HookRun (its name comes
+//! from `HookKind::run_name`), whether a hook strategy retries and in which generation, which
+//! pod HookRuns are stale, and the HookRun built from the GameDeployment's HookTemplate, where the pod's
 //! arguments fill the template's and an argument left without a value is an error the user
 //! must fix, not a silent run.
 
@@ -78,15 +78,6 @@ pub fn stale(runs: &BTreeMap<String, HookRunView>, pods: &[&PodView]) -> Vec<Str
         .collect()
 }
 
-/// The attempt number of a run named `name`: the inverse of [`inplace::attempt_name`]; `None` for a run
-/// of another base.
-pub fn attempt(base: &str, name: &str) -> Option<u32> {
-    match name.strip_prefix(base)? {
-        "" => Some(0),
-        rest => rest.strip_prefix('.')?.parse().ok(),
-    }
-}
-
 /// The newest attempt of `base` among `runs`: its number, name and view.
 pub fn latest_attempt<'a>(
     base: &str,
@@ -94,7 +85,7 @@ pub fn latest_attempt<'a>(
 ) -> Option<(u32, &'a String, &'a HookRunView)> {
     runs.range(base.to_string()..)
         .take_while(|(name, _)| name.starts_with(base))
-        .filter_map(|(name, run)| Some((attempt(base, name)?, name, run)))
+        .filter_map(|(name, run)| Some((inplace::attempt_of(base, name)?, name, run)))
         .max_by_key(|(n, _, _)| *n)
 }
 
@@ -107,9 +98,10 @@ pub fn free_name(base: &str, runs: &BTreeMap<String, HookRunView>) -> String {
 }
 
 /// The generation in which an unsuccessful hook may run again now; `None` without `retry`.
-/// The one place of the "retry once per generation" rule of a hook strategy with
-/// `retry: true`: a failed hook runs again as a new attempt once per GameDeployment
-/// generation, so a spec change buys one more try without the operator writing the spec back.
+/// The first half of the "retry once per generation" rule of a hook strategy with
+/// `retry: true` (`inplace::retry_due` is the second): a failed hook runs again as a new
+/// attempt once per GameDeployment generation, so a spec change buys one more try without the
+/// operator writing the spec back.
 pub(crate) fn retry_generation(
     gd: &GameDeployment,
     strategy: Option<&HookUpdateStrategy>,

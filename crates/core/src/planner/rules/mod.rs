@@ -5,12 +5,14 @@
 //! - `budget`: partition and maxUnavailable: which pods move to the update revision now.
 //! - `canary_steps`: where the canary steps stand, the partition they allow, their HookRuns.
 //! - `conditions`: the status counts and conditions, computed from what was observed.
-//! - `hookruns`: HookRun names, attempts and the retry rule; a HookRun built from its template.
+//! - `hookruns`: HookRun attempts, which strategy retries in which generation; a HookRun built
+//!   from its template.
 //! - [`limits`]: the spec resolved into limits and the in-place policy.
 //! - [`new_pods`]: the pods the controller creates.
 //! - `order`: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`outcome`]: what the outcomes of a plan's writes mean (retry, report, skip).
 //! - `pod_index`: the pod index annotation and `POD_INDEX`.
+//! - `progress_deadline`: `spec.progressDeadlineSeconds`: when the rollout stopped progressing.
 //! - `predelete`: the preDelete hook gate every deletion passes.
 //! - [`replicas`]: how many pods to create or delete, and which.
 //! - [`revision_history`]: template revisions: their names, and which to create and prune.
@@ -27,6 +29,7 @@ pub(crate) mod order;
 pub mod outcome;
 pub(crate) mod pod_index;
 pub(crate) mod predelete;
+pub(crate) mod progress_deadline;
 pub mod replicas;
 pub mod revision_history;
 pub(crate) mod template_diff;

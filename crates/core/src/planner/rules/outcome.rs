@@ -117,7 +117,7 @@ pub fn status_after(
 /// How long a status whose only news is counts may wait: `kubectl get gd` is never more stale
 /// than this, and a burst of pod changes within it (a 1,000-pod rollout makes several per
 /// second) costs one status write instead of one each.
-pub const STATUS_COALESCING: SignedDuration = SignedDuration::from_secs(1);
+pub(crate) const STATUS_COALESCING: SignedDuration = SignedDuration::from_secs(1);
 
 /// Whether and when to write a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -133,6 +133,7 @@ mod status_coalescing {
                 status: "True".into(),
                 reason: reason.into(),
                 message: message.into(),
+                last_update_time: None,
                 last_transition_time: None,
             }],
             ..Default::default()
