@@ -243,6 +243,61 @@ fn status_watch_exits_1_on_a_broken_image() {
     );
 }
 
+/// An image that takes an hour to start stops the rollout without failing a pod: once
+/// `spec.progressDeadlineSeconds` passes without progress, `status --watch` exits 1 naming the
+/// deadline.
+#[test]
+fn status_watch_exits_1_on_an_exceeded_progress_deadline() {
+    if skipped("the kubectl plugin deadline test") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gamedeploy-plugin-slow-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("kubelet.yaml");
+    std::fs::write(
+        &config,
+        "startSeconds: 1\nreadySeconds: 1\nimages:\n  \"game:slow\": {startSeconds: 3600}\n",
+    )
+    .unwrap();
+    let cluster = start(
+        "plugin-deadline",
+        &[
+            "--operator",
+            "--kubelet",
+            "--kubelet-config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let kc = cluster.kubeconfig.as_path();
+    let plugins = plugin_dir(&cluster);
+    let plugins = plugins.as_path();
+    let manifest = std::fs::read_to_string(SEED_EXAMPLE)
+        .unwrap()
+        .replace(
+            "  replicas: 8\n",
+            "  replicas: 8\n  progressDeadlineSeconds: 5\n",
+        )
+        .replace("gracePeriodSeconds: 30", "gracePeriodSeconds: 0");
+    assert!(
+        manifest.contains("progressDeadlineSeconds: 5"),
+        "{manifest}"
+    );
+    let file = dir.join("deadline.yaml");
+    std::fs::write(&file, manifest).unwrap();
+    kubectl(kc, &["apply", "-f", file.to_str().unwrap()]);
+    assert_eq!(watch(kc, plugins).code, Some(0));
+    ok(kc, plugins, &["set", "image", NAME, "python=game:slow"]);
+    let stuck = watch(kc, plugins);
+    assert_eq!(stuck.code, Some(1), "{}{}", stuck.stdout, stuck.stderr);
+    assert!(
+        stuck.stderr.contains(
+            "error: gamedeployment \"test-gamedeployment\" exceeded its progress deadline (ProgressDeadlineExceeded)"
+        ),
+        "{}",
+        stuck.stderr
+    );
+}
+
 /// `undo` moves the pods back in place (same UIDs, one more restart) and `history` lists the
 /// revisions with their images and pods.
 #[test]
