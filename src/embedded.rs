@@ -16,10 +16,16 @@ pub(crate) struct Served {
     pub(crate) insecure_http: bool,
 }
 
+/// The simulated kubelet node of `cluster`.
+pub(crate) struct Kubelet {
+    /// `--kubelet-config`: a file with a scenario's `kubelet:` block; the defaults without.
+    pub(crate) config: Option<PathBuf>,
+}
+
 pub(crate) async fn cluster(
     served: Served,
     operator: bool,
-    kubelet: bool,
+    kubelet: Option<Kubelet>,
     metrics_addr: Option<std::net::SocketAddr>,
 ) -> Result<String, String> {
     use embedded_apiserver::{ApiServer, serve};
@@ -30,6 +36,12 @@ pub(crate) async fn cluster(
     } = served;
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     init_tracing();
+    // Read before anything is served: a wrong file stops the command with the file's error.
+    let kubelet_config = match kubelet.as_ref().and_then(|k| k.config.as_deref()) {
+        Some(file) => gamedeploy_simulator::scenario::load_kubelet(file)
+            .map_err(|e| format!("--kubelet-config: {e}"))?,
+        None => simulated_kubelet::config::KubeletConfig::default(),
+    };
     if !listen.ip().is_loopback() {
         return Err(format!(
             "--listen {listen}: the embedded cluster has no authentication; use a loopback address"
@@ -96,9 +108,8 @@ pub(crate) async fn cluster(
             shutdown_signal(),
         ));
     }
-    if kubelet {
-        let (_config, rx) =
-            tokio::sync::watch::channel(simulated_kubelet::config::KubeletConfig::default());
+    if kubelet.is_some() {
+        let (_config, rx) = tokio::sync::watch::channel(kubelet_config);
         tokio::spawn(simulated_kubelet::node::run(
             server.client_as("kubelet"),
             simulated_kubelet::NodeConfig::default(),

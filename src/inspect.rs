@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, stream};
@@ -13,6 +13,7 @@ use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::{ForceRefused, PodView, check_force, decode};
 use gamedeploy_core::names;
 use gamedeploy_core::planner::rules::adoption::Selector;
+use gamedeploy_inspect::rollout::{PromoteRefused, Unrestorable, Verdict, verdict};
 use gamedeploy_inspect::status::{RolloutSnapshot, render};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -60,6 +61,75 @@ pub(crate) enum InspectError {
         pod: String,
         why: String,
     },
+    #[error("{0}")]
+    RolloutFailed(String),
+    #[error(
+        "timed out after {after} waiting for the rollout of gamedeployment \"{name}\" (last seen: {last})"
+    )]
+    TimedOut {
+        name: String,
+        after: String,
+        last: String,
+    },
+    #[error("{0}")]
+    Unrestorable(#[from] Unrestorable),
+    #[error("{0}")]
+    PromoteRefused(#[from] PromoteRefused),
+    #[error(
+        "gamedeployment {namespace}/{name} has a spec that does not decode ({reason}); fix it with kubectl edit first"
+    )]
+    Undecodable {
+        namespace: String,
+        name: String,
+        reason: String,
+    },
+    #[error(
+        "unable to find container named \"{container}\" in gamedeployment \"{name}\" (it has: {known})"
+    )]
+    UnknownContainer {
+        name: String,
+        container: String,
+        known: String,
+    },
+    #[error(
+        "'{0}' is not CONTAINER=IMAGE (e.g. python=python:3.10, or *=IMAGE for every container)"
+    )]
+    NotAnImagePair(String),
+    #[error("cannot show the template as YAML: {0}")]
+    Yaml(String),
+}
+
+/// Which cluster, context and namespace a command works on: kubectl's `-n`, `--kubeconfig`
+/// and `--context`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub(crate) struct Target {
+    /// The namespace (default: the kubeconfig context's).
+    #[arg(short, long)]
+    pub(crate) namespace: Option<String>,
+    /// Use this kubeconfig file instead of the usual lookup (KUBECONFIG, ~/.kube/config).
+    #[arg(long)]
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long)]
+    pub(crate) context: Option<String>,
+}
+
+impl Target {
+    /// A client and the namespace to work in, the names checked before anything is sent.
+    pub(crate) async fn connect(
+        &self,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<(Client, String), InspectError> {
+        object_name(kind, name)?;
+        if let Some(ns) = &self.namespace {
+            namespace_name(ns)?;
+        }
+        let config = config(self.kubeconfig.as_deref(), self.context.as_deref()).await?;
+        let client = Client::try_from(config).map_err(|e| InspectError::Client(e.to_string()))?;
+        let ns = namespace_of(&client, self.namespace.clone())?;
+        Ok((client, ns))
+    }
 }
 
 /// `name` as an object's name (a DNS-1123 subdomain, as pods and GameDeployments are named),
@@ -110,7 +180,7 @@ fn kubeconfig_reason(e: &kube::config::KubeconfigError) -> String {
 }
 
 impl InspectError {
-    fn api(what: impl Into<String>, e: &kube::Error) -> Self {
+    pub(crate) fn api(what: impl Into<String>, e: &kube::Error) -> Self {
         InspectError::Api {
             what: what.into(),
             reason: gamedeploy_operator::describe(e),
@@ -118,23 +188,30 @@ impl InspectError {
     }
 }
 
-/// A client for `--kubeconfig`, or for the usual lookup (KUBECONFIG, ~/.kube/config,
-/// in-cluster). Unlike `run`, one attempt: a person is waiting for an answer.
-async fn client(kubeconfig: Option<&Path>) -> Result<Client, InspectError> {
-    Client::try_from(config(kubeconfig).await?).map_err(|e| InspectError::Client(e.to_string()))
-}
-
 /// The cluster's client configuration: `kubeconfig` if given, else the usual lookup
-/// (`KUBECONFIG`, `~/.kube/config`, in-cluster). `gamedeploy run` connects through it too.
-pub(crate) async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, InspectError> {
+/// (`KUBECONFIG`, `~/.kube/config`, in-cluster), at `context` if given (else the current one).
+/// `gamedeploy run` connects through it too. Unlike `run`, the commands make one attempt: a
+/// person is waiting for an answer.
+pub(crate) async fn config(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<kube::Config, InspectError> {
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
     match kubeconfig {
+        // A context names an entry of a kubeconfig: the in-cluster account has none.
+        None if context.is_some() => kube::Config::from_kubeconfig(&options)
+            .await
+            .map_err(|e| InspectError::NoCluster(kubeconfig_reason(&e))),
         Some(path) => {
             let unreadable = |e: &kube::config::KubeconfigError| InspectError::Kubeconfig {
                 path: path.display().to_string(),
                 reason: kubeconfig_reason(e),
             };
             let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| unreadable(&e))?;
-            kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            kube::Config::from_custom_kubeconfig(kc, &options)
                 .await
                 .map_err(|e| unreadable(&e))
         }
@@ -163,7 +240,10 @@ pub(crate) async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, In
 }
 
 /// Where the objects are: `-n`, else the kubeconfig context's namespace.
-fn namespace_of(client: &Client, namespace: Option<String>) -> Result<String, InspectError> {
+pub(crate) fn namespace_of(
+    client: &Client,
+    namespace: Option<String>,
+) -> Result<String, InspectError> {
     let ns = namespace.unwrap_or_else(|| client.default_namespace().to_string());
     namespace_name(&ns)?;
     Ok(ns)
@@ -178,24 +258,29 @@ fn width() -> usize {
         .unwrap_or(80)
 }
 
-/// `gamedeploy status`: once, or redrawn on every change until Ctrl-C with `watch`.
+/// `gamedeploy status`: the screen and where the rollout stands, once; with `watch`, redrawn
+/// until the rollout completes (`Ok`), fails or `timeout` passes (an error: exit status 1), as
+/// `kubectl rollout status` waits. Once, a failed rollout is an error too.
 pub(crate) async fn status(
-    kubeconfig: Option<&Path>,
-    namespace: Option<String>,
+    target: &Target,
     name: &str,
     watch: bool,
+    timeout: Option<Duration>,
 ) -> Result<String, InspectError> {
-    object_name("GameDeployment", name)?;
-    if let Some(ns) = &namespace {
-        namespace_name(ns)?;
-    }
-    let client = client(kubeconfig).await?;
-    let ns = namespace_of(&client, namespace)?;
+    let (client, ns) = target.connect("GameDeployment", name).await?;
     let first = observe(&client, &ns, name).await?;
     if !watch {
-        return Ok(render(&first.0, jiff::Timestamp::now(), width()));
+        let screen = render(&first.0, jiff::Timestamp::now(), width());
+        return match verdict(&first.0) {
+            Verdict::Failed(cause) => {
+                print!("{screen}");
+                Err(InspectError::RolloutFailed(cause))
+            }
+            v => Ok(format!("{screen}\n{}", v.wrapped(width()))),
+        };
     }
-    watch_status(client, ns, name, first).await
+    // Zero waits for ever, as kubectl's `--timeout=0`.
+    watch_status(client, ns, name, first, timeout.filter(|t| !t.is_zero())).await
 }
 
 /// The GameDeployment, its pods and the namespace's HookRuns, with the pods' label selector.
@@ -255,14 +340,61 @@ fn selector(gd: &StoredGameDeployment) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// How `status --watch` shows each observation: on a terminal the whole screen redrawn in
+/// place with where the rollout stands under it; elsewhere (a pipe, a CI log) the screen once,
+/// then one line each time where the rollout stands changes.
+struct Drawing {
+    tty: bool,
+    screen: String,
+    line: String,
+}
+
+impl Drawing {
+    /// Shows `observed` if anything changed; returns where the rollout stands.
+    fn draw(&mut self, observed: &RolloutSnapshot) -> Verdict {
+        let v = verdict(observed);
+        let screen = render(observed, jiff::Timestamp::now(), width());
+        let mut out = std::io::stdout().lock();
+        // A failure is said once, on stderr, as the command's error.
+        let line = match &v {
+            Verdict::Failed(_) => "",
+            v => v.line(),
+        };
+        if self.tty {
+            let text = match &v {
+                Verdict::Failed(_) => screen,
+                v => format!("{screen}\n{}", v.wrapped(width())),
+            };
+            if text != self.screen {
+                let _ = write!(out, "\x1b[H\x1b[2J{text}");
+                self.screen = text;
+            }
+        } else {
+            if self.screen.is_empty() {
+                let _ = writeln!(out, "{screen}");
+                self.screen = screen;
+            }
+            if !line.is_empty() && line != self.line {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let _ = out.flush();
+        self.line = v.line().to_string();
+        v
+    }
+}
+
 /// Redraws whenever the GameDeployment or one of its pods changes, and every second on a
-/// terminal so the times move; stops on Ctrl-C (or SIGTERM).
+/// terminal so the times move, until the rollout completes or fails, `timeout` passes, or
+/// Ctrl-C (or SIGTERM) stops it.
 async fn watch_status(
     client: Client,
     ns: String,
     name: &str,
     first: (RolloutSnapshot, String),
+    timeout: Option<Duration>,
 ) -> Result<String, InspectError> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let tty = std::io::stdout().is_terminal();
     let (observed, selector) = first;
     let gds: Api<StoredGameDeployment> = Api::namespaced(client.clone(), &ns);
@@ -283,25 +415,37 @@ async fn watch_status(
     });
     let mut triggers = stream::select(stream::select(gd_changes, pod_changes), ticks).boxed();
     let stop = crate::shutdown_signal();
-    let mut shown = String::new();
-    let mut draw = |observed: &RolloutSnapshot| {
-        let text = render(observed, jiff::Timestamp::now(), width());
-        if text != shown {
-            let mut out = std::io::stdout().lock();
-            // Clear the screen on a terminal; elsewhere (a pipe, a log) frames follow each other.
-            let _ = if tty {
-                write!(out, "\x1b[H\x1b[2J{text}")
-            } else {
-                writeln!(out, "{text}")
-            };
-            let _ = out.flush();
-            shown = text;
+    let timed_out = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => futures::future::pending().await,
         }
     };
-    draw(&observed);
+    tokio::pin!(timed_out);
+    let mut drawing = Drawing {
+        tty,
+        screen: String::new(),
+        line: String::new(),
+    };
+    let mut observed = observed;
     loop {
+        match drawing.draw(&observed) {
+            Verdict::Complete(_) => return Ok(String::new()),
+            Verdict::Failed(cause) => return Err(InspectError::RolloutFailed(cause)),
+            Verdict::Waiting(_) => {}
+        }
         tokio::select! {
             () = stop.clone() => return Ok(String::new()),
+            () = &mut timed_out => {
+                return Err(InspectError::TimedOut {
+                    name: name.to_string(),
+                    after: timeout
+                        .map(|t| jiff::SignedDuration::try_from(t).unwrap_or_default())
+                        .map(|t| format!("{t:#}"))
+                        .unwrap_or_default(),
+                    last: drawing.line.clone(),
+                });
+            }
             next = triggers.next() => {
                 if next.is_none() {
                     return Ok(String::new());
@@ -309,25 +453,15 @@ async fn watch_status(
                 // A burst of changes (one rollout step touches several objects) is one redraw.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 while triggers.next().now_or_never().flatten().is_some() {}
-                draw(&observe(&client, &ns, name).await?.0);
+                observed = observe(&client, &ns, name).await?.0;
             }
         }
     }
 }
 
 /// `gamedeploy force`: judges the request as the operator will, then sets the annotation.
-pub(crate) async fn force(
-    kubeconfig: Option<&Path>,
-    namespace: Option<String>,
-    pod: &str,
-    state: &str,
-) -> Result<String, InspectError> {
-    object_name("pod", pod)?;
-    if let Some(ns) = &namespace {
-        namespace_name(ns)?;
-    }
-    let client = client(kubeconfig).await?;
-    let ns = namespace_of(&client, namespace)?;
+pub(crate) async fn force(target: &Target, pod: &str, state: &str) -> Result<String, InspectError> {
+    let (client, ns) = target.connect("pod", pod).await?;
     force_with(client, &ns, pod, state).await
 }
 
@@ -495,6 +629,35 @@ mod tests {
             e.to_string(),
             "cannot read kubeconfig /nonexistent/kc: there is no such file"
         );
+    }
+
+    /// `--context` picks a kubeconfig's context, as kubectl's does; an unknown one is named.
+    #[tokio::test]
+    async fn context_picks_the_kubeconfigs_context() {
+        let dir = std::env::temp_dir().join(format!("gamedeploy-context-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n\
+             - {name: a, cluster: {server: 'http://127.0.0.1:1'}}\n\
+             - {name: b, cluster: {server: 'http://127.0.0.1:2'}}\n\
+             users: [{name: u, user: {}}]\ncontexts:\n\
+             - {name: a, context: {cluster: a, user: u}}\n\
+             - {name: b, context: {cluster: b, user: u, namespace: games}}\n",
+        )
+        .unwrap();
+        let current = config(Some(&path), None).await.unwrap();
+        assert_eq!(current.cluster_url.to_string(), "http://127.0.0.1:1/");
+        let other = config(Some(&path), Some("b")).await.unwrap();
+        assert_eq!(other.cluster_url.to_string(), "http://127.0.0.1:2/");
+        assert_eq!(other.default_namespace, "games");
+        let e = config(Some(&path), Some("c"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `force` on the embedded cluster: a pod no GameDeployment controls (no owner, another

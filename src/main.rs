@@ -53,6 +53,7 @@ fn lean_allocator() {
 #[cfg(feature = "embedded")]
 mod embedded;
 mod inspect;
+mod rollout;
 mod run_args;
 
 use std::io::Write;
@@ -61,7 +62,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use futures::FutureExt;
 use gamedeploy_core::inplace::table;
 
@@ -127,22 +128,70 @@ enum Command {
         /// Serve plain HTTP instead of HTTPS (for debugging with curl or a packet capture).
         #[arg(long)]
         insecure_http: bool,
+        /// With --kubelet: the simulated kubelet's settings, as a scenario file's `kubelet:`
+        /// block (startSeconds, readySeconds, images with per-image delays and failures).
+        #[arg(long, requires = "kubelet", value_name = "FILE")]
+        kubelet_config: Option<PathBuf>,
     },
     /// A GameDeployment's rollout at a glance: revisions, strategy, counts, problems, and
     /// where each pod's in-place update stands.
+    /// Exit status 1 when the rollout failed (its progress deadline exceeded, a FailedUpdate
+    /// condition, a failed canary hook step) or --timeout passed.
     Status {
         /// The GameDeployment.
         name: String,
-        /// Its namespace (default: the kubeconfig context's).
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Use this kubeconfig file instead of the usual lookup.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// Redraw on every change until Ctrl-C.
+        #[command(flatten)]
+        target: inspect::Target,
+        /// Redraw on every change until the rollout completes (exit 0) or fails (exit 1), or
+        /// Ctrl-C.
         #[arg(short, long)]
         watch: bool,
+        /// With --watch: give up (exit 1) after this long, e.g. 90s, 5m, 1h; 0 waits for ever.
+        #[arg(long, requires = "watch", value_parser = parse_timeout)]
+        timeout: Option<Duration>,
     },
+    /// Pause the rollout: set spec.updateStrategy.paused (pods being updated finish).
+    Pause {
+        name: String,
+        #[command(flatten)]
+        target: inspect::Target,
+    },
+    /// Resume a paused rollout (also continues a canary pause step without duration).
+    Resume {
+        name: String,
+        #[command(flatten)]
+        target: inspect::Target,
+    },
+    /// Finish the current canary step now; with --full, all of them.
+    Promote {
+        name: String,
+        /// Skip every remaining step: the rollout goes on to every pod.
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        target: inspect::Target,
+    },
+    /// Roll back to the previous template (or --to-revision N) from the ControllerRevisions.
+    Undo {
+        name: String,
+        /// The revision to roll back to (see `history`); 0 is the previous one.
+        #[arg(long, default_value_t = 0)]
+        to_revision: i64,
+        #[command(flatten)]
+        target: inspect::Target,
+    },
+    /// The template revisions, with change cause, images, resources and pods on each.
+    History {
+        name: String,
+        /// Show this revision's pod template.
+        #[arg(long, default_value_t = 0)]
+        revision: i64,
+        #[command(flatten)]
+        target: inspect::Target,
+    },
+    /// Change the template: `set image NAME CONTAINER=IMAGE...`.
+    #[command(subcommand)]
+    Set(SetCommand),
     /// Force a pod's in-place update into STATE (see `gamedeploy states`), if the operator
     /// would accept it from the pod's current state; says what the operator will do next.
     Force {
@@ -150,17 +199,97 @@ enum Command {
         pod: String,
         /// The state to force: Pending, Unready, ImagePatched, Ready or Abandoned.
         state: String,
-        /// The pod's namespace (default: the kubeconfig context's).
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// Use this kubeconfig file instead of the usual lookup.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
+        #[command(flatten)]
+        target: inspect::Target,
     },
     /// Run the operator against a cluster found through the usual kube config (KUBECONFIG,
     /// ~/.kube/config, or the in-cluster service account), with leader election on a Lease.
     /// Stops cleanly on SIGTERM or Ctrl-C, releasing the lease.
     Run(run_args::RunArgs),
+}
+
+#[derive(Subcommand)]
+enum SetCommand {
+    /// Set container images: CONTAINER=IMAGE (`*=IMAGE` for every container).
+    Image {
+        name: String,
+        #[arg(required = true, value_name = "CONTAINER=IMAGE")]
+        images: Vec<String>,
+        #[command(flatten)]
+        target: inspect::Target,
+    },
+}
+
+/// kubectl's `--timeout` values: `90s`, `5m`, `1h30m` (or `0`).
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d: jiff::SignedDuration = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration: use e.g. 90s, 5m, 1h30m, or 0"))?;
+    Duration::try_from(d).map_err(|_| format!("'{text}' is negative"))
+}
+
+/// The name kubectl runs a plugin by: `kubectl gamedeploy ...` runs `kubectl-gamedeploy ...`.
+const PLUGIN_NAME: &str = "kubectl-gamedeploy";
+
+/// Whether the binary was started as the kubectl plugin (a link or copy named
+/// `kubectl-gamedeploy`); then its help says `kubectl gamedeploy`.
+fn as_plugin(argv0: Option<&std::ffi::OsStr>) -> bool {
+    argv0
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .is_some_and(|stem| stem == PLUGIN_NAME)
+}
+
+/// The command line, named as it was called, and whether as the kubectl plugin.
+fn parse_cli() -> (Cli, bool) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    let plugin = as_plugin(args.first().map(|a| a.as_os_str()));
+    if plugin {
+        command = command.bin_name("kubectl gamedeploy");
+    }
+    let matches = command.get_matches_from(args);
+    (
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        plugin,
+    )
+}
+
+#[cfg(test)]
+mod plugin_tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_is_the_plugin_when_called_kubectl_gamedeploy() {
+        let called = |a: &str| as_plugin(Some(std::ffi::OsStr::new(a)));
+        assert!(called("kubectl-gamedeploy"));
+        assert!(called("/home/me/bin/kubectl-gamedeploy"));
+        assert!(called("kubectl-gamedeploy.exe"));
+        assert!(!called("gamedeploy"));
+        assert!(!called("/usr/bin/kubectl-gamedeploy-old"));
+        assert!(!as_plugin(None));
+        // Same subcommands either way.
+        let cli =
+            Cli::try_parse_from(["kubectl-gamedeploy", "status", "x", "-w", "--timeout", "5m"]);
+        assert!(matches!(
+            cli.map(|c| c.command),
+            Ok(Command::Status { watch: true, timeout: Some(t), .. }) if t == Duration::from_secs(300)
+        ));
+    }
+
+    #[test]
+    fn timeouts_read_as_kubectl_writes_them() {
+        assert_eq!(parse_timeout("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_timeout("soon"),
+            Err("'soon' is not a duration: use e.g. 90s, 5m, 1h30m, or 0".into())
+        );
+        assert_eq!(parse_timeout("-5s"), Err("'-5s' is negative".into()));
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -180,7 +309,7 @@ enum StatesFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let (cli, plugin) = parse_cli();
     #[cfg(feature = "mimalloc")]
     if matches!(cli.command, Command::Run(_)) {
         lean_allocator();
@@ -209,31 +338,57 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(async_main(cli));
+    // As a kubectl plugin, errors read as kubectl's do (`error: ...`).
+    let code = runtime.block_on(async_main(cli, if plugin { "error" } else { "gamedeploy" }));
     // A hook measurement still being judged on the blocking pool (its deadline passed, the
     // thread cannot be interrupted) must not hold the exit: dropping the runtime would wait.
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     code
 }
 
-async fn async_main(cli: Cli) -> ExitCode {
+async fn async_main(cli: Cli, error_prefix: &str) -> ExitCode {
     let output = match cli.command {
         Command::Crds => gamedeploy_core::api::crds_yaml().map_err(|e| e.to_string()),
         Command::States { format } => states(format),
         Command::Status {
             name,
-            namespace,
-            kubeconfig,
+            target,
             watch,
-        } => inspect::status(kubeconfig.as_deref(), namespace, &name, watch)
+            timeout,
+        } => inspect::status(&target, &name, watch, timeout)
             .await
             .map_err(|e| e.to_string()),
-        Command::Force {
-            pod,
-            state,
-            namespace,
-            kubeconfig,
-        } => inspect::force(kubeconfig.as_deref(), namespace, &pod, &state)
+        Command::Force { pod, state, target } => inspect::force(&target, &pod, &state)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Pause { name, target } => rollout::set_paused(&target, &name, true)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Resume { name, target } => rollout::set_paused(&target, &name, false)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Promote { name, full, target } => rollout::promote(&target, &name, full)
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Undo {
+            name,
+            to_revision,
+            target,
+        } => rollout::undo(&target, &name, Some(to_revision))
+            .await
+            .map_err(|e| e.to_string()),
+        Command::History {
+            name,
+            revision,
+            target,
+        } => rollout::show_history(&target, &name, Some(revision))
+            .await
+            .map_err(|e| e.to_string()),
+        Command::Set(SetCommand::Image {
+            name,
+            images,
+            target,
+        }) => rollout::set_image(&target, &name, &images)
             .await
             .map_err(|e| e.to_string()),
         Command::Run(args) => run(args).await,
@@ -247,12 +402,16 @@ async fn async_main(cli: Cli) -> ExitCode {
             kubelet,
             metrics_addr,
             insecure_http,
+            kubelet_config,
         } => {
             let served = embedded::Served {
                 listen,
                 kubeconfig_out,
                 insecure_http,
             };
+            let kubelet = kubelet.then_some(embedded::Kubelet {
+                config: kubelet_config,
+            });
             embedded::cluster(served, operator, kubelet, metrics_addr).await
         }
     };
@@ -263,7 +422,7 @@ async fn async_main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("gamedeploy: {e}");
+            eprintln!("{error_prefix}: {e}");
             ExitCode::FAILURE
         }
     }
@@ -423,7 +582,7 @@ impl Unusable {
 /// that, the controller's watches would retry silently for ever. One line per failed attempt.
 async fn connect(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
     use gamedeploy_core::api::StoredGameDeployment;
-    let config = inspect::config(kubeconfig)
+    let config = inspect::config(kubeconfig, None)
         .await
         .map_err(|e| e.to_string())?;
     let url = config.cluster_url.to_string();

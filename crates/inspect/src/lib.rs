@@ -5,5 +5,8 @@
 //! - [`kubectl`]: what `kubectl get pods` / `kubectl get gamedeployment` would print, and
 //!   kubectl's table layout and durations (shared with `gamedeploy simulate`).
 //! - [`status`]: `gamedeploy status`, one rollout at a glance.
+//! - [`rollout`]: the `kubectl gamedeploy` verbs' decisions: done or failed, history, undo,
+//!   promote.
 pub mod kubectl;
+pub mod rollout;
 pub mod status;

@@ -403,7 +403,7 @@ fn fit(line: &str, width: usize) -> String {
 
 /// Appends `text` after `lead`, wrapped at spaces to `width`, continuation lines indented
 /// under the text; a word longer than a line is cut.
-fn wrap_into(out: &mut String, lead: &str, text: &str, width: usize) {
+pub(crate) fn wrap_into(out: &mut String, lead: &str, text: &str, width: usize) {
     let indent = lead.chars().count();
     let room = width.saturating_sub(indent).max(1);
     let mut line = String::new();

@@ -315,6 +315,26 @@ pub fn load(file: &Path) -> Result<Scenario, ScenarioError> {
     parse(&text, file)
 }
 
+/// Reads a file that holds what a scenario's `kubelet:` block holds (`startSeconds`,
+/// `readySeconds`, `images`), validated as that block is: `gamedeploy cluster --kubelet-config`.
+pub fn load_kubelet(file: &Path) -> Result<KubeletConfig, ScenarioError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ScenarioError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    parse_kubelet(&text, file)
+}
+
+/// [`load_kubelet`] on text; `file` names it in errors.
+pub fn parse_kubelet(text: &str, file: &Path) -> Result<KubeletConfig, ScenarioError> {
+    let root: Value = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Yaml {
+        file: file.to_path_buf(),
+        position: yaml_position(&e),
+        problem: yaml_problem(&e),
+    })?;
+    YamlWalker { file }.kubelet(&root)
+}
+
 /// Validates scenario text; `file` names it in errors and anchors relative `apply` paths.
 pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
     let root: Value = serde_saphyr::from_str(text).map_err(|e| ScenarioError::Yaml {

@@ -521,3 +521,45 @@ fn outcomes_map_to_exit_codes() {
     assert_eq!(ExitStatus::of_run(false).exit_code(), 1);
     assert_eq!(ExitStatus::InvalidScenario.exit_code(), 2);
 }
+
+/// `gamedeploy cluster --kubelet-config`: a file holding a `kubelet:` block's settings, read and
+/// refused as that block is.
+#[test]
+fn a_kubelet_config_file_is_a_scenarios_kubelet_block() {
+    let file = Path::new("kubelet.yaml");
+    let c = parse_kubelet(
+        "startSeconds: 2\nreadySeconds: 3\nimages:\n  \"game:broken\": {fail: ImagePullBackOff}\n",
+        file,
+    )
+    .unwrap();
+    let mut expected = KubeletConfig {
+        start_seconds: 2,
+        ready_seconds: 3,
+        ..KubeletConfig::default()
+    };
+    expected.images.insert(
+        "game:broken".into(),
+        ImageConfig {
+            fail: Some(simulated_kubelet::config::ImageFailure::ImagePullBackOff),
+            ..ImageConfig::default()
+        },
+    );
+    assert_eq!(c, expected);
+    let same = parse(
+        "name: x\nkubelet:\n  startSeconds: 2\n  readySeconds: 3\n  images:\n    \"game:broken\": {fail: ImagePullBackOff}\n",
+        Path::new(FILE),
+    )
+    .unwrap();
+    assert_eq!(same.kubelet, c);
+    assert_eq!(
+        parse_kubelet("startSecond: 2\n", file)
+            .unwrap_err()
+            .to_string(),
+        "kubelet.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images)"
+    );
+    let missing = load_kubelet(Path::new("/nonexistent/kubelet.yaml")).unwrap_err();
+    assert!(
+        missing.to_string().contains("/nonexistent/kubelet.yaml"),
+        "{missing}"
+    );
+}
