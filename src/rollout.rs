@@ -186,7 +186,8 @@ pub(crate) async fn show_history(
     name: &str,
     revision: Option<i64>,
 ) -> Result<String, InspectError> {
-    use gamedeploy_inspect::rollout::{CHANGE_CAUSE, Unrestorable};
+    use gamedeploy_core::names::ANNOTATION_CHANGE_CAUSE;
+    use gamedeploy_inspect::rollout::Unrestorable;
     let (client, ns) = target.connect("GameDeployment", name).await?;
     let (_, gd) = decoded(&client, &ns, name).await?;
     let revisions = revisions(&client, &ns, &gd).await?;
@@ -224,7 +225,7 @@ pub(crate) async fn show_history(
         .meta()
         .annotations
         .as_ref()
-        .and_then(|a| a.get(CHANGE_CAUSE))
+        .and_then(|a| a.get(ANNOTATION_CHANGE_CAUSE))
         .map(String::as_str);
     let update = gd
         .status

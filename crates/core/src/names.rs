@@ -55,9 +55,12 @@ pub const ANNOTATION_POD_DELETING: &str = "io.tencent.bcs.dev/game-pod-deleting"
 pub const ANNOTATION_POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 /// GameDeployment annotation: `descend` deletes the highest-cost pods first.
 pub const ANNOTATION_DELETION_COST_SORT: &str = "io.tencent.bcs.dev/pod-deletion-cost-sort-method";
+/// GameDeployment annotation copied onto each new ControllerRevision, as Deployment copies it
+/// onto its ReplicaSets: `kubectl gamedeploy history` shows it as CHANGE-CAUSE.
+pub const ANNOTATION_CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 /// Node annotation: the deletion cost of every pod on the node.
 pub const ANNOTATION_NODE_DELETION_COST: &str = "io.tencent.bcs.dev/node-deletion-cost";
-/// GameDeployment annotation: `"true"` gives each new pod an index (see `planner::index`).
+/// GameDeployment annotation: `"true"` gives each new pod an index (see `planner::rules::pod_index`).
 pub const ANNOTATION_INDEX_ON: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-on";
 /// GameDeployment annotation: the index range, `{"podStartIndex":a,"podEndIndex":b}`.
 pub const ANNOTATION_INDEX_RANGE: &str = "tkex.bkbcs.tencent.com/gamedeployment-index-range";

@@ -208,7 +208,7 @@ impl Revision {
                         .metadata
                         .annotations
                         .as_ref()
-                        .and_then(|a| a.get(CHANGE_CAUSE))
+                        .and_then(|a| a.get(names::ANNOTATION_CHANGE_CAUSE))
                         .cloned(),
                     template: serde_json::from_value(revision_template(r)?).ok()?,
                 })
@@ -218,9 +218,6 @@ impl Revision {
         out
     }
 }
-
-/// The annotation `kubectl rollout history` shows as CHANGE-CAUSE.
-pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 
 /// `history`: one row per revision with its change cause, images, resources and how many of
 /// `pods` (the GameDeployment's) run it. The revision the spec's template is on (`update`)

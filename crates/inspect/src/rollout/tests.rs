@@ -169,7 +169,7 @@ fn a_failed_canary_hook_step_fails_and_unfinished_steps_wait() {
 fn revision(number: i64, name: &str, image: &str, cause: Option<&str>) -> ControllerRevision {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "default",
-                     "annotations": cause.map(|c| json!({CHANGE_CAUSE: c})),
+                     "annotations": cause.map(|c| json!({names::ANNOTATION_CHANGE_CAUSE: c})),
                      "ownerReferences": [{"apiVersion": "tkex.tencent.com/v1alpha1",
                         "kind": "GameDeployment", "name": "game", "uid": UID, "controller": true}]},
         "revision": number,

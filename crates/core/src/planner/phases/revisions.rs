@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::inplace::PodView;
+use crate::names;
 use crate::planner::model::{Owner, PlanInput, RevisionPlan};
 use crate::planner::rules::revision_history::plan_revisions;
 
@@ -26,7 +27,7 @@ pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisi
     let template = serde_json::to_value(&gd.spec.template).unwrap_or(Value::Null);
     // Borrowed: 10,000 pods share a revision or two, and cloning each name cost more than the set.
     let in_use: BTreeSet<&str> = views.iter().filter_map(|p| p.revision.as_deref()).collect();
-    let plan = plan_revisions(
+    let mut plan = plan_revisions(
         owner,
         &template,
         world.revisions,
@@ -34,6 +35,19 @@ pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisi
         &in_use,
         gd.spec.revision_history_limit(),
     );
+    // As Deployment does for its ReplicaSets: the revision remembers why it was made.
+    let cause = gd
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(names::ANNOTATION_CHANGE_CAUSE));
+    if let (Some(created), Some(cause)) = (plan.create.as_mut(), cause) {
+        created
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(names::ANNOTATION_CHANGE_CAUSE.to_string(), cause.clone());
+    }
     let update = plan.update.clone();
     let current = plan
         .order

@@ -262,13 +262,17 @@ fn step_machine(
         record,
     );
     if outcome.state == Some(State::Failed) || outcome.state == Some(State::Unknown) {
-        let detail = match record {
-            Decoded::Valid(r) => r
-                .message
-                .clone()
-                .unwrap_or_else(|| r.reason.clone().unwrap_or_default()),
-            _ => "its in-place update state is unreadable".into(),
-        };
+        // The checkpoint this step writes says why, when it is the step that failed the pod.
+        let written = outcome
+            .writes()
+            .filter_map(|w| w.checkpoint.as_ref())
+            .last();
+        let detail = match (written, record) {
+            (Some(r), _) => r.message.clone().or_else(|| r.reason.clone()),
+            (None, Decoded::Valid(r)) => r.message.clone().or_else(|| r.reason.clone()),
+            (None, _) => Some("its in-place update state is unreadable".into()),
+        }
+        .unwrap_or_default();
         problems.push(ConditionReport {
             condition: names::CONDITION_FAILED_UPDATE,
             reason: names::REASON_INPLACE_UPDATE_FAILED,

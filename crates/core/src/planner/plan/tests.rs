@@ -537,3 +537,34 @@ fn create_batch_bounds_the_first_wave() {
     let (plan, _, _) = first_sync(&gd);
     assert_eq!(plan.create.len(), 3, "30% of 8 rounds up to 3");
 }
+
+#[test]
+fn a_new_revision_keeps_the_change_cause_of_the_template_change() {
+    let mut gd = seed();
+    gd.metadata.annotations = Some(
+        [(
+            names::ANNOTATION_CHANGE_CAUSE.to_string(),
+            "kubectl set image python=python:latest".to_string(),
+        )]
+        .into(),
+    );
+    let p = plan(&PlanInput::for_test(&gd), &mut suffixes());
+    let causes: Vec<Option<&String>> = p
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::CreateRevision(r) => Some(
+                r.object
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(names::ANNOTATION_CHANGE_CAUSE)),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        causes,
+        [Some(&"kubectl set image python=python:latest".to_string())]
+    );
+}
