@@ -86,6 +86,8 @@ fn a_crash_at_any_write_converges_to_the_same_pod() {
         "seed-grace-30.yaml",
         "hook-success.yaml",
         "image-pull-failure.yaml",
+        "ordered-ready.yaml",
+        "ordered-updated.yaml",
     ] {
         let base = Sim::new(fixture(name)).run();
         assert!(base.violations.is_empty(), "{name}: {:#?}", base.violations);

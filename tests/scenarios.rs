@@ -974,3 +974,77 @@ fn create_batch_waves_no_readiness_gate_and_a_percentage_partition() {
     assert!(v.is_empty(), "{v:#?}");
     snapshot("newer-api", &r);
 }
+
+/// `inPlaceUpdateStrategy.policy: OrderedReady` with two containers: in every pod, `agent`'s
+/// new image is written only after `game` (first in the spec) runs a ready new instance; each
+/// container restarts exactly once and no pod is replaced.
+#[test]
+fn ordered_ready_updates_the_containers_one_at_a_time_in_spec_order() {
+    let r = simulate(&scenario("ordered-containers.yaml"));
+    assert!(r.settled);
+    assert_eq!(r.pods.len(), 2);
+    assert_eq!(uids(&r), initial_pods_uids(&r), "every pod keeps its UID");
+    for pod in &r.pods {
+        let images: BTreeMap<&str, &str> = pod
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.image.as_str()))
+            .collect();
+        assert_eq!(images["game"], "python:latest", "{}", pod.name);
+        assert_eq!(images["agent"], "busybox:1.37", "{}", pod.name);
+        let counts: BTreeMap<&str, i32> = pod
+            .containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.restart_count))
+            .collect();
+        assert_eq!(counts, [("agent", 1), ("game", 1)].into(), "{}", pod.name);
+        let history: Vec<_> = r.history.iter().filter(|h| h.pod == pod.name).collect();
+        let agent_patched = history
+            .iter()
+            .position(|h| h.images.get("agent").map(String::as_str) == Some("busybox:1.37"))
+            .expect("agent is patched");
+        let game_patched = history
+            .iter()
+            .position(|h| h.images.get("game").map(String::as_str) == Some("python:latest"))
+            .expect("game is patched");
+        assert!(
+            game_patched < agent_patched,
+            "{}: game first, then agent",
+            pod.name
+        );
+        // Between the two patches, game restarted once and its new instance was ready:
+        // kubelet reported the pod's containers after game's restart before agent changed.
+        assert!(
+            history[game_patched..agent_patched].iter().any(|h| {
+                h.client == "kubelet"
+                    && h.restart_counts.get("game") == Some(&1)
+                    && h.restart_counts.get("agent") == Some(&0)
+            }),
+            "{}: game restarted before agent was patched",
+            pod.name
+        );
+        let patches: Vec<&str> = r
+            .events
+            .iter()
+            .filter(|e| e.reason == "SuccessfulUpdatePodInPlace" && e.object.contains(&pod.name))
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(patches.len(), 2, "{}: one patch per container", pod.name);
+        assert!(
+            patches[0].contains("set game=python:latest ")
+                && patches[1].contains("set agent=busybox:1.37 "),
+            "{patches:#?}"
+        );
+    }
+    let v = per_pod_violations(&r, 5.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("ordered-containers", &r);
+}
+
+fn initial_pods_uids(r: &Report) -> BTreeSet<String> {
+    r.history
+        .iter()
+        .filter(|h| h.t < 20.0)
+        .map(|h| h.uid.clone())
+        .collect()
+}

@@ -291,7 +291,9 @@ fn entered(state: State, record: Option<&Record>, pod: &Pod) -> Option<Timestamp
     match state {
         State::HookCheck => record.map(|r| r.started_at),
         State::Unready | State::GracefulWait => record.and_then(|r| r.unready_since),
-        State::ImagePatched | State::Restarting => record.and_then(|r| r.patched_at),
+        State::ImagePatched | State::Restarting | State::ContainerUpdated => {
+            record.and_then(|r| r.patched_at)
+        }
         // Both end with the readiness condition set back to True.
         State::Ready | State::Abandoned => pod
             .status

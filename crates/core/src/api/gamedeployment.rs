@@ -291,6 +291,27 @@ pub struct InPlaceUpdateStrategy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub deadline_seconds: Option<i32>,
+
+    /// Newer API: the order in which a pod's changed containers get their new images.
+    /// `DisOrdered` patches them all at once; `OrderedReady` patches them one at a time in
+    /// pod-spec order, each after the previous one runs a ready new instance; `OrderedUpdated`
+    /// moves on once the previous one runs its new image (started, not necessarily ready).
+    /// Unset means `DisOrdered` (no schema default, so stored objects stay as written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<InPlaceUpdatePolicy>,
+}
+
+/// Per-container ordering of an in-place update (`inPlaceUpdateStrategy.policy`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum InPlaceUpdatePolicy {
+    /// Every changed container is patched at once.
+    #[default]
+    DisOrdered,
+    /// One container at a time, in pod-spec order; the next after the previous one is Ready.
+    OrderedReady,
+    /// One container at a time, in pod-spec order; the next once the previous one runs its
+    /// new image (started, not necessarily ready).
+    OrderedUpdated,
 }
 
 /// Ordered canary steps.
@@ -616,6 +637,13 @@ impl GameDeploymentSpec {
         self.in_place_update_strategy()
             .and_then(|s| s.grace_period_seconds)
             .unwrap_or(DEFAULT_GRACE_PERIOD_SECONDS)
+    }
+
+    /// `inPlaceUpdateStrategy.policy`, defaulted.
+    pub fn in_place_update_policy(&self) -> InPlaceUpdatePolicy {
+        self.in_place_update_strategy()
+            .and_then(|s| s.policy)
+            .unwrap_or_default()
     }
 
     /// Per-pod deadline for one in-place update, if any.

@@ -61,13 +61,7 @@ pub fn progress(before: &ContainerSnapshot, now: Option<&ContainerView>) -> Prog
             };
         }
     }
-    let new_instance = match (&before.container_id, &before.image_id) {
-        (Some(old), _) => now.container_id.as_ref().is_some_and(|id| id != old),
-        // Records migrated from the Go operator carry only the old digest.
-        (None, Some(old_digest)) => now.image_id.as_ref().is_some_and(|d| d != old_digest),
-        // The container had no status when patched: any running instance is new.
-        (None, None) => now.container_id.is_some(),
-    };
+    let new_instance = is_new_instance(before, now);
     if new_instance && now.running && now.ready {
         Progress::Done
     } else if !new_instance && now.running && now.waiting_reason.is_none() {
@@ -75,6 +69,23 @@ pub fn progress(before: &ContainerSnapshot, now: Option<&ContainerView>) -> Prog
     } else {
         Progress::Restarting
     }
+}
+
+/// Whether `now` is an instance started after the snapshot `before` was taken.
+fn is_new_instance(before: &ContainerSnapshot, now: &ContainerView) -> bool {
+    match (&before.container_id, &before.image_id) {
+        (Some(old), _) => now.container_id.as_ref().is_some_and(|id| id != old),
+        // Records migrated from the Go operator carry only the old digest.
+        (None, Some(old_digest)) => now.image_id.as_ref().is_some_and(|d| d != old_digest),
+        // The container had no status when patched: any running instance is new.
+        (None, None) => now.container_id.is_some(),
+    }
+}
+
+/// A new instance of the container has started and is running, ready or not: the bar of
+/// `OrderedUpdated` before the next container is patched.
+pub fn runs_new_instance(before: &ContainerSnapshot, now: Option<&ContainerView>) -> bool {
+    now.is_some_and(|now| now.running && is_new_instance(before, now))
 }
 
 #[cfg(test)]
@@ -100,6 +111,21 @@ mod tests {
             started_at: Some("2026-01-01T00:01:00Z".parse().unwrap()),
             waiting_reason: None,
         }
+    }
+
+    #[test]
+    fn a_started_new_instance_runs_the_new_image_before_it_is_ready() {
+        let started = running("c2", "sha256:new", false);
+        assert!(runs_new_instance(&snap("c1"), Some(&started)));
+        assert!(!runs_new_instance(
+            &snap("c1"),
+            Some(&running("c1", "sha256:old", true))
+        ));
+        let mut waiting = started.clone();
+        waiting.running = false;
+        waiting.waiting_reason = Some("ContainerCreating".into());
+        assert!(!runs_new_instance(&snap("c1"), Some(&waiting)));
+        assert!(!runs_new_instance(&snap("c1"), None));
     }
 
     #[test]

@@ -19,13 +19,13 @@ use super::action::{
     Action, ConditionWrite, Endpoint, EventType, HookKind, HookRunRequest, PodWrite, attempt_name,
     retry_due,
 };
-use super::completion::{Progress, RestartFailure, progress};
+use super::completion::{Progress, RestartFailure, progress, runs_new_instance};
 use super::force::{self, ForceRefused, Forced};
 use super::observe::PodView;
 use super::record::{ContainerSnapshot, Decoded, RECORD_VERSION, Record};
 use super::state::{State, Trigger};
 use super::table::{Node, WriteKind, table};
-use crate::api::HookPhase;
+use crate::api::{HookPhase, InPlaceUpdatePolicy};
 use crate::{SmallMap, names};
 
 /// What the GameDeployment wants this pod to become.
@@ -42,6 +42,10 @@ pub struct Target {
     /// Template annotations to set on the pod with the image patch.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// Container names in pod-spec order: the order of an ordered `inPlaceUpdateStrategy.policy`
+    /// (containers not listed follow, by name). Read from fixtures, never serialized.
+    #[serde(default, skip_serializing)]
+    pub container_order: Vec<String>,
 }
 
 /// The parts of `updateStrategy` the machine obeys.
@@ -61,6 +65,13 @@ pub struct Policy {
     /// back: set it, or touch the spec again, to retry again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_retry_generation: Option<i64>,
+    /// `inPlaceUpdateStrategy.policy`: changed containers all at once, or one at a time.
+    #[serde(default, skip_serializing_if = "is_disordered")]
+    pub update_policy: InPlaceUpdatePolicy,
+}
+
+fn is_disordered(p: &InPlaceUpdatePolicy) -> bool {
+    *p == InPlaceUpdatePolicy::DisOrdered
 }
 
 /// Everything one decision looks at.
@@ -285,6 +296,9 @@ impl<'a> Run<'a> {
                 {
                     Some((State::Restarting, Trigger::RestartObserved))
                 }
+                Some(State::Restarting) if self.step_reached() => {
+                    Some((State::ContainerUpdated, Trigger::ContainerProgressed))
+                }
                 _ => None,
             };
             match next {
@@ -480,8 +494,13 @@ impl<'a> Run<'a> {
                 }
                 false
             }
+            State::ContainerUpdated => {
+                self.patch_images(Trigger::NextContainer);
+                false
+            }
             State::Failed => {
                 if record.patched_at.is_some()
+                    && !self.containers_remain()
                     && matches!(self.container_progress(&record), Overall::Done)
                 {
                     self.complete(Trigger::Completed, "containers recovered".into());
@@ -672,7 +691,7 @@ impl<'a> Run<'a> {
     }
 
     fn patch_images(&mut self, trigger: Trigger) {
-        let changed = self.changed_containers();
+        let changed = self.next_batch();
         let now = self.now();
         let pod = self.pod();
         let waited = self
@@ -792,6 +811,61 @@ impl<'a> Run<'a> {
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
         w
+    }
+
+    fn ordered(&self) -> bool {
+        self.input.policy.update_policy != InPlaceUpdatePolicy::DisOrdered
+    }
+
+    /// An ordered policy still has changed containers to patch (their spec image is not the
+    /// target's). Always false for `DisOrdered`, which patches every one at once.
+    fn containers_remain(&self) -> bool {
+        self.ordered() && !self.changed_containers().is_empty()
+    }
+
+    /// The containers the next image patch writes: every changed one, or under an ordered
+    /// policy the first changed one in pod-spec order. What is already patched is read from
+    /// the pod spec, so a restarted operator neither patches a container twice nor skips one.
+    fn next_batch(&self) -> BTreeMap<String, String> {
+        let mut changed = self.changed_containers();
+        if !self.ordered() {
+            return changed;
+        }
+        let first = self
+            .target()
+            .container_order
+            .iter()
+            .find(|name| changed.contains_key(*name))
+            .or_else(|| changed.keys().next())
+            .cloned();
+        match first.and_then(|name| changed.remove_entry(&name)) {
+            Some((name, image)) => [(name, image)].into(),
+            None => BTreeMap::new(),
+        }
+    }
+
+    /// Under an ordered policy, whether every container patched so far has reached the
+    /// policy's bar while more remain, for the update the record is for and within the
+    /// deadline (past it, the in-flight state fails instead).
+    fn step_reached(&self) -> bool {
+        let Some(r) = self.record.as_deref() else {
+            return false;
+        };
+        if r.containers.is_empty()
+            || r.revision != self.target().revision
+            || !self.containers_remain()
+            || self.deadline(r).is_some_and(|d| self.now() >= d)
+        {
+            return false;
+        }
+        let pod = self.pod();
+        r.containers.iter().all(|(name, before)| {
+            let now = pod.containers.get(name);
+            match self.input.policy.update_policy {
+                InPlaceUpdatePolicy::OrderedUpdated => runs_new_instance(before, now),
+                _ => progress(before, now) == Progress::Done,
+            }
+        })
     }
 
     fn grace_end(&self, r: &Record) -> Option<Timestamp> {
@@ -945,6 +1019,10 @@ enum Overall {
     Done,
     Failed(Trigger, String),
 }
+
+#[cfg(test)]
+#[path = "machine/ordered_tests.rs"]
+mod ordered_tests;
 
 #[cfg(test)]
 mod tests {

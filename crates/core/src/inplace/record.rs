@@ -37,7 +37,9 @@ pub struct Record {
     pub state: State,
     /// Target ControllerRevision name/hash.
     pub revision: String,
-    /// Images this update sets, by container name (only containers that change).
+    /// Images this update sets, by container name (only containers that change). Under an
+    /// ordered `inPlaceUpdateStrategy.policy`, the containers patched so far: each patch adds
+    /// one, with its snapshot in `containers`.
     #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
     pub images: SmallMap<String, String>,
     /// When the scheduler picked the pod (start of the per-pod deadline).

@@ -48,6 +48,12 @@ pub enum State {
     /// The state annotation could not be read (garbage or a version from a newer operator).
     /// Derived; never written.
     Unknown,
+    /// Ordered `inPlaceUpdateStrategy.policy` only: the containers patched so far reached the
+    /// policy's bar (ready for `OrderedReady`, running the new image for `OrderedUpdated`) and
+    /// more changed containers remain; the next one is patched at once. Derived from a
+    /// persisted `ImagePatched` (whose record lists the containers patched so far) plus
+    /// container statuses.
+    ContainerUpdated,
 }
 
 impl State {
@@ -127,4 +133,8 @@ pub enum Trigger {
     Forced,
     /// The state annotation is garbage.
     CorruptState,
+    /// Ordered policy: every container patched so far reached the policy's bar.
+    ContainerProgressed,
+    /// Ordered policy: the next changed container, in pod-spec order, gets its new image.
+    NextContainer,
 }

@@ -44,6 +44,7 @@ fn set_fields_win_over_defaults() {
             in_place_update_strategy: Some(InPlaceUpdateStrategy {
                 grace_period_seconds: Some(30),
                 deadline_seconds: Some(600),
+                policy: None,
             }),
             canary: Some(CanaryStrategy {
                 steps: vec![CanaryStep {
@@ -136,6 +137,7 @@ fn spec_serializes_with_the_original_json_names() {
             in_place_update_strategy: Some(InPlaceUpdateStrategy {
                 grace_period_seconds: Some(1),
                 deadline_seconds: None,
+                policy: None,
             }),
             ..Default::default()
         })

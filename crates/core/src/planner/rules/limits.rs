@@ -74,6 +74,7 @@ pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, InvalidIntOrPercen
                 .map(|h| h.template_name.clone()),
             // Needs the generation: set by `phases::spec::resolve_spec`.
             hook_retry_generation: None,
+            update_policy: spec.in_place_update_policy(),
         },
     })
 }
@@ -81,6 +82,7 @@ pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, InvalidIntOrPercen
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::InPlaceUpdatePolicy;
 
     fn spec(yaml: &str) -> GameDeploymentSpec {
         serde_saphyr::from_str(yaml).unwrap()
@@ -106,6 +108,13 @@ mod tests {
         );
         assert_eq!(r.policy.grace_period_seconds, 30);
         assert_eq!(r.policy.hook_template.as_deref(), Some("check"));
+        assert_eq!(r.policy.update_policy, InPlaceUpdatePolicy::DisOrdered);
+        let ordered = spec(
+            "selector: {matchLabels: {app: a}}\ntemplate: {spec: {containers: [{name: c, image: i}]}}\n\
+             updateStrategy: {type: InplaceUpdate, inPlaceUpdateStrategy: {policy: OrderedReady}}\n",
+        );
+        let r = resolve(&ordered).unwrap();
+        assert_eq!(r.policy.update_policy, InPlaceUpdatePolicy::OrderedReady);
     }
 
     #[test]

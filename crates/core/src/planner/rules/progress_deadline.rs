@@ -123,16 +123,24 @@ pub fn exceeded_note(
 /// `update_revision`: the in-place rollout moved on. Derived states count as the checkpoint
 /// they derive from (`GracefulWait` as `Unready`, `Restarting` as `ImagePatched`), so a pod
 /// that keeps restarting without getting ready is no progress; `Failed` and `Abandoned` are
-/// none either.
+/// none either. Under an ordered policy, patching the next container is progress too.
 pub fn machine_moved(record: &Decoded, step: &MachineStep, update_revision: &str) -> bool {
     let checkpoint = match step.state {
         Some(State::HookCheck) => State::HookCheck,
         Some(State::Unready | State::GracefulWait) => State::Unready,
-        Some(State::ImagePatched | State::Restarting) => State::ImagePatched,
+        Some(State::ImagePatched | State::Restarting | State::ContainerUpdated) => {
+            State::ImagePatched
+        }
         Some(State::Ready) => State::Ready,
         _ => return false,
     };
-    let unchanged = matches!(record, Decoded::Valid(r) if r.state == checkpoint && r.revision == update_revision);
+    // An ordered policy's next container keeps the checkpoint's state but patches one more.
+    let patched_more = step
+        .writes()
+        .filter_map(|w| w.checkpoint.as_ref())
+        .any(|c| matches!(record, Decoded::Valid(r) if c.images.len() > r.images.len()));
+    let unchanged = !patched_more
+        && matches!(record, Decoded::Valid(r) if r.state == checkpoint && r.revision == update_revision);
     !unchanged && step.writes().next().is_some()
 }
 

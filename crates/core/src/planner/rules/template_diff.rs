@@ -32,8 +32,14 @@ pub(crate) fn in_place_target(
             if let Some(path) = first_difference(&old_spec, &new_spec, "spec") {
                 return Err(NotInPlace { path });
             }
+            let mut container_order: Vec<(usize, String)> = new_images
+                .iter()
+                .map(|(k, (i, _))| (*i, k.clone()))
+                .collect();
+            container_order.sort();
             Ok(Target {
                 revision: revision.to_string(),
+                container_order: container_order.into_iter().map(|(_, k)| k).collect(),
                 images: new_images
                     .into_iter()
                     .map(|(k, (_, image))| (k, image))
@@ -117,6 +123,18 @@ mod tests {
         assert_eq!(t.images["sidecar"], "envoy:1");
         assert_eq!(t.labels["app"], "game");
         assert_eq!(t.annotations["owner"], "ops");
+    }
+
+    /// An ordered `inPlaceUpdateStrategy.policy` follows the pod spec, not the names.
+    #[test]
+    fn the_target_lists_containers_in_spec_order() {
+        let reversed = |image: &str| {
+            let mut t = template(image);
+            t["spec"]["containers"].as_array_mut().unwrap().reverse();
+            t
+        };
+        let t = in_place_target(&reversed("python:3.9"), &reversed("python:latest"), "r2").unwrap();
+        assert_eq!(t.container_order, vec!["sidecar", "python"]);
     }
 
     #[test]

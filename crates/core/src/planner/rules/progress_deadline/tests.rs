@@ -400,3 +400,29 @@ fn a_running_post_hook_gates_nothing_and_holds_no_deadline() {
         names::REASON_PROGRESS_DEADLINE_EXCEEDED
     );
 }
+
+/// An ordered `inPlaceUpdateStrategy.policy` patches its next container from `ImagePatched` to
+/// `ImagePatched`: the checkpoint's state is the same, but one more container is patched.
+#[test]
+fn the_next_container_of_an_ordered_update_is_progress() {
+    let mut first = Record {
+        state: State::ImagePatched,
+        ..Record::start("r2", t(START))
+    };
+    first.images.insert("game".into(), "game:2".into());
+    let mut next = first.clone();
+    next.images.insert("agent".into(), "agent:2".into());
+    let write = |checkpoint: Record| {
+        let mut w = PodWrite::new(Endpoint::Pod, None);
+        w.checkpoint = Some(checkpoint);
+        MachineStep {
+            transitions: vec![],
+            state: Some(State::ImagePatched),
+            actions: vec![Action::WritePod(Box::new(w))],
+            wake_at: None,
+        }
+    };
+    let recorded = Decoded::Valid(first.clone());
+    assert!(machine_moved(&recorded, &write(next), "r2"));
+    assert!(!machine_moved(&recorded, &write(first), "r2"));
+}
