@@ -86,7 +86,11 @@ fn status_shows_a_rollout_and_force_is_judged_like_the_operator() {
             "-p=[{\"op\": \"replace\", \"path\": \"/spec/template/spec/containers/0/image\", \"value\":\"python:latest\"}]",
         ],
     );
-    let waiting = |s: &str| pod_rows(s).iter().any(|r| r[3] == "GracefulWait");
+    // Pods move before the status does (a status write after the last one within a second
+    // is held back to coalesce): wait for the screen with both, inside the 30 s grace.
+    let waiting = |s: &str| {
+        pod_rows(s).iter().any(|r| r[3] == "GracefulWait") && !s.contains("has not caught up")
+    };
     let screen = status_until(kc, waiting);
     assert!(waiting(&screen), "{screen}");
     // The shape, not the times.
