@@ -283,22 +283,29 @@ pub(crate) async fn status(
     watch_status(client, ns, name, first, timeout.filter(|t| !t.is_zero())).await
 }
 
-/// The GameDeployment, its pods and the namespace's HookRuns, with the pods' label selector.
-async fn observe(
-    client: &Client,
+/// The GameDeployment `name` through `api` (in `ns`), or why it cannot be read.
+pub(crate) async fn game_deployment(
+    api: &Api<StoredGameDeployment>,
     ns: &str,
     name: &str,
-) -> Result<(RolloutSnapshot, String), InspectError> {
-    let gds: Api<StoredGameDeployment> = Api::namespaced(client.clone(), ns);
-    let gd = gds
-        .get_opt(name)
+) -> Result<StoredGameDeployment, InspectError> {
+    api.get_opt(name)
         .await
         .map_err(|e| InspectError::api(format!("cannot read GameDeployment {ns}/{name}"), &e))?
         .ok_or_else(|| InspectError::NotFound {
             kind: "GameDeployment",
             namespace: ns.to_string(),
             name: name.to_string(),
-        })?;
+        })
+}
+
+/// The GameDeployment, its pods and the namespace's HookRuns, with the pods' label selector.
+async fn observe(
+    client: &Client,
+    ns: &str,
+    name: &str,
+) -> Result<(RolloutSnapshot, String), InspectError> {
+    let gd = game_deployment(&Api::namespaced(client.clone(), ns), ns, name).await?;
     let selector = selector(&gd);
     let pods = match &selector {
         // A spec that does not decode and has no status yet names no pods.

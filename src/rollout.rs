@@ -13,7 +13,7 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde_json::json;
 
-use crate::inspect::{InspectError, Target};
+use crate::inspect::{InspectError, Target, game_deployment};
 
 /// The GameDeployment `name` in `ns`, decoded (a verb cannot act on a spec it cannot read).
 async fn decoded(
@@ -22,16 +22,7 @@ async fn decoded(
     name: &str,
 ) -> Result<(Api<StoredGameDeployment>, Arc<GameDeployment>), InspectError> {
     let api: Api<StoredGameDeployment> = Api::namespaced(client.clone(), ns);
-    let gd = api
-        .get_opt(name)
-        .await
-        .map_err(|e| InspectError::api(format!("cannot read GameDeployment {ns}/{name}"), &e))?
-        .ok_or_else(|| InspectError::NotFound {
-            kind: "GameDeployment",
-            namespace: ns.to_string(),
-            name: name.to_string(),
-        })?;
-    match gd {
+    match game_deployment(&api, ns, name).await? {
         StoredGameDeployment::Decoded(d) => Ok((api, d)),
         StoredGameDeployment::Undecodable(u) => Err(InspectError::Undecodable {
             namespace: ns.to_string(),

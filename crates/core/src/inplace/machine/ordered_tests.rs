@@ -52,11 +52,16 @@ fn decide(pod: &PodView, update_policy: InPlaceUpdatePolicy, now: Timestamp) -> 
         update_policy,
         ..Default::default()
     };
+    decide_with(pod, &policy, now)
+}
+
+/// One step of `pod`'s machine towards [`target`] under `policy`, selected, at `now`.
+fn decide_with(pod: &PodView, policy: &Policy, now: Timestamp) -> MachineStep {
     advance(
         &Input {
             pod,
             target: &target(),
-            policy: &policy,
+            policy,
             hook: None,
             selected: true,
             now,
@@ -245,19 +250,7 @@ fn the_deadline_stops_an_ordered_update_between_containers() {
         deadline_seconds: Some(60),
         ..Default::default()
     };
-    let run = |pod: &PodView, now| {
-        advance(
-            &Input {
-                pod,
-                target: &target(),
-                policy: &policy,
-                hook: None,
-                selected: true,
-                now,
-            },
-            &decode(&pod.annotations),
-        )
-    };
+    let run = |pod: &PodView, now| decide_with(pod, &policy, now);
     let mut p = pod();
     let unready = run(&p, t(0));
     apply(&mut p, &unready);
