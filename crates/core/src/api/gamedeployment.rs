@@ -518,12 +518,11 @@ fn scaled(
                 return Err(invalid());
             }
             let percent: i64 = digits.parse().map_err(|_| invalid())?;
-            let product = i64::from(total.max(0)) * percent;
-            let scaled = if round_up {
-                (product + 99) / 100
-            } else {
-                product / 100
-            };
+            // A long enough percentage overflows: a clear error, never a panic.
+            let product = i64::from(total.max(0))
+                .checked_mul(percent)
+                .ok_or_else(invalid)?;
+            let scaled = product / 100 + i64::from(round_up && product % 100 != 0);
             i32::try_from(scaled).map_err(|_| invalid())
         }
     }

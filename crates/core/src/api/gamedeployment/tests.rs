@@ -98,6 +98,8 @@ fn malformed_budgets_name_the_field_and_the_fix() {
         (s("-5%"), "updateStrategy.maxUnavailable"),
         (s("abc%"), "updateStrategy.maxUnavailable"),
         (IntOrString::Int(-1), "updateStrategy.maxUnavailable"),
+        (s("99999999999999999999%"), "updateStrategy.maxUnavailable"),
+        (s("922337203685477580%"), "updateStrategy.maxUnavailable"),
     ] {
         let spec = with_strategy(UpdateStrategy {
             max_unavailable: Some(value.clone()),

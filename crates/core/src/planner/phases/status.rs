@@ -94,17 +94,20 @@ pub fn status(
     out.current_step_hash = canary.current_step_hash.clone();
     out.canary = canary.status.clone();
     out.pause_conditions = canary.pause_conditions.clone();
+    // Under OnDelete the controller moves no pod: waiting for the user is not a stall.
+    let deadline_seconds = gd
+        .spec
+        .progress_deadline_seconds()
+        .filter(|_| resolved.strategy != UpdateStrategyType::OnDelete)
+        .map(i64::from);
     let deadline = progress_deadline::apply(
         &mut out,
         &progress_deadline::DeadlineInput {
-            // Under OnDelete the controller moves no pod: waiting for the user is not a stall.
-            deadline_seconds: gd
-                .spec
-                .progress_deadline_seconds()
-                .filter(|_| resolved.strategy != UpdateStrategyType::OnDelete)
-                .map(i64::from),
+            deadline_seconds,
             previous,
-            machines_moved: machines_moved(observed, machines, update),
+            // Without a deadline nothing reads it: no pass over the machines.
+            machines_moved: deadline_seconds.is_some()
+                && machines_moved(observed, machines, update),
             now: world.now,
         },
     );

@@ -92,19 +92,18 @@ pub fn update(
         let (views, records): (Vec<_>, Vec<_>) = observed.remaining(&deleting).unzip();
         (Cow::Owned(views), Cow::Owned(records))
     };
-    let in_flight = in_flight(&remaining, &records, update, &resolved.strategy);
-    let mut rollout: RolloutTargets =
-        rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now);
+    // OnDelete chooses no pod: a pod moves only when the user deletes it and the scale phase
+    // creates its replacement from the update revision. No budget to work out either.
+    let mut rollout = if resolved.strategy == UpdateStrategyType::OnDelete {
+        RolloutTargets::default()
+    } else {
+        let in_flight = in_flight(&remaining, &records, update, &resolved.strategy);
+        rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now)
+    };
     if scaled.scaling() || resolved.paused {
         // The original skips updates in a sync that scaled, and a pause stops new updates;
         // machines already running still advance, so no pod is left unready.
         rollout.may_start.clear();
-    }
-    if resolved.strategy == UpdateStrategyType::OnDelete {
-        // OnDelete chooses no pod: a pod moves only when the user deletes it and the scale
-        // phase creates its replacement from the update revision.
-        rollout.may_start.clear();
-        rollout.targets.clear();
     }
     let targets: BTreeSet<&str> = rollout.targets.iter().map(String::as_str).collect();
     let templates = &revisions.plan.templates;

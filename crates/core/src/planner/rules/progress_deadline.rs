@@ -125,6 +125,9 @@ pub fn exceeded_note(
 /// that keeps restarting without getting ready is no progress; `Failed` and `Abandoned` are
 /// none either. Under an ordered policy, patching the next container is progress too.
 pub fn machine_moved(record: &Decoded, step: &MachineStep, update_revision: &str) -> bool {
+    if step.writes().next().is_none() {
+        return false;
+    }
     let checkpoint = match step.state {
         Some(State::HookCheck) => State::HookCheck,
         Some(State::Unready | State::GracefulWait) => State::Unready,
@@ -141,7 +144,7 @@ pub fn machine_moved(record: &Decoded, step: &MachineStep, update_revision: &str
         .any(|c| matches!(record, Decoded::Valid(r) if c.images.len() > r.images.len()));
     let unchanged = !patched_more
         && matches!(record, Decoded::Valid(r) if r.state == checkpoint && r.revision == update_revision);
-    !unchanged && step.writes().next().is_some()
+    !unchanged
 }
 
 /// Deployment's counts rule, plus a new update revision.
