@@ -63,6 +63,13 @@ pub(crate) enum InspectError {
     },
     #[error("{0}")]
     RolloutFailed(String),
+    /// kubectl's `rollout pause`/`resume` refusal when there is nothing to do (exit 1).
+    #[error("gamedeployments.tkex.tencent.com \"{name}\" {why}")]
+    NothingToDo { name: String, why: &'static str },
+    #[error(
+        "you cannot rollback a paused gamedeployment; resume it first with 'kubectl gamedeploy resume {name}' and try again"
+    )]
+    UndoPaused { name: String },
     #[error(
         "timed out after {after} waiting for the rollout of gamedeployment \"{name}\" (last seen: {last})"
     )]
@@ -663,7 +670,7 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains("c"), "{e}");
+        assert!(e.ends_with("failed to load current context: c"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

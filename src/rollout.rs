@@ -14,6 +14,7 @@ use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use crate::inspect::{InspectError, Target, game_deployment};
+use gamedeploy_core::planner::rules::adoption::controlled_by;
 
 /// The GameDeployment `name` in `ns`, decoded (a verb cannot act on a spec it cannot read).
 async fn decoded(
@@ -44,7 +45,7 @@ async fn patch(
 }
 
 /// `pause` (`paused`) and `resume`: `spec.updateStrategy.paused` by merge patch; one already
-/// so is said, not written, as kubectl does.
+/// so is refused (exit 1), as kubectl's `rollout pause`/`resume` refuse it.
 pub(crate) async fn set_paused(
     target: &Target,
     name: &str,
@@ -54,7 +55,14 @@ pub(crate) async fn set_paused(
     let (api, gd) = decoded(&client, &ns, name).await?;
     let word = if paused { "paused" } else { "resumed" };
     if gd.spec.paused() == paused {
-        return Ok(format!("{RESOURCE}/{name} already {word}\n"));
+        return Err(InspectError::NothingToDo {
+            name: name.to_string(),
+            why: if paused {
+                "is already paused"
+            } else {
+                "is not paused"
+            },
+        });
     }
     let body = json!({"spec": {"updateStrategy": {"paused": paused}}});
     patch(&api, name, &Patch::Merge(body)).await?;
@@ -148,6 +156,12 @@ pub(crate) async fn undo(
 ) -> Result<String, InspectError> {
     let (client, ns) = target.connect("GameDeployment", name).await?;
     let (api, gd) = decoded(&client, &ns, name).await?;
+    if gd.spec.paused() {
+        // As kubectl refuses to roll back a paused Deployment.
+        return Err(InspectError::UndoPaused {
+            name: name.to_string(),
+        });
+    }
     let revisions = revisions(&client, &ns, &gd).await?;
     let target = undo_target(name, &revisions, &gd.spec.template, to_revision)?;
     if target.template == gd.spec.template {
@@ -156,10 +170,9 @@ pub(crate) async fn undo(
             target.number
         ));
     }
-    let template = serde_json::to_value(&target.template).unwrap_or_default();
     let body = json!([
         {"op": "test", "path": "/metadata/resourceVersion", "value": gd.meta().resource_version},
-        {"op": "replace", "path": "/spec/template", "value": template},
+        {"op": "replace", "path": "/spec/template", "value": &target.template},
     ]);
     let ops: json_patch::Patch = serde_json::from_value(body).map_err(|e| InspectError::Api {
         what: "cannot build the rollback patch".into(),
@@ -202,13 +215,7 @@ pub(crate) async fn show_history(
             .map_err(|e| InspectError::api(format!("cannot list the pods of {ns}/{name}"), &e))?
             .items
             .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
-            })
+            .filter(|p| uid.as_deref().is_some_and(|uid| controlled_by(p, uid)))
             .collect(),
         _ => Vec::new(),
     };

@@ -154,9 +154,11 @@ fn status_watch_exits_0_on_the_seed_session_and_pause_holds_it() {
         ok(kc, plugins, &["pause", NAME, "-n", "default"]),
         "gamedeployment.tkex.tencent.com/test-gamedeployment paused\n"
     );
+    let again = gamedeploy(kc, plugins, &["pause", NAME]);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
     assert_eq!(
-        ok(kc, plugins, &["pause", NAME]),
-        "gamedeployment.tkex.tencent.com/test-gamedeployment already paused\n"
+        again.stderr,
+        "error: gamedeployments.tkex.tencent.com \"test-gamedeployment\" is already paused\n"
     );
     // The seed's own change, through the verb.
     assert_eq!(
@@ -172,7 +174,9 @@ fn status_watch_exits_0_on_the_seed_session_and_pause_holds_it() {
         "{}",
         held.stderr
     );
-    assert!(pods(kc).iter().all(|p| p.3 == "python:3.9"), "paused");
+    let held_pods = pods(kc);
+    assert_eq!(held_pods.len(), 8);
+    assert!(held_pods.iter().all(|p| p.3 == "python:3.9"), "paused");
     assert_eq!(
         ok(kc, plugins, &["resume", NAME]),
         "gamedeployment.tkex.tencent.com/test-gamedeployment resumed\n"
@@ -181,9 +185,11 @@ fn status_watch_exits_0_on_the_seed_session_and_pause_holds_it() {
     assert_eq!(done.code, Some(0), "{}{}", done.stdout, done.stderr);
     let on_latest = pods(kc).iter().filter(|p| p.3 == "python:latest").count();
     assert_eq!(on_latest, 5, "partition 3 keeps 3 of 8");
+    let again = gamedeploy(kc, plugins, &["resume", NAME]);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
     assert_eq!(
-        ok(kc, plugins, &["resume", NAME]),
-        "gamedeployment.tkex.tencent.com/test-gamedeployment already resumed\n"
+        again.stderr,
+        "error: gamedeployments.tkex.tencent.com \"test-gamedeployment\" is not paused\n"
     );
 }
 
@@ -322,6 +328,7 @@ fn undo_returns_pods_in_place_and_history_lists_the_revisions() {
     ok(kc, plugins, &["set", "image", NAME, "python=python:3.10"]);
     assert_eq!(watch(kc, plugins).code, Some(0));
     let before = pods(kc);
+    assert_eq!(before.len(), 8, "{before:?}");
     assert!(before.iter().all(|p| p.3 == "python:3.10"), "{before:?}");
     let history = ok(kc, plugins, &["history", NAME]);
     let rows: Vec<Vec<&str>> = history
@@ -349,6 +356,18 @@ fn undo_returns_pods_in_place_and_history_lists_the_revisions() {
         "{one}"
     );
 
+    // As kubectl: no rollback of a paused rollout.
+    ok(kc, plugins, &["pause", NAME]);
+    let paused = gamedeploy(kc, plugins, &["undo", NAME]);
+    assert_eq!(paused.code, Some(1));
+    assert!(
+        paused
+            .stderr
+            .contains("you cannot rollback a paused gamedeployment; resume it first"),
+        "{}",
+        paused.stderr
+    );
+    ok(kc, plugins, &["resume", NAME]);
     assert_eq!(
         ok(kc, plugins, &["undo", NAME]),
         "gamedeployment.tkex.tencent.com/test-gamedeployment rolled back\n"

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use gamedeploy_core::api::{GameDeployment, PauseReason, StoredGameDeployment};
 use gamedeploy_core::names;
+use gamedeploy_core::planner::rules::adoption::controlled_by;
 use gamedeploy_core::planner::rules::revision_history::revision_template;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
@@ -193,13 +194,7 @@ impl Revision {
         let uid = gd.meta().uid.as_deref();
         let mut out: Vec<Revision> = revisions
             .iter()
-            .filter(|r| {
-                r.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
-            })
+            .filter(|r| uid.is_some_and(|uid| controlled_by(*r, uid)))
             .filter_map(|r| {
                 Some(Revision {
                     number: r.revision,
