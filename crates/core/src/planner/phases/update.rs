@@ -111,6 +111,8 @@ pub fn update(
     // The difference between two templates is the same for every pod on the same revision:
     // compute it once per revision, not once per pod.
     let mut diffs: BTreeMap<&str, Result<Target, NotInPlace>> = BTreeMap::new();
+    // A pod not (or no longer) chosen keeps its own revision's target: one per revision too.
+    let mut own_targets: BTreeMap<&str, Option<Target>> = BTreeMap::new();
     for (pod, &record) in remaining.iter().zip(records.iter()) {
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
@@ -135,7 +137,13 @@ pub fn update(
                     }
                     // Not (or no longer) chosen: the pod's own revision, which calls off a
                     // machine that has not patched anything yet.
-                    _ => Cow::Owned(own_target(pod, templates)),
+                    _ => match own_targets
+                        .entry(own)
+                        .or_insert_with(|| own_target(own, templates))
+                    {
+                        Some(t) => Cow::Borrowed(&*t),
+                        None => Cow::Owned(running_target(pod)),
+                    },
                 };
                 if let Some(phase) = step_machine(
                     world,
@@ -303,21 +311,24 @@ fn step_machine(
     waiting
 }
 
-/// The target that keeps a pod where it is.
-fn own_target(pod: &PodView, templates: &BTreeMap<String, Value>) -> Target {
-    let revision = pod.revision.clone().unwrap_or_default();
+/// The target that keeps the pods of `revision` where they are, from its template.
+fn own_target(revision: &str, templates: &BTreeMap<String, Value>) -> Option<Target> {
     templates
-        .get(&revision)
-        .and_then(|t| in_place_target(t, t, &revision).ok())
-        .unwrap_or_else(|| Target {
-            revision,
-            images: pod
-                .spec_images
-                .iter()
-                .map(|(c, i)| (c.clone(), i.clone()))
-                .collect(),
-            ..Default::default()
-        })
+        .get(revision)
+        .and_then(|t| in_place_target(t, t, revision).ok())
+}
+
+/// A pod's own target when its revision's template is gone: the images it is specified to run.
+fn running_target(pod: &PodView) -> Target {
+    Target {
+        revision: pod.revision.clone().unwrap_or_default(),
+        images: pod
+            .spec_images
+            .iter()
+            .map(|(c, i)| (c.clone(), i.clone()))
+            .collect(),
+        ..Default::default()
+    }
 }
 
 /// The original's hot patch: images and revision label at once, marked for BCS's kubelet.
