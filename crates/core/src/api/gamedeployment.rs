@@ -299,6 +299,27 @@ pub struct InPlaceUpdateStrategy {
     /// Unset means `DisOrdered` (no schema default, so stored objects stay as written).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<InPlaceUpdatePolicy>,
+
+    /// gamedeploy extension: what happens to a pod whose in-place CPU/memory resize the kubelet
+    /// reports `Infeasible` (the node can never fit it). `Recreate` deletes the pod within the
+    /// update budget so a new one is created at the update revision (only when some node's
+    /// allocatable could hold it); `Hold` leaves the pod as it is, not retried for this
+    /// revision. Either way the GameDeployment gets a `FailedUpdate` condition with reason
+    /// `ResizeInfeasible`. Unset means `Recreate` (no schema default, so stored objects stay as
+    /// written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infeasible_resize_policy: Option<InfeasibleResizePolicy>,
+}
+
+/// What to do with a pod whose in-place resize can never fit its node
+/// (`inPlaceUpdateStrategy.infeasibleResizePolicy`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+pub enum InfeasibleResizePolicy {
+    /// Delete the pod (within maxUnavailable) so it is created again at the update revision.
+    #[default]
+    Recreate,
+    /// Leave the pod as it is; it is not retried for this revision.
+    Hold,
 }
 
 /// Per-container ordering of an in-place update (`inPlaceUpdateStrategy.policy`).
@@ -642,6 +663,13 @@ impl GameDeploymentSpec {
     pub fn in_place_update_policy(&self) -> InPlaceUpdatePolicy {
         self.in_place_update_strategy()
             .and_then(|s| s.policy)
+            .unwrap_or_default()
+    }
+
+    /// `inPlaceUpdateStrategy.infeasibleResizePolicy`, defaulted.
+    pub fn infeasible_resize_policy(&self) -> InfeasibleResizePolicy {
+        self.in_place_update_strategy()
+            .and_then(|s| s.infeasible_resize_policy)
             .unwrap_or_default()
     }
 

@@ -25,7 +25,7 @@ use super::observe::PodView;
 use super::record::{ContainerSnapshot, Decoded, RECORD_VERSION, Record};
 use super::state::{State, Trigger};
 use super::table::{Node, WriteKind, table};
-use crate::api::{HookPhase, InPlaceUpdatePolicy};
+use crate::api::{HookPhase, InPlaceUpdatePolicy, InfeasibleResizePolicy};
 use crate::{SmallMap, names};
 
 /// What the GameDeployment wants this pod to become.
@@ -68,6 +68,13 @@ pub struct Policy {
     /// `inPlaceUpdateStrategy.policy`: changed containers all at once, or one at a time.
     #[serde(default, skip_serializing_if = "is_disordered")]
     pub update_policy: InPlaceUpdatePolicy,
+    /// `inPlaceUpdateStrategy.infeasibleResizePolicy`: what an `Infeasible` resize leads to.
+    #[serde(default, skip_serializing_if = "is_recreate")]
+    pub infeasible_resize: InfeasibleResizePolicy,
+}
+
+fn is_recreate(p: &InfeasibleResizePolicy) -> bool {
+    *p == InfeasibleResizePolicy::Recreate
 }
 
 fn is_disordered(p: &InPlaceUpdatePolicy) -> bool {

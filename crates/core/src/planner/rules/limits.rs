@@ -75,6 +75,7 @@ pub fn resolve(spec: &GameDeploymentSpec) -> Result<Resolved, InvalidIntOrPercen
             // Needs the generation: set by `phases::spec::resolve_spec`.
             hook_retry_generation: None,
             update_policy: spec.in_place_update_policy(),
+            infeasible_resize: spec.infeasible_resize_policy(),
         },
     })
 }
