@@ -153,6 +153,8 @@ pub const EVENT_FAILED_RECREATE: &str = "FailedUpdatePodReCreate";
 pub const EVENT_SUCCESSFUL_INPLACE: &str = "SuccessfulUpdatePodInPlace";
 /// An in-place update failed, or its write was refused.
 pub const EVENT_FAILED_INPLACE: &str = "FailedUpdatePodInPlace";
+/// A pod's in-place resize can never fit its node (also the `FailedUpdate` reason).
+pub const EVENT_RESIZE_INFEASIBLE: &str = "ResizeInfeasible";
 /// A pod finished its in-place update and is back in Service endpoints.
 pub const EVENT_INPLACE_READY: &str = "InPlaceUpdateReady";
 /// A user forced a pod's machine into another state.

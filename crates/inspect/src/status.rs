@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use gamedeploy_core::api::{
     GameDeploymentStatus, HookPhase, StoredGameDeployment, UpdateStrategyType,
 };
-use gamedeploy_core::inplace::{Decoded, PodView, Record, State, decode, observed_state};
+use gamedeploy_core::inplace::{
+    Decoded, PodView, RESIZE_DEFERRED, Record, State, decode, observed_state,
+};
 use gamedeploy_core::names;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Pod;
@@ -234,6 +236,21 @@ fn pod_rows(observed: &RolloutSnapshot, now: Timestamp) -> (Vec<Row>, Vec<(Strin
             ),
             Decoded::Missing => (None, None),
         };
+        // A deferred resize is derived (nothing recorded): the kubelet's reason and node.
+        let deferred = (state == Some(State::ResizeDeferred))
+            .then(|| view.resize_pending(RESIZE_DEFERRED))
+            .flatten();
+        let (reason, message) = match deferred {
+            Some(p) => (
+                Some("ResizeDeferred".to_string()),
+                Some(format!(
+                    "{} (node {})",
+                    p.message,
+                    view.node_name.as_deref().unwrap_or(NONE)
+                )),
+            ),
+            None => (reason, message),
+        };
         let reason = match (view.deleting, reason) {
             (true, None) => Some("Terminating".to_string()),
             (_, r) => r,
@@ -305,6 +322,10 @@ fn entered(state: State, record: Option<&Record>, pod: &Pod) -> Option<Timestamp
             })
             .and_then(|c| c.last_transition_time.as_ref())
             .map(|t| t.0),
+        State::Resizing
+        | State::ResizeApplying
+        | State::ResizeDeferred
+        | State::ResizeInfeasible => record.map(|r| r.started_at),
         State::Pending | State::Failed | State::Unknown => None,
     }
 }

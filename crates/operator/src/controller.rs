@@ -171,6 +171,8 @@ pub struct Context {
     /// Closed when leadership is lost; every write checks it first.
     gate: WriteGate,
     metrics: Arc<Metrics>,
+    /// The API server serves `pods/resize` (found once at start, [`serves_pod_resize`]).
+    resize_supported: bool,
 }
 
 impl Context {
@@ -195,6 +197,15 @@ impl Context {
             expectations: Arc::default(),
             gate: WriteGate::default(),
             metrics: Arc::default(),
+            resize_supported: true,
+        }
+    }
+
+    /// The same context, told whether the API server serves `pods/resize`.
+    pub fn with_resize(self, supported: bool) -> Self {
+        Context {
+            resize_supported: supported,
+            ..self
         }
     }
 
@@ -515,6 +526,7 @@ async fn reconcile_decoded(
         hook_runs: &hook_runs,
         hook_templates: &hook_templates,
         node_costs: &node_costs,
+        resize_supported: ctx.resize_supported,
         now,
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
@@ -745,6 +757,19 @@ pub async fn run(
     ctx
 }
 
+/// Whether the API server lists the `pods/resize` subresource (Kubernetes 1.33+): asked once,
+/// at start. Without it a cpu/memory change recreates the pod, and its event says why. A
+/// discovery failure counts as "not served": recreating is what every older operator did.
+pub async fn serves_pod_resize(client: &kube::Client) -> bool {
+    match client.list_core_api_resources("v1").await {
+        Ok(list) => list.resources.iter().any(|r| r.name == "pods/resize"),
+        Err(error) => {
+            tracing::warn!(%error, "discovery of /api/v1 failed; cpu/memory changes recreate pods");
+            false
+        }
+    }
+}
+
 /// The GameDeployment controller, until `shutdown`; returns its context.
 async fn gamedeployments(
     client: kube::Client,
@@ -762,6 +787,7 @@ async fn gamedeployments(
     // until they are full, and the Controller, which waits for its own store, reconciles
     // nothing before then.
     let caches_synced = caches.synced();
+    let resize = serves_pod_resize(&client).await;
     let ctx = Arc::new(
         Context::new(
             client.clone(),
@@ -770,7 +796,8 @@ async fn gamedeployments(
             options.seed,
             options.instance.clone(),
         )
-        .guarded(options.gate.clone(), options.metrics.clone()),
+        .guarded(options.gate.clone(), options.metrics.clone())
+        .with_resize(resize),
     );
     // Set once the GameDeployments are listed, which is after every other cache.
     let listed = Arc::new(AtomicBool::new(false));

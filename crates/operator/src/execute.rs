@@ -302,6 +302,7 @@ impl<'a> Executor<'a> {
         let resource = match write.object.endpoint {
             gamedeploy_core::inplace::Endpoint::Pod => "pods",
             gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
+            gamedeploy_core::inplace::Endpoint::PodResize => "pods/resize",
         };
         // Written over a version: the next reconcile waits until the cache moves past it,
         // instead of deciding this pod again from what it wrote over.
@@ -438,6 +439,9 @@ async fn send_pod_write(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<Pod,
         gamedeploy_core::inplace::Endpoint::Pod => api.patch(name, &params, &patch).await,
         gamedeploy_core::inplace::Endpoint::PodStatus => {
             api.patch_status(name, &params, &patch).await
+        }
+        gamedeploy_core::inplace::Endpoint::PodResize => {
+            api.patch_subresource("resize", name, &params, &patch).await
         }
     }
 }

@@ -16,10 +16,13 @@ use crate::names;
 /// (labels, annotations) but not the spec; the main resource may change spec and metadata
 /// but not the status. So a condition flip and its checkpoint travel together through
 /// `pods/status`, and an image patch and its checkpoint through the main resource.
+/// `pods/resize` changes only containers' cpu/memory requests and limits: it carries no
+/// metadata, so no checkpoint; the state after it is derived from the pod spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Endpoint {
     Pod,
     PodStatus,
+    PodResize,
 }
 
 /// The `InPlaceUpdateReady` condition to set.
@@ -47,6 +50,10 @@ pub struct PodWrite {
     pub images: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Container name to its `resources` patch (`pods/resize` only): the cpu/memory requests
+    /// and limits to set, `null` for one to remove.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Value>,
     /// Other annotations; `None` removes the key (the consumed force request).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, Option<String>>,
@@ -63,6 +70,7 @@ impl PodWrite {
             checkpoint: None,
             condition: None,
             images: BTreeMap::new(),
+            resources: BTreeMap::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             precondition,
@@ -72,6 +80,14 @@ impl PodWrite {
     /// The strategic merge patch body for this write (containers merge by `name`,
     /// conditions by `type`, as kube-apiserver does for Pods).
     pub fn to_patch(&self) -> Value {
+        if self.endpoint == Endpoint::PodResize {
+            let containers: Vec<Value> = self
+                .resources
+                .iter()
+                .map(|(name, r)| json!({"name": name, "resources": r}))
+                .collect();
+            return json!({"spec": {"containers": containers}});
+        }
         let mut metadata = Map::new();
         if let Some(rv) = &self.precondition {
             metadata.insert("resourceVersion".into(), json!(rv));
@@ -347,5 +363,20 @@ mod tests {
         );
         assert_eq!(p["metadata"]["labels"][names::LABEL_REVISION], "gd-2");
         assert!(p["metadata"].get("resourceVersion").is_none());
+    }
+
+    /// `pods/resize` takes only `spec.containers[].resources`: no metadata, so no checkpoint.
+    #[test]
+    fn resize_patch_is_container_resources_only() {
+        let mut w = PodWrite::new(Endpoint::PodResize, Some("7".into()));
+        w.resources.insert(
+            "app".into(),
+            json!({"requests": {"cpu": "1"}, "limits": {"cpu": null}}),
+        );
+        assert_eq!(
+            w.to_patch(),
+            json!({"spec": {"containers": [{"name": "app", "resources":
+                {"requests": {"cpu": "1"}, "limits": {"cpu": null}}}]}})
+        );
     }
 }

@@ -110,6 +110,7 @@ mod tests {
             running: true,
             started_at: Some("2026-01-01T00:01:00Z".parse().unwrap()),
             waiting_reason: None,
+            resources: None,
         }
     }
 

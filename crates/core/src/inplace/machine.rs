@@ -10,7 +10,7 @@
 //! watch. That is also why a checkpoint always travels in the same write as its side effect.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -21,8 +21,9 @@ use super::action::{
 };
 use super::completion::{Progress, RestartFailure, progress, runs_new_instance};
 use super::force::{self, ForceRefused, Forced};
-use super::observe::PodView;
+use super::observe::{PodView, RESIZE_DEFERRED, RESIZE_INFEASIBLE};
 use super::record::{ContainerSnapshot, Decoded, RECORD_VERSION, Record};
+use super::resources::ContainerResources;
 use super::state::{State, Trigger};
 use super::table::{Node, WriteKind, table};
 use crate::api::{HookPhase, InPlaceUpdatePolicy, InfeasibleResizePolicy};
@@ -46,6 +47,14 @@ pub struct Target {
     /// (containers not listed follow, by name). Read from fixtures, never serialized.
     #[serde(default, skip_serializing)]
     pub container_order: Vec<String>,
+    /// cpu/memory requests and limits to resize to, by container: the containers whose
+    /// resources the revision changes (every container for a pod's own revision, so a resize
+    /// in flight can be taken back). A container not listed keeps what its spec says.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, ContainerResources>,
+    /// By container, the resources whose `resizePolicy` is `RestartContainer`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub restart_on_resize: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The parts of `updateStrategy` the machine obeys.
@@ -306,6 +315,18 @@ impl<'a> Run<'a> {
                 Some(State::Restarting) if self.step_reached() => {
                     Some((State::ContainerUpdated, Trigger::ContainerProgressed))
                 }
+                // `pods/resize` carries no checkpoint: the spec says whether it was sent.
+                Some(State::Resizing) if self.resize_sent() => {
+                    Some((State::ResizeApplying, Trigger::ResizeRequested))
+                }
+                Some(State::GracefulWait) if self.resize_sent() => {
+                    Some((State::ResizeApplying, Trigger::GraceElapsed))
+                }
+                Some(State::ResizeApplying)
+                    if self.pod().resize_pending(RESIZE_DEFERRED).is_some() =>
+                {
+                    Some((State::ResizeDeferred, Trigger::Deferred))
+                }
                 _ => None,
             };
             match next {
@@ -432,8 +453,15 @@ impl<'a> Run<'a> {
             .record
             .as_ref()
             .is_some_and(|r| !r.containers.is_empty());
-        if self.changed_containers().is_empty() && !retry_has_snapshot {
+        self.note_resize();
+        let images = !self.changed_containers().is_empty() || retry_has_snapshot;
+        let (resize, restarts) = self.record.as_ref().map_or((false, false), |r| {
+            (!r.resources.is_empty(), !r.resize_restarts.is_empty())
+        });
+        if !images && !resize {
             self.metadata_only();
+        } else if !images && !restarts {
+            self.resize_only();
         } else if let Some(template) = self.input.policy.hook_template.clone() {
             self.start_hook(&template);
         } else {
@@ -452,7 +480,10 @@ impl<'a> Run<'a> {
         // from GracefulWait on the next decision.
         if let Some(deadline) = self.deadline(&record)
             && self.now() >= deadline
-            && !matches!(state, State::Failed | State::Unready)
+            && !matches!(
+                state,
+                State::Failed | State::Unready | State::ResizeInfeasible
+            )
         {
             let waited = self.now().duration_since(record.started_at).as_secs();
             self.fail(
@@ -476,10 +507,26 @@ impl<'a> Run<'a> {
                 if !self.pod().is_marked_unready() {
                     self.make_unready(Trigger::ReadinessRestored, false);
                 } else if self.grace_end(&record).is_none_or(|end| self.now() >= end) {
-                    self.patch_images(Trigger::GraceElapsed);
+                    if record.resources.is_empty() {
+                        self.patch_images(Trigger::GraceElapsed);
+                    } else {
+                        // Resources first, images once the resize is applied: kubernetes
+                        // #127356 (a container restarted for its new image before its pod's
+                        // cgroup was resized failed to start on cgroup v1).
+                        self.send_resize(&record, Trigger::GraceElapsed);
+                    }
                 }
                 false
             }
+            State::Resizing => {
+                self.send_resize(&record, Trigger::ResizeRequested);
+                false
+            }
+            State::ResizeApplying => {
+                self.resize_progress(&record);
+                false
+            }
+            State::ResizeDeferred | State::ResizeInfeasible => false,
             State::ImagePatched | State::Restarting => {
                 match self.container_progress(&record) {
                     Overall::Failed(trigger, detail) => {
@@ -520,7 +567,16 @@ impl<'a> Run<'a> {
 
     /// The target is no longer the record's revision.
     fn retarget(&mut self, state: State) -> bool {
-        if self.at_target_revision() {
+        let resizing = matches!(
+            state,
+            State::Resizing
+                | State::ResizeApplying
+                | State::ResizeDeferred
+                | State::ResizeInfeasible
+        );
+        // A resize already in the spec is not undone by a readiness restore: it is resized
+        // back, toward the target, like a new revision.
+        if self.at_target_revision() && !(resizing && self.resize_wanted()) {
             // Back to the pod's own revision before any image was written: nothing to undo
             // but readiness.
             self.restore_readiness(State::Ready, Trigger::RolledBack, names::REASON_ROLLED_BACK);
@@ -540,6 +596,7 @@ impl<'a> Run<'a> {
             r.state = State::Unready;
             r.unready_since = old.and_then(|o| o.unready_since).or(Some(self.now()));
             self.record = Some(Cow::Owned(r));
+            self.note_resize();
             self.go(State::GracefulWait, Trigger::Retargeted);
         } else {
             self.record = Some(Cow::Owned(r));
@@ -634,6 +691,98 @@ impl<'a> Run<'a> {
                 self.target().revision
             ),
         );
+    }
+
+    /// Only cpu/memory change and nothing restarts: the record (desired resources), revision
+    /// label and template metadata in one pod write; readiness is left alone.
+    fn resize_only(&mut self) {
+        let w = self.template_write();
+        self.go(State::Resizing, Trigger::ResizeOnly);
+        self.emit(w);
+    }
+
+    /// Sends the record's resources through `pods/resize`.
+    fn send_resize(&mut self, record: &Record, trigger: Trigger) {
+        let mut w = PodWrite::new(Endpoint::PodResize, self.pod().resource_version.clone());
+        w.resources = record
+            .resources
+            .iter()
+            .map(|(name, want)| {
+                (
+                    name.clone(),
+                    want.patch_from(&self.pod().resources_of(name)),
+                )
+            })
+            .collect();
+        self.go(State::ResizeApplying, trigger);
+        self.emit(w);
+    }
+
+    /// In `ResizeApplying`: infeasible, applied, or still applying.
+    fn resize_progress(&mut self, record: &Record) {
+        if let Some(pending) = self.pod().resize_pending(RESIZE_INFEASIBLE) {
+            let message = pending.message.clone();
+            self.infeasible(record, &message);
+        } else if self.pod().resize_complete(record.resize_restarts.iter()) {
+            if self.changed_containers().is_empty() {
+                self.resized();
+            } else {
+                self.patch_images(Trigger::Resized);
+            }
+        }
+    }
+
+    /// The resize is applied and no image changes: record Ready and the template's metadata
+    /// through `pods/status` (which keeps metadata changes), readiness restored if it was
+    /// taken.
+    fn resized(&mut self) {
+        let mut w = self.template_write();
+        w.endpoint = Endpoint::PodStatus;
+        if self.pod().is_marked_unready() {
+            w.condition = Some(self.ready_condition(State::Ready, names::CONDITION_INPLACE_READY));
+        }
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
+            r.reason = None;
+            r.message = None;
+        }
+        let revision = self.target().revision.clone();
+        self.go(State::Ready, Trigger::Resized);
+        self.emit(w);
+        self.event(
+            EventType::Normal,
+            names::EVENT_INPLACE_READY,
+            format!("pod runs revision {revision}; cpu/memory resized in place"),
+        );
+    }
+
+    /// `PodResizePending/Infeasible`: readiness restored if it was taken, one Warning event
+    /// naming the pod, the containers and the node; the planner applies
+    /// `infeasibleResizePolicy`.
+    fn infeasible(&mut self, record: &Record, kubelet: &str) {
+        let pod = self.pod();
+        let containers: Vec<String> = record
+            .resources
+            .iter()
+            .map(|(name, r)| format!("container {name} ({})", describe(r)))
+            .collect();
+        let node = pod.node_name.as_deref().unwrap_or("(unscheduled)");
+        let message = format!(
+            "pod {}: resize of {} is infeasible on node {node}: {kubelet}",
+            pod.name,
+            containers.join(", ")
+        );
+        let mut w = PodWrite::new(Endpoint::PodStatus, pod.resource_version.clone());
+        if pod.is_marked_unready() {
+            w.condition =
+                Some(self.ready_condition(State::ResizeInfeasible, names::EVENT_RESIZE_INFEASIBLE));
+        }
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
+            r.reason = Some(names::EVENT_RESIZE_INFEASIBLE.to_string());
+            r.message = Some(message.clone());
+        }
+        self.go(State::ResizeInfeasible, Trigger::Infeasible);
+        self.emit(w);
+        self.event(EventType::Warning, names::EVENT_RESIZE_INFEASIBLE, message);
     }
 
     fn start_hook(&mut self, template: &str) {
@@ -768,7 +917,6 @@ impl<'a> Run<'a> {
 
     /// Ends the machine with `InPlaceUpdateReady=True`.
     fn restore_readiness(&mut self, to: State, trigger: Trigger, reason: &str) {
-        let now = self.now();
         let revision = self.pod().revision.clone().unwrap_or_default();
         if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
             if trigger == Trigger::RolledBack {
@@ -779,15 +927,18 @@ impl<'a> Run<'a> {
             r.message = None;
         }
         self.go(to, trigger);
-        self.write_checkpoint(
-            Endpoint::PodStatus,
-            Some(ConditionWrite {
-                ready: true,
-                reason: reason.to_string(),
-                message: format!("in-place update {to}"),
-                last_transition_time: now,
-            }),
-        );
+        let condition = self.ready_condition(to, reason);
+        self.write_checkpoint(Endpoint::PodStatus, Some(condition));
+    }
+
+    /// `InPlaceUpdateReady=True`, for a machine ending in `to`.
+    fn ready_condition(&self, to: State, reason: &str) -> ConditionWrite {
+        ConditionWrite {
+            ready: true,
+            reason: reason.to_string(),
+            message: format!("in-place update {to}"),
+            last_transition_time: self.now(),
+        }
     }
 
     fn fail(&mut self, trigger: Trigger, reason: &str, message: String) {
@@ -818,6 +969,52 @@ impl<'a> Run<'a> {
             .map(|(k, v)| (k.clone(), Some(v.clone())))
             .collect();
         w
+    }
+
+    /// The target's cpu/memory for the containers whose spec differs from it.
+    fn resize_changes(&self) -> SmallMap<String, ContainerResources> {
+        self.target()
+            .resources
+            .iter()
+            .filter(|(name, want)| !want.same_as(&self.pod().resources_of(name)))
+            .map(|(name, want)| (name.clone(), want.clone()))
+            .collect()
+    }
+
+    /// The target asks for cpu/memory the spec does not have.
+    fn resize_wanted(&self) -> bool {
+        !self.resize_changes().is_empty()
+    }
+
+    /// Writes into the record what this update resizes, and which containers that restarts
+    /// (a changed resource whose `resizePolicy` is `RestartContainer`).
+    fn note_resize(&mut self) {
+        let changes = self.resize_changes();
+        let restarts: Vec<String> = changes
+            .iter()
+            .filter(|(name, want)| {
+                let restart = self.target().restart_on_resize.get(*name);
+                want.changed_from(&self.pod().resources_of(name))
+                    .iter()
+                    .any(|res| restart.is_some_and(|set| set.contains(*res)))
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        if let Some(r) = self.record.as_mut().map(Cow::to_mut) {
+            r.resources = changes;
+            r.resize_restarts = restarts;
+        }
+    }
+
+    /// The record's resize is in the pod spec (sent, or a restarted operator finds it sent).
+    fn resize_sent(&self) -> bool {
+        let Some(r) = self.record.as_deref() else {
+            return false;
+        };
+        !r.resources.is_empty()
+            && r.resources
+                .iter()
+                .all(|(name, want)| want.same_as(&self.pod().resources_of(name)))
     }
 
     fn ordered(&self) -> bool {
@@ -955,6 +1152,12 @@ impl<'a> Run<'a> {
         if self.stopped {
             return;
         }
+        if w.endpoint == Endpoint::PodResize {
+            // No metadata through pods/resize: a pending force removal goes out in `finish`.
+            self.actions.push(Action::WritePod(Box::new(w)));
+            self.stopped = true;
+            return;
+        }
         w.checkpoint = self.record.as_deref().cloned();
         if std::mem::take(&mut self.consume_force) {
             w.annotations
@@ -1013,9 +1216,24 @@ impl<'a> Run<'a> {
             (WriteKind::None, None) => true,
             (WriteKind::Pod, Some(w)) => w.endpoint == Endpoint::Pod,
             (WriteKind::Status, Some(w)) => w.endpoint == Endpoint::PodStatus,
+            // A resize carries no checkpoint; derived on a later look, it writes nothing.
+            (WriteKind::Resize, None) => true,
             _ => false,
         }
     }
+}
+
+/// `cpu=1, memory=1Gi` requests, then limits: what a resize asks for, for messages.
+fn describe(r: &ContainerResources) -> String {
+    let part = |label: &str, m: &BTreeMap<String, String>| {
+        let items: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        (!items.is_empty()).then(|| format!("{label} {}", items.join(", ")))
+    };
+    let parts: Vec<String> = [part("requests", &r.requests), part("limits", &r.limits)]
+        .into_iter()
+        .flatten()
+        .collect();
+    parts.join("; ")
 }
 
 /// Progress of all changed containers together.
@@ -1030,6 +1248,10 @@ enum Overall {
 #[cfg(test)]
 #[path = "machine/ordered_tests.rs"]
 mod ordered_tests;
+
+#[cfg(test)]
+#[path = "machine/resize_tests.rs"]
+mod resize_tests;
 
 #[cfg(test)]
 mod tests {

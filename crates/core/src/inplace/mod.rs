@@ -27,6 +27,7 @@ mod machine;
 /// Crate-visible for the planner, which reads a pod's unapplied hot patch from its view.
 pub(crate) mod observe;
 mod record;
+mod resources;
 mod state;
 pub mod table;
 
@@ -38,6 +39,10 @@ pub use force::{ForceRefused, Forced};
 pub use machine::{
     Input, MachineStep, Policy, Target, Transition, advance, check_force, observed_state,
 };
-pub use observe::{ContainerView, PodView};
+pub use observe::{
+    CONDITION_POD_RESIZE_IN_PROGRESS, CONDITION_POD_RESIZE_PENDING, ContainerView, PodView,
+    RESIZE_DEFERRED, RESIZE_INFEASIBLE, ResizePending, ResizeStatus,
+};
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};
+pub use resources::{ContainerResources, QosClass, RESIZABLE, qos_class, same_quantity};
 pub use state::{State, Trigger};

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
+use super::resources::ContainerResources;
 use crate::{SmallMap, names};
 
 /// One container's status, as kubelet reports it.
@@ -37,6 +38,47 @@ pub struct ContainerView {
     /// `state.waiting.reason`, e.g. `ImagePullBackOff`, `CrashLoopBackOff`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_reason: Option<String>,
+    /// `resources`: the cpu/memory requests and limits the kubelet reports applied (`None`
+    /// when it reports none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ContainerResources>,
+}
+
+/// Pod condition the kubelet sets while it cannot apply a resize (reason [`RESIZE_DEFERRED`]
+/// or [`RESIZE_INFEASIBLE`]); Kubernetes' names, not ours.
+pub const CONDITION_POD_RESIZE_PENDING: &str = "PodResizePending";
+/// Pod condition the kubelet sets while it applies a resize.
+pub const CONDITION_POD_RESIZE_IN_PROGRESS: &str = "PodResizeInProgress";
+/// `PodResizePending` reason: the node cannot fit the resize now.
+pub const RESIZE_DEFERRED: &str = "Deferred";
+/// `PodResizePending` reason: the node can never fit the resize.
+pub const RESIZE_INFEASIBLE: &str = "Infeasible";
+
+/// The pod condition `PodResizePending` (status True): the kubelet cannot apply a resize.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResizePending {
+    /// `Deferred` (may fit later) or `Infeasible` (never fits this node).
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The kubelet's view of a resize, from the pod's status: what completion is judged on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResizeStatus {
+    /// `metadata.generation` (moves on every spec change, a resize included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// `status.observedGeneration`: the generation the kubelet last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<ResizePending>,
+    /// The pod condition `PodResizeInProgress` is True.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_progress: bool,
 }
 
 /// The parts of a pod the machine decides on.
@@ -58,6 +100,13 @@ pub struct PodView {
     /// `spec.containers[*].image` by container name.
     #[serde(default)]
     pub spec_images: SmallMap<String, String>,
+    /// `spec.containers[*].resources` cpu/memory by container name (containers without any
+    /// are absent).
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub spec_resources: SmallMap<String, ContainerResources>,
+    /// Generations and resize conditions (absent when the pod has none of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize: Option<Box<ResizeStatus>>,
     /// `status.containerStatuses` by container name.
     #[serde(default)]
     pub containers: SmallMap<String, ContainerView>,
@@ -153,6 +202,10 @@ impl PodView {
                             running: running.is_some(),
                             started_at: running.and_then(|r| r.started_at.as_ref()).map(|t| t.0),
                             waiting_reason: waiting.and_then(|w| w.reason.clone()),
+                            resources: c
+                                .resources
+                                .as_ref()
+                                .map(|r| ContainerResources::from_requirements(Some(r))),
                         };
                         (c.name.clone(), view)
                     })
@@ -167,7 +220,34 @@ impl PodView {
         let in_place_ready = condition(names::CONDITION_INPLACE_READY).map(|c| c.status == "True");
         let ready = condition("Ready").filter(|c| c.status == "True");
         let annotations = small_map(meta.annotations.as_ref());
+        let pending = condition(CONDITION_POD_RESIZE_PENDING)
+            .filter(|c| c.status == "True")
+            .map(|c| ResizePending {
+                reason: c.reason.clone().unwrap_or_default(),
+                message: c.message.clone().unwrap_or_default(),
+            });
+        let resize = ResizeStatus {
+            generation: meta.generation,
+            observed_generation: status.and_then(|s| s.observed_generation),
+            pending,
+            in_progress: condition(CONDITION_POD_RESIZE_IN_PROGRESS)
+                .is_some_and(|c| c.status == "True"),
+        };
+        let spec_resources = pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    ContainerResources::from_requirements(c.resources.as_ref()),
+                )
+            })
+            .filter(|(_, r)| *r != ContainerResources::default())
+            .collect();
         PodView {
+            spec_resources,
+            resize: (resize != ResizeStatus::default()).then(|| Box::new(resize)),
             unapplied_hot_patch: unapplied_hot_patch(&annotations, &containers),
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
@@ -216,6 +296,35 @@ impl PodView {
             .get(names::LABEL_POD_INSTANCE_ID)
             .map(String::as_str)
             .unwrap_or_else(|| self.name.rsplit('-').next().unwrap_or(&self.name))
+    }
+
+    /// The spec's cpu/memory of container `name` (empty when it sets none).
+    pub fn resources_of(&self, name: &str) -> ContainerResources {
+        self.spec_resources.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The kubelet reports `PodResizePending` with `reason`.
+    pub fn resize_pending(&self, reason: &str) -> Option<&ResizePending> {
+        let pending = self.resize.as_ref()?.pending.as_ref()?;
+        (pending.reason == reason).then_some(pending)
+    }
+
+    /// The resize in the spec is complete (the shared contract's test): the kubelet acted on
+    /// the current generation, reports no resize condition, every container's applied
+    /// cpu/memory equals its spec's as quantities, and each container in `restarted` (a
+    /// `RestartContainer` resize) is ready again.
+    pub fn resize_complete<'a>(&self, mut restarted: impl Iterator<Item = &'a String>) -> bool {
+        let caught_up = self.resize.as_ref().is_none_or(|r| {
+            r.pending.is_none()
+                && !r.in_progress
+                && r.generation
+                    .is_none_or(|g| r.observed_generation.is_some_and(|o| o >= g))
+        });
+        let applied = self.containers.iter().all(|(name, c)| {
+            let applied = c.resources.clone().unwrap_or_default();
+            applied.same_as(&self.resources_of(name))
+        });
+        caught_up && applied && restarted.all(|n| self.containers.get(n).is_some_and(|c| c.ready))
     }
 
     /// `InPlaceUpdateReady` is explicitly False.

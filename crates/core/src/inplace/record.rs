@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::resources::ContainerResources;
 use super::state::State;
 use crate::{SmallMap, StrMap, names};
 
@@ -53,6 +54,15 @@ pub struct Record {
     /// Changed containers as they were just before the image patch.
     #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
     pub containers: SmallMap<String, ContainerSnapshot>,
+    /// cpu/memory this update resizes to, by container (only containers whose spec differed
+    /// when the record was made). Whether the resize was sent is read from the pod spec, since
+    /// `pods/resize` cannot carry this annotation.
+    #[serde(default, skip_serializing_if = "SmallMap::is_empty")]
+    pub resources: SmallMap<String, ContainerResources>,
+    /// Containers the resize restarts (a changed resource with `resizePolicy`
+    /// `RestartContainer`): the resize is complete once they are ready again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resize_restarts: Vec<String>,
     /// Name of the preInplaceUpdateStrategy HookRun, while one is used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook_run: Option<String>,
@@ -87,6 +97,8 @@ impl Record {
             unready_since: None,
             patched_at: None,
             containers: SmallMap::new(),
+            resources: SmallMap::new(),
+            resize_restarts: Vec::new(),
             hook_run: None,
             attempt: 0,
             hook_retry_generation: None,

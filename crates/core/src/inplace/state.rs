@@ -54,6 +54,19 @@ pub enum State {
     /// persisted `ImagePatched` (whose record lists the containers patched so far) plus
     /// container statuses.
     ContainerUpdated,
+    /// Resize only, no container restarts: the record for the target revision (desired
+    /// resources, revision label, template metadata) is written; readiness is untouched.
+    /// Persisted.
+    Resizing,
+    /// The resize was sent through `pods/resize`: the pod spec's cpu/memory are the target's
+    /// and the kubelet is applying them. Derived from the spec (a resize carries no metadata).
+    ResizeApplying,
+    /// The kubelet reports `PodResizePending` with reason `Deferred`: the node cannot fit the
+    /// resize now but might later. Derived; bounded by the deadline.
+    ResizeDeferred,
+    /// The kubelet reports `PodResizePending` with reason `Infeasible`: the node can never fit
+    /// it. Readiness restored; `infeasibleResizePolicy` decides (Recreate or Hold). Persisted.
+    ResizeInfeasible,
 }
 
 impl State {
@@ -67,12 +80,17 @@ impl State {
                 | State::Ready
                 | State::Failed
                 | State::Abandoned
+                | State::Resizing
+                | State::ResizeInfeasible
         )
     }
 
     /// States in which the machine has nothing left to do for its revision.
     pub fn is_terminal(self) -> bool {
-        matches!(self, State::Ready | State::Failed | State::Abandoned)
+        matches!(
+            self,
+            State::Ready | State::Failed | State::Abandoned | State::ResizeInfeasible
+        )
     }
 }
 
@@ -137,4 +155,16 @@ pub enum Trigger {
     ContainerProgressed,
     /// Ordered policy: the next changed container, in pod-spec order, gets its new image.
     NextContainer,
+    /// Only cpu/memory change and no changed resource restarts its container: resize without a
+    /// readiness flip or grace period.
+    ResizeOnly,
+    /// The resize was sent (the pod spec carries the target's cpu/memory).
+    ResizeRequested,
+    /// The kubelet applied the resize: observedGeneration caught up, no resize condition, and
+    /// every container's status resources equal its spec's.
+    Resized,
+    /// `PodResizePending` with reason `Deferred`.
+    Deferred,
+    /// `PodResizePending` with reason `Infeasible`.
+    Infeasible,
 }

@@ -56,6 +56,9 @@ pub enum WriteKind {
     None,
     Pod,
     Status,
+    /// `pods/resize`: containers' cpu/memory only, no metadata, so no checkpoint; the state
+    /// it leads to is derived from the pod spec.
+    Resize,
 }
 
 /// One row of the table.
@@ -146,7 +149,17 @@ impl Table {
                 )));
             }
             let persisted_target = e.to.is_persisted();
-            if (e.write != WriteKind::None) != persisted_target && e.to != State::Pending {
+            if e.write == WriteKind::Resize && persisted_target {
+                return Err(TableError::Inconsistent(format!(
+                    "edge {} -> {} on {}: a resize carries no checkpoint, so it leads only into \
+                     a derived state",
+                    e.from.label(),
+                    e.to,
+                    e.trigger
+                )));
+            }
+            let writes_checkpoint = !matches!(e.write, WriteKind::None | WriteKind::Resize);
+            if writes_checkpoint != persisted_target && e.to != State::Pending {
                 return Err(TableError::Inconsistent(format!(
                     "edge {} -> {} on {}: a transition into a persisted state writes its checkpoint, \
                      and only those write",
@@ -200,6 +213,7 @@ impl Table {
                     match e.write {
                         WriteKind::Pod => "pod",
                         WriteKind::Status => "pods/status",
+                        WriteKind::Resize => "pods/resize",
                         WriteKind::None => "",
                     }
                 );

@@ -46,6 +46,7 @@ impl<'a> PlanInput<'a> {
             revisions: &[],
             hook_runs: &NO_HOOK_RUNS,
             node_costs: &NO_NODE_COSTS,
+            resize_supported: true,
             now: now(),
         }
     }

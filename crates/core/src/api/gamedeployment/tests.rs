@@ -45,6 +45,7 @@ fn set_fields_win_over_defaults() {
                 grace_period_seconds: Some(30),
                 deadline_seconds: Some(600),
                 policy: None,
+                infeasible_resize_policy: None,
             }),
             canary: Some(CanaryStrategy {
                 steps: vec![CanaryStep {
@@ -140,6 +141,7 @@ fn spec_serializes_with_the_original_json_names() {
                 grace_period_seconds: Some(1),
                 deadline_seconds: None,
                 policy: None,
+                infeasible_resize_policy: None,
             }),
             ..Default::default()
         })

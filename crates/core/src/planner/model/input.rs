@@ -24,5 +24,8 @@ pub struct PlanInput<'a> {
     pub hook_runs: &'a BTreeMap<String, HookRunView>,
     /// Node deletion cost by node name.
     pub node_costs: &'a BTreeMap<String, i64>,
+    /// The API server serves `pods/resize` (Kubernetes 1.33+; found once at operator start):
+    /// without it a cpu/memory change recreates the pod.
+    pub resize_supported: bool,
     pub now: Timestamp,
 }

@@ -117,9 +117,15 @@ pub fn update(
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
         let may_start = rollout.may_start.contains(&pod.name);
-        let diff = &*diffs
-            .entry(own)
-            .or_insert_with(|| revision_diff(own, templates, &new_template, update));
+        let diff = &*diffs.entry(own).or_insert_with(|| {
+            revision_diff(
+                own,
+                templates,
+                &new_template,
+                update,
+                world.resize_supported,
+            )
+        });
         let turn = out.turn();
         match resolved.strategy {
             // OnDelete starts nothing (above); an in-place update begun under another strategy
@@ -139,7 +145,7 @@ pub fn update(
                     // machine that has not patched anything yet.
                     _ => match own_targets
                         .entry(own)
-                        .or_insert_with(|| own_target(own, templates))
+                        .or_insert_with(|| own_target(own, templates, world.resize_supported))
                     {
                         Some(t) => Cow::Borrowed(&*t),
                         None => Cow::Owned(running_target(pod)),
@@ -223,19 +229,18 @@ fn revision_diff(
     templates: &BTreeMap<String, Value>,
     new_template: &Value,
     update: &str,
+    resize: bool,
 ) -> Result<Target, NotInPlace> {
     match templates.get(own) {
-        Some(old) => in_place_target(old, new_template, update),
-        None if own == update => in_place_target(new_template, new_template, update),
-        None if own.is_empty() => Err(NotInPlace {
-            path: format!(
-                "revision (none: the pod has no {} label)",
-                names::LABEL_REVISION
-            ),
-        }),
-        None => Err(NotInPlace {
-            path: format!("revision {own} (no longer stored)"),
-        }),
+        Some(old) => in_place_target(old, new_template, update, resize),
+        None if own == update => in_place_target(new_template, new_template, update, resize),
+        None if own.is_empty() => Err(NotInPlace::changed(format!(
+            "revision (none: the pod has no {} label)",
+            names::LABEL_REVISION
+        ))),
+        None => Err(NotInPlace::changed(format!(
+            "revision {own} (no longer stored)"
+        ))),
     }
 }
 
@@ -312,10 +317,10 @@ fn step_machine(
 }
 
 /// The target that keeps the pods of `revision` where they are, from its template.
-fn own_target(revision: &str, templates: &BTreeMap<String, Value>) -> Option<Target> {
+fn own_target(revision: &str, templates: &BTreeMap<String, Value>, resize: bool) -> Option<Target> {
     templates
         .get(revision)
-        .and_then(|t| in_place_target(t, t, revision).ok())
+        .and_then(|t| in_place_target(t, t, revision, resize).ok())
 }
 
 /// A pod's own target when its revision's template is gone: the images it is specified to run.
