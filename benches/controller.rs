@@ -42,7 +42,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
@@ -372,7 +371,7 @@ async fn stores(client: &kube::Client) -> (Caches, Vec<tokio::task::JoinHandle<(
     let (pods, a) = fill(Api::<CachedPod>::all(client.clone()));
     let (revisions, b) = fill(Api::<ControllerRevision>::all(client.clone()));
     let (hook_runs, c) = fill(Api::<HookRun>::all(client.clone()));
-    let (nodes, d) = fill(Api::<PartialObjectMeta<Node>>::all(client.clone()));
+    let (nodes, d) = fill(Api::<Node>::all(client.clone()));
     let (hook_templates, e) = fill(Api::<HookTemplate>::all(client.clone()));
     for ready in [
         pods.wait_until_ready().await,

@@ -24,7 +24,6 @@ use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
-use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -44,7 +43,7 @@ use crate::watch::{api, lenient_watcher, reflect};
 use crate::write_gate::WriteGate;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
-use gamedeploy_core::planner::model::{CachedPod, HookRunView, Plan, PlanInput};
+use gamedeploy_core::planner::model::{CachedPod, HookRunView, NodeFacts, Plan, PlanInput};
 use gamedeploy_core::planner::plan;
 use gamedeploy_core::planner::rules::adoption::{self, controlled_by};
 use gamedeploy_core::planner::rules::outcome::StatusWrite;
@@ -73,7 +72,8 @@ pub struct Caches {
     pub revisions: Store<ControllerRevision>,
     pub hook_runs: Store<HookRun>,
     pub hook_templates: Store<HookTemplate>,
-    pub nodes: Store<PartialObjectMeta<Node>>,
+    /// Nodes projected by [`node_projection`]: metadata, schedulability, cpu/memory allocatable.
+    pub nodes: Store<Node>,
 }
 
 impl Caches {
@@ -106,7 +106,7 @@ struct CacheWatches {
     revisions: BoxStream<'static, watcher::Result<ControllerRevision>>,
     hook_runs: BoxStream<'static, watcher::Result<HookRun>>,
     hook_templates: BoxStream<'static, watcher::Result<watcher::Event<HookTemplate>>>,
-    nodes: BoxStream<'static, watcher::Result<watcher::Event<PartialObjectMeta<Node>>>>,
+    nodes: BoxStream<'static, watcher::Result<watcher::Event<Node>>>,
 }
 
 /// The caches a reconcile reads, and the watches that fill them.
@@ -125,8 +125,8 @@ fn watch_caches(client: &kube::Client, ns: Option<&str>) -> (Caches, CacheWatche
     let (hook_templates, template_events) = reflect(
         lenient_watcher(api::<Lenient<HookTemplate>>(client, ns), cfg.clone()).modify(for_cache),
     );
-    let nodes_api = Api::<PartialObjectMeta<Node>>::all(client.clone());
-    let (nodes, node_events) = reflect(watcher(nodes_api, cfg));
+    let nodes_api = Api::<Node>::all(client.clone());
+    let (nodes, node_events) = reflect(watcher(nodes_api, cfg).modify(node_projection));
     let watches = CacheWatches {
         pods: pod_events.default_backoff().touched_objects().boxed(),
         revisions: rev_events.default_backoff().touched_objects().boxed(),
@@ -310,6 +310,35 @@ impl Context {
         costs
     }
 
+    /// Each node's schedulability and cpu/memory allocatable, from the node cache.
+    fn node_facts(&self) -> BTreeMap<String, NodeFacts> {
+        self.caches
+            .nodes
+            .state()
+            .iter()
+            .map(|node| {
+                let schedulable = !node
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false);
+                let allocatable = node
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.allocatable.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| (k.clone(), v.0.clone()))
+                    .collect();
+                let facts = NodeFacts {
+                    schedulable,
+                    allocatable,
+                };
+                (node.name_any(), facts)
+            })
+            .collect()
+    }
+
     fn suffix(&self) -> String {
         // Pod-name suffixes in the alphabet Kubernetes uses for generated names.
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -318,6 +347,32 @@ impl Context {
             .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
             .collect()
     }
+}
+
+/// What the node cache keeps of a Node: its metadata (the deletion-cost annotation),
+/// `spec.unschedulable` and the cpu/memory of `status.allocatable` (read-only; whether a pod
+/// whose resize is infeasible could be recreated somewhere).
+pub fn node_projection(node: &mut Node) {
+    for_cache(node);
+    let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable);
+    node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
+        unschedulable,
+        ..Default::default()
+    });
+    let allocatable = node
+        .status
+        .as_ref()
+        .and_then(|s| s.allocatable.as_ref())
+        .map(|a| {
+            a.iter()
+                .filter(|(k, _)| gamedeploy_core::inplace::RESIZABLE.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        });
+    node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+        allocatable,
+        ..Default::default()
+    });
 }
 
 /// What the caches keep of an object: everything but `managedFields`, which the operator
@@ -519,6 +574,7 @@ async fn reconcile_decoded(
         });
     };
     let node_costs = ctx.node_costs();
+    let nodes = ctx.node_facts();
     let world = PlanInput {
         gd: &gd,
         pods: &pods,
@@ -527,6 +583,7 @@ async fn reconcile_decoded(
         hook_templates: &hook_templates,
         node_costs: &node_costs,
         resize_supported: ctx.resize_supported,
+        nodes: &nodes,
         now,
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
@@ -912,7 +969,7 @@ fn gamedeployment_watch(
 /// Keeps the node and HookTemplate caches up to date for as long as the controller runs,
 /// checking each HookTemplate as it is applied; never ends.
 async fn keep_caches(
-    nodes: BoxStream<'static, watcher::Result<watcher::Event<PartialObjectMeta<Node>>>>,
+    nodes: BoxStream<'static, watcher::Result<watcher::Event<Node>>>,
     templates: BoxStream<'static, watcher::Result<watcher::Event<HookTemplate>>>,
     ctx: Arc<Context>,
 ) {

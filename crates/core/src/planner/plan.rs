@@ -105,4 +105,6 @@ fn decide<'a>(
 #[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
+mod resize_tests;
+#[cfg(test)]
 mod tests;

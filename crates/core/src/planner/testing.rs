@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::model::{HookRunView, PlanInput};
+use super::model::{HookRunView, NodeFacts, PlanInput};
 use crate::api::{GameDeployment, HookTemplate};
 
 /// The seed example, the starting point of the planner's unit tests.
@@ -34,6 +34,7 @@ pub(crate) fn now() -> Timestamp {
 static NO_HOOK_RUNS: BTreeMap<String, HookRunView> = BTreeMap::new();
 static NO_HOOK_TEMPLATES: BTreeMap<String, Arc<HookTemplate>> = BTreeMap::new();
 static NO_NODE_COSTS: BTreeMap<String, i64> = BTreeMap::new();
+static NO_NODES: BTreeMap<String, NodeFacts> = BTreeMap::new();
 
 impl<'a> PlanInput<'a> {
     /// `gd` as a first sync sees it at [`now`]: no pods, revisions, HookRuns, HookTemplates or
@@ -47,6 +48,7 @@ impl<'a> PlanInput<'a> {
             hook_runs: &NO_HOOK_RUNS,
             node_costs: &NO_NODE_COSTS,
             resize_supported: true,
+            nodes: &NO_NODES,
             now: now(),
         }
     }

@@ -120,7 +120,8 @@ fn the_cluster_role_grants_what_the_operator_calls() {
             &["get", "list", "watch", "create", "delete", "patch"],
         ),
         ("", "pods/status", &["patch"]),
-        ("", "nodes", &["list", "watch"]),
+        ("", "pods/resize", &["patch"]),
+        ("", "nodes", &["get", "list", "watch"]),
         (
             "apps",
             "controllerrevisions",

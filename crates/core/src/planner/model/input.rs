@@ -10,6 +10,17 @@ use super::cached_pod::CachedPod;
 use super::hook_run_view::HookRunView;
 use crate::api::{GameDeployment, HookTemplate};
 
+/// What the operator knows of a Node: whether pods may be scheduled on it and its
+/// `status.allocatable` (cpu and memory as written). Read only to decide whether a pod whose
+/// in-place resize is infeasible may be recreated: only if some node could hold it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeFacts {
+    /// Not cordoned (`spec.unschedulable` unset or false).
+    pub schedulable: bool,
+    /// `status.allocatable` cpu and memory.
+    pub allocatable: BTreeMap<String, String>,
+}
+
 /// What one reconcile observed.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
@@ -27,5 +38,7 @@ pub struct PlanInput<'a> {
     /// The API server serves `pods/resize` (Kubernetes 1.33+; found once at operator start):
     /// without it a cpu/memory change recreates the pod.
     pub resize_supported: bool,
+    /// Nodes by name (cpu/memory allocatable, schedulability).
+    pub nodes: &'a BTreeMap<String, NodeFacts>,
     pub now: Timestamp,
 }

@@ -21,7 +21,7 @@ pub use effect::{
     Report, Write,
 };
 pub use hook_run_view::HookRunView;
-pub use input::PlanInput;
+pub use input::{NodeFacts, PlanInput};
 pub use owner::Owner;
 pub use report::ConditionReport;
 pub(crate) use sorted_pods::SortedPods;

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::revisions::Revisions;
 use super::scale::Scaled;
-use crate::api::{HookPhase, UpdateStrategyType};
+use crate::api::{HookPhase, InfeasibleResizePolicy, UpdateStrategyType};
 use crate::inplace::{
     self, Decoded, Endpoint, Input, MachineStep, PodView, PodWrite, State, Target,
 };
@@ -22,6 +22,7 @@ use crate::names;
 use crate::planner::model::{ConditionReport, DeleteReason, EventNote, PlanInput, SortedPods};
 use crate::planner::rules::budget::{RolloutTargets, rollout_targets};
 use crate::planner::rules::limits::Resolved;
+use crate::planner::rules::resize_fit::fits_some_node;
 use crate::planner::rules::template_diff::{NotInPlace, in_place_target};
 
 /// The update decisions of this reconcile.
@@ -97,7 +98,8 @@ pub fn update(
     let mut rollout = if resolved.strategy == UpdateStrategyType::OnDelete {
         RolloutTargets::default()
     } else {
-        let in_flight = in_flight(&remaining, &records, update, &resolved.strategy);
+        let hold = resolved.policy.infeasible_resize == InfeasibleResizePolicy::Hold;
+        let in_flight = in_flight(&remaining, &records, update, &resolved.strategy, hold);
         rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now)
     };
     if scaled.scaling() || resolved.paused {
@@ -131,6 +133,16 @@ pub fn update(
             // OnDelete starts nothing (above); an in-place update begun under another strategy
             // still finishes, or is called off if it has not patched the pod yet.
             UpdateStrategyType::InplaceUpdate | UpdateStrategyType::OnDelete => {
+                if let Some((report, recreate)) =
+                    infeasible(world, resolved, (pod, record), update, &new_template)
+                {
+                    out.problems.push(report);
+                    if let Some(why) = recreate {
+                        out.recreate
+                            .push((pod.name.clone(), DeleteReason::Recreate(why)));
+                        continue;
+                    }
+                }
                 // Borrowed: the 10,000 pods of one revision share their target.
                 let target: Cow<Target> = match (diff, wants_update) {
                     (Ok(t), true) => Cow::Borrowed(t),
@@ -195,19 +207,23 @@ pub fn update(
 
 /// The pods whose update is under way towards `update`: a machine working towards it, or
 /// (hot patch) a patch the kubelet has not applied yet. They keep their place and their share
-/// of the budget.
+/// of the budget. An infeasible resize held by `infeasibleResizePolicy: Hold` (`hold`) is given
+/// up for this revision, like an abandoned update.
 fn in_flight(
     remaining: &[&PodView],
     records: &[&Decoded],
     update: &str,
     strategy: &UpdateStrategyType,
+    hold: bool,
 ) -> BTreeSet<String> {
     remaining
         .iter()
         .zip(records)
         .filter(|(_, d)| match d {
             Decoded::Valid(r) => {
-                r.revision == update && !matches!(r.state, State::Ready | State::Abandoned)
+                r.revision == update
+                    && !matches!(r.state, State::Ready | State::Abandoned)
+                    && !(hold && r.state == State::ResizeInfeasible)
             }
             _ => false,
         })
@@ -242,6 +258,56 @@ fn revision_diff(
             "revision {own} (no longer stored)"
         ))),
     }
+}
+
+/// A pod whose resize to `update` its node found infeasible: the `FailedUpdate` report, and
+/// the reason to recreate it under `infeasibleResizePolicy: Recreate` when some schedulable
+/// node could hold the pod at the update revision (else it is held, and the report says why).
+/// `None` for any other pod. The pod already counts against maxUnavailable (its machine is in
+/// flight), so recreating it takes no more of the budget.
+fn infeasible(
+    world: &PlanInput,
+    resolved: &Resolved,
+    (pod, record): (&PodView, &Decoded),
+    update: &str,
+    new_template: &Value,
+) -> Option<(ConditionReport, Option<String>)> {
+    let Decoded::Valid(r) = record else {
+        return None;
+    };
+    if r.state != State::ResizeInfeasible || r.revision != update || pod.deleting {
+        return None;
+    }
+    let what = r
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("pod {}", pod.name));
+    let (message, recreate) = match resolved.policy.infeasible_resize {
+        InfeasibleResizePolicy::Hold => (
+            format!("{what}; infeasibleResizePolicy Hold keeps the pod as it is"),
+            None,
+        ),
+        InfeasibleResizePolicy::Recreate if fits_some_node(new_template, world.nodes) => (
+            format!("{what}; infeasibleResizePolicy Recreate recreates the pod"),
+            Some(format!(
+                "its in-place resize is infeasible on node {} (infeasibleResizePolicy Recreate)",
+                pod.node_name.as_deref().unwrap_or("(none)")
+            )),
+        ),
+        InfeasibleResizePolicy::Recreate => (
+            format!(
+                "{what}; no schedulable node's allocatable can fit the pod's requests, so it is \
+                 held rather than recreated into Pending"
+            ),
+            None,
+        ),
+    };
+    let report = ConditionReport {
+        condition: names::CONDITION_FAILED_UPDATE,
+        reason: names::EVENT_RESIZE_INFEASIBLE,
+        message,
+    };
+    Some((report, recreate))
 }
 
 /// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
@@ -289,6 +355,19 @@ fn step_machine(
             condition: names::CONDITION_FAILED_UPDATE,
             reason: names::REASON_INPLACE_UPDATE_FAILED,
             message: format!("pod {}: {detail}", pod.name),
+        });
+    }
+    if outcome.state == Some(State::ResizeInfeasible)
+        && let Some(r) = outcome
+            .writes()
+            .filter_map(|w| w.checkpoint.as_ref())
+            .last()
+    {
+        // The step that found it infeasible; later reconciles report it from the record.
+        problems.push(ConditionReport {
+            condition: names::CONDITION_FAILED_UPDATE,
+            reason: names::EVENT_RESIZE_INFEASIBLE,
+            message: r.message.clone().unwrap_or_default(),
         });
     }
     let waiting = (outcome.state == Some(State::HookCheck))

@@ -13,7 +13,7 @@ use crate::planner::model::{DeleteReason, Effect};
 use crate::planner::testing::{now, seed};
 
 /// The decisions for `world`; for a refused spec, the refusal's events and status.
-fn decided(world: &PlanInput) -> Decisions {
+pub(super) fn decided(world: &PlanInput) -> Decisions {
     match decide(world, &mut suffixes()) {
         Ok((d, _)) => d,
         Err(plan) => Decisions {
@@ -52,7 +52,7 @@ fn a_first_sync_creates_the_revision_then_pods_in_slow_start_batches_then_the_st
     );
 }
 
-fn suffixes() -> impl FnMut() -> String {
+pub(super) fn suffixes() -> impl FnMut() -> String {
     let mut n = 0;
     move || {
         n += 1;
@@ -61,7 +61,7 @@ fn suffixes() -> impl FnMut() -> String {
 }
 
 /// Runs a plan and returns it with the pods it created made Running and Ready.
-fn first_sync(gd: &GameDeployment) -> (Decisions, Vec<Pod>, Vec<ControllerRevision>) {
+pub(super) fn first_sync(gd: &GameDeployment) -> (Decisions, Vec<Pod>, Vec<ControllerRevision>) {
     let plan = decided(&PlanInput::for_test(gd));
     let pods = plan.create.iter().cloned().map(running).collect();
     let revs = plan
@@ -73,7 +73,7 @@ fn first_sync(gd: &GameDeployment) -> (Decisions, Vec<Pod>, Vec<ControllerRevisi
     (plan, pods, revs)
 }
 
-fn running(mut pod: Pod) -> Pod {
+pub(super) fn running(mut pod: Pod) -> Pod {
     let images: Vec<(String, String)> = pod
         .spec
         .as_ref()
@@ -100,7 +100,11 @@ fn running(mut pod: Pod) -> Pod {
     pod
 }
 
-fn plan_with(gd: &GameDeployment, pods: &[Pod], revs: &[ControllerRevision]) -> Decisions {
+pub(super) fn plan_with(
+    gd: &GameDeployment,
+    pods: &[Pod],
+    revs: &[ControllerRevision],
+) -> Decisions {
     let pods: Vec<Arc<CachedPod>> = pods.iter().cloned().map(|p| Arc::new(p.into())).collect();
     decided(&PlanInput {
         pods: &pods,

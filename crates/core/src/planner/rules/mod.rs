@@ -15,6 +15,7 @@
 //! - `progress_deadline`: `spec.progressDeadlineSeconds`: when the rollout stopped progressing.
 //! - `predelete`: the preDelete hook gate every deletion passes.
 //! - [`replicas`]: how many pods to create or delete, and which.
+//! - `resize_fit`: whether some node could hold a pod whose in-place resize is infeasible.
 //! - [`revision_history`]: template revisions: their names, and which to create and prune.
 //! - `template_diff`: whether a move between two template revisions can happen in place.
 
@@ -31,5 +32,6 @@ pub(crate) mod pod_index;
 pub(crate) mod predelete;
 pub(crate) mod progress_deadline;
 pub mod replicas;
+pub(crate) mod resize_fit;
 pub mod revision_history;
 pub(crate) mod template_diff;
