@@ -325,9 +325,12 @@ impl<'a> Executor<'a> {
             }
             if r.is_ok()
                 && let Some(checkpoint) = &write.object.checkpoint
-                && checkpoint.state == gamedeploy_core::inplace::State::Ready
             {
-                io.metrics.inplace_ready(checkpoint, now);
+                if checkpoint.state == gamedeploy_core::inplace::State::Ready {
+                    io.metrics.inplace_ready(checkpoint, now);
+                }
+                io.metrics
+                    .resize_written(checkpoint, write.object.resized, now);
             }
             refusal(r)
         };

@@ -49,6 +49,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
     phase: &'static str,
 }
@@ -117,6 +122,8 @@ pub struct Metrics {
     /// 1 while the `Progressing` condition says `ProgressDeadlineExceeded`, else 0.
     deadline_exceeded: Family<GdLabels, Gauge>,
     inplace_duration: Histograms<PhaseLabels>,
+    resize_duration: Histogram,
+    resize_outcomes: Family<OutcomeLabels, Counter>,
     machines: Family<MachineLabels, Gauge>,
     api_writes: Family<WriteLabels, Counter>,
     leader: Gauge,
@@ -156,6 +163,8 @@ impl Metrics {
             updated_ready: Family::default(),
             deadline_exceeded: Family::default(),
             inplace_duration: Family::new_with_constructor(inplace_buckets),
+            resize_duration: inplace_buckets(),
+            resize_outcomes: Family::default(),
             machines: Family::default(),
             api_writes: Family::default(),
             leader: Gauge::default(),
@@ -210,6 +219,16 @@ impl Metrics {
             name("inplace_update_duration_seconds"),
             "Per-pod in-place update time, by phase: unready_to_patched (grace and hooks), patched_to_ready (container restart until ready), total (picked for update until ready)",
             m.inplace_duration.clone(),
+        );
+        r.register(
+            name("inplace_resize_duration_seconds"),
+            "Per-pod in-place cpu/memory resize time, from the pod's pick for update until the kubelet applied the resize",
+            m.resize_duration.clone(),
+        );
+        r.register(
+            name("inplace_resize_outcomes"),
+            "In-place cpu/memory resizes by how they ended: applied, infeasible (PodResizePending/Infeasible), failed (deadline or other failure)",
+            m.resize_outcomes.clone(),
         );
         r.register(
             name("inplace_machines"),
@@ -348,6 +367,27 @@ impl Metrics {
             observe("patched_to_ready", seconds(patched, now));
         }
         observe("total", seconds(record.started_at, now));
+    }
+
+    /// A pod write carrying `record` succeeded at `now`: counts a resize's outcome, and its
+    /// duration once applied (`resized`: the write that follows the kubelet applying it).
+    pub fn resize_written(&self, record: &Record, resized: bool, now: Timestamp) {
+        if record.resources.is_empty() {
+            return;
+        }
+        let outcome = match record.state {
+            _ if resized => "applied",
+            State::ResizeInfeasible => "infeasible",
+            State::Failed => "failed",
+            _ => return,
+        };
+        if resized {
+            let took = now.duration_since(record.started_at).as_secs_f64();
+            self.resize_duration.observe(took.max(0.0));
+        }
+        self.resize_outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Whether this process leads (always true without leader election).
@@ -508,6 +548,30 @@ mod tests {
         let text = m.render();
         assert!(!text.contains("squad"), "{text}");
         assert!(m.known().is_empty());
+    }
+
+    #[test]
+    fn resize_outcomes_and_duration_are_counted_from_the_written_record() {
+        let m = Metrics::new();
+        let t = |s: &str| -> Timestamp { s.parse().unwrap() };
+        let mut r = Record::start("rev-2", t("2026-01-01T00:00:00Z"));
+        m.resize_written(&r, true, t("2026-01-01T00:00:05Z"));
+        r.resources.insert("app".into(), Default::default());
+        r.state = State::Ready;
+        m.resize_written(&r, true, t("2026-01-01T00:00:05Z"));
+        r.state = State::ResizeInfeasible;
+        m.resize_written(&r, false, t("2026-01-01T00:00:06Z"));
+        r.state = State::Resizing;
+        m.resize_written(&r, false, t("2026-01-01T00:00:06Z"));
+        let text = m.render();
+        for line in [
+            r#"bkbcs_gamedeployment_inplace_resize_outcomes_total{outcome="applied"} 1"#,
+            r#"bkbcs_gamedeployment_inplace_resize_outcomes_total{outcome="infeasible"} 1"#,
+            "bkbcs_gamedeployment_inplace_resize_duration_seconds_sum 5.0",
+            "bkbcs_gamedeployment_inplace_resize_duration_seconds_count 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 
     #[test]

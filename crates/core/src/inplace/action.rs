@@ -57,6 +57,10 @@ pub struct PodWrite {
     /// Other annotations; `None` removes the key (the consumed force request).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, Option<String>>,
+    /// This write follows the kubelet applying a resize (the `Resized` transition): what
+    /// the operator's resize metrics count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resized: bool,
     /// The pod resourceVersion the decision was made on: a stale cache gets a 409, not a
     /// wrong write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,7 @@ impl PodWrite {
             resources: BTreeMap::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            resized: false,
             precondition,
         }
     }

@@ -746,6 +746,7 @@ impl<'a> Run<'a> {
             r.message = None;
         }
         let revision = self.target().revision.clone();
+        w.resized = true;
         self.go(State::Ready, Trigger::Resized);
         self.emit(w);
         self.event(
@@ -881,6 +882,7 @@ impl<'a> Run<'a> {
         let summary: Vec<String> = changed.iter().map(|(n, i)| format!("{n}={i}")).collect();
         let mut w = self.template_write();
         w.images = changed;
+        w.resized = trigger == Trigger::Resized;
         self.go(State::ImagePatched, trigger);
         self.emit(w);
         self.event(

@@ -98,8 +98,7 @@ pub fn update(
     let mut rollout = if resolved.strategy == UpdateStrategyType::OnDelete {
         RolloutTargets::default()
     } else {
-        let hold = resolved.policy.infeasible_resize == InfeasibleResizePolicy::Hold;
-        let in_flight = in_flight(&remaining, &records, update, &resolved.strategy, hold);
+        let in_flight = in_flight(&remaining, &records, update, resolved);
         rollout_targets(&remaining, update, &in_flight, resolved.limits, world.now)
     };
     if scaled.scaling() || resolved.paused {
@@ -115,33 +114,21 @@ pub fn update(
     let mut diffs: BTreeMap<&str, Result<Target, NotInPlace>> = BTreeMap::new();
     // A pod not (or no longer) chosen keeps its own revision's target: one per revision too.
     let mut own_targets: BTreeMap<&str, Option<Target>> = BTreeMap::new();
+    let moving_to = (update.as_str(), &new_template);
     for (pod, &record) in remaining.iter().zip(records.iter()) {
         let own = pod.revision.as_deref().unwrap_or_default();
         let wants_update = own == update || targets.contains(pod.name.as_str());
         let may_start = rollout.may_start.contains(&pod.name);
-        let diff = &*diffs.entry(own).or_insert_with(|| {
-            revision_diff(
-                own,
-                templates,
-                &new_template,
-                update,
-                world.resize_supported,
-            )
-        });
+        let diff = &*diffs
+            .entry(own)
+            .or_insert_with(|| revision_diff(own, revisions, &new_template, world));
         let turn = out.turn();
         match resolved.strategy {
             // OnDelete starts nothing (above); an in-place update begun under another strategy
             // still finishes, or is called off if it has not patched the pod yet.
             UpdateStrategyType::InplaceUpdate | UpdateStrategyType::OnDelete => {
-                if let Some((report, recreate)) =
-                    infeasible(world, resolved, (pod, record), update, &new_template)
-                {
-                    out.problems.push(report);
-                    if let Some(why) = recreate {
-                        out.recreate
-                            .push((pod.name.clone(), DeleteReason::Recreate(why)));
-                        continue;
-                    }
+                if infeasible(world, resolved, (pod, record), moving_to, &mut out) {
+                    continue;
                 }
                 // Borrowed: the 10,000 pods of one revision share their target.
                 let target: Cow<Target> = match (diff, wants_update) {
@@ -213,9 +200,9 @@ fn in_flight(
     remaining: &[&PodView],
     records: &[&Decoded],
     update: &str,
-    strategy: &UpdateStrategyType,
-    hold: bool,
+    resolved: &Resolved,
 ) -> BTreeSet<String> {
+    let hold = resolved.policy.infeasible_resize == InfeasibleResizePolicy::Hold;
     remaining
         .iter()
         .zip(records)
@@ -229,7 +216,7 @@ fn in_flight(
         })
         .map(|(p, _)| p.name.clone())
         .chain(
-            (*strategy == UpdateStrategyType::HotPatchUpdate)
+            (resolved.strategy == UpdateStrategyType::HotPatchUpdate)
                 .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
                 .into_iter()
                 .flatten()
@@ -242,11 +229,12 @@ fn in_flight(
 /// in place (then the pod is recreated).
 fn revision_diff(
     own: &str,
-    templates: &BTreeMap<String, Value>,
+    revisions: &Revisions,
     new_template: &Value,
-    update: &str,
-    resize: bool,
+    world: &PlanInput,
 ) -> Result<Target, NotInPlace> {
+    let (templates, update) = (&revisions.plan.templates, revisions.update.as_str());
+    let resize = world.resize_supported;
     match templates.get(own) {
         Some(old) => in_place_target(old, new_template, update, resize),
         None if own == update => in_place_target(new_template, new_template, update, resize),
@@ -260,23 +248,23 @@ fn revision_diff(
     }
 }
 
-/// A pod whose resize to `update` its node found infeasible: the `FailedUpdate` report, and
-/// the reason to recreate it under `infeasibleResizePolicy: Recreate` when some schedulable
-/// node could hold the pod at the update revision (else it is held, and the report says why).
-/// `None` for any other pod. The pod already counts against maxUnavailable (its machine is in
-/// flight), so recreating it takes no more of the budget.
+/// A pod whose resize to `update` (with template `new_template`) its node found infeasible:
+/// reports `FailedUpdate`, and under `infeasibleResizePolicy: Recreate` recreates it when some
+/// schedulable node could hold the pod at the update revision (else it is held, and the report
+/// says why). Returns whether the pod is recreated. The pod already counts against
+/// maxUnavailable (its machine is in flight), so recreating it takes no more of the budget.
 fn infeasible(
     world: &PlanInput,
     resolved: &Resolved,
     (pod, record): (&PodView, &Decoded),
-    update: &str,
-    new_template: &Value,
-) -> Option<(ConditionReport, Option<String>)> {
+    (update, new_template): (&str, &Value),
+    out: &mut Updated,
+) -> bool {
     let Decoded::Valid(r) = record else {
-        return None;
+        return false;
     };
     if r.state != State::ResizeInfeasible || r.revision != update || pod.deleting {
-        return None;
+        return false;
     }
     let what = r
         .message
@@ -302,12 +290,19 @@ fn infeasible(
             None,
         ),
     };
-    let report = ConditionReport {
+    out.problems.push(ConditionReport {
         condition: names::CONDITION_FAILED_UPDATE,
         reason: names::EVENT_RESIZE_INFEASIBLE,
         message,
-    };
-    Some((report, recreate))
+    });
+    match recreate {
+        Some(why) => {
+            out.recreate
+                .push((pod.name.clone(), DeleteReason::Recreate(why)));
+            true
+        }
+        None => false,
+    }
 }
 
 /// Steps one pod's in-place machine; returns the hook phase when the pod waits on its hook.
