@@ -70,37 +70,33 @@ fn quantity(v: Option<&Value>) -> Option<ParsedQuantity> {
 }
 
 /// `qos.ComputePodQOS`, over the cpu and memory of regular and init containers: no positive
-/// request or limit is BestEffort; cpu and memory limits on every container, with the pod's
-/// summed requests equal to its summed limits, is Guaranteed; anything else Burstable. A request
-/// left unset takes its limit, as kube's defaulting does.
+/// request or limit is BestEffort; cpu and memory limits on every container, with requests equal
+/// to limits, is Guaranteed; anything else Burstable. A request left unset takes its limit, as
+/// kube's defaulting does. (kube compares the pod's sums; as no request may exceed its limit,
+/// the sums are equal exactly when each container's are.)
 pub fn pod_qos(obj: &Value) -> &'static str {
     let cs: Vec<&Value> = ["containers", "initContainers"]
         .iter()
         .filter_map(|l| obj.pointer(&format!("/spec/{l}")).and_then(Value::as_array))
         .flatten()
         .collect();
-    let positive = |q: Option<ParsedQuantity>| q.filter(|q| *q > ParsedQuantity::default());
-    let mut requests: BTreeMap<&str, ParsedQuantity> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, ParsedQuantity> = BTreeMap::new();
-    let mut guaranteed = true;
+    let zero = ParsedQuantity::try_from("0").ok();
+    let positive = |q: Option<ParsedQuantity>| q.filter(|q| Some(q) > zero.as_ref());
+    let mut any = false;
+    let mut guaranteed = !cs.is_empty();
     for c in cs {
         for r in ["cpu", "memory"] {
             let lim = positive(quantity(c.pointer(&format!("/resources/limits/{r}"))));
             let req = c
                 .pointer(&format!("/resources/requests/{r}"))
                 .map_or(lim.clone(), |q| positive(quantity(Some(q))));
-            if let Some(q) = req {
-                *requests.entry(r).or_default() += q;
-            }
-            match lim {
-                Some(q) => *limits.entry(r).or_default() += q,
-                None => guaranteed = false,
-            }
+            any |= lim.is_some() || req.is_some();
+            guaranteed &= lim.is_some() && lim == req;
         }
     }
-    if requests.is_empty() && limits.is_empty() {
+    if !any {
         "BestEffort"
-    } else if guaranteed && requests == limits {
+    } else if guaranteed {
         "Guaranteed"
     } else {
         "Burstable"
@@ -647,4 +643,80 @@ pub fn bind(
         201,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(resources: Value) -> Value {
+        json!({"spec": {"containers": [{"name": "c", "image": "i", "resources": resources}]}})
+    }
+
+    #[test]
+    fn qos_compares_quantities_and_takes_unset_requests_from_limits() {
+        let limits = json!({"cpu": "1", "memory": "1Gi"});
+        let same = pod(json!({"requests": {"cpu": "1000m", "memory": "1024Mi"}, "limits": limits}));
+        assert_eq!(pod_qos(&same), "Guaranteed");
+        assert_eq!(pod_qos(&pod(json!({"limits": limits}))), "Guaranteed");
+        let below = pod(json!({"requests": {"cpu": "500m"}, "limits": limits}));
+        assert_eq!(pod_qos(&below), "Burstable");
+        assert_eq!(
+            pod_qos(&pod(json!({"requests": {"cpu": "0"}}))),
+            "BestEffort"
+        );
+        assert_eq!(pod_qos(&pod(json!({}))), "BestEffort");
+    }
+
+    #[test]
+    fn a_request_above_its_limit_is_refused_across_quantity_formats() {
+        let refused = |req: &str, lim: &str| {
+            let mut causes = Vec::new();
+            let p = pod(json!({"requests": {"memory": req}, "limits": {"memory": lim}}));
+            validate(&p, None, Subresource::Main, &mut causes);
+            !causes.is_empty()
+        };
+        assert!(refused("1Gi", "1000M"));
+        assert!(!refused("1000M", "1Gi"));
+        assert!(!refused("1Gi", "1073741824"));
+        assert!(refused("1025Mi", "1Gi"));
+        assert!(!refused("512Mi", "0.5Gi"));
+    }
+
+    #[test]
+    fn a_resize_keeps_all_but_container_resources_and_resize_policy() {
+        let old = json!({"metadata": {"name": "p", "labels": {"a": "1"}},
+            "spec": {"containers": [{"name": "c", "image": "i:1", "resources": {}}]},
+            "status": {"phase": "Running"}});
+        let mut new = json!({"metadata": {"name": "p", "resourceVersion": "7"},
+            "spec": {"containers": [{"name": "c", "image": "i:2",
+                "resources": {"requests": {"cpu": "1"}},
+                "resizePolicy": [{"resourceName": "cpu", "restartPolicy": "NotRequired"}]}]},
+            "status": {"phase": "Failed"}});
+        prepare_resize_update(&mut new, &old);
+        assert_eq!(new["spec"]["containers"][0]["image"], "i:1");
+        assert_eq!(
+            new["spec"]["containers"][0]["resources"]["requests"]["cpu"],
+            "1"
+        );
+        assert_eq!(
+            new["spec"]["containers"][0]["resizePolicy"][0]["resourceName"],
+            "cpu"
+        );
+        assert_eq!(new["status"]["phase"], "Running");
+        assert_eq!(new["metadata"]["labels"]["a"], "1");
+        assert_eq!(new["metadata"]["resourceVersion"], "7");
+    }
+
+    #[test]
+    fn a_resize_that_renames_a_container_is_kept_for_validation_to_refuse() {
+        let old = pod(json!({}));
+        let mut new =
+            json!({"spec": {"containers": [{"name": "d", "image": "i", "resources": {}}]}});
+        prepare_resize_update(&mut new, &old);
+        assert_eq!(new["spec"]["containers"][0]["name"], "d");
+        let mut causes = Vec::new();
+        resize_rules(&new, &old, &mut causes);
+        assert_eq!(causes, vec![forbidden_field("spec", ONLY_CPU_MEMORY)]);
+    }
 }
