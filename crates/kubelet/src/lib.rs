@@ -1,4 +1,4 @@
-//! The simulated kubelet: one node of the embedded cluster. It binds pods to its node, runs
+//! The simulated kubelet: the nodes of the embedded cluster. It binds pods to a node they fit, runs
 //! their containers on a modelled runtime (start and ready delays, pull failures, crash loops,
 //! re-tags with the same digest), restarts exactly the containers whose spec image changed,
 //! reports `PodStatus` like kubelet (pod `Ready` honours readiness gates) and deletes pods when
