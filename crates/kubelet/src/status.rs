@@ -39,7 +39,8 @@ pub fn unschedulable(pod: &Pod, message: String, now: Timestamp) -> PodStatus {
         type_: "PodScheduled",
         ok: false,
         problem: Some(("Unschedulable".into(), message)),
-        generation: None,
+        // The scheduler records the generation it judged (CalculatePodConditionObservedGeneration).
+        generation: pod.metadata.generation,
     };
     condition.set(&mut conditions, now);
     status.conditions = Some(conditions);

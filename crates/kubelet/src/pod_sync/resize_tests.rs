@@ -163,8 +163,12 @@ fn a_pod_that_fits_nowhere_is_unschedulable_until_a_pod_leaves() {
     );
     let cond = c.condition("c", "PodScheduled").unwrap();
     assert_eq!(
-        (cond.status.as_str(), cond.reason.as_deref()),
-        ("False", Some("Unschedulable"))
+        (
+            cond.status.as_str(),
+            cond.reason.as_deref(),
+            cond.observed_generation
+        ),
+        ("False", Some("Unschedulable"), Some(1))
     );
     assert_eq!(
         cond.message.as_deref(),
