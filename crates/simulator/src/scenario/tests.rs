@@ -231,7 +231,7 @@ fn bad_files_name_file_field_and_problem() {
         ),
         (
             "name: x\nkubelet: {startSecond: 1}",
-            "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images)",
+            "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, binding, resizeSeconds)",
         ),
         (
             "name: x\nkubelet: {readySeconds: -1}",
