@@ -43,9 +43,11 @@ impl NodeRuntime {
             .map(|c| (c, resources::of_container(c)))
             .filter(|(c, _)| pod.containers.contains_key(&c.name))
             .collect();
-        let changed = desired
-            .iter()
-            .any(|(c, d)| !resources::same(d, &pod.containers[&c.name].allocated));
+        let changed = desired.iter().any(|(c, d)| {
+            pod.containers
+                .get(&c.name)
+                .is_some_and(|slot| !resources::same(d, &slot.allocated))
+        });
         if !changed {
             if matches!(pod.resize, Resize::Pending { .. }) {
                 pod.resize = Resize::Idle;
@@ -63,10 +65,13 @@ impl NodeRuntime {
         }
         let before = pod.allocated();
         for (c, d) in desired {
-            let slot = pod.containers.get_mut(&c.name).expect("filtered above");
-            if resources::same(&d, &slot.allocated) {
+            let Some(slot) = pod
+                .containers
+                .get_mut(&c.name)
+                .filter(|slot| !resources::same(&d, &slot.allocated))
+            else {
                 continue;
-            }
+            };
             let restarts = ["cpu", "memory"]
                 .iter()
                 .any(|r| restarts_for(c, r) && changes_what_runs(&slot.allocated, &d, r));
