@@ -833,3 +833,37 @@ fn kubectl_patch_subresource_resize() {
         "{out}"
     );
 }
+
+/// `gamedeploy cluster --kubelet --nodes 3`: three nodes with their allocatable, as
+/// `kubectl get nodes` shows them, and a pod bound to one of them.
+#[test]
+fn nodes_flag_runs_that_many_nodes_with_capacity() {
+    if skipped("nodes_flag_runs_that_many_nodes_with_capacity") {
+        return;
+    }
+    let cluster = start("nodes", &["--kubelet", "--nodes", "3"]);
+    let kc = &cluster.kubeconfig;
+    let names = eventually(
+        kc,
+        &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"],
+        |out| out.split_whitespace().count() == 3,
+    );
+    assert_eq!(names.trim(), "sim-node sim-node-2 sim-node-3");
+    let pods = kubectl(
+        kc,
+        &[
+            "get",
+            "node",
+            "sim-node-3",
+            "-o",
+            "jsonpath={.status.allocatable.pods}",
+        ],
+    );
+    assert_eq!(pods.trim(), "65534");
+    kubectl(kc, &["run", "one", "--image", "game:1"]);
+    eventually(
+        kc,
+        &["get", "pod", "one", "-o", "jsonpath={.spec.nodeName}"],
+        |out| out.trim() == "sim-node",
+    );
+}
