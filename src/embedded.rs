@@ -20,6 +20,8 @@ pub(crate) struct Served {
 pub(crate) struct Kubelet {
     /// `--kubelet-config`: a file with a scenario's `kubelet:` block; the defaults without.
     pub(crate) config: Option<PathBuf>,
+    /// `--nodes`: how many nodes, over the file's `nodes.count`.
+    pub(crate) nodes: Option<u32>,
 }
 
 pub(crate) async fn cluster(
@@ -37,11 +39,14 @@ pub(crate) async fn cluster(
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     init_tracing();
     // Read before anything is served: a wrong file stops the command with the file's error.
-    let kubelet_config = match kubelet.as_ref().and_then(|k| k.config.as_deref()) {
+    let mut kubelet_config = match kubelet.as_ref().and_then(|k| k.config.as_deref()) {
         Some(file) => gamedeploy_simulator::scenario::load_kubelet(file)
             .map_err(|e| format!("--kubelet-config: {e}"))?,
         None => simulated_kubelet::config::KubeletConfig::default(),
     };
+    if let Some(n) = kubelet.as_ref().and_then(|k| k.nodes) {
+        kubelet_config.nodes.count = n;
+    }
     if !listen.ip().is_loopback() {
         return Err(format!(
             "--listen {listen}: the embedded cluster has no authentication; use a loopback address"

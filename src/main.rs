@@ -129,9 +129,14 @@ enum Command {
         #[arg(long)]
         insecure_http: bool,
         /// With --kubelet: the simulated kubelet's settings, as a scenario file's `kubelet:`
-        /// block (startSeconds, readySeconds, images with per-image delays and failures).
+        /// block (startSeconds, readySeconds, images with per-image delays and failures,
+        /// nodes with their cpu, memory and pods, binding, resizeSeconds).
         #[arg(long, requires = "kubelet", value_name = "FILE")]
         kubelet_config: Option<PathBuf>,
+        /// With --kubelet: how many simulated nodes (sim-node, sim-node-2, ...); overrides
+        /// `nodes.count` of --kubelet-config.
+        #[arg(long, requires = "kubelet", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        nodes: Option<u32>,
     },
     /// A GameDeployment's rollout at a glance: revisions, strategy, counts, problems, and
     /// where each pod's in-place update stands.
@@ -403,6 +408,7 @@ async fn async_main(cli: Cli, error_prefix: &str) -> ExitCode {
             metrics_addr,
             insecure_http,
             kubelet_config,
+            nodes,
         } => {
             let served = embedded::Served {
                 listen,
@@ -411,6 +417,7 @@ async fn async_main(cli: Cli, error_prefix: &str) -> ExitCode {
             };
             let kubelet = kubelet.then_some(embedded::Kubelet {
                 config: kubelet_config,
+                nodes,
             });
             embedded::cluster(served, operator, kubelet, metrics_addr).await
         }

@@ -780,3 +780,90 @@ fn kubectl_create_generators_send_protobuf_and_work() {
         "made ServiceAccount"
     );
 }
+
+/// `kubectl patch --subresource resize` (strategic merge, kubectl's default): cpu changes and
+/// the generation moves; a QoS-changing resize and a resource change through the pod itself
+/// are refused with kube-apiserver's messages.
+#[test]
+fn kubectl_patch_subresource_resize() {
+    if skipped("kubectl patch --subresource resize") {
+        return;
+    }
+    let cluster = start("resize", &[]);
+    let kc = cluster.kubeconfig.as_path();
+    let pod = manifest(
+        &cluster,
+        "resize.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: nginx:1\n    resources:\n      requests: {cpu: \"1\", memory: 64Mi}\n      limits: {cpu: \"3\", memory: 128Mi}\n",
+    );
+    kubectl(kc, &["apply", "-f", &pod]);
+    let resize = |cpu: &str, memory: &str| {
+        let patch = format!(
+            r#"{{"spec":{{"containers":[{{"name":"c","resources":{{"requests":{{"cpu":"{cpu}","memory":"{memory}"}}}}}}]}}}}"#
+        );
+        kubectl_result(
+            kc,
+            &["patch", "pod", "p", "--subresource", "resize", "-p", &patch],
+        )
+    };
+    let (ok, out) = resize("2", "64Mi");
+    assert!(ok && out.contains("pod/p patched"), "{out}");
+    let seen = kubectl(
+        kc,
+        &[
+            "get",
+            "pod",
+            "p",
+            "-o",
+            "jsonpath={.metadata.generation} {.spec.containers[0].resources.requests.cpu}",
+        ],
+    );
+    assert_eq!(seen, "2 2");
+    let (ok, out) = resize("3", "128Mi");
+    assert!(!ok, "a Burstable pod made Guaranteed: {out}");
+    assert!(
+        out.contains("spec: Invalid value: \"Burstable\": Pod QOS Class may not change as a result of resizing"),
+        "{out}"
+    );
+    let main = r#"{"spec":{"containers":[{"name":"c","resources":{"requests":{"cpu":"1"}}}]}}"#;
+    let (ok, out) = kubectl_result(kc, &["patch", "pod", "p", "-p", main]);
+    assert!(!ok, "resources changed through the pod itself: {out}");
+    assert!(
+        out.contains("spec: Forbidden: pod updates may not change fields other than"),
+        "{out}"
+    );
+}
+
+/// `gamedeploy cluster --kubelet --nodes 3`: three nodes with their allocatable, as
+/// `kubectl get nodes` shows them, and a pod bound to one of them.
+#[test]
+fn nodes_flag_runs_that_many_nodes_with_capacity() {
+    if skipped("nodes_flag_runs_that_many_nodes_with_capacity") {
+        return;
+    }
+    let cluster = start("nodes", &["--kubelet", "--nodes", "3"]);
+    let kc = &cluster.kubeconfig;
+    let names = eventually(
+        kc,
+        &["get", "nodes", "-o", "jsonpath={.items[*].metadata.name}"],
+        |out| out.split_whitespace().count() == 3,
+    );
+    assert_eq!(names.trim(), "sim-node sim-node-2 sim-node-3");
+    let pods = kubectl(
+        kc,
+        &[
+            "get",
+            "node",
+            "sim-node-3",
+            "-o",
+            "jsonpath={.status.allocatable.pods}",
+        ],
+    );
+    assert_eq!(pods.trim(), "65534");
+    kubectl(kc, &["run", "one", "--image", "game:1"]);
+    eventually(
+        kc,
+        &["get", "pod", "one", "-o", "jsonpath={.spec.nodeName}"],
+        |out| out.trim() == "sim-node",
+    );
+}

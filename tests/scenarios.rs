@@ -59,7 +59,10 @@ fn per_pod_violations(r: &Report, grace: f64) -> Vec<String> {
     .filter(|v| {
         matches!(
             v.invariant,
-            Invariant::GracePeriod | Invariant::RestartOnce | Invariant::UidStable
+            Invariant::GracePeriod
+                | Invariant::RestartOnce
+                | Invariant::UidStable
+                | Invariant::NoRestartOnResize
         )
     })
     .map(|v| format!("{v:?}"))

@@ -131,7 +131,7 @@ fn run(end: i64, patch_grace: i64) -> Run {
         }
         for (name, pod) in pods.iter_mut() {
             let d = kubelet.sync(pod, &config, &node, now);
-            assert!(!d.bind && !d.delete, "{name}");
+            assert!(d.bind.is_none() && !d.delete, "{name}");
             if let Some(status) = d.status {
                 pod.status = Some(status);
                 history.push(HistoryEntry::from_pod(s as f64, "kubelet", pod, false));

@@ -469,7 +469,10 @@ impl Sim {
         let d = self
             .kubelet
             .sync(&self.stored.pod, &self.kubelet_config, &self.node, now);
-        assert!(!d.bind && !d.delete, "the pod is bound and alive: {d:?}");
+        assert!(
+            d.bind.is_none() && !d.delete,
+            "the pod is bound and alive: {d:?}"
+        );
         self.kubelet_wake = d.wake_at.map(|t| self.secs(t));
         let Some(status) = d.status else {
             return Vec::new();

@@ -610,6 +610,8 @@ mod tests {
         assert!(resource_allowed(&["pods"], "pods", ""));
         assert!(!resource_allowed(&["pods"], "pods", "status"));
         assert!(resource_allowed(&["pods/status"], "pods", "status"));
+        assert!(resource_allowed(&["pods/resize"], "pods", "resize"));
+        assert!(!resource_allowed(&["pods/status"], "pods", "resize"));
         assert!(resource_allowed(&["pods/*"], "pods", "status"));
         assert!(resource_allowed(&["pods/*"], "pods", ""));
         assert!(resource_allowed(&["*"], "widgets", ""));

@@ -60,6 +60,10 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Value {
                 json!({"name": "pods/binding", "singularName": "", "namespaced": true,
                 "kind": "Binding", "verbs": ["create"]}),
             );
+            resources.push(
+                json!({"name": "pods/resize", "singularName": "", "namespaced": true,
+                "kind": "Pod", "verbs": ["get", "patch", "update"]}),
+            );
         }
     }
     json!({

@@ -89,7 +89,7 @@ pub fn dispatch(
         None => None,
         Some("status") if desc.has_status => Some("status"),
         Some("scale") if desc.scale.is_some() => Some("scale"),
-        Some("binding") if desc.strategy == resources::Strategy::Pod => Some("binding"),
+        Some(s @ ("binding" | "resize")) if desc.strategy == resources::Strategy::Pod => Some(s),
         Some(_) => {
             return Err(ApiError::new(
                 404,
@@ -99,7 +99,9 @@ pub fn dispatch(
         }
     };
     match (verb, sub) {
-        ("get", None | Some("status")) => Ok((200, (*registry::get(st, desc, ns, name)?).clone())),
+        ("get", None | Some("status" | "resize")) => {
+            Ok((200, (*registry::get(st, desc, ns, name)?).clone()))
+        }
         ("get", Some("scale")) => {
             let obj = registry::get(st, desc, ns, name)?;
             Ok((200, registry::scale_of(desc, &obj)?))
@@ -110,9 +112,9 @@ pub fn dispatch(
             Ok((201, registry::create(st, ctx, desc, ns, obj, None)?))
         }
         ("create", Some("binding")) => registry::bind(st, ctx, desc, ns, name, body),
-        ("update", None | Some("status")) => {
+        ("update", None | Some("status" | "resize")) => {
             let obj = parse_body(desc, ctype, body)?;
-            let subresource = Subresource::of_status_path(sub);
+            let subresource = Subresource::of_path(sub);
             Ok((
                 200,
                 registry::update(st, ctx, desc, ns, name, obj, subresource, None)?,
@@ -137,8 +139,8 @@ pub fn dispatch(
                 registry::scale_update(st, ctx, desc, ns, name, &old, new)?,
             ))
         }
-        ("patch", None | Some("status")) => {
-            let subresource = Subresource::of_status_path(sub);
+        ("patch", None | Some("status" | "resize")) => {
+            let subresource = Subresource::of_path(sub);
             // `fieldManager` is checked with the other options (`options::check`).
             if ctype == "application/apply-patch+yaml" || ctype == "application/apply-patch+cbor" {
                 let config: Value = serde_saphyr::from_slice(body)

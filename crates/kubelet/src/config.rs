@@ -7,9 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use jiff::SignedDuration;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube_quantity::ParsedQuantity;
 use serde::{Deserialize, Serialize};
 
-/// The node this kubelet runs as.
+/// Who the first node is; node `k` (1-based, `k > 1`) of a multi-node kubelet is named
+/// `{name}-{k}` with the `k-1`-th address after `host_ip` ([`NodeConfig::nth`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
     pub name: String,
@@ -25,8 +28,87 @@ impl Default for NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The identity of node `index` (0-based): node 0 is `self`, so a one-node cluster keeps
+    /// today's name and address.
+    pub fn nth(&self, index: u32) -> NodeConfig {
+        if index == 0 {
+            return self.clone();
+        }
+        NodeConfig {
+            name: format!("{}-{}", self.name, index + 1),
+            host_ip: Ipv4Addr::from(u32::from(self.host_ip).wrapping_add(index)),
+        }
+    }
+}
+
+/// How many nodes run and what each can hold (every node alike), as `status.allocatable`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodesConfig {
+    #[serde(default = "one_node")]
+    pub count: u32,
+    /// Allocatable CPU per node, a Kubernetes quantity ("4", "3500m").
+    #[serde(default = "default_cpu")]
+    pub cpu: Quantity,
+    /// Allocatable memory per node, a Kubernetes quantity ("8Gi").
+    #[serde(default = "default_memory")]
+    pub memory: Quantity,
+    /// Pods per node (kubelet's `maxPods`).
+    #[serde(default = "default_pods")]
+    pub pods: u32,
+}
+
+fn one_node() -> u32 {
+    1
+}
+fn default_cpu() -> Quantity {
+    Quantity("1k".into())
+}
+fn default_memory() -> Quantity {
+    Quantity("4Ti".into())
+}
+/// The size of the pod address range (`ids::pod_ip`): no node can run more pods than that, so
+/// the default never constrains a scenario that ran before nodes had a pod limit.
+fn default_pods() -> u32 {
+    65_534
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        NodesConfig {
+            count: one_node(),
+            cpu: default_cpu(),
+            memory: default_memory(),
+            pods: default_pods(),
+        }
+    }
+}
+
+impl NodesConfig {
+    fn is_default(&self) -> bool {
+        *self == NodesConfig::default()
+    }
+}
+
+/// Which node an unbound pod goes to, among those its requests fit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Binding {
+    /// The first node, in name order, with room.
+    #[default]
+    FirstFit,
+    /// The node with the most room left (the scheduler's `LeastAllocated` score).
+    Spread,
+}
+
+impl Binding {
+    fn is_default(&self) -> bool {
+        *self == Binding::default()
+    }
+}
+
 /// Node-wide delays plus per-image overrides.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KubeletConfig {
     /// Seconds from a container (re)start until it runs.
@@ -38,6 +120,18 @@ pub struct KubeletConfig {
     /// Per image reference (exactly as written in the pod spec).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, ImageConfig>,
+    /// The nodes and their allocatable resources. Read when the kubelet starts.
+    #[serde(default, skip_serializing_if = "NodesConfig::is_default")]
+    pub nodes: NodesConfig,
+    #[serde(default, skip_serializing_if = "Binding::is_default")]
+    pub binding: Binding,
+    /// Seconds an admitted resize takes to be applied (`PodResizeInProgress` meanwhile).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub resize_seconds: u64,
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 fn one() -> u64 {
@@ -50,12 +144,15 @@ impl Default for KubeletConfig {
             start_seconds: 1,
             ready_seconds: 1,
             images: BTreeMap::new(),
+            nodes: NodesConfig::default(),
+            binding: Binding::default(),
+            resize_seconds: 1,
         }
     }
 }
 
 /// How one image behaves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +164,10 @@ pub struct ImageConfig {
     /// Another reference whose digest this one resolves to (a re-tag).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub same_digest_as: Option<String>,
+    /// Memory a running container of this image uses; a `NotRequired` resize that lowers the
+    /// memory limit below it is held in progress. None uses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_usage: Option<Quantity>,
 }
 
 /// The ways an image can fail, named by the waiting reason kubelet ends up reporting.
@@ -110,6 +211,15 @@ impl KubeletConfig {
         secs(s)
     }
 
+    /// Bytes a running container of `image` uses (`memoryUsage`), 0 when not set.
+    pub fn memory_usage(&self, image: &str) -> i128 {
+        self.image(image)
+            .and_then(|i| i.memory_usage.as_ref())
+            .and_then(|q| ParsedQuantity::try_from(q).ok())
+            .and_then(|q| q.to_bytes_i128())
+            .unwrap_or(0)
+    }
+
     pub fn failure(&self, image: &str) -> Option<ImageFailure> {
         self.image(image).and_then(|i| i.fail)
     }
@@ -138,8 +248,31 @@ impl KubeletConfig {
         }
     }
 
-    /// Rejects `sameDigestAs` cycles and self-references, which have no digest.
+    /// Time an admitted resize takes to be applied.
+    pub fn resize_after(&self) -> SignedDuration {
+        secs(self.resize_seconds)
+    }
+
+    /// Rejects `sameDigestAs` cycles and self-references, which have no digest, node sizes
+    /// that are not quantities, and a cluster without nodes.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.nodes.count == 0 {
+            return Err(ConfigError {
+                path: "nodes.count".into(),
+                problem: "there must be at least one node".into(),
+            });
+        }
+        for (field, q) in [("cpu", &self.nodes.cpu), ("memory", &self.nodes.memory)] {
+            if let Err(e) = ParsedQuantity::try_from(q) {
+                return Err(ConfigError {
+                    path: format!("nodes.{field}"),
+                    problem: format!(
+                        "{:?} is not a Kubernetes quantity ({e}); write it as \"4\", \"3500m\" or \"8Gi\"",
+                        q.0
+                    ),
+                });
+            }
+        }
         for name in self.images.keys() {
             let mut chain = vec![name.as_str()];
             let mut current = name.as_str();

@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::{PodSpec, PodStatus, ResourceRequirements};
 
 use super::config::{ImageFailure, KubeletConfig};
 use super::ids;
+use super::resources::{self, Amounts};
 
 /// How long a crash-looping container runs before it exits.
 pub const CRASH_AFTER: SignedDuration = SignedDuration::from_secs(1);
@@ -27,22 +28,52 @@ pub const INITIAL_BACKOFF: SignedDuration = SignedDuration::from_secs(10);
 pub const MAX_BACKOFF: SignedDuration = SignedDuration::from_secs(300);
 
 /// The runtime of one node: what runs for every pod it has seen, by pod UID.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeRuntime {
     pods: BTreeMap<String, PodRuntime>,
+    /// Pods bound to a node (by UID) whose containers have not been seen yet: their requests
+    /// count on that node from the binding on.
+    bound: BTreeMap<String, (String, Amounts)>,
 }
 
 /// What runs for one pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PodRuntime {
+    /// The node it runs on.
+    pub node: String,
     pub pod_ip: Ipv4Addr,
     pub start_time: Timestamp,
     /// By container name.
     pub containers: BTreeMap<String, ContainerRuntime>,
+    pub resize: Resize,
+}
+
+/// Where the pod's latest resize stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Resize {
+    /// Nothing to do: what is allocated is applied.
+    #[default]
+    Idle,
+    /// Admitted (allocated); applied to the running containers at `until`.
+    InProgress { until: Timestamp },
+    /// Not admitted: `PodResizePending` with this reason and message.
+    Pending {
+        reason: PendingReason,
+        message: String,
+    },
+}
+
+/// Why a resize waits, as the `PodResizePending` reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingReason {
+    /// Fits the node's allocatable, not what is free now: retried as capacity frees.
+    Deferred,
+    /// Can never fit the node.
+    Infeasible,
 }
 
 /// One container slot of a pod across all the instances created for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContainerRuntime {
     /// The image of the current instance, or of the one being started.
     pub image: String,
@@ -53,6 +84,11 @@ pub struct ContainerRuntime {
     pub last_exit: Option<Exit>,
     /// Consecutive failures (pulls or crashes), for the back-off.
     pub failures: u32,
+    /// The admitted cpu and memory (`allocatedResources` holds its requests).
+    pub allocated: ResourceRequirements,
+    /// What the current instance runs with (`resources`); a new instance starts with
+    /// `allocated`, never with a spec the node has not admitted.
+    pub applied: ResourceRequirements,
 }
 
 /// Where a container slot stands.
@@ -151,6 +187,36 @@ impl NodeRuntime {
     /// Drops a pod whose object is gone: its containers are removed with it.
     pub fn forget(&mut self, uid: &str) {
         self.pods.remove(uid);
+        self.bound.remove(uid);
+    }
+
+    pub(crate) fn pod_mut(&mut self, uid: &str) -> Option<&mut PodRuntime> {
+        self.pods.get_mut(uid)
+    }
+
+    /// Records a binding: `requests` count on `node` until the pod's containers are seen.
+    pub fn record_binding(&mut self, uid: &str, node: &str, requests: Amounts) {
+        self.bound
+            .insert(uid.to_string(), (node.to_string(), requests));
+    }
+
+    /// What is allocated on `node` to pods other than `except`, and how many pods it holds.
+    pub fn usage(&self, node: &str, except: Option<&str>) -> (Amounts, u32) {
+        let running = self
+            .pods
+            .iter()
+            .filter(|(uid, p)| p.node == node && Some(uid.as_str()) != except)
+            .map(|(_, p)| p.allocated());
+        let bound = self
+            .bound
+            .iter()
+            .filter(|(uid, (n, _))| {
+                n == node && Some(uid.as_str()) != except && !self.pods.contains_key(*uid)
+            })
+            .map(|(_, (_, r))| *r);
+        running
+            .chain(bound)
+            .fold((Amounts::default(), 0), |(sum, n), r| (sum + r, n + 1))
     }
 
     /// UIDs of the pods the node runs.
@@ -165,11 +231,12 @@ impl NodeRuntime {
     pub fn advance_pod(
         &mut self,
         uid: &str,
+        node: &str,
         spec: &PodSpec,
         stored: Option<&PodStatus>,
         config: &KubeletConfig,
         now: Timestamp,
-    ) -> Option<&PodRuntime> {
+    ) -> Option<&mut PodRuntime> {
         if !self.pods.contains_key(uid) {
             let in_use: BTreeSet<Ipv4Addr> = self.pods.values().map(|p| p.pod_ip).collect();
             let stored_ip = stored
@@ -184,11 +251,14 @@ impl NodeRuntime {
             self.pods.insert(
                 uid.to_string(),
                 PodRuntime {
+                    node: node.to_string(),
                     pod_ip,
                     start_time,
                     containers: BTreeMap::new(),
+                    resize: Resize::Idle,
                 },
             );
+            self.bound.remove(uid);
         }
         let runtime = self.pods.get_mut(uid)?;
         runtime
@@ -196,19 +266,21 @@ impl NodeRuntime {
             .retain(|name, _| spec.containers.iter().any(|c| &c.name == name));
         for c in &spec.containers {
             let image = c.image.clone().unwrap_or_default();
-            let slot =
-                runtime
-                    .containers
-                    .entry(c.name.clone())
-                    .or_insert_with(|| ContainerRuntime {
-                        image: image.clone(),
-                        instances: 0,
-                        phase: ContainerPhase::Creating {
-                            until: plus(now, config.start_after(&image)),
-                        },
-                        last_exit: None,
-                        failures: 0,
-                    });
+            let slot = runtime.containers.entry(c.name.clone()).or_insert_with(|| {
+                // Admitted at binding (the binding chose a node it fits).
+                let admitted = resources::of_container(c);
+                ContainerRuntime {
+                    image: image.clone(),
+                    instances: 0,
+                    phase: ContainerPhase::Creating {
+                        until: plus(now, config.start_after(&image)),
+                    },
+                    last_exit: None,
+                    failures: 0,
+                    allocated: admitted.clone(),
+                    applied: admitted,
+                }
+            });
             advance(slot, uid, &c.name, &image, config, now);
         }
         Some(runtime)
@@ -216,12 +288,25 @@ impl NodeRuntime {
 }
 
 impl PodRuntime {
-    /// The next moment one of the pod's containers changes on its own.
+    /// The next moment the pod changes on its own: a container, or a resize being applied.
     pub fn next_change(&self, now: Timestamp) -> Option<Timestamp> {
+        let resize = match self.resize {
+            Resize::InProgress { until } => Some(until),
+            _ => None,
+        };
         self.containers
             .values()
             .filter_map(|c| c.next_change(now))
+            .chain(resize)
             .min()
+    }
+
+    /// The sum of the admitted requests of its containers.
+    pub fn allocated(&self) -> Amounts {
+        self.containers
+            .values()
+            .map(|c| resources::requested(&c.allocated))
+            .fold(Amounts::default(), |a, b| a + b)
     }
 }
 
@@ -237,22 +322,36 @@ fn advance(
 ) {
     settle(c, uid, name, config, now);
     if c.image != spec_image {
-        if let ContainerPhase::Running { instance, .. } = &c.phase {
-            c.last_exit = Some(Exit {
-                instance: instance.clone(),
-                image: c.image.clone(),
-                exit_code: 0,
-                reason: "Completed".into(),
-                finished_at: now,
-            });
-        }
-        c.image = spec_image.to_string();
-        c.failures = 0;
-        c.phase = ContainerPhase::Creating {
-            until: plus(now, config.start_after(spec_image)),
-        };
-        settle(c, uid, name, config, now);
+        restart(c, uid, name, spec_image, config, now);
     }
+}
+
+/// Kills the current instance (if one runs) and creates a new one with `image` and the
+/// allocated resources: what an image change or a `RestartContainer` resize does.
+pub fn restart(
+    c: &mut ContainerRuntime,
+    uid: &str,
+    name: &str,
+    image: &str,
+    config: &KubeletConfig,
+    now: Timestamp,
+) {
+    if let ContainerPhase::Running { instance, .. } = &c.phase {
+        c.last_exit = Some(Exit {
+            instance: instance.clone(),
+            image: c.image.clone(),
+            exit_code: 0,
+            reason: "Completed".into(),
+            finished_at: now,
+        });
+    }
+    c.image = image.to_string();
+    c.failures = 0;
+    c.applied = c.allocated.clone();
+    c.phase = ContainerPhase::Creating {
+        until: plus(now, config.start_after(&c.image)),
+    };
+    settle(c, uid, name, config, now);
 }
 
 fn settle(c: &mut ContainerRuntime, uid: &str, name: &str, config: &KubeletConfig, now: Timestamp) {

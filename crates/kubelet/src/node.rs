@@ -22,7 +22,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::config::{KubeletConfig, NodeConfig};
+use super::config::{KubeletConfig, NodeConfig, NodesConfig};
 use super::container_runtime::NodeRuntime;
 use super::pod_sync::SyncActions;
 use super::status::api_time;
@@ -61,7 +61,10 @@ pub async fn run(
     mut runtime: NodeRuntime,
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeRuntime, KubeletError> {
-    register(&client, &node, clock.now()).await?;
+    let first = config.borrow().clone();
+    for index in 0..first.nodes.count {
+        register(&client, &node.nth(index), &first.nodes, clock.now()).await?;
+    }
     let (store, writer) = reflector::store();
     let stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
         .default_backoff()
@@ -78,6 +81,7 @@ pub async fn run(
         dirty: BTreeSet::new(),
         stale: BTreeMap::new(),
         deleting: BTreeSet::new(),
+        waiting: BTreeSet::new(),
     };
     let mut config_open = true;
     loop {
@@ -116,10 +120,12 @@ fn key(p: &Pod) -> Key {
     )
 }
 
-/// Registers the node with a `Ready` condition, as kubelet does on start.
+/// Registers the node with a `Ready` condition and its capacity, as kubelet does on start
+/// (capacity and allocatable are equal: nothing is reserved for the system).
 async fn register(
     client: &kube::Client,
     node: &NodeConfig,
+    size: &NodesConfig,
     now: Timestamp,
 ) -> Result<(), KubeletError> {
     let err = |source| KubeletError::Register {
@@ -143,7 +149,9 @@ async fn register(
         Err(e) => return Err(err(e)),
     }
     let t = api_time(now);
+    let resources = json!({"cpu": size.cpu, "memory": size.memory, "pods": size.pods.to_string()});
     let status = json!({"status": {
+        "capacity": resources, "allocatable": resources,
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
             "message": "kubelet is posting ready status",
             "lastHeartbeatTime": t, "lastTransitionTime": t}],
@@ -181,6 +189,9 @@ struct SyncLoop {
     stale: BTreeMap<Key, (String, tokio::time::Instant)>,
     /// UIDs whose final DELETE was accepted.
     deleting: BTreeSet<String>,
+    /// Pods waiting for room on a node (unschedulable, or a deferred resize): synced again
+    /// whenever a pod leaves or shrinks.
+    waiting: BTreeSet<Key>,
 }
 
 impl SyncLoop {
@@ -193,6 +204,8 @@ impl SyncLoop {
                 let k = key(&p);
                 self.wakes.remove(&k);
                 self.stale.remove(&k);
+                self.waiting.remove(&k);
+                self.dirty.append(&mut self.waiting.clone());
                 if let Some(uid) = p.metadata.uid.as_deref() {
                     runtime.forget(uid);
                     self.deleting.remove(uid);
@@ -237,8 +250,11 @@ impl SyncLoop {
             self.wakes.remove(&k);
             self.dirty.insert(k);
         }
-        for k in std::mem::take(&mut self.dirty) {
-            self.sync(k, runtime).await;
+        // A sync that frees room marks the pods waiting for it dirty again.
+        while !self.dirty.is_empty() {
+            for k in std::mem::take(&mut self.dirty) {
+                self.sync(k, runtime).await;
+            }
         }
     }
 
@@ -256,6 +272,14 @@ impl SyncLoop {
         }
         let now = self.clock.now();
         let decision = runtime.sync(&pod, &self.config, &self.node, now);
+        if decision.waits_for_room {
+            self.waiting.insert(k.clone());
+        } else {
+            self.waiting.remove(&k);
+        }
+        if decision.frees_room {
+            self.dirty.extend(self.waiting.iter().cloned());
+        }
         self.wakes.remove(&k);
         if let Some(t) = decision.wake_at {
             self.wakes.insert(k.clone(), t);
@@ -284,11 +308,11 @@ impl SyncLoop {
         d: SyncActions,
     ) -> Result<(), kube::Error> {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &k.0);
-        if d.bind {
+        if let Some(node) = &d.bind {
             let binding = json!({
                 "apiVersion": "v1", "kind": "Binding",
                 "metadata": {"name": k.1, "namespace": k.0},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": self.node.name},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             });
             let pp = PostParams {
                 field_manager: Some(FIELD_MANAGER.into()),

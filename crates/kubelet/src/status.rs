@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::config::NodeConfig;
 use super::container_runtime::{
-    ContainerPhase, ContainerRuntime, Exit, PULL_ERROR_SHOWN, PodRuntime,
+    ContainerPhase, ContainerRuntime, Exit, PULL_ERROR_SHOWN, PendingReason, PodRuntime, Resize,
 };
 
 /// Conditions the kubelet computes, in the order it appends them.
@@ -30,9 +30,28 @@ pub fn api_time(t: Timestamp) -> Time {
     Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
 }
 
+/// The status of a pod no node has room for: `PodScheduled=False`, reason `Unschedulable`,
+/// with the scheduler's message.
+pub fn unschedulable(pod: &Pod, message: String, now: Timestamp) -> PodStatus {
+    let mut status = pod.status.clone().unwrap_or_default();
+    let mut conditions = status.conditions.take().unwrap_or_default();
+    let condition = Condition {
+        type_: "PodScheduled",
+        ok: false,
+        problem: Some(("Unschedulable".into(), message)),
+        // The scheduler records the generation it judged (CalculatePodConditionObservedGeneration).
+        generation: pod.metadata.generation,
+    };
+    condition.set(&mut conditions, now);
+    status.conditions = Some(conditions);
+    status.phase = Some("Pending".into());
+    status
+}
+
 /// The full status to report for `pod`.
 pub fn render(pod: &Pod, runtime: &PodRuntime, node: &NodeConfig, now: Timestamp) -> PodStatus {
     let mut status = pod.status.clone().unwrap_or_default();
+    let generation = pod.metadata.generation;
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
@@ -69,36 +88,33 @@ pub fn render(pod: &Pod, runtime: &PodRuntime, node: &NodeConfig, now: Timestamp
         // Pods created with a node already set never went through the binding.
         set_condition(&mut conditions, "PodScheduled", true, None, now);
     }
-    set_condition(
-        &mut conditions,
-        "PodReadyToStartContainers",
-        true,
-        None,
-        now,
-    );
-    set_condition(&mut conditions, "Initialized", true, None, now);
+    let owned = |type_, ok, problem| Condition {
+        type_,
+        ok,
+        problem,
+        generation,
+    };
+    owned("PodReadyToStartContainers", true, None).set(&mut conditions, now);
+    owned("Initialized", true, None).set(&mut conditions, now);
     let containers_not_ready = (!unready.is_empty()).then(|| {
         (
             "ContainersNotReady".to_string(),
             format!("containers with unready status: [{}]", unready.join(" ")),
         )
     });
-    set_condition(
-        &mut conditions,
+    owned(
         "ContainersReady",
         containers_not_ready.is_none(),
         containers_not_ready.clone(),
-        now,
-    );
+    )
+    .set(&mut conditions, now);
     let ready_problem = containers_not_ready.or_else(|| gates_not_ready(pod, &conditions));
-    set_condition(
-        &mut conditions,
-        "Ready",
-        ready_problem.is_none(),
-        ready_problem,
-        now,
-    );
+    owned("Ready", ready_problem.is_none(), ready_problem).set(&mut conditions, now);
+    resize_conditions(&mut conditions, &runtime.resize, generation, now);
     status.conditions = Some(conditions);
+    if generation.is_some() {
+        status.observed_generation = generation;
+    }
     status.container_statuses = Some(statuses);
     let pod_ip = runtime.pod_ip.to_string();
     let host_ip = node.host_ip.to_string();
@@ -135,34 +151,110 @@ fn gates_not_ready(pod: &Pod, conditions: &[PodCondition]) -> Option<(String, St
     (!messages.is_empty()).then(|| ("ReadinessGatesNotReady".to_string(), messages.join(", ")))
 }
 
-/// Updates (in place, keeping list order) or appends a condition. `lastTransitionTime` moves
-/// only when the status flips.
+/// A condition the kubelet sets: type, whether it holds, (reason, message) when it does not
+/// (or for the resize conditions, always), and the pod generation it reflects.
+struct Condition {
+    type_: &'static str,
+    ok: bool,
+    problem: Option<(String, String)>,
+    /// `observedGeneration`, set (as kubelet 1.35 does) when the pod has a generation.
+    generation: Option<i64>,
+}
+
+impl Condition {
+    /// Updates (in place, keeping list order) or appends the condition. `lastTransitionTime`
+    /// moves only when the status flips.
+    fn set(self, conditions: &mut Vec<PodCondition>, now: Timestamp) {
+        let status = if self.ok { "True" } else { "False" }.to_string();
+        let (reason, message) = self
+            .problem
+            .map_or((None, None), |(r, m)| (Some(r), Some(m)));
+        match conditions.iter_mut().find(|c| c.type_ == self.type_) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = Some(api_time(now));
+                }
+                c.status = status;
+                c.reason = reason;
+                c.message = message;
+                if self.generation.is_some() {
+                    c.observed_generation = self.generation;
+                }
+            }
+            None => conditions.push(PodCondition {
+                type_: self.type_.to_string(),
+                status,
+                reason,
+                message,
+                last_transition_time: Some(api_time(now)),
+                observed_generation: self.generation,
+                ..PodCondition::default()
+            }),
+        }
+    }
+}
+
 fn set_condition(
     conditions: &mut Vec<PodCondition>,
-    type_: &str,
+    type_: &'static str,
     ok: bool,
     problem: Option<(String, String)>,
     now: Timestamp,
 ) {
-    let status = if ok { "True" } else { "False" }.to_string();
-    let (reason, message) = problem.map_or((None, None), |(r, m)| (Some(r), Some(m)));
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => {
-            if c.status != status {
-                c.last_transition_time = Some(api_time(now));
-            }
-            c.status = status;
-            c.reason = reason;
-            c.message = message;
+    Condition {
+        type_,
+        ok,
+        problem,
+        generation: None,
+    }
+    .set(conditions, now);
+}
+
+/// `PodResizePending` (reason `Deferred` or `Infeasible`) or `PodResizeInProgress`, both
+/// status True, present only while they hold (kubelet's status manager removes them).
+fn resize_conditions(
+    conditions: &mut Vec<PodCondition>,
+    resize: &Resize,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let (pending, in_progress) = match resize {
+        Resize::Idle => (None, false),
+        Resize::InProgress { .. } => (None, true),
+        Resize::Pending { reason, message } => {
+            let reason = match reason {
+                PendingReason::Deferred => "Deferred",
+                PendingReason::Infeasible => "Infeasible",
+            };
+            (Some((reason.to_string(), message.clone())), false)
         }
-        None => conditions.push(PodCondition {
-            type_: type_.to_string(),
-            status,
-            reason,
-            message,
-            last_transition_time: Some(api_time(now)),
-            ..PodCondition::default()
-        }),
+    };
+    conditions.retain(|c| {
+        (c.type_ != "PodResizePending" || pending.is_some())
+            && (c.type_ != "PodResizeInProgress" || in_progress)
+    });
+    if let Some(problem) = pending {
+        // A different reason or message is a new condition, with a new transition time.
+        conditions.retain(|c| {
+            c.type_ != "PodResizePending"
+                || (c.reason.as_ref(), c.message.as_ref()) == (Some(&problem.0), Some(&problem.1))
+        });
+        Condition {
+            type_: "PodResizePending",
+            ok: true,
+            problem: Some(problem),
+            generation,
+        }
+        .set(conditions, now);
+    }
+    if in_progress {
+        Condition {
+            type_: "PodResizeInProgress",
+            ok: true,
+            problem: None,
+            generation,
+        }
+        .set(conditions, now);
     }
 }
 
@@ -248,7 +340,12 @@ fn container_status(
         }
     };
     let running = matches!(c.phase, ContainerPhase::Running { .. });
+    // As kubelet's `convertToAPIContainerStatuses`: every container reports what it runs with
+    // (`resources: {}` when it sets none: kube-apiserver refuses a resize of a pod whose
+    // running container reports nothing), and its admitted requests when it has any.
     ContainerStatus {
+        allocated_resources: c.allocated.requests.clone(),
+        resources: Some(c.applied.clone()),
         name: name.to_string(),
         image: c.image.clone(),
         image_id: instance.map(|i| i.image_id.clone()).unwrap_or_default(),

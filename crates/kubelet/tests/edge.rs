@@ -192,3 +192,79 @@ async fn a_kubelet_whose_watch_expired_lists_again_and_runs_every_pod() {
     futures::future::join_all((0..20).map(|i| create(format!("after-{i}")))).await;
     assert_eq!(running(620).await, (620, 620), "after the next pods");
 }
+
+#[tokio::test(start_paused = true)]
+async fn several_nodes_register_their_capacity_and_bind_pods_that_fit() {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(
+        "2026-01-01T00:00:00Z".parse().unwrap(),
+    ));
+    let server = ApiServer::new(clock.clone());
+    let config: KubeletConfig = serde_json::from_value(
+        json!({"nodes": {"count": 2, "cpu": "2", "memory": "4Gi", "pods": 110}}),
+    )
+    .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(config);
+    tokio::spawn(simulated_kubelet::run(
+        server.client_as("kubelet"),
+        NodeConfig::default(),
+        clock.clone(),
+        rx,
+        NodeRuntime::default(),
+        std::future::pending::<()>(),
+    ));
+    let client = server.client_as("scenario");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for name in ["a", "b", "c"] {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "app", "image": "game:1",
+                "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "2"}}}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut names = Vec::new();
+    for node in nodes.list(&Default::default()).await.unwrap() {
+        let status = node.status.unwrap();
+        assert_eq!(status.allocatable.as_ref().unwrap()["cpu"].0, "2");
+        assert_eq!(status.capacity.as_ref().unwrap()["pods"].0, "110");
+        names.push(node.metadata.name.unwrap());
+    }
+    assert_eq!(names, ["sim-node", "sim-node-2"]);
+    let node_of = |p: &Pod| p.spec.as_ref().unwrap().node_name.clone();
+    assert_eq!(
+        node_of(&pods.get("a").await.unwrap()).as_deref(),
+        Some("sim-node")
+    );
+    assert_eq!(
+        node_of(&pods.get("b").await.unwrap()).as_deref(),
+        Some("sim-node-2")
+    );
+    let c = pods.get("c").await.unwrap();
+    assert_eq!(node_of(&c), None);
+    let scheduled = c.status.unwrap().conditions.unwrap();
+    let scheduled = scheduled
+        .iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .unwrap();
+    assert_eq!(
+        (scheduled.reason.as_deref(), scheduled.message.as_deref()),
+        (
+            Some("Unschedulable"),
+            Some("0/2 nodes are available: 2 Insufficient cpu.")
+        )
+    );
+    // Room frees when a pod leaves: the waiting pod is bound without any change of its own.
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    pods.delete("a", &now).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = pods.get("c").await.unwrap();
+    assert_eq!(node_of(&c).as_deref(), Some("sim-node"));
+    assert_eq!(cond(&c, "PodScheduled").as_deref(), Some("True"));
+}

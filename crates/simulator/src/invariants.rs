@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+use super::report::ContainerResources;
 use super::report::HistoryEntry;
 
 /// What the history is checked against, for the pods of one GameDeployment.
@@ -42,6 +44,9 @@ pub enum Invariant {
     RestartOnce,
     /// A pod's UID changed without the pod being deleted.
     UidStable,
+    /// A container restarted after a resize whose changed resources all have `resizePolicy`
+    /// `NotRequired` (before any image change).
+    NoRestartOnResize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,6 +80,14 @@ struct Track {
     /// The client that started deleting the pod.
     terminated_by: Option<String>,
     update: Option<Update>,
+    resize: Option<Resize>,
+}
+
+/// A resize of a pod's cpu/memory, until its images or resources change again.
+struct Resize {
+    /// Restart counts when the resources changed, of the containers whose changed resources
+    /// all have `resizePolicy: NotRequired`.
+    baseline: BTreeMap<String, i32>,
 }
 
 /// Every violation in `history` (entries of one GameDeployment's pods, any order), in time
@@ -182,6 +195,7 @@ fn observe(track: &mut Track, e: &HistoryEntry, params: &Params, out: &mut Vec<V
     if let Some(u) = track.update.as_mut() {
         u.followed = true;
     }
+    check_resize(track, e, out);
     let image_change = track
         .last
         .as_ref()
@@ -230,6 +244,62 @@ fn observe(track: &mut Track, e: &HistoryEntry, params: &Params, out: &mut Vec<V
         track.terminated_by = Some(e.client.clone());
     }
     track.last = Some(e.clone());
+}
+
+/// Starts tracking a resize when the spec's resources change without an image change, ends it
+/// when images or resources change again, and reports a restart of a container it must not
+/// restart.
+fn check_resize(track: &mut Track, e: &HistoryEntry, out: &mut Vec<Violation>) {
+    let Some(prev) = track.last.as_ref() else {
+        return;
+    };
+    if prev.images != e.images || prev.resources != e.resources {
+        track.resize = (prev.images == e.images).then(|| Resize {
+            baseline: e
+                .resources
+                .iter()
+                .filter(|(name, now)| {
+                    let before = prev.resources.get(*name).cloned().unwrap_or_default();
+                    now.values != before.values
+                        && now
+                            .values
+                            .iter()
+                            .chain(&before.values)
+                            .filter(|(k, _)| now.values.get(*k) != before.values.get(*k))
+                            .all(|(k, _)| {
+                                let resource = k.split_once('.').map_or(k.as_str(), |(_, r)| r);
+                                !now.restart_on_resize.iter().any(|r| r == resource)
+                            })
+                })
+                .map(|(name, _)| {
+                    (
+                        name.clone(),
+                        prev.restart_counts.get(name).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
+        });
+    }
+    let Some(resize) = track.resize.as_mut() else {
+        return;
+    };
+    let restarted: Vec<String> = resize
+        .baseline
+        .iter()
+        .filter(|(name, n)| e.restart_counts.get(*name).is_some_and(|now| now > n))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in restarted {
+        resize.baseline.remove(&name);
+        out.push(Violation {
+            t: e.t,
+            invariant: Invariant::NoRestartOnResize,
+            pod: Some(e.pod.clone()),
+            message: format!(
+                "container {name} restarted after a resize whose resizePolicy is NotRequired"
+            ),
+        });
+    }
 }
 
 /// Judges the pod's last in-place update, if it completed: each changed container restarted

@@ -167,6 +167,56 @@ impl PodEntry {
 }
 
 /// `spec.containers` as (name, image), in spec order.
+/// A container's cpu/memory as the spec writes them, and which of them restart it when resized.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerResources {
+    /// `requests.cpu`, `limits.memory`, ... as written in the spec.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, String>,
+    /// Resources whose `resizePolicy` is `RestartContainer`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restart_on_resize: Vec<String>,
+}
+
+fn spec_resources(pod: &Pod) -> BTreeMap<String, ContainerResources> {
+    let containers = pod.spec.as_ref().map(|s| s.containers.as_slice());
+    containers
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| {
+            let r = c.resources.as_ref();
+            let values: BTreeMap<String, String> = [
+                ("requests", r.and_then(|r| r.requests.as_ref())),
+                ("limits", r.and_then(|r| r.limits.as_ref())),
+            ]
+            .into_iter()
+            .flat_map(|(kind, m)| {
+                m.into_iter()
+                    .flatten()
+                    .map(move |(k, v)| (format!("{kind}.{k}"), v.0.clone()))
+            })
+            .collect();
+            let restart_on_resize = c
+                .resize_policy
+                .iter()
+                .flatten()
+                .filter(|p| p.restart_policy == "RestartContainer")
+                .map(|p| p.resource_name.clone())
+                .collect();
+            (!values.is_empty()).then(|| {
+                (
+                    c.name.clone(),
+                    ContainerResources {
+                        values,
+                        restart_on_resize,
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
 fn spec_images(pod: &Pod) -> Vec<(String, String)> {
     pod.spec
         .as_ref()
@@ -286,6 +336,9 @@ pub struct HistoryEntry {
     pub images: BTreeMap<String, String>,
     /// `restartCount` by container name, as kubelet reports it.
     pub restart_counts: BTreeMap<String, i32>,
+    /// `spec.containers[].resources` by container name, for containers that set any.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, ContainerResources>,
     /// `metadata.deletionTimestamp` is set.
     #[serde(default)]
     pub terminating: bool,
@@ -318,6 +371,7 @@ impl HistoryEntry {
             in_place_update_ready: condition(pod, names::CONDITION_INPLACE_READY),
             images: spec_images(pod).into_iter().collect(),
             restart_counts,
+            resources: spec_resources(pod),
             terminating: pod.metadata.deletion_timestamp.is_some(),
             deleted,
         }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::podref::PodRefError;
-use simulated_kubelet::{ImageConfig, KubeletConfig};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use simulated_kubelet::{ImageConfig, KubeletConfig, NodesConfig};
 
 /// A loaded, validated scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -624,7 +625,18 @@ impl YamlWalker<'_> {
     }
 
     fn kubelet(&self, v: &Value) -> Result<KubeletConfig, ScenarioError> {
-        let m = self.mapping(v, "kubelet", &["startSeconds", "readySeconds", "images"])?;
+        let m = self.mapping(
+            v,
+            "kubelet",
+            &[
+                "startSeconds",
+                "readySeconds",
+                "images",
+                "nodes",
+                "binding",
+                "resizeSeconds",
+            ],
+        )?;
         let mut c = KubeletConfig::default();
         if let Some(v) = m.get("startSeconds") {
             c.start_seconds = self.uint(v, "kubelet.startSeconds", u64::from(u32::MAX))?;
@@ -635,8 +647,54 @@ impl YamlWalker<'_> {
         if let Some(v) = m.get("images") {
             c.images = self.image_configs(v, "kubelet.images")?;
         }
+        if let Some(v) = m.get("nodes") {
+            c.nodes = self.nodes(v)?;
+        }
+        if let Some(v) = m.get("binding") {
+            c.binding = serde_json::from_value(v.clone()).map_err(|_| {
+                self.err(
+                    "kubelet.binding",
+                    format!("must be FirstFit or Spread, not {}", shown(v)),
+                )
+            })?;
+        }
+        if let Some(v) = m.get("resizeSeconds") {
+            c.resize_seconds = self.uint(v, "kubelet.resizeSeconds", u64::from(u32::MAX))?;
+        }
         c.validate()
             .map_err(|e| self.err(join("kubelet", &e.path), e.problem))?;
+        Ok(c)
+    }
+
+    /// `kubelet.nodes`: sizes may be written as numbers (`cpu: 4`) or quantities (`"3500m"`).
+    fn nodes(&self, v: &Value) -> Result<NodesConfig, ScenarioError> {
+        let path = "kubelet.nodes";
+        let m = self.mapping(v, path, &["count", "cpu", "memory", "pods"])?;
+        let mut c = NodesConfig::default();
+        if let Some(v) = m.get("count") {
+            c.count = u32::try_from(self.uint(v, &join(path, "count"), u64::from(u32::MAX))?)
+                .unwrap_or(u32::MAX);
+        }
+        if let Some(v) = m.get("pods") {
+            c.pods = u32::try_from(self.uint(v, &join(path, "pods"), u64::from(u32::MAX))?)
+                .unwrap_or(u32::MAX);
+        }
+        for (key, slot) in [("cpu", &mut c.cpu), ("memory", &mut c.memory)] {
+            match m.get(key) {
+                None => {}
+                Some(Value::String(q)) => *slot = Quantity(q.clone()),
+                Some(Value::Number(n)) => *slot = Quantity(n.to_string()),
+                Some(other) => {
+                    return Err(self.err(
+                        join(path, key),
+                        format!(
+                            "must be a quantity such as \"4\" or \"8Gi\", not {}",
+                            shown(other)
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(c)
     }
 

@@ -22,21 +22,23 @@ pub struct RequestContext {
     pub written_as: Option<String>,
 }
 
-/// Which endpoint a write came through: the resource itself (`Main`) or its `/status`
-/// subresource. (`/scale` is translated into a main-resource write before it gets here.)
+/// Which endpoint a write came through: the resource itself (`Main`), its `/status`
+/// subresource, or a pod's `/resize`. (`/scale` is translated into a main-resource write before
+/// it gets here.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subresource {
     Main,
     Status,
+    Resize,
 }
 
 impl Subresource {
-    /// `Status` for the `status` path segment, `Main` for none.
-    pub fn of_status_path(segment: Option<&str>) -> Self {
-        if segment == Some("status") {
-            Subresource::Status
-        } else {
-            Subresource::Main
+    /// `Status` for the `status` path segment, `Resize` for `resize`, `Main` for none.
+    pub fn of_path(segment: Option<&str>) -> Self {
+        match segment {
+            Some("status") => Subresource::Status,
+            Some("resize") => Subresource::Resize,
+            _ => Subresource::Main,
         }
     }
 
@@ -45,6 +47,7 @@ impl Subresource {
         match self {
             Subresource::Main => None,
             Subresource::Status => Some("status"),
+            Subresource::Resize => Some("resize"),
         }
     }
 }

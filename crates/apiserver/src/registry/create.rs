@@ -9,7 +9,7 @@ use crate::resources::{ResourceDesc, Strategy};
 use crate::store::{EventType, Store};
 
 use super::admit::run_admission;
-use super::context::{ApplyInfo, RequestContext};
+use super::context::{ApplyInfo, RequestContext, Subresource};
 use super::decode::{check_type, decode};
 use super::object::{key, meta_mut, sem, str_at};
 use super::{crd, strategy};
@@ -122,7 +122,7 @@ pub fn create(
         }
     }
     strategy::prepare_for_create(ctx, desc, &mut obj, &name);
-    strategy::validate(desc, &mut obj, None)?;
+    strategy::validate(desc, &mut obj, None, Subresource::Main)?;
     run_admission(
         store,
         ctx,

@@ -52,6 +52,7 @@ pub fn prepare_for_update(
             }
         },
         (Subresource::Status, Strategy::Pod) => pod::prepare_status_update(new, old),
+        (Subresource::Resize, _) => pod::prepare_resize_update(new, old),
         (Subresource::Status, Strategy::Custom) => {
             // customResourceStatusStrategy: only .status (and managedFields) from the request.
             let status = new.get("status").cloned();
@@ -87,8 +88,13 @@ pub fn prepare_for_update(
 }
 
 /// `Validate`/`ValidateUpdate` (with the defaulting kube does on decoding): the object
-/// metadata, then the kind's own rules.
-pub fn validate(desc: &ResourceDesc, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+/// metadata, then the kind's own rules (a pod's for the endpoint `sub` the write came through).
+pub fn validate(
+    desc: &ResourceDesc,
+    obj: &mut Value,
+    old: Option<&Value>,
+    sub: Subresource,
+) -> Result<(), ApiError> {
     let mut causes = Vec::new();
     validate_meta(desc, obj, &mut causes);
     let name = str_at(obj, "/metadata/name").to_string();
@@ -102,7 +108,7 @@ pub fn validate(desc: &ResourceDesc, obj: &mut Value, old: Option<&Value>) -> Re
         }
         Strategy::Pod => {
             pod::default_pod(obj);
-            pod::validate(obj, old, &mut causes);
+            pod::validate(obj, old, sub, &mut causes);
         }
         Strategy::Crd => crd::validate(obj, old, &mut causes),
         Strategy::Plain if desc.group == "apps" && desc.plural == "controllerrevisions" => {

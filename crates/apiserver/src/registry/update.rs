@@ -136,7 +136,7 @@ pub fn update(
             ));
         }
     }
-    strategy::validate(desc, &mut new, Some(&old))?;
+    strategy::validate(desc, &mut new, Some(&old), sub)?;
     run_admission(
         store,
         ctx,
@@ -167,8 +167,8 @@ pub fn update(
         subresource: sub.name(),
         scope: match (sub, desc.has_status) {
             (Subresource::Status, _) => managed::Scope::StatusOnly,
-            (Subresource::Main, true) => managed::Scope::NoStatus,
-            (Subresource::Main, false) => managed::Scope::All,
+            (Subresource::Main | Subresource::Resize, true) => managed::Scope::NoStatus,
+            (Subresource::Main | Subresource::Resize, false) => managed::Scope::All,
         },
     };
     match apply {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 /// A policy on Widgets in the test's namespace, bound with `actions`; returns the policy and
 /// binding names.
-async fn bind_policy(env: &Env, tag: &str, spec: Value, actions: &[&str]) -> (String, String) {
+pub async fn bind_policy(env: &Env, tag: &str, spec: Value, actions: &[&str]) -> (String, String) {
     let policy = format!("{}-{tag}", env.ns);
     let binding = format!("{policy}-binding");
     let policies: Api<ValidatingAdmissionPolicy> = Api::all(env.client.clone());
@@ -29,7 +29,7 @@ async fn bind_policy(env: &Env, tag: &str, spec: Value, actions: &[&str]) -> (St
     (policy, binding)
 }
 
-async fn unbind(env: &Env, (policy, binding): &(String, String)) {
+pub async fn unbind(env: &Env, (policy, binding): &(String, String)) {
     let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(env.client.clone());
     let _ = bindings.delete(binding, &DeleteParams::default()).await;
     let policies: Api<ValidatingAdmissionPolicy> = Api::all(env.client.clone());

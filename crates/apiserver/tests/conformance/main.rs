@@ -19,6 +19,7 @@ mod install_kinds;
 mod limits;
 mod options;
 mod patch;
+mod resize;
 mod subresources;
 mod tables;
 mod transport;

@@ -123,14 +123,14 @@ fn binds_unbound_pods_and_ignores_other_nodes() {
     let cfg = KubeletConfig::default();
     let node = NodeConfig::default();
     let d = rt.sync(&p, &cfg, &node, t(0));
-    assert!(d.bind);
+    assert_eq!(d.bind.as_deref(), Some("sim-node"));
     assert_eq!((d.status, d.wake_at), (None, None));
     p.spec.as_mut().unwrap().node_name = Some("other".into());
     assert_eq!(rt.sync(&p, &cfg, &node, t(0)), SyncActions::default());
     assert_eq!(rt.uids().count(), 0);
     p.spec.as_mut().unwrap().node_name = None;
     p.metadata.deletion_timestamp = Some(status::api_time(t(5)));
-    assert!(!rt.sync(&p, &cfg, &node, t(0)).bind);
+    assert!(rt.sync(&p, &cfg, &node, t(0)).bind.is_none());
 }
 
 #[test]

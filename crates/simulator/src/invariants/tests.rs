@@ -26,6 +26,7 @@ fn entry(t: f64, pod: &str) -> HistoryEntry {
             ("side".to_string(), "envoy:1".to_string()),
         ]),
         restart_counts: BTreeMap::from([("app".to_string(), 0), ("side".to_string(), 0)]),
+        resources: BTreeMap::from([("app".to_string(), resources("500m", &["memory"]))]),
         terminating: false,
         deleted: false,
     }
@@ -207,4 +208,64 @@ fn violations_serialize_with_camel_case_names() {
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json[0]["invariant"], "gracePeriod");
     assert_eq!(Invariant::MaxUnavailable.to_string(), "maxUnavailable");
+}
+
+fn resources(cpu: &str, restart_on_resize: &[&str]) -> ContainerResources {
+    ContainerResources {
+        values: BTreeMap::from([
+            ("requests.cpu".to_string(), cpu.to_string()),
+            ("requests.memory".to_string(), "256Mi".to_string()),
+        ]),
+        restart_on_resize: restart_on_resize.iter().map(|r| r.to_string()).collect(),
+    }
+}
+
+/// `pod` resized by the operator at 10 s (cpu to `cpu`, with `restart_on_resize`), then its
+/// `app` container restarted at 12 s.
+fn resized_then_restarted(cpu_restarts: bool) -> Vec<HistoryEntry> {
+    let restart: &[&str] = if cpu_restarts {
+        &["cpu", "memory"]
+    } else {
+        &["memory"]
+    };
+    let mut first = entry(0.0, "p");
+    first
+        .resources
+        .insert("app".into(), resources("500m", restart));
+    let mut e = first.clone();
+    e.t = 10.0;
+    e.client = "operator".into();
+    e.resources.insert("app".into(), resources("1", restart));
+    let mut restarted = e.clone();
+    restarted.t = 12.0;
+    restarted.client = "kubelet".into();
+    restarted.restart_counts.insert("app".into(), 1);
+    vec![first, e, restarted]
+}
+
+#[test]
+fn a_restart_after_a_not_required_resize_is_a_violation() {
+    let v = check(&resized_then_restarted(false), &params());
+    assert_eq!(kinds(&v), vec![Invariant::NoRestartOnResize]);
+    assert_eq!(v[0].pod.as_deref(), Some("p"));
+    assert!(v[0].message.contains("container app"), "{}", v[0].message);
+}
+
+#[test]
+fn a_restart_container_resize_may_restart() {
+    assert_eq!(check(&resized_then_restarted(true), &params()), vec![]);
+}
+
+#[test]
+fn an_image_change_after_a_resize_may_restart() {
+    let mut h = resized_then_restarted(false);
+    h[2].images.insert("app".into(), "python:latest".into());
+    h[2].client = "operator".into();
+    let mut restarted = h[2].clone();
+    restarted.t = 13.0;
+    restarted.client = "kubelet".into();
+    h[2].restart_counts.insert("app".into(), 0);
+    h.push(restarted);
+    let v = check(&h, &params());
+    assert!(!kinds(&v).contains(&Invariant::NoRestartOnResize), "{v:?}");
 }

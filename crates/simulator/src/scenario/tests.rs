@@ -231,7 +231,7 @@ fn bad_files_name_file_field_and_problem() {
         ),
         (
             "name: x\nkubelet: {startSecond: 1}",
-            "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images)",
+            "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, binding, resizeSeconds)",
         ),
         (
             "name: x\nkubelet: {readySeconds: -1}",
@@ -525,6 +525,43 @@ fn outcomes_map_to_exit_codes() {
 /// `gamedeploy cluster --kubelet-config`: a file holding a `kubelet:` block's settings, read and
 /// refused as that block is.
 #[test]
+fn the_kubelet_block_sizes_nodes_and_resizes() {
+    let file = Path::new("kubelet.yaml");
+    let c = parse_kubelet(
+        "nodes: {count: 3, cpu: 4, memory: 8Gi, pods: 110}\nbinding: Spread\nresizeSeconds: 2\n",
+        file,
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            c.nodes.count,
+            c.nodes.cpu.0.as_str(),
+            c.nodes.memory.0.as_str(),
+            c.nodes.pods
+        ),
+        (3, "4", "8Gi", 110)
+    );
+    assert_eq!(c.binding, simulated_kubelet::Binding::Spread);
+    assert_eq!(c.resize_seconds, 2);
+    let err = |text: &str| parse_kubelet(text, file).unwrap_err().to_string();
+    assert_eq!(
+        err("nodes: {cpus: 4}\n"),
+        "kubelet.yaml: kubelet.nodes.cpus: unknown field (expected one of: count, cpu, memory, pods)"
+    );
+    assert_eq!(
+        err("binding: BestFit\n"),
+        "kubelet.yaml: kubelet.binding: must be FirstFit or Spread, not \"BestFit\""
+    );
+    assert!(
+        err("nodes: {memory: lots}\n")
+            .contains("kubelet.nodes.memory: \"lots\" is not a Kubernetes quantity")
+    );
+    assert!(
+        err("nodes: {count: 0}\n").contains("kubelet.nodes.count: there must be at least one node")
+    );
+}
+
+#[test]
 fn a_kubelet_config_file_is_a_scenarios_kubelet_block() {
     let file = Path::new("kubelet.yaml");
     let c = parse_kubelet(
@@ -555,7 +592,7 @@ fn a_kubelet_config_file_is_a_scenarios_kubelet_block() {
         parse_kubelet("startSecond: 2\n", file)
             .unwrap_err()
             .to_string(),
-        "kubelet.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images)"
+        "kubelet.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, binding, resizeSeconds)"
     );
     let missing = load_kubelet(Path::new("/nonexistent/kubelet.yaml")).unwrap_err();
     assert!(
