@@ -71,6 +71,46 @@ fn happy_path_costs_three_pod_writes_with_or_without_grace() {
     }
 }
 
+/// Issue 26's write budget: a resize-only update (no image, no RestartContainer resize) costs at
+/// most 3 pod writes, one with an image change at most 4; a NotRequired resize never flips
+/// readiness and restarts nothing.
+#[test]
+fn resize_write_budget_is_three_alone_and_four_with_an_image() {
+    for (name, budget, restarts) in [
+        ("resize-cpu-no-restart.yaml", 3, 0),
+        ("resize-memory-restart.yaml", 3, 1),
+        ("resize-image-and-restarting-cpu.yaml", 4, 2),
+    ] {
+        let trace = Sim::new(fixture(name)).run();
+        assert!(
+            trace.violations.is_empty(),
+            "{name}: {:#?}",
+            trace.violations
+        );
+        assert_eq!(trace.end.state, Some(State::Ready), "{name}");
+        assert!(
+            trace.end.pod_writes <= budget,
+            "{name}: {} pod writes, budget {budget}",
+            trace.end.pod_writes
+        );
+        assert_eq!(trace.end.restarts.values().sum::<i32>(), restarts, "{name}");
+    }
+    let no_flip = Sim::new(fixture("resize-cpu-no-restart.yaml")).run();
+    let flipped = no_flip.entries.iter().any(|e| {
+        e.decision.as_ref().is_some_and(|d| {
+            d.actions.iter().any(|a| {
+                a.as_write()
+                    .and_then(|w| w.condition.as_ref())
+                    .is_some_and(|c| !c.ready)
+            })
+        })
+    });
+    assert!(
+        !flipped,
+        "a NotRequired resize never takes the pod out of endpoints"
+    );
+}
+
 #[test]
 fn hook_path_costs_one_more_write() {
     let trace = Sim::new(fixture("hook-success.yaml")).run();
@@ -88,6 +128,11 @@ fn a_crash_at_any_write_converges_to_the_same_pod() {
         "image-pull-failure.yaml",
         "ordered-ready.yaml",
         "ordered-updated.yaml",
+        "resize-cpu-no-restart.yaml",
+        "resize-memory-restart.yaml",
+        "resize-image-and-restarting-cpu.yaml",
+        "resize-infeasible-rollback.yaml",
+        "resize-rollback-mid-resize.yaml",
     ] {
         let base = Sim::new(fixture(name)).run();
         assert!(base.violations.is_empty(), "{name}: {:#?}", base.violations);
@@ -105,6 +150,7 @@ fn a_crash_at_any_write_converges_to_the_same_pod() {
                     "{ctx}: a container restarted twice"
                 );
                 assert_eq!(t.end.hook_runs_created, base.end.hook_runs_created, "{ctx}");
+                assert_eq!(t.end.resources, base.end.resources, "{ctx}");
             }
         }
     }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use gamedeploy_core::api::HookPhase;
 use gamedeploy_core::inplace::table::Node;
 use gamedeploy_core::inplace::{
-    Action, Decoded, Endpoint, Input, MachineStep, PodView, PodWrite, Policy, State, Target,
-    Trigger, advance, decode,
+    Action, CONDITION_POD_RESIZE_PENDING, ContainerResources, Decoded, Endpoint, Input,
+    MachineStep, PodView, PodWrite, Policy, State, Target, Trigger, advance, decode,
 };
 use gamedeploy_core::names;
 use jiff::{SignedDuration, Timestamp};
@@ -52,6 +52,12 @@ pub struct PodSpec {
     /// Initial `InPlaceUpdateReady` (default True: a settled pod).
     #[serde(default)]
     pub in_place_ready: Option<bool>,
+    /// `resources` per container, as in a pod spec.
+    #[serde(default)]
+    pub resources: BTreeMap<String, serde_json::Value>,
+    /// `resizePolicy` per container, as in a pod spec.
+    #[serde(default)]
+    pub resize_policy: BTreeMap<String, serde_json::Value>,
 }
 
 /// One scripted event; exactly one field besides `at` is set.
@@ -90,6 +96,14 @@ pub struct Step {
     /// The node's kubelet stops (true) or resumes (false) acting on spec changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubelet_paused: Option<bool>,
+    /// The kubelet reports `PodResizePending` with this reason (`Deferred`, `Infeasible`) for
+    /// the current generation (pause the kubelet first, or its next status replaces it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_pending: Option<String>,
+    /// The API server refuses (true) or accepts again (false) writes to `pods/resize`, as it
+    /// refuses a resize its validation rejects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refuse_resize: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -156,6 +170,12 @@ pub struct Final {
     pub restarts: BTreeMap<String, i32>,
     pub pod_writes: usize,
     pub hook_runs_created: BTreeSet<String>,
+    /// The spec's cpu/memory per container (absent for pods without any).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, ContainerResources>,
+    /// `PodResizePending` reason at the end, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resize_pending: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -223,6 +243,44 @@ impl StoredPod {
         if let Some(c) = spec.containers.iter_mut().find(|c| c.name == container) {
             c.image = Some(image.to_string());
         }
+    }
+
+    /// Strategic merge of a container's `resources` patch (`pods/resize`): each request and
+    /// limit set, `null` removes it.
+    fn merge_resources(&mut self, container: &str, patch: &serde_json::Value) {
+        let spec = self.pod.spec.get_or_insert_with(Default::default);
+        let Some(c) = spec.containers.iter_mut().find(|c| c.name == container) else {
+            return;
+        };
+        let mut current = serde_json::to_value(c.resources.clone().unwrap_or_default()).unwrap();
+        for field in ["requests", "limits"] {
+            let Some(changes) = patch.get(field).and_then(|v| v.as_object()) else {
+                continue;
+            };
+            let map = current
+                .as_object_mut()
+                .unwrap()
+                .entry(field)
+                .or_insert_with(|| json!({}));
+            if map.is_null() {
+                *map = json!({});
+            }
+            for (k, v) in changes {
+                let map = map.as_object_mut().unwrap();
+                if v.is_null() {
+                    map.remove(k);
+                } else {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        c.resources = Some(serde_json::from_value(current).unwrap());
+    }
+
+    /// A spec change: `metadata.generation` moves on.
+    fn next_generation(&mut self) {
+        let g = self.pod.metadata.generation.unwrap_or(1);
+        self.pod.metadata.generation = Some(g + 1);
     }
 
     fn labels(&mut self) -> &mut BTreeMap<String, String> {
@@ -337,6 +395,7 @@ pub struct Sim {
     hook_runs: BTreeMap<String, HookPhase>,
     last_hook: Option<String>,
     kubelet_paused: bool,
+    refuse_resize: bool,
     /// Last decision state recorded in the trace, to keep re-derivations out of it.
     last_state: Option<State>,
     crash: Option<Crash>,
@@ -365,7 +424,16 @@ impl Sim {
             .pod
             .images
             .iter()
-            .map(|(name, image)| json!({"name": name, "image": image}))
+            .map(|(name, image)| {
+                let mut c = json!({"name": name, "image": image});
+                if let Some(r) = fixture.pod.resources.get(name) {
+                    c["resources"] = r.clone();
+                }
+                if let Some(p) = fixture.pod.resize_policy.get(name) {
+                    c["resizePolicy"] = p.clone();
+                }
+                c
+            })
             .collect();
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {
@@ -373,6 +441,7 @@ impl Sim {
                 "namespace": "default",
                 "uid": format!("uid-{}", fixture.pod.name),
                 "resourceVersion": "1",
+                "generation": 1,
                 "labels": {names::LABEL_REVISION: fixture.pod.revision},
                 "annotations": fixture.pod.annotations,
             },
@@ -409,6 +478,7 @@ impl Sim {
             hook_runs: BTreeMap::new(),
             last_hook: None,
             kubelet_paused: false,
+            refuse_resize: false,
             last_state: None,
             crash: None,
             stale: false,
@@ -509,6 +579,9 @@ impl Sim {
         if let Some(p) = step.kubelet_paused {
             self.kubelet_paused = p;
         }
+        if let Some(r) = step.refuse_resize {
+            self.refuse_resize = r;
+        }
         if let Some(f) = &step.force {
             self.stored
                 .annotations()
@@ -537,6 +610,21 @@ impl Sim {
         if let Some(images) = &step.kubelet_image {
             self.kubelet_config.set_images(images);
         }
+        if let Some(reason) = &step.resize_pending {
+            let generation = self.stored.pod.metadata.generation;
+            let status = self.stored.pod.status.get_or_insert_with(Default::default);
+            status.observed_generation = generation;
+            self.stored.merge_condition(PodCondition {
+                type_: CONDITION_POD_RESIZE_PENDING.into(),
+                status: "True".into(),
+                reason: Some(reason.clone()),
+                message: Some(format!(
+                    "Node didn't have enough capacity: cpu, requested: 64000, capacity: 4000 ({reason})"
+                )),
+                ..PodCondition::default()
+            });
+            self.stored.bump();
+        }
     }
 
     fn in_place_ready(&self) -> Option<bool> {
@@ -555,7 +643,26 @@ impl Sim {
     /// Applies one operator write as the API server would; `Err` is the API answer.
     fn apply_write(&mut self, w: &PodWrite, forced_patch: bool) -> Result<(), String> {
         self.stored.check_precondition(w.precondition.as_ref())?;
+        if self.refuse_resize && w.endpoint == Endpoint::PodResize {
+            return Err("422 Unprocessable Entity: the resize is refused".into());
+        }
         self.previous_pod = self.stored.pod.clone();
+        if !w.resources.is_empty() {
+            if w.endpoint != Endpoint::PodResize {
+                self.violations
+                    .push("resources written outside pods/resize".into());
+            }
+            for (c, patch) in &w.resources {
+                self.stored.merge_resources(c, patch);
+            }
+            self.stored.next_generation();
+        }
+        if w.endpoint == Endpoint::PodResize
+            && (w.checkpoint.is_some() || !w.labels.is_empty() || !w.annotations.is_empty())
+        {
+            self.violations
+                .push("metadata written through pods/resize (it keeps none)".into());
+        }
         if !w.images.is_empty() {
             if w.endpoint != Endpoint::Pod {
                 self.violations
@@ -583,6 +690,7 @@ impl Sim {
                 }
                 self.stored.merge_image(c, image);
             }
+            self.stored.next_generation();
         }
         if let Some(c) = &w.condition {
             if w.endpoint != Endpoint::PodStatus {
@@ -707,7 +815,11 @@ impl Sim {
         let derived_only = out.transitions.iter().all(|t| {
             matches!(
                 t.trigger,
-                Trigger::UnreadyObserved | Trigger::RestartObserved
+                Trigger::UnreadyObserved
+                    | Trigger::RestartObserved
+                    | Trigger::ResizeRequested
+                    | Trigger::GraceElapsed
+                    | Trigger::Deferred
             )
         });
         let news = !out.actions.is_empty()
@@ -798,7 +910,14 @@ impl Sim {
             Decoded::Missing => None,
             _ => Some(State::Unknown),
         };
+        let resize_pending = pod
+            .resize
+            .as_ref()
+            .and_then(|r| r.pending.as_ref())
+            .map(|p| p.reason.clone());
         let end = Final {
+            resources: pod.spec_resources.clone().into_iter().collect(),
+            resize_pending,
             state,
             revision: pod.revision,
             images: pod.spec_images.into_iter().collect(),

@@ -3,7 +3,9 @@
 //! memory could hold the new pod's requests, so a pod is never recreated into `Pending` for
 //! ever. The requests are counted as the scheduler counts them (kube's
 //! `resource.PodRequests`): the sum over the containers, or the largest init container if
-//! that is more; a missing request defaults to its limit.
+//! that is more; a missing request defaults to its limit. Amounts are summed as integers (cpu
+//! in millicores rounded up, as `MilliValue` does; memory in bytes): kube_quantity 0.9's `Add`
+//! mixes formats wrongly.
 
 use std::collections::BTreeMap;
 
@@ -20,14 +22,26 @@ pub(crate) fn fits_some_node(template: &Value, nodes: &BTreeMap<String, NodeFact
         wanted.iter().all(|(resource, want)| {
             n.allocatable
                 .get(*resource)
-                .and_then(|a| ParsedQuantity::try_from(a.as_str()).ok())
+                .and_then(|a| units(resource, a))
                 .is_some_and(|have| have >= *want)
         })
     })
 }
 
+/// `q` as an integer: millicores for cpu, bytes for memory.
+fn units(resource: &str, q: &str) -> Option<i128> {
+    let parsed = ParsedQuantity::try_from(q).ok()?;
+    if resource == "cpu" {
+        parsed
+            .to_bytes_f64()
+            .map(|cores| (cores * 1000.0).ceil() as i128)
+    } else {
+        parsed.to_bytes_i128()
+    }
+}
+
 /// The pod's effective cpu and memory requests (resources it requests none of are absent).
-fn requests(template: &Value) -> Vec<(&'static str, ParsedQuantity)> {
+fn requests(template: &Value) -> Vec<(&'static str, i128)> {
     let of = |field: &str| -> Vec<ContainerResources> {
         template["spec"][field]
             .as_array()
@@ -41,7 +55,7 @@ fn requests(template: &Value) -> Vec<(&'static str, ParsedQuantity)> {
         c.requests
             .get(r)
             .or_else(|| c.limits.get(r))
-            .and_then(|q| ParsedQuantity::try_from(q.as_str()).ok())
+            .and_then(|q| units(r, q))
     };
     RESIZABLE
         .into_iter()
