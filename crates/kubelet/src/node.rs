@@ -352,7 +352,7 @@ impl SyncLoop {
             self.deleting.insert(uid);
         }
         if let Some(status) = d.status {
-            let patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
+            let patch = status_patch(pod, status, rv);
             let result = api
                 .patch_status(&k.1, &patch_params(), &Patch::Strategic(patch))
                 .await;
@@ -368,4 +368,39 @@ impl SyncLoop {
         }
         Ok(())
     }
+}
+
+/// The strategic merge patch of `pod`'s status to `status` over `rv`. Conditions merge by
+/// `type`, so one the kubelet no longer reports (`PodResizeInProgress` once a resize is
+/// applied, `PodResizePending` once it fits) is deleted explicitly, as the real kubelet's
+/// status manager does with the two-way patch it computes.
+fn status_patch(
+    pod: &Pod,
+    status: k8s_openapi::api::core::v1::PodStatus,
+    rv: &str,
+) -> serde_json::Value {
+    let reported: BTreeSet<&str> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| c.type_.as_str())
+        .collect();
+    let dropped: Vec<serde_json::Value> = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .filter(|c| !reported.contains(c.type_.as_str()))
+        .map(|c| json!({"type": c.type_, "$patch": "delete"}))
+        .collect();
+    let mut patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
+    if !dropped.is_empty() {
+        let conditions = patch["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        patch["status"]["conditions"] = conditions.into_iter().chain(dropped).collect();
+    }
+    patch
 }

@@ -89,7 +89,8 @@ impl ContainerResources {
     }
 
     /// The strategic merge patch of a container's `resources` that turns `current` into
-    /// these: each request and limit set, and `null` for one `current` has and these lack.
+    /// these: each request and limit set, and `null` for one `current` has and these lack
+    /// (`requests` or `limits` left out when neither side has any).
     pub fn patch_from(&self, current: &ContainerResources) -> Value {
         let field = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
             let mut m: serde_json::Map<String, Value> = want
@@ -101,10 +102,16 @@ impl ContainerResources {
             }
             Value::Object(m)
         };
-        serde_json::json!({
-            "requests": field(&self.requests, &current.requests),
-            "limits": field(&self.limits, &current.limits),
-        })
+        let mut patch = serde_json::Map::new();
+        for (name, want, have) in [
+            ("requests", &self.requests, &current.requests),
+            ("limits", &self.limits, &current.limits),
+        ] {
+            if !(want.is_empty() && have.is_empty()) {
+                patch.insert(name.to_string(), field(want, have));
+            }
+        }
+        Value::Object(patch)
     }
 
     /// The effective request of `resource`: the request, or the limit when no request is set
@@ -192,6 +199,11 @@ mod tests {
         assert_eq!(
             want.patch_from(&have),
             json!({"requests": {"cpu": "1"}, "limits": {"cpu": null}})
+        );
+        let no_limits = res(json!({"requests": {"cpu": "500m"}}));
+        assert_eq!(
+            want.patch_from(&no_limits),
+            json!({"requests": {"cpu": "1"}})
         );
     }
 
