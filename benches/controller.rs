@@ -169,6 +169,8 @@ fn first_revision(gd: &GameDeployment) -> (ControllerRevision, PodTemplateSpec, 
         hook_runs: &hooks,
         hook_templates: &BTreeMap::new(),
         node_costs: &costs,
+        resize_supported: true,
+        nodes: &BTreeMap::new(),
         now: now(),
     };
     // Pod names must be unique: the scale decision skips taken ones.
@@ -239,6 +241,8 @@ fn bench_plan(n: usize) {
             hook_runs: &hooks,
             hook_templates: &BTreeMap::new(),
             node_costs: &costs,
+            resize_supported: true,
+            nodes: &BTreeMap::new(),
             now: now(),
         };
         plan::plan(&world, &mut suffixes)
@@ -252,6 +256,8 @@ fn bench_plan(n: usize) {
         hook_runs: &hooks,
         hook_templates: &BTreeMap::new(),
         node_costs: &costs,
+        resize_supported: true,
+        nodes: &BTreeMap::new(),
         now: now(),
     };
     let p = plan::plan(&world, &mut suffixes);
