@@ -356,3 +356,73 @@ fn no_pods_says_so() {
     assert!(text.contains("revisions  none yet"), "{text}");
     assert!(text.ends_with("No pods.\n"), "{text}");
 }
+
+/// Resize states: one sending its resize, one the node defers (the kubelet's reason and the
+/// node shown), one infeasible (the recorded reason, naming pod, container and node).
+#[test]
+fn resizes_show_their_state_and_a_pending_ones_reason_and_node() {
+    let resources = |cpu: &str| {
+        let r = gamedeploy_core::inplace::ContainerResources {
+            requests: [("cpu".to_string(), cpu.to_string())].into(),
+            limits: BTreeMap::new(),
+        };
+        [("python".to_string(), r)].into_iter().collect()
+    };
+    let mut sending = record(State::Resizing, 20);
+    sending.images.clear();
+    sending.resources = resources("1");
+    let mut deferred = sending.clone();
+    deferred.started_at = at(40).unwrap();
+    let mut infeasible = record(State::ResizeInfeasible, 60);
+    infeasible.images.clear();
+    infeasible.resources = resources("64");
+    infeasible.reason = Some("ResizeInfeasible".into());
+    infeasible.message = Some(
+        "pod test-gamedeployment-k3p9x: resize of container python (requests cpu=64) is \
+         infeasible on node sim-node-2: Node didn't have enough capacity: cpu, requested: \
+         64000, capacity: 4000"
+            .into(),
+    );
+    let with = |record: Record, suffix: &'static str| PodSpec {
+        record: Some(record),
+        ..at_rest(suffix, NEW)
+    };
+    let mut pods: Vec<Pod> = [
+        with(sending, "a1b2c"),
+        with(deferred, "d3f4g"),
+        with(infeasible, "k3p9x"),
+    ]
+    .into_iter()
+    .map(pod)
+    .collect();
+    let cpu = |pod: &mut Pod, q: &str| {
+        let spec = pod.spec.as_mut().unwrap();
+        spec.node_name = Some("sim-node-2".into());
+        spec.containers[0].resources = serde_json::from_value(json!({"requests": {"cpu": q}})).ok();
+    };
+    cpu(&mut pods[0], "500m");
+    cpu(&mut pods[1], "1");
+    cpu(&mut pods[2], "64");
+    let pending = serde_json::from_value(json!({"type": "PodResizePending", "status": "True",
+        "reason": "Deferred", "lastTransitionTime": ago(30),
+        "message": "Node didn't have enough resource: cpu, requested: 1000, used: 3500, capacity: 4000"}))
+    .unwrap();
+    let conditions = pods[1]
+        .status
+        .as_mut()
+        .unwrap()
+        .conditions
+        .as_mut()
+        .unwrap();
+    conditions.push(pending);
+    let snapshot = RolloutSnapshot {
+        gd: gd(json!({}), rolling_status()),
+        pods,
+        hook_runs: BTreeMap::new(),
+    };
+    let text = render(&snapshot, now(), 80);
+    assert_fits(&text);
+    assert!(text.contains("ResizeDeferred"), "{text}");
+    assert!(text.contains("sim-node-2"), "{text}");
+    insta::assert_snapshot!(text);
+}
