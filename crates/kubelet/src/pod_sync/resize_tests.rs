@@ -189,9 +189,12 @@ fn nodes_are_numbered_after_the_first_and_pods_without_requests_fit_anywhere() {
     c.at(0);
     c.at(3);
     assert_eq!(c.node_of("a"), Some("sim-node"));
-    // Without cpu or memory the container reports neither field.
+    // Without cpu or memory the container runs with `resources: {}` and has nothing admitted.
     let s = c.container("a");
-    assert_eq!((s.resources, s.allocated_resources), (None, None));
+    assert_eq!(
+        (s.resources, s.allocated_resources),
+        (Some(Default::default()), None)
+    );
 }
 
 /// One running pod `p` on a 4-cpu node, with `policy`, ready at 2 s.
