@@ -45,6 +45,12 @@ pub(crate) async fn cluster(
         None => simulated_kubelet::config::KubeletConfig::default(),
     };
     if let Some(n) = kubelet.as_ref().and_then(|k| k.nodes) {
+        if !kubelet_config.node_pools.is_empty() {
+            return Err(
+                "--nodes sets the size of one pool; the --kubelet-config file has nodePools: drop one of them"
+                    .into(),
+            );
+        }
         kubelet_config.nodes.count = n;
     }
     if !listen.ip().is_loopback() {

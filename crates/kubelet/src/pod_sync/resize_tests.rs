@@ -373,3 +373,36 @@ fn an_image_restart_during_a_pending_resize_starts_with_the_allocated_resources(
     assert_eq!(c.applied_cpu("p"), "1");
     assert!(c.condition("p", "PodResizePending").is_some());
 }
+
+/// Two pools: a pod too big for the small node goes to the big one, and a resize the small node
+/// can never hold is Infeasible there while the big node could hold it.
+#[test]
+fn node_pools_size_each_node() {
+    let cfg =
+        "nodePools: [{count: 1, cpu: \"4\", memory: 8Gi}, {count: 1, cpu: \"64\", memory: 64Gi}]";
+    let mut c = Cluster::new(
+        cfg,
+        vec![
+            pod("big", None, cpu("8"), json!(null)),
+            pod("small", None, cpu("1"), json!(null)),
+        ],
+    );
+    assert_eq!(
+        (c.cfg.node_count(), c.cfg.node_size(1).cpu.0.as_str()),
+        (2, "64")
+    );
+    c.at(0);
+    assert_eq!(
+        (c.node_of("big"), c.node_of("small")),
+        (Some("sim-node-2"), Some("sim-node"))
+    );
+    c.at(3);
+    c.resize("small", cpu("6"));
+    c.at(4);
+    let pending = c.condition("small", "PodResizePending").unwrap();
+    assert_eq!(pending.reason.as_deref(), Some("Infeasible"));
+    assert_eq!(
+        pending.message.as_deref(),
+        Some("Node didn't have enough capacity: cpu, requested: 6000, capacity: 4000")
+    );
+}
