@@ -282,8 +282,8 @@ fn a_resize_beyond_the_allocatable_is_infeasible_and_keeps_what_runs() {
     assert!(c.condition("p", "PodResizePending").is_none());
 }
 
-#[test]
-fn a_deferred_resize_is_applied_once_another_pod_leaves() {
+/// `p` (1 cpu) asks for 3 cpus on a 4-cpu node where `other` holds 2: deferred.
+fn deferred() -> Cluster {
     let mut c = Cluster::new(
         "nodes: {cpu: \"4\", memory: 8Gi}",
         vec![
@@ -293,6 +293,12 @@ fn a_deferred_resize_is_applied_once_another_pod_leaves() {
     );
     c.at(0);
     c.resize("p", cpu("3"));
+    c
+}
+
+#[test]
+fn a_deferred_resize_is_applied_once_another_pod_leaves() {
+    let mut c = deferred();
     c.at(2);
     let cond = c.condition("p", "PodResizePending").unwrap();
     assert_eq!(cond.reason.as_deref(), Some("Deferred"));
@@ -310,15 +316,7 @@ fn a_deferred_resize_is_applied_once_another_pod_leaves() {
 
 #[test]
 fn a_deferred_pod_and_a_shrink_tell_the_edge_to_retry() {
-    let mut c = Cluster::new(
-        "nodes: {cpu: \"4\", memory: 8Gi}",
-        vec![
-            pod("other", Some("sim-node"), cpu("2"), json!(null)),
-            pod("p", Some("sim-node"), cpu("1"), json!(null)),
-        ],
-    );
-    c.at(0);
-    c.resize("p", cpu("3"));
+    let mut c = deferred();
     let d = c.rt.sync(&c.pods["p"], &c.cfg, &c.node, t(1));
     assert!(d.waits_for_room && !d.frees_room);
     c.resize("other", cpu("1"));
