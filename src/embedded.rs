@@ -22,6 +22,44 @@ pub(crate) struct Kubelet {
     pub(crate) config: Option<PathBuf>,
     /// `--nodes`: how many nodes, over the file's `nodes.count`.
     pub(crate) nodes: Option<u32>,
+    /// `--node-cpu`, `--node-memory`: each node's allocatable, over the file's.
+    pub(crate) cpu: Option<String>,
+    pub(crate) memory: Option<String>,
+}
+
+impl Kubelet {
+    /// The file's settings with the node flags applied over them.
+    fn config(&self) -> Result<simulated_kubelet::config::KubeletConfig, String> {
+        let mut config = match self.config.as_deref() {
+            Some(file) => gamedeploy_simulator::scenario::load_kubelet(file)
+                .map_err(|e| format!("--kubelet-config: {e}"))?,
+            None => simulated_kubelet::config::KubeletConfig::default(),
+        };
+        let sizes = [
+            self.nodes.is_some(),
+            self.cpu.is_some(),
+            self.memory.is_some(),
+        ];
+        if sizes.contains(&true) && !config.node_pools.is_empty() {
+            return Err("--nodes, --node-cpu and --node-memory size one pool of nodes; the --kubelet-config file has nodePools: drop one of them".into());
+        }
+        let quantity = k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        if let Some(n) = self.nodes {
+            config.nodes.count = n;
+        }
+        if let Some(cpu) = &self.cpu {
+            config.nodes.cpu = quantity(cpu.clone());
+        }
+        if let Some(memory) = &self.memory {
+            config.nodes.memory = quantity(memory.clone());
+        }
+        config.validate().map_err(|e| match e.path.as_str() {
+            "nodes.cpu" => format!("--node-cpu: {}", e.problem),
+            "nodes.memory" => format!("--node-memory: {}", e.problem),
+            _ => format!("--kubelet-config: {}: {}", e.path, e.problem),
+        })?;
+        Ok(config)
+    }
 }
 
 pub(crate) async fn cluster(
@@ -39,14 +77,10 @@ pub(crate) async fn cluster(
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     init_tracing();
     // Read before anything is served: a wrong file stops the command with the file's error.
-    let mut kubelet_config = match kubelet.as_ref().and_then(|k| k.config.as_deref()) {
-        Some(file) => gamedeploy_simulator::scenario::load_kubelet(file)
-            .map_err(|e| format!("--kubelet-config: {e}"))?,
+    let kubelet_config = match kubelet.as_ref() {
+        Some(k) => k.config()?,
         None => simulated_kubelet::config::KubeletConfig::default(),
     };
-    if let Some(n) = kubelet.as_ref().and_then(|k| k.nodes) {
-        kubelet_config.nodes.count = n;
-    }
     if !listen.ip().is_loopback() {
         return Err(format!(
             "--listen {listen}: the embedded cluster has no authentication; use a loopback address"

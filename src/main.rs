@@ -137,6 +137,14 @@ enum Command {
         /// `nodes.count` of --kubelet-config.
         #[arg(long, requires = "kubelet", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         nodes: Option<u32>,
+        /// With --kubelet: each node's allocatable cpu, a quantity ("4", "3500m"); overrides
+        /// `nodes.cpu` of --kubelet-config (default 1k).
+        #[arg(long, requires = "kubelet", value_name = "QUANTITY")]
+        node_cpu: Option<String>,
+        /// With --kubelet: each node's allocatable memory, a quantity ("8Gi"); overrides
+        /// `nodes.memory` of --kubelet-config (default 4Ti).
+        #[arg(long, requires = "kubelet", value_name = "QUANTITY")]
+        node_memory: Option<String>,
     },
     /// A GameDeployment's rollout at a glance: revisions, strategy, counts, problems, and
     /// where each pod's in-place update stands.
@@ -409,6 +417,8 @@ async fn async_main(cli: Cli, error_prefix: &str) -> ExitCode {
             insecure_http,
             kubelet_config,
             nodes,
+            node_cpu,
+            node_memory,
         } => {
             let served = embedded::Served {
                 listen,
@@ -418,6 +428,8 @@ async fn async_main(cli: Cli, error_prefix: &str) -> ExitCode {
             let kubelet = kubelet.then_some(embedded::Kubelet {
                 config: kubelet_config,
                 nodes,
+                cpu: node_cpu,
+                memory: node_memory,
             });
             embedded::cluster(served, operator, kubelet, metrics_addr).await
         }

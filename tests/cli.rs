@@ -58,6 +58,18 @@ fn bad_usage_is_a_clear_error() {
     assert!(stderr.contains("invalid value 'png'"), "{stderr}");
 }
 
+/// A node size that is not a quantity stops `cluster` before anything is served.
+#[test]
+fn cluster_with_a_bad_node_size_says_which_flag() {
+    let (ok, _, stderr) = run(&["cluster", "--kubelet", "--node-cpu", "lots"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("--node-cpu: \"lots\" is not a Kubernetes quantity"),
+        "{stderr}"
+    );
+    assert_no_debug_dump(&stderr);
+}
+
 #[test]
 fn run_with_an_unreadable_kubeconfig_says_which_file() {
     let (ok, _, stderr) = run(&["run", "--kubeconfig", "/nonexistent/kubeconfig"]);

@@ -834,14 +834,25 @@ fn kubectl_patch_subresource_resize() {
     );
 }
 
-/// `gamedeploy cluster --kubelet --nodes 3`: three nodes with their allocatable, as
-/// `kubectl get nodes` shows them, and a pod bound to one of them.
+/// `gamedeploy cluster --kubelet --nodes 3 --node-cpu 4 --node-memory 8Gi`: three nodes with
+/// that allocatable, as `kubectl get nodes` shows them, and a pod bound to one of them.
 #[test]
 fn nodes_flag_runs_that_many_nodes_with_capacity() {
     if skipped("nodes_flag_runs_that_many_nodes_with_capacity") {
         return;
     }
-    let cluster = start("nodes", &["--kubelet", "--nodes", "3"]);
+    let cluster = start(
+        "nodes",
+        &[
+            "--kubelet",
+            "--nodes",
+            "3",
+            "--node-cpu",
+            "4",
+            "--node-memory",
+            "8Gi",
+        ],
+    );
     let kc = &cluster.kubeconfig;
     let names = eventually(
         kc,
@@ -856,10 +867,10 @@ fn nodes_flag_runs_that_many_nodes_with_capacity() {
             "node",
             "sim-node-3",
             "-o",
-            "jsonpath={.status.allocatable.pods}",
+            "jsonpath={.status.allocatable.pods} {.status.allocatable.cpu} {.status.allocatable.memory}",
         ],
     );
-    assert_eq!(pods.trim(), "65534");
+    assert_eq!(pods.trim(), "65534 4 8Gi");
     kubectl(kc, &["run", "one", "--image", "game:1"]);
     eventually(
         kc,

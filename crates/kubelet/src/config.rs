@@ -89,6 +89,28 @@ impl NodesConfig {
     fn is_default(&self) -> bool {
         *self == NodesConfig::default()
     }
+
+    /// At least one node, and sizes that are quantities; `at` is where the pool is written.
+    fn validate(&self, at: &str) -> Result<(), ConfigError> {
+        if self.count == 0 {
+            return Err(ConfigError {
+                path: format!("{at}.count"),
+                problem: "there must be at least one node".into(),
+            });
+        }
+        for (field, q) in [("cpu", &self.cpu), ("memory", &self.memory)] {
+            if let Err(e) = ParsedQuantity::try_from(q) {
+                return Err(ConfigError {
+                    path: format!("{at}.{field}"),
+                    problem: format!(
+                        "{:?} is not a Kubernetes quantity ({e}); write it as \"4\", \"3500m\" or \"8Gi\"",
+                        q.0
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which node an unbound pod goes to, among those its requests fit.
@@ -123,6 +145,10 @@ pub struct KubeletConfig {
     /// The nodes and their allocatable resources. Read when the kubelet starts.
     #[serde(default, skip_serializing_if = "NodesConfig::is_default")]
     pub nodes: NodesConfig,
+    /// Node pools of different sizes, instead of `nodes` (one pool): nodes are numbered
+    /// through the pools in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_pools: Vec<NodesConfig>,
     #[serde(default, skip_serializing_if = "Binding::is_default")]
     pub binding: Binding,
     /// Seconds an admitted resize takes to be applied (`PodResizeInProgress` meanwhile).
@@ -145,6 +171,7 @@ impl Default for KubeletConfig {
             ready_seconds: 1,
             images: BTreeMap::new(),
             nodes: NodesConfig::default(),
+            node_pools: Vec::new(),
             binding: Binding::default(),
             resize_seconds: 1,
         }
@@ -253,25 +280,51 @@ impl KubeletConfig {
         secs(self.resize_seconds)
     }
 
+    /// The node pools: `nodePools`, or `nodes` as the only one.
+    pub fn pools(&self) -> &[NodesConfig] {
+        if self.node_pools.is_empty() {
+            std::slice::from_ref(&self.nodes)
+        } else {
+            &self.node_pools
+        }
+    }
+
+    /// How many nodes run, over all pools.
+    pub fn node_count(&self) -> u32 {
+        self.pools()
+            .iter()
+            .fold(0u32, |n, p| n.saturating_add(p.count))
+    }
+
+    /// The size of node `index` (0-based; the pools' nodes follow each other).
+    pub fn node_size(&self, index: u32) -> &NodesConfig {
+        let mut first = 0u32;
+        for pool in self.pools() {
+            first = first.saturating_add(pool.count);
+            if index < first {
+                return pool;
+            }
+        }
+        self.pools().last().unwrap_or(&self.nodes)
+    }
+
     /// Rejects `sameDigestAs` cycles and self-references, which have no digest, node sizes
-    /// that are not quantities, and a cluster without nodes.
+    /// that are not quantities, a cluster without nodes, and `nodes` beside `nodePools`.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.nodes.count == 0 {
+        if !self.node_pools.is_empty() && !self.nodes.is_default() {
             return Err(ConfigError {
-                path: "nodes.count".into(),
-                problem: "there must be at least one node".into(),
+                path: "nodePools".into(),
+                problem: "set either nodes (one pool) or nodePools, not both".into(),
             });
         }
-        for (field, q) in [("cpu", &self.nodes.cpu), ("memory", &self.nodes.memory)] {
-            if let Err(e) = ParsedQuantity::try_from(q) {
-                return Err(ConfigError {
-                    path: format!("nodes.{field}"),
-                    problem: format!(
-                        "{:?} is not a Kubernetes quantity ({e}); write it as \"4\", \"3500m\" or \"8Gi\"",
-                        q.0
-                    ),
-                });
-            }
+        let pools = self.pools().iter().enumerate();
+        for (i, pool) in pools {
+            let at = if self.node_pools.is_empty() {
+                "nodes".to_string()
+            } else {
+                format!("nodePools[{i}]")
+            };
+            pool.validate(&at)?;
         }
         for name in self.images.keys() {
             let mut chain = vec![name.as_str()];

@@ -62,8 +62,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<NodeRuntime, KubeletError> {
     let first = config.borrow().clone();
-    for index in 0..first.nodes.count {
-        register(&client, &node.nth(index), &first.nodes, clock.now()).await?;
+    for index in 0..first.node_count() {
+        register(
+            &client,
+            &node.nth(index),
+            first.node_size(index),
+            clock.now(),
+        )
+        .await?;
     }
     let (store, writer) = reflector::store();
     let stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())

@@ -17,14 +17,15 @@ impl NodeRuntime {
         config: &KubeletConfig,
         first: &NodeConfig,
     ) -> Result<String, String> {
-        let allocatable = resources::allocatable(&config.nodes);
         let mut reasons: BTreeMap<&'static str, u32> = BTreeMap::new();
         let mut best: Option<(i128, String)> = None;
-        for index in 0..config.nodes.count {
+        for index in 0..config.node_count() {
             let name = first.nth(index).name;
+            let size = config.node_size(index);
+            let allocatable = resources::allocatable(size);
             let (used, pods) = self.usage(&name, Some(uid));
             let mut misfits = Vec::new();
-            if pods >= config.nodes.pods {
+            if pods >= size.pods {
                 misfits.push("Too many pods");
             }
             for (resource, _, _) in (used + requests).exceeding(&allocatable) {
@@ -57,7 +58,7 @@ impl NodeRuntime {
         parts.sort();
         Err(format!(
             "0/{} nodes are available: {}.",
-            config.nodes.count,
+            config.node_count(),
             parts.join(", ")
         ))
     }

@@ -54,14 +54,15 @@ impl NodeRuntime {
                 return SyncActions::default();
             }
             None | Some("") => return self.bind(pod, uid, spec, config, node, now),
-            Some(n) => match (0..config.nodes.count)
-                .map(|i| node.nth(i))
-                .find(|c| c.name == n)
+            Some(n) => match (0..config.node_count())
+                .map(|i| (i, node.nth(i)))
+                .find(|(_, c)| c.name == n)
             {
                 Some(ours) => ours,
                 None => return SyncActions::default(),
             },
         };
+        let (index, node) = node;
         let mut decision = SyncActions::default();
         if let Some(deadline) = pod.metadata.deletion_timestamp.as_ref().map(|t| t.0) {
             let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
@@ -80,7 +81,7 @@ impl NodeRuntime {
         {
             return decision;
         }
-        decision.frees_room = self.resize(uid, spec, config, now);
+        decision.frees_room = self.resize(uid, spec, config, config.node_size(index), now);
         let Some(runtime) = self.pod(uid) else {
             return decision;
         };

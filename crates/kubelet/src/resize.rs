@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, PodSpec, ResourceRequirements};
 
-use super::config::KubeletConfig;
+use super::config::{KubeletConfig, NodesConfig};
 use super::container_runtime::{
     ContainerPhase, ContainerRuntime, NodeRuntime, PendingReason, Resize, plus, restart,
 };
@@ -22,6 +22,7 @@ impl NodeRuntime {
         uid: &str,
         spec: &PodSpec,
         config: &KubeletConfig,
+        size: &NodesConfig,
         now: Timestamp,
     ) -> bool {
         let Some(node) = self.pod(uid).map(|p| p.node.clone()) else {
@@ -58,7 +59,7 @@ impl NodeRuntime {
             .iter()
             .map(|(_, d)| resources::requested(d))
             .fold(Amounts::default(), |a, b| a + b);
-        let allocatable = resources::allocatable(&config.nodes);
+        let allocatable = resources::allocatable(size);
         if let Some(pending) = refusal(wanted, others, allocatable) {
             pod.resize = pending;
             return false;

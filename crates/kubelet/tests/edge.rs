@@ -126,6 +126,24 @@ async fn binds_runs_gates_restarts_and_deletes_through_the_api() {
 /// A kubelet that falls behind its pod watch (the server closes a watch `watch_backlog` events
 /// behind, and keeps only `event_history` events to resume from) gets 410 Gone, lists again
 /// and goes on: every pod of a burst runs, and so does every pod created after it.
+/// A kubelet running until the test ends; the sender keeps its config channel open.
+fn spawn_kubelet(
+    server: &ApiServer,
+    clock: &SharedClock,
+    config: KubeletConfig,
+) -> tokio::sync::watch::Sender<KubeletConfig> {
+    let (tx, rx) = tokio::sync::watch::channel(config);
+    tokio::spawn(simulated_kubelet::run(
+        server.client_as("kubelet"),
+        NodeConfig::default(),
+        clock.clone(),
+        rx,
+        NodeRuntime::default(),
+        std::future::pending::<()>(),
+    ));
+    tx
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_kubelet_whose_watch_expired_lists_again_and_runs_every_pod() {
     let clock: SharedClock = Arc::new(TokioClock::starting_at(
@@ -139,15 +157,7 @@ async fn a_kubelet_whose_watch_expired_lists_again_and_runs_every_pod() {
             watch_backlog: 20,
         },
     );
-    let (_tx, rx) = tokio::sync::watch::channel(KubeletConfig::default());
-    tokio::spawn(simulated_kubelet::run(
-        server.client_as("kubelet"),
-        NodeConfig::default(),
-        clock.clone(),
-        rx,
-        NodeRuntime::default(),
-        std::future::pending::<()>(),
-    ));
+    let _tx = spawn_kubelet(&server, &clock, KubeletConfig::default());
     let client = server.client_as("scenario");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let create = |name: String| {
@@ -203,15 +213,7 @@ async fn several_nodes_register_their_capacity_and_bind_pods_that_fit() {
         json!({"nodes": {"count": 2, "cpu": "2", "memory": "4Gi", "pods": 110}}),
     )
     .unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(config);
-    tokio::spawn(simulated_kubelet::run(
-        server.client_as("kubelet"),
-        NodeConfig::default(),
-        clock.clone(),
-        rx,
-        NodeRuntime::default(),
-        std::future::pending::<()>(),
-    ));
+    let _tx = spawn_kubelet(&server, &clock, config);
     let client = server.client_as("scenario");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     for name in ["a", "b", "c"] {

@@ -633,6 +633,7 @@ impl YamlWalker<'_> {
                 "readySeconds",
                 "images",
                 "nodes",
+                "nodePools",
                 "binding",
                 "resizeSeconds",
             ],
@@ -648,7 +649,23 @@ impl YamlWalker<'_> {
             c.images = self.image_configs(v, "kubelet.images")?;
         }
         if let Some(v) = m.get("nodes") {
-            c.nodes = self.nodes(v)?;
+            c.nodes = self.nodes(v, "kubelet.nodes")?;
+        }
+        if let Some(v) = m.get("nodePools") {
+            let pools = v.as_array().ok_or_else(|| {
+                self.err(
+                    "kubelet.nodePools",
+                    format!(
+                        "must be a list of pools such as {{count: 2, cpu: \"4\", memory: 8Gi}}, not {}",
+                        shown(v)
+                    ),
+                )
+            })?;
+            c.node_pools = pools
+                .iter()
+                .enumerate()
+                .map(|(i, p)| self.nodes(p, &format!("kubelet.nodePools[{i}]")))
+                .collect::<Result<_, _>>()?;
         }
         if let Some(v) = m.get("binding") {
             c.binding = serde_json::from_value(v.clone()).map_err(|_| {
@@ -666,9 +683,9 @@ impl YamlWalker<'_> {
         Ok(c)
     }
 
-    /// `kubelet.nodes`: sizes may be written as numbers (`cpu: 4`) or quantities (`"3500m"`).
-    fn nodes(&self, v: &Value) -> Result<NodesConfig, ScenarioError> {
-        let path = "kubelet.nodes";
+    /// One pool of nodes (`kubelet.nodes`, an entry of `kubelet.nodePools`): sizes may be
+    /// written as numbers (`cpu: 4`) or quantities (`"3500m"`).
+    fn nodes(&self, v: &Value, path: &str) -> Result<NodesConfig, ScenarioError> {
         let m = self.mapping(v, path, &["count", "cpu", "memory", "pods"])?;
         let mut c = NodesConfig::default();
         if let Some(v) = m.get("count") {

@@ -189,9 +189,12 @@ fn nodes_are_numbered_after_the_first_and_pods_without_requests_fit_anywhere() {
     c.at(0);
     c.at(3);
     assert_eq!(c.node_of("a"), Some("sim-node"));
-    // Without cpu or memory the container reports neither field.
+    // Without cpu or memory the container runs with `resources: {}` and has nothing admitted.
     let s = c.container("a");
-    assert_eq!((s.resources, s.allocated_resources), (None, None));
+    assert_eq!(
+        (s.resources, s.allocated_resources),
+        (Some(Default::default()), None)
+    );
 }
 
 /// One running pod `p` on a 4-cpu node, with `policy`, ready at 2 s.
@@ -279,8 +282,8 @@ fn a_resize_beyond_the_allocatable_is_infeasible_and_keeps_what_runs() {
     assert!(c.condition("p", "PodResizePending").is_none());
 }
 
-#[test]
-fn a_deferred_resize_is_applied_once_another_pod_leaves() {
+/// `p` (1 cpu) asks for 3 cpus on a 4-cpu node where `other` holds 2: deferred.
+fn deferred() -> Cluster {
     let mut c = Cluster::new(
         "nodes: {cpu: \"4\", memory: 8Gi}",
         vec![
@@ -290,6 +293,12 @@ fn a_deferred_resize_is_applied_once_another_pod_leaves() {
     );
     c.at(0);
     c.resize("p", cpu("3"));
+    c
+}
+
+#[test]
+fn a_deferred_resize_is_applied_once_another_pod_leaves() {
+    let mut c = deferred();
     c.at(2);
     let cond = c.condition("p", "PodResizePending").unwrap();
     assert_eq!(cond.reason.as_deref(), Some("Deferred"));
@@ -307,15 +316,7 @@ fn a_deferred_resize_is_applied_once_another_pod_leaves() {
 
 #[test]
 fn a_deferred_pod_and_a_shrink_tell_the_edge_to_retry() {
-    let mut c = Cluster::new(
-        "nodes: {cpu: \"4\", memory: 8Gi}",
-        vec![
-            pod("other", Some("sim-node"), cpu("2"), json!(null)),
-            pod("p", Some("sim-node"), cpu("1"), json!(null)),
-        ],
-    );
-    c.at(0);
-    c.resize("p", cpu("3"));
+    let mut c = deferred();
     let d = c.rt.sync(&c.pods["p"], &c.cfg, &c.node, t(1));
     assert!(d.waits_for_room && !d.frees_room);
     c.resize("other", cpu("1"));
@@ -369,4 +370,37 @@ fn an_image_restart_during_a_pending_resize_starts_with_the_allocated_resources(
     assert_eq!((s.restart_count, s.image.as_str()), (1, "game:2"));
     assert_eq!(c.applied_cpu("p"), "1");
     assert!(c.condition("p", "PodResizePending").is_some());
+}
+
+/// Two pools: a pod too big for the small node goes to the big one, and a resize the small node
+/// can never hold is Infeasible there while the big node could hold it.
+#[test]
+fn node_pools_size_each_node() {
+    let cfg =
+        "nodePools: [{count: 1, cpu: \"4\", memory: 8Gi}, {count: 1, cpu: \"64\", memory: 64Gi}]";
+    let mut c = Cluster::new(
+        cfg,
+        vec![
+            pod("big", None, cpu("8"), json!(null)),
+            pod("small", None, cpu("1"), json!(null)),
+        ],
+    );
+    assert_eq!(
+        (c.cfg.node_count(), c.cfg.node_size(1).cpu.0.as_str()),
+        (2, "64")
+    );
+    c.at(0);
+    assert_eq!(
+        (c.node_of("big"), c.node_of("small")),
+        (Some("sim-node-2"), Some("sim-node"))
+    );
+    c.at(3);
+    c.resize("small", cpu("6"));
+    c.at(4);
+    let pending = c.condition("small", "PodResizePending").unwrap();
+    assert_eq!(pending.reason.as_deref(), Some("Infeasible"));
+    assert_eq!(
+        pending.message.as_deref(),
+        Some("Node didn't have enough capacity: cpu, requested: 6000, capacity: 4000")
+    );
 }

@@ -231,7 +231,7 @@ fn bad_files_name_file_field_and_problem() {
         ),
         (
             "name: x\nkubelet: {startSecond: 1}",
-            "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, binding, resizeSeconds)",
+            "fixtures/scenarios/x.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, nodePools, binding, resizeSeconds)",
         ),
         (
             "name: x\nkubelet: {readySeconds: -1}",
@@ -556,6 +556,25 @@ fn the_kubelet_block_sizes_nodes_and_resizes() {
         err("nodes: {memory: lots}\n")
             .contains("kubelet.nodes.memory: \"lots\" is not a Kubernetes quantity")
     );
+    let pools = parse_kubelet(
+        "nodePools: [{count: 2, cpu: 4}, {count: 1, cpu: 64, memory: 64Gi}]\n",
+        file,
+    )
+    .unwrap();
+    assert_eq!(
+        (pools.node_count(), pools.node_size(2).cpu.0.as_str()),
+        (3, "64")
+    );
+    assert_eq!(
+        err("nodes: {count: 2}\nnodePools: [{count: 1}]\n"),
+        "kubelet.yaml: kubelet.nodePools: set either nodes (one pool) or nodePools, not both"
+    );
+    assert!(
+        err("nodePools: [{count: 1}, {cpu: x4}]\n")
+            .contains("kubelet.nodePools[1].cpu: \"x4\" is not a Kubernetes quantity"),
+        "{}",
+        err("nodePools: [{count: 1}, {cpu: x4}]\n")
+    );
     assert!(
         err("nodes: {count: 0}\n").contains("kubelet.nodes.count: there must be at least one node")
     );
@@ -592,7 +611,7 @@ fn a_kubelet_config_file_is_a_scenarios_kubelet_block() {
         parse_kubelet("startSecond: 2\n", file)
             .unwrap_err()
             .to_string(),
-        "kubelet.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, binding, resizeSeconds)"
+        "kubelet.yaml: kubelet.startSecond: unknown field (expected one of: startSeconds, readySeconds, images, nodes, nodePools, binding, resizeSeconds)"
     );
     let missing = load_kubelet(Path::new("/nonexistent/kubelet.yaml")).unwrap_err();
     assert!(
