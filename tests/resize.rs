@@ -56,6 +56,14 @@ fn spec_cpu(pod: &Pod) -> Option<String> {
     )
 }
 
+/// The operator's start-up discovery finds `pods/resize` on a 1.35 server (the embedded one).
+#[tokio::test(start_paused = true)]
+async fn discovery_finds_the_resize_subresource() {
+    let (server, _clock, _admin) = cluster_with(crds(), &seed_gd()).await;
+    let client = server.client_as("operator");
+    assert!(gamedeploy_operator::controller::serves_pod_resize(&client).await);
+}
+
 #[tokio::test(start_paused = true)]
 async fn raising_cpu_resizes_five_pods_in_place_ready_throughout() {
     let mut gd = seed_gd();
