@@ -401,11 +401,18 @@ fn status_patch(
         .map(|c| json!({"type": c.type_, "$patch": "delete"}))
         .collect();
     let mut patch = json!({"metadata": {"resourceVersion": rv}, "status": status});
-    if !dropped.is_empty() {
-        let conditions = patch["status"]["conditions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+    let mut conditions = patch["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // A condition that turned True drops its reason and message: a merge would keep the old
+    // ones ("Ready: True, reason ContainersNotReady"), so they are removed by name.
+    for c in conditions.iter_mut().filter_map(|c| c.as_object_mut()) {
+        for field in ["reason", "message"] {
+            c.entry(field).or_insert(serde_json::Value::Null);
+        }
+    }
+    if !conditions.is_empty() || !dropped.is_empty() {
         patch["status"]["conditions"] = conditions.into_iter().chain(dropped).collect();
     }
     patch

@@ -69,6 +69,13 @@ async fn binds_runs_gates_restarts_and_deletes_through_the_api() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let p = pods.get("p1").await.unwrap();
     assert_eq!(cond(&p, "Ready").as_deref(), Some("True"));
+    // Ready turned True: the reason it was False ("ReadinessGatesNotReady") is gone with it.
+    let ready = p.status.as_ref().unwrap().conditions.as_ref().unwrap();
+    let ready = ready.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        (ready.reason.as_deref(), ready.message.as_deref()),
+        (None, None)
+    );
     // In-place image change: only that container restarts.
     let before = p.status.clone().unwrap().container_statuses.unwrap();
     let img = json!({"spec": {"containers": [{"name": "app", "image": "python:latest"}]}});
