@@ -13,14 +13,15 @@ pub fn is_settled(pods: &[Pod], gds: &[StoredGameDeployment]) -> bool {
     !pods.iter().any(pod_busy) && gds.iter().all(gd_settled)
 }
 
-/// The pod is terminating or mid-update (a state record that is not Ready, Abandoned or
-/// Failed).
+/// The pod is terminating or mid-update (a state record that is not Ready, Abandoned, Failed
+/// or ResizeInfeasible, where it stays until the template changes).
 pub fn pod_busy(p: &Pod) -> bool {
     p.metadata.deletion_timestamp.is_some()
         || match p.metadata.annotations.as_ref().map(inplace::decode) {
-            Some(Decoded::Valid(r)) => {
-                !matches!(r.state, State::Ready | State::Abandoned | State::Failed)
-            }
+            Some(Decoded::Valid(r)) => !matches!(
+                r.state,
+                State::Ready | State::Abandoned | State::Failed | State::ResizeInfeasible
+            ),
             _ => false,
         }
 }
