@@ -1051,3 +1051,232 @@ fn initial_pods_uids(r: &Report) -> BTreeSet<String> {
         .map(|h| h.uid.clone())
         .collect()
 }
+
+// --- In-place resize (fixtures/scenarios/resize-*.yaml, on deploy/examples/inplace-resize.yaml)
+
+/// The cpu/memory a pod's first container runs with, as kubelet reports them.
+fn running(r: &Report, pod: &str, key: &str) -> String {
+    r.pods
+        .iter()
+        .find(|p| p.name == pod)
+        .and_then(|p| p.containers[0].resources.get(key).cloned())
+        .unwrap_or_default()
+}
+
+/// Pods of the final state on the update revision.
+fn updated(r: &Report) -> Vec<String> {
+    let update = update_revision(r);
+    r.pods
+        .iter()
+        .filter(|p| p.revision.as_deref() == Some(update.as_str()))
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// How often a pod's `InPlaceUpdateReady` turned False (a readiness flip).
+fn readiness_flips(r: &Report) -> usize {
+    let mut last: BTreeMap<&str, Option<bool>> = BTreeMap::new();
+    let mut h: Vec<_> = r.history.iter().collect();
+    h.sort_by(|a, b| a.t.total_cmp(&b.t));
+    h.into_iter()
+        .filter(|h| {
+            let before = last.insert(h.pod.as_str(), h.in_place_update_ready);
+            h.in_place_update_ready == Some(false) && before.flatten() != Some(false)
+        })
+        .count()
+}
+
+#[test]
+fn raising_cpu_resizes_the_five_pods_above_the_partition_without_a_restart() {
+    let r = simulate(&scenario("resize-cpu.yaml"));
+    assert!(r.settled);
+    let moved = updated(&r);
+    assert_eq!(moved.len(), 5, "partition 3 keeps three: {moved:?}");
+    for p in &r.pods {
+        let cpu = if moved.contains(&p.name) { "1" } else { "500m" };
+        assert_eq!(running(&r, &p.name, "limits.cpu"), cpu, "{}", p.name);
+        assert!(p.ready, "{}", p.name);
+    }
+    assert!(restarts(&r).values().all(|n| *n == 0), "{:?}", restarts(&r));
+    assert_eq!(
+        uids(&r),
+        initial_pods_uids(&r),
+        "the same eight pods throughout"
+    );
+    assert_eq!(
+        readiness_flips(&r),
+        0,
+        "a NotRequired resize keeps the pods in Service"
+    );
+    let v = violations(&r, EIGHT_PODS);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("resize-cpu", &r);
+}
+
+#[test]
+fn a_memory_change_under_restart_container_restarts_each_pod_once() {
+    let r = simulate(&scenario("resize-memory-restart.yaml"));
+    assert!(r.settled);
+    let moved = updated(&r);
+    assert_eq!(moved.len(), 5);
+    for (name, n) in restarts(&r) {
+        let (want, memory) = if moved.contains(&name) {
+            (1, "512Mi")
+        } else {
+            (0, "256Mi")
+        };
+        assert_eq!(n, want, "{name}");
+        assert_eq!(running(&r, &name, "limits.memory"), memory, "{name}");
+    }
+    assert_eq!(uids(&r), initial_pods_uids(&r));
+    assert_eq!(
+        readiness_flips(&r),
+        5,
+        "one readiness gate and grace period per pod"
+    );
+    let v = violations(&r, EIGHT_PODS);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("resize-memory-restart", &r);
+}
+
+#[test]
+fn image_plus_cpu_is_one_grace_period_and_one_restart() {
+    let r = simulate(&scenario("resize-image-and-cpu.yaml"));
+    assert!(r.settled);
+    let moved = updated(&r);
+    assert_eq!(moved.len(), 5);
+    for name in &moved {
+        assert_eq!(image(&r, name), "python:latest");
+        assert_eq!(running(&r, name, "requests.cpu"), "1");
+        assert_eq!(restarts(&r)[name], 1, "{name}");
+    }
+    // The resize goes first and the image once it is applied (kubernetes #127356).
+    for name in &moved {
+        let h: Vec<_> = r.history.iter().filter(|h| &h.pod == name).collect();
+        let resized = h
+            .iter()
+            .position(|h| h.resources["python"].values["requests.cpu"] == "1");
+        let patched = h.iter().position(|h| h.images["python"] == "python:latest");
+        assert!(
+            resized < patched,
+            "{name}: resize at {resized:?}, image at {patched:?}"
+        );
+    }
+    assert_eq!(readiness_flips(&r), 5);
+    assert_eq!(uids(&r), initial_pods_uids(&r));
+    let v = violations(&r, EIGHT_PODS);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("resize-image-and-cpu", &r);
+}
+
+#[test]
+fn an_infeasible_resize_under_hold_keeps_every_pod_running_and_says_so_once() {
+    let r = simulate(&scenario("resize-infeasible-hold.yaml"));
+    assert!(r.settled);
+    assert!(r.pods.iter().all(|p| p.ready), "no pod is left unready");
+    assert_eq!(uids(&r), initial_pods_uids(&r), "no pod is lost");
+    for p in &r.pods {
+        assert_eq!(running(&r, &p.name, "limits.cpu"), "500m", "{}", p.name);
+    }
+    let warnings: Vec<_> = r
+        .events
+        .iter()
+        .filter(|e| e.reason == "ResizeInfeasible")
+        .collect();
+    assert_eq!(warnings.len(), 5, "one Warning per pod");
+    for e in &warnings {
+        assert_eq!(e.type_, "Warning");
+        assert!(
+            e.message.contains("container python") && e.message.contains("node sim-node"),
+            "{}",
+            e.message
+        );
+    }
+    let (reason, _) = condition(&r, "FailedUpdate").expect("a FailedUpdate condition");
+    assert_eq!(reason, "ResizeInfeasible");
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    snapshot("resize-infeasible-hold", &r);
+}
+
+#[test]
+fn an_infeasible_resize_under_recreate_moves_the_pods_to_a_node_that_holds_them() {
+    let r = simulate(&scenario("resize-infeasible-recreate.yaml"));
+    assert!(r.settled);
+    let before = initial_pods(&r);
+    let moved = updated(&r);
+    assert_eq!(moved.len(), 5);
+    for name in &moved {
+        assert!(!before.contains(name), "{name} was recreated");
+        assert_eq!(running(&r, name, "limits.cpu"), "6", "{name}");
+    }
+    assert!(r.pods.iter().all(|p| p.ready));
+    assert_eq!(r.pods.len(), 8);
+    assert_eq!(events(&r, "ResizeInfeasible"), 5);
+    // Per pod only: like every recreation (not-in-place-change.yaml), the budget counts the
+    // replacement until it is ready, not its terminating predecessor (a Deployment's default).
+    let v = per_pod_violations(&r, 30.0);
+    assert!(v.is_empty(), "{v:#?}");
+    snapshot("resize-infeasible-recreate", &r);
+}
+
+#[test]
+fn a_deferred_resize_waits_until_a_scale_down_frees_the_node() {
+    let s = scenario("resize-deferred.yaml");
+    let waiting = simulate(&until(&s, Duration::from_secs(50)));
+    let deferred = waiting
+        .pods
+        .iter()
+        .filter(|p| {
+            p.conditions
+                .iter()
+                .any(|c| c.type_ == "PodResizePending" && c.reason.as_deref() == Some("Deferred"))
+        })
+        .count();
+    assert!(
+        deferred > 0,
+        "a resize waits for room before the scale-down"
+    );
+    assert!(waiting.pods.iter().all(|p| p.ready));
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert_eq!(r.pods.len(), 6);
+    let moved = updated(&r);
+    assert_eq!(moved.len(), 3, "6 replicas, partition 3");
+    for name in &moved {
+        assert_eq!(running(&r, name, "requests.cpu"), "600m", "{name}");
+    }
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    assert!(per_pod_violations(&r, 30.0).is_empty());
+    snapshot("resize-deferred", &r);
+}
+
+#[test]
+fn a_rollback_mid_resize_resizes_back_and_restarts_nothing() {
+    let s = scenario("resize-rollback.yaml");
+    let mid = simulate(&until(&s, Duration::from_secs(22)));
+    let in_flight = mid
+        .pods
+        .iter()
+        .filter(|p| {
+            p.conditions
+                .iter()
+                .any(|c| c.type_ == "PodResizeInProgress")
+        })
+        .count();
+    assert!(in_flight > 0, "resizes were being applied at the rollback");
+    let r = simulate(&s);
+    assert!(r.settled);
+    assert_eq!(
+        updated(&r).len(),
+        8,
+        "the old revision is the update revision again"
+    );
+    for p in &r.pods {
+        assert_eq!(running(&r, &p.name, "limits.cpu"), "500m", "{}", p.name);
+        assert!(p.ready);
+    }
+    assert!(restarts(&r).values().all(|n| *n == 0));
+    assert_eq!(uids(&r), initial_pods_uids(&r));
+    assert_eq!(readiness_flips(&r), 0);
+    snapshot("resize-rollback", &r);
+}

@@ -164,14 +164,25 @@ pub fn final_state(r: &Report) -> Value {
                 .iter()
                 .map(|c| format!("{}={}", c.name, c.image))
                 .collect();
-            json!({
+            let mut pod = json!({
                 "name": p.name,
                 "revision": p.revision,
                 "ready": p.ready,
                 "images": images.join(","),
                 "restarts": p.containers.iter().map(|c| c.restart_count).sum::<i32>(),
                 "state": state,
-            })
+            });
+            // Only pods that run with cpu/memory say so, so older snapshots stay as they were.
+            let resources: BTreeMap<&str, &BTreeMap<String, String>> = p
+                .containers
+                .iter()
+                .filter(|c| !c.resources.is_empty())
+                .map(|c| (c.name.as_str(), &c.resources))
+                .collect();
+            if !resources.is_empty() {
+                pod["resources"] = json!(resources);
+            }
+            pod
         })
         .collect();
     let mut events: BTreeMap<String, usize> = BTreeMap::new();

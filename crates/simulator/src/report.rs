@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Pod, ResourceRequirements};
 use k8s_openapi::api::events::v1::Event;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -113,6 +113,10 @@ pub struct ContainerEntry {
     pub container_id: Option<String>,
     pub restart_count: i32,
     pub ready: bool,
+    /// `requests.cpu`, `limits.memory`, ... the container runs with, as kubelet reports them
+    /// (`containerStatuses[].resources`); empty when it reports none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, String>,
 }
 
 impl PodEntry {
@@ -136,6 +140,7 @@ impl PodEntry {
                     container_id: s.and_then(|s| s.container_id.clone()),
                     restart_count: s.map_or(0, |s| s.restart_count),
                     ready: s.is_some_and(|s| s.ready),
+                    resources: flat_resources(s.and_then(|s| s.resources.as_ref())),
                     name,
                 }
             })
@@ -166,7 +171,6 @@ impl PodEntry {
     }
 }
 
-/// `spec.containers` as (name, image), in spec order.
 /// A container's cpu/memory as the spec writes them, and which of them restart it when resized.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -179,24 +183,28 @@ pub struct ContainerResources {
     pub restart_on_resize: Vec<String>,
 }
 
+/// `requests.cpu`, `limits.memory`, ... of `r`, as written.
+fn flat_resources(r: Option<&ResourceRequirements>) -> BTreeMap<String, String> {
+    [
+        ("requests", r.and_then(|r| r.requests.as_ref())),
+        ("limits", r.and_then(|r| r.limits.as_ref())),
+    ]
+    .into_iter()
+    .flat_map(|(kind, m)| {
+        m.into_iter()
+            .flatten()
+            .map(move |(k, v)| (format!("{kind}.{k}"), v.0.clone()))
+    })
+    .collect()
+}
+
 fn spec_resources(pod: &Pod) -> BTreeMap<String, ContainerResources> {
     let containers = pod.spec.as_ref().map(|s| s.containers.as_slice());
     containers
         .unwrap_or_default()
         .iter()
         .filter_map(|c| {
-            let r = c.resources.as_ref();
-            let values: BTreeMap<String, String> = [
-                ("requests", r.and_then(|r| r.requests.as_ref())),
-                ("limits", r.and_then(|r| r.limits.as_ref())),
-            ]
-            .into_iter()
-            .flat_map(|(kind, m)| {
-                m.into_iter()
-                    .flatten()
-                    .map(move |(k, v)| (format!("{kind}.{k}"), v.0.clone()))
-            })
-            .collect();
+            let values = flat_resources(c.resources.as_ref());
             let restart_on_resize = c
                 .resize_policy
                 .iter()
@@ -217,6 +225,7 @@ fn spec_resources(pod: &Pod) -> BTreeMap<String, ContainerResources> {
         .collect()
 }
 
+/// `spec.containers` as (name, image), in spec order.
 fn spec_images(pod: &Pod) -> Vec<(String, String)> {
     pod.spec
         .as_ref()
