@@ -188,3 +188,11 @@ fn fifty_chaos_seeds_of_a_hook_gated_rollout_break_no_invariant() {
 fn fifty_chaos_seeds_of_a_canary_break_no_invariant() {
     fifty_chaos_seeds("canary-steps.yaml");
 }
+
+/// In-place resize (`resize-image-and-cpu.yaml`: resize, then image, behind one grace period)
+/// under the same chaos: a crash after the resize write resumes from the pod spec, and no pod
+/// restarts more than once or leaves its UID.
+#[test]
+fn fifty_chaos_seeds_of_an_in_place_resize_break_no_invariant() {
+    fifty_chaos_seeds("resize-image-and-cpu.yaml");
+}
