@@ -63,8 +63,8 @@ fn node(test: &str) -> Option<PathBuf> {
 
 /// Runs `interpreter script` against a fresh `gamedeploy cluster`; fails the test with the
 /// script's output unless it exits 0. Returns its stdout.
-fn run_script(tag: &str, interpreter: &Path, script: &Path) -> String {
-    let cluster = cluster::start(tag, &[]);
+fn run_script(tag: &str, cluster_args: &[&str], interpreter: &Path, script: &Path) -> String {
+    let cluster = cluster::start(tag, cluster_args);
     let mut child = Command::new(interpreter)
         .arg(script)
         .current_dir(script.parent().unwrap())
@@ -106,22 +106,26 @@ fn run_script(tag: &str, interpreter: &Path, script: &Path) -> String {
     stdout
 }
 
-fn python_script(name: &str) {
+/// Runs `tests/clients/python/{name}.py` against `gamedeploy cluster {cluster_args}`.
+fn python_script(name: &str, cluster_args: &[&str]) {
     let test = format!("the Python client's {name}");
     if let Some(py) = python(&test) {
         run_script(
             &format!("py-{name}"),
+            cluster_args,
             &py,
             &root().join(format!("tests/clients/python/{name}.py")),
         );
     }
 }
 
-fn js_script(name: &str) {
+/// Runs `tests/clients/js/{name}.mjs` against `gamedeploy cluster {cluster_args}`.
+fn js_script(name: &str, cluster_args: &[&str]) {
     let test = format!("the JavaScript client's {name}");
     if let Some(node) = node(&test) {
         run_script(
             &format!("js-{name}"),
+            cluster_args,
             &node,
             &root().join(format!("tests/clients/js/{name}.mjs")),
         );
@@ -132,30 +136,44 @@ fn js_script(name: &str) {
 /// the dynamic client; create and replace bodies go without a Content-Type.
 #[test]
 fn python_client_crud_custom_objects_and_dynamic() {
-    python_script("crud");
+    python_script("crud", &[]);
 }
 
 /// A watch from a resourceVersion, and the client's SharedInformer.
 #[test]
 fn python_client_watch_and_informer() {
-    python_script("watch_informer");
+    python_script("watch_informer", &[]);
 }
 
 /// `kubernetes.leaderelection` on a Lease.
 #[test]
 fn python_client_leader_election() {
-    python_script("leader");
+    python_script("leader", &[]);
 }
 
 /// CRUD, label selectors, pagination, the three patch types, server-side apply with a
 /// conflict, dry-run, CustomObjectsApi with status and scale, a Lease, events.
 #[test]
 fn javascript_client_crud_patches_apply_custom_objects_lease_events() {
-    js_script("crud");
+    js_script("crud", &[]);
 }
 
 /// A watch with bookmarks allowed from a resourceVersion, and the informer.
 #[test]
 fn javascript_client_watch_and_informer() {
-    js_script("watch");
+    js_script("watch", &[]);
+}
+
+/// `pods/resize` through CoreV1Api (patch, read, replace) with the simulated kubelet applying
+/// it, and a QoS change refused with kube-apiserver's message.
+#[test]
+fn python_client_resizes_a_pod_in_place() {
+    python_script("resize", &["--kubelet"]);
+}
+
+/// `pods/resize` through CoreV1Api (strategic merge and JSON patch, read, replace) with the
+/// simulated kubelet applying it, and a QoS change refused.
+#[test]
+fn javascript_client_resizes_a_pod_in_place() {
+    js_script("resize", &["--kubelet"]);
 }
