@@ -1250,6 +1250,9 @@ enum Overall {
 #[cfg(test)]
 #[path = "machine/ordered_tests.rs"]
 mod ordered_tests;
+#[cfg(test)]
+#[path = "machine/test_api.rs"]
+mod test_api;
 
 #[cfg(test)]
 #[path = "machine/resize_tests.rs"]

@@ -1,13 +1,10 @@
 //! `inPlaceUpdateStrategy.policy`: changed containers patched one at a time, in pod-spec order,
 //! and resumed from the record after an operator restart.
 
+use super::test_api::{apply, t};
 use super::*;
 use crate::inplace::observe::ContainerView;
-use crate::inplace::record::{decode, encode};
-
-fn t(s: i64) -> Timestamp {
-    Timestamp::from_second(1_767_225_600 + s).unwrap()
-}
+use crate::inplace::record::decode;
 
 /// Spec order is `game`, then `agent` (not alphabetical), both at version 1.
 fn pod() -> PodView {
@@ -68,25 +65,6 @@ fn decide_with(pod: &PodView, policy: &Policy, now: Timestamp) -> MachineStep {
         },
         &decode(&pod.annotations),
     )
-}
-
-/// The API server taking the step's write (as the watch will show it).
-fn apply(pod: &mut PodView, step: &MachineStep) {
-    let write = step.writes().next().expect("a write").clone();
-    for (name, image) in &write.images {
-        pod.spec_images.insert(name.clone(), image.clone());
-    }
-    if let Some(revision) = write.labels.get(names::LABEL_REVISION) {
-        pod.revision = Some(revision.clone());
-    }
-    if let Some(c) = &write.condition {
-        pod.in_place_ready = Some(c.ready);
-    }
-    let checkpoint = write.checkpoint.expect("a checkpoint");
-    pod.annotations
-        .insert(names::ANNOTATION_STATE.into(), encode(&checkpoint));
-    let rv: u32 = pod.resource_version.as_deref().unwrap().parse().unwrap();
-    pod.resource_version = Some((rv + 1).to_string());
 }
 
 /// Kubelet runs a new instance of `name` on its spec image.

@@ -2,13 +2,10 @@
 //! once it is applied), deferred and infeasible, retarget and rollback mid-resize, and the
 //! derivations a restarted operator resumes from.
 
+use super::test_api::{apply, t};
 use super::*;
 use crate::inplace::observe::{ContainerView, ResizePending, ResizeStatus};
-use crate::inplace::record::{decode, encode};
-
-fn t(s: i64) -> Timestamp {
-    Timestamp::from_second(1_767_225_600 + s).unwrap()
-}
+use crate::inplace::record::decode;
 
 fn cpu(request: &str) -> ContainerResources {
     ContainerResources {
@@ -80,40 +77,6 @@ fn decide(pod: &PodView, target: &Target, now: Timestamp) -> MachineStep {
         },
         &decode(&pod.annotations),
     )
-}
-
-/// The API server taking the step's one write, as the watch shows it.
-fn apply(pod: &mut PodView, step: &MachineStep) {
-    let writes: Vec<&PodWrite> = step.writes().collect();
-    assert_eq!(writes.len(), 1, "one write per step: {:?}", step.actions);
-    let write = writes[0];
-    for (name, image) in &write.images {
-        pod.spec_images.insert(name.clone(), image.clone());
-    }
-    if let Some(revision) = write.labels.get(names::LABEL_REVISION) {
-        pod.revision = Some(revision.clone());
-    }
-    if let Some(c) = &write.condition {
-        pod.in_place_ready = Some(c.ready);
-    }
-    if write.endpoint == Endpoint::PodResize {
-        assert!(
-            write.checkpoint.is_none(),
-            "pods/resize carries no metadata"
-        );
-        for (name, patch) in &write.resources {
-            let r = ContainerResources::from_json(Some(patch));
-            pod.spec_resources.insert(name.clone(), r);
-        }
-        let resize = pod.resize.as_mut().unwrap();
-        resize.generation = resize.generation.map(|g| g + 1);
-    }
-    if let Some(checkpoint) = &write.checkpoint {
-        pod.annotations
-            .insert(names::ANNOTATION_STATE.into(), encode(checkpoint));
-    }
-    let rv: u32 = pod.resource_version.as_deref().unwrap().parse().unwrap();
-    pod.resource_version = Some((rv + 1).to_string());
 }
 
 /// The kubelet applies the spec's resources (restarting `app` if `restart`).
