@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use gamedeploy_core::inplace::table::{Node, table};
 use gamedeploy_core::inplace::{State, Trigger};
-use sim::{Crash, Sim, load};
+use sim::{Crash, Sim, Trace, load};
 
 fn fixture(name: &str) -> sim::Fixture {
     load(
@@ -53,21 +53,24 @@ fn fixtures_trace_as_snapshotted_and_cover_the_table() {
     );
 }
 
+/// `fixture` runs clean to Ready with exactly `writes` pod writes and `restarts` restarts.
+fn assert_costs(name: &str, writes: usize, restarts: i32) -> Trace {
+    let trace = Sim::new(fixture(name)).run();
+    assert!(
+        trace.violations.is_empty(),
+        "{name}: {:#?}",
+        trace.violations
+    );
+    assert_eq!(trace.end.state, Some(State::Ready), "{name}");
+    assert_eq!(trace.end.pod_writes, writes, "{name}: pod writes");
+    assert_eq!(trace.end.restarts.values().sum::<i32>(), restarts, "{name}");
+    trace
+}
+
 #[test]
 fn happy_path_costs_three_pod_writes_with_or_without_grace() {
     for name in ["seed-grace-30.yaml", "grace-0.yaml"] {
-        let trace = Sim::new(fixture(name)).run();
-        assert!(
-            trace.violations.is_empty(),
-            "{name}: {:#?}",
-            trace.violations
-        );
-        assert_eq!(trace.end.state, Some(State::Ready), "{name}");
-        assert_eq!(
-            trace.end.pod_writes, 3,
-            "{name}: the write budget is 3 pod writes"
-        );
-        assert_eq!(trace.end.restarts.values().sum::<i32>(), 1, "{name}");
+        assert_costs(name, 3, 1);
     }
 }
 
@@ -77,25 +80,12 @@ fn happy_path_costs_three_pod_writes_with_or_without_grace() {
 #[test]
 fn resize_write_budget_is_three_alone_and_four_with_an_image() {
     for (name, budget, restarts) in [
-        ("resize-cpu-no-restart.yaml", 3, 0),
         ("resize-memory-restart.yaml", 3, 1),
         ("resize-image-and-restarting-cpu.yaml", 4, 2),
     ] {
-        let trace = Sim::new(fixture(name)).run();
-        assert!(
-            trace.violations.is_empty(),
-            "{name}: {:#?}",
-            trace.violations
-        );
-        assert_eq!(trace.end.state, Some(State::Ready), "{name}");
-        assert!(
-            trace.end.pod_writes <= budget,
-            "{name}: {} pod writes, budget {budget}",
-            trace.end.pod_writes
-        );
-        assert_eq!(trace.end.restarts.values().sum::<i32>(), restarts, "{name}");
+        assert_costs(name, budget, restarts);
     }
-    let no_flip = Sim::new(fixture("resize-cpu-no-restart.yaml")).run();
+    let no_flip = assert_costs("resize-cpu-no-restart.yaml", 3, 0);
     let flipped = no_flip.entries.iter().any(|e| {
         e.decision.as_ref().is_some_and(|d| {
             d.actions.iter().any(|a| {
