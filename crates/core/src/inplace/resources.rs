@@ -153,15 +153,22 @@ fn same_quantities(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -
         .all(|k| same_quantity(a.get(k), b.get(k)))
 }
 
-/// The QoS class of a pod whose containers (init containers included) have `containers`.
+/// The quantity, when it is a positive amount (`ComputePodQOS` ignores zero and unparseable
+/// ones).
+fn positive(q: Option<&String>) -> Option<&String> {
+    q.filter(|q| parse(q).and_then(|p| p.to_bytes_f64()).is_some_and(|v| v > 0.0))
+}
+
+/// The QoS class of a pod whose containers (init containers included) have `containers`, as
+/// kube's `ComputePodQOS` over cpu and memory: only positive requests and limits count.
 pub fn qos_class<'a>(containers: impl IntoIterator<Item = &'a ContainerResources>) -> QosClass {
     let mut any = false;
     let mut guaranteed = true;
     for c in containers {
-        any |= !c.requests.is_empty() || !c.limits.is_empty();
         for r in RESIZABLE {
-            let limit = c.limits.get(r);
-            if limit.is_none() || !same_quantity(c.request(r), limit) {
+            let (request, limit) = (positive(c.request(r)), positive(c.limits.get(r)));
+            any |= request.is_some() || limit.is_some();
+            if limit.is_none() || !same_quantity(request, limit) {
                 guaranteed = false;
             }
         }
@@ -226,5 +233,10 @@ mod tests {
         assert_eq!(qos_class([&explicit]), QosClass::Guaranteed);
         assert_eq!(qos_class([&burstable]), QosClass::Burstable);
         assert_eq!(qos_class([&guaranteed, &best]), QosClass::Burstable);
+        // Zero amounts count as unset, as in the API server's `pod_qos`.
+        let zero = res(json!({"requests": {"cpu": "0"}, "limits": {"memory": "0"}}));
+        assert_eq!(qos_class([&zero]), QosClass::BestEffort);
+        let other = res(json!({"requests": {"ephemeral-storage": "1Gi"}}));
+        assert_eq!(qos_class([&other]), QosClass::BestEffort);
     }
 }
