@@ -106,6 +106,11 @@ pub fn pod_qos(obj: &Value) -> &'static str {
 /// `ValidatePod` / `ValidatePodUpdate` (`ValidatePodResize` for a write through `pods/resize`),
 /// reduced to containers and the spec's mutability.
 pub fn validate(obj: &Value, old: Option<&Value>, sub: Subresource, causes: &mut Vec<Cause>) {
+    // `podStatusStrategy.ValidateUpdate` checks the status only: the spec was just copied from
+    // the stored pod, so re-validating it could only refuse a kubelet for an older pod's spec.
+    if sub == Subresource::Status {
+        return;
+    }
     let containers = obj.pointer("/spec/containers").and_then(Value::as_array);
     match containers {
         None => causes.push(required("spec.containers", "")),
@@ -400,8 +405,10 @@ fn resize_rules(new: &Value, old: &Value, causes: &mut Vec<Cause>) {
         }
         inits => inits,
     };
+    if !container_list_rules(new, old, causes) {
+        return;
+    }
     let (Some(cs), Some(inits)) = (same_containers(new, old, "containers"), inits) else {
-        causes.push(forbidden_field("spec", ONLY_CPU_MEMORY));
         return;
     };
     let stored_qos = match str_at(old, "/status/qosClass") {
@@ -454,6 +461,35 @@ fn resize_rules(new: &Value, old: &Value, causes: &mut Vec<Cause>) {
             ));
         }
     }
+}
+
+/// `ValidatePodResize`'s refusal of added, removed, renamed or reordered containers, with its
+/// messages; true when both lists name the same containers in the same order.
+fn container_list_rules(new: &Value, old: &Value, causes: &mut Vec<Cause>) -> bool {
+    let before = causes.len();
+    let empty = Vec::new();
+    for list in ["containers", "initContainers"] {
+        let ptr = format!("/spec/{list}");
+        let (n, o) = [new, old]
+            .map(|p| p.pointer(&ptr).and_then(Value::as_array).unwrap_or(&empty))
+            .into();
+        if n.len() != o.len() {
+            causes.push(forbidden_field(
+                &format!("spec.{list}"),
+                "containers may not be added or removed on resize",
+            ));
+            continue;
+        }
+        for (i, (a, b)) in n.iter().zip(o).enumerate() {
+            if a.get("name") != b.get("name") {
+                causes.push(forbidden_field(
+                    &format!("spec.{list}[{i}].name"),
+                    "containers may not be renamed or reordered on resize",
+                ));
+            }
+        }
+    }
+    causes.len() == before
 }
 
 /// `ValidatePodResize`'s refusal of any other change through `pods/resize`.
@@ -717,6 +753,38 @@ mod tests {
         assert_eq!(new["spec"]["containers"][0]["name"], "d");
         let mut causes = Vec::new();
         resize_rules(&new, &old, &mut causes);
-        assert_eq!(causes, vec![forbidden_field("spec", ONLY_CPU_MEMORY)]);
+        assert_eq!(
+            causes,
+            vec![forbidden_field(
+                "spec.containers[0].name",
+                "containers may not be renamed or reordered on resize"
+            )]
+        );
+        let mut added = old.clone();
+        added["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "e", "image": "i"}));
+        let mut causes = Vec::new();
+        resize_rules(&added, &old, &mut causes);
+        assert_eq!(
+            causes,
+            vec![forbidden_field(
+                "spec.containers",
+                "containers may not be added or removed on resize"
+            )]
+        );
+    }
+
+    /// A status write validates no spec (`ValidatePodStatusUpdate`): a kubelet is never refused
+    /// for a spec the stored pod already has, whatever today's spec rules say of it.
+    #[test]
+    fn a_status_write_does_not_validate_the_spec() {
+        let stored = pod(json!({"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}));
+        let mut causes = Vec::new();
+        validate(&stored, Some(&stored), Subresource::Status, &mut causes);
+        assert_eq!(causes, vec![]);
+        validate(&stored, Some(&stored), Subresource::Main, &mut causes);
+        assert!(!causes.is_empty(), "the main resource does refuse it");
     }
 }

@@ -156,7 +156,11 @@ fn same_quantities(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -
 /// The quantity, when it is a positive amount (`ComputePodQOS` ignores zero and unparseable
 /// ones).
 fn positive(q: Option<&String>) -> Option<&String> {
-    q.filter(|q| parse(q).and_then(|p| p.to_bytes_f64()).is_some_and(|v| v > 0.0))
+    q.filter(|q| {
+        parse(q)
+            .and_then(|p| p.to_bytes_f64())
+            .is_some_and(|v| v > 0.0)
+    })
 }
 
 /// The QoS class of a pod whose containers (init containers included) have `containers`, as
