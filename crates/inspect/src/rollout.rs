@@ -82,10 +82,7 @@ pub fn verdict(observed: &RolloutSnapshot) -> Verdict {
         } else {
             format!(": {}", c.message)
         };
-        if c.type_ == names::CONDITION_PROGRESSING
-            && holds("False")
-            && c.reason == names::REASON_PROGRESS_DEADLINE_EXCEEDED
-        {
+        if c.is_progress_deadline_exceeded() {
             return Verdict::Failed(format!(
                 "gamedeployment \"{name}\" exceeded its progress deadline ({}){detail}",
                 names::REASON_PROGRESS_DEADLINE_EXCEEDED

@@ -16,9 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use gamedeploy_core::api::GameDeploymentStatus;
+use gamedeploy_core::api::{GameDeploymentCondition, GameDeploymentStatus};
 use gamedeploy_core::inplace::{Record, State};
-use gamedeploy_core::names;
 
 /// The prefix of every metric, as the Go operator named them.
 pub const PREFIX: &str = "bkbcs_gamedeployment";
@@ -442,10 +441,10 @@ impl Metrics {
 
 /// Whether `status` reports the rollout stuck past `spec.progressDeadlineSeconds`.
 fn deadline_exceeded(status: &GameDeploymentStatus) -> bool {
-    status.conditions.iter().any(|c| {
-        c.type_ == names::CONDITION_PROGRESSING
-            && c.reason == names::REASON_PROGRESS_DEADLINE_EXCEEDED
-    })
+    status
+        .conditions
+        .iter()
+        .any(GameDeploymentCondition::is_progress_deadline_exceeded)
 }
 
 fn machine_labels(gd: &GdLabels, state: State) -> MachineLabels {
@@ -459,7 +458,7 @@ fn machine_labels(gd: &GdLabels, state: State) -> MachineLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gamedeploy_core::api::GameDeploymentCondition;
+    use gamedeploy_core::names;
 
     fn gd() -> GdLabels {
         GdLabels {

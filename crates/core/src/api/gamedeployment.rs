@@ -461,6 +461,16 @@ pub struct GameDeploymentCondition {
     pub message: String,
 }
 
+impl GameDeploymentCondition {
+    /// `Progressing=False` with reason `ProgressDeadlineExceeded`: the rollout stopped making
+    /// progress for `spec.progressDeadlineSeconds` (as a Deployment says it).
+    pub fn is_progress_deadline_exceeded(&self) -> bool {
+        self.type_ == crate::names::CONDITION_PROGRESSING
+            && self.status == "False"
+            && self.reason == crate::names::REASON_PROGRESS_DEADLINE_EXCEEDED
+    }
+}
+
 /// Why updates are paused.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 pub enum PauseReason {

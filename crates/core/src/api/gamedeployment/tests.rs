@@ -237,3 +237,22 @@ fn status_reads_an_object_written_by_the_original_operator() {
     assert_eq!(status.canary.unwrap().current_step_hook_run, "canary-x-1-t");
     assert_eq!(status.conditions[0].type_, "FailedUpdate");
 }
+
+#[test]
+fn a_progress_deadline_is_exceeded_only_while_progressing_is_false_for_that_reason() {
+    let c = |status: &str, reason: &str| GameDeploymentCondition {
+        type_: crate::names::CONDITION_PROGRESSING.into(),
+        status: status.into(),
+        reason: reason.into(),
+        ..Default::default()
+    };
+    let reason = crate::names::REASON_PROGRESS_DEADLINE_EXCEEDED;
+    assert!(c("False", reason).is_progress_deadline_exceeded());
+    assert!(!c("True", reason).is_progress_deadline_exceeded());
+    assert!(!c("False", "Updating").is_progress_deadline_exceeded());
+    let failed = GameDeploymentCondition {
+        type_: crate::names::CONDITION_FAILED_UPDATE.into(),
+        ..c("False", reason)
+    };
+    assert!(!failed.is_progress_deadline_exceeded());
+}

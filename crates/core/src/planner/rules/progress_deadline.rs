@@ -107,10 +107,11 @@ pub fn exceeded_note(
     previous: Option<&GameDeploymentStatus>,
     status: &GameDeploymentStatus,
 ) -> Option<EventNote> {
-    let exceeded =
-        |c: &GameDeploymentCondition| c.reason == names::REASON_PROGRESS_DEADLINE_EXCEEDED;
-    let now = progressing(status).filter(|c| exceeded(c))?;
-    if previous.and_then(progressing).is_some_and(exceeded) {
+    let now = progressing(status).filter(|c| c.is_progress_deadline_exceeded())?;
+    if previous
+        .and_then(progressing)
+        .is_some_and(GameDeploymentCondition::is_progress_deadline_exceeded)
+    {
         return None;
     }
     Some(EventNote::warning(
