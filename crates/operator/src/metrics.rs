@@ -377,7 +377,9 @@ impl Metrics {
         let outcome = match record.state {
             _ if resized => "applied",
             State::ResizeInfeasible => "infeasible",
-            State::Failed => "failed",
+            // Images are patched only once the resize is applied: a failure after that is the
+            // image's, and the resize was already counted as applied.
+            State::Failed if record.patched_at.is_none() => "failed",
             _ => return,
         };
         if resized {
@@ -562,10 +564,21 @@ mod tests {
         m.resize_written(&r, false, t("2026-01-01T00:00:06Z"));
         r.state = State::Resizing;
         m.resize_written(&r, false, t("2026-01-01T00:00:06Z"));
+        assert!(
+            !m.render().contains(r#"outcome="failed""#),
+            "{}",
+            m.render()
+        );
+        r.state = State::Failed;
+        m.resize_written(&r, false, t("2026-01-01T00:00:07Z"));
+        // A failure after the images were patched is not the resize's.
+        r.patched_at = Some(t("2026-01-01T00:00:06Z"));
+        m.resize_written(&r, false, t("2026-01-01T00:00:08Z"));
         let text = m.render();
         for line in [
             r#"bkbcs_gamedeployment_inplace_resize_outcomes_total{outcome="applied"} 1"#,
             r#"bkbcs_gamedeployment_inplace_resize_outcomes_total{outcome="infeasible"} 1"#,
+            r#"bkbcs_gamedeployment_inplace_resize_outcomes_total{outcome="failed"} 1"#,
             "bkbcs_gamedeployment_inplace_resize_duration_seconds_sum 5.0",
             "bkbcs_gamedeployment_inplace_resize_duration_seconds_count 1",
         ] {

@@ -1,5 +1,4 @@
 use super::*;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 fn t(s: &str) -> Timestamp {
     format!("2026-01-01T00:{s}Z").parse().unwrap()
@@ -181,12 +180,11 @@ fn percentage_partition_steps_are_of_replicas() {
         7,
         "99% of 8 keeps 7, not 8"
     );
+    // The hash of what steps with a plain-number partition serialized to, so stored
+    // `currentStepHash`es stay valid now that a partition may be a percentage.
     assert_eq!(
         steps_hash(&steps("[{partition: 6}]")),
-        steps_hash(&[CanaryStep {
-            partition: Some(IntOrString::Int(6)),
-            ..Default::default()
-        }])
+        revision_hash(&serde_json::json!([{"partition": 6}]), None)
     );
 }
 
