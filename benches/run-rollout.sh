@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The `gamedeploy run` rows of BENCHMARKS.md, measured as a user runs the operator: its own
+# process against `gamedeploy cluster --kubelet` over HTTPS.
+#
+#   benches/run-rollout.sh [PODS] [BINARY]      (defaults: 2000, target/release/gamedeploy)
+#
+# 1. Starts the embedded cluster with its simulated kubelet, applies the seed GameDeployment with
+#    PODS replicas (no partition, maxUnavailable 20 %, grace 5 s) and starts `gamedeploy run`.
+# 2. Once every pod is ready and 30 s have passed: the operator's VmRSS, VmHWM, RssAnon and
+#    RssFile from /proc/PID/status (the "`gamedeploy run` memory" row).
+# 3. Changes the image and waits until every pod is updated and ready: the operator's CPU time
+#    (user + system, from /proc/PID/stat) over the rollout divided by PODS (the "operator CPU
+#    per updated pod" row), and its memory again.
+#
+# Needs kubectl on PATH. PORT (default 16443) is where the cluster listens. Stops only the two
+# processes it started.
+set -euo pipefail
+pods=${1:-2000}
+bin=$(realpath "${2:-target/release/gamedeploy}")
+port=${PORT:-16443}
+dir=$(mktemp -d)
+kc=$dir/kubeconfig
+cluster=""
+operator=""
+cleanup() {
+  for pid in $operator $cluster; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+"$bin" cluster --kubelet --listen "127.0.0.1:$port" --kubeconfig-out "$kc" >"$dir/cluster.log" 2>&1 &
+cluster=$!
+until [ -s "$kc" ] && kubectl --kubeconfig "$kc" get namespaces >/dev/null 2>&1; do sleep 0.5; done
+k() { kubectl --kubeconfig "$kc" "$@"; }
+
+sed -e "s/^  replicas: 8/  replicas: $pods/" -e '/^    partition: 3/d' \
+  -e 's/^      gracePeriodSeconds: 30/      gracePeriodSeconds: 5/' \
+  -e 's/^    type: InplaceUpdate/    type: InplaceUpdate\n    maxUnavailable: 20%/' \
+  "$(dirname "$0")/../deploy/examples/inplace-update.yaml" | k apply -f - >/dev/null
+"$bin" run --kubeconfig "$kc" >"$dir/run.log" 2>&1 &
+operator=$!
+
+field() { k get gamedeployment test-gamedeployment -o "jsonpath={.status.$1}"; }
+wait_for() { # wait_for FIELD VALUE
+  until [ "$(field "$1")" = "$2" ]; do sleep 1; done
+}
+memory() {
+  grep -E '^(VmRSS|VmHWM|RssAnon|RssFile):' "/proc/$operator/status" | tr -s ' \t' ' ' | paste -sd, -
+}
+cpu_ticks() { # utime + stime of the operator, in clock ticks
+  awk '{ print $14 + $15 }' "/proc/$operator/stat"
+}
+
+start=$(date +%s)
+wait_for readyReplicas "$pods"
+echo "all $pods pods ready after $(( $(date +%s) - start )) s"
+sleep 30
+echo "operator memory, all pods ready: $(memory)"
+
+before=$(cpu_ticks)
+start=$(date +%s)
+k patch gamedeployment test-gamedeployment --type=json \
+  -p='[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"python:latest"}]' >/dev/null
+generation=$(k get gamedeployment test-gamedeployment -o 'jsonpath={.metadata.generation}')
+wait_for observedGeneration "$generation"
+until [ "$(field updatedReadyReplicas)" = "$pods" ] && [ "$(field readyReplicas)" = "$pods" ]; do sleep 1; done
+after=$(cpu_ticks)
+hz=$(getconf CLK_TCK)
+echo "rollout of $pods pods in $(( $(date +%s) - start )) s"
+awk -v t=$((after - before)) -v hz="$hz" -v n="$pods" \
+  'BEGIN { printf "operator CPU over the rollout: %.2f s, %.3f ms per updated pod\n", t / hz, t / hz * 1000 / n }'
+echo "operator memory, after the rollout: $(memory)"
