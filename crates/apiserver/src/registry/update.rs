@@ -171,6 +171,7 @@ pub fn update(
             (Subresource::Main | Subresource::Resize, false) => managed::Scope::All,
         },
     };
+    let tracked = apply.is_none();
     match apply {
         Some(a) => {
             let removed =
@@ -179,7 +180,14 @@ pub fn update(
                 managed::remove_path(&mut new, p);
             }
         }
-        None => managed::track_update(Some(&old), &mut new, &writer, sem(desc)),
+        None => {
+            let stored = if store.is_tracked(&desc.gr(), &k, &old_rv) {
+                managed::Stored::Tracked
+            } else {
+                managed::Stored::Unknown
+            };
+            managed::track_update(Some(&old), stored, &mut new, &writer, sem(desc));
+        }
     }
     // A write that changes nothing is not persisted (no new resourceVersion, no event).
     if same_content(&new, &old) {
@@ -192,6 +200,13 @@ pub fn update(
         crd::register_crd(store, &new);
     }
     let stored = store.put(&desc.gr(), k.clone(), new, EventType::Modified);
+    if tracked {
+        store.set_tracked(
+            &desc.gr(),
+            k.clone(),
+            str_at(&stored, "/metadata/resourceVersion"),
+        );
+    }
     // store.Update's shouldDeleteDuringUpdate: deleting, no finalizers left, no grace pending.
     let grace_done = stored
         .pointer("/metadata/deletionGracePeriodSeconds")
