@@ -114,7 +114,12 @@ pub struct Diff {
 
 /// The [`Diff`] of `leaves(old)` and `leaves(new)`, without walking what is equal in both.
 pub fn diff(old: &Value, new: &Value, sem: ListSemantics<'_>) -> Diff {
-    let mut d = Diff::default();
+    let mut w = Differ {
+        fp: Vec::new(),
+        names: Vec::new(),
+        sem,
+        d: Diff::default(),
+    };
     let empty = Map::new();
     let om = old.as_object().unwrap_or(&empty);
     let nm = new.as_object().unwrap_or(&empty);
@@ -123,25 +128,18 @@ pub fn diff(old: &Value, new: &Value, sem: ListSemantics<'_>) -> Diff {
             "apiVersion" | "kind" => {}
             "metadata" => {
                 let (a, b) = (om.get(k), nm.get(k));
+                w.fp.push("f:metadata".into());
+                w.names.push("metadata".into());
                 for mk in ["labels", "annotations", "finalizers", "ownerReferences"] {
-                    let mut fp = vec!["f:metadata".to_string()];
-                    let mut names = vec!["metadata".to_string()];
-                    let (a, b) = (a.and_then(|m| m.get(mk)), b.and_then(|m| m.get(mk)));
-                    diff_node(a, b, mk, &mut fp, &mut names, sem, &mut d);
+                    w.node(a.and_then(|m| m.get(mk)), b.and_then(|m| m.get(mk)), mk);
                 }
+                w.fp.pop();
+                w.names.pop();
             }
-            _ => diff_node(
-                om.get(k),
-                nm.get(k),
-                k,
-                &mut vec![],
-                &mut vec![],
-                sem,
-                &mut d,
-            ),
+            _ => w.node(om.get(k), nm.get(k), k),
         }
     }
-    d
+    w.d
 }
 
 /// The keys of two maps, each once.
@@ -151,63 +149,135 @@ fn union<'m>(a: &'m Map<String, Value>, b: &'m Map<String, Value>) -> Vec<&'m st
     keys
 }
 
-/// The diff under field `name`, as [`walk`] would find it in each version.
-fn diff_node(
-    old: Option<&Value>,
-    new: Option<&Value>,
-    name: &str,
-    fp: &mut FieldPath,
-    names: &mut Vec<String>,
-    sem: ListSemantics<'_>,
-    d: &mut Diff,
-) {
-    if old == new {
-        return;
-    }
-    let descended = match (old, new) {
-        (Some(Value::Object(a)), Some(Value::Object(b))) if !a.is_empty() && !b.is_empty() => {
-            fp.push(format!("f:{name}"));
-            names.push(name.to_string());
-            for k in union(a, b) {
-                diff_node(a.get(k), b.get(k), k, fp, names, sem, d);
+/// Where [`diff`] is: the field path and names as [`walk`] keeps them, and the diff so far.
+struct Differ<'s> {
+    fp: FieldPath,
+    names: Vec<String>,
+    sem: ListSemantics<'s>,
+    d: Diff,
+}
+
+impl Differ<'_> {
+    /// The diff under field `name`, as [`walk`] would find it in each version.
+    fn node(&mut self, old: Option<&Value>, new: Option<&Value>, name: &str) {
+        if old == new {
+            return;
+        }
+        let descended = match (old, new) {
+            (Some(Value::Object(a)), Some(Value::Object(b))) if !a.is_empty() && !b.is_empty() => {
+                self.enter(name);
+                self.members(a, b);
+                self.leave();
+                true
             }
-            fp.pop();
-            names.pop();
-            true
+            (Some(Value::Array(a)), Some(Value::Array(b))) if !a.is_empty() && !b.is_empty() => {
+                self.enter(name);
+                let done = match self.sem.list_strategy(&self.names) {
+                    ListStrategy::Map(keys) => self.map_list(a, b, &keys),
+                    ListStrategy::Set => {
+                        self.set_list(a, b);
+                        true
+                    }
+                    ListStrategy::Atomic => {
+                        self.d.visited += 1;
+                        self.d.changed.insert(self.fp.clone());
+                        true
+                    }
+                };
+                self.leave();
+                done
+            }
+            _ => false,
+        };
+        if !descended {
+            self.whole(old, new, name);
         }
-        (Some(Value::Array(a)), Some(Value::Array(b))) if !a.is_empty() && !b.is_empty() => {
-            fp.push(format!("f:{name}"));
-            names.push(name.to_string());
-            let done = match sem.list_strategy(names) {
-                ListStrategy::Map(keys) => diff_map_list(a, b, &keys, fp, names, sem, d),
-                ListStrategy::Set => {
-                    let olds: BTreeSet<String> = a.iter().map(Value::to_string).collect();
-                    let news: BTreeSet<String> = b.iter().map(Value::to_string).collect();
-                    d.visited += olds.len() + news.len();
-                    let at = |v: &String| with(fp, &format!("v:{v}"));
-                    d.changed.extend(news.difference(&olds).map(at));
-                    d.gone.extend(olds.difference(&news).map(at));
-                    true
-                }
-                ListStrategy::Atomic => {
-                    d.visited += 1;
-                    d.changed.insert(fp.clone());
-                    true
-                }
+    }
+
+    fn enter(&mut self, name: &str) {
+        self.fp.push(format!("f:{name}"));
+        self.names.push(name.to_string());
+    }
+
+    fn leave(&mut self) {
+        self.fp.pop();
+        self.names.pop();
+    }
+
+    /// The diff of every member of two objects.
+    fn members(&mut self, a: &Map<String, Value>, b: &Map<String, Value>) {
+        for k in union(a, b) {
+            self.node(a.get(k), b.get(k), k);
+        }
+    }
+
+    /// A set list: an item is its own path (`v:<json>`).
+    fn set_list(&mut self, old: &[Value], new: &[Value]) {
+        let olds: BTreeSet<String> = old.iter().map(Value::to_string).collect();
+        let news: BTreeSet<String> = new.iter().map(Value::to_string).collect();
+        self.d.visited += olds.len() + news.len();
+        let fp = &self.fp;
+        let at = |v: &String| with(fp, &format!("v:{v}"));
+        self.d.changed.extend(news.difference(&olds).map(at));
+        self.d.gone.extend(olds.difference(&news).map(at));
+    }
+
+    /// A map list's diff item by item (each item's own `.` path, then its fields). Returns
+    /// false, having done nothing, when a version has two items with one key.
+    fn map_list(&mut self, old: &[Value], new: &[Value], keys: &[String]) -> bool {
+        let (Some(olds), Some(news)) = (by_key(old, keys), by_key(new, keys)) else {
+            return false;
+        };
+        self.names.push("[]".into());
+        let mut all: Vec<&String> = olds.keys().collect();
+        all.extend(news.keys().filter(|k| !olds.contains_key(*k)));
+        let empty = Map::new();
+        for key in all {
+            let (a, b) = (olds.get(key).copied(), news.get(key).copied());
+            if a == b {
+                continue;
+            }
+            self.fp.push(format!("k:{key}"));
+            self.d.visited += 1;
+            match (a, b) {
+                (Some(_), None) => self.d.gone.insert(with(&self.fp, ".")),
+                (None, Some(_)) => self.d.changed.insert(with(&self.fp, ".")),
+                _ => false,
             };
-            fp.pop();
-            names.pop();
-            done
+            let am = a.and_then(Value::as_object).unwrap_or(&empty);
+            let bm = b.and_then(Value::as_object).unwrap_or(&empty);
+            self.members(am, bm);
+            self.fp.pop();
         }
-        _ => false,
-    };
-    if !descended {
-        whole(old, new, name, fp, names, sem, d);
+        self.names.pop();
+        true
+    }
+
+    /// The diff under field `name` from the whole leaves of both versions there.
+    fn whole(&mut self, old: Option<&Value>, new: Option<&Value>, name: &str) {
+        let mut before = BTreeMap::new();
+        let mut after = BTreeMap::new();
+        let (fp, names, sem) = (&mut self.fp, &mut self.names, self.sem);
+        if let Some(v) = old {
+            walk(v, name, fp, names, sem, &mut before);
+        }
+        if let Some(v) = new {
+            walk(v, name, fp, names, sem, &mut after);
+        }
+        self.d.visited += before.len() + after.len();
+        for (p, v) in &after {
+            if before.get(p) != Some(v) {
+                self.d.changed.insert(p.clone());
+            }
+        }
+        self.d
+            .gone
+            .extend(before.into_keys().filter(|p| !after.contains_key(p)));
     }
 }
 
 /// The items of a map list by their key, or `None` when two items share a key (their leaves
-/// overlap, and only [`whole`] gives the answer `leaves` gives).
+/// overlap, and only [`Differ::whole`] gives the answer `leaves` gives).
 fn by_key<'v>(items: &'v [Value], keys: &[String]) -> Option<HashMap<String, &'v Value>> {
     let mut out = HashMap::with_capacity(items.len());
     for it in items {
@@ -216,73 +286,4 @@ fn by_key<'v>(items: &'v [Value], keys: &[String]) -> Option<HashMap<String, &'v
         }
     }
     Some(out)
-}
-
-/// A map list's diff item by item (each item's own `.` path, then its fields). Returns false,
-/// having done nothing, when a version has two items with one key.
-fn diff_map_list(
-    old: &[Value],
-    new: &[Value],
-    keys: &[String],
-    fp: &mut FieldPath,
-    names: &mut Vec<String>,
-    sem: ListSemantics<'_>,
-    d: &mut Diff,
-) -> bool {
-    let (Some(olds), Some(news)) = (by_key(old, keys), by_key(new, keys)) else {
-        return false;
-    };
-    names.push("[]".into());
-    let mut all: Vec<&String> = olds.keys().collect();
-    all.extend(news.keys().filter(|k| !olds.contains_key(*k)));
-    for key in all {
-        let (a, b) = (olds.get(key).copied(), news.get(key).copied());
-        if a == b {
-            continue;
-        }
-        fp.push(format!("k:{key}"));
-        d.visited += 1;
-        match (a, b) {
-            (Some(_), None) => d.gone.insert(with(fp, ".")),
-            (None, Some(_)) => d.changed.insert(with(fp, ".")),
-            _ => false,
-        };
-        let empty = Map::new();
-        let am = a.and_then(Value::as_object).unwrap_or(&empty);
-        let bm = b.and_then(Value::as_object).unwrap_or(&empty);
-        for k in union(am, bm) {
-            diff_node(am.get(k), bm.get(k), k, fp, names, sem, d);
-        }
-        fp.pop();
-    }
-    names.pop();
-    true
-}
-
-/// The diff under field `name` from the whole leaves of both versions there.
-fn whole(
-    old: Option<&Value>,
-    new: Option<&Value>,
-    name: &str,
-    fp: &mut FieldPath,
-    names: &mut Vec<String>,
-    sem: ListSemantics<'_>,
-    d: &mut Diff,
-) {
-    let mut before = BTreeMap::new();
-    let mut after = BTreeMap::new();
-    if let Some(v) = old {
-        walk(v, name, fp, names, sem, &mut before);
-    }
-    if let Some(v) = new {
-        walk(v, name, fp, names, sem, &mut after);
-    }
-    d.visited += before.len() + after.len();
-    for (p, v) in &after {
-        if before.get(p) != Some(v) {
-            d.changed.insert(p.clone());
-        }
-    }
-    d.gone
-        .extend(before.into_keys().filter(|p| !after.contains_key(p)));
 }
