@@ -95,6 +95,43 @@ pub fn decode(ctx: &RequestContext, desc: &ResourceDesc, obj: Value) -> Result<V
     Ok(out)
 }
 
+/// [`decode`] of an update's object, leaving out the `taken` members that are as stored: the
+/// update takes those from the stored object anyway, and a stored pod's spec and status are
+/// already in their decoded form, so decoding them again changes nothing but the cost (a
+/// kubelet's status write no longer decodes the pod's spec, an operator's label patch its
+/// status). Only pods: both members are optional in `Pod`, so leaving one out decodes the
+/// rest as before (a kind whose type requires its spec would refuse the object without it),
+/// and a custom resource's schema may have changed since it was stored.
+pub fn decode_changed(
+    ctx: &RequestContext,
+    desc: &ResourceDesc,
+    mut obj: Value,
+    stored: &Value,
+    taken: &[&str],
+) -> Result<Value, ApiError> {
+    if desc.strategy != Strategy::Pod {
+        return decode(ctx, desc, obj);
+    }
+    let mut kept = Vec::new();
+    if let Value::Object(m) = &mut obj {
+        for &k in taken {
+            if m.contains_key(k)
+                && m.get(k) == stored.get(k)
+                && let Some(v) = m.remove(k)
+            {
+                kept.push((k, v));
+            }
+        }
+    }
+    let mut out = decode(ctx, desc, obj)?;
+    if let Value::Object(m) = &mut out {
+        for (k, v) in kept {
+            m.insert(k.to_string(), v);
+        }
+    }
+    Ok(out)
+}
+
 /// Paths present in `before` but gone from `after` (objects only), for strict field validation.
 fn dropped_fields(before: &Value, after: &Value, path: &str, out: &mut Vec<String>) {
     match (before, after) {

@@ -11,7 +11,7 @@ use crate::store::{EventType, Store};
 
 use super::admit::run_admission;
 use super::context::{ApplyInfo, RequestContext, Subresource};
-use super::decode::{check_type, decode};
+use super::decode::{check_type, decode_changed};
 use super::delete::remove;
 use super::object::{finalizers, key, meta, meta_mut, sem, str_at};
 use super::{crd, namespace, strategy};
@@ -34,7 +34,7 @@ pub fn update(
         .get(&desc.gr(), &k)
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
-    let mut new = decode(ctx, desc, new)?;
+    let mut new = decode_changed(ctx, desc, new, &old, strategy::taken_from_stored(desc, sub))?;
     // The update and patch handlers: `EnsureObjectNamespaceMatchesRequestNamespace`, then
     // `checkName`: the body's name must be the URL's, exactly (a JSON patch that removes
     // `/metadata` leaves none, and is refused).
@@ -92,7 +92,7 @@ pub fn update(
     strategy::prepare_for_update(ctx, sub, desc, &mut new, &old);
     // System metadata always comes from the stored object.
     {
-        let om = meta(&old).clone();
+        let om = meta(&old);
         let m = meta_mut(&mut new);
         for f in [
             "uid",
