@@ -562,6 +562,30 @@ mod tests {
         );
     }
 
+    /// Only the version an Update-style write stored counts as tracked: a later write of any
+    /// other kind stores another resourceVersion, and a removed object is forgotten.
+    #[test]
+    fn a_tracked_version_is_named_by_its_resource_version() {
+        let mut st = small_store();
+        let gr = configmaps();
+        let key = (String::from("default"), "c".to_string());
+        let rv = |o: &Arc<Value>| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let first = st.put(&gr, key.clone(), cm("c", 1), EventType::Added);
+        assert!(!st.is_tracked(&gr, &key, &rv(&first)));
+        st.set_tracked(&gr, key.clone(), &rv(&first));
+        assert!(st.is_tracked(&gr, &key, &rv(&first)));
+        let second = st.put(&gr, key.clone(), cm("c", 2), EventType::Modified);
+        assert!(!st.is_tracked(&gr, &key, &rv(&second)));
+        st.set_tracked(&gr, key.clone(), &rv(&second));
+        st.remove(&gr, &key);
+        assert!(!st.is_tracked(&gr, &key, &rv(&second)));
+    }
+
     #[test]
     fn an_object_bigger_than_the_bound_is_still_kept_alone() {
         let mut st = small_store();
