@@ -14,6 +14,7 @@ mod faults;
 mod gc;
 mod handler;
 mod kinds;
+mod leaves;
 mod managed;
 mod openapi;
 mod options;

@@ -4,106 +4,13 @@
 //! applier exactly the fields of its configuration, reports conflicts with other owners
 //! (409 unless `force`), and removes fields the applier stopped applying that nobody else owns.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
 use super::errors::ApiError;
-use super::patch::{ListSemantics, ListStrategy};
-
-/// A field path as FieldsV1 segments, e.g. `["f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"]`.
-pub type FieldPath = Vec<String>;
-
-fn key_json(v: &Value, keys: &[String]) -> String {
-    let mut m = Map::new();
-    for k in keys {
-        m.insert(k.clone(), v.get(k).cloned().unwrap_or(Value::Null));
-    }
-    Value::Object(m).to_string()
-}
-
-/// The value of a list element's own (`.`) path.
-static ELEMENT: Value = Value::Null;
-
-/// Leaf paths of `v` with their values (borrowed: every write walks two versions of the
-/// object, and copying each leaf was most of that cost), skipping metadata the server owns.
-pub fn leaves<'v>(v: &'v Value, sem: ListSemantics<'_>) -> BTreeMap<FieldPath, &'v Value> {
-    let mut out = BTreeMap::new();
-    if let Value::Object(m) = v {
-        for (k, child) in m {
-            match k.as_str() {
-                "apiVersion" | "kind" => continue,
-                "metadata" => {
-                    for mk in ["labels", "annotations", "finalizers", "ownerReferences"] {
-                        if let Some(c) = child.get(mk) {
-                            let mut fp = vec!["f:metadata".to_string()];
-                            let mut names = vec!["metadata".to_string()];
-                            walk(c, mk, &mut fp, &mut names, sem, &mut out);
-                        }
-                    }
-                }
-                _ => walk(child, k, &mut vec![], &mut vec![], sem, &mut out),
-            }
-        }
-    }
-    out
-}
-
-fn walk<'v>(
-    v: &'v Value,
-    name: &str,
-    fp: &mut FieldPath,
-    names: &mut Vec<String>,
-    sem: ListSemantics<'_>,
-    out: &mut BTreeMap<FieldPath, &'v Value>,
-) {
-    fp.push(format!("f:{name}"));
-    names.push(name.to_string());
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, c) in m {
-                walk(c, k, fp, names, sem, out);
-            }
-        }
-        Value::Array(items) if !items.is_empty() => match sem.list_strategy(names) {
-            ListStrategy::Map(keys) => {
-                names.push("[]".into());
-                for it in items {
-                    fp.push(format!("k:{}", key_json(it, &keys)));
-                    out.insert(with(fp, "."), &ELEMENT);
-                    if let Value::Object(im) = it {
-                        for (k, c) in im {
-                            walk(c, k, fp, names, sem, out);
-                        }
-                    }
-                    fp.pop();
-                }
-                names.pop();
-            }
-            ListStrategy::Set => {
-                for it in items {
-                    fp.push(format!("v:{it}"));
-                    out.insert(fp.clone(), it);
-                    fp.pop();
-                }
-            }
-            ListStrategy::Atomic => {
-                out.insert(fp.clone(), v);
-            }
-        },
-        _ => {
-            out.insert(fp.clone(), v);
-        }
-    }
-    fp.pop();
-    names.pop();
-}
-
-fn with(fp: &FieldPath, seg: &str) -> FieldPath {
-    let mut p = fp.clone();
-    p.push(seg.to_string());
-    p
-}
+use super::leaves::{Diff, FieldPath, diff, leaves};
+use super::patch::ListSemantics;
 
 /// Encode a set of paths as a FieldsV1 object.
 pub fn encode(paths: &BTreeSet<FieldPath>) -> Value {
@@ -219,27 +126,34 @@ pub fn write(obj: &mut Value, entries: &[Entry]) {
         .iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
-            let renamed;
-            let fields = if core_event && e.api_version == EVENTS_V1 {
-                renamed = rename_event_fields(e.fields.clone(), false);
-                &renamed
+            if core_event && e.api_version == EVENTS_V1 {
+                entry_json(e, &rename_event_fields(e.fields.clone(), false))
             } else {
-                &e.fields
-            };
-            let mut m = json!({
-                "manager": e.manager,
-                "operation": e.operation,
-                "apiVersion": e.api_version,
-                "time": e.time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": encode(fields),
-            });
-            if let (Some(s), Value::Object(o)) = (&e.subresource, &mut m) {
-                o.insert("subresource".into(), json!(s));
+                entry_json(e, &e.fields)
             }
-            m
         })
         .collect();
+    set_entries(obj, arr);
+}
+
+/// One entry as stored, naming `fields`.
+fn entry_json(e: &Entry, fields: &BTreeSet<FieldPath>) -> Value {
+    let mut m = json!({
+        "manager": e.manager,
+        "operation": e.operation,
+        "apiVersion": e.api_version,
+        "time": e.time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": encode(fields),
+    });
+    if let (Some(s), Value::Object(o)) = (&e.subresource, &mut m) {
+        o.insert("subresource".into(), json!(s));
+    }
+    m
+}
+
+/// Store the encoded entries (none: no `managedFields` at all).
+fn set_entries(obj: &mut Value, arr: Vec<Value>) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         if arr.is_empty() {
             meta.remove("managedFields");
@@ -300,12 +214,58 @@ fn entry_mut<'e>(entries: &'e mut Vec<Entry>, w: &Writer<'_>, op: &str) -> &'e m
     }
 }
 
+/// What the bookkeeping of a write knows of the stored version's managedFields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Nothing: they may name fields the object does not have (server-side apply, a client's
+    /// own managedFields, an Event written through `events.k8s.io`).
+    Unknown,
+    /// Written by [`track_update`], so in the form [`write`] gives and naming only fields the
+    /// object has.
+    Tracked,
+}
+
 /// Track an Update-style write in managedFields: the writer takes the fields whose values changed; fields
 /// that disappeared are dropped from every owner.
-pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: ListSemantics<'_>) {
+///
+/// When the stored version's managedFields are [`Stored::Tracked`] and the request left them
+/// as they were, only the fields the write changed are looked at ([`diff`]): every owned
+/// field is a field of the old version, so a field the write did not touch is still there.
+/// Otherwise every field of both versions is ([`leaves`]). Both give the same managedFields
+/// (`tests::incremental_bookkeeping_is_the_full_one`). Returns how many leaf paths it looked at.
+pub fn track_update(
+    old: Option<&Value>,
+    stored: Stored,
+    new: &mut Value,
+    w: &Writer<'_>,
+    sem: ListSemantics<'_>,
+) -> usize {
+    match old {
+        Some(old) if stored == Stored::Tracked && incremental_applies(old, new) => {
+            track_changes(diff(old, new, sem), new, w)
+        }
+        _ => track_all(old, new, w, sem),
+    }
+}
+
+/// Whether the request kept the stored managedFields (and they are not renamed on the way).
+fn incremental_applies(old: &Value, new: &Value) -> bool {
+    !is_core_event(new)
+        && new.get("metadata").is_some_and(Value::is_object)
+        && old.pointer("/metadata/managedFields") == new.pointer("/metadata/managedFields")
+}
+
+/// The bookkeeping from every leaf of both versions.
+fn track_all(
+    old: Option<&Value>,
+    new: &mut Value,
+    w: &Writer<'_>,
+    sem: ListSemantics<'_>,
+) -> usize {
     let mut entries = read(new);
     let before = old.map(|o| leaves(o, sem)).unwrap_or_default();
     let after = leaves(new, sem);
+    let visited = before.len() + after.len();
     let changed: BTreeSet<FieldPath> = after
         .iter()
         .filter(|(p, v)| before.get(*p) != Some(*v) && w.scope.keeps(p))
@@ -323,6 +283,98 @@ pub fn track_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>, sem: L
     }
     entries.retain(|e| !e.fields.is_empty());
     write(new, &entries);
+    visited
+}
+
+/// The bookkeeping from what the write changed, on the stored entries as they are: a changed
+/// or gone field leaves every owner, a changed one goes to the writer.
+fn track_changes(d: Diff, new: &mut Value, w: &Writer<'_>) -> usize {
+    let changed: BTreeSet<FieldPath> = d.changed.into_iter().filter(|p| w.scope.keeps(p)).collect();
+    let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return d.visited;
+    };
+    let mut arr = match meta.remove("managedFields") {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    for e in &mut arr {
+        if let Some(Value::Object(tree)) = e.get_mut("fieldsV1") {
+            for p in d.gone.iter().chain(&changed) {
+                remove_leaf(tree, p);
+            }
+        }
+    }
+    if !changed.is_empty() {
+        let s = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(String::from);
+        let mine = arr.iter().position(|e| {
+            s(e, "manager").as_deref() == Some(w.manager)
+                && s(e, "operation").as_deref() == Some("Update")
+                && s(e, "subresource").as_deref() == w.subresource
+        });
+        match mine.map(|i| &mut arr[i]) {
+            Some(Value::Object(e)) => {
+                if let Some(Value::Object(tree)) = e.get_mut("fieldsV1") {
+                    for p in &changed {
+                        insert_leaf(tree, p);
+                    }
+                }
+                e.insert("time".into(), json!(w.time));
+                e.insert("apiVersion".into(), json!(w.api_version));
+            }
+            _ => arr.push(entry_json(
+                &Entry {
+                    manager: w.manager.into(),
+                    operation: "Update".into(),
+                    api_version: w.api_version.into(),
+                    time: w.time.into(),
+                    subresource: w.subresource.map(String::from),
+                    fields: BTreeSet::new(),
+                },
+                &changed,
+            )),
+        }
+    }
+    arr.retain(|e| {
+        e.get("fieldsV1")
+            .and_then(Value::as_object)
+            .is_some_and(|t| !t.is_empty())
+    });
+    set_entries(new, arr);
+    d.visited
+}
+
+/// Add a path to a FieldsV1 tree, as [`encode`] would have it.
+fn insert_leaf(tree: &mut Map<String, Value>, p: &FieldPath) {
+    let mut cur = tree;
+    for seg in p {
+        let next = cur.entry(seg.clone()).or_insert_with(|| json!({}));
+        let Value::Object(m) = next else { break };
+        cur = m;
+    }
+}
+
+/// Remove a path from a FieldsV1 tree if the tree names it (an empty object there), and the
+/// members left empty by that, so that the tree is [`encode`] of its paths less this one.
+fn remove_leaf(tree: &mut Map<String, Value>, p: &[String]) {
+    let Some((first, rest)) = p.split_first() else {
+        return;
+    };
+    let Some(Value::Object(child)) = tree.get_mut(first) else {
+        return;
+    };
+    if rest.is_empty() {
+        if child.is_empty() {
+            tree.remove(first);
+        }
+        return;
+    }
+    if child.is_empty() {
+        return;
+    }
+    remove_leaf(child, rest);
+    if child.is_empty() {
+        tree.remove(first);
+    }
 }
 
 /// Server-side apply bookkeeping on the merged object. Returns the paths to remove from the
@@ -467,3 +519,6 @@ pub fn remove_path(obj: &mut Value, p: &FieldPath) {
     }
     rec(obj, &segs, element);
 }
+
+#[cfg(test)]
+mod tests;

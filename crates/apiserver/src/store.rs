@@ -184,6 +184,9 @@ pub struct ResourceTable {
     /// How many of `log`'s newest entries are `Logged::Recent`, and their serialized bytes.
     recent: usize,
     recent_bytes: usize,
+    /// The resourceVersion of each object whose stored version's managedFields an Update-style
+    /// write made (see `managed::Stored::Tracked`); any other version has another number.
+    tracked: HashMap<ObjKey, u64>,
 }
 
 #[derive(Debug)]
@@ -241,6 +244,22 @@ impl Store {
             .get(gr)
             .and_then(|t| t.objects.get(key))
             .cloned()
+    }
+
+    /// Whether the version of `key` at `rv` is the one [`Store::set_tracked`] last named.
+    pub fn is_tracked(&self, gr: &GroupResource, key: &ObjKey, rv: &str) -> bool {
+        self.tables
+            .get(gr)
+            .and_then(|t| t.tracked.get(key))
+            .is_some_and(|t| rv.parse() == Ok(*t))
+    }
+
+    /// Note that the stored version of `key`, at `rv`, has managedFields an Update-style
+    /// write made.
+    pub fn set_tracked(&mut self, gr: &GroupResource, key: ObjKey, rv: &str) {
+        if let Ok(rv) = rv.parse() {
+            self.table(gr).tracked.insert(key, rv);
+        }
     }
 
     /// A random UUIDv4-shaped uid from the seeded generator (reproducible runs).
@@ -383,6 +402,7 @@ impl Store {
         let limit = self.log_limits;
         let table = self.table(gr);
         table.objects.remove(key);
+        table.tracked.remove(key);
         let closed = table.append_event(
             limit,
             LoggedEvent::new(rv, EventType::Deleted, last.clone(), Some(old)),
@@ -540,6 +560,30 @@ mod tests {
                 .all(|e| matches!(e, Logged::Recent(_))),
             "the recent ones are the newest"
         );
+    }
+
+    /// Only the version an Update-style write stored counts as tracked: a later write of any
+    /// other kind stores another resourceVersion, and a removed object is forgotten.
+    #[test]
+    fn a_tracked_version_is_named_by_its_resource_version() {
+        let mut st = small_store();
+        let gr = configmaps();
+        let key = (String::from("default"), "c".to_string());
+        let rv = |o: &Arc<Value>| {
+            o["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let first = st.put(&gr, key.clone(), cm("c", 1), EventType::Added);
+        assert!(!st.is_tracked(&gr, &key, &rv(&first)));
+        st.set_tracked(&gr, key.clone(), &rv(&first));
+        assert!(st.is_tracked(&gr, &key, &rv(&first)));
+        let second = st.put(&gr, key.clone(), cm("c", 2), EventType::Modified);
+        assert!(!st.is_tracked(&gr, &key, &rv(&second)));
+        st.set_tracked(&gr, key.clone(), &rv(&second));
+        st.remove(&gr, &key);
+        assert!(!st.is_tracked(&gr, &key, &rv(&second)));
     }
 
     #[test]

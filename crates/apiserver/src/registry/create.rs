@@ -156,11 +156,14 @@ pub fn create(
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
     }
+    let tracked = apply.is_none();
     match apply {
         Some(a) => {
             managed::track_apply(&json!({}), &mut obj, a.config, &writer, true, sem(desc))?;
         }
-        None => managed::track_update(None, &mut obj, &writer, sem(desc)),
+        None => {
+            managed::track_update(None, managed::Stored::Unknown, &mut obj, &writer, sem(desc));
+        }
     }
     if ctx.dry_run {
         return Ok(obj);
@@ -169,5 +172,12 @@ pub fn create(
         crd::register_crd(store, &obj);
     }
     let stored = store.put(&desc.gr(), k.clone(), obj, EventType::Added);
+    if tracked {
+        store.set_tracked(
+            &desc.gr(),
+            k.clone(),
+            str_at(&stored, "/metadata/resourceVersion"),
+        );
+    }
     Ok((*stored).clone())
 }

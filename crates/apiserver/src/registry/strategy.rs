@@ -33,6 +33,17 @@ pub fn prepare_for_create(ctx: &RequestContext, desc: &ResourceDesc, obj: &mut V
     }
 }
 
+/// The top-level members [`prepare_for_update`] takes from the stored object whatever the
+/// request says: the status of a write to a kind's main resource when the kind has a status
+/// subresource, the spec of a status write.
+pub fn taken_from_stored(desc: &ResourceDesc, sub: Subresource) -> &'static [&'static str] {
+    match sub {
+        Subresource::Main if desc.has_status => &["status"],
+        Subresource::Status => &["spec"],
+        _ => &[],
+    }
+}
+
 /// `PrepareForUpdate`: what a write through `sub` takes from the request and what from the
 /// stored object.
 pub fn prepare_for_update(

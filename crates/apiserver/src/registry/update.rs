@@ -11,7 +11,7 @@ use crate::store::{EventType, Store};
 
 use super::admit::run_admission;
 use super::context::{ApplyInfo, RequestContext, Subresource};
-use super::decode::{check_type, decode};
+use super::decode::{check_type, decode_changed};
 use super::delete::remove;
 use super::object::{finalizers, key, meta, meta_mut, sem, str_at};
 use super::{crd, namespace, strategy};
@@ -34,7 +34,7 @@ pub fn update(
         .get(&desc.gr(), &k)
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
-    let mut new = decode(ctx, desc, new)?;
+    let mut new = decode_changed(ctx, desc, new, &old, strategy::taken_from_stored(desc, sub))?;
     // The update and patch handlers: `EnsureObjectNamespaceMatchesRequestNamespace`, then
     // `checkName`: the body's name must be the URL's, exactly (a JSON patch that removes
     // `/metadata` leaves none, and is refused).
@@ -92,7 +92,7 @@ pub fn update(
     strategy::prepare_for_update(ctx, sub, desc, &mut new, &old);
     // System metadata always comes from the stored object.
     {
-        let om = meta(&old).clone();
+        let om = meta(&old);
         let m = meta_mut(&mut new);
         for f in [
             "uid",
@@ -171,6 +171,7 @@ pub fn update(
             (Subresource::Main | Subresource::Resize, false) => managed::Scope::All,
         },
     };
+    let tracked = apply.is_none();
     match apply {
         Some(a) => {
             let removed =
@@ -179,7 +180,14 @@ pub fn update(
                 managed::remove_path(&mut new, p);
             }
         }
-        None => managed::track_update(Some(&old), &mut new, &writer, sem(desc)),
+        None => {
+            let stored = if store.is_tracked(&desc.gr(), &k, &old_rv) {
+                managed::Stored::Tracked
+            } else {
+                managed::Stored::Unknown
+            };
+            managed::track_update(Some(&old), stored, &mut new, &writer, sem(desc));
+        }
     }
     // A write that changes nothing is not persisted (no new resourceVersion, no event).
     if same_content(&new, &old) {
@@ -192,6 +200,13 @@ pub fn update(
         crd::register_crd(store, &new);
     }
     let stored = store.put(&desc.gr(), k.clone(), new, EventType::Modified);
+    if tracked {
+        store.set_tracked(
+            &desc.gr(),
+            k.clone(),
+            str_at(&stored, "/metadata/resourceVersion"),
+        );
+    }
     // store.Update's shouldDeleteDuringUpdate: deleting, no finalizers left, no grace pending.
     let grace_done = stored
         .pointer("/metadata/deletionGracePeriodSeconds")
