@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::revisions::Revisions;
 use crate::api::{GameDeploymentStatus, HookCondition, HookPhase, UpdateStrategyType};
 use crate::inplace::{Decoded, MachineStep, PodView, State};
-use crate::planner::model::{ConditionReport, PlanInput, SortedPods};
+use crate::planner::model::{ConditionReport, PlanInput, SortedPods, position_by_name};
 use crate::planner::rules::adoption;
 use crate::planner::rules::canary_steps::Canary;
 use crate::planner::rules::conditions;
@@ -156,10 +156,8 @@ fn next_available_by_pod(
 /// not show yet (a pod taken out of endpoints, its images patched).
 fn machines_moved(observed: &SortedPods, machines: &[(String, MachineStep)], update: &str) -> bool {
     machines.iter().any(|(pod, step)| {
-        observed
-            .views
-            .binary_search_by(|v| v.name.as_str().cmp(pod))
-            .is_ok_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
+        position_by_name(&observed.views, pod)
+            .is_some_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
     })
 }
 
