@@ -68,7 +68,7 @@ pub fn status(
             .records
             .iter()
             .filter(|d| {
-                matches!(d, Decoded::Valid(r) if r.revision == *update && r.state == State::Abandoned)
+                matches!(d, Decoded::Valid(r) if r.state == State::Abandoned && r.revision == *update)
             })
             .count() as i32,
         problems,

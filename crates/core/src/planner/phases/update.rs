@@ -207,10 +207,11 @@ fn in_flight(
         .iter()
         .zip(records)
         .filter(|(_, d)| match d {
+            // The state first: settled pods are decided without comparing revision names.
             Decoded::Valid(r) => {
-                r.revision == update
-                    && !matches!(r.state, State::Ready | State::Abandoned)
-                    && !(hold && r.state == State::ResizeInfeasible)
+                let given_up = matches!(r.state, State::Ready | State::Abandoned)
+                    || (hold && r.state == State::ResizeInfeasible);
+                !given_up && r.revision == update
             }
             _ => false,
         })
