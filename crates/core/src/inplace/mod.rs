@@ -5,6 +5,7 @@
 //! What the rest of the workspace uses is here, each item at one path (`inplace::X`):
 //! - [`advance`] ([`Input`], [`Target`], [`Policy`] → [`MachineStep`], [`Transition`]): where
 //!   a pod's state changes.
+//! - [`at_rest`]: the step [`advance`] would take for a settled pod, without running it.
 //! - [`observed_state`]: what `gamedeploy status` shows, and what a force is judged against.
 //! - [`check_force`] ([`Forced`], [`ForceRefused`]): whether the operator accepts a force
 //!   request, and what it will do.
@@ -19,7 +20,8 @@
 //!
 //! Behind it: `machine.rs` (the three functions), `state.rs`, `record.rs`, `observe.rs`,
 //! `action.rs`, `completion.rs` (how a finished or failed container restart is recognised),
-//! `force.rs` (the forcible edges, and refusals worded for the user) and `table.rs`.
+//! `force.rs` (the forcible edges, and refusals worded for the user), `rest.rs` (the
+//! settled pod's step, known without running the machine) and `table.rs`.
 mod action;
 mod completion;
 mod force;
@@ -28,6 +30,7 @@ mod machine;
 pub(crate) mod observe;
 mod record;
 mod resources;
+mod rest;
 mod state;
 pub mod table;
 
@@ -45,4 +48,5 @@ pub use observe::{
 };
 pub use record::{ContainerSnapshot, Decoded, Record, decode, encode};
 pub use resources::{ContainerResources, QosClass, RESIZABLE, qos_class, same_quantity};
+pub use rest::at_rest;
 pub use state::{State, Trigger};

@@ -103,6 +103,8 @@ fn decide<'a>(
 }
 
 #[cfg(test)]
+mod cost_tests;
+#[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
 mod resize_tests;

@@ -5,6 +5,7 @@
 //!
 //! Each file holds one idea; this module only says which of them the crate's users see.
 
+mod by_name;
 mod cached_pod;
 mod decisions;
 mod effect;
@@ -14,6 +15,7 @@ mod owner;
 mod report;
 mod sorted_pods;
 
+pub(crate) use by_name::{find_by_name, position_by_name};
 pub use cached_pod::CachedPod;
 pub(crate) use decisions::{Decisions, DeleteReason, RevisionPlan, StepRun};
 pub use effect::{

@@ -3,8 +3,7 @@
 //! itself: every object it writes was chosen by a phase; it only orders them and says what a
 //! failure means.
 
-use std::cell::OnceCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -13,7 +12,7 @@ use crate::inplace::{Action, EventType, HookKind, HookRunRequest, MachineStep, P
 use crate::names;
 use crate::planner::model::{
     ApiErrorKind, Decisions, DeleteReason, Effect, EventNote, HookRunToCreate, OnFailure, Owner,
-    Plan, PlanInput, Regarding, Report, RevisionPlan, StepRun, Write,
+    Plan, PlanInput, Regarding, Report, RevisionPlan, StepRun, Write, find_by_name,
 };
 use crate::planner::rules::{hookruns, replicas};
 
@@ -65,9 +64,6 @@ struct Assembly<'w, 'a> {
     world: &'w PlanInput<'a>,
     owner: Owner,
     views: &'w [&'a PodView],
-    /// By name, built on the first lookup: a reconcile that acts on nothing builds nothing, and
-    /// one whose thousand machines act finds each pod at once instead of scanning them all.
-    by_name: OnceCell<HashMap<&'a str, &'a PodView>>,
     effects: Vec<Effect>,
 }
 
@@ -93,17 +89,15 @@ impl<'w, 'a> Assembly<'w, 'a> {
             world,
             owner: Owner::of(world.gd),
             views,
-            by_name: OnceCell::new(),
             effects: Vec::new(),
         }
     }
 
-    /// The pod named `name`, if it was observed.
+    /// The pod named `name`, if it was observed: a binary search of the views (sorted by
+    /// name), so one whose thousand machines act finds each pod at once, and a reconcile that
+    /// acts on one pod indexes none of the others.
     fn view(&self, name: &str) -> Option<&'a PodView> {
-        self.by_name
-            .get_or_init(|| self.views.iter().map(|p| (p.name.as_str(), *p)).collect())
-            .get(name)
-            .copied()
+        find_by_name(self.views, name)
     }
 
     fn revisions(&mut self, revisions: Option<RevisionPlan>) {

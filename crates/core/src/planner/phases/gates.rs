@@ -4,12 +4,10 @@
 //! completed; HookRuns whose pod is gone or moved on are cleaned up. It exists so that no
 //! pod is deleted before its hook succeeded; it may not add deletions or pick pods to update.
 
-use std::collections::HashMap;
-
 use crate::api::HookPhase;
 use crate::inplace::{self, Decoded, Endpoint, HookKind, HookRunRequest, PodView, PodWrite, State};
 use crate::names;
-use crate::planner::model::{ConditionReport, DeleteReason, PlanInput, SortedPods};
+use crate::planner::model::{ConditionReport, DeleteReason, PlanInput, SortedPods, find_by_name};
 use crate::planner::rules::hookruns;
 use crate::planner::rules::predelete::{self, DeletionGate, DeletionVerdict};
 
@@ -110,15 +108,11 @@ fn gate_deletions(
             template: &h.template_name,
             retry_generation: hookruns::retry_generation(world.gd, strategy),
         });
-    // By name, built once: a scale-down of thousands finds each pod at once.
-    let by_name: HashMap<&str, &PodView> = if deletions.is_empty() {
-        HashMap::new()
-    } else {
-        views.iter().map(|p| (p.name.as_str(), *p)).collect()
-    };
     let mut kept = Vec::new();
     for (name, why) in deletions {
-        let Some(pod) = by_name.get(name.as_str()) else {
+        // A binary search: a scale-down of thousands finds each pod at once, and deleting
+        // one pod of 10,000 indexes none.
+        let Some(pod) = find_by_name(views, &name) else {
             continue;
         };
         match predelete::check(pod, gate, world.hook_runs) {

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::inplace::PodView;
 use crate::names;
 use crate::planner::model::{Owner, PlanInput, RevisionPlan};
+use crate::planner::rules::pod_revisions::PodRevisions;
 use crate::planner::rules::revision_history::plan_revisions;
 
 /// The revisions of this reconcile.
@@ -25,8 +26,9 @@ pub struct Revisions {
 pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisions {
     let gd = world.gd;
     let template = serde_json::to_value(&gd.spec.template).unwrap_or(Value::Null);
-    // Borrowed: 10,000 pods share a revision or two, and cloning each name cost more than the set.
-    let in_use: BTreeSet<&str> = views.iter().filter_map(|p| p.revision.as_deref()).collect();
+    // 10,000 pods share a revision or two: one pass names each once.
+    let on = PodRevisions::of(views);
+    let in_use: BTreeSet<&str> = on.any.iter().copied().collect();
     let mut plan = plan_revisions(
         owner,
         &template,
@@ -49,14 +51,8 @@ pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisi
             .insert(names::ANNOTATION_CHANGE_CAUSE.to_string(), cause.clone());
     }
     let update = plan.update.clone();
-    let current = plan
-        .order
-        .iter()
-        .find(|r| {
-            views
-                .iter()
-                .any(|p| !p.deleting && p.revision.as_deref() == Some(r.as_str()))
-        })
+    let current = on
+        .oldest_live(&plan.order)
         .cloned()
         .unwrap_or_else(|| update.clone());
     Revisions {

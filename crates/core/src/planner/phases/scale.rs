@@ -3,7 +3,7 @@
 //! the replica count apart from updates; it may not hold deletions back (the preDelete gate
 //! does, in [`super::gates`], for every deletion alike) nor touch the pods it keeps.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
@@ -104,21 +104,21 @@ pub fn scale(
             }
         }
     }
+    // Decoded once per revision, not once per pod: a scale-up creates up to 500 pods from one.
+    let mut decoded: BTreeMap<&str, Option<PodTemplateSpec>> = BTreeMap::new();
     for (i, new) in creates.iter().enumerate() {
-        match revisions
-            .plan
-            .templates
-            .get(&new.revision)
-            .map(|t| serde_json::from_value::<PodTemplateSpec>(t.clone()))
-        {
-            Some(Ok(t)) => {
-                let mut pod = new_pods::build(owner, &t, new, resolved.readiness_gate);
+        let template = decoded
+            .entry(new.revision.as_str())
+            .or_insert_with(|| decode_template(revisions, &new.revision));
+        match template {
+            Some(t) => {
+                let mut pod = new_pods::build(owner, t, new, resolved.readiness_gate);
                 if let Some(&at) = indices.get(i) {
                     pod_index::stamp(&mut pod, at);
                 }
                 out.create.push(pod);
             }
-            _ => out.problems.push(ConditionReport {
+            None => out.problems.push(ConditionReport {
                 condition: names::CONDITION_FAILED_SCALE,
                 reason: names::REASON_MISSING_REVISION,
                 message: format!(
@@ -138,4 +138,18 @@ pub fn scale(
         out.delete.push((name.clone(), reason));
     }
     out
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many stored templates this thread's plans decoded into a `PodTemplateSpec`.
+    pub(crate) static TEMPLATE_DECODES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The stored template of `revision`, decoded; `None` when there is none or it does not read.
+fn decode_template(revisions: &Revisions, revision: &str) -> Option<PodTemplateSpec> {
+    #[cfg(test)]
+    TEMPLATE_DECODES.with(|n| n.set(n.get() + 1));
+    let stored = revisions.plan.templates.get(revision)?;
+    serde_json::from_value(stored.clone()).ok()
 }

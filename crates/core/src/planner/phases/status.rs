@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::revisions::Revisions;
 use crate::api::{GameDeploymentStatus, HookCondition, HookPhase, UpdateStrategyType};
-use crate::inplace::{Decoded, MachineStep, State};
-use crate::planner::model::{ConditionReport, PlanInput, SortedPods};
+use crate::inplace::{Decoded, MachineStep, PodView, State};
+use crate::planner::model::{ConditionReport, PlanInput, SortedPods, position_by_name};
 use crate::planner::rules::adoption;
 use crate::planner::rules::canary_steps::Canary;
 use crate::planner::rules::conditions;
@@ -68,7 +68,7 @@ pub fn status(
             .records
             .iter()
             .filter(|d| {
-                matches!(d, Decoded::Valid(r) if r.revision == *update && r.state == State::Abandoned)
+                matches!(d, Decoded::Valid(r) if r.state == State::Abandoned && r.revision == *update)
             })
             .count() as i32,
         problems,
@@ -111,15 +111,8 @@ pub fn status(
             now: world.now,
         },
     );
-    let availability = views
-        .iter()
-        .filter(|p| p.ready)
-        .filter_map(|p| {
-            p.ready_since?
-                .checked_add(SignedDuration::from_secs(resolved.limits.min_ready_seconds))
-                .ok()
-        })
-        .filter(|t| *t > world.now);
+    let wait = SignedDuration::from_secs(resolved.limits.min_ready_seconds);
+    let availability = next_available(views, wait, world.now);
     let requeue_at = machines
         .iter()
         .filter_map(|(_, o)| o.wake_at)
@@ -130,14 +123,41 @@ pub fn status(
     (out, requeue_at)
 }
 
+/// The first time after `now` a Ready pod of `views` becomes available (Ready for `wait`).
+fn next_available(views: &[&PodView], wait: SignedDuration, now: Timestamp) -> Option<Timestamp> {
+    let ready_since = views
+        .iter()
+        .filter(|p| p.ready)
+        .filter_map(|p| p.ready_since);
+    match now.checked_sub(wait) {
+        // `since + wait > now` is `since > now - wait`: one addition, not one per pod. Adding is
+        // monotonic, so when the earliest such `since` overflows, every later one does too.
+        Ok(cutoff) => ready_since
+            .filter(|since| *since > cutoff)
+            .min()
+            .and_then(|since| since.checked_add(wait).ok()),
+        Err(_) => next_available_by_pod(ready_since, wait, now),
+    }
+}
+
+/// [`next_available`] pod by pod: for a `wait` so long `now - wait` is out of range.
+fn next_available_by_pod(
+    ready_since: impl Iterator<Item = Timestamp>,
+    wait: SignedDuration,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    ready_since
+        .filter_map(|since| since.checked_add(wait).ok())
+        .filter(|t| *t > now)
+        .min()
+}
+
 /// Whether a pod's machine wrote a new checkpoint in this reconcile: progress the counts may
 /// not show yet (a pod taken out of endpoints, its images patched).
 fn machines_moved(observed: &SortedPods, machines: &[(String, MachineStep)], update: &str) -> bool {
     machines.iter().any(|(pod, step)| {
-        observed
-            .views
-            .binary_search_by(|v| v.name.as_str().cmp(pod))
-            .is_ok_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
+        position_by_name(&observed.views, pod)
+            .is_some_and(|i| progress_deadline::machine_moved(observed.records[i], step, update))
     })
 }
 
@@ -161,4 +181,54 @@ fn hook_conditions(
             phase: *phase,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over Ready times around `now` and waits up to the ends of the timestamp range, the
+    /// one-addition answer is the pod-by-pod one.
+    #[test]
+    fn the_next_availability_is_the_pod_by_pod_one() {
+        let now: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
+        let offsets = [-7200, -601, -600, -599, -30, -1, 0, 1, 30, 3600];
+        let sinces: Vec<Timestamp> = offsets
+            .iter()
+            .map(|s| now + SignedDuration::from_secs(*s))
+            .chain([Timestamp::MIN, Timestamp::MAX])
+            .collect();
+        let waits = [
+            0,
+            1,
+            30,
+            600,
+            7200,
+            i64::from(i32::MAX),
+            400_000_000_000,
+            -5,
+        ];
+        for wait in waits.map(SignedDuration::from_secs) {
+            for n in 0..sinces.len() {
+                let views: Vec<PodView> = (sinces[n..].iter().chain(&sinces[..n]))
+                    .enumerate()
+                    .map(|(i, since)| PodView {
+                        name: format!("p{i}"),
+                        ready: i % 4 != 3,
+                        ready_since: (i % 5 != 4).then_some(*since),
+                        ..Default::default()
+                    })
+                    .collect();
+                let refs: Vec<&PodView> = views.iter().collect();
+                let by_pod = next_available_by_pod(
+                    refs.iter()
+                        .filter(|p| p.ready)
+                        .filter_map(|p| p.ready_since),
+                    wait,
+                    now,
+                );
+                assert_eq!(next_available(&refs, wait, now), by_pod, "wait {wait:?}");
+            }
+        }
+    }
 }

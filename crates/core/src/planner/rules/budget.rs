@@ -68,31 +68,38 @@ pub fn rollout_targets(
     limits: Limits,
     now: Timestamp,
 ) -> RolloutTargets {
-    let live: Vec<&PodView> = pods.iter().filter(|p| !p.deleting).copied().collect();
-    let updated = live
-        .iter()
-        .filter(|p| p.revision.as_deref() == Some(update_revision))
-        .count() as i32;
-    let mut candidates: Vec<&PodView> = live
-        .iter()
-        .copied()
-        .filter(|p| p.revision.as_deref() != Some(update_revision))
-        .collect();
-    sort_active(&mut candidates);
-    // In-flight pods first, so a pod being updated is never swapped for another mid-way.
-    candidates.sort_by_key(|p| !in_flight.contains(&p.name));
-
+    // One pass: the live pods, those already updated, and the candidates (the others).
+    let (mut live, mut updated) = (0i32, 0i32);
+    let mut candidates: Vec<&PodView> = Vec::new();
+    for p in pods.iter().filter(|p| !p.deleting) {
+        live += 1;
+        if p.revision.as_deref() == Some(update_revision) {
+            updated += 1;
+        } else {
+            candidates.push(p);
+        }
+    }
     let partition = limits.partition.clamp(0, limits.replicas.max(0));
     let room = (limits.replicas - partition - updated).max(0);
     let movable = (candidates.len() as i32 - partition).max(0);
     let count = room.min(movable) as usize;
+    if count == 0 {
+        // Nothing moves (a settled GameDeployment): no order to work out, no budget to spend.
+        return RolloutTargets::default();
+    }
+    sort_active(&mut candidates);
+    // In-flight pods first, so a pod being updated is never swapped for another mid-way.
+    candidates.sort_by_key(|p| !in_flight.contains(&p.name));
     let targets: Vec<&PodView> = candidates.into_iter().take(count).collect();
 
-    let budget = limits.max_unavailable.max(0) + (live.len() as i32 - limits.replicas).max(0);
+    let budget = limits.max_unavailable.max(0) + (live - limits.replicas).max(0);
     let ready_by = ReadyBy::new(limits.min_ready_seconds, now);
     let counts_unavailable =
         |p: &PodView| !is_available_by(p, ready_by) || in_flight.contains(&p.name);
-    let mut unavailable = live.iter().filter(|p| counts_unavailable(p)).count() as i32;
+    let mut unavailable = pods
+        .iter()
+        .filter(|p| !p.deleting && counts_unavailable(p))
+        .count() as i32;
     let mut may_start = BTreeSet::new();
     for p in &targets {
         if counts_unavailable(p) {

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::budget::{ReadyBy, is_available_by};
+use super::pod_revisions::PodRevisions;
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
 use crate::inplace::PodView;
 use crate::names;
@@ -71,16 +72,9 @@ impl Counts {
 
 /// Computes the status to write.
 pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
-    let active: Vec<&PodView> = o.pods.iter().filter(|p| !p.deleting).copied().collect();
-    let counts = Counts::of(&active, o.update_revision, o.min_ready_seconds, o.now);
-    let current_revision = o
-        .revisions
-        .iter()
-        .find(|r| {
-            active
-                .iter()
-                .any(|p| p.revision.as_deref() == Some(r.as_str()))
-        })
+    let counts = Counts::of(o.pods, o.update_revision, o.min_ready_seconds, o.now);
+    let current_revision = PodRevisions::of(o.pods)
+        .oldest_live(o.revisions)
         .cloned()
         .unwrap_or_else(|| o.update_revision.to_string());
     let mut status = o.previous.cloned().unwrap_or_default();

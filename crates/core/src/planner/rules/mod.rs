@@ -12,6 +12,7 @@
 //! - `order`: the kube "active pods" order the original uses for updates and scale-down.
 //! - [`outcome`]: what the outcomes of a plan's writes mean (retry, report, skip).
 //! - `pod_index`: the pod index annotation and `POD_INDEX`.
+//! - `pod_revisions`: which revisions the pods are on, each named once.
 //! - `progress_deadline`: `spec.progressDeadlineSeconds`: when the rollout stopped progressing.
 //! - `predelete`: the preDelete hook gate every deletion passes.
 //! - [`replicas`]: how many pods to create or delete, and which.
@@ -29,6 +30,7 @@ pub mod new_pods;
 pub(crate) mod order;
 pub mod outcome;
 pub(crate) mod pod_index;
+pub(crate) mod pod_revisions;
 pub(crate) mod predelete;
 pub(crate) mod progress_deadline;
 pub mod replicas;

@@ -66,36 +66,35 @@ pub(crate) fn replica_diff(
     input: &ReplicaInput,
     suffix: &mut dyn FnMut() -> String,
 ) -> ReplicaDiff {
-    let live: Vec<&PodView> = input.pods.iter().filter(|p| !p.deleting).copied().collect();
     let mut plan = ReplicaDiff::default();
 
     // Pods named in podsToDelete go first; their replacements are created below.
     let named: BTreeSet<&str> = input.pods_to_delete.iter().map(String::as_str).collect();
-    plan.delete.extend(
-        live.iter()
-            .filter(|p| named.contains(p.name.as_str()))
-            .map(|p| p.name.clone()),
-    );
-    let remaining: Vec<&PodView> = live
-        .iter()
-        .copied()
-        .filter(|p| !named.contains(p.name.as_str()))
-        .collect();
+    let live = || input.pods.iter().copied().filter(|p| !p.deleting);
+    if !named.is_empty() {
+        plan.delete.extend(
+            live()
+                .filter(|p| named.contains(p.name.as_str()))
+                .map(|p| p.name.clone()),
+        );
+    }
+    // The pods that remain, walked again only when some are deleted (no copies otherwise).
+    let remaining = || live().filter(|p| !named.contains(p.name.as_str()));
 
-    let old = remaining
-        .iter()
-        .filter(|p| p.revision.as_deref() != Some(input.update_revision))
-        .count() as i32;
-    let updating = old > 0 && input.current_revision != input.update_revision;
     // Surge covers only the new pods not yet available: once `replicas - partition` pods run
     // the update revision and serve, the old pods beyond `replicas` are surplus and scale down
     // (old first). Counting unavailable new pods as missing keeps maxUnavailable 0 honest.
     let ready_by = ReadyBy::new(input.min_ready_seconds, input.now);
-    let new = remaining
-        .iter()
-        .filter(|p| p.revision.as_deref() == Some(input.update_revision))
-        .filter(|p| is_available_by(p, ready_by))
-        .count() as i32;
+    let (mut kept, mut old, mut new) = (0i32, 0i32, 0i32);
+    for p in remaining() {
+        kept += 1;
+        if p.revision.as_deref() != Some(input.update_revision) {
+            old += 1;
+        } else if is_available_by(p, ready_by) {
+            new += 1;
+        }
+    }
+    let updating = old > 0 && input.current_revision != input.update_revision;
     let replicas = input.replicas.max(0);
     let missing_new = (replicas - input.partition.clamp(0, replicas) - new).max(0);
     let surge = if updating {
@@ -104,7 +103,7 @@ pub(crate) fn replica_diff(
         0
     };
     let desired = input.replicas.max(0) + surge;
-    let diff = desired - remaining.len() as i32;
+    let diff = desired - kept;
 
     if diff > 0 {
         let mut taken: BTreeSet<String> = input.pods.iter().map(|p| p.name.clone()).collect();
@@ -112,7 +111,7 @@ pub(crate) fn replica_diff(
         let mut old_needed = (input.partition.min(input.replicas) - old).max(0);
         for _ in 0..diff
             .min(MAX_CREATES_PER_PLAN)
-            .min(wave_room(input, &remaining))
+            .min(wave_room(input, remaining()))
         {
             let (name, id) = fresh_name(input.name, &mut taken, suffix);
             let revision = if old_needed > 0 && input.current_revision != input.update_revision {
@@ -128,7 +127,8 @@ pub(crate) fn replica_diff(
             });
         }
     } else if diff < 0 {
-        let mut victims = remaining;
+        // The deletion order is worked out only here, when something is deleted.
+        let mut victims: Vec<&PodView> = remaining().collect();
         victims.sort_by(|a, b| deletion_order(a, b, input));
         plan.delete.extend(
             victims
@@ -144,11 +144,11 @@ pub(crate) fn replica_diff(
 /// that many pods, and a wave is under way while pods (kept ones, not being deleted) are not
 /// Ready, so the next pods are created as earlier ones become Ready, as CloneSet's
 /// `scaleStrategy.maxUnavailable` holds scale-ups back.
-fn wave_room(input: &ReplicaInput, remaining: &[&PodView]) -> i32 {
+fn wave_room<'p>(input: &ReplicaInput, remaining: impl Iterator<Item = &'p PodView>) -> i32 {
     match input.create_batch {
         None => i32::MAX,
         Some(batch) => {
-            let unready = remaining.iter().filter(|p| !p.ready).count() as i32;
+            let unready = remaining.filter(|p| !p.ready).count() as i32;
             (batch.max(1) - unready).max(0)
         }
     }
