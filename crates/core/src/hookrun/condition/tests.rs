@@ -369,10 +369,11 @@ fn one_comprehension_over_the_largest_answer_works() {
     );
 }
 
-/// Evaluations near the budget, in shapes whose real work is close to their estimate,
-/// take well under a second in the debug build.
+/// The budget bounds the work by the estimate, not by a clock: in shapes whose real work is
+/// close to their estimate, the largest answer within the budget is evaluated, and one four
+/// times larger is refused before it runs (a wall-time bound failed on a loaded machine).
 #[test]
-fn an_evaluation_at_the_budget_is_quick() {
+fn an_evaluation_at_the_budget_runs_and_past_it_is_refused() {
     for text in [
         "result.all(x, x >= 0)",
         "result.all(x, x >= 0 && x < 100000000 && x != -3 && x + 1 > 0)",
@@ -390,12 +391,9 @@ fn an_evaluation_at_the_budget_is_quick() {
         while c.success.as_ref().unwrap().cost(Sizes::of(&answer(n * 2))) <= COST_BUDGET {
             n *= 2;
         }
-        let cost = c.success.as_ref().unwrap().cost(Sizes::of(&answer(n)));
-        let started = std::time::Instant::now();
-        let outcome = c.evaluate(answer(n), None);
-        let took = started.elapsed();
-        eprintln!("{text}: {n} elements, cost {cost}: {took:?}, {outcome:?}");
-        assert!(took < std::time::Duration::from_secs(1), "{text}: {took:?}");
+        if let Evaluation::Error(m) = c.evaluate(answer(n), None) {
+            panic!("{text}: {n} elements are within the budget: {m}");
+        }
         match c.evaluate(answer(n * 4), None) {
             Evaluation::Error(m) => assert!(m.contains("budget"), "{m}"),
             other => panic!("{text}: {other:?}"),
