@@ -12,6 +12,7 @@ mod hook_run_view;
 mod input;
 mod owner;
 mod report;
+mod roster;
 mod sorted_pods;
 
 pub use cached_pod::CachedPod;
@@ -24,4 +25,5 @@ pub use hook_run_view::HookRunView;
 pub use input::{NodeFacts, PlanInput};
 pub use owner::Owner;
 pub use report::ConditionReport;
+pub use roster::{Controlled, MachineCounts, Roster, machine_state};
 pub(crate) use sorted_pods::SortedPods;
