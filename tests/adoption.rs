@@ -377,3 +377,40 @@ async fn scale_down_deletes_pods_on_the_cheapest_nodes_first() {
     );
     c.operator.shutdown().await;
 }
+
+/// Claiming evaluates the selector on a pod when it joins the GameDeployment or changes labels,
+/// not on every pod at every reconcile (issue 27: a reconcile costs what changed).
+#[tokio::test(start_paused = true)]
+async fn claiming_evaluates_the_selector_once_per_new_or_relabelled_pod() {
+    let c = cluster().await;
+    c.gds
+        .create(&PostParams::default(), &game(5, false))
+        .await
+        .unwrap();
+    wait_for("five pods are created and counted", || async {
+        c.live_owned().await.len() == 5 && c.status_replicas().await == Some(5)
+    })
+    .await;
+    // Reconciles that find nothing new: a change of the GameDeployment's own labels, twice.
+    for round in 0..2 {
+        let patch = json!({"metadata": {"labels": {"round": round.to_string()}}});
+        c.gds
+            .patch(GD, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    // One pod relabelled, still matching; another's annotations changed.
+    let names: Vec<String> = c.live_owned().await.iter().map(|p| p.name_any()).collect();
+    let relabel = json!({"metadata": {"labels": {"extra": "yes"}}});
+    let annotate = json!({"metadata": {"annotations": {"note": "yes"}}});
+    for (name, patch) in [(&names[0], relabel), (&names[1], annotate)] {
+        c.pods
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let ctx = c.operator.shutdown().await.expect("the operator ran");
+    assert_eq!(ctx.selector_evaluations(), 5 + 1);
+}

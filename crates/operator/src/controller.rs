@@ -1,8 +1,10 @@
 //! The reconcile loop on kube-runtime's `Controller`: GameDeployments are the primary resource;
-//! Pods, ControllerRevisions and HookRuns are watched once each through reflectors whose caches
-//! the reconcile reads (no GETs of pods), and whose events trigger the owning GameDeployment
-//! (for a pod without a controller: every GameDeployment that would adopt it). Node metadata
-//! is cached for node deletion costs; node changes trigger nothing.
+//! Pods, ControllerRevisions and HookRuns are watched once each into caches the reconcile
+//! reads (no GETs of pods), and their events trigger the owning GameDeployment (for a pod
+//! without a controller: every GameDeployment that would adopt it). Pods are cached in the
+//! roster (`roster.rs`), which hands a reconcile its GameDeployment's pods without a pass over
+//! the namespace. Nodes are cached as the deletion costs and facts planning reads
+//! (`nodes.rs`); node changes trigger nothing.
 //! A reconcile requeues exactly when a timer in the plan is due (grace end, deadline,
 //! minReadySeconds), never by polling. Each reconcile runs in a `reconcile` span naming its
 //! GameDeployment and what woke it (`trigger.rs`).
@@ -14,7 +16,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,16 +40,18 @@ use crate::hookruns::providers::{Measure, Providers};
 use crate::hookruns::templates::TemplateChecks;
 use crate::hookruns::{self, HookRunContext};
 use crate::metrics::{ErrorKind, GdLabels, Metrics};
+use crate::nodes::SharedNodes;
+use crate::roster::SharedRoster;
 use crate::trigger::Wake;
 use crate::watch::{api, lenient_watcher, reflect};
 use crate::write_gate::WriteGate;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
-use gamedeploy_core::planner::model::{CachedPod, HookRunView, NodeFacts, Plan, PlanInput};
+use gamedeploy_core::planner::model::machine_state;
+use gamedeploy_core::planner::model::{CachedPod, Controlled, HookRunView, Plan, PlanInput};
 use gamedeploy_core::planner::plan;
-use gamedeploy_core::planner::rules::adoption::{self, controlled_by};
+use gamedeploy_core::planner::rules::adoption::{self, RosterClaim, controlled_by};
 use gamedeploy_core::planner::rules::outcome::StatusWrite;
-use gamedeploy_core::planner::rules::replicas;
 pub use memory::MIN_RECONCILE_INTERVAL;
 use memory::{Memories, STATUS_WATCH_WAIT};
 
@@ -66,14 +70,13 @@ fn retry_delay(attempt: u32) -> Duration {
         .min(MAX_RETRY_AFTER_FAILED_WRITE)
 }
 
-/// The reflector caches a reconcile reads.
+/// The caches a reconcile reads.
 pub struct Caches {
-    pub pods: Store<CachedPod>,
+    pub pods: SharedRoster,
     pub revisions: Store<ControllerRevision>,
     pub hook_runs: Store<HookRun>,
     pub hook_templates: Store<HookTemplate>,
-    /// Nodes projected by [`node_projection`]: metadata, schedulability, cpu/memory allocatable.
-    pub nodes: Store<Node>,
+    pub nodes: SharedNodes,
 }
 
 impl Caches {
@@ -102,7 +105,8 @@ impl Caches {
 /// The watches that fill [`Caches`]: the first three trigger reconciles, the last two only
 /// keep their caches.
 struct CacheWatches {
-    pods: BoxStream<'static, watcher::Result<CachedPod>>,
+    /// Each pod once it is in the roster.
+    pods: BoxStream<'static, watcher::Result<Arc<CachedPod>>>,
     revisions: BoxStream<'static, watcher::Result<ControllerRevision>>,
     hook_runs: BoxStream<'static, watcher::Result<HookRun>>,
     hook_templates: BoxStream<'static, watcher::Result<watcher::Event<HookTemplate>>>,
@@ -113,7 +117,8 @@ struct CacheWatches {
 fn watch_caches(client: &kube::Client, ns: Option<&str>) -> (Caches, CacheWatches) {
     let cfg = watcher::Config::default();
     // Each pod is projected (view and record derived) as it arrives: see `CachedPod`.
-    let (pods, pod_events) = reflect(watcher(api::<CachedPod>(client, ns), cfg.clone()));
+    let pods = SharedRoster::default();
+    let pod_events = pods.reflect(watcher(api::<CachedPod>(client, ns), cfg.clone()));
     let (revisions, rev_events) = reflect(
         lenient_watcher(api::<Lenient<ControllerRevision>>(client, ns), cfg.clone())
             .modify(for_cache),
@@ -125,10 +130,10 @@ fn watch_caches(client: &kube::Client, ns: Option<&str>) -> (Caches, CacheWatche
     let (hook_templates, template_events) = reflect(
         lenient_watcher(api::<Lenient<HookTemplate>>(client, ns), cfg.clone()).modify(for_cache),
     );
-    let nodes_api = Api::<Node>::all(client.clone());
-    let (nodes, node_events) = reflect(watcher(nodes_api, cfg).modify(node_projection));
+    let nodes = SharedNodes::default();
+    let node_events = nodes.reflect(watcher(Api::<Node>::all(client.clone()), cfg));
     let watches = CacheWatches {
-        pods: pod_events.default_backoff().touched_objects().boxed(),
+        pods: pod_events.default_backoff().boxed(),
         revisions: rev_events.default_backoff().touched_objects().boxed(),
         hook_runs: hook_events.default_backoff().touched_objects().boxed(),
         hook_templates: template_events.default_backoff().boxed(),
@@ -146,8 +151,9 @@ fn watch_caches(client: &kube::Client, ns: Option<&str>) -> (Caches, CacheWatche
 
 /// What one reconcile read from the caches for one GameDeployment (no API requests).
 pub struct CachedObjects {
-    /// Pods of its namespace, shared with the cache (claiming decides which are its own).
-    pub pods: Vec<Arc<CachedPod>>,
+    /// Its pods as claiming decided from the roster: those it keeps, in name order and shared
+    /// with the cache, and the orphans to adopt and pods to release.
+    pub pods: RosterClaim,
     pub revisions: Vec<ControllerRevision>,
     pub hook_runs: BTreeMap<String, HookRunView>,
     /// HookTemplates of its namespace, by name: the planner builds HookRuns from them.
@@ -160,8 +166,8 @@ pub struct Context {
     pub clock: SharedClock,
     pub events: Events,
     caches: Caches,
-    /// Unparsable node deletion costs already warned about, by (node, value).
-    bad_costs: Mutex<BTreeSet<(String, String)>>,
+    /// Evaluations of a selector on a pod by claiming, since start.
+    selector_evaluations: AtomicUsize,
     rng: Mutex<fastrand::Rng>,
     writes: Mutex<Writes>,
     /// What is remembered of each GameDeployment between its reconciles.
@@ -190,7 +196,7 @@ impl Context {
             client,
             clock,
             caches,
-            bad_costs: Mutex::new(BTreeSet::new()),
+            selector_evaluations: AtomicUsize::new(0),
             rng: Mutex::new(fastrand::Rng::with_seed(seed)),
             writes: Mutex::new(Writes::default()),
             memory: Memories::default(),
@@ -232,6 +238,13 @@ impl Context {
     /// Writes made since start, for budgets and reports.
     pub fn writes(&self) -> Writes {
         self.writes.lock().map(|w| *w).unwrap_or_default()
+    }
+
+    /// How many times claiming evaluated a selector on a pod since start: on the pods that
+    /// are new to their GameDeployment or changed labels, and on orphans (see
+    /// `adoption::claim_from`).
+    pub fn selector_evaluations(&self) -> usize {
+        self.selector_evaluations.load(Ordering::Relaxed)
     }
 
     fn add_writes(&self, writes: Writes) {
@@ -285,60 +298,6 @@ impl Context {
         Ok((writes, due))
     }
 
-    /// Node deletion costs from the node cache; a value that is not an integer is ignored,
-    /// with one warning per node and value.
-    fn node_costs(&self) -> BTreeMap<String, i64> {
-        let mut costs = BTreeMap::new();
-        for node in self.caches.nodes.state() {
-            let name = node.name_any();
-            match replicas::node_cost(node.metadata.annotations.as_ref()) {
-                Ok(Some(cost)) => {
-                    costs.insert(name, cost);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let new = self
-                        .bad_costs
-                        .lock()
-                        .is_ok_and(|mut seen| seen.insert((name.clone(), e.value.clone())));
-                    if new {
-                        tracing::warn!(node = %name, "{e}; the node counts as having no cost");
-                    }
-                }
-            }
-        }
-        costs
-    }
-
-    /// Each node's schedulability and cpu/memory allocatable, from the node cache.
-    fn node_facts(&self) -> BTreeMap<String, NodeFacts> {
-        self.caches
-            .nodes
-            .state()
-            .iter()
-            .map(|node| {
-                let schedulable = !node
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.unschedulable)
-                    .unwrap_or(false);
-                let allocatable = node
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.allocatable.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.0.clone()))
-                    .collect();
-                let facts = NodeFacts {
-                    schedulable,
-                    allocatable,
-                };
-                (node.name_any(), facts)
-            })
-            .collect()
-    }
-
     fn suffix(&self) -> String {
         // Pod-name suffixes in the alphabet Kubernetes uses for generated names.
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -347,32 +306,6 @@ impl Context {
             .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
             .collect()
     }
-}
-
-/// What the node cache keeps of a Node: its metadata (the deletion-cost annotation),
-/// `spec.unschedulable` and the cpu/memory of `status.allocatable` (read-only; whether a pod
-/// whose resize is infeasible could be recreated somewhere).
-pub fn node_projection(node: &mut Node) {
-    for_cache(node);
-    let unschedulable = node.spec.as_ref().and_then(|s| s.unschedulable);
-    node.spec = Some(k8s_openapi::api::core::v1::NodeSpec {
-        unschedulable,
-        ..Default::default()
-    });
-    let allocatable = node
-        .status
-        .as_ref()
-        .and_then(|s| s.allocatable.as_ref())
-        .map(|a| {
-            a.iter()
-                .filter(|(k, _)| gamedeploy_core::inplace::RESIZABLE.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        });
-    node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
-        allocatable,
-        ..Default::default()
-    });
 }
 
 /// What the caches keep of an object: everything but `managedFields`, which the operator
@@ -416,11 +349,6 @@ fn note_owner<K: Resource>(memory: &Memories, owned: &watcher::Result<K>) {
             memory.note(&owner.uid, Wake::Owned);
         }
     }
-}
-
-/// The claim's pods as plain references, for the IO edge.
-fn as_pods<'a>(pods: &[&'a Arc<CachedPod>]) -> Vec<&'a CachedPod> {
-    pods.iter().map(|p| -> &'a CachedPod { p }).collect()
 }
 
 /// How one reconcile ended: when it runs again (`None`: on a change only), and whether a write
@@ -510,14 +438,8 @@ async fn reconcile_once(
         StoredGameDeployment::Undecodable(u) => {
             tracing::warn!(reason = %u.reason, "cannot decode the spec");
             let uid = stored.uid().unwrap_or_default();
-            let ns = stored.namespace();
-            let owned: Vec<Arc<CachedPod>> = ctx
-                .caches
-                .pods
-                .state()
-                .into_iter()
-                .filter(|p| p.meta().namespace == ns && controlled_by(p.as_ref(), &uid))
-                .collect();
+            let ns = stored.namespace().unwrap_or_default();
+            let owned = ctx.caches.pods.lock().controlled(&ns, &uid).pods;
             let now = ctx.clock.now();
             let plan = plan::plan_undecodable(u, &owned, now);
             let (writes, status_due) = ctx.execute(&stored, &owned, plan, now).await?;
@@ -542,18 +464,15 @@ async fn reconcile_decoded(
     if let Some(due) = ctx.memory.too_soon(&uid, now) {
         return Ok(Done::requeue(until(now, due)));
     }
-    let CachedObjects {
-        pods: in_namespace,
-        revisions,
-        hook_runs,
-        hook_templates,
-    } = observe(&gd, ctx);
     // The whole reconcile waits, not only its creates and deletes: a plan made from a pod set
     // that lacks the operator's own writes is wrong beyond its counts (status would go
     // backwards, maxUnavailable and preDelete victims would be chosen from a set about to
     // change). The wait is the watch's lag: the event that satisfies the last expectation
-    // triggers the next reconcile, and the timeout bounds it if that event is lost.
-    if let Some(expires) = ctx.expectations.unsatisfied(&uid, &in_namespace, now) {
+    // triggers the next reconcile, and the timeout bounds it if that event is lost. The pods
+    // are read after this look at the roster, so they show at least what it saw.
+    let ns = gd.namespace().unwrap_or_default();
+    let unsatisfied = (ctx.expectations).unsatisfied(&uid, &ns, &ctx.caches.pods.lock(), now);
+    if let Some(expires) = unsatisfied {
         tracing::debug!("waiting for the pod watch to show our writes");
         return Ok(Done::requeue(until(now, expires)));
     }
@@ -566,31 +485,36 @@ async fn reconcile_decoded(
         tracing::debug!("waiting for the watch to show our status write");
         return Ok(Done::requeue(STATUS_WATCH_WAIT));
     }
-    let Some(pods) = claimed_pods(&gd, in_namespace, ctx).await else {
+    let CachedObjects {
+        pods: claim,
+        revisions,
+        hook_runs,
+        hook_templates,
+    } = observe(&gd, ctx);
+    let Some(Controlled { pods, counts }) = claimed_pods(&gd, claim, ctx).await else {
         // Planning without a pod we failed to adopt would create its replacement.
         return Ok(Done {
             write_failed: true,
             ..Done::requeue(RETRY_AFTER_FAILED_WRITE)
         });
     };
-    let node_costs = ctx.node_costs();
-    let nodes = ctx.node_facts();
+    let nodes = ctx.caches.nodes.read();
     let world = PlanInput {
         gd: &gd,
         pods: &pods,
         revisions: &revisions,
         hook_runs: &hook_runs,
         hook_templates: &hook_templates,
-        node_costs: &node_costs,
+        node_costs: &nodes.costs,
         resize_supported: ctx.resize_supported,
-        nodes: &nodes,
+        nodes: &nodes.facts,
         now,
     };
     let plan = plan::plan(&world, &mut || ctx.suffix());
     let requeue_at = plan.requeue_at;
     let status = plan.status().cloned();
     let labels = labels_of(stored);
-    ctx.metrics.machines(&labels, &machine_counts(&pods));
+    ctx.metrics.machines(&labels, &counts);
     let (writes, status_due) = ctx.execute(stored, &pods, plan, now).await?;
     if let Some(status) = &status {
         let desired = gd.spec.replicas.unwrap_or_default();
@@ -611,43 +535,36 @@ async fn reconcile_decoded(
     ))
 }
 
-/// The pods `gd` plans with: those it owns after adopting and releasing what its selector
-/// says (the cache's own Arcs: copying 10,000 pods took longer than planning them). `None`
-/// when a claim write failed.
+/// The pods `gd` plans with, counted per in-place state: those it keeps after adopting and
+/// releasing what claiming decided (the cache's own Arcs: copying 10,000 pods took longer than
+/// planning them). `None` when a claim write failed.
 async fn claimed_pods(
     gd: &GameDeployment,
-    in_namespace: Vec<Arc<CachedPod>>,
+    claim: RosterClaim,
     ctx: &Context,
-) -> Option<Vec<Arc<CachedPod>>> {
-    let uid = gd.uid().unwrap_or_default();
-    match adoption::claim(gd, &in_namespace) {
-        Ok(claim) => {
-            let (adopt, release) = (as_pods(&claim.adopt), as_pods(&claim.release));
-            let claimed = claim::execute(ctx.io(), gd, &adopt, &release).await;
-            ctx.add_writes(claimed.writes);
-            if claimed.writes.failed > 0 {
-                return None;
-            }
-            Some(
-                claim
-                    .owned
-                    .into_iter()
-                    .cloned()
-                    .chain(claimed.adopted.into_iter().map(|p| Arc::new(p.into())))
-                    .collect(),
-            )
-        }
-        Err(e) => {
-            // The plan refuses this spec and says why; meanwhile no pod changes hands.
-            tracing::debug!(error = %e, "not claiming pods");
-            Some(
-                in_namespace
-                    .into_iter()
-                    .filter(|p| controlled_by(p.as_ref(), &uid))
-                    .collect(),
-            )
-        }
+) -> Option<Controlled> {
+    (ctx.selector_evaluations).fetch_add(claim.evaluated, Ordering::Relaxed);
+    if let Some(e) = &claim.refused {
+        // The plan refuses this spec and says why; meanwhile no pod changes hands.
+        tracing::debug!(error = %e, "not claiming pods");
+        return Some(claim.owned);
     }
+    let adopt: Vec<&CachedPod> = claim.adopt.iter().map(|p| p.as_ref()).collect();
+    let release: Vec<&CachedPod> = claim.release.iter().map(|p| p.as_ref()).collect();
+    let claimed = claim::execute(ctx.io(), gd, &adopt, &release).await;
+    ctx.add_writes(claimed.writes);
+    if claimed.writes.failed > 0 {
+        return None;
+    }
+    let mut owned = claim.owned;
+    for pod in claimed.adopted {
+        let pod = Arc::new(CachedPod::from(pod));
+        if let Some(state) = machine_state(&pod) {
+            *owned.counts.entry(state).or_default() += 1;
+        }
+        owned.pods.push(pod);
+    }
+    Some(owned)
 }
 
 /// A GameDeployment's metric labels.
@@ -658,41 +575,20 @@ fn labels_of(stored: &StoredGameDeployment) -> GdLabels {
     }
 }
 
-/// How many of `pods` are in each in-place state, from their decoded state annotations (a pod
-/// without one has never been updated in place and is not counted).
-fn machine_counts(pods: &[Arc<CachedPod>]) -> BTreeMap<gamedeploy_core::inplace::State, i64> {
-    use gamedeploy_core::inplace::{Decoded, State};
-    let mut counts = BTreeMap::new();
-    for pod in pods {
-        let state = match pod.decoded() {
-            Decoded::Missing => continue,
-            Decoded::Valid(r) => r.state,
-            Decoded::Unsupported { .. } | Decoded::Corrupt { .. } => State::Unknown,
-        };
-        *counts.entry(state).or_default() += 1;
-    }
-    counts
-}
-
 /// The wait from `now` to `t` (none if `t` is past).
 fn until(now: jiff::Timestamp, t: jiff::Timestamp) -> Duration {
     let wait = t.duration_since(now).max(jiff::SignedDuration::ZERO);
     Duration::try_from(wait).unwrap_or(Duration::from_secs(1))
 }
 
-/// Reads one GameDeployment's namespace pods, revisions, HookRuns and HookTemplates from the
-/// caches.
+/// Reads one GameDeployment's pods (claimed from the roster), revisions, HookRuns and
+/// HookTemplates from the caches.
 pub fn observe(gd: &GameDeployment, ctx: &Context) -> CachedObjects {
     let uid = gd.uid().unwrap_or_default();
     let ns = gd.namespace();
     let caches = &ctx.caches;
     CachedObjects {
-        pods: caches
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.meta().namespace == ns)
-            .collect(),
+        pods: adoption::claim_from(gd, &mut caches.pods.lock()),
         revisions: caches
             .revisions
             .state()
@@ -863,7 +759,7 @@ async fn gamedeployments(
     let (pod_ctx, rev_ctx, hook_ctx) = (ctx.clone(), ctx.clone(), ctx.clone());
     let reconciles = Controller::for_stream(gd_stream, gds.clone())
         .with_config(config)
-        .watches_stream(watches.pods, move |pod| {
+        .watches_shared_stream(watches.pods.filter_map(passed), move |pod| {
             pod_ctx.expectations.observe(&pod);
             pod_triggers(&gds, &pod, &pod_ctx.memory)
         })
@@ -886,13 +782,7 @@ async fn gamedeployments(
                     gamedeployment = %obj.name,
                     "reconciled"
                 ),
-                // A failing watch is a lost or refusing cluster: say so (watches back off).
-                Err(kube::runtime::controller::Error::QueueError(e)) => {
-                    tracing::warn!(
-                        "watching the cluster failed: {}; retrying",
-                        crate::describe(&e)
-                    )
-                }
+                Err(kube::runtime::controller::Error::QueueError(e)) => watch_failed(&e),
                 Err(e) => tracing::debug!(error = %e, "controller event"),
             }
         });
@@ -912,6 +802,19 @@ async fn gamedeployments(
         () = stopped_unsynced => {}
     }
     ctx
+}
+
+/// A failing watch is a lost or refusing cluster: say so (watches back off).
+fn watch_failed(e: &watcher::Error) {
+    tracing::warn!(
+        "watching the cluster failed: {}; retrying",
+        crate::describe(e)
+    )
+}
+
+/// What passed a watch, its failure said.
+fn passed<T>(item: watcher::Result<T>) -> futures::future::Ready<Option<T>> {
+    futures::future::ready(item.inspect_err(watch_failed).ok())
 }
 
 /// The GameDeployment watch, held back until `caches_synced`. It is ours, not the

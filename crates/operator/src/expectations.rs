@@ -21,11 +21,10 @@
 //! gone, or the updated pod at a new version; when its request fails; or [`TIMEOUT`] after it
 //! was raised, so a lost watch event cannot hold a GameDeployment forever.
 
-use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
-use gamedeploy_core::planner::model::CachedPod;
+use gamedeploy_core::planner::model::{CachedPod, Roster};
 use jiff::{SignedDuration, Timestamp};
 use kube::{Resource, ResourceExt};
 
@@ -142,46 +141,27 @@ impl Expectations {
     }
 
     /// When `owner`'s expectations expire, if some are still unsatisfied by `cached`, the
-    /// pods of its namespace in the watch cache; `None` when it may scale.
+    /// pod cache, in its namespace `ns`; `None` when it may scale. Each awaited pod is looked
+    /// up by name or uid: nothing passes over the namespace's pods.
     pub fn unsatisfied(
         &self,
         owner: &str,
-        cached: &[impl Borrow<CachedPod>],
+        ns: &str,
+        cached: &Roster,
         now: Timestamp,
     ) -> Option<Timestamp> {
         let mut all = self.lock();
         let p = all.get_mut(owner)?;
-        // Only what is awaited is looked up: this runs on every reconcile over every cached
-        // pod of the namespace, and most of the time only one kind of write is pending.
-        if !p.creates.is_empty() {
-            let names: BTreeSet<&str> = cached
-                .iter()
-                .filter_map(|c| c.borrow().meta().name.as_deref())
-                .collect();
-            p.creates.retain(|n| !names.contains(n.as_str()));
-        }
-        if !p.deletes.is_empty() {
-            let alive: BTreeSet<&str> = cached
-                .iter()
-                .map(Borrow::borrow)
-                .filter(|c| c.meta().deletion_timestamp.is_none())
-                .filter_map(|c| c.meta().uid.as_deref())
-                .collect();
-            p.deletes.retain(|u| alive.contains(u.as_str()));
-        }
-        if !p.updates.is_empty() {
-            // Still waiting only for pods the cache shows at the version written over.
-            let unseen: BTreeSet<&str> = cached
-                .iter()
-                .map(Borrow::borrow)
-                .filter_map(|c| {
-                    let uid = c.meta().uid.as_deref()?;
-                    let over = p.updates.get(uid)?;
-                    (c.meta().resource_version.as_deref() == Some(over.as_str())).then_some(uid)
-                })
-                .collect();
-            p.updates.retain(|uid, _| unseen.contains(uid.as_str()));
-        }
+        p.creates.retain(|name| cached.get(ns, name).is_none());
+        let alive = |uid: &str| {
+            (cached.get_by_uid(ns, uid)).is_some_and(|c| c.meta().deletion_timestamp.is_none())
+        };
+        p.deletes.retain(|uid| alive(uid));
+        // Still waiting only for pods the cache shows at the version written over.
+        p.updates.retain(|uid, over| {
+            (cached.get_by_uid(ns, uid))
+                .is_some_and(|c| c.meta().resource_version.as_deref() == Some(over.as_str()))
+        });
         let expires = p
             .raised
             .map_or(now, |t| t.checked_add(TIMEOUT).unwrap_or(Timestamp::MAX));
@@ -238,21 +218,33 @@ mod tests {
 
     const NONE: &[CachedPod] = &[];
 
+    /// The pod cache holding `pods` (in no namespace, as these pods are).
+    fn cache(pods: &[CachedPod]) -> Roster {
+        let mut roster = Roster::default();
+        for p in pods {
+            roster.apply(std::sync::Arc::new(p.clone()));
+        }
+        roster
+    }
+
     #[test]
     fn creates_wait_until_the_cache_or_the_watch_shows_them() {
         let e = Expectations::default();
-        assert_eq!(e.unsatisfied("gd", NONE, t(0)), None);
+        assert_eq!(e.unsatisfied("gd", "", &cache(NONE), t(0)), None);
         e.creating("gd", "a", t(0));
         e.creating("gd", "b", t(0));
-        assert_eq!(e.unsatisfied("gd", NONE, t(1)), Some(t(0) + TIMEOUT));
         assert_eq!(
-            e.unsatisfied("gd", &[pod("a", "1", "gd")], t(1)),
+            e.unsatisfied("gd", "", &cache(NONE), t(1)),
+            Some(t(0) + TIMEOUT)
+        );
+        assert_eq!(
+            e.unsatisfied("gd", "", &cache(&[pod("a", "1", "gd")]), t(1)),
             Some(t(0) + TIMEOUT)
         );
         // b was created and deleted before a reconcile saw it in the cache.
         e.observe(&pod("b", "2", "gd"));
-        assert_eq!(e.unsatisfied("gd", NONE, t(1)), None);
-        assert_eq!(e.unsatisfied("other", NONE, t(1)), None);
+        assert_eq!(e.unsatisfied("gd", "", &cache(NONE), t(1)), None);
+        assert_eq!(e.unsatisfied("other", "", &cache(NONE), t(1)), None);
     }
 
     #[test]
@@ -263,8 +255,8 @@ mod tests {
         let mut terminating = pod("b", "2", "gd");
         terminating.meta_mut().deletion_timestamp = Some(Time(t(1)));
         let cached = [pod("a", "1", "gd"), terminating];
-        assert!(e.unsatisfied("gd", &cached, t(1)).is_some());
-        assert_eq!(e.unsatisfied("gd", &cached[1..], t(1)), None);
+        assert!(e.unsatisfied("gd", "", &cache(&cached), t(1)).is_some());
+        assert_eq!(e.unsatisfied("gd", "", &cache(&cached[1..]), t(1)), None);
     }
 
     #[test]
@@ -277,22 +269,22 @@ mod tests {
         let e = Expectations::default();
         e.updating("gd", "1", "7", t(0));
         assert!(
-            e.unsatisfied("gd", &[at("7")], t(1)).is_some(),
+            e.unsatisfied("gd", "", &cache(&[at("7")]), t(1)).is_some(),
             "still the old version"
         );
-        assert_eq!(e.unsatisfied("gd", &[at("9")], t(1)), None);
+        assert_eq!(e.unsatisfied("gd", "", &cache(&[at("9")]), t(1)), None);
         // Seen passing by on the watch, before any reconcile looked.
         e.updating("gd", "1", "9", t(2));
         e.observe(&at("9"));
-        assert!(e.unsatisfied("gd", &[at("9")], t(3)).is_some());
+        assert!(e.unsatisfied("gd", "", &cache(&[at("9")]), t(3)).is_some());
         e.observe(&at("10"));
-        assert_eq!(e.unsatisfied("gd", &[at("9")], t(3)), None);
+        assert_eq!(e.unsatisfied("gd", "", &cache(&[at("9")]), t(3)), None);
         // A failed update, or a pod gone from the cache, is not waited for.
         e.updating("gd", "1", "10", t(4));
         e.forget_update("gd", "1");
-        assert_eq!(e.unsatisfied("gd", &[at("10")], t(5)), None);
+        assert_eq!(e.unsatisfied("gd", "", &cache(&[at("10")]), t(5)), None);
         e.updating("gd", "1", "10", t(6));
-        assert_eq!(e.unsatisfied("gd", NONE, t(7)), None);
+        assert_eq!(e.unsatisfied("gd", "", &cache(NONE), t(7)), None);
     }
 
     #[test]
@@ -302,7 +294,10 @@ mod tests {
         e.deleting("gd", "1", t(0));
         e.create_failed("gd", "a");
         e.delete_failed("gd", "1");
-        assert_eq!(e.unsatisfied("gd", &[pod("x", "1", "gd")], t(0)), None);
+        assert_eq!(
+            e.unsatisfied("gd", "", &cache(&[pod("x", "1", "gd")]), t(0)),
+            None
+        );
     }
 
     #[test]
@@ -310,8 +305,19 @@ mod tests {
         let e = Expectations::default();
         e.creating("gd", "a", t(0));
         e.creating("gd", "b", t(100));
-        assert_eq!(e.unsatisfied("gd", NONE, t(350)), Some(t(100) + TIMEOUT));
-        assert_eq!(e.unsatisfied("gd", NONE, t(400)), None, "expired");
-        assert_eq!(e.unsatisfied("gd", NONE, t(401)), None, "and forgotten");
+        assert_eq!(
+            e.unsatisfied("gd", "", &cache(NONE), t(350)),
+            Some(t(100) + TIMEOUT)
+        );
+        assert_eq!(
+            e.unsatisfied("gd", "", &cache(NONE), t(400)),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            e.unsatisfied("gd", "", &cache(NONE), t(401)),
+            None,
+            "and forgotten"
+        );
     }
 }

@@ -12,6 +12,8 @@
 //! - [`hookruns`]: the HookRun controller and the providers' IO (HTTP, the Kubernetes API).
 //! - [`trigger`]: what woke a reconcile, for its span.
 //! - [`watch`]: reflectors and lenient watches, for both controllers.
+//! - [`roster`]: the pod cache, indexed per GameDeployment; [`nodes`]: the node cache, as
+//!   deletion costs and facts.
 //! - [`write_gate`]: the gate every write passes, closed when leadership is lost.
 //! - [`logs`]: text and JSON log lines, both carrying the reconcile's span.
 //! - [`metrics`]: Prometheus metrics and readiness; [`serve`] serves them.
@@ -26,6 +28,8 @@ pub mod hookruns;
 pub mod leader;
 pub mod logs;
 pub mod metrics;
+pub mod nodes;
+pub mod roster;
 pub mod serve;
 pub mod trigger;
 pub mod watch;

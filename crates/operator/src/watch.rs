@@ -1,7 +1,9 @@
 //! Watches and the caches they fill, for both controllers: one helper builds every reflector,
 //! and a lenient watch keeps one unreadable object from failing a whole kind's cache.
 
+use std::future::Future;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use kube::Resource;
@@ -82,4 +84,31 @@ fn decoded_event<K: Resource<DynamicType = ()>>(
         E::Init => E::Init,
         E::InitDone => E::InitDone,
     })
+}
+
+/// Whether a cache has had its first complete list: set once, awaited by any number of
+/// futures (kube-runtime's store wakes only the last future waiting for it).
+#[derive(Clone)]
+pub struct Listed(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Listed {
+    fn default() -> Self {
+        Listed(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Listed {
+    /// The first list is in.
+    pub fn set(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Resolves once the first list is in.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut listed = self.0.subscribe();
+        async move {
+            // The sender lives as long as the cache; dropped, there is nothing to wait for.
+            let _ = listed.wait_for(|done| *done).await;
+        }
+    }
 }

@@ -142,11 +142,11 @@ async fn reconcile_logged(logs: Box<dyn tracing::Subscriber + Send + Sync>) {
     let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
     let caches = Caches {
-        pods: reflector::store().0,
+        pods: SharedRoster::default(),
         revisions: reflector::store().0,
         hook_runs: reflector::store().0,
         hook_templates: reflector::store().0,
-        nodes: reflector::store().0,
+        nodes: SharedNodes::default(),
     };
     let clock: SharedClock = Arc::new(gamedeploy_clock::SystemClock);
     let ctx = Arc::new(Context::new(client, clock, caches, 0, "test".into()));

@@ -13,6 +13,7 @@ mod hook_run_view;
 mod input;
 mod owner;
 mod report;
+mod roster;
 mod sorted_pods;
 
 pub(crate) use by_name::{find_by_name, position_by_name};
@@ -26,4 +27,5 @@ pub use hook_run_view::HookRunView;
 pub use input::{NodeFacts, PlanInput};
 pub use owner::Owner;
 pub use report::ConditionReport;
+pub use roster::{Controlled, MachineCounts, Roster, machine_state};
 pub(crate) use sorted_pods::SortedPods;

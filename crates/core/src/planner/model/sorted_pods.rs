@@ -22,7 +22,11 @@ pub(crate) struct SortedPods<'a> {
 impl<'a> SortedPods<'a> {
     pub(crate) fn new(pods: &'a [Arc<CachedPod>]) -> Self {
         let mut sorted: Vec<&CachedPod> = pods.iter().map(|p| p.as_ref()).collect();
-        sort_by_name(&mut sorted, |p| &p.view().name);
+        // The operator's roster hands a reconcile its pods in name order: a look at neighbours
+        // is enough then. Other callers (tests, pods just adopted) may pass any order.
+        if !sorted.is_sorted_by(|a, b| a.view().name <= b.view().name) {
+            sort_by_name(&mut sorted, |p| &p.view().name);
+        }
         SortedPods {
             views: sorted.iter().map(|p| p.view()).collect(),
             records: sorted.iter().map(|p| p.decoded()).collect(),
@@ -73,6 +77,27 @@ fn sort_by_name<T: Copy>(items: &mut [T], name: impl Fn(&T) -> &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::Pod;
+
+    #[test]
+    fn pods_in_any_order_are_read_in_name_order() {
+        let pod = |name: &str| {
+            let mut p = Pod::default();
+            p.metadata.name = Some(name.into());
+            Arc::new(CachedPod::from(p))
+        };
+        let sorted: Vec<_> = ["gd-a", "gd-b", "gd-ba", "gd-c"].map(pod).into();
+        let names = |pods: &[Arc<CachedPod>]| -> Vec<String> {
+            let observed = SortedPods::new(pods);
+            observed.views.iter().map(|v| v.name.clone()).collect()
+        };
+        assert_eq!(names(&sorted), ["gd-a", "gd-b", "gd-ba", "gd-c"]);
+        for rotation in 1..sorted.len() {
+            let mut shuffled = sorted.clone();
+            shuffled.rotate_left(rotation);
+            assert_eq!(names(&shuffled), names(&sorted), "rotated by {rotation}");
+        }
+    }
 
     #[test]
     fn names_sort_as_strings_do_with_shared_prefixes_ties_and_short_names() {

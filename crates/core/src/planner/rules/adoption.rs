@@ -6,6 +6,7 @@
 
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, LabelSelectorRequirement, OwnerReference,
@@ -14,7 +15,7 @@ use kube::Resource;
 
 use crate::StrMap;
 use crate::api::GameDeployment;
-use crate::planner::model::CachedPod;
+use crate::planner::model::{CachedPod, Controlled, Roster};
 
 /// Why a selector cannot be used to claim pods.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,6 +230,71 @@ pub fn claim<'a, P: Borrow<CachedPod>>(
         }
     }
     Ok(out)
+}
+
+/// What claiming decided from the [`Roster`] (see [`claim_from`]): what [`claim`] decides
+/// over the pods of the namespace, in name order.
+#[derive(Debug, Default)]
+pub struct RosterClaim {
+    /// Pods the GameDeployment controls and keeps, counted per in-place state; every pod it
+    /// controls when the selector is unusable.
+    pub owned: Controlled,
+    /// Orphans to adopt.
+    pub adopt: Vec<Arc<CachedPod>>,
+    /// Pods the GameDeployment controls that no longer match its selector.
+    pub release: Vec<Arc<CachedPod>>,
+    /// How many times the selector was evaluated on a pod.
+    pub evaluated: usize,
+    /// The unusable selector's fault: nothing was adopted or released.
+    pub refused: Option<SelectorError>,
+}
+
+/// Claims pods like [`claim`], from the roster: the selector is evaluated on the namespace's
+/// orphans, and on the GameDeployment's pods only where the roster says the last claim's
+/// answer may have changed (the pod joined it or changed labels, or the selector changed).
+pub fn claim_from(gd: &GameDeployment, roster: &mut Roster) -> RosterClaim {
+    let ns = gd.meta().namespace.as_deref();
+    let uid = gd.meta().uid.as_deref().unwrap_or_default();
+    let selector = match selector_of(gd) {
+        Ok(s) => s,
+        Err(e) => {
+            let owned = ns.map(|ns| roster.controlled(ns, uid));
+            return RosterClaim {
+                owned: owned.unwrap_or_default(),
+                refused: Some(e),
+                ..RosterClaim::default()
+            };
+        }
+    };
+    let Some(ns) = ns else {
+        return RosterClaim::default();
+    };
+    let deleting = gd.meta().deletion_timestamp.is_some();
+    let mut evaluated = 0;
+    let mut matches = |pod: &CachedPod| {
+        evaluated += 1;
+        selector.matches(pod.labels())
+    };
+    let kept = roster.keep(ns, uid, &gd.spec.selector, &mut matches);
+    let (adopt, release) = if deleting {
+        (Vec::new(), Vec::new())
+    } else {
+        let adopt = (roster.orphans(ns))
+            .filter(|p| adoptable(p) && matches(p))
+            .cloned()
+            .collect();
+        let release = (kept.unmatched.into_iter())
+            .filter(|p| p.meta().deletion_timestamp.is_none())
+            .collect();
+        (adopt, release)
+    };
+    RosterClaim {
+        owned: kept.matched,
+        adopt,
+        release,
+        evaluated,
+        refused: None,
+    }
 }
 
 /// The strategic merge patch that makes `owner` the pod's controller. The pod's uid in it is a
