@@ -4,51 +4,14 @@
 
 /// mimalloc, not glibc's malloc: the operator and the embedded cluster free and allocate
 /// millions of small JSON nodes, which glibc's bins served slowly once the heap was
-/// fragmented, and whose freed pages it kept (BENCHMARKS.md has both runs).
+/// fragmented, and whose freed pages it kept (BENCHMARKS.md has both runs). `gamedeploy run`
+/// sets it for memory before it starts: `allocator.rs`.
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The operator (`gamedeploy run`) trades a little allocation speed for memory: freed pages go
-/// back to the system at once, and arenas reserved from now on are committed as they are used
-/// (the one reserved while starting is not: `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment
-/// covers it). The defaults make simulations faster; BENCHMARKS.md has the runs.
 #[cfg(feature = "mimalloc")]
-mod mimalloc_options {
-    // Option numbers of `mi_option_e` in the mimalloc.h that libmimalloc-sys (locked) builds;
-    // the crate names only some options.
-    pub const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
-    pub const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        /// The numbers name the options meant: each reads its default in mimalloc's options.c
-        /// (2, and 1000 ms) before anything sets it.
-        #[test]
-        fn the_option_numbers_are_the_options_meant() {
-            // SAFETY: reading an option has no preconditions.
-            let (eager, delay) = unsafe {
-                (
-                    libmimalloc_sys::mi_option_get(ARENA_EAGER_COMMIT),
-                    libmimalloc_sys::mi_option_get(PURGE_DELAY),
-                )
-            };
-            assert_eq!((eager, delay), (2, 1000));
-        }
-    }
-}
-
-#[cfg(feature = "mimalloc")]
-fn lean_allocator() {
-    use mimalloc_options::{ARENA_EAGER_COMMIT, PURGE_DELAY};
-    // SAFETY: setting an option is a plain store that mimalloc reads on later allocations.
-    unsafe {
-        libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0);
-        libmimalloc_sys::mi_option_set(PURGE_DELAY, 0);
-    }
-}
+mod allocator;
 
 #[cfg(feature = "embedded")]
 mod embedded;
@@ -323,9 +286,13 @@ enum StatesFormat {
 
 fn main() -> ExitCode {
     let (cli, plugin) = parse_cli();
-    #[cfg(feature = "mimalloc")]
+    // On glibc, `allocator`'s constructor has set them before anything allocated.
+    #[cfg(all(
+        feature = "mimalloc",
+        not(all(target_os = "linux", target_env = "gnu"))
+    ))]
     if matches!(cli.command, Command::Run(_)) {
-        lean_allocator();
+        allocator::lean();
     }
     #[cfg(feature = "embedded")]
     if let Command::Simulate {

@@ -176,3 +176,67 @@ fn run_against_a_server_answering_404_says_so_and_stops_on_sigterm() {
         "says how to install the CRDs: {line}"
     );
 }
+
+/// mimalloc's options as the process started with them: its verbose start-up listing
+/// (`MIMALLOC_VERBOSE=1`), `option 'name': value` lines on stderr. A process that keeps
+/// running (`run`) is stopped once the listing is over.
+#[cfg(feature = "mimalloc")]
+fn mimalloc_options(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::collections::BTreeMap<String, String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gamedeploy"))
+        .args(args)
+        .env("MIMALLOC_VERBOSE", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gamedeploy");
+    let stderr = child.stderr.take().unwrap();
+    let mut options = std::collections::BTreeMap::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if let Some((name, value)) = line
+            .strip_prefix("option '")
+            .and_then(|rest| rest.split_once("': "))
+        {
+            options.insert(name.to_string(), value.trim().to_string());
+        } else if !options.is_empty() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    options
+}
+
+/// `gamedeploy run` starts mimalloc set for memory (src/allocator.rs): freed pages go back at
+/// once and arenas are committed as used, from the first arena on, with nothing set in the
+/// environment. Other subcommands keep mimalloc's defaults, and a `MIMALLOC_*` variable
+/// still wins.
+#[cfg(feature = "mimalloc")]
+#[test]
+fn run_starts_mimalloc_set_for_memory_and_nothing_else_does() {
+    let kubeconfig = kubeconfig("mimalloc", &format!("http://127.0.0.1:{}", closed_port()));
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    let run = [
+        "run",
+        "--kubeconfig",
+        kubeconfig,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    let pick = |o: &std::collections::BTreeMap<String, String>| {
+        (o["arena_eager_commit"].clone(), o["purge_delay"].clone())
+    };
+    assert_eq!(pick(&mimalloc_options(&run, &[])), ("0".into(), "0".into()));
+    assert_eq!(
+        pick(&mimalloc_options(&["states"], &[])),
+        ("2".into(), "1000".into())
+    );
+    assert_eq!(
+        pick(&mimalloc_options(&run, &[("MIMALLOC_PURGE_DELAY", "250")])),
+        ("0".into(), "250".into())
+    );
+}

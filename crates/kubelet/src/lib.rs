@@ -17,6 +17,8 @@
 //! - [`status`]: renders a pod's container runtime as the `PodStatus` kubelet reports.
 //! - [`pod_sync`]: the pure core, [`NodeRuntime::sync`]: the decision for one stored pod
 //!   (bind, status to report, delete, when to look again).
+//! - [`watched_pod`]: a pod as the watch decodes and keeps it, only the fields the kubelet
+//!   reads.
 //! - [`node`]: the thin IO edge that watches pods and executes decisions through a
 //!   `kube::Client`.
 pub mod config;
@@ -28,6 +30,7 @@ pub mod pod_sync;
 pub mod resize;
 pub mod resources;
 pub mod status;
+pub mod watched_pod;
 
 pub use config::{
     Binding, ConfigError, ImageConfig, ImageFailure, KubeletConfig, NodeConfig, NodesConfig,
@@ -35,3 +38,4 @@ pub use config::{
 pub use container_runtime::NodeRuntime;
 pub use node::{KubeletError, run};
 pub use pod_sync::SyncActions;
+pub use watched_pod::WatchedPod;

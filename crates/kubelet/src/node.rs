@@ -26,6 +26,7 @@ use super::config::{KubeletConfig, NodeConfig, NodesConfig};
 use super::container_runtime::NodeRuntime;
 use super::pod_sync::SyncActions;
 use super::status::api_time;
+use super::watched_pod::WatchedPod;
 use gamedeploy_clock::SharedClock;
 
 /// Field manager (and user agent in request accounting) of the kubelet's writes.
@@ -72,9 +73,12 @@ pub async fn run(
         .await?;
     }
     let (store, writer) = reflector::store();
-    let stream = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
+    let stream = watcher(
+        Api::<WatchedPod>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .reflect(writer);
     tokio::pin!(stream);
     tokio::pin!(shutdown);
     let mut sync_loop = SyncLoop {
@@ -119,7 +123,8 @@ async fn sleep_for(d: Option<Duration>) {
     }
 }
 
-fn key(p: &Pod) -> Key {
+fn key(p: &WatchedPod) -> Key {
+    let p = p.pod();
     (
         p.metadata.namespace.clone().unwrap_or_default(),
         p.metadata.name.clone().unwrap_or_default(),
@@ -184,7 +189,8 @@ struct SyncLoop {
     client: kube::Client,
     node: NodeConfig,
     clock: SharedClock,
-    store: Store<Pod>,
+    /// The pods as [`WatchedPod`]s: only what the kubelet reads is decoded and kept.
+    store: Store<WatchedPod>,
     config: KubeletConfig,
     /// When each pod wants to be synced again.
     wakes: BTreeMap<Key, Timestamp>,
@@ -201,7 +207,7 @@ struct SyncLoop {
 }
 
 impl SyncLoop {
-    fn observe(&mut self, event: watcher::Event<Pod>, runtime: &mut NodeRuntime) {
+    fn observe(&mut self, event: watcher::Event<WatchedPod>, runtime: &mut NodeRuntime) {
         match event {
             watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
                 self.dirty.insert(key(&p));
@@ -212,7 +218,7 @@ impl SyncLoop {
                 self.stale.remove(&k);
                 self.waiting.remove(&k);
                 self.dirty.append(&mut self.waiting.clone());
-                if let Some(uid) = p.metadata.uid.as_deref() {
+                if let Some(uid) = p.pod().metadata.uid.as_deref() {
                     runtime.forget(uid);
                     self.deleting.remove(uid);
                 }
@@ -221,8 +227,10 @@ impl SyncLoop {
             watcher::Event::InitDone => {
                 // A relist may have missed deletions: drop what is no longer there.
                 let pods = self.store.state();
-                let live: BTreeSet<String> =
-                    pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+                let live: BTreeSet<String> = pods
+                    .iter()
+                    .filter_map(|p| p.pod().metadata.uid.clone())
+                    .collect();
                 let gone: Vec<String> = runtime
                     .uids()
                     .filter(|u| !live.contains(*u))
@@ -265,9 +273,10 @@ impl SyncLoop {
     }
 
     async fn sync(&mut self, k: Key, runtime: &mut NodeRuntime) {
-        let Some(pod) = self.store.get(&ObjectRef::new(&k.1).within(&k.0)) else {
+        let Some(watched) = self.store.get(&ObjectRef::new(&k.1).within(&k.0)) else {
             return;
         };
+        let pod = watched.pod();
         let rv = pod.metadata.resource_version.clone().unwrap_or_default();
         if let Some((stale_rv, since)) = self.stale.get(&k) {
             if *stale_rv == rv && since.elapsed() < STALE_LIMIT {
@@ -277,7 +286,7 @@ impl SyncLoop {
             self.stale.remove(&k);
         }
         let now = self.clock.now();
-        let decision = runtime.sync(&pod, &self.config, &self.node, now);
+        let decision = runtime.sync(pod, &self.config, &self.node, now);
         if decision.waits_for_room {
             self.waiting.insert(k.clone());
         } else {
@@ -290,7 +299,7 @@ impl SyncLoop {
         if let Some(t) = decision.wake_at {
             self.wakes.insert(k.clone(), t);
         }
-        if let Err(e) = self.execute(&k, &pod, &rv, decision).await {
+        if let Err(e) = self.execute(&k, pod, &rv, decision).await {
             tracing::warn!(node = %self.node.name, pod = %format!("{}/{}", k.0, k.1), "{e}");
             self.wake_in(&k, RETRY);
         }

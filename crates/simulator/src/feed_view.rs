@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::pod_heads::SettleHead;
 use super::settle::{gd_settled, pod_busy};
 use embedded_apiserver::{Change, EventType};
 use gamedeploy_core::api::StoredGameDeployment;
@@ -47,7 +47,7 @@ impl FeedView {
                     self.pods.insert(key.clone(), c.object.clone());
                 }
                 // Only what the settle check reads: no whole `Pod` per change.
-                if let Ok(pod) = PodHead::deserialize(&*c.object)
+                if let Ok(pod) = SettleHead::deserialize(&*c.object)
                     && !deleted
                     && pod_busy(&pod.into_pod())
                 {
@@ -130,33 +130,6 @@ pub fn read_pods(pods: &[Arc<Value>]) -> Vec<Pod> {
     pods.iter()
         .filter_map(|p| Pod::deserialize(&**p).ok())
         .collect()
-}
-
-/// The part of a pod the settle check reads.
-#[derive(Deserialize)]
-struct PodHead {
-    #[serde(default)]
-    metadata: MetaHead,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct MetaHead {
-    deletion_timestamp: Option<Time>,
-    annotations: Option<BTreeMap<String, String>>,
-}
-
-impl PodHead {
-    fn into_pod(self) -> Pod {
-        Pod {
-            metadata: ObjectMeta {
-                deletion_timestamp: self.metadata.deletion_timestamp,
-                annotations: self.metadata.annotations,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
 }
 
 #[cfg(test)]

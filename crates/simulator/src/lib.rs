@@ -6,6 +6,7 @@
 //! - [`report`]: the JSON report and its builders from stored objects.
 //! - [`kubectl_table`]: what `kubectl get pods` / `kubectl get gamedeployment` would print.
 //! - [`feed_view`]: the runner's view of the cluster, kept from the change feed.
+//! - [`pod_heads`]: the parts of a stored pod the runner decodes on every change.
 //! - [`settle`]: when a run has settled, for listed objects and for the feed view alike.
 //! - [`progress`]: the progress line of long runs.
 //! - [`podref`]: `${pods[N]}` references to generated pod names in steps.
@@ -16,6 +17,7 @@ pub mod feed_view;
 pub mod hooks;
 pub mod invariants;
 pub mod kubectl_table;
+pub mod pod_heads;
 pub mod podref;
 pub mod progress;
 pub mod report;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::feed_view::{FeedView, read_pods};
 use super::hooks::ScriptedHooks;
 use super::kubectl_table::snapshot;
+use super::pod_heads::HistoryHead;
 use super::progress::Progress;
 use super::report::{
     ApiRequest, EventEntry, GameDeploymentEntry, HistoryEntry, PodEntry, Report, seconds_since,
@@ -434,8 +435,8 @@ fn push_history(c: &Change, epoch: Timestamp, history: &mut Vec<HistoryEntry>) {
     if c.resource != "pods" {
         return;
     }
-    // Read in place: no copy of the stored object.
-    let Ok(pod) = Pod::deserialize(&*c.object) else {
+    // Read in place, only what the entry records: no copy of the stored object.
+    let Ok(pod) = HistoryHead::deserialize(&*c.object).map(HistoryHead::into_pod) else {
         return;
     };
     let t = c
