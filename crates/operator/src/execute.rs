@@ -5,13 +5,18 @@
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use k8s_openapi::api::apps::v1::ControllerRevision;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::{Resource, ResourceExt};
 use tracing::Instrument;
+
+mod lanes;
 
 use crate::events::Events;
 use crate::expectations::Expectations;
@@ -25,8 +30,50 @@ use gamedeploy_core::planner::model::{
 };
 use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome};
 
+use lanes::{Request, Segment, Step};
+
 /// A write's result as [`outcome::judge`] takes it.
 type Refusal = Result<(), (ApiErrorKind, String)>;
+
+/// Writes of one plan in flight at once, at most. When a burst of pods turns Ready, one
+/// reconcile writes the next ones; sent one after another, the last waits for every round trip
+/// before it. Bounded so that one reconcile of a thousand writes does not take the API server's
+/// share of mutating requests in flight (`--max-mutating-requests-inflight`, 200 by default,
+/// shared by every client, kubelets included) nor open that many streams at once.
+pub const MAX_IN_FLIGHT: usize = 16;
+
+/// How long the first unsettled write of a segment may wait for its answer before the writes
+/// after it are sent too. A server that answers sooner sees the writes one after another, in
+/// plan order, as before (the simulator's answers at once, so its runs are unchanged); a slower
+/// one (any real API server: a round trip takes milliseconds) gets them at once.
+const WINDOW_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// What the server answered to one write of a [`Segment`], judged, and settled later in plan
+/// order.
+struct Answer {
+    /// Verb and resource of the request; `None` when nothing could be sent (an unbuildable
+    /// HookRun).
+    request: Option<(&'static str, &'static str)>,
+    verdict: WriteOutcome,
+    /// The chain the verdict stops.
+    stops: Option<String>,
+}
+
+impl Answer {
+    fn of<T>(
+        write: &Write<T>,
+        request: Option<(&'static str, &'static str)>,
+        result: Refusal,
+    ) -> Answer {
+        let verdict = outcome::judge(write, result);
+        let stops = outcome::stopped_chain(write, &verdict).map(str::to_string);
+        Answer {
+            request,
+            verdict,
+            stops,
+        }
+    }
+}
 
 /// API writes made, for budgets and reports.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +165,24 @@ impl<'a> Executor<'a> {
         if let Some(chain) = outcome::stopped_chain(write, &verdict) {
             self.failed_chains.insert(chain.to_string());
         }
+        self.report(verdict).await;
+    }
+
+    /// Counts a write of a segment and acts on its answer, as [`Executor::settle`] does.
+    async fn settle_answer(&mut self, answer: Answer) {
+        self.tally(answer.request.map(|(_, resource)| resource));
+        if let Some(chain) = answer.stops {
+            self.failed_chains.insert(chain);
+        }
+        let span = match answer.request {
+            Some((verb, resource)) => tracing::debug_span!("write", verb, resource),
+            None => tracing::Span::none(),
+        };
+        self.report(answer.verdict).instrument(span).await;
+    }
+
+    /// The counts, events and failures of a write's verdict.
+    async fn report(&mut self, verdict: WriteOutcome) {
         match verdict {
             WriteOutcome::Succeeded(Some(note)) => self.emit(&note).await,
             WriteOutcome::Succeeded(None) | WriteOutcome::Quiet => {}
@@ -136,17 +201,22 @@ impl<'a> Executor<'a> {
         }
     }
 
-    fn skipped(&self, chain: Option<&String>) -> bool {
-        outcome::skipped(chain.map(String::as_str), &self.failed_chains)
+    fn skipped(&self, chain: Option<&str>) -> bool {
+        outcome::skipped(chain, &self.failed_chains)
     }
 
-    /// Counts a write about to be sent, in the writes and the metrics.
-    fn count(&mut self, verb: &'static str, resource: &'static str) {
-        if resource.starts_with("pods") {
+    /// Counts a write to `resource` in the writes (`None`: one that could not be sent).
+    fn tally(&mut self, resource: Option<&str>) {
+        if resource.is_some_and(|r| r.starts_with("pods")) {
             self.writes.pods += 1;
         } else {
             self.writes.other += 1;
         }
+    }
+
+    /// Counts a write about to be sent, in the writes and the metrics.
+    fn count(&mut self, verb: &'static str, resource: &'static str) {
+        self.tally(Some(resource));
         self.io.metrics.write_sent(verb, resource);
     }
 
@@ -192,7 +262,7 @@ impl<'a> Executor<'a> {
             // name before its suffix, it reads the same on every attempt.
             let result = refusal(result).map_err(|(kind, m)| (kind, without_suffix(&m, &name)));
             // A failure stops the rest of the batch's reports as well as later batches.
-            if !self.skipped(write.chain.as_ref()) {
+            if !self.skipped(write.chain.as_deref()) {
                 let span = tracing::debug_span!("write", verb = "create", resource = "pods");
                 self.settle(*write, result).instrument(span).await;
             }
@@ -218,20 +288,16 @@ impl<'a> Executor<'a> {
                     .await;
             }
             Effect::DeletePod { pod, uid } => self.delete_pod(pod, uid).await,
-            Effect::WritePod { pod, write } => self.write_pod(pod, write).await,
-            Effect::CreateHookRun(w) if self.skipped(w.chain.as_ref()) => {}
-            Effect::CreateHookRun(w) => match &w.object {
-                HookRunToCreate::Ready(run) => {
-                    let runs: Api<HookRun> = self.api();
-                    let request = async { refusal(runs.create(&post, run).await) };
-                    self.send(w, ("create", "hookruns"), request).await;
-                }
-                HookRunToCreate::Unbuildable { why, .. } => {
-                    self.writes.other += 1;
-                    self.settle(w, Err((ApiErrorKind::Other, why.clone())))
-                        .await;
-                }
-            },
+            // A write alone is a segment of one.
+            Effect::WritePod { .. } => {
+                self.run_segment(&Segment::starting(std::slice::from_ref(effect)))
+                    .await?
+            }
+            Effect::CreateHookRun(w) if self.skipped(w.chain.as_deref()) => {}
+            Effect::CreateHookRun(w) => {
+                let answer = self.target().create_hook_run(w).await;
+                self.settle_answer(answer).await;
+            }
             Effect::DeleteHookRun(w) => {
                 let runs: Api<HookRun> = self.api();
                 let request = async { refusal(runs.delete(&w.object, &delete).await) };
@@ -263,7 +329,7 @@ impl<'a> Executor<'a> {
                 self.send(w, ("patch", "gamedeployments"), request).await;
             }
             Effect::Event { note, chain } => {
-                if !self.skipped(chain.as_ref()) {
+                if !self.skipped(chain.as_deref()) {
                     self.emit(note).await;
                 }
             }
@@ -294,49 +360,156 @@ impl<'a> Executor<'a> {
         self.send(pod, ("delete", "pods"), request).await;
     }
 
-    /// Patches a pod or its status (a checkpoint of its in-place update, an image, a gate).
-    async fn write_pod(&mut self, pod: &str, write: &Write<PodWrite>) {
-        if self.skipped(write.chain.as_ref()) {
-            return;
+    /// Where this plan's writes go, for requests in flight while answers are settled.
+    fn target(&self) -> Target<'a> {
+        Target {
+            io: self.io,
+            pods: self.pods.clone(),
+            hook_runs: self.api(),
+            owner_uid: self.owner_uid.clone(),
+            now: self.now,
         }
-        let resource = match write.object.endpoint {
-            gamedeploy_core::inplace::Endpoint::Pod => "pods",
-            gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
-            gamedeploy_core::inplace::Endpoint::PodResize => "pods/resize",
-        };
-        // Written over a version: the next reconcile waits until the cache moves past it,
-        // instead of deciding this pod again from what it wrote over.
-        let watched = self
-            .pod(pod)
-            .and_then(|p| Some((p.uid()?, write.object.precondition.clone()?)));
-        let (io, owner, pods, now) = (self.io, self.owner_uid.clone(), self.pods.clone(), self.now);
-        let request = async {
-            if let Some((uid, over)) = &watched {
-                io.expectations.updating(&owner, uid, over, now);
-            }
-            let r = send_pod_write(&pods, pod, &write.object).await;
-            if let Some((uid, over)) = &watched {
-                // A failed write, or one that changed nothing (no new version, no watch
-                // event), leaves nothing to wait for.
-                let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
-                if new_version.is_none_or(|v| &v == over) {
-                    io.expectations.forget_update(&owner, uid);
-                }
-            }
-            if r.is_ok()
-                && let Some(checkpoint) = &write.object.checkpoint
-            {
-                if checkpoint.state == gamedeploy_core::inplace::State::Ready {
-                    io.metrics.inplace_ready(checkpoint, now);
-                }
-                io.metrics
-                    .resize_written(checkpoint, write.object.resized, now);
-            }
-            refusal(r)
-        };
-        self.send(write, ("patch", resource), request).await;
     }
 
+    /// The pod and version a pod write is written over, if it is: the next reconcile waits
+    /// until the cache moves past it, instead of deciding this pod again from what it wrote
+    /// over.
+    fn watched(&self, request: &Request<'_>) -> Option<(String, String)> {
+        let Request::Pod { pod, write } = request else {
+            return None;
+        };
+        let uid = self.pod(pod)?.uid()?;
+        Some((uid, write.object.precondition.clone()?))
+    }
+
+    /// Runs `segment` in plan order, except that once its first unsettled write has waited
+    /// [`WINDOW_AFTER`] for its answer, the writes after it that depend on nothing unsettled
+    /// (the first step of their lane from there) are sent too, up to [`MAX_IN_FLIGHT`] at
+    /// once. Every step is settled in plan order, whatever order the answers come in: the
+    /// counts, the failures the status reports and the events are the same on every run.
+    ///
+    /// Until the window opens, each write is awaited alone, polled exactly as a write awaited
+    /// in place (the window's timer outside the task's cooperative budget): a server that
+    /// answers at once, as the simulator's does on its paused clock, sees the same requests in
+    /// the same order and the same interleaving with other clients as before writes went at
+    /// once, so its runs are unchanged.
+    async fn run_segment(&mut self, segment: &Segment<'_>) -> Result<(), super::Error> {
+        let steps = &segment.steps;
+        let target = self.target();
+        // The step before each one in its lane.
+        let mut before = vec![None; steps.len()];
+        for lane in &segment.lanes {
+            for pair in lane.windows(2) {
+                before[pair[1]] = Some(pair[0]);
+            }
+        }
+        let mut answers: Vec<Option<Answer>> = steps.iter().map(|_| None).collect();
+        let mut sent = vec![false; steps.len()];
+        let (mut alone, mut in_flight) = (None, FuturesUnordered::new());
+        let mut window =
+            std::pin::pin!(tokio::task::unconstrained(tokio::time::sleep(WINDOW_AFTER)));
+        let mut open = false;
+        // Steps before `head` are settled; those before `ahead`, settled, sent or events.
+        let (mut head, mut ahead) = (0, 0);
+        let result = 'run: loop {
+            // Settles what it can, in order, and sends the first write not sent.
+            while let Some(step) = steps.get(head) {
+                let skipped = self.skipped(step.chain());
+                match step {
+                    _ if answers[head].is_some() => {
+                        if let Some(answer) = answers[head].take() {
+                            self.settle_answer(answer).await;
+                        }
+                    }
+                    Step::Event { note, .. } if !skipped => self.emit(note).await,
+                    Step::Write(_) if sent[head] => break,
+                    Step::Write(request) if !skipped => {
+                        if let Err(e) = self.io.gate.check() {
+                            break 'run Err(e.into());
+                        }
+                        let watched = self.watched(request);
+                        let write = Box::pin(target.send(head, *request, watched));
+                        sent[head] = true;
+                        if open {
+                            in_flight.push(write);
+                        } else {
+                            alone = Some(write);
+                            let timer = tokio::time::sleep(WINDOW_AFTER);
+                            window.set(tokio::task::unconstrained(timer));
+                        }
+                        break;
+                    }
+                    _ => {}
+                }
+                head += 1;
+            }
+            if head == steps.len() {
+                break Ok(());
+            }
+            if open {
+                // Sent ahead: writes whose lane has nothing unsettled before them.
+                ahead = ahead.max(head + 1);
+                while steps
+                    .get(ahead)
+                    .is_some_and(|s| sent[ahead] || matches!(s, Step::Event { .. }))
+                {
+                    ahead += 1;
+                }
+                for i in ahead..steps.len() {
+                    if in_flight.len() >= MAX_IN_FLIGHT {
+                        break;
+                    }
+                    let Step::Write(request) = &steps[i] else {
+                        continue;
+                    };
+                    let free = before[i].is_none_or(|b| b < head);
+                    if sent[i] || !free || self.skipped(steps[i].chain()) {
+                        continue;
+                    }
+                    if let Err(e) = self.io.gate.check() {
+                        break 'run Err(e.into());
+                    }
+                    let watched = self.watched(request);
+                    in_flight.push(Box::pin(target.send(i, *request, watched)));
+                    sent[i] = true;
+                }
+            }
+            let answered = match alone.take() {
+                Some(mut write) => {
+                    // The timer is set from the write's second poll: one that answers once the
+                    // client has handed it over (an in-process server) never sets it, and so
+                    // never moves a paused clock.
+                    let mut polls = 0;
+                    let answered = std::future::poll_fn(|cx| {
+                        if let Poll::Ready(answer) = write.as_mut().poll(cx) {
+                            return Poll::Ready(Some(answer));
+                        }
+                        polls += 1;
+                        if polls < 2 {
+                            return Poll::Pending;
+                        }
+                        window.as_mut().poll(cx).map(|()| None)
+                    })
+                    .await;
+                    if answered.is_none() {
+                        open = true;
+                        in_flight.push(write);
+                    }
+                    answered
+                }
+                None => in_flight.next().await,
+            };
+            if let Some((i, answer)) = answered {
+                answers[i] = Some(answer);
+            }
+        };
+        // Stopped by a closed gate: what is in flight still answers, and nothing more is sent.
+        if let Some(write) = alone {
+            in_flight.push(write);
+        }
+        while in_flight.next().await.is_some() {}
+        result
+    }
     /// The status after the plan's writes (their failures as conditions), written now, held
     /// back to coalesce it with what follows, or left as it is (`outcome::status_write`).
     async fn write_status(
@@ -379,6 +552,85 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// Where a plan's writes go, owned: writes are in flight while the executor settles the answers
+/// of others.
+struct Target<'a> {
+    io: Io<'a>,
+    pods: Api<Pod>,
+    hook_runs: Api<HookRun>,
+    owner_uid: String,
+    now: jiff::Timestamp,
+}
+
+impl Target<'_> {
+    /// Sends the `index`-th step of a segment; `watched` as [`Executor::watched`] says.
+    async fn send(
+        &self,
+        index: usize,
+        request: Request<'_>,
+        watched: Option<(String, String)>,
+    ) -> (usize, Answer) {
+        let answer = match request {
+            Request::Pod { pod, write } => self.write_pod(pod, write, watched).await,
+            Request::HookRun(w) => self.create_hook_run(w).await,
+        };
+        (index, answer)
+    }
+
+    /// Creates a HookRun, or reports why it cannot be built (counted as a write, sending
+    /// nothing).
+    async fn create_hook_run(&self, w: &Write<HookRunToCreate>) -> Answer {
+        match &w.object {
+            HookRunToCreate::Ready(run) => {
+                self.io.metrics.write_sent("create", "hookruns");
+                let result = refusal(self.hook_runs.create(&PostParams::default(), run).await);
+                Answer::of(w, Some(("create", "hookruns")), result)
+            }
+            HookRunToCreate::Unbuildable { why, .. } => {
+                Answer::of(w, None, Err((ApiErrorKind::Other, why.clone())))
+            }
+        }
+    }
+
+    /// Patches a pod or its status (a checkpoint of its in-place update, an image, a gate).
+    async fn write_pod(
+        &self,
+        pod: &str,
+        write: &Write<PodWrite>,
+        watched: Option<(String, String)>,
+    ) -> Answer {
+        let resource = match write.object.endpoint {
+            gamedeploy_core::inplace::Endpoint::Pod => "pods",
+            gamedeploy_core::inplace::Endpoint::PodStatus => "pods/status",
+            gamedeploy_core::inplace::Endpoint::PodResize => "pods/resize",
+        };
+        let (io, owner, now) = (self.io, &self.owner_uid, self.now);
+        if let Some((uid, over)) = &watched {
+            io.expectations.updating(owner, uid, over, now);
+        }
+        io.metrics.write_sent("patch", resource);
+        let r = send_pod_write(&self.pods, pod, &write.object).await;
+        if let Some((uid, over)) = &watched {
+            // A failed write, or one that changed nothing (no new version, no watch
+            // event), leaves nothing to wait for.
+            let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
+            if new_version.is_none_or(|v| &v == over) {
+                io.expectations.forget_update(owner, uid);
+            }
+        }
+        if r.is_ok()
+            && let Some(checkpoint) = &write.object.checkpoint
+        {
+            if checkpoint.state == gamedeploy_core::inplace::State::Ready {
+                io.metrics.inplace_ready(checkpoint, now);
+            }
+            io.metrics
+                .resize_written(checkpoint, write.object.resized, now);
+        }
+        Answer::of(write, Some(("patch", resource)), refusal(r))
+    }
+}
+
 /// Runs `plan`'s effects in order for `gd`, whose pods are `pods`, through `io`; returns the
 /// writes made, what became of the status (written now, unchanged, or coalesced until a later
 /// instant: see `outcome::status_write`, given when the status was last written), and the
@@ -412,24 +664,37 @@ pub async fn run_plan(
         status: StatusWrite::Unchanged,
         status_over: None,
     };
-    let mut effects = plan.effects.iter().peekable();
-    while let Some(effect) = effects.next() {
+    let mut rest = plan.effects.as_slice();
+    while let Some(effect) = rest.first() {
         io.gate.check()?;
+        // The pod writes that follow, with their chains' HookRuns and events, go at once.
+        let segment = Segment::starting(rest);
+        if !segment.steps.is_empty() {
+            exec.run_segment(&segment).await?;
+            rest = &rest[segment.steps.len()..];
+            continue;
+        }
         if let Effect::CreatePod { pod, batch } = effect {
             // One slow-start batch is sent at once.
-            let mut group = vec![pod];
-            while let Some(Effect::CreatePod { pod, batch: b }) = effects.peek()
-                && b == batch
-            {
-                group.push(pod);
-                effects.next();
-            }
-            if !exec.skipped(pod.chain.as_ref()) {
+            let size = rest
+                .iter()
+                .take_while(|e| matches!(e, Effect::CreatePod { batch: b, .. } if b == batch))
+                .count();
+            let group: Vec<&Write<Pod>> = rest[..size]
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::CreatePod { pod, .. } => Some(pod),
+                    _ => None,
+                })
+                .collect();
+            if !exec.skipped(pod.chain.as_deref()) {
                 exec.create_pods(&group).await;
             }
+            rest = &rest[size..];
             continue;
         }
         exec.run(effect).await?;
+        rest = &rest[1..];
     }
     Ok((exec.writes, exec.status, exec.status_over))
 }
