@@ -226,10 +226,12 @@ fn bench_plan(n: usize) {
     let full: Vec<Pod> = (0..n)
         .map(|i| settled_pod(&owner, &template, &rev_name, i))
         .collect();
-    let pods: Vec<Arc<CachedPod>> = full
+    let mut pods: Vec<Arc<CachedPod>> = full
         .iter()
         .map(|p| Arc::new(CachedPod::new(p.clone())))
         .collect();
+    // In name order, as the operator's pod roster hands a GameDeployment's pods to the plan.
+    pods.sort_by(|a, b| a.view().name.cmp(&b.view().name));
     let revisions = vec![rev];
     let hooks = BTreeMap::new();
     let costs = BTreeMap::new();
