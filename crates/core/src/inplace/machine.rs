@@ -1252,7 +1252,7 @@ enum Overall {
 mod ordered_tests;
 #[cfg(test)]
 #[path = "machine/test_api.rs"]
-mod test_api;
+pub(super) mod test_api;
 
 #[cfg(test)]
 #[path = "machine/resize_tests.rs"]
@@ -1261,7 +1261,6 @@ mod resize_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inplace::observe::ContainerView;
     use crate::inplace::record::{decode, encode};
 
     fn t(s: u64) -> Timestamp {
@@ -1269,25 +1268,7 @@ mod tests {
     }
 
     fn pod() -> PodView {
-        let mut p = PodView {
-            name: "gd-abcde".into(),
-            resource_version: Some("5".into()),
-            ..Default::default()
-        };
-        p.revision = Some("r1".into());
-        p.spec_images.insert("app".into(), "app:1".into());
-        p.containers.insert(
-            "app".into(),
-            ContainerView {
-                image: "app:1".into(),
-                container_id: Some("c1".into()),
-                running: true,
-                ready: true,
-                ..Default::default()
-            },
-        );
-        p.in_place_ready = Some(true);
-        p
+        super::test_api::settled_pod()
     }
 
     fn target() -> Target {

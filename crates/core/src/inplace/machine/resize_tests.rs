@@ -2,9 +2,9 @@
 //! once it is applied), deferred and infeasible, retarget and rollback mid-resize, and the
 //! derivations a restarted operator resumes from.
 
-use super::test_api::{apply, t};
+use super::test_api::{apply, settled_pod, t};
 use super::*;
-use crate::inplace::observe::{ContainerView, ResizePending, ResizeStatus};
+use crate::inplace::observe::{ResizePending, ResizeStatus};
 use crate::inplace::record::decode;
 
 fn cpu(request: &str) -> ContainerResources {
@@ -17,31 +17,19 @@ fn cpu(request: &str) -> ContainerResources {
 /// One container `app` at revision r1, 500m cpu, applied, on node `n1`.
 fn pod() -> PodView {
     let mut p = PodView {
-        name: "gd-abcde".into(),
         resource_version: Some("1".into()),
-        revision: Some("r1".into()),
-        in_place_ready: Some(true),
         node_name: Some("n1".into()),
         resize: Some(Box::new(ResizeStatus {
             generation: Some(1),
             observed_generation: Some(1),
             ..Default::default()
         })),
-        ..Default::default()
+        ..settled_pod()
     };
-    p.spec_images.insert("app".into(), "app:1".into());
     p.spec_resources.insert("app".into(), cpu("500m"));
-    p.containers.insert(
-        "app".into(),
-        ContainerView {
-            image: "app:1".into(),
-            container_id: Some("c1".into()),
-            running: true,
-            ready: true,
-            resources: Some(cpu("500m")),
-            ..Default::default()
-        },
-    );
+    if let Some(app) = p.containers.get_mut("app") {
+        app.resources = Some(cpu("500m"));
+    }
     p
 }
 

@@ -1,10 +1,36 @@
-//! What the machine's tests share: a clock, and the API server taking a step's write.
+//! What the machine's tests share: a clock, a settled pod, and the API server taking a step's
+//! write.
 
 use super::*;
+use crate::inplace::observe::ContainerView;
 use crate::inplace::record::encode;
 
 pub(super) fn t(s: i64) -> Timestamp {
     Timestamp::from_second(1_767_225_600 + s).unwrap()
+}
+
+/// Pod `gd-abcde` at revision r1 (resourceVersion 5): one container `app` running image
+/// `app:1`, ready, `InPlaceUpdateReady` true; no state record.
+pub(in crate::inplace) fn settled_pod() -> PodView {
+    let mut p = PodView {
+        name: "gd-abcde".into(),
+        resource_version: Some("5".into()),
+        revision: Some("r1".into()),
+        in_place_ready: Some(true),
+        ..Default::default()
+    };
+    p.spec_images.insert("app".into(), "app:1".into());
+    p.containers.insert(
+        "app".into(),
+        ContainerView {
+            image: "app:1".into(),
+            container_id: Some("c1".into()),
+            running: true,
+            ready: true,
+            ..Default::default()
+        },
+    );
+    p
 }
 
 /// The API server taking the step's one write, as the watch shows it.

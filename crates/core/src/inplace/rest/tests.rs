@@ -3,8 +3,9 @@ use strum::IntoEnumIterator;
 
 use super::*;
 use crate::api::HookPhase;
+use crate::inplace::machine::test_api::settled_pod;
 use crate::inplace::machine::{Policy, Target, advance};
-use crate::inplace::observe::{ContainerView, PodView};
+use crate::inplace::observe::PodView;
 use crate::inplace::record::Record;
 
 fn now() -> Timestamp {
@@ -18,24 +19,11 @@ fn pod(
     ready: Option<bool>,
 ) -> PodView {
     let mut p = PodView {
-        name: "gd-abcde".into(),
-        resource_version: Some("5".into()),
         revision: revision.map(Into::into),
         deleting,
         in_place_ready: ready,
-        ..Default::default()
+        ..settled_pod()
     };
-    p.spec_images.insert("app".into(), "app:1".into());
-    p.containers.insert(
-        "app".into(),
-        ContainerView {
-            image: "app:1".into(),
-            container_id: Some("c1".into()),
-            running: true,
-            ready: true,
-            ..Default::default()
-        },
-    );
     if let Some(f) = force {
         p.annotations
             .insert(names::ANNOTATION_FORCE.into(), f.into());
