@@ -16,12 +16,7 @@ use super::patch::ListSemantics;
 pub fn encode(paths: &BTreeSet<FieldPath>) -> Value {
     let mut root = Map::new();
     for p in paths {
-        let mut cur = &mut root;
-        for seg in p {
-            let next = cur.entry(seg.clone()).or_insert_with(|| json!({}));
-            let Value::Object(m) = next else { break };
-            cur = m;
-        }
+        insert_leaf(&mut root, p);
     }
     Value::Object(root)
 }
@@ -193,21 +188,33 @@ pub struct Writer<'a> {
     pub scope: Scope,
 }
 
+impl Writer<'_> {
+    /// Whether an entry of `manager`, `operation` and `subresource` is this writer's for `op`.
+    fn owns(&self, manager: &str, operation: &str, subresource: Option<&str>, op: &str) -> bool {
+        manager == self.manager && operation == op && subresource == self.subresource
+    }
+
+    /// This writer's entry for `op`, owning nothing yet.
+    fn new_entry(&self, op: &str) -> Entry {
+        Entry {
+            manager: self.manager.into(),
+            operation: op.into(),
+            api_version: self.api_version.into(),
+            time: self.time.into(),
+            subresource: self.subresource.map(String::from),
+            fields: BTreeSet::new(),
+        }
+    }
+}
+
 fn entry_mut<'e>(entries: &'e mut Vec<Entry>, w: &Writer<'_>, op: &str) -> &'e mut Entry {
-    let pos = entries.iter().position(|e| {
-        e.manager == w.manager && e.operation == op && e.subresource.as_deref() == w.subresource
-    });
+    let pos = entries
+        .iter()
+        .position(|e| w.owns(&e.manager, &e.operation, e.subresource.as_deref(), op));
     match pos {
         Some(p) => &mut entries[p],
         None => {
-            entries.push(Entry {
-                manager: w.manager.into(),
-                operation: op.into(),
-                api_version: w.api_version.into(),
-                time: w.time.into(),
-                subresource: w.subresource.map(String::from),
-                fields: BTreeSet::new(),
-            });
+            entries.push(w.new_entry(op));
             let last = entries.len() - 1;
             &mut entries[last]
         }
@@ -307,9 +314,10 @@ fn track_changes(d: Diff, new: &mut Value, w: &Writer<'_>) -> usize {
     if !changed.is_empty() {
         let s = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(String::from);
         let mine = arr.iter().position(|e| {
-            s(e, "manager").as_deref() == Some(w.manager)
-                && s(e, "operation").as_deref() == Some("Update")
-                && s(e, "subresource").as_deref() == w.subresource
+            let (manager, operation) = (s(e, "manager"), s(e, "operation"));
+            let subresource = s(e, "subresource");
+            (manager.zip(operation))
+                .is_some_and(|(m, o)| w.owns(&m, &o, subresource.as_deref(), "Update"))
         });
         match mine.map(|i| &mut arr[i]) {
             Some(Value::Object(e)) => {
@@ -321,17 +329,7 @@ fn track_changes(d: Diff, new: &mut Value, w: &Writer<'_>) -> usize {
                 e.insert("time".into(), json!(w.time));
                 e.insert("apiVersion".into(), json!(w.api_version));
             }
-            _ => arr.push(entry_json(
-                &Entry {
-                    manager: w.manager.into(),
-                    operation: "Update".into(),
-                    api_version: w.api_version.into(),
-                    time: w.time.into(),
-                    subresource: w.subresource.map(String::from),
-                    fields: BTreeSet::new(),
-                },
-                &changed,
-            )),
+            _ => arr.push(entry_json(&w.new_entry("Update"), &changed)),
         }
     }
     arr.retain(|e| {

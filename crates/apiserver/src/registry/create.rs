@@ -11,7 +11,7 @@ use crate::store::{EventType, Store};
 use super::admit::run_admission;
 use super::context::{ApplyInfo, RequestContext, Subresource};
 use super::decode::{check_type, decode};
-use super::object::{key, meta_mut, sem, str_at};
+use super::object::{key, marks_tracked, meta_mut, sem, str_at};
 use super::{crd, strategy};
 
 /// apiserver's `maxGeneratedNameLength`: 63 less the five random characters.
@@ -138,7 +138,8 @@ pub fn create(
             old_object: None,
         },
     )?;
-    if store.get(&desc.gr(), &k).is_some() {
+    let gr = desc.gr();
+    if store.get(&gr, &k).is_some() {
         return Err(ApiError::already_exists(&desc.group, &desc.plural, &name));
     }
     let av = ctx.written_as.clone().unwrap_or_else(|| desc.api_version());
@@ -156,7 +157,7 @@ pub fn create(
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("managedFields");
     }
-    let tracked = apply.is_none();
+    let tracked = apply.is_none() && marks_tracked(desc);
     match apply {
         Some(a) => {
             managed::track_apply(&json!({}), &mut obj, a.config, &writer, true, sem(desc))?;
@@ -171,13 +172,9 @@ pub fn create(
     if desc.strategy == Strategy::Crd {
         crd::register_crd(store, &obj);
     }
-    let stored = store.put(&desc.gr(), k.clone(), obj, EventType::Added);
+    let stored = store.put(&gr, k.clone(), obj, EventType::Added);
     if tracked {
-        store.set_tracked(
-            &desc.gr(),
-            k.clone(),
-            str_at(&stored, "/metadata/resourceVersion"),
-        );
+        store.set_tracked(&gr, k.clone(), str_at(&stored, "/metadata/resourceVersion"));
     }
     Ok((*stored).clone())
 }

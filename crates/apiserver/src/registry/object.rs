@@ -55,6 +55,15 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Whether an Update-style write's managedFields may be marked as kept up to date
+/// (`Store::set_tracked`), and the mark trusted by the next write: for built-in kinds only. A
+/// custom resource's list semantics come from the schema of the CRD version it is written
+/// through, which a write through another version or an update of its CRD changes, so its
+/// owned fields are worked out whole on every write.
+pub fn marks_tracked(desc: &ResourceDesc) -> bool {
+    desc.schema.is_none()
+}
+
 pub fn sem(desc: &ResourceDesc) -> ListSemantics<'_> {
     match &desc.schema {
         Some(s) => ListSemantics::Schema(s),

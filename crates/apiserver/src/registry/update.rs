@@ -13,7 +13,7 @@ use super::admit::run_admission;
 use super::context::{ApplyInfo, RequestContext, Subresource};
 use super::decode::{check_type, decode_changed};
 use super::delete::remove;
-use super::object::{finalizers, key, meta, meta_mut, sem, str_at};
+use super::object::{finalizers, key, marks_tracked, meta, meta_mut, sem, str_at};
 use super::{crd, namespace, strategy};
 
 /// The shared update path for PUT, PATCH and subresource writes: `new` is the full desired
@@ -29,9 +29,9 @@ pub fn update(
     sub: Subresource,
     apply: Option<ApplyInfo<'_>>,
 ) -> Result<Value, ApiError> {
-    let k = key(desc, ns, name);
+    let (gr, k) = (desc.gr(), key(desc, ns, name));
     let old = store
-        .get(&desc.gr(), &k)
+        .get(&gr, &k)
         .ok_or_else(|| ApiError::not_found(&desc.group, &desc.plural, name))?;
     check_type(desc, &mut new)?;
     let mut new = decode_changed(ctx, desc, new, &old, strategy::taken_from_stored(desc, sub))?;
@@ -171,7 +171,7 @@ pub fn update(
             (Subresource::Main | Subresource::Resize, false) => managed::Scope::All,
         },
     };
-    let tracked = apply.is_none();
+    let tracked = apply.is_none() && marks_tracked(desc);
     match apply {
         Some(a) => {
             let removed =
@@ -181,7 +181,7 @@ pub fn update(
             }
         }
         None => {
-            let stored = if store.is_tracked(&desc.gr(), &k, &old_rv) {
+            let stored = if tracked && store.is_tracked(&gr, &k, &old_rv) {
                 managed::Stored::Tracked
             } else {
                 managed::Stored::Unknown
@@ -199,13 +199,9 @@ pub fn update(
     if desc.strategy == Strategy::Crd {
         crd::register_crd(store, &new);
     }
-    let stored = store.put(&desc.gr(), k.clone(), new, EventType::Modified);
+    let stored = store.put(&gr, k.clone(), new, EventType::Modified);
     if tracked {
-        store.set_tracked(
-            &desc.gr(),
-            k.clone(),
-            str_at(&stored, "/metadata/resourceVersion"),
-        );
+        store.set_tracked(&gr, k.clone(), str_at(&stored, "/metadata/resourceVersion"));
     }
     // store.Update's shouldDeleteDuringUpdate: deleting, no finalizers left, no grace pending.
     let grace_done = stored
