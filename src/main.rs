@@ -20,6 +20,7 @@ mod rollout;
 mod run_args;
 
 use std::io::Write;
+#[cfg(feature = "embedded")]
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

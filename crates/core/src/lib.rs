@@ -20,6 +20,17 @@ pub mod planner;
 /// records and snapshots read exactly as they did with `BTreeMap`.
 pub type SmallMap<K, V> = litemap::LiteMap<K, V>;
 
+/// Gives back `map`'s spare capacity. A `SmallMap` collected from an iterator or decoded has
+/// room for at least four entries (a vector's smallest growth) and grows by doubling, so a
+/// pod's one-container map held four; what a cache keeps for as long as the pod lives should
+/// hold only its entries. The entries are moved, not cloned.
+pub fn shrink_to_fit<K, V>(map: &mut SmallMap<K, V>) {
+    let mut pairs = std::mem::take(map).into_tuple_vec();
+    pairs.shrink_to_fit();
+    // Still sorted by key with no key twice: they come from a map.
+    *map = SmallMap::from_sorted_store_unchecked(pairs);
+}
+
 /// Labels or annotations read by key: a pod's as the cache keeps them ([`SmallMap`]), or as
 /// `ObjectMeta` carries them (`BTreeMap`), so one selector or codec serves both.
 pub trait StrMap {

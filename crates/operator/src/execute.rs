@@ -364,7 +364,7 @@ impl<'a> Executor<'a> {
     fn target(&self) -> Target<'a> {
         Target {
             io: self.io,
-            pods: self.pods.clone(),
+            pods: self.api(),
             hook_runs: self.api(),
             owner_uid: self.owner_uid.clone(),
             now: self.now,
@@ -556,7 +556,10 @@ impl<'a> Executor<'a> {
 /// of others.
 struct Target<'a> {
     io: Io<'a>,
-    pods: Api<Pod>,
+    /// Pod writes' answers are read as [`CachedPod`]s: only their resourceVersion is used, and
+    /// reading the whole pod built its managedFields value by value (13 % of the operator's
+    /// instructions over a rollout).
+    pods: Api<CachedPod>,
     hook_runs: Api<HookRun>,
     owner_uid: String,
     now: jiff::Timestamp,
@@ -700,7 +703,11 @@ pub async fn run_plan(
 }
 
 /// Sends one pod write; the pod as the server stored it.
-async fn send_pod_write(api: &Api<Pod>, name: &str, w: &PodWrite) -> Result<Pod, kube::Error> {
+async fn send_pod_write(
+    api: &Api<CachedPod>,
+    name: &str,
+    w: &PodWrite,
+) -> Result<CachedPod, kube::Error> {
     let patch = Patch::Strategic(w.to_patch());
     let params = PatchParams::default();
     match w.endpoint {

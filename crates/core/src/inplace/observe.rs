@@ -281,6 +281,16 @@ impl PodView {
         }
     }
 
+    /// Gives back the spare capacity of the view's maps ([`crate::shrink_to_fit`]), for a view
+    /// a cache keeps.
+    pub fn shrink_to_fit(&mut self) {
+        crate::shrink_to_fit(&mut self.labels);
+        crate::shrink_to_fit(&mut self.annotations);
+        crate::shrink_to_fit(&mut self.spec_images);
+        crate::shrink_to_fit(&mut self.spec_resources);
+        crate::shrink_to_fit(&mut self.containers);
+    }
+
     /// Highest restart count among the containers.
     pub fn max_restarts(&self) -> i32 {
         self.containers
