@@ -44,6 +44,13 @@ async fn a_rollout_shows_in_place_phase_durations_and_status_gauges() {
         }
     };
     assert!(wait_for(|| ready(8)).await);
+    // Eight pods settled on one revision: reconciles plan from the roster's tally.
+    let plans = |from: &str| {
+        let series = format!("bkbcs_gamedeployment_plans_total{{from=\"{from}\"}}");
+        sample(&metrics.render(), &series).unwrap_or(0.0)
+    };
+    assert!(wait_for(|| async { plans("tally") > 0.0 }).await);
+    let from_tally = plans("tally");
     set_image(&admin, "python:latest").await;
     assert!(wait_for(|| ready(5)).await);
     // The last status write lands after the pods are seen ready.
@@ -96,6 +103,10 @@ async fn a_rollout_shows_in_place_phase_durations_and_status_gauges() {
     assert!(writes("patch", "pods") >= 5.0);
     assert!(writes("patch", "pods/status") >= 10.0);
     assert!(sample(&text, "bkbcs_gamedeployment_reconciles_total").unwrap() > 0.0);
+    // The rollout needs the pods; once it stops at the partition (five pods updated, three
+    // kept), the tally covers both revisions again.
+    assert!(plans("pods") > 0.0);
+    assert!(plans("tally") > from_tally, "{text}");
 
     gds.delete("test-gamedeployment", &DeleteParams::default())
         .await

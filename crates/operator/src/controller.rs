@@ -39,7 +39,7 @@ use crate::expectations::Expectations;
 use crate::hookruns::providers::{Measure, Providers};
 use crate::hookruns::templates::TemplateChecks;
 use crate::hookruns::{self, HookRunContext};
-use crate::metrics::{ErrorKind, GdLabels, Metrics};
+use crate::metrics::{ErrorKind, GdLabels, Metrics, PlanFrom};
 use crate::nodes::SharedNodes;
 use crate::roster::SharedRoster;
 use crate::trigger::Wake;
@@ -245,6 +245,11 @@ impl Context {
     /// `adoption::claim_from`).
     pub fn selector_evaluations(&self) -> usize {
         self.selector_evaluations.load(Ordering::Relaxed)
+    }
+
+    /// How many plans were made from `from` since start (`gamedeploy_plans`).
+    pub fn plans(&self, from: PlanFrom) -> u64 {
+        self.metrics.plans(from)
     }
 
     fn add_writes(&self, writes: Writes) {
@@ -491,7 +496,12 @@ async fn reconcile_decoded(
         hook_runs,
         hook_templates,
     } = observe(&gd, ctx);
-    let Some(Controlled { pods, counts }) = claimed_pods(&gd, claim, ctx).await else {
+    let Some(Controlled {
+        pods,
+        counts,
+        settled,
+    }) = claimed_pods(&gd, claim, ctx).await
+    else {
         // Planning without a pod we failed to adopt would create its replacement.
         return Ok(Done {
             write_failed: true,
@@ -510,7 +520,12 @@ async fn reconcile_decoded(
         nodes: &nodes.facts,
         now,
     };
-    let plan = plan::plan(&world, &mut || ctx.suffix());
+    // A GameDeployment at rest is planned from the roster's tally, without reading its pods.
+    let (plan, from) = match settled.and_then(|s| plan::plan_settled(&world, &s)) {
+        Some(plan) => (plan, PlanFrom::Tally),
+        None => (plan::plan(&world, &mut || ctx.suffix()), PlanFrom::Pods),
+    };
+    ctx.metrics.planned(from);
     let requeue_at = plan.requeue_at;
     let status = plan.status().cloned();
     let labels = labels_of(stored);
@@ -557,6 +572,10 @@ async fn claimed_pods(
         return None;
     }
     let mut owned = claim.owned;
+    if !claimed.adopted.is_empty() {
+        // The tally counted the pods before these joined: plan from the pods this time.
+        owned.settled = None;
+    }
     for pod in claimed.adopted {
         let pod = Arc::new(CachedPod::from(pod));
         if let Some(state) = machine_state(&pod) {

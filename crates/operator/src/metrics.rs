@@ -57,6 +57,30 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+/// What a plan read (`gamedeploy_plans`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlanFrom {
+    /// The roster's tally of a GameDeployment whose pods are all settled: no pod read.
+    Tally,
+    /// Every pod of the GameDeployment.
+    Pods,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlanLabels {
+    from: &'static str,
+}
+
+impl From<PlanFrom> for PlanLabels {
+    fn from(from: PlanFrom) -> Self {
+        let from = match from {
+            PlanFrom::Tally => "tally",
+            PlanFrom::Pods => "pods",
+        };
+        PlanLabels { from }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WriteLabels {
     verb: &'static str,
@@ -125,6 +149,7 @@ pub struct Metrics {
     resize_outcomes: Family<OutcomeLabels, Counter>,
     machines: Family<MachineLabels, Gauge>,
     api_writes: Family<WriteLabels, Counter>,
+    plans: Family<PlanLabels, Counter>,
     leader: Gauge,
     role: Mutex<Role>,
     /// GameDeployments with series.
@@ -166,6 +191,7 @@ impl Metrics {
             resize_outcomes: Family::default(),
             machines: Family::default(),
             api_writes: Family::default(),
+            plans: Family::default(),
             leader: Gauge::default(),
             role: Mutex::new(Role::Starting),
             seen: Mutex::default(),
@@ -240,6 +266,11 @@ impl Metrics {
             m.api_writes.clone(),
         );
         r.register(
+            name("plans"),
+            "Plans made, by what they read: tally (a GameDeployment whose pods are all settled, planned from the roster's counts without reading a pod) or pods (every pod read)",
+            m.plans.clone(),
+        );
+        r.register(
             name("leader"),
             "1 while this process holds the leader lease (or runs without leader election)",
             m.leader.clone(),
@@ -278,6 +309,16 @@ impl Metrics {
                 .get_or_create(&KindLabels { kind: kind.label() })
                 .inc();
         }
+    }
+
+    /// A plan was made from `from`.
+    pub fn planned(&self, from: PlanFrom) {
+        self.plans.get_or_create(&from.into()).inc();
+    }
+
+    /// How many plans were made from `from` so far.
+    pub fn plans(&self, from: PlanFrom) -> u64 {
+        self.plans.get_or_create(&from.into()).get()
     }
 
     /// An API write is about to be sent.

@@ -34,30 +34,34 @@ impl SharedRoster {
         self.listed.wait()
     }
 
-    /// Applies one watch event; returns the pods it delivered (applied, listed or deleted, as
+    /// Applies one watch event; returns the pod it delivered (applied, listed or deleted, as
     /// kube-runtime's `touched_objects` yields them), now shared with the roster.
-    pub fn apply(&self, event: watcher::Event<CachedPod>) -> Vec<Arc<CachedPod>> {
+    pub fn apply(&self, event: watcher::Event<CachedPod>) -> Option<Arc<CachedPod>> {
         let mut roster = self.lock();
         match event {
-            watcher::Event::Apply(pod) => vec![roster.apply(Arc::new(pod))],
+            watcher::Event::Apply(pod) => {
+                let pod = Arc::new(pod);
+                roster.apply(pod.clone());
+                Some(pod)
+            }
             watcher::Event::Delete(pod) => {
                 roster.delete(&pod);
-                vec![Arc::new(pod)]
+                Some(Arc::new(pod))
             }
             watcher::Event::Init => {
                 roster.relist_start();
-                Vec::new()
+                None
             }
             watcher::Event::InitApply(pod) => {
                 let pod = Arc::new(pod);
                 roster.relist_apply(pod.clone());
-                vec![pod]
+                Some(pod)
             }
             watcher::Event::InitDone => {
                 roster.relist_done();
                 drop(roster);
                 self.listed.set();
-                Vec::new()
+                None
             }
         }
     }
@@ -71,12 +75,11 @@ impl SharedRoster {
         S: Stream<Item = watcher::Result<watcher::Event<CachedPod>>> + Send,
     {
         let roster = self.clone();
-        watch.flat_map(move |event| {
-            let delivered: Vec<_> = match event {
-                Ok(event) => roster.apply(event).into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e)],
-            };
-            futures::stream::iter(delivered)
+        watch.filter_map(move |event| {
+            std::future::ready(match event {
+                Ok(event) => roster.apply(event).map(Ok),
+                Err(e) => Some(Err(e)),
+            })
         })
     }
 }

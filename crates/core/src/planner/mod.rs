@@ -25,6 +25,7 @@ pub mod model;
 mod phases;
 pub mod plan;
 pub mod rules;
+mod settled;
 
 #[cfg(test)]
 mod testing;

@@ -3,20 +3,24 @@
 //! phases and the clock; the runtime edge executes it. Nothing here can touch a pod: a bad spec
 //! produces a condition and no pod changes at all.
 
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::model::{CachedPod, Decisions, Owner, Plan, PlanInput, SortedPods};
+use super::model::{CachedPod, Decisions, Owner, Plan, PlanInput, Settled, SortedPods};
 use super::phases::assemble::into_plan;
 use super::phases::canary::canary;
+use super::phases::finish::Phases;
 use super::phases::gates::gates;
 use super::phases::revisions::revisions;
 use super::phases::scale::scale;
 use super::phases::spec::{refuse, refuse_undecodable, resolve_spec};
-use super::phases::status::{Decided, HookWaits, status};
+use super::phases::status::PodFacts;
 use super::phases::update::update;
-use super::rules::progress_deadline::exceeded_note;
+use super::rules::conditions::Counts;
+use super::rules::pod_revisions::PodRevisions;
+use super::settled;
 use crate::api::Undecodable;
 use crate::inplace::PodView;
 
@@ -26,6 +30,38 @@ pub fn plan(world: &PlanInput, suffix: &mut dyn FnMut() -> String) -> Plan {
         Ok((decisions, views)) => into_plan(world, &views, decisions),
         Err(refused) => refused,
     }
+}
+
+/// [`plan`], read from `settled`, the roster's tally of `world`'s pods, without reading the
+/// pods (`planner/settled.rs`); `None` when the plan needs them. Debug builds check it against
+/// [`plan`] every time.
+pub fn plan_settled(world: &PlanInput, settled: &Settled) -> Option<Plan> {
+    let plan = into_plan(world, &[], settled::decide(world, settled)?);
+    #[cfg(debug_assertions)]
+    check_settled(world, settled, &plan);
+    Some(plan)
+}
+
+/// Checks a plan made from the roster's tally against the plan made from the pods it tallies,
+/// on every such plan of every debug build (all the tests): they must be the same.
+#[cfg(debug_assertions)]
+fn check_settled(world: &PlanInput, settled: &Settled, from_tally: &Plan) {
+    let mut tally = super::model::Tally::default();
+    for pod in world.pods {
+        tally.count(pod, 1);
+    }
+    assert_eq!(
+        tally.settled().as_ref(),
+        Some(settled),
+        "the roster's tally is not of these pods"
+    );
+    let by_pod = PlanInput { ..*world };
+    let creates = &mut || panic!("the plan of a settled GameDeployment created a pod");
+    assert_eq!(
+        *from_tally,
+        plan(&by_pod, creates),
+        "the plan from the tally differs from the plan pod by pod"
+    );
 }
 
 /// Plans a reconcile of a GameDeployment whose spec does not decode: a Warning event and a
@@ -44,9 +80,17 @@ fn decide<'a>(
     let observed = SortedPods::new(world.pods);
     let mut resolved = resolve_spec(world.gd).map_err(|m| refuse(world, &observed.views, m))?;
     let owner = Owner::of(world.gd);
-    let revisions = revisions(world, &owner, &observed.views);
-    let canary = canary(world, &mut resolved, &observed, &revisions);
-    let scaled = scale(
+    // 10,000 pods share a revision or two: one pass names each once.
+    let revisions = revisions(world, &owner, &PodRevisions::of(&observed.views));
+    let views = &observed.views;
+    // Counted once, by the canary (when a step may wait on the counts) or by the status: both
+    // count against the update revision and minReadySeconds, which no later phase changes.
+    let counted = OnceCell::new();
+    let counts = |update: &str, min_ready| {
+        *counted.get_or_init(|| Counts::of(views, update, min_ready, world.now))
+    };
+    let canary = canary(world, &mut resolved, counts, &revisions);
+    let mut scaled = scale(
         world,
         &resolved,
         &owner,
@@ -54,51 +98,22 @@ fn decide<'a>(
         &revisions,
         suffix,
     );
-    let updated = update(world, &resolved, &observed, &revisions, &scaled);
-    let deletions = scaled.delete.into_iter().chain(updated.recreate).collect();
+    let mut updated = update(world, &resolved, &observed, &revisions, &scaled);
+    let recreate = std::mem::take(&mut updated.recreate);
+    let deletions = scaled.delete.drain(..).chain(recreate).collect();
     let gated = gates(world, &observed, deletions);
-    let problems: Vec<_> = (scaled.problems.into_iter())
-        .chain(updated.problems)
-        .chain(gated.problems)
-        .chain(canary.problems.iter().cloned())
-        .collect();
-    let decided = Decided {
+    let decided = Phases {
         resolved: &resolved,
-        revisions: &revisions,
-        problems: &problems,
-        waits: HookWaits {
-            pre_inplace: &updated.waiting,
-            pre_delete: &gated.pre_delete_waiting,
-            post_inplace: &gated.post_inplace_waiting,
-        },
-        machines: &updated.machines,
-        canary: &canary,
+        revisions,
+        canary,
+        scaled,
+        updated,
+        gated,
     };
-    let (status, requeue_at) = status(world, &observed, &decided);
-    let decisions = Decisions {
-        revisions: Some(revisions.plan),
-        create: scaled.create,
-        delete: gated.delete,
-        machines: updated.machines,
-        hot_patches: updated.hot_patches,
-        release_gates: updated.release_gates,
-        pre_delete: gated.pre_delete,
-        post_hooks: gated.post_hooks,
-        stale_hook_runs: gated
-            .stale_hook_runs
-            .into_iter()
-            .chain(canary.delete)
-            .collect(),
-        canary_run: canary.create,
-        terminate_hook_runs: canary.terminate,
-        pause_updates: canary.pause_updates,
-        notes: (canary.notes.into_iter())
-            .chain(updated.notes)
-            .chain(exceeded_note(world.gd.status.as_ref(), &status))
-            .collect(),
-        status,
-        requeue_at,
-    };
+    let decisions = decided.finish(world, |d| {
+        let counts = counts(&d.revisions.update, d.resolved.limits.min_ready_seconds);
+        PodFacts::observed(world, &observed, d, counts)
+    });
     Ok((decisions, observed.views))
 }
 
@@ -108,5 +123,7 @@ mod cost_tests;
 mod deadline_tests;
 #[cfg(test)]
 mod resize_tests;
+#[cfg(test)]
+mod settled_tests;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ mod input;
 mod owner;
 mod report;
 mod roster;
+mod settled;
 mod sorted_pods;
 
 pub(crate) use by_name::{find_by_name, position_by_name};
@@ -28,4 +29,5 @@ pub use input::{NodeFacts, PlanInput};
 pub use owner::Owner;
 pub use report::ConditionReport;
 pub use roster::{Controlled, MachineCounts, Roster, machine_state};
+pub use settled::{Settled, SettledPod, Tally, settled};
 pub(crate) use sorted_pods::SortedPods;

@@ -28,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Resource;
 
 use super::cached_pod::CachedPod;
+use super::settled::{Settled, Tally, bump};
 use crate::inplace::{Decoded, State};
 
 /// How many pods are in each in-place state (states with none are left out).
@@ -151,6 +152,7 @@ struct Group {
     /// In name order.
     pods: BTreeSet<ByName>,
     counts: MachineCounts,
+    tally: Tally,
     /// What the last claim learnt; `None` before the first (nothing is tracked for a group no
     /// one claims, such as a ReplicaSet's).
     claimed: Option<Claimed>,
@@ -177,19 +179,15 @@ fn refresh(set: &mut BTreeSet<ByName>, pod: &Arc<CachedPod>) {
 
 /// Adds `counts` the pod's state, `by` times (-1 to take it out).
 fn count(counts: &mut MachineCounts, pod: &CachedPod, by: i64) {
-    let Some(state) = machine_state(pod) else {
-        return;
-    };
-    let n = counts.entry(state).or_default();
-    *n += by;
-    if *n == 0 {
-        counts.remove(&state);
+    if let Some(state) = machine_state(pod) {
+        bump(counts, state, by);
     }
 }
 
 impl Group {
     fn add(&mut self, pod: &Arc<CachedPod>) {
         count(&mut self.counts, pod, 1);
+        self.tally.count(pod, 1);
         self.pods.replace(ByName(pod.clone()));
         if let Some(c) = &mut self.claimed {
             c.relabeled.replace(ByName(pod.clone()));
@@ -198,6 +196,7 @@ impl Group {
 
     fn remove(&mut self, pod: &CachedPod) {
         count(&mut self.counts, pod, -1);
+        self.tally.count(pod, -1);
         let name = name_of(pod);
         self.pods.remove(name);
         if let Some(c) = &mut self.claimed {
@@ -210,6 +209,8 @@ impl Group {
     fn update(&mut self, old: &CachedPod, new: &Arc<CachedPod>) {
         count(&mut self.counts, old, -1);
         count(&mut self.counts, new, 1);
+        self.tally.count(old, -1);
+        self.tally.count(new, 1);
         self.pods.replace(ByName(new.clone()));
         if let Some(c) = &mut self.claimed {
             if old.labels() != new.labels() {
@@ -251,6 +252,7 @@ impl Group {
         Controlled {
             pods: self.pods.iter().map(|p| p.0.clone()).collect(),
             counts: self.counts.clone(),
+            settled: self.tally.settled(),
         }
     }
 }
@@ -344,6 +346,19 @@ impl Namespace {
 pub struct Controlled {
     pub pods: Vec<Arc<CachedPod>>,
     pub counts: MachineCounts,
+    /// `Some` when every pod is settled (`settled.rs`): the plan then reads
+    /// this instead of the pods.
+    pub settled: Option<Settled>,
+}
+
+impl Controlled {
+    /// A controller with no pods: settled, as far as its (empty) tally says.
+    fn none() -> Self {
+        Controlled {
+            settled: Tally::default().settled(),
+            ..Controlled::default()
+        }
+    }
 }
 
 /// A group's pods as a claim with some selector sees them.
@@ -356,8 +371,8 @@ pub(crate) struct Kept {
 }
 
 impl Roster {
-    /// A pod added or changed (a watch `Apply`); returns it as the roster now shares it.
-    pub fn apply(&mut self, pod: Arc<CachedPod>) -> Arc<CachedPod> {
+    /// A pod added or changed (a watch `Apply`).
+    pub fn apply(&mut self, pod: Arc<CachedPod>) {
         let ns = namespace_of(&pod);
         match self.namespaces.get_mut(ns) {
             Some(space) => space.upsert(&pod),
@@ -367,7 +382,6 @@ impl Roster {
                 self.namespaces.insert(ns.to_owned(), space);
             }
         }
-        pod
     }
 
     /// A pod deleted (a watch `Delete`): the pod of its namespace and name goes.
@@ -433,7 +447,7 @@ impl Roster {
     /// The pods the controller with `uid` controls in `ns`.
     pub fn controlled(&self, ns: &str, uid: &str) -> Controlled {
         let group = self.namespaces.get(ns).and_then(|s| s.groups.get(uid));
-        group.map(Group::controlled).unwrap_or_default()
+        group.map_or_else(Controlled::none, Group::controlled)
     }
 
     /// The pods of `ns` without a controller reference, in name order.
@@ -459,7 +473,10 @@ impl Roster {
             .get_mut(ns)
             .and_then(|s| s.groups.get_mut(uid));
         let Some(group) = group else {
-            return Kept::default();
+            return Kept {
+                matched: Controlled::none(),
+                unmatched: Vec::new(),
+            };
         };
         group.rematch(selector, &mut matches);
         let no_claim = BTreeSet::new();
@@ -479,7 +496,12 @@ impl Roster {
             .map(|p| p.0.clone())
             .collect();
         Kept {
-            matched: Controlled { pods, counts },
+            // Rare (a pod relabelled out of the selector): the plan reads the pods then.
+            matched: Controlled {
+                pods,
+                counts,
+                settled: None,
+            },
             unmatched: unmatched.iter().map(|p| p.0.clone()).collect(),
         }
     }

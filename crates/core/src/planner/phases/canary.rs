@@ -6,16 +6,18 @@
 
 use super::revisions::Revisions;
 use crate::api::UpdateStrategyType;
-use crate::planner::model::{PlanInput, SortedPods};
+use crate::planner::model::PlanInput;
 use crate::planner::rules::canary_steps::{self, Canary};
 use crate::planner::rules::conditions::Counts;
 use crate::planner::rules::limits::Resolved;
 
 /// The canary of this reconcile; `resolved`'s partition replaced by the steps' while they exist.
+/// `counts` counts the pods against the update revision and `minReadySeconds`; it is asked
+/// only when a step may wait on them.
 pub fn canary(
     world: &PlanInput,
     resolved: &mut Resolved,
-    observed: &SortedPods,
+    counts: impl FnOnce(&str, i64) -> Counts,
     revisions: &Revisions,
 ) -> Canary {
     let steps = world.gd.spec.canary_steps();
@@ -26,12 +28,7 @@ pub fn canary(
     let counts = if steps.is_empty() {
         Counts::default()
     } else {
-        Counts::of(
-            &observed.views,
-            &revisions.update,
-            limits.min_ready_seconds,
-            world.now,
-        )
+        counts(&revisions.update, limits.min_ready_seconds)
     };
     let decided = canary_steps::decide(&canary_steps::CanaryInput {
         steps,

@@ -11,10 +11,13 @@
 //! 6. [`gates`]: the preDelete gate on every deletion, postInplace HookRuns, stale HookRuns.
 //! 7. [`status`]: the status, its conditions and hook lists, and when to look again.
 //!
+//! [`finish`] runs the status phase over the others' decisions and puts them together (the plan
+//! from a settled tally, `planner/settled.rs`, runs it too, over empty pod decisions).
 //! Then [`assemble`] puts the decisions in the order the executor must follow, as effects.
 
 pub(super) mod assemble;
 pub(super) mod canary;
+pub(super) mod finish;
 pub(super) mod gates;
 pub(super) mod revisions;
 pub(super) mod scale;

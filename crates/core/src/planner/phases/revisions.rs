@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::inplace::PodView;
 use crate::names;
 use crate::planner::model::{Owner, PlanInput, RevisionPlan};
 use crate::planner::rules::pod_revisions::PodRevisions;
@@ -22,12 +21,10 @@ pub struct Revisions {
     pub current: String,
 }
 
-/// The revisions of `world`'s GameDeployment, given the pods' labels.
-pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisions {
+/// The revisions of `world`'s GameDeployment, given the revisions its pods are on.
+pub fn revisions(world: &PlanInput, owner: &Owner, on: &PodRevisions) -> Revisions {
     let gd = world.gd;
     let template = serde_json::to_value(&gd.spec.template).unwrap_or(Value::Null);
-    // 10,000 pods share a revision or two: one pass names each once.
-    let on = PodRevisions::of(views);
     let in_use: BTreeSet<&str> = on.any.iter().copied().collect();
     let mut plan = plan_revisions(
         owner,
@@ -51,10 +48,7 @@ pub fn revisions(world: &PlanInput, owner: &Owner, views: &[&PodView]) -> Revisi
             .insert(names::ANNOTATION_CHANGE_CAUSE.to_string(), cause.clone());
     }
     let update = plan.update.clone();
-    let current = on
-        .oldest_live(&plan.order)
-        .cloned()
-        .unwrap_or_else(|| update.clone());
+    let current = on.current(&plan.order, &update);
     Revisions {
         plan,
         update,

@@ -16,6 +16,7 @@ use crate::planner::rules::replicas::{ReplicaInput, replica_diff};
 use crate::planner::rules::{new_pods, pod_index};
 
 /// The scale decisions of this reconcile.
+#[derive(Default)]
 pub struct Scaled {
     pub create: Vec<Pod>,
     /// Before the preDelete gate.

@@ -6,8 +6,10 @@ use crate::api::{GameDeployment, GameDeploymentStatus, Undecodable};
 use crate::inplace::PodView;
 use crate::names;
 use crate::planner::model::{ConditionReport, Effect, EventNote, Plan, PlanInput};
+use crate::planner::rules::conditions::{self, Counts};
 use crate::planner::rules::limits::{Resolved, resolve};
-use crate::planner::rules::{adoption, conditions, hookruns};
+use crate::planner::rules::pod_revisions::PodRevisions;
+use crate::planner::rules::{adoption, hookruns};
 
 /// The spec resolved and its selector checked, or the message that refuses it.
 pub fn resolve_spec(gd: &GameDeployment) -> Result<Resolved, String> {
@@ -85,15 +87,14 @@ fn refusal(r: Refused, views: &[&PodView], message: String) -> Plan {
         .unwrap_or_default();
     let status = conditions::compute(&conditions::StatusInput {
         generation: r.generation,
-        pods: views,
+        counts: Counts::of(views, &update, 0, r.now),
         replicas: r.replicas,
         partition: 0,
         paused: false,
         update_revision: &update,
-        revisions: &order,
+        current_revision: &PodRevisions::of(views).current(&order, &update),
         collision_count: previous.and_then(|s| s.collision_count),
         label_selector: r.label_selector,
-        min_ready_seconds: 0,
         abandoned: 0,
         problems: &problems,
         previous,

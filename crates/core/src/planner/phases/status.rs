@@ -13,7 +13,7 @@ use crate::inplace::{Decoded, MachineStep, PodView, State};
 use crate::planner::model::{ConditionReport, PlanInput, SortedPods, position_by_name};
 use crate::planner::rules::adoption;
 use crate::planner::rules::canary_steps::Canary;
-use crate::planner::rules::conditions;
+use crate::planner::rules::conditions::{self, Counts};
 use crate::planner::rules::limits::Resolved;
 use crate::planner::rules::progress_deadline;
 
@@ -35,10 +35,57 @@ pub struct Decided<'a> {
     pub canary: &'a Canary,
 }
 
+/// What the status reads of the pods: worked out from every pod ([`PodFacts::observed`]) or,
+/// for a GameDeployment whose pods are all settled, from the roster's tally of them
+/// (`planner::settled`).
+pub struct PodFacts {
+    pub counts: Counts,
+    /// Pods whose update to the update revision was given up by force.
+    pub abandoned: i32,
+    /// The first time after now that a Ready pod becomes available.
+    pub next_available: Option<Timestamp>,
+    /// Whether a pod's machine wrote a new checkpoint in this reconcile (read only under a
+    /// progress deadline).
+    pub machines_moved: bool,
+}
+
+impl PodFacts {
+    /// The facts of `observed`, one pass each; `counts` are its [`Counts`], made once per plan.
+    pub fn observed(
+        world: &PlanInput,
+        observed: &SortedPods,
+        decided: &Decided,
+        counts: Counts,
+    ) -> Self {
+        let update = &decided.revisions.update;
+        let wait = SignedDuration::from_secs(decided.resolved.limits.min_ready_seconds);
+        PodFacts {
+            counts,
+            abandoned: (observed.records.iter())
+                .filter(|d| {
+                    matches!(d, Decoded::Valid(r) if r.state == State::Abandoned && r.revision == *update)
+                })
+                .count() as i32,
+            next_available: next_available(&observed.views, wait, world.now),
+            // Without a deadline nothing reads it: no pass over the machines.
+            machines_moved: deadline_seconds(world, decided.resolved).is_some()
+                && machines_moved(observed, decided.machines, update),
+        }
+    }
+}
+
+/// `progressDeadlineSeconds`, where it applies: under OnDelete the controller moves no pod, so
+/// waiting for the user is not a stall.
+fn deadline_seconds(world: &PlanInput, resolved: &Resolved) -> Option<i64> {
+    (world.gd.spec.progress_deadline_seconds())
+        .filter(|_| resolved.strategy != UpdateStrategyType::OnDelete)
+        .map(i64::from)
+}
+
 /// The status to write and when to reconcile again even if nothing changes.
 pub fn status(
     world: &PlanInput,
-    observed: &SortedPods,
+    pods: &PodFacts,
     decided: &Decided,
 ) -> (GameDeploymentStatus, Option<Timestamp>) {
     let Decided {
@@ -50,27 +97,19 @@ pub fn status(
         canary,
     } = decided;
     let gd = world.gd;
-    let views = &observed.views;
     let update = &revisions.update;
     let previous = gd.status.as_ref();
     let mut out = conditions::compute(&conditions::StatusInput {
         generation: gd.metadata.generation,
-        pods: views,
+        counts: pods.counts,
         replicas: resolved.limits.replicas,
         partition: resolved.limits.partition,
         paused: resolved.paused,
         update_revision: update,
-        revisions: &revisions.plan.order,
+        current_revision: &revisions.current,
         collision_count: revisions.plan.collision_count,
         label_selector: adoption::label_selector(gd),
-        min_ready_seconds: resolved.limits.min_ready_seconds,
-        abandoned: observed
-            .records
-            .iter()
-            .filter(|d| {
-                matches!(d, Decoded::Valid(r) if r.state == State::Abandoned && r.revision == *update)
-            })
-            .count() as i32,
+        abandoned: pods.abandoned,
         problems,
         previous,
         now: world.now,
@@ -94,29 +133,19 @@ pub fn status(
     out.current_step_hash = canary.current_step_hash.clone();
     out.canary = canary.status.clone();
     out.pause_conditions = canary.pause_conditions.clone();
-    // Under OnDelete the controller moves no pod: waiting for the user is not a stall.
-    let deadline_seconds = gd
-        .spec
-        .progress_deadline_seconds()
-        .filter(|_| resolved.strategy != UpdateStrategyType::OnDelete)
-        .map(i64::from);
     let deadline = progress_deadline::apply(
         &mut out,
         &progress_deadline::DeadlineInput {
-            deadline_seconds,
+            deadline_seconds: deadline_seconds(world, resolved),
             previous,
-            // Without a deadline nothing reads it: no pass over the machines.
-            machines_moved: deadline_seconds.is_some()
-                && machines_moved(observed, machines, update),
+            machines_moved: pods.machines_moved,
             now: world.now,
         },
     );
-    let wait = SignedDuration::from_secs(resolved.limits.min_ready_seconds);
-    let availability = next_available(views, wait, world.now);
     let requeue_at = machines
         .iter()
         .filter_map(|(_, o)| o.wake_at)
-        .chain(availability)
+        .chain(pods.next_available)
         .chain(canary.wake_at)
         .chain(deadline)
         .min();

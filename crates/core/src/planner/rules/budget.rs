@@ -42,18 +42,23 @@ impl ReadyBy {
             no_wait: min_ready_seconds == 0,
         }
     }
+
+    /// Whether a pod Ready since `since` (`None`: no transition time) has been Ready long
+    /// enough.
+    pub fn covers(self, since: Option<Timestamp>) -> bool {
+        match since {
+            Some(since) => self.cutoff.is_some_and(|c| since <= c),
+            None => self.no_wait,
+        }
+    }
 }
 
 /// Whether a pod counts as available for the update budget: Running, Ready since `by`
 /// (`minReadySeconds`), and not held unready by an in-place update.
 pub fn is_available_by(pod: &PodView, by: ReadyBy) -> bool {
-    let ready_long_enough = match pod.ready_since {
-        Some(since) => by.cutoff.is_some_and(|c| since <= c),
-        None => by.no_wait,
-    };
     pod.phase.as_deref() == Some("Running")
         && pod.ready
-        && ready_long_enough
+        && by.covers(pod.ready_since)
         && !pod.is_marked_unready()
         && !pod.deleting
 }

@@ -7,7 +7,6 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::budget::{ReadyBy, is_available_by};
-use super::pod_revisions::PodRevisions;
 use crate::api::{GameDeploymentCondition, GameDeploymentStatus};
 use crate::inplace::PodView;
 use crate::names;
@@ -17,17 +16,16 @@ use crate::planner::model::ConditionReport;
 #[derive(Debug, Clone)]
 pub struct StatusInput<'a> {
     pub generation: Option<i64>,
-    /// Owned pods, including those being deleted.
-    pub pods: &'a [&'a PodView],
+    /// The owned pods, counted ([`Counts::of`] their views, or a settled roster's tally).
+    pub counts: Counts,
     pub replicas: i32,
     pub partition: i32,
     pub paused: bool,
     pub update_revision: &'a str,
-    /// Revision names, oldest first (by ControllerRevision `revision` number).
-    pub revisions: &'a [String],
+    /// The oldest revision a live pod is on ([`super::pod_revisions::PodRevisions::current`]).
+    pub current_revision: &'a str,
     pub collision_count: Option<i32>,
     pub label_selector: String,
-    pub min_ready_seconds: i64,
     /// Pods whose update to `update_revision` was given up by force: they hold the rollout
     /// back until forced to `Pending`, and the condition must say so rather than "Updating".
     pub abandoned: i32,
@@ -72,11 +70,7 @@ impl Counts {
 
 /// Computes the status to write.
 pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
-    let counts = Counts::of(o.pods, o.update_revision, o.min_ready_seconds, o.now);
-    let current_revision = PodRevisions::of(o.pods)
-        .oldest_live(o.revisions)
-        .cloned()
-        .unwrap_or_else(|| o.update_revision.to_string());
+    let counts = o.counts;
     let mut status = o.previous.cloned().unwrap_or_default();
     status.observed_generation = o.generation.unwrap_or(status.observed_generation);
     status.replicas = counts.replicas;
@@ -85,7 +79,7 @@ pub fn compute(o: &StatusInput) -> GameDeploymentStatus {
     status.updated_replicas = counts.updated;
     status.updated_ready_replicas = counts.updated_ready;
     status.update_revision = o.update_revision.to_string();
-    status.current_revision = current_revision;
+    status.current_revision = o.current_revision.to_string();
     status.collision_count = o.collision_count;
     status.label_selector = o.label_selector.clone();
 

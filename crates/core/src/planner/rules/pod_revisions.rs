@@ -42,6 +42,13 @@ impl<'a> PodRevisions<'a> {
     pub fn oldest_live<'o>(&self, order: &'o [String]) -> Option<&'o String> {
         order.iter().find(|r| self.live.contains(&r.as_str()))
     }
+
+    /// `status.currentRevision`: [`PodRevisions::oldest_live`], or `update` when no live pod
+    /// is on a revision of `order`.
+    pub fn current(&self, order: &[String], update: &str) -> String {
+        self.oldest_live(order)
+            .map_or_else(|| update.to_string(), Clone::clone)
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,9 @@ struct Spec<'a> {
     state: Option<&'a str>,
     deleting: bool,
     phase: &'a str,
+    /// Its revision label and, Ready and released by the readiness gate, since when (seconds
+    /// after a fixed time; `None` for no transition time).
+    serving: Option<(&'a str, Option<i64>)>,
 }
 
 fn build(s: &Spec) -> Arc<CachedPod> {
@@ -44,8 +47,17 @@ fn build(s: &Spec) -> Arc<CachedPod> {
     if s.deleting {
         meta["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
     }
-    let pod: Pod =
-        serde_json::from_value(json!({"metadata": meta, "status": {"phase": s.phase}})).unwrap();
+    let mut status = json!({"phase": s.phase});
+    if let Some((revision, since)) = s.serving {
+        meta["labels"][crate::names::LABEL_REVISION] = json!(revision);
+        let at =
+            since.map(|s| (jiff::Timestamp::from_second(1_767_225_600 + s).unwrap()).to_string());
+        status["conditions"] = json!([
+            {"type": "Ready", "status": "True", "lastTransitionTime": at},
+            {"type": crate::names::CONDITION_INPLACE_READY, "status": "True"},
+        ]);
+    }
+    let pod: Pod = serde_json::from_value(json!({"metadata": meta, "status": status})).unwrap();
     Arc::new(CachedPod::from(pod))
 }
 
@@ -75,11 +87,12 @@ fn expected(pods: &BTreeMap<(String, String), Arc<CachedPod>>) -> Projection {
         }
         match controller_uid(pod) {
             Some(owner) => {
-                let (pods, counts) = space.groups.entry(owner.to_owned()).or_default();
+                let (pods, counts, tally) = space.groups.entry(owner.to_owned()).or_default();
                 pods.push(Arc::as_ptr(pod));
                 if let Some(state) = machine_state(pod) {
                     *counts.entry(state).or_default() += 1;
                 }
+                tally.count(pod, 1);
             }
             None => space.orphans.push(Arc::as_ptr(pod)),
         }
@@ -96,8 +109,9 @@ type Projection = BTreeMap<String, Space>;
 struct Space {
     names: Vec<String>,
     uids: Vec<String>,
-    /// Pods (by identity: the roster must share the latest `Arc`) and counts per controller.
-    groups: BTreeMap<String, (Vec<*const CachedPod>, MachineCounts)>,
+    /// Pods (by identity: the roster must share the latest `Arc`), counts and tally per
+    /// controller.
+    groups: BTreeMap<String, (Vec<*const CachedPod>, MachineCounts, Tally)>,
     orphans: Vec<*const CachedPod>,
 }
 
@@ -121,7 +135,7 @@ fn projection(roster: &Roster) -> Projection {
                     }
                 }
                 let pods = g.pods.iter().map(|p| Arc::as_ptr(&p.0)).collect();
-                (uid.clone(), (pods, g.counts.clone()))
+                (uid.clone(), (pods, g.counts.clone(), g.tally.clone()))
             })
             .collect();
         let orphans = space.orphans.iter().map(|p| Arc::as_ptr(&p.0)).collect();
@@ -177,7 +191,11 @@ impl Gen {
             app,
             state,
             deleting: r.u8(..5) == 0,
-            phase: ["Running", "Pending", "Succeeded", "Failed"][r.usize(..4)],
+            phase: ["Running", "Running", "Pending", "Failed"][r.usize(..4)],
+            serving: (r.u8(..3) > 0).then(|| {
+                let since = [None, Some(0), Some(30), Some(60)][r.usize(..4)];
+                (["rev-1", "rev-2"][r.usize(..2)], since)
+            }),
         };
         let mut pod = build(&spec);
         // Often only one thing changes: the rest as it was.
@@ -247,10 +265,14 @@ fn refs<'a>(pods: impl IntoIterator<Item = &'a CachedPod>) -> Vec<*const CachedP
 }
 
 /// The roster's claim is the claim over every pod of the namespace; how many pods it adopts
-/// and releases.
-fn claims_agree(gd: &GameDeployment, roster: &mut Roster, pods: &[Arc<CachedPod>]) -> [usize; 2] {
+/// and releases, and whether it found its pods settled.
+fn claims_agree(gd: &GameDeployment, roster: &mut Roster, pods: &[Arc<CachedPod>]) -> [usize; 3] {
     let from_roster = claim_from(gd, roster);
-    let changes = [from_roster.adopt.len(), from_roster.release.len()];
+    let changes = [
+        from_roster.adopt.len(),
+        from_roster.release.len(),
+        usize::from(from_roster.owned.settled.is_some()),
+    ];
     let all: Vec<&CachedPod> = pods.iter().map(|p| p.as_ref()).collect();
     match adoption::claim(gd, &all) {
         Ok(c) => {
@@ -269,6 +291,23 @@ fn claims_agree(gd: &GameDeployment, roster: &mut Roster, pods: &[Arc<CachedPod>
                 *counts.entry(state).or_default() += 1;
             }
             assert_eq!(from_roster.owned.counts, counts);
+            // A claim that leaves pods out (rare) hands the plan the pods, not the tally.
+            let mut tally = Tally::default();
+            for p in &c.owned {
+                tally.count(p, 1);
+            }
+            // Without pods left out the tally is the one of the claimed pods, `None` included.
+            let uid = gd.metadata.uid.as_deref().unwrap_or_default();
+            let controlled = (all.iter())
+                .filter(|p| p.meta().namespace == gd.metadata.namespace)
+                .filter(|p| adoption::controlled_by(**p, uid))
+                .count();
+            let settled = from_roster.owned.settled.as_ref();
+            if controlled == c.owned.len() {
+                assert_eq!(settled, tally.settled().as_ref());
+            } else {
+                assert_eq!(settled, None);
+            }
         }
         Err(e) => {
             assert_eq!(from_roster.refused, Some(e));
@@ -330,54 +369,74 @@ fn step(g: &mut Gen, roster: &mut Roster, pods: &mut BTreeMap<(String, String), 
             };
             let old = pods.get(&key).cloned();
             let pod = g.pod(&key.0, &key.1, old.as_deref());
-            let shared = roster.apply(pod.clone());
-            assert!(Arc::ptr_eq(&shared, &pod));
+            roster.apply(pod.clone());
             pods.insert(key, pod);
         }
     }
 }
 
-#[test]
-fn the_roster_is_the_projection_of_its_pods_after_every_event() {
+/// Eight seeds of 1,500 random events each, `after` called after every event with the seed,
+/// the event's number, the generator, the roster and the pods it must hold.
+fn random_events(
+    mut after: impl FnMut(
+        u64,
+        usize,
+        &mut Gen,
+        &mut Roster,
+        &BTreeMap<(String, String), Arc<CachedPod>>,
+    ),
+) {
     for seed in 0..8 {
         let mut g = Gen::new(seed);
         let mut roster = Roster::default();
         let mut pods = BTreeMap::new();
         for i in 0..1500 {
             step(&mut g, &mut roster, &mut pods);
-            assert_eq!(
-                projection(&roster),
-                expected(&pods),
-                "seed {seed}, event {i}"
-            );
-            assert_eq!(roster.len(), pods.len());
-            for ((ns, name), pod) in &pods {
-                assert!(Arc::ptr_eq(roster.get(ns, name).unwrap(), pod));
-            }
+            after(seed, i, &mut g, &mut roster, &pods);
         }
     }
 }
 
 #[test]
-fn claims_from_the_roster_are_claims_over_every_pod_of_the_namespace() {
-    let mut changes = [0, 0];
-    for seed in 0..8 {
-        let mut g = Gen::new(seed);
-        let mut roster = Roster::default();
-        let mut pods = BTreeMap::new();
-        for _ in 0..1500 {
-            step(&mut g, &mut roster, &mut pods);
-            // Claims come between events, any number of them.
-            while g.rng.u8(..3) == 0 {
-                let gd = g.gd();
-                let all: Vec<Arc<CachedPod>> = pods.values().cloned().collect();
-                let [adopt, release] = claims_agree(&gd, &mut roster, &all);
-                changes = [changes[0] + adopt, changes[1] + release];
-            }
+fn the_roster_is_the_projection_of_its_pods_after_every_event() {
+    let mut settled_groups = 0;
+    random_events(|seed, i, _, roster, pods| {
+        let projected = projection(roster);
+        assert_eq!(projected, expected(pods), "seed {seed}, event {i}");
+        settled_groups += (projected.values())
+            .flat_map(|s| s.groups.values())
+            .filter(|(_, _, tally)| tally.settled().is_some())
+            .count();
+        assert_eq!(roster.len(), pods.len());
+        for ((ns, name), pod) in pods {
+            assert!(Arc::ptr_eq(roster.get(ns, name).unwrap(), pod));
         }
-    }
-    // The sequences exercise adoption and release, not only keeping.
-    assert!(changes[0] > 100 && changes[1] > 100, "{changes:?}");
+    });
+    // The sequences reach settled groups, not only unsettled ones.
+    assert!(settled_groups > 100, "{settled_groups}");
+}
+
+#[test]
+fn claims_from_the_roster_are_claims_over_every_pod_of_the_namespace() {
+    let mut changes = [0, 0, 0];
+    random_events(|_, _, g, roster, pods| {
+        // Claims come between events, any number of them.
+        while g.rng.u8(..3) == 0 {
+            let gd = g.gd();
+            let all: Vec<Arc<CachedPod>> = pods.values().cloned().collect();
+            let [adopt, release, settled] = claims_agree(&gd, roster, &all);
+            changes = [
+                changes[0] + adopt,
+                changes[1] + release,
+                changes[2] + settled,
+            ];
+        }
+    });
+    // The sequences exercise adoption and release, not only keeping, and settled groups.
+    assert!(
+        changes[0] > 100 && changes[1] > 100 && changes[2] > 10,
+        "{changes:?}"
+    );
 }
 
 fn owned(ns: &str, name: &str, app: &str, state: Option<&str>) -> Arc<CachedPod> {
@@ -391,6 +450,7 @@ fn owned(ns: &str, name: &str, app: &str, state: Option<&str>) -> Arc<CachedPod>
         state,
         deleting: false,
         phase: "Running",
+        serving: None,
     })
 }
 

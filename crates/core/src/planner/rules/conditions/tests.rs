@@ -1,4 +1,5 @@
 use super::*;
+use crate::planner::rules::pod_revisions::PodRevisions;
 
 fn t(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -20,21 +21,23 @@ fn observed<'a>(
     problems: &'a [ConditionReport],
     revisions: &'a [String],
 ) -> StatusInput<'a> {
+    let now = t("2026-01-01T00:10:00Z");
     StatusInput {
         generation: Some(3),
-        pods,
+        counts: Counts::of(pods, "r2", 0, now),
         replicas: 8,
         partition: 3,
         paused: false,
         update_revision: "r2",
-        revisions,
+        current_revision: PodRevisions::of(pods)
+            .oldest_live(revisions)
+            .map_or("r2", String::as_str),
         collision_count: None,
         label_selector: "app=test-gamedeployment".into(),
-        min_ready_seconds: 0,
         abandoned: 0,
         problems,
         previous: None,
-        now: t("2026-01-01T00:10:00Z"),
+        now,
     }
 }
 
