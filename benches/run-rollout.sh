@@ -12,12 +12,18 @@
 #    (user + system, from /proc/PID/stat) over the rollout divided by PODS (the "operator CPU
 #    per updated pod" row), and its memory again.
 #
-# Needs kubectl on PATH. PORT (default 16443) is where the cluster listens. Stops only the two
-# processes it started.
+# 4. Prints the operator's reconcile and plan counters (its /metrics, on PORT + 1) before and
+#    after the rollout.
+#
+# Needs kubectl and curl on PATH. PORT (default 16443) is where the cluster listens. OPERATOR names another
+# binary to run the operator with (the operator-only build, `cargo build --release
+# --no-default-features`, which has no `cluster`). Stops only the two processes it started.
 set -euo pipefail
 pods=${1:-2000}
 bin=$(realpath "${2:-target/release/gamedeploy}")
+operator_bin=$(realpath "${OPERATOR:-$bin}")
 port=${PORT:-16443}
+metrics_port=$((port + 1))
 dir=$(mktemp -d)
 kc=$dir/kubeconfig
 cluster=""
@@ -37,7 +43,7 @@ sed -e "s/^  replicas: 8/  replicas: $pods/" -e '/^    partition: 3/d' \
   -e 's/^      gracePeriodSeconds: 30/      gracePeriodSeconds: 5/' \
   -e 's/^    type: InplaceUpdate/    type: InplaceUpdate\n    maxUnavailable: 20%/' \
   "$(dirname "$0")/../deploy/examples/inplace-update.yaml" | k apply -f - >/dev/null
-"$bin" run --kubeconfig "$kc" >"$dir/run.log" 2>&1 &
+"$operator_bin" run --kubeconfig "$kc" --metrics-addr "127.0.0.1:$metrics_port" >"$dir/run.log" 2>&1 &
 operator=$!
 
 field() { k get gamedeployment test-gamedeployment -o "jsonpath={.status.$1}"; }
@@ -46,6 +52,10 @@ wait_for() { # wait_for FIELD VALUE
 }
 memory() {
   grep -E '^(VmRSS|VmHWM|RssAnon|RssFile):' "/proc/$operator/status" | tr -s ' \t' ' ' | paste -sd, -
+}
+counted() { # the operator's reconciles and plans so far, from its metrics
+  curl -s "http://127.0.0.1:$metrics_port/metrics" |
+    grep -E '^bkbcs_gamedeployment_(reconciles|plans)_total' | tr '\n' ' '
 }
 cpu_ticks() { # utime + stime of the operator, in clock ticks
   awk '{ print $14 + $15 }' "/proc/$operator/stat"
@@ -57,6 +67,7 @@ echo "all $pods pods ready after $(( $(date +%s) - start )) s"
 sleep 30
 echo "operator memory, all pods ready: $(memory)"
 
+echo "before the rollout: $(counted)"
 before=$(cpu_ticks)
 start=$(date +%s)
 k patch gamedeployment test-gamedeployment --type=json \
@@ -69,4 +80,5 @@ hz=$(getconf CLK_TCK)
 echo "rollout of $pods pods in $(( $(date +%s) - start )) s"
 awk -v t=$((after - before)) -v hz="$hz" -v n="$pods" \
   'BEGIN { printf "operator CPU over the rollout: %.2f s, %.3f ms per updated pod\n", t / hz, t / hz * 1000 / n }'
+echo "after the rollout: $(counted)"
 echo "operator memory, after the rollout: $(memory)"
