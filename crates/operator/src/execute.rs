@@ -22,6 +22,7 @@ use crate::events::Events;
 use crate::expectations::Expectations;
 use crate::metrics::Metrics;
 use crate::write_gate::WriteGate;
+use crate::written::Written;
 use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::model::{
@@ -530,9 +531,8 @@ impl<'a> Executor<'a> {
             return Ok(());
         }
         let name = self.gd.name_any();
-        // Read leniently: only the answer's resourceVersion is used, and a typed read of a
-        // GameDeployment with deep managedFields fails (see `Lenient`).
-        let gds: Api<StoredGameDeployment> = self.api();
+        // Only the answer's resourceVersion is read ([`Written`]).
+        let gds: Api<Written<StoredGameDeployment>> = self.api();
         let body = serde_json::json!({
             "status": merge_patch(
                 &serde_json::to_value(previous).unwrap_or_default(),
@@ -545,7 +545,7 @@ impl<'a> Executor<'a> {
             .await
             .map_err(|source| super::Error::Status { name, source })?;
         let over = self.gd.resource_version();
-        if written.resource_version() != over {
+        if written.version() != over.as_deref() {
             self.status_over = over;
         }
         Ok(())
@@ -556,10 +556,8 @@ impl<'a> Executor<'a> {
 /// of others.
 struct Target<'a> {
     io: Io<'a>,
-    /// Pod writes' answers are read as [`CachedPod`]s: only their resourceVersion is used, and
-    /// reading the whole pod built its managedFields value by value (13 % of the operator's
-    /// instructions over a rollout).
-    pods: Api<CachedPod>,
+    /// Only the answers' resourceVersion is read ([`Written`]).
+    pods: Api<Written<Pod>>,
     hook_runs: Api<HookRun>,
     owner_uid: String,
     now: jiff::Timestamp,
@@ -616,8 +614,8 @@ impl Target<'_> {
         if let Some((uid, over)) = &watched {
             // A failed write, or one that changed nothing (no new version, no watch
             // event), leaves nothing to wait for.
-            let new_version = r.as_ref().ok().and_then(|p| p.resource_version());
-            if new_version.is_none_or(|v| &v == over) {
+            let new_version = r.as_ref().ok().and_then(Written::version);
+            if new_version.is_none_or(|v| v == over) {
                 io.expectations.forget_update(owner, uid);
             }
         }
@@ -702,12 +700,12 @@ pub async fn run_plan(
     Ok((exec.writes, exec.status, exec.status_over))
 }
 
-/// Sends one pod write; the pod as the server stored it.
+/// Sends one pod write; the pod's new resourceVersion.
 async fn send_pod_write(
-    api: &Api<CachedPod>,
+    api: &Api<Written<Pod>>,
     name: &str,
     w: &PodWrite,
-) -> Result<CachedPod, kube::Error> {
+) -> Result<Written<Pod>, kube::Error> {
     let patch = Patch::Strategic(w.to_patch());
     let params = PatchParams::default();
     match w.endpoint {

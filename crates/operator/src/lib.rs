@@ -34,6 +34,7 @@ pub mod serve;
 pub mod trigger;
 pub mod watch;
 pub mod write_gate;
+pub mod written;
 
 /// Why a reconcile could not finish; it is retried.
 #[derive(Debug, thiserror::Error)]
