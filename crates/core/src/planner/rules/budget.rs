@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use jiff::{SignedDuration, Timestamp};
 
 use super::limits::Limits;
-use super::order::sort_active;
+use super::order::ActiveKey;
 use crate::inplace::PodView;
 
 /// Which pods move to the update revision, and which of them may start now.
@@ -92,9 +92,13 @@ pub fn rollout_targets(
         // Nothing moves (a settled GameDeployment): no order to work out, no budget to spend.
         return RolloutTargets::default();
     }
-    sort_active(&mut candidates);
-    // In-flight pods first, so a pod being updated is never swapped for another mid-way.
-    candidates.sort_by_key(|p| !in_flight.contains(&p.name));
+    // In-flight pods first, so a pod being updated is never swapped for another mid-way; then
+    // in the original's order (`order::active_pods`, ties by name). One key per pod, worked
+    // out once.
+    candidates.sort_by_cached_key(|p| {
+        let moving = in_flight.contains(&p.name);
+        (!moving, ActiveKey::of(p), p.name.as_str())
+    });
     let targets: Vec<&PodView> = candidates.into_iter().take(count).collect();
 
     let budget = limits.max_unavailable.max(0) + (live - limits.replicas).max(0);
