@@ -104,9 +104,8 @@ pub fn update(
     if scaled.scaling() || resolved.paused {
         // The original skips updates in a sync that scaled, and a pause stops new updates;
         // machines already running still advance, so no pod is left unready.
-        rollout.may_start.clear();
+        rollout.start_none();
     }
-    let targets: BTreeSet<&str> = rollout.targets.iter().map(String::as_str).collect();
     let templates = &revisions.plan.templates;
     let new_template = templates.get(update).cloned().unwrap_or(Value::Null);
     // The difference between two templates is the same for every pod on the same revision:
@@ -115,10 +114,11 @@ pub fn update(
     // A pod not (or no longer) chosen keeps its own revision's target: one per revision too.
     let mut own_targets: BTreeMap<&str, Option<Target>> = BTreeMap::new();
     let moving_to = (update.as_str(), &new_template);
-    for (pod, &record) in remaining.iter().zip(records.iter()) {
+    for (i, (pod, &record)) in remaining.iter().zip(records.iter()).enumerate() {
         let own = pod.revision.as_deref().unwrap_or_default();
-        let wants_update = own == update || targets.contains(pod.name.as_str());
-        let may_start = rollout.may_start.contains(&pod.name);
+        let chosen = rollout.of(i);
+        let wants_update = own == update || chosen.target;
+        let may_start = chosen.may_start;
         let diff = &*diffs
             .entry(own)
             .or_insert_with(|| revision_diff(own, revisions, &new_template, world));
@@ -192,37 +192,33 @@ pub fn update(
     out
 }
 
-/// The pods whose update is under way towards `update`: a machine working towards it, or
-/// (hot patch) a patch the kubelet has not applied yet. They keep their place and their share
-/// of the budget. An infeasible resize held by `infeasibleResizePolicy: Hold` (`hold`) is given
-/// up for this revision, like an abandoned update.
+/// Per pod, whether its update is under way towards `update`: a machine working towards it,
+/// or (hot patch) a patch the kubelet has not applied yet. Such pods keep their place and their
+/// share of the budget. An infeasible resize held by `infeasibleResizePolicy: Hold` (`hold`) is
+/// given up for this revision, like an abandoned update.
 fn in_flight(
     remaining: &[&PodView],
     records: &[&Decoded],
     update: &str,
     resolved: &Resolved,
-) -> BTreeSet<String> {
+) -> Vec<bool> {
     let hold = resolved.policy.infeasible_resize == InfeasibleResizePolicy::Hold;
+    let hot_patch = resolved.strategy == UpdateStrategyType::HotPatchUpdate;
     remaining
         .iter()
         .zip(records)
-        .filter(|(_, d)| match d {
-            // The state first: settled pods are decided without comparing revision names.
-            Decoded::Valid(r) => {
-                let given_up = matches!(r.state, State::Ready | State::Abandoned)
-                    || (hold && r.state == State::ResizeInfeasible);
-                !given_up && r.revision == update
-            }
-            _ => false,
+        .map(|(p, d)| {
+            let machine = match d {
+                // The state first: settled pods are decided without comparing revision names.
+                Decoded::Valid(r) => {
+                    let given_up = matches!(r.state, State::Ready | State::Abandoned)
+                        || (hold && r.state == State::ResizeInfeasible);
+                    !given_up && r.revision == update
+                }
+                _ => false,
+            };
+            machine || (hot_patch && hot_patch_pending(p, update))
         })
-        .map(|(p, _)| p.name.clone())
-        .chain(
-            (resolved.strategy == UpdateStrategyType::HotPatchUpdate)
-                .then(|| remaining.iter().filter(|p| hot_patch_pending(p, update)))
-                .into_iter()
-                .flatten()
-                .map(|p| p.name.clone()),
-        )
         .collect()
 }
 
