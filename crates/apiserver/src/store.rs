@@ -68,20 +68,50 @@ pub struct CompactEvent {
     pub rv: u64,
     pub kind: EventType,
     pub json: Arc<str>,
-    pub selection: Value,
-    pub prev_selection: Option<Value>,
+    pub selection: Arc<Value>,
+    pub prev_selection: Option<Arc<Value>>,
 }
 
 impl CompactEvent {
-    fn of(ev: &LoggedEvent) -> Self {
+    /// `ev` made compact. Its selection views are shared through `seen` with the other compact
+    /// changes of the same object that select alike: most writes (a status, an annotation)
+    /// change nothing a selector reads, so one view serves most of an object's versions
+    /// instead of two per change (a fifth of a 1,000-pod simulation's heap).
+    fn of(ev: &LoggedEvent, seen: &mut HashMap<ObjKey, Arc<Value>>) -> Self {
+        let key = object_key(&ev.obj);
+        let mut shared = |view: Value| match seen.get(&key) {
+            Some(known) if **known == view => known.clone(),
+            _ => {
+                let view = Arc::new(view);
+                seen.insert(key.clone(), view.clone());
+                view
+            }
+        };
+        let prev_selection = ev.prev.as_deref().map(|p| shared(selection_view(p)));
+        let selection = shared(selection_view(&ev.obj));
+        if ev.kind == EventType::Deleted {
+            // Nothing later shares a deleted object's view; a namesake starts afresh.
+            seen.remove(&key);
+        }
         CompactEvent {
             rv: ev.rv,
             kind: ev.kind,
             json: ev.json().clone(),
-            selection: selection_view(&ev.obj),
-            prev_selection: ev.prev.as_deref().map(selection_view),
+            selection,
+            prev_selection,
         }
     }
+}
+
+/// The namespace and name an object is stored under, read from its metadata.
+fn object_key(obj: &Value) -> ObjKey {
+    let meta = |f: &str| {
+        obj.pointer(&format!("/metadata/{f}"))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (meta("namespace"), meta("name"))
 }
 
 /// One entry of a resource's event log.
@@ -187,6 +217,8 @@ pub struct ResourceTable {
     /// The resourceVersion of each object whose stored version's managedFields an Update-style
     /// write made (see `managed::Stored::Tracked`); any other version has another number.
     tracked: HashMap<ObjKey, u64>,
+    /// The selection view each object's latest compact change holds ([`CompactEvent::of`]).
+    selections: HashMap<ObjKey, Arc<Value>>,
 }
 
 #[derive(Debug)]
@@ -481,7 +513,7 @@ impl ResourceTable {
         {
             let i = self.log.len() - self.recent;
             if let Some(Logged::Recent(e)) = self.log.get(i) {
-                let compact = CompactEvent::of(e);
+                let compact = CompactEvent::of(e, &mut self.selections);
                 self.recent_bytes -= compact.json.len();
                 self.log[i] = Logged::Compact(compact);
             }
@@ -598,5 +630,56 @@ mod tests {
         assert_eq!(t.log[0].rv(), 2);
         assert_eq!(t.compacted_rv, 1);
         assert!(matches!(t.log[0], Logged::Recent(_)));
+    }
+
+    /// Compact changes of one object that select alike share one selection view; a change a
+    /// selector can see (a label) gets its own, and a deleted object's view is let go.
+    #[test]
+    fn compact_changes_share_their_selection_views() {
+        let mut st = Store::new(0, 1000);
+        st.log_limits.recent_events = 1;
+        let gr = configmaps();
+        let key = (String::from("default"), "c".to_string());
+        let labelled = |v: &str, bytes| {
+            let mut o = cm("c", bytes);
+            o["metadata"]["labels"] = json!({"v": v});
+            o
+        };
+        st.put(&gr, key.clone(), labelled("1", 1), EventType::Added);
+        st.put(&gr, key.clone(), labelled("1", 2), EventType::Modified);
+        st.put(&gr, key.clone(), labelled("2", 2), EventType::Modified);
+        st.put(&gr, key.clone(), labelled("2", 3), EventType::Modified);
+        let t = st.table(&gr);
+        let compact: Vec<&CompactEvent> = (t.log.iter())
+            .filter_map(|e| match e {
+                Logged::Compact(c) => Some(c),
+                Logged::Recent(_) => None,
+            })
+            .collect();
+        assert_eq!(compact.len(), 3);
+        let (added, same, relabelled) = (compact[0], compact[1], compact[2]);
+        assert!(Arc::ptr_eq(&added.selection, &same.selection));
+        assert!(Arc::ptr_eq(
+            &added.selection,
+            same.prev_selection.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            &same.selection,
+            relabelled.prev_selection.as_ref().unwrap()
+        ));
+        assert!(!Arc::ptr_eq(&same.selection, &relabelled.selection));
+        assert_eq!(relabelled.selection["metadata"]["labels"]["v"], "2");
+        assert_eq!(
+            relabelled.prev_selection.as_ref().unwrap()["metadata"]["labels"]["v"],
+            "1"
+        );
+        assert_eq!(t.selections.len(), 1);
+
+        st.remove(&gr, &key);
+        st.put(&gr, key.clone(), labelled("3", 1), EventType::Added);
+        assert!(
+            st.table(&gr).selections.is_empty(),
+            "the deletion, once compact, forgets the object"
+        );
     }
 }

@@ -98,7 +98,7 @@ impl Filter {
             Logged::Recent(e) if !self.whole() => return self.live_line(e).map(Initial::Line),
             Logged::Recent(e) => (self.seen_as(e.kind, &e.obj, e.prev.as_deref())?, e.json()),
             Logged::Compact(c) => {
-                let kind = self.seen_as(c.kind, &c.selection, c.prev_selection.as_ref())?;
+                let kind = self.seen_as(c.kind, &c.selection, c.prev_selection.as_deref())?;
                 if !self.whole() {
                     return match serde_json::from_str(&c.json) {
                         Ok(obj) => Some(Initial::Line(self.line(kind, &obj))),
