@@ -5,7 +5,8 @@
 #   benches/run-rollout.sh [PODS] [BINARY]      (defaults: 2000, target/release/gamedeploy)
 #
 # 1. Starts the embedded cluster with its simulated kubelet, applies the seed GameDeployment with
-#    PODS replicas (no partition, maxUnavailable 20 %, grace 5 s) and starts `gamedeploy run`.
+#    PODS replicas (no partition, maxUnavailable 20 %, grace 5 s): benches/rollout-cluster.sh.
+#    Then starts `gamedeploy run`.
 # 2. Once every pod is ready and 30 s have passed: the operator's VmRSS, VmHWM, RssAnon and
 #    RssFile from /proc/PID/status (the "`gamedeploy run` memory" row).
 # 3. Changes the image and waits until every pod is updated and ready: the operator's CPU time
@@ -24,29 +25,11 @@ bin=$(realpath "${2:-target/release/gamedeploy}")
 operator_bin=$(realpath "${OPERATOR:-$bin}")
 port=${PORT:-16443}
 metrics_port=$((port + 1))
-dir=$(mktemp -d)
-kc=$dir/kubeconfig
-cluster=""
-operator=""
-cleanup() {
-  for pid in $operator $cluster; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-"$bin" cluster --kubelet --listen "127.0.0.1:$port" --kubeconfig-out "$kc" >"$dir/cluster.log" 2>&1 &
-cluster=$!
-until [ -s "$kc" ] && kubectl --kubeconfig "$kc" get namespaces >/dev/null 2>&1; do sleep 0.5; done
-k() { kubectl --kubeconfig "$kc" "$@"; }
-
-sed -e "s/^  replicas: 8/  replicas: $pods/" -e '/^    partition: 3/d' \
-  -e 's/^      gracePeriodSeconds: 30/      gracePeriodSeconds: 5/' \
-  -e 's/^    type: InplaceUpdate/    type: InplaceUpdate\n    maxUnavailable: 20%/' \
-  "$(dirname "$0")/../deploy/examples/inplace-update.yaml" | k apply -f - >/dev/null
+# shellcheck source=benches/rollout-cluster.sh
+source "$(dirname "$0")/rollout-cluster.sh"
 "$operator_bin" run --kubeconfig "$kc" --metrics-addr "127.0.0.1:$metrics_port" >"$dir/run.log" 2>&1 &
 operator=$!
 
-field() { k get gamedeployment test-gamedeployment -o "jsonpath={.status.$1}"; }
 wait_for() { # wait_for FIELD VALUE
   until [ "$(field "$1")" = "$2" ]; do sleep 1; done
 }
@@ -70,9 +53,7 @@ echo "operator memory, all pods ready: $(memory)"
 echo "before the rollout: $(counted)"
 before=$(cpu_ticks)
 start=$(date +%s)
-k patch gamedeployment test-gamedeployment --type=json \
-  -p='[{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"python:latest"}]' >/dev/null
-generation=$(k get gamedeployment test-gamedeployment -o 'jsonpath={.metadata.generation}')
+generation=$(image_change)
 wait_for observedGeneration "$generation"
 until [ "$(field updatedReadyReplicas)" = "$pods" ] && [ "$(field readyReplicas)" = "$pods" ]; do sleep 1; done
 after=$(cpu_ticks)
