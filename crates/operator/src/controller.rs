@@ -47,7 +47,6 @@ use crate::watch::{api, lenient_watcher, reflect};
 use crate::write_gate::WriteGate;
 use gamedeploy_clock::SharedClock;
 use gamedeploy_core::api::{GameDeployment, HookRun, HookTemplate, Lenient, StoredGameDeployment};
-use gamedeploy_core::planner::model::machine_state;
 use gamedeploy_core::planner::model::{CachedPod, Controlled, HookRunView, Plan, PlanInput};
 use gamedeploy_core::planner::plan;
 use gamedeploy_core::planner::rules::adoption::{self, RosterClaim, controlled_by};
@@ -572,16 +571,8 @@ async fn claimed_pods(
         return None;
     }
     let mut owned = claim.owned;
-    if !claimed.adopted.is_empty() {
-        // The tally counted the pods before these joined: plan from the pods this time.
-        owned.settled = None;
-    }
     for pod in claimed.adopted {
-        let pod = Arc::new(CachedPod::from(pod));
-        if let Some(state) = machine_state(&pod) {
-            *owned.counts.entry(state).or_default() += 1;
-        }
-        owned.pods.push(pod);
+        owned.adopt(Arc::new(CachedPod::from(pod)));
     }
     Some(owned)
 }

@@ -359,6 +359,14 @@ impl Controlled {
             ..Controlled::default()
         }
     }
+
+    /// Adds a pod the controller has just adopted, counted in its state. The tally counted the
+    /// pods before it joined, so the plan reads the pods this time.
+    pub fn adopt(&mut self, pod: Arc<CachedPod>) {
+        count(&mut self.counts, &pod, 1);
+        self.settled = None;
+        self.pods.push(pod);
+    }
 }
 
 /// A group's pods as a claim with some selector sees them.

@@ -551,3 +551,20 @@ fn a_relist_removes_the_pods_it_does_not_list_and_keeps_what_claims_learnt() {
     roster.relist_done();
     assert!(roster.is_empty());
 }
+
+#[test]
+fn an_adopted_pod_is_counted_in_its_state_and_the_plan_reads_the_pods() {
+    let mut c = Controlled::none();
+    assert!(c.settled.is_some(), "no pods: settled");
+    let unready = &states()[1];
+    c.adopt(owned("default", "a", APP, Some(unready)));
+    c.adopt(owned("default", "b", APP, None));
+    assert_eq!(c.pods.len(), 2);
+    assert_eq!(c.counts.get(&State::Unready), Some(&1));
+    assert_eq!(
+        c.counts.values().sum::<i64>(),
+        1,
+        "a pod with no record has no state"
+    );
+    assert_eq!(c.settled, None, "the tally did not count them");
+}
