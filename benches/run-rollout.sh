@@ -10,8 +10,8 @@
 # 2. Once every pod is ready and 30 s have passed: the operator's VmRSS, VmHWM, RssAnon and
 #    RssFile from /proc/PID/status (the "`gamedeploy run` memory" row).
 # 3. Changes the image and waits until every pod is updated and ready: the operator's CPU time
-#    (user + system, from /proc/PID/stat) over the rollout divided by PODS (the "operator CPU
-#    per updated pod" row), and its memory again.
+#    (user + system, from /proc/PID/stat; each is printed too) over the rollout divided by PODS
+#    (the "operator CPU per updated pod" row), and its memory again.
 #
 # 4. Prints the operator's reconcile and plan counters (its /metrics, on PORT + 1) before and
 #    after the rollout.
@@ -40,8 +40,8 @@ counted() { # the operator's reconciles and plans so far, from its metrics
   curl -s "http://127.0.0.1:$metrics_port/metrics" |
     grep -E '^bkbcs_gamedeployment_(reconciles|plans)_total' | tr '\n' ' '
 }
-cpu_ticks() { # utime + stime of the operator, in clock ticks
-  awk '{ print $14 + $15 }' "/proc/$operator/stat"
+cpu_ticks() { # utime and stime of the operator, in clock ticks
+  awk '{ print $14, $15 }' "/proc/$operator/stat"
 }
 
 start=$(date +%s)
@@ -51,15 +51,19 @@ sleep 30
 echo "operator memory, all pods ready: $(memory)"
 
 echo "before the rollout: $(counted)"
-before=$(cpu_ticks)
+read -r user_before system_before < <(cpu_ticks)
 start=$(date +%s)
 generation=$(image_change)
 wait_for observedGeneration "$generation"
 until [ "$(field updatedReadyReplicas)" = "$pods" ] && [ "$(field readyReplicas)" = "$pods" ]; do sleep 1; done
-after=$(cpu_ticks)
+read -r user_after system_after < <(cpu_ticks)
 hz=$(getconf CLK_TCK)
 echo "rollout of $pods pods in $(( $(date +%s) - start )) s"
-awk -v t=$((after - before)) -v hz="$hz" -v n="$pods" \
-  'BEGIN { printf "operator CPU over the rollout: %.2f s, %.3f ms per updated pod\n", t / hz, t / hz * 1000 / n }'
+user=$((user_after - user_before))
+system=$((system_after - system_before))
+awk -v u="$user" -v s="$system" -v hz="$hz" -v n="$pods" 'BEGIN {
+  printf "operator CPU over the rollout: %.2f s (user %.2f s, system %.2f s), %.3f ms per updated pod\n",
+    (u + s) / hz, u / hz, s / hz, (u + s) / hz * 1000 / n
+}'
 echo "after the rollout: $(counted)"
 echo "operator memory, after the rollout: $(memory)"
