@@ -103,7 +103,27 @@ impl CompactEvent {
     }
 }
 
-/// The namespace and name an object is stored under, read from its metadata.
+impl CompactEvent {
+    /// Lets go of this change's views in `seen` (see [`CompactEvent::of`]) where no other
+    /// change holds them: an object's entry lasts as long as its compact changes, whether or
+    /// not its deletion was ever made compact.
+    fn release(&self, seen: &mut HashMap<ObjKey, Arc<Value>>) {
+        let views = || std::iter::once(&self.selection).chain(&self.prev_selection);
+        for view in views() {
+            let key = object_key(view);
+            let held_here = views().filter(|v| Arc::ptr_eq(v, view)).count();
+            let only_here = seen
+                .get(&key)
+                .is_some_and(|s| Arc::ptr_eq(s, view) && Arc::strong_count(s) == 1 + held_here);
+            if only_here {
+                seen.remove(&key);
+            }
+        }
+    }
+}
+
+/// The namespace and name an object is stored under, read from its metadata (a selection view
+/// keeps both).
 fn object_key(obj: &Value) -> ObjKey {
     let meta = |f: &str| {
         obj.pointer(&format!("/metadata/{f}"))
@@ -506,6 +526,9 @@ impl ResourceTable {
                 self.recent_bytes -= size;
             }
             self.compacted_rv = old.rv();
+            if let Logged::Compact(c) = &old {
+                c.release(&mut self.selections);
+            }
         }
         // The oldest recorded entries past the recent window's bounds become compact.
         while self.recent > limit.recent_events.max(1)
@@ -680,6 +703,34 @@ mod tests {
         assert!(
             st.table(&gr).selections.is_empty(),
             "the deletion, once compact, forgets the object"
+        );
+    }
+
+    /// An object whose deletion leaves the log before it is made compact (a big change pushes
+    /// out several at once) is forgotten all the same once its last compact change leaves: the
+    /// shared views never outlive the log.
+    #[test]
+    fn shared_selection_views_leave_with_the_log() {
+        let mut st = small_store();
+        st.log_limits.bytes = 5_000;
+        let gr = configmaps();
+        for i in 0..20 {
+            let key = (String::from("default"), format!("c{i}"));
+            st.put(&gr, key.clone(), cm(&key.1, 1_900), EventType::Added);
+            st.put(&gr, key.clone(), cm(&key.1, 1_900), EventType::Modified);
+            st.remove(&gr, &key);
+            // Pushes out the compact change and the deletion, still recorded, together.
+            let big = (String::from("default"), "big".to_string());
+            st.put(&gr, big, cm("big", 4_500), EventType::Modified);
+        }
+        let t = st.table(&gr);
+        let compact = (t.log.iter())
+            .filter(|e| matches!(e, Logged::Compact(_)))
+            .count();
+        assert!(
+            t.selections.len() <= compact,
+            "{} views kept for {compact} compact changes",
+            t.selections.len()
         );
     }
 }
