@@ -246,7 +246,7 @@ impl Context {
         self.selector_evaluations.load(Ordering::Relaxed)
     }
 
-    /// How many plans were made from `from` since start (`gamedeploy_plans`).
+    /// How many plans were made from `from` since start (`bkbcs_gamedeployment_plans_total`).
     pub fn plans(&self, from: PlanFrom) -> u64 {
         self.metrics.plans(from)
     }

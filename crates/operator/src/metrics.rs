@@ -57,7 +57,7 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
-/// What a plan read (`gamedeploy_plans`).
+/// What a plan read (`bkbcs_gamedeployment_plans_total`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PlanFrom {
     /// The roster's tally of a GameDeployment whose pods are all settled: no pod read.
