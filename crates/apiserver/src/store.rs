@@ -125,13 +125,12 @@ impl CompactEvent {
 /// The namespace and name an object is stored under, read from its metadata (a selection view
 /// keeps both).
 fn object_key(obj: &Value) -> ObjKey {
-    let meta = |f: &str| {
-        obj.pointer(&format!("/metadata/{f}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    (meta("namespace"), meta("name"))
+    // Not `registry::object::str_at`: the registry builds on the store, not the other way.
+    let at = |ptr| obj.pointer(ptr).and_then(Value::as_str).unwrap_or_default();
+    (
+        at("/metadata/namespace").into(),
+        at("/metadata/name").into(),
+    )
 }
 
 /// One entry of a resource's event log.
