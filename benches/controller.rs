@@ -946,6 +946,15 @@ async fn bench_latency(n: usize) {
         at(0.99),
         at(1.0)
     );
+    // How bursty the Readies were: the pairs' latencies are the operator's answer to a burst,
+    // so a kubelet that makes pods Ready closer together makes later pairs of a burst wait
+    // longer.
+    let window = Duration::from_millis(20);
+    let burst = (0..readies.len())
+        .map(|i| readies[i..].partition_point(|r| *r < readies[i] + window))
+        .max()
+        .unwrap_or(0);
+    println!("Readies: at most {burst} within {} ms", window.as_millis());
     stop_tx.send(true).expect("stop");
     let _ = operator.await;
     let _ = kubelet.await;
