@@ -3,6 +3,7 @@
 //! Event storage.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
@@ -81,7 +82,7 @@ pub fn dispatch(
     q: &HashMap<String, String>,
     ctype: &str,
     body: &[u8],
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     let desc = &r.desc;
     let ns = r.ns.as_deref();
     let name = r.name.as_deref().unwrap_or("");
@@ -99,19 +100,22 @@ pub fn dispatch(
         }
     };
     match (verb, sub) {
-        ("get", None | Some("status" | "resize")) => {
-            Ok((200, (*registry::get(st, desc, ns, name)?).clone()))
-        }
+        ("get", None | Some("status" | "resize")) => Ok((200, registry::get(st, desc, ns, name)?)),
         ("get", Some("scale")) => {
             let obj = registry::get(st, desc, ns, name)?;
-            Ok((200, registry::scale_of(desc, &obj)?))
+            Ok((200, Arc::new(registry::scale_of(desc, &obj)?)))
         }
-        ("list", None) => Ok((200, registry::list(st, desc, ns, &list_opts(r, q)?)?)),
+        ("list", None) => Ok((
+            200,
+            Arc::new(registry::list(st, desc, ns, &list_opts(r, q)?)?),
+        )),
         ("create", None) => {
             let obj = parse_body(desc, ctype, body)?;
             Ok((201, registry::create(st, ctx, desc, ns, obj, None)?))
         }
-        ("create", Some("binding")) => registry::bind(st, ctx, desc, ns, name, body),
+        ("create", Some("binding")) => {
+            registry::bind(st, ctx, desc, ns, name, body).map(|(code, v)| (code, Arc::new(v)))
+        }
         ("update", None | Some("status" | "resize")) => {
             let obj = parse_body(desc, ctype, body)?;
             let subresource = Subresource::of_path(sub);
@@ -124,20 +128,16 @@ pub fn dispatch(
             let scale = registry::parse_object(body)?;
             let old = registry::get(st, desc, ns, name)?;
             let new = registry::apply_scale(desc, &old, &scale)?;
-            Ok((
-                200,
-                registry::scale_update(st, ctx, desc, ns, name, &old, new)?,
-            ))
+            let scale = registry::scale_update(st, ctx, desc, ns, name, &old, new)?;
+            Ok((200, Arc::new(scale)))
         }
         ("patch", Some("scale")) => {
             let old = registry::get(st, desc, ns, name)?;
             let current = registry::scale_of(desc, &old)?;
             let patched = registry::patched(desc, &current, ctype, body)?;
             let new = registry::apply_scale(desc, &old, &patched)?;
-            Ok((
-                200,
-                registry::scale_update(st, ctx, desc, ns, name, &old, new)?,
-            ))
+            let scale = registry::scale_update(st, ctx, desc, ns, name, &old, new)?;
+            Ok((200, Arc::new(scale)))
         }
         ("patch", None | Some("status" | "resize")) => {
             let subresource = Subresource::of_path(sub);
@@ -178,7 +178,7 @@ pub fn dispatch(
             } else {
                 200
             };
-            Ok((code, out))
+            Ok((code, Arc::new(out)))
         }
         ("deletecollection", None) => {
             let (labels, fields) = parse_selectors(r, q)?;
@@ -218,7 +218,9 @@ pub fn dispatch(
             }
             Ok((
                 200,
-                json!({"apiVersion": desc.api_version(), "kind": desc.list_kind(), "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+                Arc::new(
+                    json!({"apiVersion": desc.api_version(), "kind": desc.list_kind(), "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+                ),
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -273,7 +275,7 @@ pub fn dispatch_events_v1(
     q: &HashMap<String, String>,
     ctype: &str,
     body: &[u8],
-) -> Result<(u16, Value), ApiError> {
+) -> Result<(u16, Arc<Value>), ApiError> {
     let core = st
         .registry
         .get("", "v1", "events")
@@ -344,7 +346,8 @@ pub fn dispatch_events_v1(
             dispatch(st, ctx, verb, &cr, &q2, ctype, body)?
         }
     };
-    let (code, mut v) = out;
+    let (code, v) = out;
+    let mut v = Arc::unwrap_or_clone(v);
     if v.get("kind").and_then(Value::as_str) == Some("EventList") {
         if let Some(items) = v.get_mut("items").and_then(Value::as_array_mut) {
             for it in items.iter_mut() {
@@ -355,5 +358,5 @@ pub fn dispatch_events_v1(
     } else if v.get("kind").and_then(Value::as_str) == Some("Event") {
         v = convert::event_from_core(v);
     }
-    Ok((code, v))
+    Ok((code, Arc::new(v)))
 }

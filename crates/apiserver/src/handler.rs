@@ -424,7 +424,7 @@ fn add_warnings(resp: &mut http::Response<Body>, warnings: &[String]) {
 
 /// The response of a non-watch request: the object, a Table or metadata as asked.
 fn respond(
-    result: Result<(u16, Value), ApiError>,
+    result: Result<(u16, Arc<Value>), ApiError>,
     verb: &str,
     r: &ResourceRoute,
     accept: &str,
@@ -447,7 +447,8 @@ fn respond(
                 return full(200, &table::table(&r.desc, &items, md, now_secs));
             }
             if verb == "get" && r.sub.is_none() && table::wants_table(accept) {
-                return full(200, &table::table(&r.desc, &[v], json!({}), now_secs));
+                let row = [Arc::unwrap_or_clone(v)];
+                return full(200, &table::table(&r.desc, &row, json!({}), now_secs));
             }
             full(code, &v)
         }

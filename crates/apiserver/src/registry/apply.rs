@@ -1,5 +1,7 @@
 //! PATCH: a patch body applied to the stored object, and server-side apply.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::errors::ApiError;
@@ -75,7 +77,7 @@ pub fn apply(
     config: Value,
     force: bool,
     sub: Subresource,
-) -> Result<(Value, bool), ApiError> {
+) -> Result<(Arc<Value>, bool), ApiError> {
     let mut config = config;
     check_type(desc, &mut config)?;
     let cname = str_at(&config, "/metadata/name").to_string();

@@ -1,5 +1,7 @@
 //! POST: the generic registry's `Create`.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use crate::admission::{Attributes, Operation};
@@ -25,7 +27,7 @@ pub fn create(
     ns: Option<&str>,
     mut obj: Value,
     apply: Option<ApplyInfo<'_>>,
-) -> Result<Value, ApiError> {
+) -> Result<Arc<Value>, ApiError> {
     check_type(desc, &mut obj)?;
     let mut obj = decode(ctx, desc, obj)?;
     let url_ns = if desc.namespaced {
@@ -167,7 +169,7 @@ pub fn create(
         }
     }
     if ctx.dry_run {
-        return Ok(obj);
+        return Ok(Arc::new(obj));
     }
     if desc.strategy == Strategy::Crd {
         crd::register_crd(store, &obj);
@@ -176,5 +178,5 @@ pub fn create(
     if tracked {
         store.set_tracked(&gr, k.clone(), str_at(&stored, "/metadata/resourceVersion"));
     }
-    Ok((*stored).clone())
+    Ok(stored)
 }

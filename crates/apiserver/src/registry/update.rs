@@ -1,6 +1,8 @@
 //! PUT, and the write every PATCH, apply and subresource write ends in: the generic
 //! registry's `Update`.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use crate::admission::{Attributes, Operation};
@@ -28,7 +30,7 @@ pub fn update(
     mut new: Value,
     sub: Subresource,
     apply: Option<ApplyInfo<'_>>,
-) -> Result<Value, ApiError> {
+) -> Result<Arc<Value>, ApiError> {
     let (gr, k) = (desc.gr(), key(desc, ns, name));
     let old = store
         .get(&gr, &k)
@@ -191,10 +193,10 @@ pub fn update(
     }
     // A write that changes nothing is not persisted (no new resourceVersion, no event).
     if same_content(&new, &old) {
-        return Ok((*old).clone());
+        return Ok(old);
     }
     if ctx.dry_run {
-        return Ok(new);
+        return Ok(Arc::new(new));
     }
     if desc.strategy == Strategy::Crd {
         crd::register_crd(store, &new);
@@ -212,9 +214,11 @@ pub fn update(
         && grace_done
         && !namespace::finalizers_pending(desc, &stored)
     {
-        return Ok(remove(store, desc, &k).unwrap_or_else(|| (*stored).clone()));
+        return Ok(remove(store, desc, &k).map_or(stored, Arc::new));
     }
-    Ok((*stored).clone())
+    // The stored version itself, shared: a write's answer is serialized from it, not from a
+    // deep copy of it made for each write.
+    Ok(stored)
 }
 
 /// Everything outside metadata (and status when it has its own endpoint): what a generation
