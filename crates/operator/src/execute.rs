@@ -2,7 +2,7 @@
 //! back. It decides nothing: what an outcome means (a retry, a condition, the rest of a chain
 //! skipped) is [`gamedeploy_core::planner::rules::outcome`]'s to say.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
@@ -27,7 +27,7 @@ use gamedeploy_core::api::{HookRun, StoredGameDeployment};
 use gamedeploy_core::inplace::PodWrite;
 use gamedeploy_core::planner::model::{
     ApiErrorKind, CachedPod, ConditionReport, Effect, EventNote, HookRunToCreate, Plan, Regarding,
-    Write,
+    Write, in_name_order, pod_by_name,
 };
 use gamedeploy_core::planner::rules::outcome::{self, StatusWrite, WriteOutcome};
 
@@ -113,12 +113,11 @@ struct Executor<'a> {
     io: Io<'a>,
     gd: &'a StoredGameDeployment,
     gd_ref: ObjectReference,
-    /// The pods events may be about, by name. Their `ObjectReference`s are built only for the
-    /// events actually sent: building 10,000 of them up front doubled a no-op reconcile.
-    /// The index itself is built on the first lookup: a plan that writes no pod needs none.
-    pods_by_name: std::sync::OnceLock<HashMap<&'a str, &'a CachedPod>>,
-    /// Whether `all_pods` are in name order, with no name twice (see [`Executor::pod`]).
-    pods_sorted: std::sync::OnceLock<bool>,
+    /// The pods writes and events are about, in name order, to be found by halving (no map of
+    /// every pod per reconcile). Their `ObjectReference`s are built only for the events
+    /// actually sent: building 10,000 of them up front doubled a no-op reconcile. Gathered on
+    /// the first lookup: a plan that writes no pod needs none.
+    pods_in_order: std::sync::OnceLock<Vec<&'a CachedPod>>,
     all_pods: &'a [Arc<CachedPod>],
     pods: Api<Pod>,
     ns: String,
@@ -138,28 +137,11 @@ struct Executor<'a> {
 impl<'a> Executor<'a> {
     /// The cached pod named `name`.
     fn pod(&self, name: &str) -> Option<&'a CachedPod> {
-        // The roster hands a reconcile its pods in name order: found by halving then, with no
-        // map of every pod built for the reconcile's first event about one. Pods in any other
-        // order (just adopted, or from tests) are looked up in a map.
-        fn name_of(p: &Arc<CachedPod>) -> &str {
-            p.meta().name.as_deref().unwrap_or_default()
-        }
-        let sorted = self
-            .pods_sorted
-            .get_or_init(|| (self.all_pods.iter().map(name_of)).is_sorted_by(|a, b| a < b));
-        if *sorted {
-            let found = self.all_pods.binary_search_by(|p| name_of(p).cmp(name));
-            return found.ok().map(|i| self.all_pods[i].as_ref());
-        }
-        self.pods_by_name
-            .get_or_init(|| {
-                self.all_pods
-                    .iter()
-                    .filter_map(|p| Some((p.meta().name.as_deref()?, p.as_ref())))
-                    .collect()
-            })
-            .get(name)
-            .copied()
+        pod_by_name(
+            self.pods_in_order
+                .get_or_init(|| in_name_order(self.all_pods)),
+            name,
+        )
     }
 
     async fn emit(&self, note: &EventNote) {
@@ -667,8 +649,7 @@ pub async fn run_plan(
         io,
         gd,
         gd_ref: gd.object_ref(&()),
-        pods_by_name: std::sync::OnceLock::new(),
-        pods_sorted: std::sync::OnceLock::new(),
+        pods_in_order: std::sync::OnceLock::new(),
         all_pods: pods,
         pods: Api::namespaced(io.client.clone(), &ns),
         ns,

@@ -31,3 +31,4 @@ pub use report::ConditionReport;
 pub use roster::{Controlled, MachineCounts, Roster, machine_state};
 pub use settled::{Settled, SettledPod, Tally, settled};
 pub(crate) use sorted_pods::SortedPods;
+pub use sorted_pods::{in_name_order, pod_by_name};

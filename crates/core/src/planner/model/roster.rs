@@ -360,12 +360,15 @@ impl Controlled {
         }
     }
 
-    /// Adds a pod the controller has just adopted, counted in its state. The tally counted the
-    /// pods before it joined, so the plan reads the pods this time.
+    /// Adds a pod the controller has just adopted, counted in its state, at its place in name
+    /// order (which the plan and the executor rely on to find pods without an index). The
+    /// tally counted the pods before it joined, so the plan reads the pods this time.
     pub fn adopt(&mut self, pod: Arc<CachedPod>) {
         count(&mut self.counts, &pod, 1);
         self.settled = None;
-        self.pods.push(pod);
+        let name = pod.view().name.as_str();
+        let at = self.pods.partition_point(|p| p.view().name.as_str() < name);
+        self.pods.insert(at, pod);
     }
 }
 

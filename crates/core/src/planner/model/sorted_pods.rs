@@ -21,12 +21,7 @@ pub(crate) struct SortedPods<'a> {
 
 impl<'a> SortedPods<'a> {
     pub(crate) fn new(pods: &'a [Arc<CachedPod>]) -> Self {
-        let mut sorted: Vec<&CachedPod> = pods.iter().map(|p| p.as_ref()).collect();
-        // The operator's roster hands a reconcile its pods in name order: a look at neighbours
-        // is enough then. Other callers (tests, pods just adopted) may pass any order.
-        if !sorted.is_sorted_by(|a, b| a.view().name <= b.view().name) {
-            sort_by_name(&mut sorted, |p| &p.view().name);
-        }
+        let sorted = in_name_order(pods);
         SortedPods {
             views: sorted.iter().map(|p| p.view()).collect(),
             records: sorted.iter().map(|p| p.decoded()).collect(),
@@ -44,6 +39,22 @@ impl<'a> SortedPods<'a> {
             .filter(|(p, _)| !deleting.contains(p.name.as_str()))
             .map(|(p, r)| (*p, *r))
     }
+}
+
+/// `pods` in name order. The operator's roster hands a reconcile its pods so (`Controlled`): a
+/// look at neighbours is enough then. Other callers (tests) may pass any order.
+pub fn in_name_order(pods: &[Arc<CachedPod>]) -> Vec<&CachedPod> {
+    let mut sorted: Vec<&CachedPod> = pods.iter().map(|p| p.as_ref()).collect();
+    if !sorted.is_sorted_by(|a, b| a.view().name <= b.view().name) {
+        sort_by_name(&mut sorted, |p| &p.view().name);
+    }
+    sorted
+}
+
+/// The pod named `name` among `pods`, which are in name order ([`in_name_order`]).
+pub fn pod_by_name<'a>(pods: &[&'a CachedPod], name: &str) -> Option<&'a CachedPod> {
+    let at = pods.binary_search_by(|p| p.view().name.as_str().cmp(name));
+    at.ok().map(|i| pods[i])
 }
 
 /// Sorts `items` by name, in `str` order. The names of one GameDeployment's pods share a long

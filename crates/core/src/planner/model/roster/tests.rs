@@ -553,13 +553,18 @@ fn a_relist_removes_the_pods_it_does_not_list_and_keeps_what_claims_learnt() {
 }
 
 #[test]
-fn an_adopted_pod_is_counted_in_its_state_and_the_plan_reads_the_pods() {
+fn an_adopted_pod_is_counted_in_its_state_at_its_place_and_the_plan_reads_the_pods() {
     let mut c = Controlled::none();
     assert!(c.settled.is_some(), "no pods: settled");
     let unready = &states()[1];
-    c.adopt(owned("default", "a", APP, Some(unready)));
     c.adopt(owned("default", "b", APP, None));
-    assert_eq!(c.pods.len(), 2);
+    c.adopt(owned("default", "a", APP, Some(unready)));
+    let names: Vec<&str> = c.pods.iter().map(|p| p.view().name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["a", "b"],
+        "adopted pods keep the pods in name order"
+    );
     assert_eq!(c.counts.get(&State::Unready), Some(&1));
     assert_eq!(
         c.counts.values().sum::<i64>(),
